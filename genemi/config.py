@@ -1,0 +1,196 @@
+"""``params.yaml`` -> frozen dataclasses, checked before any work starts.
+
+Every key in ``params.yaml`` maps to a field here. An unknown key, a missing key or a
+value of the wrong type raises :class:`ConfigError` naming the dotted key, so a typo in
+``dvc exp run -S loss.hn_wieght=0.3`` fails in a second instead of after training.
+Defaults live in ``params.yaml`` (not here) so ``dvc params diff`` shows everything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A params file does not match the schema; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: Literal["synthetic", "hnc"]  # which training data feeds the pipeline
+    hnc_subset: float  # fraction of HNC train used when source == hnc (1.0 = all)
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    image_size: int
+    n_train: int
+    n_test: int
+    n_gen: int
+    colors: tuple[str, ...]
+    shapes: tuple[str, ...]
+    max_objects: int
+    heldout_combos: tuple[str, ...]  # "colour shape" pairs kept out of train (generalisation split)
+    jitter: int  # max pixel jitter of an object's centre inside its grid cell
+
+
+@dataclass(frozen=True)
+class MineParams:
+    types: tuple[str, ...]  # negative types to mine, in order
+    max_per_type: int  # at most this many negatives of each type per record
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    arch: str  # open_clip architecture name (ours live in genemi/model_configs/)
+    pretrained: str  # open_clip pretrained tag or a local checkpoint path; "" = random init
+    tokenizer: Literal["word", "open_clip"]  # "word": the synthetic world's small vocabulary
+
+
+@dataclass(frozen=True)
+class OptimParams:
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    grad_clip: float
+
+
+@dataclass(frozen=True)
+class LossParams:
+    hn_weight: float  # weight of the hard-negative term (0 = plain CLIP control)
+    form: Literal["additive", "in_softmax"]
+    image_negatives: bool  # also use edited images as negatives for text->image
+    negatives_per_sample: int  # hard negatives drawn per training pair
+
+
+@dataclass(frozen=True)
+class DeepSpeedParams:
+    zero_stage: int
+    precision: Literal["fp32", "bf16", "fp16"]
+    grad_accum: int
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    benchmarks: tuple[str, ...]
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    threads: int  # torch intra-op threads (0 = leave torch's default)
+    data: DataParams
+    synth: SynthParams
+    mine: MineParams
+    model: ModelParams
+    base: OptimParams
+    finetune: OptimParams
+    loss: LossParams
+    deepspeed: DeepSpeedParams
+    eval: EvalParams
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping (section), got {value!r}")
+        return _build(tp, value, key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: must be one of {list(args)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for a in args:
+            if a is type(None) and value is None:
+                return None
+            try:
+                return _convert(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key}: {value!r} matches none of {args}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        inner = args[0]
+        return tuple(_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        kt, vt = args
+        return {_convert(k, kt, key): _convert(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} for {key}")
+
+
+def _build(cls: type, raw: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    where = f"{prefix}." if prefix else ""
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown key(s): {', '.join(where + k for k in unknown)}")
+    missing = [n for n in names if n not in raw]
+    if missing:
+        raise ConfigError(f"missing key(s): {', '.join(where + k for k in missing)}")
+    return cls(**{n: _convert(raw[n], hints[n], where + n) for n in names})
+
+
+def params_from_dict(raw: dict) -> Params:
+    """Validate a parsed params mapping; raises :class:`ConfigError` naming the key."""
+    if not isinstance(raw, dict):
+        raise ConfigError("params: top level must be a mapping")
+    return _build(Params, raw, "")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Load and validate ``params.yaml``; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found (run from the project root or pass --params)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    try:
+        return params_from_dict(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (possibly nested) -> plain JSON-able dict; tuples become lists."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,104 @@
+"""The one internal record format every data source produces.
+
+A manifest is a JSONL file of :class:`Record` rows. The synthetic world, the HNC loaders,
+the GeNeMi variation loader and the miners all write it; training and evaluation read only it.
+
+Semantics of a record:
+
+* ``image`` is true for ``caption`` (the positive pair).
+* each :class:`Negative` is one hard negative of a named ``type``:
+  - ``caption`` only: a caption that is false for ``image`` (text negative, HNC style);
+  - ``image`` only: an edited image for which ``caption`` is false (image negative);
+  - both: an edited image for which the negative caption is true and the positive caption
+    is false -- a Winoground-style 2x2 group.
+* ``group`` ties records that are variations of one origin (GeNeMi batching keys on it);
+  it defaults to the image path.
+
+Image paths are relative to an image root that the caller passes alongside the manifest,
+so manifests carry no absolute paths.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from genemi.io import iter_jsonl, write_jsonl
+
+
+@dataclass(frozen=True)
+class Negative:
+    type: str
+    caption: str | None = None
+    image: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.caption is None and self.image is None:
+            raise ValueError(f"negative of type {self.type!r} has neither caption nor image")
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    image: str
+    caption: str
+    split: str = "train"
+    source: str = "unknown"
+    group: str = ""
+    negatives: tuple[Negative, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.group:
+            object.__setattr__(self, "group", self.image)
+        object.__setattr__(self, "negatives", tuple(self.negatives))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["negatives"] = [{k: v for k, v in asdict(n).items() if v is not None} for n in self.negatives]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "record") -> Record:
+        """Build a record from a dict; a missing or mistyped field raises naming ``where``."""
+        for key in ("id", "image", "caption"):
+            if not isinstance(d.get(key), str):
+                raise ValueError(f"{where}: field {key!r} must be a string, got {d.get(key)!r}")
+        unknown = set(d) - {"id", "image", "caption", "split", "source", "group", "negatives", "meta"}
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
+        negs = []
+        for i, n in enumerate(d.get("negatives", [])):
+            if not isinstance(n, dict) or not isinstance(n.get("type"), str):
+                raise ValueError(f"{where}: negatives[{i}] must be an object with a string 'type'")
+            try:
+                negs.append(Negative(type=n["type"], caption=n.get("caption"), image=n.get("image")))
+            except ValueError as e:
+                raise ValueError(f"{where}: negatives[{i}]: {e}") from e
+        return cls(
+            id=d["id"],
+            image=d["image"],
+            caption=d["caption"],
+            split=d.get("split", "train"),
+            source=d.get("source", "unknown"),
+            group=d.get("group", ""),
+            negatives=tuple(negs),
+            meta=dict(d.get("meta", {})),
+        )
+
+
+def write_manifest(path: str | os.PathLike, records: Iterable[Record]) -> int:
+    """Atomically write records as JSONL (one sorted-key object per line); return the count."""
+    return write_jsonl(path, (r.to_dict() for r in records))
+
+
+def iter_manifest(path: str | os.PathLike) -> Iterator[Record]:
+    """Stream records from a manifest, naming file and line on a bad row."""
+    for i, row in enumerate(iter_jsonl(path), 1):
+        yield Record.from_dict(row, where=f"{path}: record {i} (id={row.get('id')!r})")
+
+
+def read_manifest(path: str | os.PathLike) -> list[Record]:
+    return list(iter_manifest(path))

@@ -1,0 +1,1 @@
+"""Hard-negative mining: caption rewriting and tag -> ground -> segment -> edit -> filter."""
