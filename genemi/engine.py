@@ -1,0 +1,92 @@
+"""DeepSpeed set-up: the config derived from params, and process-group bootstrapping.
+
+Every training run goes through a DeepSpeed engine, also a single CPU process: the same
+code then scales to ``deepspeed --num_gpus 8 stages/finetune.py ...`` or multi-node.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from genemi.config import DeepSpeedParams, OptimParams
+
+
+def ensure_dist_env() -> None:
+    """Fill in the rendezvous variables a bare ``python`` process lacks.
+
+    Without RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT DeepSpeed tries MPI discovery and fails;
+    under ``deepspeed``/``torchrun`` they are already set and left alone.
+    """
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        os.environ.setdefault("LOCAL_RANK", os.environ["RANK"])
+        return
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    if "MASTER_PORT" not in os.environ:
+        with socket.socket() as s:  # a free port, so parallel runs (tests, exps) don't collide
+            s.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(s.getsockname()[1])
+
+
+def deepspeed_config(opt: OptimParams, ds: DeepSpeedParams, world_size: int) -> dict:
+    """DeepSpeed JSON config for one optimisation phase.
+
+    ``opt.batch_size`` is the global batch; it must split evenly over ranks x accumulation.
+    ``torch_adam`` avoids compiling DeepSpeed's fused Adam op (minutes on first use).
+    """
+    per_step = world_size * ds.grad_accum
+    if opt.batch_size % per_step:
+        raise ValueError(
+            f"batch_size {opt.batch_size} is not divisible by world_size x deepspeed.grad_accum = {per_step}"
+        )
+    if ds.zero_stage not in (0, 1, 2):
+        raise ValueError(f"deepspeed.zero_stage must be 0, 1 or 2, got {ds.zero_stage}")
+    return {
+        "train_batch_size": opt.batch_size,
+        "train_micro_batch_size_per_gpu": opt.batch_size // per_step,
+        "gradient_accumulation_steps": ds.grad_accum,
+        "gradient_clipping": opt.grad_clip,
+        "optimizer": {
+            "type": "AdamW",
+            "params": {
+                "lr": opt.lr,
+                "weight_decay": opt.weight_decay,
+                "betas": [0.9, 0.98],
+                "eps": 1e-6,
+                "torch_adam": True,
+            },
+        },
+        "scheduler": {
+            "type": "WarmupCosineLR",
+            "params": {
+                "total_num_steps": max(opt.steps, 1),
+                "warmup_num_steps": max(opt.warmup_steps, 1),
+                "warmup_min_ratio": 0.0,
+                "cos_min_ratio": 0.01,
+                "warmup_type": "linear",
+            },
+        },
+        "zero_optimization": {"stage": ds.zero_stage},
+        "bf16": {"enabled": ds.precision == "bf16"},
+        "fp16": {"enabled": ds.precision == "fp16", "initial_scale_power": 12},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+def init_engine(model, opt: OptimParams, ds: DeepSpeedParams):
+    """Wrap ``model``'s trainable parameters in a DeepSpeed engine (gloo on CPU, nccl on GPU)."""
+    import deepspeed
+    import torch
+
+    ensure_dist_env()
+    if not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    world_size = torch.distributed.get_world_size()
+    params = [p for p in model.parameters() if p.requires_grad]
+    engine, _, _, scheduler = deepspeed.initialize(
+        model=model, model_parameters=params, config=deepspeed_config(opt, ds, world_size)
+    )
+    return engine, scheduler

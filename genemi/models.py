@@ -1,0 +1,168 @@
+"""Model construction, tokenizers, weight I/O and the encoder used by evaluation.
+
+Architectures are data: open_clip JSON configs in ``genemi/model_configs/`` are registered
+with ``open_clip.add_model_config``, exactly like open_clip's own. The synthetic world uses a
+word-level tokenizer over its closed vocabulary so the text tower's embedding table is 32
+rows instead of 49,408.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from genemi.config import ModelParams
+from genemi.synth import world
+
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+_registered = False
+
+
+def register_configs() -> None:
+    """Make our architecture JSONs visible to ``open_clip.create_model`` (idempotent)."""
+    global _registered
+    if not _registered:
+        import open_clip
+
+        open_clip.add_model_config(CONFIG_DIR)
+        _registered = True
+
+
+class WordTokenizer:
+    """Word-level tokenizer for the synthetic world.
+
+    Ids: 0 = pad, 1 = start, 2 = end (the text tower pools at ``eos_id`` = 2), words from 3.
+    The vocabulary covers the whole palette and shape list, so one model config serves any
+    subset chosen in params.
+    """
+
+    PAD, SOT, EOT = 0, 1, 2
+
+    def __init__(self, context_length: int):
+        words = world.vocabulary(list(world.PALETTE), list(world.SHAPES))
+        self.vocab = {w: i + 3 for i, w in enumerate(words)}
+        self.context_length = context_length
+
+    def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """``[N, context_length]`` int64 token ids."""
+        if isinstance(texts, str):
+            texts = [texts]
+        out = torch.zeros(len(texts), self.context_length, dtype=torch.long)
+        for r, text in enumerate(texts):
+            ids = [self.SOT]
+            for w in text.lower().split():
+                if w not in self.vocab:
+                    raise ValueError(
+                        f"word {w!r} in caption {text!r} is not in the synthetic vocabulary; "
+                        "use model.tokenizer=open_clip for free text"
+                    )
+                ids.append(self.vocab[w])
+            ids.append(self.EOT)
+            if len(ids) > self.context_length:
+                raise ValueError(f"caption {text!r} is longer than the context length {self.context_length}")
+            out[r, : len(ids)] = torch.tensor(ids)
+        return out
+
+
+def make_tokenizer(p: ModelParams):
+    import open_clip
+
+    register_configs()
+    if p.tokenizer == "word":
+        cfg = open_clip.get_model_config(p.arch)
+        if cfg is None:
+            raise ValueError(f"model.arch: unknown architecture {p.arch!r}")
+        return WordTokenizer(cfg["text_cfg"]["context_length"])
+    return open_clip.get_tokenizer(p.arch)
+
+
+def build_model(p: ModelParams, pretrained: str | None = None) -> torch.nn.Module:
+    """An open_clip model of ``p.arch``; ``pretrained`` is an open_clip tag or a file path.
+
+    ``logit_scale`` is reshaped from a 0-dim to a ``[1]`` parameter: DeepSpeed's flattening
+    of parameters crashes on 0-dim tensors.
+    """
+    import open_clip
+
+    register_configs()
+    if p.arch not in open_clip.list_models():
+        raise ValueError(f"model.arch: unknown architecture {p.arch!r}; see open_clip.list_models()")
+    model = open_clip.create_model(p.arch, pretrained=pretrained or None)
+    model.logit_scale = torch.nn.Parameter(model.logit_scale.detach().reshape(1).clone())
+    return model
+
+
+def preprocess_array(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``[N, H, W, 3]`` uint8 -> ``[N, 3, H, W]`` float, scaled to [-1, 1]."""
+    t = torch.as_tensor(images)
+    return t.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def save_weights(model: torch.nn.Module, path: str | Path, meta: dict) -> None:
+    """Write weights as safetensors (atomic) with the model params as metadata."""
+    from safetensors.torch import save_file
+
+    from genemi.io import atomic_path
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"genemi": json.dumps(meta, sort_keys=True)})
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> dict:
+    """Load safetensors weights into ``model`` (strict); returns the stored metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model weights not found; run the stage that produces it (dvc repro)")
+    state = load_file(str(path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not match the architecture (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("genemi", "{}"))
+
+
+@dataclass
+class Encoder:
+    """Batched, no-grad, L2-normalised encoding for evaluation.
+
+    ``image_transform`` maps a PIL image to ``[3, H, W]`` float; for the synthetic world it is
+    the array scaling of :func:`preprocess_array`, for real models open_clip's preprocess.
+    """
+
+    model: torch.nn.Module
+    tokenizer: object
+    image_transform: object
+    batch_size: int = 256
+
+    @torch.no_grad()
+    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        self.model.eval()
+        out = []
+        for i in range(0, len(images), self.batch_size):
+            batch = torch.stack([self.image_transform(im) for im in images[i : i + self.batch_size]])
+            out.append(torch.nn.functional.normalize(self.model.encode_image(batch), dim=-1))
+        return torch.cat(out) if out else torch.zeros(0, 0)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        self.model.eval()
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            tokens = self.tokenizer(list(texts[i : i + self.batch_size]))
+            out.append(torch.nn.functional.normalize(self.model.encode_text(tokens), dim=-1))
+        return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def array_transform(image: Image.Image) -> torch.Tensor:
+    """PIL RGB -> ``[3, H, W]`` float in [-1, 1] (the synthetic world's preprocessing)."""
+    return preprocess_array(np.asarray(image.convert("RGB"))[None])[0]

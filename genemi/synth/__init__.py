@@ -1,0 +1,1 @@
+"""The built-in synthetic world: procedural scenes with a scene graph, captions and hard negatives."""

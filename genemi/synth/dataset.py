@@ -1,0 +1,117 @@
+"""Splits of the synthetic world as manifest records, and their mined negatives.
+
+Splits:
+
+* ``train`` / ``test``: scenes whose objects avoid the held-out colour-shape combinations;
+* ``gen``: compositional generalisation -- every scene holds at least one held-out combination
+  (each of its colours and shapes was seen in training, never together).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+from PIL import Image
+
+from genemi.config import MineParams, SynthParams
+from genemi.manifest import Negative, Record
+from genemi.synth import negatives as negs
+from genemi.synth import world
+from genemi.synth.backend import PixelSegmenter, ShapePainter
+
+SPLITS = ("train", "test", "gen")
+_SPLIT_CODE = {s: i for i, s in enumerate(SPLITS)}
+
+
+def check_params(p: SynthParams) -> None:
+    """Fail early, naming the key, on a synthetic world that cannot be built."""
+    for c in p.colors:
+        if c not in world.PALETTE:
+            raise ValueError(f"synth.colors: unknown colour {c!r}; known: {', '.join(world.PALETTE)}")
+    for s in p.shapes:
+        if s not in world.SHAPES:
+            raise ValueError(f"synth.shapes: unknown shape {s!r}; known: {', '.join(world.SHAPES)}")
+    for h in p.heldout_combos:
+        parts = h.split()
+        if len(parts) != 2 or parts[0] not in p.colors or parts[1] not in p.shapes:
+            raise ValueError(f"synth.heldout_combos: {h!r} must be '<colour> <shape>' from synth.colors/shapes")
+    if not 1 <= p.max_objects <= world.SLOTS:
+        raise ValueError(f"synth.max_objects must be in 1..{world.SLOTS}, got {p.max_objects}")
+    if p.image_size < 24:
+        raise ValueError(f"synth.image_size must be >= 24 pixels, got {p.image_size}")
+    if not 0 <= p.jitter <= world.max_jitter(p.image_size):
+        raise ValueError(
+            f"synth.jitter={p.jitter} lets objects touch at image_size={p.image_size}; "
+            f"use 0..{world.max_jitter(p.image_size)}"
+        )
+
+
+def split_size(p: SynthParams, split: str) -> int:
+    return {"train": p.n_train, "test": p.n_test, "gen": p.n_gen}[split]
+
+
+def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Record, np.ndarray]]:
+    """Yield ``(record, image)`` for each scene of ``split``; image is HWC uint8 RGB.
+
+    Scene ``i`` depends only on ``(seed, split, i)``, so sizes can change without
+    reshuffling the scenes that stay.
+    """
+    check_params(p)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    held = set(p.heldout_combos)
+    if split == "gen" and not held:
+        raise ValueError("synth.heldout_combos is empty, so the 'gen' split cannot be built")
+    for i in range(split_size(p, split)):
+        rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
+        if split == "gen":
+            for _ in range(1000):
+                scene = world.sample_scene(rng, p.colors, p.shapes, p.max_objects, p.jitter, lambda c, s: True)
+                if any(world.combo(o) in held for o in scene["objects"]):
+                    break
+            else:
+                raise ValueError("could not sample a generalisation scene; check synth.heldout_combos")
+        else:
+            scene = world.sample_scene(
+                rng, p.colors, p.shapes, p.max_objects, p.jitter, lambda c, s: f"{c} {s}" not in held
+            )
+        rid = f"{split}-{i:06d}"
+        rec = Record(
+            id=rid,
+            image=f"{split}/{rid}.png",
+            caption=world.caption(scene),
+            split=split,
+            source="synthetic",
+            group=rid,
+            meta={"scene": scene, "key": world.scene_key(scene)},
+        )
+        yield rec, world.render(scene, p.image_size)
+
+
+def mine_record(
+    rec: Record, image: Image.Image, p: SynthParams, m: MineParams, seed: int
+) -> tuple[Record, list[tuple[str, Image.Image]]]:
+    """Hard negatives for one synthetic record: the record with ``negatives`` filled in, and
+    the edited images to write, as ``(relative path, image)``.
+    """
+    scene = rec.meta.get("scene")
+    if scene is None:
+        raise ValueError(f"record {rec.id}: no meta.scene; only synthetic records can be mined from a scene graph")
+    index = int(rec.id.rsplit("-", 1)[-1])
+    rng = np.random.default_rng([seed, _SPLIT_CODE.get(rec.split, 9), index, 1])
+    segmenter, editor = PixelSegmenter(), ShapePainter()
+    held = set(p.heldout_combos) if rec.split != "gen" else set()
+    found = negs.mine(
+        scene, rng, m.types, m.max_per_type, p.colors, p.shapes, p.image_size, lambda c, s: f"{c} {s}" not in held
+    )
+    out_negs, files = [], []
+    stem = rec.image.rsplit(".", 1)[0]
+    for n, neg in enumerate(found):
+        path = f"{stem}.neg{n}.{neg.type}.png"
+        img = negs.apply_edits(image, neg.edits, segmenter, editor, seed)
+        files.append((path, img))
+        out_negs.append(Negative(type=neg.type, caption=neg.caption, image=path))
+    meta = dict(rec.meta, negative_keys=[world.scene_key(x.scene) for x in found])
+    return dataclasses.replace(rec, negatives=tuple(out_negs), meta=meta), files

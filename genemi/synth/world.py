@@ -1,0 +1,191 @@
+"""Procedural scenes: coloured shapes in a row of slots, captions from templates.
+
+The world is deliberately small so that a tiny CLIP learns it on a CPU in minutes:
+few colours and shapes, big objects, one horizontal row of ``SLOTS`` slots (so "left of"
+is unambiguous), and a closed vocabulary (see :func:`vocabulary`).
+
+Two scene kinds:
+
+* ``pair``: two different objects in two slots, captioned
+  ``"a red circle left of a blue square"``; the mention order is random, so the relation
+  word depends on geometry and word order, not on a fixed template.
+* ``count``: ``k`` identical objects (k = 1..3), captioned ``"two red circles"``.
+
+A scene is a plain dict (it travels in ``Record.meta["scene"]``):
+``{"kind": "pair"|"count", "objects": [{"color", "shape", "slot", "dx", "dy"}], "order": [i, j]}``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+
+SLOTS = 3
+BACKGROUND = (30, 30, 30)
+# Saturated, well separated colours; a small per-object brightness jitter stops the
+# model from keying on exact pixel values.
+PALETTE = {
+    "red": (220, 40, 40),
+    "green": (40, 190, 60),
+    "blue": (50, 90, 240),
+    "yellow": (235, 215, 40),
+    "purple": (160, 60, 200),
+    "white": (235, 235, 235),
+}
+SHAPES = ("circle", "square", "triangle", "cross", "ring")
+PLURAL = {"circle": "circles", "square": "squares", "triangle": "triangles", "cross": "crosses", "ring": "rings"}
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
+
+
+def vocabulary(colors: Sequence[str], shapes: Sequence[str]) -> list[str]:
+    """Every word a caption of this world can contain, in a fixed order."""
+    words = ["a", "left", "right", "of", *NUMBER_WORDS.values(), *colors]
+    for s in shapes:
+        words += [s, PLURAL[s]]
+    return words
+
+
+def combo(obj: dict) -> str:
+    return f"{obj['color']} {obj['shape']}"
+
+
+def sample_scene(
+    rng: np.random.Generator,
+    colors: Sequence[str],
+    shapes: Sequence[str],
+    max_objects: int,
+    jitter: int,
+    allowed: callable,
+    p_pair: float = 0.6,
+) -> dict:
+    """Draw one scene whose objects all satisfy ``allowed(color, shape)``.
+
+    ``allowed`` lets the caller keep held-out colour-shape combinations out of train
+    (or force them into the generalisation split, see :func:`generate_split`).
+    """
+    for _ in range(1000):
+        kind = "pair" if rng.random() < p_pair else "count"
+        if kind == "pair":
+            slots = sorted(rng.choice(SLOTS, size=2, replace=False).tolist())
+            objs = []
+            for slot in slots:
+                objs.append({"color": str(rng.choice(colors)), "shape": str(rng.choice(shapes)), "slot": slot})
+            if combo(objs[0]) == combo(objs[1]):
+                continue
+            order = [0, 1] if rng.random() < 0.5 else [1, 0]
+        else:
+            k = int(rng.integers(1, min(max_objects, SLOTS) + 1))
+            color, shape = str(rng.choice(colors)), str(rng.choice(shapes))
+            slots = sorted(rng.choice(SLOTS, size=k, replace=False).tolist())
+            objs = [{"color": color, "shape": shape, "slot": s} for s in slots]
+            order = list(range(k))
+        if not all(allowed(o["color"], o["shape"]) for o in objs):
+            continue
+        for o in objs:
+            o["dx"] = int(rng.integers(-jitter, jitter + 1))
+            o["dy"] = int(rng.integers(-jitter, jitter + 1))
+        return {"kind": kind, "objects": objs, "order": order}
+    raise ValueError("could not sample a scene: the allowed colour/shape combinations are too restrictive")
+
+
+def caption(scene: dict) -> str:
+    """The scene's positive caption (lower case, no punctuation)."""
+    objs = scene["objects"]
+    if scene["kind"] == "pair":
+        i, j = scene["order"]
+        a, b = objs[i], objs[j]
+        rel = "left" if a["slot"] < b["slot"] else "right"
+        return f"a {a['color']} {a['shape']} {rel} of a {b['color']} {b['shape']}"
+    k = len(objs)
+    o = objs[0]
+    noun = o["shape"] if k == 1 else PLURAL[o["shape"]]
+    return f"{NUMBER_WORDS[k]} {o['color']} {noun}"
+
+
+def scene_key(scene: dict) -> str:
+    """Canonical meaning of a scene: scenes with equal keys satisfy the same captions.
+
+    Used as the retrieval ground truth, so that "a red circle left of a blue square" and
+    "a blue square right of a red circle" (same scene) both count as hits.
+    """
+    objs = sorted(scene["objects"], key=lambda o: o["slot"])
+    if scene["kind"] == "pair":
+        return "pair:" + "|".join(combo(o) for o in objs)
+    return f"count:{len(objs)} {combo(objs[0])}"
+
+
+def half_extent(size: int) -> int:
+    """Half-extent of every object: about 2/3 of a slot, leaving room for jitter."""
+    return int(size / SLOTS * 0.34)
+
+
+def max_jitter(size: int) -> int:
+    """Largest centre jitter that keeps neighbouring objects from touching."""
+    return max(0, int((size / SLOTS - 2 * half_extent(size) - 2) // 2))
+
+
+def geometry(obj: dict, size: int) -> tuple[int, int, int]:
+    """Centre x, centre y and half-extent (pixels) of an object on a ``size`` canvas."""
+    cell = size / SLOTS
+    half = half_extent(size)
+    cx = int(cell * obj["slot"] + cell / 2) + obj.get("dx", 0)
+    cy = size // 2 + obj.get("dy", 0)
+    return cx, cy, half
+
+
+def box(obj: dict, size: int) -> tuple[float, float, float, float]:
+    """Pixel box (x0, y0, x1, y1), end-exclusive, that contains the object."""
+    cx, cy, h = geometry(obj, size)
+    return (float(cx - h), float(cy - h), float(cx + h + 1), float(cy + h + 1))
+
+
+def shape_mask(shape: str, cx: int, cy: int, half: int, size: int) -> np.ndarray:
+    """``[size, size]`` bool mask of one shape centred at (cx, cy) with half-extent ``half``."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    dx, dy = xx - cx, yy - cy
+    inside = (np.abs(dx) <= half) & (np.abs(dy) <= half)
+    if shape == "circle":
+        return dx * dx + dy * dy <= half * half
+    if shape == "square":
+        # every shape spans the full box, so a mask's bounding box gives back (cx, cy, half)
+        return inside
+    if shape == "triangle":
+        # apex up: the half-width grows linearly from the top edge to the bottom edge
+        t = (dy + half) / max(2 * half, 1)
+        return inside & (np.abs(dx) <= t * half + 1e-6)
+    if shape == "cross":
+        arm = max(1, half // 3)
+        return inside & ((np.abs(dx) <= arm) | (np.abs(dy) <= arm))
+    if shape == "ring":
+        r2 = dx * dx + dy * dy
+        return (r2 <= half * half) & (r2 >= (half * 0.55) ** 2)
+    raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+
+
+def paint(canvas: np.ndarray, color: str, shape: str, cx: int, cy: int, half: int) -> np.ndarray:
+    """Draw one shape onto ``canvas`` (HWC uint8, modified in place) and return its mask."""
+    if color not in PALETTE:
+        raise ValueError(f"unknown colour {color!r}; known: {', '.join(PALETTE)}")
+    m = shape_mask(shape, cx, cy, half, canvas.shape[0])
+    canvas[m] = PALETTE[color]
+    return m
+
+
+def render(scene: dict, size: int) -> np.ndarray:
+    """Render a scene to a ``[size, size, 3]`` uint8 RGB array."""
+    canvas = np.empty((size, size, 3), dtype=np.uint8)
+    canvas[:] = BACKGROUND
+    for o in scene["objects"]:
+        cx, cy, h = geometry(o, size)
+        paint(canvas, o["color"], o["shape"], cx, cy, h)
+    return canvas
+
+
+def edited(scene: dict, **changes) -> dict:
+    """Deep copy of ``scene`` with ``changes`` applied per object index: ``{i: {field: value}}``."""
+    new = copy.deepcopy(scene)
+    for i, fields in changes.get("objects", {}).items():
+        new["objects"][i].update(fields)
+    return new

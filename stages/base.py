@@ -1,0 +1,61 @@
+"""Stage `base`: the model that fine-tuning starts from.
+
+Synthetic default (`model.pretrained: ""`): trains the tiny CLIP from scratch with the plain
+CLIP loss on the synthetic training pairs (no hard negatives), so that it learns colours,
+shapes and counts but, like real CLIP, has no reason to learn binding or word order.
+Real runs (`model.pretrained: <open_clip tag or checkpoint>`): loads those weights and saves
+them unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import click
+
+from genemi.config import load_params, to_dict
+from genemi.io import write_json
+
+
+@click.command(help=__doc__)
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
+@click.option("--train", "train_path", required=True, type=click.Path(dir_okay=False),
+              help="Training manifest (JSONL).")
+@click.option("--image-root", required=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Weights file to write (safetensors).")
+@click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False))
+def main(params_path, train_path, image_root, out_path, metrics_path) -> None:
+    from genemi import runtime
+
+    p = load_params(params_path)
+    runtime.setup(p.seed, p.threads)
+    from genemi.models import build_model, make_tokenizer, save_weights
+
+    meta = {"arch": p.model.arch, "pretrained": p.model.pretrained, "tokenizer": p.model.tokenizer}
+    if p.model.pretrained:
+        model = build_model(p.model, pretrained=p.model.pretrained)
+        save_weights(model, out_path, meta)
+        write_json(metrics_path, {"pretrained": 1})
+        return
+
+    from genemi.batches import PairBank
+    from genemi.engine import init_engine
+    from genemi.manifest import read_manifest
+    from genemi.train import train
+
+    model = build_model(p.model)
+    bank = PairBank.from_records(read_manifest(train_path), image_root, make_tokenizer(p.model), types=())
+    engine, _ = init_engine(model, p.base, p.deepspeed)
+    plain = dataclasses.replace(p.loss, hn_weight=0.0, form="additive", image_negatives=False)
+    start = time.perf_counter()
+    tail = train(engine, bank, p.base, plain, p.seed, negatives_per_sample=0)
+    seconds = time.perf_counter() - start
+    click.echo(f"base: {p.base.steps} steps in {seconds:.0f}s, final loss {tail['loss']:.4f}")
+    save_weights(engine.module, out_path, {**meta, "base": to_dict(p.base)})
+    write_json(metrics_path, {"train_loss": round(tail["loss"], 4)})
+
+
+if __name__ == "__main__":
+    main()

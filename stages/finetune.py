@@ -1,0 +1,66 @@
+"""Stage `finetune`: hard-negative fine-tuning of the base model on a DeepSpeed engine.
+
+Loss: CLIP plus `loss.hn_weight` x the hard-negative terms (see genemi/losses.py); with
+`loss.hn_weight: 0` this is the same-steps plain-CLIP control. Runs as one CPU process by
+default; for several GPUs or nodes launch it with DeepSpeed's launcher, e.g.
+`deepspeed --num_gpus 8 stages/finetune.py ...` (same arguments).
+"""
+
+from __future__ import annotations
+
+import click
+
+from genemi.config import load_params, to_dict
+from genemi.io import write_json
+
+
+@click.command(help=__doc__)
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
+@click.option("--train", "train_path", required=True, type=click.Path(dir_okay=False),
+              help="Training manifest with hard negatives (JSONL).")
+@click.option("--image-root", required=True, type=click.Path(file_okay=False))
+@click.option("--base", "base_path", required=True, type=click.Path(dir_okay=False),
+              help="Weights to start from (safetensors, from the base stage).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--live-dir", default="dvclive/finetune", show_default=True,
+              help="dvclive folder for the training curves.")
+def main(params_path, train_path, image_root, base_path, out_path, metrics_path, live_dir) -> None:
+    from genemi import runtime
+
+    p = load_params(params_path)
+    runtime.setup(p.seed, p.threads)
+    import torch.distributed as dist
+
+    from genemi.batches import PairBank
+    from genemi.engine import init_engine
+    from genemi.manifest import read_manifest
+    from genemi.models import build_model, load_weights, make_tokenizer, save_weights
+    from genemi.train import train
+
+    model = build_model(p.model)
+    meta = load_weights(model, base_path)
+    bank = PairBank.from_records(read_manifest(train_path), image_root, make_tokenizer(p.model))
+    engine, _ = init_engine(model, p.finetune, p.deepspeed)
+    live = None
+    if dist.get_rank() == 0:
+        from dvclive import Live
+
+        live = Live(live_dir, dvcyaml=False, save_dvc_exp=False, report=None)
+
+    def log(step: int, values: dict[str, float]) -> None:
+        live.step = step
+        for name, v in values.items():
+            live.log_metric(f"train/{name}", v)
+        live.next_step()
+
+    tail = train(engine, bank, p.finetune, p.loss, p.seed, p.loss.negatives_per_sample, log=log if live else None)
+    if dist.get_rank() == 0:
+        live.end()
+        save_weights(engine.module, out_path, {**meta, "finetune": to_dict(p.finetune), "loss": to_dict(p.loss)})
+        write_json(metrics_path, {f"train_{k}": round(v, 4) for k, v in sorted(tail.items())})
+        click.echo(f"finetune: final loss {tail['loss']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
