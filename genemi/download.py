@@ -299,6 +299,15 @@ def fetch_tree(
 # ---------------------------------------------------------------------------------------------- extract
 
 
+def _mkdtemp(near: Path) -> Path:
+    """A fresh hidden sibling folder of ``near``, with normal permissions (mkdtemp makes it 0700)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{near.name}.", suffix=".tmp", dir=near.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    return tmp
+
+
 def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
@@ -346,7 +355,7 @@ def safe_extract_zip(
                 f"{archive}: extracting needs {need / 2**30:.1f} GiB (+{reserve_bytes / 2**30:.1f} GiB reserve) "
                 f"but {dest.parent} has {free / 2**30:.1f} GiB free; free space or move the data folder"
             )
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
+        tmp = _mkdtemp(dest)
         try:
             root = tmp.resolve()
             with _progress(need, 0, f"extract {archive.name}", progress) as bar:
@@ -384,15 +393,54 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
-def hf_file_url(repo_id: str, filename: str, revision: str, repo_type: str = "dataset") -> str:
-    """The resolve URL of one file of a Hugging Face repo (huggingface_hub builds it; no request made)."""
+def link_tree(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Mirror folder ``src`` at ``dst`` (which must not exist) with hard links (copies across file systems)."""
+    src, dst = Path(src), Path(dst)
+    for p in sorted(src.rglob("*")):
+        target = dst / p.relative_to(src)
+        if p.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif p.is_file():
+            link_or_copy(p, target)
+    dst.mkdir(parents=True, exist_ok=True)
+    return dst
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary sibling folder; on success it replaces ``path`` (a stage output) whole.
+
+    On any exception the temporary folder is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _mkdtemp(path)
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)  # our own previous output (DVC normally removes it before the run)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def hf_file_url(repo_id: str, filename: str, revision: str, repo_type: str = "dataset",
+                endpoint: str | None = None) -> str:
+    """The resolve URL of one file of a Hugging Face repo (huggingface_hub builds it; no request made).
+
+    The bytes then go through :func:`fetch`, so HF files get the same lock, resume and offline behaviour
+    as every other download. ``endpoint`` overrides ``https://huggingface.co`` (a mirror, or tests).
+    """
     from huggingface_hub import hf_hub_url
 
-    return hf_hub_url(repo_id, filename, repo_type=repo_type, revision=revision)
+    return hf_hub_url(repo_id, filename, repo_type=repo_type, revision=revision, endpoint=endpoint)
 
 
 __all__ = [
     "DownloadError",
+    "atomic_dir",
+    "link_tree",
     "Lock",
     "fetch",
     "fetch_tree",
