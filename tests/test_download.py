@@ -284,3 +284,177 @@ def test_fetch_tree_failure_keeps_partial_and_names_source(tmp_path):
     with pytest.raises(DownloadError, match=r"cannot download org/model: ConnectionError.*run again to resume"):
         fetch_tree(tmp_path / "m", fill, key="m", lock=Lock(tmp_path / "l.json"), source="org/model")
     assert (tmp_path / "m.partial" / "half.bin").exists() and not (tmp_path / "m").exists()
+
+
+# ------------------------------------------------------------------------ real-data sources, end to end
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _real_params(**overrides):
+    """The `real` section of this branch's params.yaml, with overrides (e.g. URLs on the local server)."""
+    import dataclasses
+
+    import yaml
+
+    from genemi.config import RealDataParams, _build
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())["real"]
+    return dataclasses.replace(_build(RealDataParams, raw, "real"), **overrides)
+
+
+def _zip_bytes(entries: dict[str, bytes]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_hnc_and_gqa_sources_feed_the_loader(server, tmp_path):
+    from genemi.data.hnc import HncStats, iter_hnc_records
+    from genemi.data.sources import fetch_gqa, fetch_hnc
+
+    train, test = (FIXTURES / "hnc" / "hnc_train_mini.json").read_bytes(), (FIXTURES / "hnc" / "hnc_test_mini.json")
+    for split, body in [("train", train), ("val", train), ("test", test.read_bytes())]:
+        server.files[f"/datasets/patilli/HNC/resolve/main/hnc_clean_strict_{split}.json"] = body
+    server.files["/gqa/images.zip"] = _zip_bytes({"images/2386621.jpg": b"a", "images/n100552.jpg": b"b"})
+    real = _real_params(gqa_images_url=server.url("/gqa/images.zip"), reserve_gb=0.0, retries=0)
+    lock, dl = Lock(tmp_path / "lock.json"), tmp_path / "downloads"
+    hnc = fetch_hnc(real, tmp_path / "raw" / "hnc", dl, lock, endpoint=server.url(""), progress=False)
+    gqa = fetch_gqa(real, tmp_path / "raw" / "gqa", dl, lock, progress=False)
+    assert sorted(p.name for p in hnc.iterdir()) == [f"hnc_clean_strict_{s}.json" for s in ("test", "train", "val")]
+    assert (hnc / "hnc_clean_strict_train.json").stat().st_ino == (dl / "hnc" / "hnc_clean_strict_train.json").stat().st_ino
+    assert sorted(json.loads(lock.path.read_text())) == ["gqa/images.zip"] + [
+        f"hnc/hnc_clean_strict_{s}.json" for s in ("test", "train", "val")]
+    stats = HncStats()
+    recs = list(iter_hnc_records(hnc / "hnc_clean_strict_train.json", "train", image_root=gqa / "images", stats=stats))
+    assert {r.image for r in recs} == {"2386621.jpg"} and stats.images_missing == 2
+    recs = list(iter_hnc_records(hnc / "hnc_clean_strict_test.json", "test", image_root=gqa / "images"))
+    assert {r.image for r in recs} == {"n100552.jpg"}
+    # a second run finds everything in the downloads folder: no request at all
+    n = len(server.log)
+    fetch_gqa(real, tmp_path / "raw" / "gqa", dl, lock, progress=False)
+    assert len(server.log) == n
+
+
+def test_coco_source_layout_matches_the_coco_loader(server, tmp_path):
+    from genemi.data.coco import iter_caption_annotation_records, iter_karpathy_records
+    from genemi.data.sources import fetch_coco
+
+    server.files["/zips/val2014.zip"] = _zip_bytes({"val2014/COCO_val2014_000000391895.jpg": b"x"})
+    server.files["/annotations/annotations_trainval2014.zip"] = _zip_bytes(
+        {"annotations/captions_val2014.json": (FIXTURES / "coco" / "captions_val2014_mini.json").read_bytes()})
+    server.files["/k/caption_datasets.zip"] = _zip_bytes(
+        {"dataset_coco.json": (FIXTURES / "coco" / "dataset_coco_mini.json").read_bytes()})
+    real = _real_params(coco_images_url=server.url("/zips/val2014.zip"),
+                        coco_annotations_url=server.url("/annotations/annotations_trainval2014.zip"),
+                        karpathy_url=server.url("/k/caption_datasets.zip"), reserve_gb=0.0)
+    out = fetch_coco(real, tmp_path / "coco", tmp_path / "dl", Lock(tmp_path / "l.json"), progress=False)
+    recs = list(iter_karpathy_records(out / "caption_datasets" / "dataset_coco.json", splits=real.coco_splits,
+                                      image_root=out / "images"))
+    assert [r.id for r in recs] == ["coco-391895-770337", "coco-391895-771687"]
+    anns = out / "annotations_trainval2014" / "annotations" / "captions_val2014.json"
+    assert len(list(iter_caption_annotation_records(anns, image_root=out / "images"))) == 2
+
+
+def test_model_sources_single_file_and_hf_snapshot(server, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from genemi.config import ModelSource
+    from genemi.data.sources import fetch_model
+
+    server.files["/sam/sam_vit_h_4b8939.pth"] = b"weights"
+    real = _real_params()
+    lock = Lock(tmp_path / "l.json")
+    src = ModelSource(url=server.url("/sam/sam_vit_h_4b8939.pth"), repo="", revision="", patterns=())
+    out = fetch_model("sam_vit_h", src, real, tmp_path / "m" / "sam", tmp_path / "dl", lock, progress=False)
+    assert (out / "sam_vit_h_4b8939.pth").read_bytes() == b"weights"
+
+    seen = {}
+
+    def fake_snapshot(repo_id, *, revision, local_dir, allow_patterns, etag_timeout):
+        seen.update(repo=repo_id, revision=revision, patterns=allow_patterns)
+        (Path(local_dir) / "unet").mkdir(parents=True)
+        (Path(local_dir) / "unet" / "config.json").write_text("{}")
+        (Path(local_dir) / "model_index.json").write_text("{}")
+        (Path(local_dir) / ".cache" / "huggingface").mkdir(parents=True)  # resume metadata, dropped
+        return str(local_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    sd = real.models["sd_inpaint"]
+    out = fetch_model("sd_inpaint", sd, real, tmp_path / "m" / "sd", tmp_path / "dl", lock, progress=False)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["model_index.json", "unet",
+                                                                             "unet/config.json"]
+    assert seen == {"repo": sd.repo, "revision": sd.revision, "patterns": list(sd.patterns)}
+    assert lock.get("models/sd_inpaint")["size"] == 4
+    with pytest.raises(ValueError, match="real.models.bad: set exactly one of url"):
+        fetch_model("bad", ModelSource("", "", "", ()), real, tmp_path / "x", tmp_path / "dl", lock)
+
+
+# --------------------------------------------------------------------------------- the gate in the stages
+
+
+def _stage_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stage_download", ROOT / "stages" / "download.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_synthetic_source_writes_placeholders_without_network(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    import genemi.download
+
+    def no_network(*a, **k):
+        raise AssertionError("the synthetic default must not download")
+
+    import urllib.request
+
+    import genemi.data.sources
+
+    for name in ("fetch", "fetch_tree", "safe_extract_zip"):
+        monkeypatch.setattr(genemi.download, name, no_network)
+        monkeypatch.setattr(genemi.data.sources, name, no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    stage = _stage_module()
+    params = SimpleNamespace(data=SimpleNamespace(source="synthetic", hnc_subset=0.1), real=_real_params())
+    monkeypatch.setattr(stage, "_params", lambda path: params)
+    run = CliRunner().invoke
+    for args in (["hnc"], ["gqa"], ["coco"], ["stanza"], ["model", "--name", "sam_vit_h"]):
+        out = tmp_path / args[0]
+        res = run(stage.cli, [*args, "--out", str(out), "--downloads", str(tmp_path / "dl")])
+        assert res.exit_code == 0, res.output
+        assert [p.name for p in out.iterdir()] == ["SKIPPED.txt"]
+        assert "dvc exp run -S data.source=hnc" in (out / "SKIPPED.txt").read_text()
+    res = run(stage.cli, ["hnc-manifest", "--hnc", str(tmp_path / "hnc"), "--images", str(tmp_path / "gqa"),
+                          "--out", str(tmp_path / "man"), "--stats", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "man").iterdir()) == ["test.jsonl", "train.jsonl", "val.jsonl"]
+    assert all(p.read_text() == "" for p in (tmp_path / "man").iterdir())
+    assert not (tmp_path / "dl").exists()
+    res = run(stage.cli, ["model", "--name", "nope", "--out", str(tmp_path / "x")])
+    assert res.exit_code != 0 and "no real.models.nope" in res.output
+
+
+def test_stage_reports_a_download_failure_in_one_line(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    stage = _stage_module()
+    real = _real_params(gqa_images_url=f"http://127.0.0.1:{_closed_port()}/images.zip")
+    monkeypatch.setattr(stage, "_params", lambda path: SimpleNamespace(data=SimpleNamespace(source="hnc"), real=real))
+    res = CliRunner().invoke(stage.cli, ["gqa", "--out", str(tmp_path / "gqa"), "--downloads", str(tmp_path / "dl"),
+                                         "--lock", str(tmp_path / "l.json"), "--quiet"])
+    assert res.exit_code == 1
+    assert "Error: download_gqa: cannot reach" in res.output
+    assert str((tmp_path / "dl" / "gqa" / "images.zip").resolve()) in res.output
