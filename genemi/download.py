@@ -210,6 +210,11 @@ def fetch(
                 part.unlink()  # the .part is longer than the file: it is not this file; start over
                 continue
             break
+        free = shutil.disk_usage(dest.parent).free
+        if total is not None and total - offset > free:
+            resp.close()
+            raise DownloadError(f"{url}: {(total - offset) / 2**30:.1f} GiB still to download but {dest.parent} "
+                                f"has {free / 2**30:.1f} GiB free; free space or move the downloads folder")
         h = hashlib.sha256()
         mode = "ab" if offset else "wb"
         if offset:

@@ -35,6 +35,12 @@ class _Server:
             def do_GET(self) -> None:
                 rng = self.headers.get("Range")
                 server.log.append((self.path, rng))
+                if self.path.startswith("/redirect/"):  # like huggingface.co -> its CDN
+                    self.send_response(302)
+                    self.send_header("Location", self.path.removeprefix("/redirect"))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = server.files.get(self.path)
                 if body is None:
                     self.send_error(404, "Not Found")
@@ -126,6 +132,30 @@ def test_cut_connection_is_resumed_within_one_call(server, tmp_path):
                  progress=False)
     assert dest.read_bytes() == data
     assert [r for _, r in server.log] == [None, "bytes=12345-"]
+
+
+def test_resume_follows_a_redirect_keeping_the_range(server, tmp_path):
+    data = _blob(40_000)
+    server.files["/cdn/f"] = data
+    server.cut["/cdn/f"] = 1_000
+    dest = fetch(server.url("/redirect/cdn/f"), tmp_path / "f", key="f", lock=Lock(tmp_path / "l.json"),
+                 retries=1, progress=False)
+    assert dest.read_bytes() == data
+    assert server.log == [("/redirect/cdn/f", None), ("/cdn/f", None), ("/redirect/cdn/f", "bytes=1000-"),
+                          ("/cdn/f", "bytes=1000-")]
+
+
+def test_not_enough_disk_for_the_download_fails_before_writing(server, tmp_path, monkeypatch):
+    import collections
+
+    import genemi.download
+
+    server.files["/f"] = _blob(10_000)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(genemi.download.shutil, "disk_usage", lambda p: usage(10**6, 10**6, 100))
+    with pytest.raises(DownloadError, match=r"still to download but .* GiB free"):
+        fetch(server.url("/f"), tmp_path / "f", key="f", lock=Lock(tmp_path / "l.json"), progress=False)
+    assert not (tmp_path / "f.part").exists()
 
 
 def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
@@ -458,3 +488,32 @@ def test_stage_reports_a_download_failure_in_one_line(tmp_path, monkeypatch):
     assert res.exit_code == 1
     assert "Error: download_gqa: cannot reach" in res.output
     assert str((tmp_path / "dl" / "gqa" / "images.zip").resolve()) in res.output
+
+
+def test_pipeline_fragment_names_real_scripts_and_params():
+    """Each real-data stage lists its script in deps, and every params key it names exists."""
+    import dataclasses
+
+    import yaml
+
+    from genemi.config import Params
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    mine = {k: v for k, v in stages.items() if k.startswith("download_") or k in ("hnc_manifest", "coco_manifest")}
+    models = params["real"]["models"]
+    assert {f"download_{m}" for m in models} <= set(mine) and len(mine) == 6 + len(models)
+    sections = {f.name for f in dataclasses.fields(Params)}
+    for name, st in mine.items():
+        assert st["cmd"].split()[1] in st["deps"], name
+        for key in st["params"]:
+            top, *rest = key.split(".")
+            assert top in sections, f"{name}: {key}"
+            node = params.get(top)
+            if top == "real":  # this fragment's own section: the key must be in params.yaml
+                for part in rest:
+                    assert isinstance(node, dict) and part in node, f"{name}: {key} not in params.yaml"
+                    node = node[part]
+        if "--name" in st["cmd"]:
+            model = st["cmd"].split("--name")[1].split()[0]
+            assert name == f"download_{model}" and f"real.models.{model}" in st["params"]
