@@ -202,6 +202,7 @@ def fetch(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     attempts = 0
+    digest = None  # sha256 of the whole .part, kept while streaming so 20 GB are not read twice
     while True:
         start = part.stat().st_size if part.is_file() else 0
         resp, offset, total = _open(url, start, timeout, dest)
@@ -236,6 +237,7 @@ def fetch(
                 part.unlink()
                 raise DownloadError(f"{url}: received {received} bytes, server announced {total}; "
                                     f"the partial file was removed, run again")
+            digest = h.hexdigest()
             break
         attempts += 1
         if attempts > retries:
@@ -244,7 +246,7 @@ def fetch(
                 f"The partial file {part} is kept; run again to resume."
             )
     size = part.stat().st_size
-    digest = sha256_file(part)
+    digest = digest or sha256_file(part)  # the 416 path (all bytes already there) streamed nothing
     try:
         lock.check_or_record(key, digest, size, url, dest)
     except DownloadError:
