@@ -159,11 +159,11 @@ def iter_hnc_records(
         if not in_subset(key, subset, seed):
             stats.images_outside_subset += 1
             continue
-        where = f"{path}: image {key!r}"
-        image, pairs = _pairs(key, entry, where, stats)
+        image = f"{key}.jpg" if isinstance(entry.get("captions"), dict) else key  # see _pairs
         if root is not None and not (root / image).is_file():
             stats.images_missing += 1
             continue
+        image, pairs = _pairs(key, entry, f"{path}: image {key!r}", stats)
         stem = image.removesuffix(".jpg")
         for cid, pos, negs in pairs:
             negatives = tuple(
