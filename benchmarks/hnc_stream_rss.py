@@ -25,12 +25,47 @@ from pathlib import Path
 
 import click
 
-TYPES = ["attribute", "object", "attribute_subg", "relation_subj", "relation_pred", "relation_obj",
-         "relation_attr_subj", "relation_attr_pred", "relation_attr_obj", "obj_count", "obj_comp_count",
-         "obj_verify_count", "obj_verify_count_attr", "and_logic_attr", "and_logic_rel", "xor_logic_attr",
-         "xor_logic_rel"]
-WORDS = ["banana", "straw", "plate", "glass", "table", "man", "horse", "fence", "elephant", "yellow", "red",
-         "wooden", "left of", "behind", "on top of", "cat", "dog", "shirt", "tree", "window"]
+TYPES = [
+    "attribute",
+    "object",
+    "attribute_subg",
+    "relation_subj",
+    "relation_pred",
+    "relation_obj",
+    "relation_attr_subj",
+    "relation_attr_pred",
+    "relation_attr_obj",
+    "obj_count",
+    "obj_comp_count",
+    "obj_verify_count",
+    "obj_verify_count_attr",
+    "and_logic_attr",
+    "and_logic_rel",
+    "xor_logic_attr",
+    "xor_logic_rel",
+]
+WORDS = [
+    "banana",
+    "straw",
+    "plate",
+    "glass",
+    "table",
+    "man",
+    "horse",
+    "fence",
+    "elephant",
+    "yellow",
+    "red",
+    "wooden",
+    "left of",
+    "behind",
+    "on top of",
+    "cat",
+    "dog",
+    "shirt",
+    "tree",
+    "window",
+]
 
 
 def _image_entry(rng: random.Random, pairs: int, cap0: int) -> dict:
@@ -39,18 +74,41 @@ def _image_entry(rng: random.Random, pairs: int, cap0: int) -> dict:
     for j in range(pairs):
         t = rng.choice(TYPES)
         a, b, c = rng.sample(WORDS, 3)
-        boxes = {str(rng.randrange(10**6)): {"bbox": {"x": rng.randrange(500), "y": rng.randrange(500),
-                                                      "w": rng.randrange(1, 200), "h": rng.randrange(1, 200)},
-                                             "name": w} for w in (a, c)}
+        boxes = {
+            str(rng.randrange(10**6)): {
+                "bbox": {
+                    "x": rng.randrange(500),
+                    "y": rng.randrange(500),
+                    "w": rng.randrange(1, 200),
+                    "h": rng.randrange(1, 200),
+                },
+                "name": w,
+            }
+            for w in (a, c)
+        }
         pid = cap0 + 2 * j
-        caps[str(pid)] = {"caption": f"The {a} is to the {b} of the {c}.", "label": 1, "type": t,
-                          "textual_label": None, "bboxes": boxes,
-                          "ambiguity": {"subgraph": [a, b, c], "ambiguous": False, "count": 0},
-                          "noisy": False, "replaced": None, "cpt_p_id": None}
-        caps[str(pid + 1)] = {"caption": f"The {c} is to the {b} of the {a}.", "label": 0, "type": t,
-                              "textual_label": c, "bboxes": boxes,
-                              "ambiguity": {"subgraph": [c, b, a], "ambiguous": False, "count": 0},
-                              "noisy": None, "replaced": [a, c], "cpt_p_id": pid}
+        caps[str(pid)] = {
+            "caption": f"The {a} is to the {b} of the {c}.",
+            "label": 1,
+            "type": t,
+            "textual_label": None,
+            "bboxes": boxes,
+            "ambiguity": {"subgraph": [a, b, c], "ambiguous": False, "count": 0},
+            "noisy": False,
+            "replaced": None,
+            "cpt_p_id": None,
+        }
+        caps[str(pid + 1)] = {
+            "caption": f"The {c} is to the {b} of the {a}.",
+            "label": 0,
+            "type": t,
+            "textual_label": c,
+            "bboxes": boxes,
+            "ambiguity": {"subgraph": [c, b, a], "ambiguous": False, "count": 0},
+            "noisy": None,
+            "replaced": [a, c],
+            "cpt_p_id": pid,
+        }
     return {"captions": caps}
 
 
@@ -80,8 +138,13 @@ print(json.dumps({"seconds": time.perf_counter() - t, "stats": stats.as_dict()})
 
 @click.command()
 @click.option("--gb", default=1.1, show_default=True, help="Size of the generated HNC file in GB (>= 1).")
-@click.option("--out", default="benchmarks/results/hnc_stream_rss.json", show_default=True,
-              type=click.Path(dir_okay=False), help="Where to write the recorded figures (JSON).")
+@click.option(
+    "--out",
+    default="benchmarks/results/hnc_stream_rss.json",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the recorded figures (JSON).",
+)
 def main(gb: float, out: str) -> None:
     """Generate a >= 1 GB HNC train-schema file, convert it streamed, record peak RSS and throughput."""
     import ijson
@@ -96,8 +159,13 @@ def main(gb: float, out: str) -> None:
         size = src.stat().st_size
         click.echo(f"generated {size / 1e9:.2f} GB ({counts['images']} images) in {gen_s:.0f} s", err=True)
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(src), str(dst)], env=env, check=True,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(src), str(dst)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         child = json.loads(proc.stdout)
         peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: KiB
         manifest_bytes = dst.stat().st_size

@@ -64,7 +64,9 @@ class Lock:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
-            raise DownloadError(f"{self.path}: lock file is not valid JSON ({e.msg}); fix or delete it") from e
+            raise DownloadError(
+                f"{self.path}: lock file is not valid JSON ({e.msg}); fix or delete it"
+            ) from e
         if not isinstance(data, dict):
             raise DownloadError(f"{self.path}: lock file must be a JSON object")
         return data
@@ -116,16 +118,26 @@ def sha256_file(path: str | os.PathLike, h: hashlib._Hash | None = None) -> str:
 def _progress(total: int | None, initial: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                disable=not enabled, leave=False)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=not enabled,
+        leave=False,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ fetch
 
 
 def _manual_hint(url: str, dest: Path) -> str:
-    return (f"If this machine has no network, fetch {url} elsewhere and place it at {dest.resolve()}; "
-            f"it will be verified against the lock file and used.")
+    return (
+        f"If this machine has no network, fetch {url} elsewhere and place it at {dest.resolve()}; "
+        f"it will be verified against the lock file and used."
+    )
 
 
 def _content_range(header: str | None) -> tuple[int | None, int | None]:
@@ -162,8 +174,9 @@ def _open(url: str, start: int, timeout: float, dest: Path):
         got, total = _content_range(resp.headers.get("Content-Range"))
         if got != start:
             resp.close()
-            raise DownloadError(f"{url}: asked for bytes from {start}, server sent {got}; delete "
-                                f"{dest}.part and run again")
+            raise DownloadError(
+                f"{url}: asked for bytes from {start}, server sent {got}; delete {dest}.part and run again"
+            )
         return resp, start, total
     length = resp.headers.get("Content-Length")
     return resp, 0, int(length) if length is not None else None  # 200: a full body (Range ignored)
@@ -214,8 +227,10 @@ def fetch(
         free = shutil.disk_usage(dest.parent).free
         if total is not None and total - offset > free:
             resp.close()
-            raise DownloadError(f"{url}: {(total - offset) / 2**30:.1f} GiB still to download but {dest.parent} "
-                                f"has {free / 2**30:.1f} GiB free; free space or move the downloads folder")
+            raise DownloadError(
+                f"{url}: {(total - offset) / 2**30:.1f} GiB still to download but {dest.parent} "
+                f"has {free / 2**30:.1f} GiB free; free space or move the downloads folder"
+            )
         h = hashlib.sha256()
         mode = "ab" if offset else "wb"
         if offset:
@@ -235,8 +250,10 @@ def fetch(
         if cut is None:
             if total is not None and received != total:
                 part.unlink()
-                raise DownloadError(f"{url}: received {received} bytes, server announced {total}; "
-                                    f"the partial file was removed, run again")
+                raise DownloadError(
+                    f"{url}: received {received} bytes, server announced {total}; "
+                    f"the partial file was removed, run again"
+                )
             digest = h.hexdigest()
             break
         attempts += 1
@@ -330,7 +347,11 @@ def _safe_member_path(name: str, archive: Path) -> PurePosixPath:
 
 
 def safe_extract_zip(
-    archive: str | os.PathLike, dest: str | os.PathLike, *, reserve_bytes: int = 1 << 30, progress: bool = True
+    archive: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    reserve_bytes: int = 1 << 30,
+    progress: bool = True,
 ) -> Path:
     """Extract ``archive`` into the new folder ``dest`` atomically; return ``dest``.
 
@@ -359,8 +380,9 @@ def safe_extract_zip(
         free = shutil.disk_usage(dest.parent).free
         if need + reserve_bytes > free:
             raise DownloadError(
-                f"{archive}: extracting needs {need / 2**30:.1f} GiB (+{reserve_bytes / 2**30:.1f} GiB reserve) "
-                f"but {dest.parent} has {free / 2**30:.1f} GiB free; free space or move the data folder"
+                f"{archive}: extracting needs {need / 2**30:.1f} GiB "
+                f"(+{reserve_bytes / 2**30:.1f} GiB reserve) but {dest.parent} has {free / 2**30:.1f} GiB "
+                f"free; free space or move the data folder"
             )
         tmp = _mkdtemp(dest)
         try:
@@ -401,7 +423,7 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
 
 def link_tree(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Mirror folder ``src`` at ``dst`` (which must not exist) with hard links (copies across file systems)."""
+    """Mirror folder ``src`` at ``dst`` with hard links (copies across file systems)."""
     src, dst = Path(src), Path(dst)
     for p in sorted(src.rglob("*")):
         target = dst / p.relative_to(src)
@@ -432,8 +454,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def hf_file_url(repo_id: str, filename: str, revision: str, repo_type: str = "dataset",
-                endpoint: str | None = None) -> str:
+def hf_file_url(
+    repo_id: str, filename: str, revision: str, repo_type: str = "dataset", endpoint: str | None = None
+) -> str:
     """The resolve URL of one file of a Hugging Face repo (huggingface_hub builds it; no request made).
 
     The bytes then go through :func:`fetch`, so HF files get the same lock, resume and offline behaviour

@@ -56,16 +56,35 @@ def _run(what: str, fn) -> None:
         raise click.ClickException(f"{what}: {e}") from None
 
 
-params_opt = click.option("--params", "params_path", default="params.yaml", show_default=True,
-                          type=click.Path(dir_okay=False), help="params.yaml to read (data.source, real.*).")
-downloads_opt = click.option("--downloads", default="data/downloads", show_default=True, type=click.Path(file_okay=False),
-                             help="Persistent download folder: partial files resume here; put manually fetched "
-                                  "files here.")
-lock_opt = click.option("--lock", "lock_path", default="downloads.lock.json", show_default=True,
-                        type=click.Path(dir_okay=False),
-                        help="Lock file with the sha256/size of every download (commit it).")
-out_opt = click.option("--out", required=True, type=click.Path(file_okay=False),
-                       help="Output folder (a DVC output; replaced whole).")
+params_opt = click.option(
+    "--params",
+    "params_path",
+    default="params.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="params.yaml to read (data.source, real.*).",
+)
+downloads_opt = click.option(
+    "--downloads",
+    default="data/downloads",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Persistent download folder: partial files resume here; put manually fetched files here.",
+)
+lock_opt = click.option(
+    "--lock",
+    "lock_path",
+    default="downloads.lock.json",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Lock file with the sha256/size of every download (commit it).",
+)
+out_opt = click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder (a DVC output; replaced whole).",
+)
 quiet_opt = click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
@@ -148,25 +167,44 @@ def model(name: str, params_path: str, downloads: str, lock_path: str, out: str,
     """One generative-mining checkpoint: a single file (url) or a Hugging Face snapshot (repo)."""
     p = _params(params_path)
     if name not in p.real.models:
-        raise click.BadParameter(f"no real.models.{name} in {params_path}; known: {sorted(p.real.models)}",
-                                 param_hint="--name")
+        raise click.BadParameter(
+            f"no real.models.{name} in {params_path}; known: {sorted(p.real.models)}", param_hint="--name"
+        )
     if not _real(p):
         return _skip_dir(out)
     from genemi.data.sources import fetch_model
 
-    _run(f"download_{name}", lambda: fetch_model(name, p.real.models[name], p.real, out, downloads,
-                                                 _lock(lock_path), progress=not quiet))
+    _run(
+        f"download_{name}",
+        lambda: fetch_model(
+            name, p.real.models[name], p.real, out, downloads, _lock(lock_path), progress=not quiet
+        ),
+    )
 
 
 @cli.command("hnc-manifest")
 @params_opt
-@click.option("--hnc", "hnc_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder with hnc_clean_strict_{train,val,test}.json (download_hnc output).")
-@click.option("--images", required=True, type=click.Path(file_okay=False),
-              help="GQA image root (download_gqa output + /images).")
+@click.option(
+    "--hnc",
+    "hnc_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder with hnc_clean_strict_{train,val,test}.json (download_hnc output).",
+)
+@click.option(
+    "--images",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="GQA image root (download_gqa output + /images).",
+)
 @out_opt
-@click.option("--stats", "stats_path", required=True, type=click.Path(dir_okay=False),
-              help="JSON counts per split (records, skipped missing images, orphans).")
+@click.option(
+    "--stats",
+    "stats_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="JSON counts per split (records, skipped missing images, orphans).",
+)
 def hnc_manifest(params_path: str, hnc_dir: str, images: str, out: str, stats_path: str) -> None:
     """HNC -> OUT/{train,val,test}.jsonl manifests (train: data.hnc_subset, val: real.hnc_val_subset)."""
     p = _params(params_path)
@@ -181,12 +219,19 @@ def hnc_manifest(params_path: str, hnc_dir: str, images: str, out: str, stats_pa
     fractions = {"train": p.data.hnc_subset, "val": p.real.hnc_val_subset, "test": 1.0}
     stats = {}
     for split, fname in HNC_FILES.items():
-        s = convert_hnc(Path(hnc_dir) / fname, out_dir / f"{split}.jsonl", split, image_root=images,
-                        subset=fractions[split], seed=p.real.subset_seed)
+        s = convert_hnc(
+            Path(hnc_dir) / fname,
+            out_dir / f"{split}.jsonl",
+            split,
+            image_root=images,
+            subset=fractions[split],
+            seed=p.real.subset_seed,
+        )
         if s.records == 0 and s.images_missing:
             raise click.ClickException(
                 f"{fname}: none of its {s.images_missing} images is under {images}; is download_gqa's output "
-                f"complete (images/<id>.jpg)?")
+                f"complete (images/<id>.jpg)?"
+            )
         stats[split] = {"subset": fractions[split], **s.as_dict()}
         click.echo(f"hnc {split}: {s.records} records, {s.images_missing} images missing (skipped)", err=True)
     write_json(stats_path, stats)
@@ -194,9 +239,12 @@ def hnc_manifest(params_path: str, hnc_dir: str, images: str, out: str, stats_pa
 
 @cli.command("coco-manifest")
 @params_opt
-@click.option("--coco", "coco_dir", required=True, type=click.Path(file_okay=False),
-              help="download_coco output folder.")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Manifest (JSONL) to write.")
+@click.option(
+    "--coco", "coco_dir", required=True, type=click.Path(file_okay=False), help="download_coco output folder."
+)
+@click.option(
+    "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Manifest (JSONL) to write."
+)
 @click.option("--stats", "stats_path", required=True, type=click.Path(dir_okay=False), help="JSON counts.")
 def coco_manifest(params_path: str, coco_dir: str, out_path: str, stats_path: str) -> None:
     """Karpathy-split COCO captions (splits real.coco_splits, val2014 images only) -> one manifest."""
@@ -209,11 +257,20 @@ def coco_manifest(params_path: str, coco_dir: str, out_path: str, stats_path: st
 
     root = Path(coco_dir)
     s = CocoStats()
-    write_manifest(out_path, iter_karpathy_records(root / "caption_datasets" / "dataset_coco.json",
-                                                   splits=p.real.coco_splits, image_root=root / "images", stats=s))
+    write_manifest(
+        out_path,
+        iter_karpathy_records(
+            root / "caption_datasets" / "dataset_coco.json",
+            splits=p.real.coco_splits,
+            image_root=root / "images",
+            stats=s,
+        ),
+    )
     if s.records == 0:
-        raise click.ClickException(f"no COCO caption of splits {list(p.real.coco_splits)} has its image under "
-                                   f"{root / 'images'}; is download_coco's output complete?")
+        raise click.ClickException(
+            f"no COCO caption of splits {list(p.real.coco_splits)} has its image under "
+            f"{root / 'images'}; is download_coco's output complete?"
+        )
     write_json(stats_path, {"splits": list(p.real.coco_splits), **s.as_dict()})
 
 

@@ -15,8 +15,14 @@ CAPTIONS = FIX / "captions_val2014_mini.json"
 
 def test_karpathy_one_record_per_sentence_with_split_and_path():
     recs = list(iter_karpathy_records(KARPATHY))
-    assert [r.id for r in recs] == ["coco-391895-770337", "coco-391895-771687", "coco-522418-681330",
-                                    "coco-57870-787980", "coco-184613-1", "coco-184613-2"]
+    assert [r.id for r in recs] == [
+        "coco-391895-770337",
+        "coco-391895-771687",
+        "coco-522418-681330",
+        "coco-57870-787980",
+        "coco-184613-1",
+        "coco-184613-2",
+    ]
     r = recs[0]
     assert r.image == "val2014/COCO_val2014_000000391895.jpg" and r.split == "test" and r.source == "coco"
     assert r.caption == "A man with a red helmet on a small moped on a dirt road."  # trailing space stripped
@@ -28,8 +34,9 @@ def test_karpathy_split_filter_and_missing_images(tmp_path):
     (tmp_path / "val2014").mkdir()
     (tmp_path / "val2014" / "COCO_val2014_000000391895.jpg").write_bytes(b"")
     stats = CocoStats()
-    recs = list(iter_karpathy_records(KARPATHY, splits=["test", "val", "train"], image_root=tmp_path,
-                                      stats=stats))
+    recs = list(
+        iter_karpathy_records(KARPATHY, splits=["test", "val", "train"], image_root=tmp_path, stats=stats)
+    )
     assert {r.image for r in recs} == {"val2014/COCO_val2014_000000391895.jpg"}
     assert stats.as_dict() == {"images": 4, "images_other_split": 1, "images_missing": 2, "records": 2}
 
@@ -48,8 +55,10 @@ def test_bad_karpathy_entry_names_file_and_index(tmp_path):
     bad.write_text('{"images": [{"filepath": "val2014", "filename": "a.jpg", "split": "test"}]}')
     with pytest.raises(ValueError, match=r"dataset_coco\.json: images\[0\]: missing field 'cocoid'"):
         list(iter_karpathy_records(bad))
-    bad.write_text('{"images": [{"filepath": "v", "filename": "a.jpg", "split": "test", "cocoid": 1, '
-                   '"sentences": [{"raw": "  "}]}]}')
+    bad.write_text(
+        '{"images": [{"filepath": "v", "filename": "a.jpg", "split": "test", "cocoid": 1, '
+        '"sentences": [{"raw": "  "}]}]}'
+    )
     with pytest.raises(ValueError, match=r"images\[0\] \(cocoid 1\) sentences\[0\]: caption must be"):
         list(iter_karpathy_records(bad))
 

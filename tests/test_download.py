@@ -104,7 +104,11 @@ def test_fetch_writes_file_and_records_sha256(server, tmp_path):
     out = fetch(server.url("/a.bin"), tmp_path / "dl" / "a.bin", key="a", lock=lock, progress=False)
     assert out.read_bytes() == data
     entry = json.loads(lock.path.read_text())["a"]
-    assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "source": server.url("/a.bin")}
+    assert entry == {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "source": server.url("/a.bin"),
+    }
     assert not (tmp_path / "dl" / "a.bin.part").exists()
 
 
@@ -128,8 +132,9 @@ def test_cut_connection_is_resumed_within_one_call(server, tmp_path):
     data = _blob(100_000)
     server.files["/f"] = data
     server.cut["/f"] = 12_345
-    dest = fetch(server.url("/f"), tmp_path / "f", key="f", lock=Lock(tmp_path / "l.json"), retries=2,
-                 progress=False)
+    dest = fetch(
+        server.url("/f"), tmp_path / "f", key="f", lock=Lock(tmp_path / "l.json"), retries=2, progress=False
+    )
     assert dest.read_bytes() == data
     assert [r for _, r in server.log] == [None, "bytes=12345-"]
 
@@ -138,11 +143,21 @@ def test_resume_follows_a_redirect_keeping_the_range(server, tmp_path):
     data = _blob(40_000)
     server.files["/cdn/f"] = data
     server.cut["/cdn/f"] = 1_000
-    dest = fetch(server.url("/redirect/cdn/f"), tmp_path / "f", key="f", lock=Lock(tmp_path / "l.json"),
-                 retries=1, progress=False)
+    dest = fetch(
+        server.url("/redirect/cdn/f"),
+        tmp_path / "f",
+        key="f",
+        lock=Lock(tmp_path / "l.json"),
+        retries=1,
+        progress=False,
+    )
     assert dest.read_bytes() == data
-    assert server.log == [("/redirect/cdn/f", None), ("/cdn/f", None), ("/redirect/cdn/f", "bytes=1000-"),
-                          ("/cdn/f", "bytes=1000-")]
+    assert server.log == [
+        ("/redirect/cdn/f", None),
+        ("/cdn/f", None),
+        ("/redirect/cdn/f", "bytes=1000-"),
+        ("/cdn/f", "bytes=1000-"),
+    ]
 
 
 def test_not_enough_disk_for_the_download_fails_before_writing(server, tmp_path, monkeypatch):
@@ -252,8 +267,9 @@ def test_extract_writes_tree_atomically(tmp_path):
         safe_extract_zip(arc, out, progress=False)
 
 
-@pytest.mark.parametrize("bad", ["../escape.txt", "images/../../escape.txt", "/abs/escape.txt",
-                                 "C:/win.txt", "a\\..\\..\\b.txt"])
+@pytest.mark.parametrize(
+    "bad", ["../escape.txt", "images/../../escape.txt", "/abs/escape.txt", "C:/win.txt", "a\\..\\..\\b.txt"]
+)
 def test_extract_rejects_escaping_entries_before_writing_anything(tmp_path, bad):
     arc = _zip(tmp_path / "evil.zip", {"images/ok.jpg": b"ok", bad: b"pwned"})
     with pytest.raises(DownloadError, match="refusing to extract"):
@@ -311,7 +327,9 @@ def test_fetch_tree_failure_keeps_partial_and_names_source(tmp_path):
         (d / "half.bin").write_bytes(b"half")
         raise ConnectionError("no route to host")
 
-    with pytest.raises(DownloadError, match=r"cannot download org/model: ConnectionError.*run again to resume"):
+    with pytest.raises(
+        DownloadError, match=r"cannot download org/model: ConnectionError.*run again to resume"
+    ):
         fetch_tree(tmp_path / "m", fill, key="m", lock=Lock(tmp_path / "l.json"), source="org/model")
     assert (tmp_path / "m.partial" / "half.bin").exists() and not (tmp_path / "m").exists()
 
@@ -348,7 +366,10 @@ def test_hnc_and_gqa_sources_feed_the_loader(server, tmp_path):
     from genemi.data.hnc import HncStats, iter_hnc_records
     from genemi.data.sources import fetch_gqa, fetch_hnc
 
-    train, test = (FIXTURES / "hnc" / "hnc_train_mini.json").read_bytes(), (FIXTURES / "hnc" / "hnc_test_mini.json")
+    train, test = (
+        (FIXTURES / "hnc" / "hnc_train_mini.json").read_bytes(),
+        (FIXTURES / "hnc" / "hnc_test_mini.json"),
+    )
     for split, body in [("train", train), ("val", train), ("test", test.read_bytes())]:
         server.files[f"/datasets/patilli/HNC/resolve/main/hnc_clean_strict_{split}.json"] = body
     server.files["/gqa/images.zip"] = _zip_bytes({"images/2386621.jpg": b"a", "images/n100552.jpg": b"b"})
@@ -356,12 +377,19 @@ def test_hnc_and_gqa_sources_feed_the_loader(server, tmp_path):
     lock, dl = Lock(tmp_path / "lock.json"), tmp_path / "downloads"
     hnc = fetch_hnc(real, tmp_path / "raw" / "hnc", dl, lock, endpoint=server.url(""), progress=False)
     gqa = fetch_gqa(real, tmp_path / "raw" / "gqa", dl, lock, progress=False)
-    assert sorted(p.name for p in hnc.iterdir()) == [f"hnc_clean_strict_{s}.json" for s in ("test", "train", "val")]
-    assert (hnc / "hnc_clean_strict_train.json").stat().st_ino == (dl / "hnc" / "hnc_clean_strict_train.json").stat().st_ino
+    assert sorted(p.name for p in hnc.iterdir()) == [
+        f"hnc_clean_strict_{s}.json" for s in ("test", "train", "val")
+    ]
+    assert (hnc / "hnc_clean_strict_train.json").stat().st_ino == (
+        dl / "hnc" / "hnc_clean_strict_train.json"
+    ).stat().st_ino
     assert sorted(json.loads(lock.path.read_text())) == ["gqa/images.zip"] + [
-        f"hnc/hnc_clean_strict_{s}.json" for s in ("test", "train", "val")]
+        f"hnc/hnc_clean_strict_{s}.json" for s in ("test", "train", "val")
+    ]
     stats = HncStats()
-    recs = list(iter_hnc_records(hnc / "hnc_clean_strict_train.json", "train", image_root=gqa / "images", stats=stats))
+    recs = list(
+        iter_hnc_records(hnc / "hnc_clean_strict_train.json", "train", image_root=gqa / "images", stats=stats)
+    )
     assert {r.image for r in recs} == {"2386621.jpg"} and stats.images_missing == 2
     recs = list(iter_hnc_records(hnc / "hnc_clean_strict_test.json", "test", image_root=gqa / "images"))
     assert {r.image for r in recs} == {"n100552.jpg"}
@@ -377,15 +405,23 @@ def test_coco_source_layout_matches_the_coco_loader(server, tmp_path):
 
     server.files["/zips/val2014.zip"] = _zip_bytes({"val2014/COCO_val2014_000000391895.jpg": b"x"})
     server.files["/annotations/annotations_trainval2014.zip"] = _zip_bytes(
-        {"annotations/captions_val2014.json": (FIXTURES / "coco" / "captions_val2014_mini.json").read_bytes()})
+        {"annotations/captions_val2014.json": (FIXTURES / "coco" / "captions_val2014_mini.json").read_bytes()}
+    )
     server.files["/k/caption_datasets.zip"] = _zip_bytes(
-        {"dataset_coco.json": (FIXTURES / "coco" / "dataset_coco_mini.json").read_bytes()})
-    real = _real_params(coco_images_url=server.url("/zips/val2014.zip"),
-                        coco_annotations_url=server.url("/annotations/annotations_trainval2014.zip"),
-                        karpathy_url=server.url("/k/caption_datasets.zip"), reserve_gb=0.0)
+        {"dataset_coco.json": (FIXTURES / "coco" / "dataset_coco_mini.json").read_bytes()}
+    )
+    real = _real_params(
+        coco_images_url=server.url("/zips/val2014.zip"),
+        coco_annotations_url=server.url("/annotations/annotations_trainval2014.zip"),
+        karpathy_url=server.url("/k/caption_datasets.zip"),
+        reserve_gb=0.0,
+    )
     out = fetch_coco(real, tmp_path / "coco", tmp_path / "dl", Lock(tmp_path / "l.json"), progress=False)
-    recs = list(iter_karpathy_records(out / "caption_datasets" / "dataset_coco.json", splits=real.coco_splits,
-                                      image_root=out / "images"))
+    recs = list(
+        iter_karpathy_records(
+            out / "caption_datasets" / "dataset_coco.json", splits=real.coco_splits, image_root=out / "images"
+        )
+    )
     assert [r.id for r in recs] == ["coco-391895-770337", "coco-391895-771687"]
     anns = out / "annotations_trainval2014" / "annotations" / "captions_val2014.json"
     assert len(list(iter_caption_annotation_records(anns, image_root=out / "images"))) == 2
@@ -417,8 +453,11 @@ def test_model_sources_single_file_and_hf_snapshot(server, tmp_path, monkeypatch
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
     sd = real.models["sd_inpaint"]
     out = fetch_model("sd_inpaint", sd, real, tmp_path / "m" / "sd", tmp_path / "dl", lock, progress=False)
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["model_index.json", "unet",
-                                                                             "unet/config.json"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "model_index.json",
+        "unet",
+        "unet/config.json",
+    ]
     assert seen == {"repo": sd.repo, "revision": sd.revision, "patterns": list(sd.patterns)}
     assert lock.get("models/sd_inpaint")["size"] == 4
     with pytest.raises(ValueError, match="real.models.bad: set exactly one of url"):
@@ -465,8 +504,20 @@ def test_synthetic_source_writes_placeholders_without_network(tmp_path, monkeypa
         assert res.exit_code == 0, res.output
         assert [p.name for p in out.iterdir()] == ["SKIPPED.txt"]
         assert "dvc exp run -S data.source=hnc" in (out / "SKIPPED.txt").read_text()
-    res = run(stage.cli, ["hnc-manifest", "--hnc", str(tmp_path / "hnc"), "--images", str(tmp_path / "gqa"),
-                          "--out", str(tmp_path / "man"), "--stats", str(tmp_path / "s.json")])
+    res = run(
+        stage.cli,
+        [
+            "hnc-manifest",
+            "--hnc",
+            str(tmp_path / "hnc"),
+            "--images",
+            str(tmp_path / "gqa"),
+            "--out",
+            str(tmp_path / "man"),
+            "--stats",
+            str(tmp_path / "s.json"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "man").iterdir()) == ["test.jsonl", "train.jsonl", "val.jsonl"]
     assert all(p.read_text() == "" for p in (tmp_path / "man").iterdir())
@@ -482,9 +533,22 @@ def test_stage_reports_a_download_failure_in_one_line(tmp_path, monkeypatch):
 
     stage = _stage_module()
     real = _real_params(gqa_images_url=f"http://127.0.0.1:{_closed_port()}/images.zip")
-    monkeypatch.setattr(stage, "_params", lambda path: SimpleNamespace(data=SimpleNamespace(source="hnc"), real=real))
-    res = CliRunner().invoke(stage.cli, ["gqa", "--out", str(tmp_path / "gqa"), "--downloads", str(tmp_path / "dl"),
-                                         "--lock", str(tmp_path / "l.json"), "--quiet"])
+    monkeypatch.setattr(
+        stage, "_params", lambda path: SimpleNamespace(data=SimpleNamespace(source="hnc"), real=real)
+    )
+    res = CliRunner().invoke(
+        stage.cli,
+        [
+            "gqa",
+            "--out",
+            str(tmp_path / "gqa"),
+            "--downloads",
+            str(tmp_path / "dl"),
+            "--lock",
+            str(tmp_path / "l.json"),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 1
     assert "Error: download_gqa: cannot reach" in res.output
     assert str((tmp_path / "dl" / "gqa" / "images.zip").resolve()) in res.output
@@ -500,7 +564,9 @@ def test_pipeline_fragment_names_real_scripts_and_params():
 
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    mine = {k: v for k, v in stages.items() if k.startswith("download_") or k in ("hnc_manifest", "coco_manifest")}
+    mine = {
+        k: v for k, v in stages.items() if k.startswith("download_") or k in ("hnc_manifest", "coco_manifest")
+    }
     models = params["real"]["models"]
     assert {f"download_{m}" for m in models} <= set(mine) and len(mine) == 6 + len(models)
     sections = {f.name for f in dataclasses.fields(Params)}

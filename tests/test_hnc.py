@@ -39,23 +39,36 @@ def test_train_schema_pairs_by_cpt_p_id_including_zero():
     r = by_id["hnc-train-2386621-48"]
     assert r.image == "2386621.jpg" and r.source == "hnc" and r.split == "train" and r.group == "2386621.jpg"
     assert r.caption == "The yellow banana is to the left of the straw."
-    assert r.negatives == (Negative(type="attribute_subg", caption="The yellow plate is to the left of the straw."),)
+    assert r.negatives == (
+        Negative(type="attribute_subg", caption="The yellow plate is to the left of the straw."),
+    )
     assert r.meta == {"type": "attribute_subg"}
     # cpt_p_id == 0 is a real pair (the thesis loader lost it by testing truthiness)
-    assert by_id["hnc-train-1-0"].negatives == (Negative("obj_verify_count_attr", "There is no cat that is black."),)
+    assert by_id["hnc-train-1-0"].negatives == (
+        Negative("obj_verify_count_attr", "There is no cat that is black."),
+    )
     assert _triples(recs) == _reference_pairs_train(TRAIN)
     assert by_id["hnc-train-1-2"].negatives == ()  # its would-be negatives are orphans
     assert stats.as_dict() == {
-        "images": 3, "images_outside_subset": 0, "images_missing": 0, "records": 5, "negatives": 4,
-        "positives_without_negative": 1, "orphan_negatives": 2,  # cpt_p_id 99 (unknown) and absent
+        "images": 3,
+        "images_outside_subset": 0,
+        "images_missing": 0,
+        "records": 5,
+        "negatives": 4,
+        "positives_without_negative": 1,
+        "orphan_negatives": 2,  # cpt_p_id 99 (unknown) and absent
     }
 
 
 def test_test_schema_pairs_consecutive_keys():
     stats = HncStats()
     recs = list(iter_hnc_records(TEST, "test", stats=stats))
-    assert [r.id for r in recs] == ["hnc-test-n100552-0", "hnc-test-n100552-8", "hnc-test-n100552-10",
-                                    "hnc-test-n2000-3"]
+    assert [r.id for r in recs] == [
+        "hnc-test-n100552-0",
+        "hnc-test-n100552-8",
+        "hnc-test-n100552-10",
+        "hnc-test-n2000-3",
+    ]
     assert all(r.image in ("n100552.jpg", "n2000.jpg") for r in recs)
     assert recs[1].caption == "The elephant is in front of the fence"
     assert recs[1].negatives == (Negative("relation", "The giraffe is in front of the fence"),)
@@ -89,7 +102,9 @@ def test_subset_is_deterministic_nested_and_about_the_right_size():
 def test_subset_does_not_depend_on_file_order(tmp_path):
     data = json.loads(TRAIN.read_text())
     for i in range(200):  # more images so a 50% subset is non-trivial
-        data[str(3_000_000 + i)] = {"captions": {"0": {"caption": f"c{i}", "label": 1, "type": "relation_obj"}}}
+        data[str(3_000_000 + i)] = {
+            "captions": {"0": {"caption": f"c{i}", "label": 1, "type": "relation_obj"}}
+        }
     items = list(data.items())
     random.Random(0).shuffle(items)
     shuffled = tmp_path / "shuffled.json"
@@ -112,7 +127,10 @@ def test_convert_writes_a_manifest_that_reads_back(tmp_path):
 @pytest.mark.parametrize(
     "content, match",
     [
-        ('{"5": {"captions": {"0": {"caption": "x", "label": 2}}}}', r"bad\.json: image '5' caption 0: 'label'"),
+        (
+            '{"5": {"captions": {"0": {"caption": "x", "label": 2}}}}',
+            r"bad\.json: image '5' caption 0: 'label'",
+        ),
         ('{"5": {"captions": {"0": {"label": 1}}}}', r"bad\.json: image '5' caption 0: expected .*'caption'"),
         ('{"5": [1, 2]}', r"bad\.json: entry '5' must be an object"),
         ('{"5": {"captions": {"0": {"caption": "x", "label": 1}}}', r"bad\.json: invalid JSON near byte"),

@@ -3,11 +3,13 @@
 Two inputs:
 
 * the Karpathy split file ``dataset_coco.json``:
-  ``{"images": [{"filepath": "val2014", "filename": "COCO_val2014_...jpg", "split": "train"|"restval"|"val"|"test",
-  "cocoid": int, "sentences": [{"raw": str, "sentid": int, ...}], ...}], "dataset": "coco"}``;
+  ``{"images": [{"filepath": "val2014", "filename": "COCO_val2014_...jpg",
+  "split": "train"|"restval"|"val"|"test", "cocoid": int,
+  "sentences": [{"raw": str, "sentid": int, ...}], ...}], "dataset": "coco"}``;
   record split = the Karpathy split, image = ``<filepath>/<filename>``.
 * the official annotations ``captions_val2014.json``:
-  ``{"images": [{"id": int, "file_name": str}], "annotations": [{"id": int, "image_id": int, "caption": str}]}``;
+  ``{"images": [{"id": int, "file_name": str}],
+  "annotations": [{"id": int, "image_id": int, "caption": str}]}``;
   record split = ``split`` argument, image = ``<image_dir>/<file_name>``.
 
 Image paths are relative to the COCO root (the folder holding ``val2014/``). Only val2014 images are
@@ -40,8 +42,14 @@ class CocoStats:
 def _record(cocoid: int, sent_id: object, image: str, caption: object, split: str, where: str) -> Record:
     if not isinstance(caption, str) or not caption.strip():
         raise ValueError(f"{where}: caption must be a non-empty string, got {caption!r}")
-    return Record(id=f"coco-{cocoid}-{sent_id}", image=image, caption=caption.strip(), split=split,
-                  source="coco", meta={"cocoid": cocoid})
+    return Record(
+        id=f"coco-{cocoid}-{sent_id}",
+        image=image,
+        caption=caption.strip(),
+        split=split,
+        source="coco",
+        meta={"cocoid": cocoid},
+    )
 
 
 def iter_karpathy_records(
@@ -68,8 +76,9 @@ def iter_karpathy_records(
                     image = f"{img['filepath']}/{img['filename']}"
                     cocoid, split, sentences = img["cocoid"], img["split"], img["sentences"]
                 except (KeyError, TypeError) as e:
-                    raise ValueError(f"{where}: missing field {e}; expected filepath, filename, cocoid, "
-                                     f"split, sentences") from None
+                    raise ValueError(
+                        f"{where}: missing field {e}; expected filepath, filename, cocoid, split, sentences"
+                    ) from None
                 stats.images += 1
                 if keep is not None and split not in keep:
                     stats.images_other_split += 1
@@ -79,8 +88,14 @@ def iter_karpathy_records(
                     continue
                 for j, s in enumerate(sentences):
                     stats.records += 1
-                    yield _record(cocoid, s.get("sentid", j), image, s.get("raw"), split,
-                                  f"{where} (cocoid {cocoid}) sentences[{j}]")
+                    yield _record(
+                        cocoid,
+                        s.get("sentid", j),
+                        image,
+                        s.get("raw"),
+                        split,
+                        f"{where} (cocoid {cocoid}) sentences[{j}]",
+                    )
         except ijson.JSONError as e:
             raise ValueError(f"{path}: invalid JSON near byte {f.tell()}: {e}") from None
 
@@ -100,8 +115,10 @@ def iter_caption_annotation_records(
         files = {img["id"]: img["file_name"] for img in data["images"]}
         anns = sorted(data["annotations"], key=lambda a: (a["image_id"], a["id"]))
     except (KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a COCO captions file (missing {e}); expected 'images' with id/file_name "
-                         f"and 'annotations' with id/image_id/caption") from None
+        raise ValueError(
+            f"{path}: not a COCO captions file (missing {e}); expected 'images' with id/file_name "
+            f"and 'annotations' with id/image_id/caption"
+        ) from None
     stats.images += len(files)
     root = Path(image_root) if image_root is not None else None
     missing: set[int] = set()

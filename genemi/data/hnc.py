@@ -70,7 +70,9 @@ def iter_hnc_entries(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: HNC file not found (run the download_hnc stage, see docs/real-data.md)")
+        raise FileNotFoundError(
+            f"{path}: HNC file not found (run the download_hnc stage, see docs/real-data.md)"
+        )
     with path.open("rb") as f:
         try:
             # use_float: numbers as float/int rather than Decimal (we never need exact decimals)
@@ -194,6 +196,7 @@ def convert_hnc(
 ) -> HncStats:
     """Stream one HNC file into a manifest at ``out`` (atomic); return the counts."""
     stats = HncStats()
-    write_manifest(out, iter_hnc_records(path, split, image_root=image_root, subset=subset, seed=seed,
-                                         stats=stats))
+    write_manifest(
+        out, iter_hnc_records(path, split, image_root=image_root, subset=subset, seed=seed, stats=stats)
+    )
     return stats

@@ -25,7 +25,16 @@ from pathlib import Path
 
 from genemi.config import ModelSource, RealDataParams
 from genemi.data.hnc import HNC_FILES
-from genemi.download import Lock, atomic_dir, fetch, fetch_tree, hf_file_url, link_or_copy, link_tree, safe_extract_zip
+from genemi.download import (
+    Lock,
+    atomic_dir,
+    fetch,
+    fetch_tree,
+    hf_file_url,
+    link_or_copy,
+    link_tree,
+    safe_extract_zip,
+)
 
 PathLike = str | os.PathLike
 
@@ -46,28 +55,55 @@ def _mirror(src: Path, dst: Path) -> None:
             link_or_copy(p, dst / p.name)
 
 
-def fetch_hnc(real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock, *,
-              endpoint: str | None = None, progress: bool = True) -> Path:
+def fetch_hnc(
+    real: RealDataParams,
+    out: PathLike,
+    downloads: PathLike,
+    lock: Lock,
+    *,
+    endpoint: str | None = None,
+    progress: bool = True,
+) -> Path:
     """The three HNC JSON files of ``real.hnc_repo`` (a HF dataset) into ``out``."""
     downloads = Path(downloads)
     paths = []
     for fname in HNC_FILES.values():
         url = hf_file_url(real.hnc_repo, fname, real.hnc_revision, repo_type="dataset", endpoint=endpoint)
-        paths.append(fetch(url, downloads / "hnc" / fname, key=f"hnc/{fname}", lock=lock,
-                           timeout=real.timeout_s, retries=real.retries, progress=progress))
+        paths.append(
+            fetch(
+                url,
+                downloads / "hnc" / fname,
+                key=f"hnc/{fname}",
+                lock=lock,
+                timeout=real.timeout_s,
+                retries=real.retries,
+                progress=progress,
+            )
+        )
     with atomic_dir(out) as tmp:
         for p in paths:
             link_or_copy(p, tmp / p.name)
     return Path(out)
 
 
-def _fetch_zip(url: str, subdir: str, downloads: Path, lock: Lock, real: RealDataParams, progress: bool) -> Path:
+def _fetch_zip(
+    url: str, subdir: str, downloads: Path, lock: Lock, real: RealDataParams, progress: bool
+) -> Path:
     name = _url_name(url)
-    return fetch(url, downloads / subdir / name, key=f"{subdir}/{name}", lock=lock, timeout=real.timeout_s,
-                 retries=real.retries, progress=progress)
+    return fetch(
+        url,
+        downloads / subdir / name,
+        key=f"{subdir}/{name}",
+        lock=lock,
+        timeout=real.timeout_s,
+        retries=real.retries,
+        progress=progress,
+    )
 
 
-def fetch_gqa(real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock, *, progress: bool = True) -> Path:
+def fetch_gqa(
+    real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock, *, progress: bool = True
+) -> Path:
     """GQA ``images.zip`` (20 GB; its entries are ``images/<id>.jpg``) extracted into ``out``."""
     archive = _fetch_zip(real.gqa_images_url, "gqa", Path(downloads), lock, real, progress)
     reserve = int(real.reserve_gb * 2**30)
@@ -82,13 +118,17 @@ def fetch_gqa(real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lo
     return Path(out)
 
 
-def fetch_coco(real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock, *, progress: bool = True) -> Path:
+def fetch_coco(
+    real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock, *, progress: bool = True
+) -> Path:
     """COCO 2014 val images, the 2014 annotations and the Karpathy split, extracted into ``out``."""
     downloads = Path(downloads)
     reserve = int(real.reserve_gb * 2**30)
     archives = {
         "images": _fetch_zip(real.coco_images_url, "coco", downloads, lock, real, progress),
-        "annotations_trainval2014": _fetch_zip(real.coco_annotations_url, "coco", downloads, lock, real, progress),
+        "annotations_trainval2014": _fetch_zip(
+            real.coco_annotations_url, "coco", downloads, lock, real, progress
+        ),
         "caption_datasets": _fetch_zip(real.karpathy_url, "coco", downloads, lock, real, progress),
     }
     with atomic_dir(out) as tmp:
@@ -106,8 +146,13 @@ def fetch_stanza(real: RealDataParams, out: PathLike, downloads: PathLike, lock:
         stanza.download(real.stanza_lang, model_dir=str(d), processors=real.stanza_processors, verbose=False)
 
     key = f"stanza/{real.stanza_lang}"
-    src = fetch_tree(Path(downloads) / "stanza" / real.stanza_lang, fill, key=key, lock=lock,
-                     source=f"stanza models {real.stanza_lang}:{real.stanza_processors}")
+    src = fetch_tree(
+        Path(downloads) / "stanza" / real.stanza_lang,
+        fill,
+        key=key,
+        lock=lock,
+        source=f"stanza models {real.stanza_lang}:{real.stanza_processors}",
+    )
     with atomic_dir(out) as tmp:
         _mirror(src, tmp)
     return Path(out)
@@ -115,19 +160,36 @@ def fetch_stanza(real: RealDataParams, out: PathLike, downloads: PathLike, lock:
 
 def check_model_source(name: str, src: ModelSource) -> None:
     if bool(src.url) == bool(src.repo):
-        raise ValueError(f"real.models.{name}: set exactly one of url (a single file) or repo (a Hugging Face "
-                         f"snapshot); got url={src.url!r}, repo={src.repo!r}")
+        raise ValueError(
+            f"real.models.{name}: set exactly one of url (a single file) or repo (a Hugging Face "
+            f"snapshot); got url={src.url!r}, repo={src.repo!r}"
+        )
 
 
-def fetch_model(name: str, src: ModelSource, real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock,
-                *, progress: bool = True) -> Path:
+def fetch_model(
+    name: str,
+    src: ModelSource,
+    real: RealDataParams,
+    out: PathLike,
+    downloads: PathLike,
+    lock: Lock,
+    *,
+    progress: bool = True,
+) -> Path:
     """One checkpoint (``real.models[name]``) into ``out``: the single file, or the repo snapshot."""
     check_model_source(name, src)
     base = Path(downloads) / "models" / name
     if src.url:
         fname = _url_name(src.url)
-        f = fetch(src.url, base / fname, key=f"models/{name}/{fname}", lock=lock, timeout=real.timeout_s,
-                  retries=real.retries, progress=progress)
+        f = fetch(
+            src.url,
+            base / fname,
+            key=f"models/{name}/{fname}",
+            lock=lock,
+            timeout=real.timeout_s,
+            retries=real.retries,
+            progress=progress,
+        )
         with atomic_dir(out) as tmp:
             link_or_copy(f, tmp / fname)
         return Path(out)
@@ -135,12 +197,22 @@ def fetch_model(name: str, src: ModelSource, real: RealDataParams, out: PathLike
     def fill(d: Path) -> None:
         from huggingface_hub import snapshot_download
 
-        snapshot_download(src.repo, revision=src.revision, local_dir=d, allow_patterns=list(src.patterns) or None,
-                          etag_timeout=real.timeout_s)
+        snapshot_download(
+            src.repo,
+            revision=src.revision,
+            local_dir=d,
+            allow_patterns=list(src.patterns) or None,
+            etag_timeout=real.timeout_s,
+        )
         shutil.rmtree(d / ".cache", ignore_errors=True)  # huggingface_hub's resume metadata, not model files
 
-    tree = fetch_tree(base / "snapshot", fill, key=f"models/{name}", lock=lock,
-                      source=f"https://huggingface.co/{src.repo} @ {src.revision}")
+    tree = fetch_tree(
+        base / "snapshot",
+        fill,
+        key=f"models/{name}",
+        lock=lock,
+        source=f"https://huggingface.co/{src.repo} @ {src.revision}",
+    )
     with atomic_dir(out) as tmp:
         _mirror(tree, tmp)
     return Path(out)
