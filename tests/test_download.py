@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
 import socket
 import stat
 import threading
@@ -583,3 +584,21 @@ def test_pipeline_fragment_names_real_scripts_and_params():
         if "--name" in st["cmd"]:
             model = st["cmd"].split("--name")[1].split()[0]
             assert name == f"download_{model}" and f"real.models.{model}" in st["params"]
+
+
+def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
+    from genemi.download import atomic_dir
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        (tmp / "new.txt").write_text("half")
+        raise RuntimeError("interrupted")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (out / "old.txt").read_text() == "old"
+    with atomic_dir(out) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask  # like mkdir, not mkdtemp's private 0700
