@@ -86,6 +86,37 @@ class EvalParams:
 
 
 @dataclass(frozen=True)
+class ModelSource:
+    """Where one pretrained checkpoint comes from: exactly one of ``url`` (one file) or ``repo`` (HF snapshot)."""
+
+    url: str  # direct URL of a single checkpoint file; "" when `repo` is used
+    repo: str  # Hugging Face model repo id, fetched as a snapshot; "" when `url` is used
+    revision: str  # branch, tag or commit of `repo`; a commit pins the exact files
+    patterns: tuple[str, ...]  # glob patterns of repo files to fetch; [] = every file
+
+
+@dataclass(frozen=True)
+class RealDataParams:
+    """Real-data sources (used only when ``data.source == hnc``) and download behaviour."""
+
+    hnc_repo: str  # Hugging Face dataset with hnc_clean_strict_{train,val,test}.json
+    hnc_revision: str  # branch/tag/commit of hnc_repo
+    hnc_val_subset: float  # fraction of HNC val images kept (by image-id hash); the thesis used 1%
+    subset_seed: int  # seed of the HNC subsets; separate from `seed` so a training seed sweep keeps the data
+    gqa_images_url: str
+    coco_images_url: str  # COCO 2014 val images
+    coco_annotations_url: str  # COCO 2014 train/val annotations (captions_val2014.json)
+    karpathy_url: str  # Karpathy splits (dataset_coco.json)
+    coco_splits: tuple[str, ...]  # Karpathy splits written to the COCO manifest
+    stanza_lang: str
+    stanza_processors: str  # what GeNeMi's caption editing needs (constituency parse)
+    models: dict[str, ModelSource]  # generative-mining checkpoints, one download stage each
+    timeout_s: float  # connect/read timeout; without network a download fails after at most this
+    retries: int  # resumptions after a cut connection within one run
+    reserve_gb: float  # free disk that must remain after extracting an archive
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     threads: int  # torch intra-op threads (0 = leave torch's default)
@@ -98,6 +129,7 @@ class Params:
     loss: LossParams
     deepspeed: DeepSpeedParams
     eval: EvalParams
+    real: RealDataParams
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:

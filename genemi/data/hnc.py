@@ -1,0 +1,202 @@
+"""HNC (hard negative captions, CoNLL 2023) -> genemi manifest records, streamed.
+
+Two schemas exist (docs: ../shared/METHOD.md §3.2, §3.3):
+
+* train/val ``{"<gqa id>": {"captions": {"<cap id>": {"caption", "label": 1|0, "type", "cpt_p_id", ...}}}}``;
+  a negative (label 0) belongs to the positive whose cap id is ``str(cpt_p_id)`` -- ``cpt_p_id == 0`` is a
+  valid id (the thesis loader dropped those pairs by testing truthiness). Image: ``<gqa id>.jpg``.
+* test ``{"<name>.jpg": {"<cap id>": {"caption", "label", "type", "replaced"}}}``; no wrapper, no
+  ``cpt_p_id``: a negative belongs to the last positive before it in numeric key order (pairs are
+  consecutive keys). Image: the key itself.
+
+Each entry is recognised by its shape (a ``captions`` object or not), so one reader handles both.
+The 8 GB train file is read with ijson one top-level entry (one image, ~240 captions) at a time, so
+memory stays flat whatever the file size.
+
+Output: one :class:`Record` per positive caption, its negatives as ``Negative(type=<hnc type>,
+caption=...)``, ``source="hnc"``, image path relative to the GQA images root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from genemi.manifest import Negative, Record, write_manifest
+
+HNC_FILES = {
+    "train": "hnc_clean_strict_train.json",
+    "val": "hnc_clean_strict_val.json",
+    "test": "hnc_clean_strict_test.json",
+}
+
+
+@dataclass
+class HncStats:
+    """Counts of one conversion; written next to the manifest so skipped data is visible."""
+
+    images: int = 0  # top-level entries read
+    images_outside_subset: int = 0  # not drawn into the deterministic subset
+    images_missing: int = 0  # drawn, but the image file is absent under the image root (skipped)
+    records: int = 0  # positives written
+    negatives: int = 0  # negatives attached to a written positive
+    positives_without_negative: int = 0  # written with an empty negatives list
+    orphan_negatives: int = 0  # no matching positive (cpt_p_id missing/unknown, or no earlier positive)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def in_subset(image_key: str, fraction: float, seed: int) -> bool:
+    """Whether image ``image_key`` is in the ``fraction`` subset drawn with ``seed``.
+
+    Decided by a hash of (seed, key) alone, so the subset does not depend on file order, on which
+    other images exist, or on the Python hash seed; the 1% subset is contained in the 10% one.
+    """
+    if fraction >= 1.0:
+        return True
+    if fraction <= 0.0:
+        return False
+    digest = hashlib.sha256(f"{seed}:{image_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < fraction * 2**64
+
+
+def iter_hnc_entries(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
+    """Stream ``(top-level key, value)`` pairs of an HNC JSON file in file order, in constant memory."""
+    import ijson  # C backend (yajl2_c) when available: ~10x the pure-Python parser
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: HNC file not found (run the download_hnc stage, see docs/real-data.md)"
+        )
+    with path.open("rb") as f:
+        try:
+            # use_float: numbers as float/int rather than Decimal (we never need exact decimals)
+            for key, value in ijson.kvitems(f, "", use_float=True):
+                if not isinstance(value, dict):
+                    raise ValueError(f"{path}: entry {key!r} must be an object, got {type(value).__name__}")
+                yield key, value
+        except ijson.JSONError as e:
+            raise ValueError(f"{path}: invalid JSON near byte {f.tell()}: {e}") from None
+
+
+def _label(cap: dict, where: str) -> int:
+    label = cap.get("label")
+    if label not in (0, 1) or isinstance(label, float):
+        raise ValueError(f"{where}: 'label' must be 1 (positive) or 0 (negative), got {label!r}")
+    return int(label)
+
+
+def _caption(cap: object, where: str) -> str:
+    if not isinstance(cap, dict) or not isinstance(cap.get("caption"), str):
+        raise ValueError(f"{where}: expected an object with a string 'caption', got {cap!r:.200}")
+    return cap["caption"]
+
+
+def _sorted_ids(caps: dict) -> list[str]:
+    # Cap ids are decimal strings; numeric order is the generator's order (a negative follows its positive).
+    return sorted(caps, key=lambda k: (0, int(k), k) if k.isdigit() else (1, 0, k))
+
+
+def _pairs(key: str, entry: dict, where: str, stats: HncStats) -> tuple[str, list[tuple[str, dict, list]]]:
+    """(image path, [(cap id, positive, [negatives])]) for one top-level entry of either schema."""
+    if isinstance(entry.get("captions"), dict):  # train/val schema
+        caps = entry["captions"]
+        image = f"{key}.jpg"
+        pos = {}
+        for cid in _sorted_ids(caps):
+            _caption(caps[cid], f"{where} caption {cid}")
+            if _label(caps[cid], f"{where} caption {cid}") == 1:
+                pos[cid] = (cid, caps[cid], [])
+        for cid in _sorted_ids(caps):
+            cap = caps[cid]
+            if cap["label"] == 1:
+                continue
+            parent = cap.get("cpt_p_id")
+            # `is None`, not truthiness: cpt_p_id == 0 points at caption "0".
+            target = pos.get(str(int(parent))) if isinstance(parent, (int, float)) else None
+            if parent is None or target is None:
+                stats.orphan_negatives += 1
+                continue
+            target[2].append(cap)
+        return image, list(pos.values())
+    # test schema: keyed by file name, consecutive positive/negative keys
+    image = key
+    out: list[tuple[str, dict, list]] = []
+    for cid in _sorted_ids(entry):
+        cap = entry[cid]
+        _caption(cap, f"{where} caption {cid}")
+        if _label(cap, f"{where} caption {cid}") == 1:
+            out.append((cid, cap, []))
+        elif out:
+            out[-1][2].append(cap)
+        else:
+            stats.orphan_negatives += 1
+    return image, out
+
+
+def iter_hnc_records(
+    path: str | os.PathLike,
+    split: str,
+    *,
+    image_root: str | os.PathLike | None = None,
+    subset: float = 1.0,
+    seed: int = 0,
+    stats: HncStats | None = None,
+) -> Iterator[Record]:
+    """Stream manifest records from one HNC file (either schema), in file order.
+
+    ``subset`` keeps that fraction of images (:func:`in_subset`, by image key and ``seed``). With
+    ``image_root``, images whose file is absent are skipped and counted in ``stats.images_missing``.
+    Record ids are ``hnc-<split>-<image stem>-<cap id>``; ``meta`` holds the positive's ``type``.
+    """
+    stats = stats if stats is not None else HncStats()
+    root = Path(image_root) if image_root is not None else None
+    for key, entry in iter_hnc_entries(path):
+        stats.images += 1
+        if not in_subset(key, subset, seed):
+            stats.images_outside_subset += 1
+            continue
+        image = f"{key}.jpg" if isinstance(entry.get("captions"), dict) else key  # see _pairs
+        if root is not None and not (root / image).is_file():
+            stats.images_missing += 1
+            continue
+        image, pairs = _pairs(key, entry, f"{path}: image {key!r}", stats)
+        stem = image.removesuffix(".jpg")
+        for cid, pos, negs in pairs:
+            negatives = tuple(
+                Negative(type=str(n.get("type") or "unknown"), caption=n["caption"]) for n in negs
+            )
+            stats.records += 1
+            stats.negatives += len(negatives)
+            stats.positives_without_negative += not negatives
+            yield Record(
+                id=f"hnc-{split}-{stem}-{cid}",
+                image=image,
+                caption=pos["caption"],
+                split=split,
+                source="hnc",
+                negatives=negatives,
+                meta={"type": str(pos.get("type") or "unknown")},
+            )
+
+
+def convert_hnc(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    split: str,
+    *,
+    image_root: str | os.PathLike | None = None,
+    subset: float = 1.0,
+    seed: int = 0,
+) -> HncStats:
+    """Stream one HNC file into a manifest at ``out`` (atomic); return the counts."""
+    stats = HncStats()
+    write_manifest(
+        out, iter_hnc_records(path, split, image_root=image_root, subset=subset, seed=seed, stats=stats)
+    )
+    return stats

@@ -1,0 +1,218 @@
+"""Fetch each real-data source into a stage output folder (verified, resumable, atomic).
+
+Every function takes the ``real`` params section, the output folder (a DVC output, replaced whole), the
+persistent downloads folder (resume state and the place for manually fetched files) and the lock file.
+Layouts of the outputs (what the loaders and mining stages read):
+
+* ``hnc``:   ``<out>/hnc_clean_strict_{train,val,test}.json``
+* ``gqa``:   ``<out>/images/<gqa id>.jpg``                      (image root: ``<out>/images``)
+* ``coco``:  ``<out>/images/val2014/COCO_val2014_*.jpg``        (image root: ``<out>/images``)
+             ``<out>/annotations_trainval2014/annotations/captions_val2014.json``
+             ``<out>/caption_datasets/dataset_coco.json``       (Karpathy split)
+* ``stanza``: ``<out>/`` a stanza model dir (``resources.json``, ``en/...``), for ``stanza.Pipeline(dir=...)``
+* a model:  ``<out>/<file name>`` (url source) or the repo snapshot (HF source), for ``from_pretrained``
+
+Large files live once in the downloads folder; outputs hold hard links to them (no second copy).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import urllib.parse
+from pathlib import Path
+
+from genemi.config import ModelSource, RealDataParams
+from genemi.data.hnc import HNC_FILES
+from genemi.download import (
+    Lock,
+    atomic_dir,
+    fetch,
+    fetch_tree,
+    hf_file_url,
+    link_or_copy,
+    link_tree,
+    safe_extract_zip,
+)
+
+PathLike = str | os.PathLike
+
+
+def _url_name(url: str) -> str:
+    name = posixpath.basename(urllib.parse.urlparse(url).path)
+    if not name:
+        raise ValueError(f"{url}: URL has no file name")
+    return name
+
+
+def _mirror(src: Path, dst: Path) -> None:
+    """Hard-link the contents of folder ``src`` into the existing folder ``dst``."""
+    for p in sorted(src.iterdir()):
+        if p.is_dir():
+            link_tree(p, dst / p.name)
+        else:
+            link_or_copy(p, dst / p.name)
+
+
+def fetch_hnc(
+    real: RealDataParams,
+    out: PathLike,
+    downloads: PathLike,
+    lock: Lock,
+    *,
+    endpoint: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """The three HNC JSON files of ``real.hnc_repo`` (a HF dataset) into ``out``."""
+    downloads = Path(downloads)
+    paths = []
+    for fname in HNC_FILES.values():
+        url = hf_file_url(real.hnc_repo, fname, real.hnc_revision, repo_type="dataset", endpoint=endpoint)
+        paths.append(
+            fetch(
+                url,
+                downloads / "hnc" / fname,
+                key=f"hnc/{fname}",
+                lock=lock,
+                timeout=real.timeout_s,
+                retries=real.retries,
+                progress=progress,
+            )
+        )
+    with atomic_dir(out) as tmp:
+        for p in paths:
+            link_or_copy(p, tmp / p.name)
+    return Path(out)
+
+
+def _fetch_zip(
+    url: str, subdir: str, downloads: Path, lock: Lock, real: RealDataParams, progress: bool
+) -> Path:
+    name = _url_name(url)
+    return fetch(
+        url,
+        downloads / subdir / name,
+        key=f"{subdir}/{name}",
+        lock=lock,
+        timeout=real.timeout_s,
+        retries=real.retries,
+        progress=progress,
+    )
+
+
+def fetch_gqa(
+    real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock, *, progress: bool = True
+) -> Path:
+    """GQA ``images.zip`` (20 GB; its entries are ``images/<id>.jpg``) extracted into ``out``."""
+    archive = _fetch_zip(real.gqa_images_url, "gqa", Path(downloads), lock, real, progress)
+    reserve = int(real.reserve_gb * 2**30)
+    with atomic_dir(out) as tmp:
+        safe_extract_zip(archive, tmp / "x", reserve_bytes=reserve, progress=progress)
+        # The archive's top folder is "images/"; lift it so the image root is <out>/images.
+        inner = tmp / "x" / "images"
+        if not inner.is_dir():
+            raise ValueError(f"{archive}: expected a top-level 'images/' folder (GQA images.zip layout)")
+        os.replace(inner, tmp / "images")
+        shutil.rmtree(tmp / "x")
+    return Path(out)
+
+
+def fetch_coco(
+    real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock, *, progress: bool = True
+) -> Path:
+    """COCO 2014 val images, the 2014 annotations and the Karpathy split, extracted into ``out``."""
+    downloads = Path(downloads)
+    reserve = int(real.reserve_gb * 2**30)
+    archives = {
+        "images": _fetch_zip(real.coco_images_url, "coco", downloads, lock, real, progress),
+        "annotations_trainval2014": _fetch_zip(
+            real.coco_annotations_url, "coco", downloads, lock, real, progress
+        ),
+        "caption_datasets": _fetch_zip(real.karpathy_url, "coco", downloads, lock, real, progress),
+    }
+    with atomic_dir(out) as tmp:
+        for sub, archive in archives.items():
+            safe_extract_zip(archive, tmp / sub, reserve_bytes=reserve, progress=progress)
+    return Path(out)
+
+
+def fetch_stanza(real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock) -> Path:
+    """Stanza models for ``real.stanza_lang`` / ``real.stanza_processors`` into ``out``."""
+
+    def fill(d: Path) -> None:
+        import stanza
+
+        stanza.download(real.stanza_lang, model_dir=str(d), processors=real.stanza_processors, verbose=False)
+
+    key = f"stanza/{real.stanza_lang}"
+    src = fetch_tree(
+        Path(downloads) / "stanza" / real.stanza_lang,
+        fill,
+        key=key,
+        lock=lock,
+        source=f"stanza models {real.stanza_lang}:{real.stanza_processors}",
+    )
+    with atomic_dir(out) as tmp:
+        _mirror(src, tmp)
+    return Path(out)
+
+
+def check_model_source(name: str, src: ModelSource) -> None:
+    if bool(src.url) == bool(src.repo):
+        raise ValueError(
+            f"real.models.{name}: set exactly one of url (a single file) or repo (a Hugging Face "
+            f"snapshot); got url={src.url!r}, repo={src.repo!r}"
+        )
+
+
+def fetch_model(
+    name: str,
+    src: ModelSource,
+    real: RealDataParams,
+    out: PathLike,
+    downloads: PathLike,
+    lock: Lock,
+    *,
+    progress: bool = True,
+) -> Path:
+    """One checkpoint (``real.models[name]``) into ``out``: the single file, or the repo snapshot."""
+    check_model_source(name, src)
+    base = Path(downloads) / "models" / name
+    if src.url:
+        fname = _url_name(src.url)
+        f = fetch(
+            src.url,
+            base / fname,
+            key=f"models/{name}/{fname}",
+            lock=lock,
+            timeout=real.timeout_s,
+            retries=real.retries,
+            progress=progress,
+        )
+        with atomic_dir(out) as tmp:
+            link_or_copy(f, tmp / fname)
+        return Path(out)
+
+    def fill(d: Path) -> None:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(
+            src.repo,
+            revision=src.revision,
+            local_dir=d,
+            allow_patterns=list(src.patterns) or None,
+            etag_timeout=real.timeout_s,
+        )
+        shutil.rmtree(d / ".cache", ignore_errors=True)  # huggingface_hub's resume metadata, not model files
+
+    tree = fetch_tree(
+        base / "snapshot",
+        fill,
+        key=f"models/{name}",
+        lock=lock,
+        source=f"https://huggingface.co/{src.repo} @ {src.revision}",
+    )
+    with atomic_dir(out) as tmp:
+        _mirror(tree, tmp)
+    return Path(out)
