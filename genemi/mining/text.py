@@ -62,7 +62,7 @@ class StanzaParser:
             f"stanza models for {lang!r} not found under {model_dir}. On a machine with internet run "
             f"`python -c \"import stanza; stanza.download('{lang}', model_dir='{model_dir}', "
             f"processors='{STANZA_PROCESSORS}')\"` and copy that folder here "
-            f"(or set mining_models.stanza_dir in params.yaml to where it is)."
+            f"(or set mine_real.stanza_dir in params.yaml to where it is)."
         )
         if not (model_dir / "resources.json").is_file() or not (model_dir / lang).is_dir():
             raise FileNotFoundError(how)
