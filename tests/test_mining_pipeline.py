@@ -169,3 +169,76 @@ def test_tiny_real_models_run_the_whole_chain(data, tmp_path):
         im = Image.open(tmp_path / "o" / P.IMAGES / r.image)
         assert im.size == (32, 32)
         assert len(r.meta["itm_score"]) == len(r.meta["captions"]) and np.isfinite(r.meta["itm_score"]).all()
+
+
+# -- the stage script -----------------------------------------------------------------------------
+def _dummy(tp):
+    """A schema-valid value for any config type (the other sections do not matter here)."""
+    import dataclasses
+    import typing
+
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        return {f.name: _dummy(hints[f.name]) for f in dataclasses.fields(tp)}
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return args[0]
+    if origin is tuple:
+        return []
+    if origin is dict:
+        return {}
+    if origin is not None:  # unions: first member
+        return _dummy(args[0])
+    return {bool: False, int: 1, float: 1.0, str: "x"}[tp]
+
+
+def _params_file(tmp_path: Path, **mine_real) -> Path:
+    import yaml
+
+    from genemi.config import Params
+
+    raw = _dummy(Params)
+    raw["mine_real"] = yaml.safe_load((Path(F.ROOT) / "params.yaml").read_text())["mine_real"] | mine_real
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _stage_args(data, tmp_path, params: Path) -> list[str]:
+    root, _ = data
+    return ["--manifest", str(root / "train.jsonl"), "--image-root", str(root), "--work-dir", str(tmp_path / "work"),
+            "--out", str(tmp_path / "variations.jsonl"), "--sheets", str(tmp_path / "sheets"),
+            "--metrics", str(tmp_path / "metrics.json"), "--params", str(params)]
+
+
+def test_stage_is_off_by_default(data, tmp_path):
+    from click.testing import CliRunner
+
+    sys.path.insert(0, str(Path(F.ROOT) / "stages"))
+    import mine_real
+
+    res = CliRunner().invoke(mine_real.main, _stage_args(data, tmp_path, _params_file(tmp_path)))
+    assert res.exit_code == 0, res.output
+    assert "disabled" in res.output and read_manifest(tmp_path / "variations.jsonl") == []
+
+
+def test_stage_tiny_smoke_run_and_fingerprint_guard(data, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    sys.path.insert(0, str(Path(F.ROOT) / "stages"))
+    import mine_real
+
+    args = _stage_args(data, tmp_path, _params_file(tmp_path, max_images=2, items_per_image=1,
+                                                      variations_per_item=2, contact_sheets=2))
+    res = CliRunner().invoke(mine_real.main, [*args, "--tiny"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["enabled"] and metrics["origins"] == 2 and metrics["variations"] > 0
+    assert sorted(p.name for p in (tmp_path / "sheets").glob("*.png")) == ["img_000.png", "img_001.png"]
+    # the work dir remembers its settings: resuming under other params is refused
+    args2 = _stage_args(data, tmp_path, _params_file(tmp_path, max_images=2, items_per_image=1,
+                                                       variations_per_item=3))
+    res = CliRunner().invoke(mine_real.main, [*args2, "--tiny"])
+    assert res.exit_code != 0 and "other params/inputs" in str(res.exception)

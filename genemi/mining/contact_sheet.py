@@ -70,3 +70,18 @@ def origin_sheet(part: dict, image_root: str | Path, variation_root: str | Path,
     if not rows:  # nothing was mined for this origin: show it alone
         rows = [[Tile(original, f"(no variation) {part['caption']}")]]
     return contact_sheet(rows, thumb)
+
+
+def write_sheets(parts: Sequence[dict], image_root: str | Path, variation_root: str | Path,
+                 sheets_dir: str | Path, thumb: int = 160) -> list[Path]:
+    """One PNG per mined origin, ``<sheets_dir>/<origin>.png``, written atomically."""
+    from genemi.io import atomic_path
+    from genemi.mining.pipeline import safe_name
+
+    out = []
+    for part in parts:
+        path = Path(sheets_dir) / f"{safe_name(part['origin'])}.png"
+        with atomic_path(path, suffix=".png") as tmp:
+            origin_sheet(part, image_root, variation_root, thumb).save(tmp, format="PNG")
+        out.append(path)
+    return out

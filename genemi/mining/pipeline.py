@@ -176,6 +176,30 @@ def run_shard(records: Sequence[Record], image_root: str | Path, out_dir: str | 
     return {"rank": rank, "world": world, "assigned": len(todo), "mined": done, "resumed": skipped}
 
 
+def fingerprint(p: MineRealParams, seed: int, manifest_bytes: bytes) -> str:
+    """Hash of everything that shapes the mined files (not device, enabling, sheets, budget)."""
+    from genemi.config import to_dict
+    from genemi.io import dumps
+
+    knobs = {k: v for k, v in to_dict(p).items() if k not in ("enabled", "device", "max_images", "contact_sheets")}
+    return hashlib.sha256(dumps({"params": knobs, "seed": seed}).encode() + manifest_bytes).hexdigest()[:16]
+
+
+def check_work_dir(out_dir: str | Path, fp: str) -> None:
+    """Refuse to resume into parts mined under other settings; record ``fp`` for a fresh dir.
+
+    Resuming must never mix variations from two configurations, and deleting a user's mined
+    images silently would be worse, so a mismatch stops with the command to start afresh."""
+    stamp = Path(out_dir) / "fingerprint.json"
+    if stamp.is_file():
+        old = read_json(stamp).get("fingerprint")
+        if old != fp:
+            raise ValueError(f"{out_dir} holds mining from other params/inputs (fingerprint {old} != {fp}); "
+                             f"delete it (rm -r {out_dir}) to mine afresh, or restore the old params")
+        return
+    write_json(stamp, {"fingerprint": fp})
+
+
 def _clean_stale_tmp(out_dir: Path) -> int:
     """Remove temp files a killed writer left (atomic_path names them ``.<name>.*``)."""
     n = 0
