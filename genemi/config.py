@@ -101,6 +101,7 @@ class MineRealParams:
     sd_inpaint: str
     sd_dtype: Literal["float32", "float16", "bfloat16"]
     blip_itm: str
+    portrayer: str  # local causal LM proposing portrayals; "" = lexicon portrayals (offline, rule-based)
     box_threshold: float
     text_threshold: float
     nms_iou: float

@@ -78,7 +78,7 @@ def test_caption_noun_tagger_without_parser():
 
 # -- weights doors --------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls, key", [(M.GroundingDinoGrounder, "grounding_dino"), (M.SDInpaintEditor, "sd_inpaint"),
-                                      (M.BlipItmScorer, "blip_itm")])
+                                      (M.BlipItmScorer, "blip_itm"), (M.TextGenPortrayer, "portrayer")])
 def test_missing_hf_weights_name_the_model_and_the_key(cls, key, tmp_path):
     missing = str(tmp_path / "no-such-model")
     with pytest.raises(FileNotFoundError, match=rf"weights '{missing}' not found offline.*mine_real\.{key}"):
@@ -136,3 +136,20 @@ def test_blip_itm_score_is_a_deterministic_logit(tiny_paths, image):
     s = blip.score(image, "a red dog on the bench")
     assert isinstance(s, float) and np.isfinite(s)
     assert s == blip.score(image, "a red dog on the bench")
+
+
+def test_text_generation_portrayer_parses_or_falls_back(tmp_path):
+    prompts = []
+
+    def reply(prompt, seed):
+        prompts.append(prompt)
+        return "1) a bald eagle with a white head on a rock (bald eagle)\n2) a blue jay on a branch (blue jay)\n"
+
+    got = M.TextGenPortrayer(reply).portray("bird", "a bird on a rock", 2, np.random.default_rng(0))
+    assert [p.short for p in got] == ["bald eagle", "blue jay"]
+    assert got[0].desc == "a bald eagle with a white head on a rock"
+    assert "Sentence: a bird on a rock" in prompts[0] and prompts[0].endswith("bird:\n")
+    # a tiny random LM answers noise: the lexicon steps in, seeded
+    lm = M.TextGenPortrayer.from_pretrained(str(tiny.save_causal_lm(tmp_path / "lm")), max_new_tokens=8)
+    a = lm.portray("dog", "a dog", 2, np.random.default_rng(3))
+    assert len(a) == 2 and a == lm.portray("dog", "a dog", 2, np.random.default_rng(3))

@@ -165,6 +165,11 @@ def test_caption_nouns(docs):
 def test_missing_stanza_models_fail_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"stanza models for 'en' not found under .*stanza\.download"):
         T.StanzaParser.from_pretrained(tmp_path / "stanza")
+    # a folder that looks right but holds no usable models fails the same way, with stanza's reason
+    (tmp_path / "stanza" / "en").mkdir(parents=True)
+    (tmp_path / "stanza" / "resources.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"stanza\.download.*ValueError"):
+        T.StanzaParser.from_pretrained(tmp_path / "stanza")
 
 
 def test_doc_from_dicts_checks_tree_against_tokens():

@@ -287,3 +287,55 @@ def iva_score(images: Sequence[Image.Image | np.ndarray], threshold: float = 10.
     if stack.ndim != 4:
         raise ValueError(f"iva_score: expected HWC images, got stacked shape {stack.shape}")
     return float(100.0 * (stack.std(axis=0).mean(axis=-1) > threshold).mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# Portrayals from a local text-generation model (optional; the seed used HuggingChat)
+# ---------------------------------------------------------------------------------------------
+PORTRAY_PROMPT = (
+    "Write {n} portrayals of the object '{item}' in the sentence below, one per line, numbered. Each line is a "
+    "long visual description followed by a 2-3 word short form in parentheses; include a colour in both. "
+    "Replace an animal by another animal; in one line swap the object for a similar one.\n"
+    "Sentence: {caption}\n{item}:\n"
+)
+
+
+class TextGenPortrayer:
+    """Portrayals proposed by a local causal LM, parsed like the seed's LLM replies; when the reply
+    does not parse, the ``fallback`` portrayer (the lexicon) answers, so an item is never lost to
+    a chatty model."""
+
+    def __init__(self, generate: Callable[[str, int], str], fallback: Any = None):
+        from genemi.mining.text import LexiconPortrayer
+
+        self.generate = generate  # (prompt, seed) -> reply text
+        self.fallback = fallback if fallback is not None else LexiconPortrayer()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, device: str = "cpu", max_new_tokens: int = 160) -> TextGenPortrayer:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = _hf_load(AutoTokenizer.from_pretrained, name_or_path, "portrayal LM tokenizer", "portrayer")
+        model = _hf_load(AutoModelForCausalLM.from_pretrained, name_or_path, "portrayal LM", "portrayer",
+                         use_safetensors=True).eval().to(device)
+
+        def generate(prompt: str, seed: int) -> str:
+            if getattr(tok, "chat_template", None):
+                prompt = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                 add_generation_prompt=True)
+            ids = tok(prompt, return_tensors="pt").to(device)
+            torch.manual_seed(seed)  # generate() samples from the global generator
+            with torch.no_grad():
+                out = model.generate(**ids, do_sample=True, top_p=0.9, max_new_tokens=max_new_tokens,
+                                     pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+            return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+        return cls(generate)
+
+    def portray(self, item: str, caption: str, n: int, rng: np.random.Generator) -> list:
+        from genemi.mining.text import parse_portrayals
+
+        reply = self.generate(PORTRAY_PROMPT.format(n=n, item=item, caption=caption), int(rng.integers(2**31)))
+        got = parse_portrayals(f"{item}:\n{reply}", [item], n).get(item, [])
+        return got or self.fallback.portray(item, caption, n, rng)

@@ -268,6 +268,7 @@ def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | N
         editor=M.SDInpaintEditor.from_pretrained(sd, device=device, dtype=dtype, steps=steps,
                                                  guidance=p.sd_guidance, window=window),
         scorer=M.BlipItmScorer.from_pretrained(blip, device=device),
+        portrayer=M.TextGenPortrayer.from_pretrained(p.portrayer, device=device) if p.portrayer else LexiconPortrayer(),
         rewriter=CaptionRewriter(parse),
         parse=parse,
     )

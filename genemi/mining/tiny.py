@@ -117,6 +117,24 @@ def save_sd_inpaint(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+def save_causal_lm(directory: Path, seed: int = 0) -> Path:
+    """Tiny GPT-2 with a byte-level character vocabulary (for the optional portrayal LM)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
+
+    chars = [c for c in string.printable if c not in " \n\t\r\x0b\x0c"] + ["\u0120", "\u010a"]  # Ġ = space, Ċ = newline
+    vocab = {c: i for i, c in enumerate(["<|endoftext|>", *chars])}
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (directory / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    tok = GPT2Tokenizer.from_pretrained(str(directory))
+    torch.manual_seed(seed)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=512, n_embd=16, n_layer=1, n_head=2,
+                               bos_token_id=0, eos_token_id=0)).save_pretrained(directory)
+    tok.save_pretrained(directory)
+    return directory
+
+
 def save_sam(path: Path, seed: int = 0) -> Path:
     """A tiny SAM state dict as .safetensors; load with ``SamSegmenter.from_pretrained(path, "tiny")``."""
     import torch
