@@ -102,7 +102,8 @@ def test_variation_captions_fix_the_swapped_argument_bug(docs):
 
 def test_plain_rewriter_without_parser():
     rw = T.CaptionRewriter(None)
-    assert rw.rewrite("A dog and two dogs.", "dog", "cat") == "A cat and two cat."  # plain: no number logic
+    assert rw.rewrite("A dog and two dogs.", "dog", "orange cat") == "An orange cat and two orange cats."
+    assert rw.rewrite("three knives on a table", "knife", "red fork") == "three red forks on a table"
     assert rw.rewrite("a hotdog", "dog", "cat") is None
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 KEPT, DROPPED, ORIGINAL = (40, 160, 60), (200, 40, 40), (90, 90, 90)
 
@@ -21,17 +21,21 @@ class Tile:
     image: Image.Image
     caption: str
     frame: tuple[int, int, int] = ORIGINAL
+    box: tuple[float, float, float, float] | None = None  # the grounded box, in image pixels
 
 
 def _tile(t: Tile, thumb: int, text_h: int, font: ImageFont.ImageFont) -> Image.Image:
     """One ``thumb``-wide cell: the image letterboxed in a coloured frame, caption below."""
     cell = Image.new("RGB", (thumb, thumb + text_h), "white")
-    im = t.image.convert("RGB")
-    im.thumbnail((thumb - 6, thumb - 6))
+    # contain() scales up as well as down, so small images stay legible
+    im = ImageOps.contain(t.image.convert("RGB"), (thumb - 6, thumb - 6), Image.NEAREST)
+    if t.box is not None:
+        f = im.width / t.image.width
+        ImageDraw.Draw(im).rectangle([v * f for v in t.box], outline=(255, 215, 0), width=2)
     draw = ImageDraw.Draw(cell)
     draw.rectangle([0, 0, thumb - 1, thumb - 1], outline=t.frame, width=3)
     cell.paste(im, ((thumb - im.width) // 2, (thumb - im.height) // 2))
-    chars = max(8, thumb // 6)  # the default bitmap font is ~6 px per character
+    chars = max(8, thumb // 6)  # ~6 px per character at size 11
     lines = textwrap.wrap(t.caption, chars)[: max(1, text_h // 11)]
     draw.multiline_text((3, thumb + 2), "\n".join(lines), fill="black", font=font, spacing=1)
     return cell
@@ -41,7 +45,7 @@ def contact_sheet(rows: Sequence[Sequence[Tile]], thumb: int = 160, text_h: int 
     """RGB sheet with ``rows`` of tiles (first tile of a row = the original)."""
     if not rows:
         raise ValueError("contact_sheet: no rows to draw")
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=11)  # Pillow's bundled TrueType font: same on every machine
     cols = max(len(r) for r in rows)
     sheet = Image.new("RGB", (cols * thumb, len(rows) * (thumb + text_h)), "white")
     for i, row in enumerate(rows):
@@ -59,7 +63,8 @@ def origin_sheet(part: dict, image_root: str | Path, variation_root: str | Path,
         by_item.setdefault(r["meta"]["item"], []).append(r)
     rows = []
     for item in sorted(by_item):
-        row = [Tile(original, f"[{item}] {part['caption']}")]
+        box = tuple(by_item[item][0]["meta"].get("box", ())) or None
+        row = [Tile(original, f"[{item}] {part['caption']}", box=box)]
         for r in sorted(by_item[item], key=lambda r: r["id"]):
             with Image.open(Path(variation_root) / r["image"]) as im:
                 var = im.convert("RGB")

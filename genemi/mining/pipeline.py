@@ -177,12 +177,18 @@ def run_shard(records: Sequence[Record], image_root: str | Path, out_dir: str | 
 
 
 def fingerprint(p: MineRealParams, seed: int, manifest_bytes: bytes) -> str:
-    """Hash of everything that shapes the mined files (not device, enabling, sheets, budget)."""
+    """Hash of everything that shapes the mined files: params (not device, enabling, sheets,
+    budget), seed, input manifest, mining code and lexicon."""
     from genemi.config import to_dict
     from genemi.io import dumps
 
     knobs = {k: v for k, v in to_dict(p).items() if k not in ("enabled", "device", "max_images", "contact_sheets")}
-    return hashlib.sha256(dumps({"params": knobs, "seed": seed}).encode() + manifest_bytes).hexdigest()[:16]
+    h = hashlib.sha256(dumps({"params": knobs, "seed": seed}).encode() + manifest_bytes)
+    # the mining code and lexicon shape the files too: parts from older code must not be resumed
+    pkg = Path(__file__).resolve().parent
+    for f in sorted([*pkg.glob("*.py"), *(pkg.parent / "lexicon").glob("*.json")]):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def check_work_dir(out_dir: str | Path, fp: str) -> None:

@@ -228,15 +228,24 @@ def rewrite_caption(doc: Any, item: str, variation: str, lexicon: Lexicon | None
     return " ".join(out) if found else None
 
 
-def rewrite_plain(caption: str, item: str, variation: str) -> str | None:
-    """Parser-free fallback: whole-word replace of ``item`` (or its plural); None if absent.
+def rewrite_plain(caption: str, item: str, variation: str, lexicon: Lexicon | None = None) -> str | None:
+    """Parser-free fallback: whole-word replace of ``item`` (or its plural, which the variation
+    then takes too), re-agreeing a preceding "a/an"; None if ``item`` is absent.
 
     Used where no stanza models exist (synthetic world, smoke runs); it keeps the words around
     the object, which the chunk rewrite would drop."""
-    pat = re.compile(rf"\b{re.escape(item)}(s|es)?\b", re.IGNORECASE)
-    if not pat.search(caption):
-        return None
-    return pat.sub(variation, caption)
+    lex = lexicon or default_lexicon()
+    plural = re.escape(lex.pluralize(item))
+    pat = re.compile(rf"\b(?:(a|an)\s+)?(?:({plural})|{re.escape(item)})\b", re.IGNORECASE)
+
+    def sub(m: re.Match) -> str:
+        new = lex.pluralize(variation) if m.group(2) else variation
+        if m.group(1):
+            art = _article_for(new)
+            new = f"{art.capitalize() if m.group(1)[0].isupper() else art} {new}"
+        return new
+
+    return pat.sub(sub, caption) if pat.search(caption) else None
 
 
 class CaptionRewriter:
@@ -249,7 +258,7 @@ class CaptionRewriter:
 
     def rewrite(self, caption: str, item: str, short: str) -> str | None:
         if self.parse is None:
-            return rewrite_plain(caption, item, short)
+            return rewrite_plain(caption, item, short, self.lexicon)
         return rewrite_caption(self.parse(caption), item, short, self.lexicon)
 
 
