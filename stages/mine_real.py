@@ -40,19 +40,51 @@ from genemi.manifest import read_manifest, write_manifest  # noqa: E402
 
 
 @click.command(help=__doc__)
-@click.option("--manifest", "manifest", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Input records (JSONL manifest) whose images are mined.")
-@click.option("--image-root", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder the input manifest's image paths are relative to.")
-@click.option("--work-dir", required=True, type=click.Path(file_okay=False), help="Variation images and per-origin parts.")
-@click.option("--out", "out_manifest", required=True, type=click.Path(dir_okay=False), help="Variation manifest to write.")
-@click.option("--sheets", required=True, type=click.Path(file_okay=False), help="Folder for contact-sheet PNGs.")
+@click.option(
+    "--manifest",
+    "manifest",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Input records (JSONL manifest) whose images are mined.",
+)
+@click.option(
+    "--image-root",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder the input manifest's image paths are relative to.",
+)
+@click.option(
+    "--work-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Variation images and per-origin parts.",
+)
+@click.option(
+    "--out",
+    "out_manifest",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Variation manifest to write.",
+)
+@click.option(
+    "--sheets", required=True, type=click.Path(file_okay=False), help="Folder for contact-sheet PNGs."
+)
 @click.option("--metrics", required=True, type=click.Path(dir_okay=False), help="Counts as JSON.")
-@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--tiny", is_flag=True, help="Force enabled, backend=tiny, device=cpu: a seconds-long smoke run.")
-@click.option("--no-merge", is_flag=True, help="Only mine this rank's share (under a multi-process launcher).")
-@click.option("--merge-only", is_flag=True, help="Only merge finished parts, write manifest, sheets and metrics.")
-def main(manifest, image_root, work_dir, out_manifest, sheets, metrics, params_path, tiny, no_merge, merge_only):
+@click.option(
+    "--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False)
+)
+@click.option(
+    "--tiny", is_flag=True, help="Force enabled, backend=tiny, device=cpu: a seconds-long smoke run."
+)
+@click.option(
+    "--no-merge", is_flag=True, help="Only mine this rank's share (under a multi-process launcher)."
+)
+@click.option(
+    "--merge-only", is_flag=True, help="Only merge finished parts, write manifest, sheets and metrics."
+)
+def main(
+    manifest, image_root, work_dir, out_manifest, sheets, metrics, params_path, tiny, no_merge, merge_only
+):
     import dataclasses
 
     import torch
@@ -84,15 +116,19 @@ def main(manifest, image_root, work_dir, out_manifest, sheets, metrics, params_p
         with tempfile.TemporaryDirectory(prefix="genemi_tiny_") as tiny_dir:
             chain = P.build_chain(p, device, tiny_dir=tiny_dir if p.backend == "tiny" else None)
             stats = P.run_shard(records, image_root, work_dir, chain, p, params.seed, rank, world)
-        click.echo(f"mine_real: rank {rank}/{world}: mined {stats['mined']}, resumed past {stats['resumed']} "
-                   f"of {stats['assigned']} origins")
+        click.echo(
+            f"mine_real: rank {rank}/{world}: mined {stats['mined']}, resumed past {stats['resumed']} "
+            f"of {stats['assigned']} origins"
+        )
         if no_merge or world > 1:
             if world > 1 and not no_merge:
                 click.echo("mine_real: several ranks; merge with --merge-only once all have finished")
             return
 
     totals = P.merge(work_dir, out_manifest)
-    write_sheets(P.origins_for_sheets(work_dir, p.contact_sheets), image_root, Path(work_dir) / P.IMAGES, sheets)
+    write_sheets(
+        P.origins_for_sheets(work_dir, p.contact_sheets), image_root, Path(work_dir) / P.IMAGES, sheets
+    )
     write_json(metrics, {"enabled": True, "backend": p.backend, **totals})
     click.echo(f"mine_real: {totals['kept']} of {totals['variations']} variations kept -> {out_manifest}")
 

@@ -24,8 +24,14 @@ from genemi.mining.interfaces import Detection  # noqa: E402
 from genemi.mining.pipeline import Chain, run_shard  # noqa: E402
 from genemi.mining.text import plain_nouns  # noqa: E402
 
-CAPTIONS = ["a dog sits on a bench", "two cats near a car", "an empty plate", "a man holding an umbrella",
-            "a bird on a boat", "a cup beside a laptop"]
+CAPTIONS = [
+    "a dog sits on a bench",
+    "two cats near a car",
+    "an empty plate",
+    "a man holding an umbrella",
+    "a bird on a boat",
+    "a cup beside a laptop",
+]
 
 
 class FakeTagger:
@@ -93,5 +99,11 @@ def make_dataset(root: Path, n: int = 6) -> list[Record]:
 
 if __name__ == "__main__":
     manifest, image_root, out_dir, delay = sys.argv[1:5]
-    run_shard(read_manifest(manifest), image_root, out_dir, fake_chain(float(delay)), params(variations_per_item=2),
-              seed=0)
+    run_shard(
+        read_manifest(manifest),
+        image_root,
+        out_dir,
+        fake_chain(float(delay)),
+        params(variations_per_item=2),
+        seed=0,
+    )

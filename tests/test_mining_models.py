@@ -33,10 +33,12 @@ def _iou(a, b) -> float:
 # -- pure helpers against plain references ---------------------------------------------------------
 @pytest.mark.parametrize(
     "shape, box, window",
-    [((600, 800), (100, 120, 140, 160), 512),  # small object: grows to a 512 window
-     ((600, 800), (0, 0, 30, 20), 512),  # at the corner: window shifted inside the image
-     ((300, 400), (50, 60, 90, 80), 512),  # image smaller than the window: whole image
-     ((900, 900), (10, 100, 700, 300), 512)],  # object wider than the window: its own extent
+    [
+        ((600, 800), (100, 120, 140, 160), 512),  # small object: grows to a 512 window
+        ((600, 800), (0, 0, 30, 20), 512),  # at the corner: window shifted inside the image
+        ((300, 400), (50, 60, 90, 80), 512),  # image smaller than the window: whole image
+        ((900, 900), (10, 100, 700, 300), 512),
+    ],  # object wider than the window: its own extent
 )
 def test_find_square_contains_the_mask_and_stays_inside(shape, box, window):
     mask = np.zeros(shape, bool)
@@ -71,14 +73,25 @@ def test_iva_score_matches_a_pixel_loop():
 
 def test_caption_noun_tagger_without_parser():
     tagger = M.CaptionNounTagger()
-    assert tagger.tag(Image.new("RGB", (4, 4)), "Two dogs chase a frisbee near a bench.") == ["dog", "frisbee", "bench"]
+    assert tagger.tag(Image.new("RGB", (4, 4)), "Two dogs chase a frisbee near a bench.") == [
+        "dog",
+        "frisbee",
+        "bench",
+    ]
     with pytest.raises(ValueError, match="caption=None"):
         tagger.tag(Image.new("RGB", (4, 4)))
 
 
 # -- weights doors --------------------------------------------------------------------------------
-@pytest.mark.parametrize("cls, key", [(M.GroundingDinoGrounder, "grounding_dino"), (M.SDInpaintEditor, "sd_inpaint"),
-                                      (M.BlipItmScorer, "blip_itm"), (M.TextGenPortrayer, "portrayer")])
+@pytest.mark.parametrize(
+    "cls, key",
+    [
+        (M.GroundingDinoGrounder, "grounding_dino"),
+        (M.SDInpaintEditor, "sd_inpaint"),
+        (M.BlipItmScorer, "blip_itm"),
+        (M.TextGenPortrayer, "portrayer"),
+    ],
+)
 def test_missing_hf_weights_name_the_model_and_the_key(cls, key, tmp_path):
     missing = str(tmp_path / "no-such-model")
     with pytest.raises(FileNotFoundError, match=rf"weights '{missing}' not found offline.*mine_real\.{key}"):
@@ -86,13 +99,17 @@ def test_missing_hf_weights_name_the_model_and_the_key(cls, key, tmp_path):
 
 
 def test_missing_sam_checkpoint_names_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"SAM checkpoint .*sam_vit_h\.pth.*mine_real\.sam_checkpoint"):
+    with pytest.raises(
+        FileNotFoundError, match=r"SAM checkpoint .*sam_vit_h\.pth.*mine_real\.sam_checkpoint"
+    ):
         M.SamSegmenter.from_pretrained(tmp_path / "sam_vit_h.pth")
 
 
 # -- tiny real models -----------------------------------------------------------------------------
 def test_grounding_dino_boxes_are_sorted_nms_filtered_and_inside(tiny_paths, image):
-    gd = M.GroundingDinoGrounder.from_pretrained(tiny_paths["grounding_dino"], box_threshold=0.0, text_threshold=0.0)
+    gd = M.GroundingDinoGrounder.from_pretrained(
+        tiny_paths["grounding_dino"], box_threshold=0.0, text_threshold=0.0
+    )
     dets = gd.ground(image, "dog")
     assert dets, "a zero threshold keeps at least one query"
     scores = [d.score for d in dets]
@@ -143,7 +160,9 @@ def test_text_generation_portrayer_parses_or_falls_back(tmp_path):
 
     def reply(prompt, seed):
         prompts.append(prompt)
-        return "1) a bald eagle with a white head on a rock (bald eagle)\n2) a blue jay on a branch (blue jay)\n"
+        return (
+            "1) a bald eagle with a white head on a rock (bald eagle)\n2) a blue jay on a branch (blue jay)\n"
+        )
 
     got = M.TextGenPortrayer(reply).portray("bird", "a bird on a rock", 2, np.random.default_rng(0))
     assert [p.short for p in got] == ["bald eagle", "blue jay"]

@@ -32,8 +32,16 @@ def data(tmp_path) -> tuple[Path, list]:
 
 def _mine(data, out: Path, rank: int = 0, world: int = 1, **over) -> dict:
     root, recs = data
-    return P.run_shard(recs, root, out, F.fake_chain(), F.params(variations_per_item=2, **over), seed=0,
-                       rank=rank, world=world)
+    return P.run_shard(
+        recs,
+        root,
+        out,
+        F.fake_chain(),
+        F.params(variations_per_item=2, **over),
+        seed=0,
+        rank=rank,
+        world=world,
+    )
 
 
 def _files(d: Path) -> dict[str, bytes]:
@@ -46,19 +54,33 @@ def test_chain_writes_genemi_records_and_images(data, tmp_path):
     stats = P.merge(out, tmp_path / "all.jsonl", keep_failed=True)
     recs = read_manifest(tmp_path / "all.jsonl")
     # 6 origins; tags: dog+bench, cat+car, -, man+umbrella, bird+boat, cup(no box)+laptop -> 9 items x 2
-    assert stats["origins"] == 6 and stats["items"] == 10 and stats["no_box"] == 1 and stats["variations"] == 18
+    assert (
+        stats["origins"] == 6 and stats["items"] == 10 and stats["no_box"] == 1 and stats["variations"] == 18
+    )
     assert len(recs) == 18 and [r.id for r in recs] == sorted(r.id for r in recs)
     dog = [r for r in recs if r.group == "img_000:dog"]
     assert len(dog) == 2
     r = dog[0]
     assert r.source == "genemi" and r.id == r.meta["name"] and r.id.startswith("img_000:dog:")
-    assert {"name", "origin_name", "item", "short", "source", "save", "itm_score", "iva_score", "type"} <= set(r.meta)
+    assert {
+        "name",
+        "origin_name",
+        "item",
+        "short",
+        "source",
+        "save",
+        "itm_score",
+        "iva_score",
+        "type",
+    } <= set(r.meta)
     assert r.meta["source"] == "img_000.png" and r.image == r.meta["save"]
     assert r.meta["short"] in r.caption and "dog" not in r.caption.replace(r.meta["short"], "")
     # an object swap makes the original caption a negative; a recolouring does not
     for v in recs:
-        has = any(n.type == "object" and n.caption == data[1][int(v.meta["origin_name"][-3:])].caption
-                  for n in v.negatives)
+        has = any(
+            n.type == "object" and n.caption == data[1][int(v.meta["origin_name"][-3:])].caption
+            for n in v.negatives
+        )
         assert has == (v.meta["type"] == "object")
     # variation image: only the (fake) mask changed; IVA of two different fills = mask area 25 %
     orig = np.asarray(Image.open(data[0] / "img_000.png"))
@@ -104,8 +126,10 @@ def test_killed_run_resumes_without_duplicates(data, tmp_path):
     root, recs = data
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(Path(F.__file__)), str(root / "train.jsonl"), str(root), str(out),
-                             "0.15"], env=env)
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(F.__file__)), str(root / "train.jsonl"), str(root), str(out), "0.15"],
+        env=env,
+    )
     try:
         deadline = time.time() + 60
         while time.time() < deadline and len(list((out / P.PARTS).glob("*.json"))) < 2:
@@ -129,11 +153,24 @@ def test_killed_run_resumes_without_duplicates(data, tmp_path):
 
 
 def test_rule_negatives_attach_when_a_parser_is_given(data, tmp_path):
-    toks = [("a", "DET", "DT", "a", 3, "det"), ("red", "ADJ", "JJ", "red", 3, "amod"),
-            ("dog", "NOUN", "NN", "dog", 4, "nsubj"), ("sits", "VERB", "VBZ", "sit", 0, "root"),
-            ("on", "ADP", "IN", "on", 6, "case"), ("mat", "NOUN", "NN", "mat", 4, "obl")]
-    doc = doc_from_dicts([{"tokens": [dict(id=i + 1, text=t, upos=u, xpos=x, lemma=l, head=h, deprel=d)
-                                      for i, (t, u, x, l, h, d) in enumerate(toks)]}])
+    toks = [
+        ("a", "DET", "DT", "a", 3, "det"),
+        ("red", "ADJ", "JJ", "red", 3, "amod"),
+        ("dog", "NOUN", "NN", "dog", 4, "nsubj"),
+        ("sits", "VERB", "VBZ", "sit", 0, "root"),
+        ("on", "ADP", "IN", "on", 6, "case"),
+        ("mat", "NOUN", "NN", "mat", 4, "obl"),
+    ]
+    doc = doc_from_dicts(
+        [
+            {
+                "tokens": [
+                    dict(id=i + 1, text=t, upos=u, xpos=x, lemma=lem, head=h, deprel=d)
+                    for i, (t, u, x, lem, h, d) in enumerate(toks)
+                ]
+            }
+        ]
+    )
     root, recs = data
     chain = F.fake_chain(parse=lambda text: doc)
     P.run_shard(recs[:1], root, tmp_path / "o", chain, F.params(variations_per_item=2), seed=0)
@@ -206,9 +243,22 @@ def _params_file(tmp_path: Path, **mine_real) -> Path:
 
 def _stage_args(data, tmp_path, params: Path) -> list[str]:
     root, _ = data
-    return ["--manifest", str(root / "train.jsonl"), "--image-root", str(root), "--work-dir", str(tmp_path / "work"),
-            "--out", str(tmp_path / "variations.jsonl"), "--sheets", str(tmp_path / "sheets"),
-            "--metrics", str(tmp_path / "metrics.json"), "--params", str(params)]
+    return [
+        "--manifest",
+        str(root / "train.jsonl"),
+        "--image-root",
+        str(root),
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--out",
+        str(tmp_path / "variations.jsonl"),
+        "--sheets",
+        str(tmp_path / "sheets"),
+        "--metrics",
+        str(tmp_path / "metrics.json"),
+        "--params",
+        str(params),
+    ]
 
 
 def test_stage_is_off_by_default(data, tmp_path):
@@ -230,15 +280,19 @@ def test_stage_tiny_smoke_run_and_fingerprint_guard(data, tmp_path):
     sys.path.insert(0, str(Path(F.ROOT) / "stages"))
     import mine_real
 
-    args = _stage_args(data, tmp_path, _params_file(tmp_path, max_images=2, items_per_image=1,
-                                                      variations_per_item=2, contact_sheets=2))
+    args = _stage_args(
+        data,
+        tmp_path,
+        _params_file(tmp_path, max_images=2, items_per_image=1, variations_per_item=2, contact_sheets=2),
+    )
     res = CliRunner().invoke(mine_real.main, [*args, "--tiny"])
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["enabled"] and metrics["origins"] == 2 and metrics["variations"] > 0
     assert sorted(p.name for p in (tmp_path / "sheets").glob("*.png")) == ["img_000.png", "img_001.png"]
     # the work dir remembers its settings: resuming under other params is refused
-    args2 = _stage_args(data, tmp_path, _params_file(tmp_path, max_images=2, items_per_image=1,
-                                                       variations_per_item=3))
+    args2 = _stage_args(
+        data, tmp_path, _params_file(tmp_path, max_images=2, items_per_image=1, variations_per_item=3)
+    )
     res = CliRunner().invoke(mine_real.main, [*args2, "--tiny"])
     assert res.exit_code != 0 and "other params/inputs" in str(res.exception)

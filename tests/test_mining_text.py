@@ -16,7 +16,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def _token(spec: str, i: int) -> dict:
     text, upos, xpos, lemma, head, deprel, feats = spec.split("|")
-    tok = {"id": i, "text": text, "upos": upos, "xpos": xpos, "lemma": lemma, "head": int(head), "deprel": deprel}
+    tok = {
+        "id": i,
+        "text": text,
+        "upos": upos,
+        "xpos": xpos,
+        "lemma": lemma,
+        "head": int(head),
+        "deprel": deprel,
+    }
     if feats:
         tok["feats"] = feats
     return tok
@@ -26,7 +34,9 @@ def _token(spec: str, i: int) -> dict:
 def docs() -> dict:
     raw = json.loads((FIXTURES / "parsed_captions.json").read_text())["captions"]
     return {
-        name: T.doc_from_dicts([{"tokens": [_token(s, i + 1) for i, s in enumerate(v["tokens"])], "tree": v["tree"]}])
+        name: T.doc_from_dicts(
+            [{"tokens": [_token(s, i + 1) for i, s in enumerate(v["tokens"])], "tree": v["tree"]}]
+        )
         for name, v in raw.items()
     }
 
@@ -55,7 +65,12 @@ def test_lexicon_is_consistent():
     assert "cat" in lex.object_alternatives("dog") and "pizza" not in lex.object_alternatives("dog")
     assert lex.object_alternatives("man") == ["boy", "girl", "woman"]
     assert [lex.pluralize(w) for w in ("hot dog", "knife", "bus", "person", "cherry")] == [
-        "hot dogs", "knives", "buses", "people", "cherries"]
+        "hot dogs",
+        "knives",
+        "buses",
+        "people",
+        "cherries",
+    ]
 
 
 def test_lexicon_errors_name_the_file_and_key(tmp_path):
@@ -72,16 +87,32 @@ def test_lexicon_errors_name_the_file_and_key(tmp_path):
 # -- chunking and rewriting ----------------------------------------------------------------------
 def test_chunks_follow_the_seed_recursion(docs):
     assert T.chunks(docs["red_dog"].sentences[0]) == ["a red dog", "sits", "on", "the mat", "."]
-    assert T.chunks(docs["man_bus"].sentences[0]) == ["a man", "in", "front", "of", "a bus", "holding", "an umbrella"]
+    assert T.chunks(docs["man_bus"].sentences[0]) == [
+        "a man",
+        "in",
+        "front",
+        "of",
+        "a bus",
+        "holding",
+        "an umbrella",
+    ]
 
 
 def test_rewrite_replaces_the_object_chunk(docs):
     assert T.rewrite_caption(docs["red_dog"], "dog", "bald eagle") == "a bald eagle sits on the mat."
     # number kept, determiner kept
-    assert T.rewrite_caption(docs["two_cats"], "cat", "golden retriever") == "two golden retrievers are under a wooden table."
+    assert (
+        T.rewrite_caption(docs["two_cats"], "cat", "golden retriever")
+        == "two golden retrievers are under a wooden table."
+    )
     # "an" re-agrees with the new word; multi-word objects match as a whole
-    assert T.rewrite_caption(docs["man_bus"], "umbrella", "red kite") == "a man in front of a bus holding a red kite"
-    assert T.rewrite_caption(docs["hot_dog"], "hot dog", "pizza slice") == "There is a pizza slice on a plate."
+    assert (
+        T.rewrite_caption(docs["man_bus"], "umbrella", "red kite")
+        == "a man in front of a bus holding a red kite"
+    )
+    assert (
+        T.rewrite_caption(docs["hot_dog"], "hot dog", "pizza slice") == "There is a pizza slice on a plate."
+    )
 
 
 def test_rewrite_matches_whole_words_only(docs):
@@ -91,13 +122,20 @@ def test_rewrite_matches_whole_words_only(docs):
 
 def test_variation_captions_fix_the_swapped_argument_bug(docs):
     rw = T.CaptionRewriter(FixtureParser(docs))
-    caps = T.variation_captions(rw, "dog", "bald eagle", "a red dog sits on the mat.",
-                                ["There is a small hot dog on a plate.", "two cats are under a wooden table."])
+    caps = T.variation_captions(
+        rw,
+        "dog",
+        "bald eagle",
+        "a red dog sits on the mat.",
+        ["There is a small hot dog on a plate.", "two cats are under a wooden table."],
+    )
     # the seed returned the bare word "dog" for the original caption; we rewrite it
     assert caps == ["a bald eagle sits on the mat.", "There is a bald eagle on a plate."]
     assert "dog" not in caps
     # nothing mentions the item: the seed's fallback
-    assert T.variation_captions(rw, "zebra", "okapi", "a red dog sits on the mat.") == ["a red dog sits on the mat. and okapi"]
+    assert T.variation_captions(rw, "zebra", "okapi", "a red dog sits on the mat.") == [
+        "a red dog sits on the mat. and okapi"
+    ]
 
 
 def test_plain_rewriter_without_parser():
@@ -129,7 +167,10 @@ def test_object_negatives_keep_supercategory_number_and_article(docs):
     assert "a man in front of a bus holding a backpack" in man  # "an" -> "a"
     assert "There is a small apple on a plate." in T.negative_candidates(docs["hot_dog"], T.OBJECT)
     assert T.negative_candidates(docs["catch"], T.OBJECT) == [
-        "a girl plays catch", "a man plays catch", "a woman plays catch"]
+        "a girl plays catch",
+        "a man plays catch",
+        "a woman plays catch",
+    ]
 
 
 def test_relation_negatives_use_the_inverse_longest_phrase_first(docs):
@@ -141,8 +182,10 @@ def test_relation_negatives_use_the_inverse_longest_phrase_first(docs):
 def test_count_negatives_reagree_noun_and_verb(docs):
     assert T.negative_candidates(docs["red_dog"], T.COUNT) == ["two red dogs sit on the mat."]
     assert set(T.negative_candidates(docs["two_cats"], T.COUNT)) == {
-        "one cat is under a wooden table.", "three cats are under a wooden table.",
-        "two cats are under two wooden tables."}
+        "one cat is under a wooden table.",
+        "three cats are under a wooden table.",
+        "two cats are under two wooden tables.",
+    }
     assert T.negative_candidates(docs["hot_dog"], T.COUNT) == ["There are two small hot dogs on a plate."]
 
 
@@ -159,7 +202,11 @@ def test_rule_negatives_are_seeded_and_typed(docs):
 def test_caption_nouns(docs):
     assert T.caption_nouns(docs["man_bus"]) == ["man", "bus", "umbrella"]
     assert T.caption_nouns(docs["two_cats"]) == ["cat", "table"]
-    assert T.plain_nouns("Two cats under a dining table near a hot dog.") == ["cat", "dining table", "hot dog"]
+    assert T.plain_nouns("Two cats under a dining table near a hot dog.") == [
+        "cat",
+        "dining table",
+        "hot dog",
+    ]
 
 
 # -- parser door and portrayals ------------------------------------------------------------------
@@ -174,15 +221,20 @@ def test_missing_stanza_models_fail_clearly(tmp_path):
 
 
 def test_doc_from_dicts_checks_tree_against_tokens():
-    toks = [{"id": 1, "text": "a", "upos": "DET", "head": 2, "deprel": "det"},
-            {"id": 2, "text": "dog", "upos": "NOUN", "head": 0, "deprel": "root"}]
+    toks = [
+        {"id": 1, "text": "a", "upos": "DET", "head": 2, "deprel": "det"},
+        {"id": 2, "text": "dog", "upos": "NOUN", "head": 0, "deprel": "root"},
+    ]
     with pytest.raises(ValueError, match="sentence 0: tree leaves"):
         T.doc_from_dicts([{"tokens": toks, "tree": "(ROOT (NP (DT a) (NN cat)))"}])
 
 
 def test_parse_portrayals_keeps_long_and_short():
-    reply = ("bird:\n1) a bald eagle with white head feathers (bald eagle)\n2) a small blue jay on a branch (blue jay)\n"
-             "rock:\n1) a mossy green boulder (green boulder)\n")
+    reply = (
+        "bird:\n1) a bald eagle with white head feathers (bald eagle)\n"
+        "2) a small blue jay on a branch (blue jay)\n"
+        "rock:\n1) a mossy green boulder (green boulder)\n"
+    )
     got = T.parse_portrayals(reply, ["bird", "rock", "tree"])
     assert got["bird"][0] == T.Portrayal("a bald eagle with white head feathers", "bald eagle")
     assert [p.short for p in got["bird"]] == ["bald eagle", "blue jay"]

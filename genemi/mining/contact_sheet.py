@@ -54,7 +54,9 @@ def contact_sheet(rows: Sequence[Sequence[Tile]], thumb: int = 160, text_h: int 
     return sheet
 
 
-def origin_sheet(part: dict, image_root: str | Path, variation_root: str | Path, thumb: int = 160) -> Image.Image:
+def origin_sheet(
+    part: dict, image_root: str | Path, variation_root: str | Path, thumb: int = 160
+) -> Image.Image:
     """Sheet for one mined origin (a part dict from :mod:`genemi.mining.pipeline`)."""
     with Image.open(Path(image_root) / part["image"]) as im:
         original = im.convert("RGB")
@@ -69,7 +71,8 @@ def origin_sheet(part: dict, image_root: str | Path, variation_root: str | Path,
             with Image.open(Path(variation_root) / r["image"]) as im:
                 var = im.convert("RGB")
             m = r["meta"]
-            label = f"{r['caption']} (itm {sum(m['itm_score']) / len(m['itm_score']):.2f}, iva {m['iva_score']:.0f})"
+            itm = sum(m["itm_score"]) / len(m["itm_score"])
+            label = f"{r['caption']} (itm {itm:.2f}, iva {m['iva_score']:.0f})"
             row.append(Tile(var, label, KEPT if m["passed"] else DROPPED))
         rows.append(row)
     if not rows:  # nothing was mined for this origin: show it alone
@@ -77,8 +80,13 @@ def origin_sheet(part: dict, image_root: str | Path, variation_root: str | Path,
     return contact_sheet(rows, thumb)
 
 
-def write_sheets(parts: Sequence[dict], image_root: str | Path, variation_root: str | Path,
-                 sheets_dir: str | Path, thumb: int = 160) -> list[Path]:
+def write_sheets(
+    parts: Sequence[dict],
+    image_root: str | Path,
+    variation_root: str | Path,
+    sheets_dir: str | Path,
+    thumb: int = 160,
+) -> list[Path]:
     """One PNG per mined origin, ``<sheets_dir>/<origin>.png``, written atomically."""
     from genemi.io import atomic_path
     from genemi.mining.pipeline import safe_name

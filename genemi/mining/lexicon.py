@@ -24,7 +24,9 @@ ATTRIBUTE_FILES = ("colors", "materials", "sizes")
 def _load(directory: Path, name: str) -> dict:
     path = directory / f"{name}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: lexicon file missing (it ships with the package under genemi/lexicon/)")
+        raise FileNotFoundError(
+            f"{path}: lexicon file missing (it ships with the package under genemi/lexicon/)"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -54,7 +56,9 @@ class Lexicon:
         scales: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {}
         for kind in ATTRIBUTE_FILES:
             raw = _need(_load(directory, kind), "scales", directory / f"{kind}.json")
-            scales[kind] = {name: tuple(tuple(w.lower() for w in g) for g in groups) for name, groups in raw.items()}
+            scales[kind] = {
+                name: tuple(tuple(w.lower() for w in g) for g in groups) for name, groups in raw.items()
+            }
         rel_path = directory / "relations.json"
         relations = dict(_need(_load(directory, "relations"), "inverses", rel_path))
         for rel, inv in relations.items():
@@ -79,7 +83,7 @@ class Lexicon:
 
     # -- attributes ---------------------------------------------------------------------------
     def attribute_kind(self, word: str) -> str | None:
-        """"colors", "materials" or "sizes" for a known attribute word, else None."""
+        """ "colors", "materials" or "sizes" for a known attribute word, else None."""
         word = word.lower()
         for kind, scales in self.scales.items():
             if any(word in g for groups in scales.values() for g in groups):

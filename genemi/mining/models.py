@@ -43,7 +43,7 @@ def _hf_load(loader: Callable[..., Any], name: str, what: str, key: str, **kw: A
     """``loader(name, local_files_only=True, **kw)``; any 'not there' error becomes a clear one."""
     try:
         return loader(name, local_files_only=True, **kw)
-    except (OSError, ValueError, EnvironmentError) as e:
+    except (OSError, ValueError) as e:
         raise _missing(what, name, key, e) from e
 
 
@@ -68,7 +68,9 @@ class CaptionNounTagger:
         from genemi.mining.text import caption_nouns, plain_nouns
 
         if caption is None:
-            raise ValueError("CaptionNounTagger tags from the caption; got caption=None (use a tagging model)")
+            raise ValueError(
+                "CaptionNounTagger tags from the caption; got caption=None (use a tagging model)"
+            )
         if self.parse is None:
             return plain_nouns(caption, self.lexicon)
         return caption_nouns(self.parse(caption), self.lexicon)
@@ -80,8 +82,15 @@ class CaptionNounTagger:
 class GroundingDinoGrounder:
     """Open-vocabulary boxes for a phrase; the seed's thresholds (box 0.35, text 0.25, NMS 0.25)."""
 
-    def __init__(self, model: Any, processor: Any, box_threshold: float = 0.35, text_threshold: float = 0.25,
-                 nms_iou: float = 0.25, device: str = "cpu"):
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        box_threshold: float = 0.35,
+        text_threshold: float = 0.25,
+        nms_iou: float = 0.25,
+        device: str = "cpu",
+    ):
         self.model = model.eval().to(device)
         self.processor = processor
         self.box_threshold, self.text_threshold, self.nms_iou = box_threshold, text_threshold, nms_iou
@@ -91,9 +100,16 @@ class GroundingDinoGrounder:
     def from_pretrained(cls, name_or_path: str, device: str = "cpu", **kw: Any) -> GroundingDinoGrounder:
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
-        model = _hf_load(GroundingDinoForObjectDetection.from_pretrained, name_or_path, "Grounding DINO",
-                         "grounding_dino", use_safetensors=True)
-        processor = _hf_load(AutoProcessor.from_pretrained, name_or_path, "Grounding DINO processor", "grounding_dino")
+        model = _hf_load(
+            GroundingDinoForObjectDetection.from_pretrained,
+            name_or_path,
+            "Grounding DINO",
+            "grounding_dino",
+            use_safetensors=True,
+        )
+        processor = _hf_load(
+            AutoProcessor.from_pretrained, name_or_path, "Grounding DINO processor", "grounding_dino"
+        )
         return cls(model, processor, device=device, **kw)
 
     def ground(self, image: Image.Image, phrase: str) -> list[Detection]:
@@ -109,7 +125,10 @@ class GroundingDinoGrounder:
             out = self.model(**inputs)
         # target size is (height, width): the seed swapped them (H, W = image.size)
         res = self.processor.post_process_grounded_object_detection(
-            out, inputs["input_ids"], threshold=self.box_threshold, text_threshold=self.text_threshold,
+            out,
+            inputs["input_ids"],
+            threshold=self.box_threshold,
+            text_threshold=self.text_threshold,
             target_sizes=[(image.height, image.width)],
         )[0]
         boxes, scores = res["boxes"].float().cpu(), res["scores"].float().cpu()
@@ -120,7 +139,10 @@ class GroundingDinoGrounder:
         keep = nms(boxes, scores, self.nms_iou)  # sorted by decreasing score
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, image.width)
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, image.height)
-        return [Detection(tuple(float(v) for v in boxes[i]), float(scores[i]), str(labels[i]).strip()) for i in keep.tolist()]
+        return [
+            Detection(tuple(float(v) for v in boxes[i]), float(scores[i]), str(labels[i]).strip())
+            for i in keep.tolist()
+        ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,7 +156,9 @@ class SamSegmenter:
         self._key: tuple | None = None  # fingerprint of the image whose embedding is cached
 
     @classmethod
-    def from_pretrained(cls, checkpoint: str | Path, model_type: str = "vit_h", device: str = "cpu") -> SamSegmenter:
+    def from_pretrained(
+        cls, checkpoint: str | Path, model_type: str = "vit_h", device: str = "cpu"
+    ) -> SamSegmenter:
         """Build ``model_type`` and load ``checkpoint`` (.pth via weights_only, or .safetensors)."""
         import torch
         from segment_anything import SamPredictor, sam_model_registry
@@ -147,7 +171,9 @@ class SamSegmenter:
                 f"mine_real.sam_checkpoint in params.yaml to where it is."
             )
         if model_type not in sam_model_registry:
-            raise ValueError(f"mine_real.sam_model_type: {model_type!r} is not one of {sorted(sam_model_registry)}")
+            raise ValueError(
+                f"mine_real.sam_model_type: {model_type!r} is not one of {sorted(sam_model_registry)}"
+            )
         sam = sam_model_registry[model_type](checkpoint=None)  # builds only; we load safely below
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -202,7 +228,9 @@ class SDInpaintEditor:
     pipeline, resize back and paste. Only masked pixels change (the seed pasted the whole crop,
     so the VAE round trip also altered the surroundings)."""
 
-    def __init__(self, pipe: Any, steps: int = 100, guidance: float = 7.5, window: int = 512, device: str = "cpu"):
+    def __init__(
+        self, pipe: Any, steps: int = 100, guidance: float = 7.5, window: int = 512, device: str = "cpu"
+    ):
         if window % 8:
             raise ValueError(f"mine_real.sd_window must be a multiple of 8 (latent grid), got {window}")
         self.pipe = pipe.to(device)
@@ -211,13 +239,20 @@ class SDInpaintEditor:
         self.steps, self.guidance, self.window, self.device = steps, guidance, window, device
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: str = "cpu", dtype: str = "float32", **kw: Any) -> SDInpaintEditor:
+    def from_pretrained(
+        cls, name_or_path: str, device: str = "cpu", dtype: str = "float32", **kw: Any
+    ) -> SDInpaintEditor:
         import torch
         from diffusers import StableDiffusionInpaintPipeline
 
         pipe = _hf_load(
-            StableDiffusionInpaintPipeline.from_pretrained, name_or_path, "Stable Diffusion inpainting",
-            "sd_inpaint", use_safetensors=True, safety_checker=None, requires_safety_checker=False,
+            StableDiffusionInpaintPipeline.from_pretrained,
+            name_or_path,
+            "Stable Diffusion inpainting",
+            "sd_inpaint",
+            use_safetensors=True,
+            safety_checker=None,
+            requires_safety_checker=False,
             dtype=getattr(torch, dtype),
         )
         return cls(pipe, device=device, **kw)
@@ -229,7 +264,9 @@ class SDInpaintEditor:
         image = _rgb(image)
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (image.height, image.width):
-            raise ValueError(f"mask shape {mask.shape} does not match image (H, W) {(image.height, image.width)}")
+            raise ValueError(
+                f"mask shape {mask.shape} does not match image (H, W) {(image.height, image.width)}"
+            )
         x0, x1, y0, y1 = find_square(mask, self.window)
         win = (self.window, self.window)
         crop = image.crop((x0, y0, x1, y1)).resize(win, Image.BICUBIC)
@@ -237,8 +274,14 @@ class SDInpaintEditor:
         # the generator lives on the pipeline's device so a seed means the same noise every run
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         out = self.pipe(
-            prompt=prompt, image=crop, mask_image=mcrop, num_inference_steps=self.steps,
-            guidance_scale=self.guidance, generator=gen, height=self.window, width=self.window,
+            prompt=prompt,
+            image=crop,
+            mask_image=mcrop,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance,
+            generator=gen,
+            height=self.window,
+            width=self.window,
         ).images[0]
         out = np.asarray(out.convert("RGB").resize((x1 - x0, y1 - y0), Image.BICUBIC))
         arr = np.array(image)
@@ -263,8 +306,13 @@ class BlipItmScorer:
     def from_pretrained(cls, name_or_path: str, device: str = "cpu") -> BlipItmScorer:
         from transformers import BlipForImageTextRetrieval, BlipProcessor
 
-        model = _hf_load(BlipForImageTextRetrieval.from_pretrained, name_or_path, "BLIP ITM", "blip_itm",
-                         use_safetensors=True)
+        model = _hf_load(
+            BlipForImageTextRetrieval.from_pretrained,
+            name_or_path,
+            "BLIP ITM",
+            "blip_itm",
+            use_safetensors=True,
+        )
         processor = _hf_load(BlipProcessor.from_pretrained, name_or_path, "BLIP processor", "blip_itm")
         return cls(model, processor, device=device)
 
@@ -283,7 +331,9 @@ def iva_score(images: Sequence[Image.Image | np.ndarray], threshold: float = 10.
     size; fewer than two variations give 0 (nothing varies)."""
     if len(images) < 2:
         return 0.0
-    stack = np.stack([np.asarray(_rgb(im) if isinstance(im, Image.Image) else im, dtype=np.float32) for im in images])
+    stack = np.stack(
+        [np.asarray(_rgb(im) if isinstance(im, Image.Image) else im, dtype=np.float32) for im in images]
+    )
     if stack.ndim != 4:
         raise ValueError(f"iva_score: expected HWC images, got stacked shape {stack.shape}")
     return float(100.0 * (stack.std(axis=0).mean(axis=-1) > threshold).mean())
@@ -293,7 +343,8 @@ def iva_score(images: Sequence[Image.Image | np.ndarray], threshold: float = 10.
 # Portrayals from a local text-generation model (optional; the seed used HuggingChat)
 # ---------------------------------------------------------------------------------------------
 PORTRAY_PROMPT = (
-    "Write {n} portrayals of the object '{item}' in the sentence below, one per line, numbered. Each line is a "
+    "Write {n} portrayals of the object '{item}' in the sentence below, one per line, numbered. "
+    "Each line is a "
     "long visual description followed by a 2-3 word short form in parentheses; include a colour in both. "
     "Replace an animal by another animal; in one line swap the object for a similar one.\n"
     "Sentence: {caption}\n{item}:\n"
@@ -312,30 +363,49 @@ class TextGenPortrayer:
         self.fallback = fallback if fallback is not None else LexiconPortrayer()
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: str = "cpu", max_new_tokens: int = 160) -> TextGenPortrayer:
+    def from_pretrained(
+        cls, name_or_path: str, device: str = "cpu", max_new_tokens: int = 160
+    ) -> TextGenPortrayer:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tok = _hf_load(AutoTokenizer.from_pretrained, name_or_path, "portrayal LM tokenizer", "portrayer")
-        model = _hf_load(AutoModelForCausalLM.from_pretrained, name_or_path, "portrayal LM", "portrayer",
-                         use_safetensors=True).eval().to(device)
+        model = (
+            _hf_load(
+                AutoModelForCausalLM.from_pretrained,
+                name_or_path,
+                "portrayal LM",
+                "portrayer",
+                use_safetensors=True,
+            )
+            .eval()
+            .to(device)
+        )
 
         def generate(prompt: str, seed: int) -> str:
             if getattr(tok, "chat_template", None):
-                prompt = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                 add_generation_prompt=True)
+                prompt = tok.apply_chat_template(
+                    [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+                )
             ids = tok(prompt, return_tensors="pt").to(device)
             torch.manual_seed(seed)  # generate() samples from the global generator
             with torch.no_grad():
-                out = model.generate(**ids, do_sample=True, top_p=0.9, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
-            return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+                out = model.generate(
+                    **ids,
+                    do_sample=True,
+                    top_p=0.9,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                )
+            return tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
         return cls(generate)
 
     def portray(self, item: str, caption: str, n: int, rng: np.random.Generator) -> list:
         from genemi.mining.text import parse_portrayals
 
-        reply = self.generate(PORTRAY_PROMPT.format(n=n, item=item, caption=caption), int(rng.integers(2**31)))
+        reply = self.generate(
+            PORTRAY_PROMPT.format(n=n, item=item, caption=caption), int(rng.integers(2**31))
+        )
         got = parse_portrayals(f"{item}:\n{reply}", [item], n).get(item, [])
         return got or self.fallback.portray(item, caption, n, rng)

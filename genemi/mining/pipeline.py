@@ -36,7 +36,13 @@ from genemi.config import MineRealParams
 from genemi.io import atomic_path, read_json, write_json
 from genemi.manifest import Negative, Record, write_manifest
 from genemi.mining.models import iva_score
-from genemi.mining.text import CaptionRewriter, LexiconPortrayer, edit_type, rule_negatives, variation_captions
+from genemi.mining.text import (
+    CaptionRewriter,
+    LexiconPortrayer,
+    edit_type,
+    rule_negatives,
+    variation_captions,
+)
 
 PARTS, IMAGES = "parts", "images"
 SOURCE = "genemi"
@@ -93,13 +99,14 @@ def _save_png(image: Image.Image, path: Path) -> None:
         image.save(tmp, format="PNG")
 
 
-def mine_origin(rec: Record, image: Image.Image, chain: Chain, p: MineRealParams, seed: int,
-                out_images: Path) -> tuple[list[dict], dict[str, int]]:
+def mine_origin(
+    rec: Record, image: Image.Image, chain: Chain, p: MineRealParams, seed: int, out_images: Path
+) -> tuple[list[dict], dict[str, int]]:
     """Run the chain on one origin; write its variation PNGs; return record dicts and counts."""
     origin = safe_name(rec.id)
     stats = {"items": 0, "no_box": 0, "empty_mask": 0, "variations": 0}
     rows: list[dict] = []
-    for k, item in enumerate(chain.tagger.tag(image, rec.caption)[: p.items_per_image]):
+    for item in chain.tagger.tag(image, rec.caption)[: p.items_per_image]:
         stats["items"] += 1
         dets = chain.grounder.ground(image, item)
         if not dets:  # the seed skips an item without boxes
@@ -124,8 +131,9 @@ def mine_origin(rec: Record, image: Image.Image, chain: Chain, p: MineRealParams
             var = chain.editor.edit(image, mask, por.desc, edit_seed)
             save = f"{origin}/{safe_name(item)}/{sv}.png"
             _save_png(var, out_images / save)
-            captions = variation_captions(chain.rewriter, item, por.short, rec.caption,
-                                          rec.meta.get("original_captions", ()))
+            captions = variation_captions(
+                chain.rewriter, item, por.short, rec.caption, rec.meta.get("original_captions", ())
+            )
             itm = [float(chain.scorer.score(var, c)) for c in captions]
             kind = edit_type(item, por.short)
             negs: list[Negative] = []
@@ -135,12 +143,29 @@ def mine_origin(rec: Record, image: Image.Image, chain: Chain, p: MineRealParams
                 nrng = np.random.default_rng(sample_seed(seed, name, "rules"))
                 negs += rule_negatives(chain.parse(captions[0]), nrng, p.rule_types, p.rule_max_per_type)
             meta = {
-                "name": name, "origin_name": origin, "item": item, "short": por.short, "desc": por.desc,
-                "source": rec.image, "save": save, "captions": captions, "itm_score": itm, "type": kind,
-                "box": [round(v, 2) for v in dets[0].box], "seed": edit_seed,
+                "name": name,
+                "origin_name": origin,
+                "item": item,
+                "short": por.short,
+                "desc": por.desc,
+                "source": rec.image,
+                "save": save,
+                "captions": captions,
+                "itm_score": itm,
+                "type": kind,
+                "box": [round(v, 2) for v in dets[0].box],
+                "seed": edit_seed,
             }
-            row = Record(id=name, image=save, caption=captions[0], split=rec.split, source=SOURCE, group=group,
-                         negatives=tuple(negs), meta=meta).to_dict()
+            row = Record(
+                id=name,
+                image=save,
+                caption=captions[0],
+                split=rec.split,
+                source=SOURCE,
+                group=group,
+                negatives=tuple(negs),
+                meta=meta,
+            ).to_dict()
             variants.append((row, var))
         iva = iva_score([v for _, v in variants], p.iva_pixel_std)
         for row, _ in variants:
@@ -152,8 +177,16 @@ def mine_origin(rec: Record, image: Image.Image, chain: Chain, p: MineRealParams
     return rows, stats
 
 
-def run_shard(records: Sequence[Record], image_root: str | Path, out_dir: str | Path, chain: Chain,
-              p: MineRealParams, seed: int, rank: int = 0, world: int = 1) -> dict[str, int]:
+def run_shard(
+    records: Sequence[Record],
+    image_root: str | Path,
+    out_dir: str | Path,
+    chain: Chain,
+    p: MineRealParams,
+    seed: int,
+    rank: int = 0,
+    world: int = 1,
+) -> dict[str, int]:
     """Mine this rank's origins into ``out_dir`` (``images/``, ``parts/``), skipping finished ones."""
     out_dir, image_root = Path(out_dir), Path(image_root)
     todo = shard(records, rank, world)
@@ -170,8 +203,10 @@ def run_shard(records: Sequence[Record], image_root: str | Path, out_dir: str | 
             image = im.convert("RGB")
         rows, stats = mine_origin(rec, image, chain, p, seed, out_dir / IMAGES)
         # the part is written last: its presence means every image of this origin is on disk
-        write_json(part, {"origin": rec.id, "image": rec.image, "caption": rec.caption, "records": rows,
-                          "stats": stats})
+        write_json(
+            part,
+            {"origin": rec.id, "image": rec.image, "caption": rec.caption, "records": rows, "stats": stats},
+        )
         done += 1
     return {"rank": rank, "world": world, "assigned": len(todo), "mined": done, "resumed": skipped}
 
@@ -182,7 +217,9 @@ def fingerprint(p: MineRealParams, seed: int, manifest_bytes: bytes) -> str:
     from genemi.config import to_dict
     from genemi.io import dumps
 
-    knobs = {k: v for k, v in to_dict(p).items() if k not in ("enabled", "device", "max_images", "contact_sheets")}
+    knobs = {
+        k: v for k, v in to_dict(p).items() if k not in ("enabled", "device", "max_images", "contact_sheets")
+    }
     h = hashlib.sha256(dumps({"params": knobs, "seed": seed}).encode() + manifest_bytes)
     # the mining code and lexicon shape the files too: parts from older code must not be resumed
     pkg = Path(__file__).resolve().parent
@@ -200,8 +237,10 @@ def check_work_dir(out_dir: str | Path, fp: str) -> None:
     if stamp.is_file():
         old = read_json(stamp).get("fingerprint")
         if old != fp:
-            raise ValueError(f"{out_dir} holds mining from other params/inputs (fingerprint {old} != {fp}); "
-                             f"delete it (rm -r {out_dir}) to mine afresh, or restore the old params")
+            raise ValueError(
+                f"{out_dir} holds mining from other params/inputs (fingerprint {old} != {fp}); "
+                f"delete it (rm -r {out_dir}) to mine afresh, or restore the old params"
+            )
         return
     write_json(stamp, {"fingerprint": fp})
 
@@ -230,10 +269,16 @@ def merge(out_dir: str | Path, manifest: str | Path, keep_failed: bool = False) 
             totals[k] += int(d["stats"][k])
         for r in d["records"]:
             if r["id"] in rows:
-                raise ValueError(f"{part}: variation {r['id']!r} also appears in another part; delete {out_dir / PARTS} and re-mine")
+                raise ValueError(
+                    f"{part}: variation {r['id']!r} also appears in another part; "
+                    f"delete {out_dir / PARTS} and re-mine"
+                )
             rows[r["id"]] = r
-    kept = [Record.from_dict(rows[i], where=f"variation {i}") for i in sorted(rows)
-            if keep_failed or rows[i]["meta"]["passed"]]
+    kept = [
+        Record.from_dict(rows[i], where=f"variation {i}")
+        for i in sorted(rows)
+        if keep_failed or rows[i]["meta"]["passed"]
+    ]
     totals["kept"] = sum(1 for r in rows.values() if r["meta"]["passed"])
     totals["stale_tmp_removed"] = _clean_stale_tmp(out_dir)
     write_manifest(manifest, kept)
@@ -254,8 +299,18 @@ def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | N
     from genemi.mining import models as M
     from genemi.mining.text import StanzaParser
 
-    parse = StanzaParser.from_pretrained(p.stanza_dir, use_gpu=device.startswith("cuda")) if p.stanza_dir else None
-    gd, sam, sam_type, sd, blip = p.grounding_dino, p.sam_checkpoint, p.sam_model_type, p.sd_inpaint, p.blip_itm
+    parse = (
+        StanzaParser.from_pretrained(p.stanza_dir, use_gpu=device.startswith("cuda"))
+        if p.stanza_dir
+        else None
+    )
+    gd, sam, sam_type, sd, blip = (
+        p.grounding_dino,
+        p.sam_checkpoint,
+        p.sam_model_type,
+        p.sd_inpaint,
+        p.blip_itm,
+    )
     window, steps, dtype = p.sd_window, p.sd_steps, p.sd_dtype
     if p.backend == "tiny":
         from genemi.mining import tiny
@@ -263,18 +318,27 @@ def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | N
         if tiny_dir is None:
             raise ValueError("backend 'tiny' needs a folder to save the tiny models in (tiny_dir)")
         paths = tiny.save_all(tiny_dir)
-        gd, sam, sam_type, sd, blip = (paths[k] for k in ("grounding_dino", "sam_checkpoint", "sam_model_type",
-                                                          "sd_inpaint", "blip_itm"))
+        gd, sam, sam_type, sd, blip = (
+            paths[k] for k in ("grounding_dino", "sam_checkpoint", "sam_model_type", "sd_inpaint", "blip_itm")
+        )
         window, steps, dtype = tiny.SIZE, min(steps, 4), "float32"
     return Chain(
         tagger=M.CaptionNounTagger(parse),
-        grounder=M.GroundingDinoGrounder.from_pretrained(gd, device=device, box_threshold=p.box_threshold,
-                                                         text_threshold=p.text_threshold, nms_iou=p.nms_iou),
+        grounder=M.GroundingDinoGrounder.from_pretrained(
+            gd,
+            device=device,
+            box_threshold=p.box_threshold,
+            text_threshold=p.text_threshold,
+            nms_iou=p.nms_iou,
+        ),
         segmenter=M.SamSegmenter.from_pretrained(sam, sam_type, device=device),
-        editor=M.SDInpaintEditor.from_pretrained(sd, device=device, dtype=dtype, steps=steps,
-                                                 guidance=p.sd_guidance, window=window),
+        editor=M.SDInpaintEditor.from_pretrained(
+            sd, device=device, dtype=dtype, steps=steps, guidance=p.sd_guidance, window=window
+        ),
         scorer=M.BlipItmScorer.from_pretrained(blip, device=device),
-        portrayer=M.TextGenPortrayer.from_pretrained(p.portrayer, device=device) if p.portrayer else LexiconPortrayer(),
+        portrayer=M.TextGenPortrayer.from_pretrained(p.portrayer, device=device)
+        if p.portrayer
+        else LexiconPortrayer(),
         rewriter=CaptionRewriter(parse),
         parse=parse,
     )

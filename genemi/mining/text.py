@@ -70,8 +70,12 @@ class StanzaParser:
 
         try:
             pipe = stanza.Pipeline(
-                lang, dir=str(model_dir), processors=STANZA_PROCESSORS, download_method=None,
-                use_gpu=use_gpu, logging_level="WARN",
+                lang,
+                dir=str(model_dir),
+                processors=STANZA_PROCESSORS,
+                download_method=None,
+                use_gpu=use_gpu,
+                logging_level="WARN",
             )
         except (FileNotFoundError, ValueError, KeyError) as e:
             raise FileNotFoundError(f"{how} ({type(e).__name__}: {e})") from e
@@ -195,8 +199,10 @@ def rewrite_sentence(sentence: Any, item: str, variation: str, lexicon: Lexicon)
     ("two cats" -> "two golden retrievers"), and words after the object in the chunk are kept.
     """
     if getattr(sentence, "constituency", None) is None:
-        raise ValueError(f"sentence {sentence.text or ''!r} has no constituency parse; parse with "
-                         f"processors={STANZA_PROCESSORS!r}")
+        raise ValueError(
+            f"sentence {sentence.text or ''!r} has no constituency parse; parse with "
+            f"processors={STANZA_PROCESSORS!r}"
+        )
     words = sentence.words
     hits = _match_phrases(words, [tuple(item.lower().split())])
     if not hits:
@@ -368,7 +374,12 @@ def _count_edits(words: Sequence[Any], lex: Lexicon) -> list[tuple[dict[int, str
         if w.deprel == "nummod" and (low in NUMBER_WORDS or low.isdigit()):
             n = NUMBER_WORDS.index(low) if low in NUMBER_WORDS else int(low)
             news = [m for m in (n - 1, n + 1) if m >= 1]
-        elif w.deprel == "det" and low in ("a", "an") and not _is_plural(noun) and lex.category(noun.lemma or noun.text):
+        elif (
+            w.deprel == "det"
+            and low in ("a", "an")
+            and not _is_plural(noun)
+            and lex.category(noun.lemma or noun.text)
+        ):
             n, news = 1, [2]  # "a dog" is a count of one for a countable object
         else:
             continue
@@ -428,7 +439,7 @@ def caption_nouns(doc: Any, lexicon: Lexicon | None = None) -> list[str]:
     lex = lexicon or default_lexicon()
     out: list[str] = []
     for s in doc.sentences:
-        for a, e, phrase in _match_phrases(s.words, lex.object_phrases()):
+        for _, e, phrase in _match_phrases(s.words, lex.object_phrases()):
             if s.words[e - 1].upos in ("NOUN", "PROPN") and phrase not in out:
                 out.append(phrase)
     return out
@@ -508,7 +519,9 @@ class LexiconPortrayer:
             if short in seen:
                 continue
             seen.add(short)
-            out.append(Portrayal(desc=f"a photo of {_article_for(short)} {short}, realistic, detailed", short=short))
+            out.append(
+                Portrayal(desc=f"a photo of {_article_for(short)} {short}, realistic, detailed", short=short)
+            )
         return out
 
 
