@@ -296,3 +296,13 @@ def test_stage_tiny_smoke_run_and_fingerprint_guard(data, tmp_path):
     )
     res = CliRunner().invoke(mine_real.main, [*args2, "--tiny"])
     assert res.exit_code != 0 and "other params/inputs" in str(res.exception)
+
+
+def test_shard_rejects_ids_that_collide_as_file_names():
+    from genemi.manifest import Record
+
+    recs = [Record(id="a b", image="1.png", caption="x"), Record(id="a_b", image="2.png", caption="y")]
+    with pytest.raises(ValueError, match="'a b' and 'a_b' map to one file name"):
+        P.shard(recs, 0, 1)
+    with pytest.raises(ValueError, match="duplicate record ids"):
+        P.shard([recs[0], recs[0]], 0, 1)

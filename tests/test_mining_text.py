@@ -199,6 +199,27 @@ def test_rule_negatives_are_seeded_and_typed(docs):
         T.negative_candidates(docs["two_cats"], "colour")
 
 
+def test_add_rule_negatives_to_records(docs):
+    from genemi.manifest import Negative, Record
+
+    parse = FixtureParser(docs)
+    recs = [
+        Record(id="b", image="b.png", caption="two cats are under a wooden table."),
+        Record(
+            id="a", image="a.png", caption="a red dog sits on the mat.", negatives=(Negative("x", "kept"),)
+        ),
+    ]
+    out = T.add_rule_negatives(recs, parse, seed=0, types=(T.RELATION, T.COUNT))
+    assert [r.id for r in out] == ["b", "a"]
+    assert out[1].negatives[0] == Negative("x", "kept")  # existing negatives kept, new ones appended
+    assert [n.caption for n in out[1].negatives[1:]] == [
+        "a red dog sits under the mat.",
+        "two red dogs sit on the mat.",
+    ]
+    # a record's negatives do not depend on its neighbours
+    assert T.add_rule_negatives(recs[:1], parse, seed=0, types=(T.RELATION, T.COUNT))[0] == out[0]
+
+
 def test_caption_nouns(docs):
     assert T.caption_nouns(docs["man_bus"]) == ["man", "bus", "umbrella"]
     assert T.caption_nouns(docs["two_cats"]) == ["cat", "table"]

@@ -87,6 +87,12 @@ def shard(records: Sequence[Record], rank: int, world: int) -> list[Record]:
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
         raise ValueError(f"input manifest has duplicate record ids {dup}; mining keys work on ids")
+    names: dict[str, str] = {}
+    for i in ids:  # part files and image folders are keyed on the file-safe id
+        if names.setdefault(safe_name(i), i) != i:
+            raise ValueError(
+                f"record ids {names[safe_name(i)]!r} and {i!r} map to one file name {safe_name(i)!r}"
+            )
     return sorted(records, key=lambda r: r.id)[rank::world]
 
 
@@ -311,7 +317,8 @@ def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | N
         p.sd_inpaint,
         p.blip_itm,
     )
-    window, steps, dtype = p.sd_window, p.sd_steps, p.sd_dtype
+    # half precision is a GPU economy; on CPU it is slow or unsupported
+    window, steps, dtype = p.sd_window, p.sd_steps, (p.sd_dtype if device.startswith("cuda") else "float32")
     if p.backend == "tiny":
         from genemi.mining import tiny
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from genemi.manifest import Negative
+from genemi.manifest import Negative, Record
 from genemi.mining.lexicon import Lexicon, default_lexicon
 
 ATTRIBUTE, OBJECT, RELATION, COUNT = "attribute", "object", "relation_pred", "obj_count"
@@ -430,6 +430,29 @@ def rule_negatives(
         take = rng.choice(len(cands), size=min(max_per_type, len(cands)), replace=False)
         negs.extend(Negative(type=t, caption=cands[j]) for j in sorted(take))
     return negs
+
+
+def add_rule_negatives(
+    records: Iterable[Record],
+    parse: Callable[[str], Any],
+    seed: int,
+    types: Sequence[str] = NEGATIVE_TYPES,
+    max_per_type: int = 1,
+    lexicon: Lexicon | None = None,
+) -> list[Record]:
+    """Records with rule-based text negatives of their caption appended (per-record seeded by
+    ``(seed, id)``, so a record's negatives do not depend on which others are in the list)."""
+    import dataclasses
+    import hashlib
+
+    out = []
+    for r in records:
+        key = int.from_bytes(hashlib.sha256(r.id.encode()).digest()[:4], "little")
+        negs = rule_negatives(
+            parse(r.caption), np.random.default_rng((seed, key)), types, max_per_type, lexicon
+        )
+        out.append(dataclasses.replace(r, negatives=(*r.negatives, *negs)))
+    return out
 
 
 def caption_nouns(doc: Any, lexicon: Lexicon | None = None) -> list[str]:
