@@ -95,6 +95,7 @@ class MineRealParams:
     backend: Literal["pretrained", "tiny"]  # tiny = random-init models, a seconds-long smoke run of the chain
     device: Literal["cpu", "cuda"]  # cuda picks the rank's GPU from LOCAL_RANK
     stanza_dir: str  # stanza models folder; "" = rewrite captions without a parser
+    tagger: Literal["caption", "grounding"]  # tags from the caption's nouns, or GD over the COCO vocabulary
     grounding_dino: str
     sam_checkpoint: str
     sam_model_type: str

@@ -82,6 +82,27 @@ def test_caption_noun_tagger_without_parser():
         tagger.tag(Image.new("RGB", (4, 4)))
 
 
+def test_grounding_tagger_keeps_exact_vocabulary_labels():
+    from genemi.mining.interfaces import Detection
+
+    class Grounder:
+        def __init__(self):
+            self.prompts = []
+
+        def ground(self, image, phrase):
+            self.prompts.append(phrase)
+            return [
+                Detection((0, 0, 1, 1), 0.5, "dog"),
+                Detection((0, 0, 1, 1), 0.9, "cat [SEP]"),
+                Detection((0, 0, 1, 1), 0.8, "dog cat"),  # merged span: not one tag
+            ]
+
+    g = Grounder()
+    tags = M.GroundingTagger(g, per_prompt=40).tag(Image.new("RGB", (4, 4)))
+    assert tags == ["cat", "dog"]  # best score first
+    assert len(g.prompts) == 2 and g.prompts[0].startswith("airplane . apple . ")  # 80 names, 40 a prompt
+
+
 # -- weights doors --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "cls, key",

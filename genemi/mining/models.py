@@ -76,6 +76,36 @@ class CaptionNounTagger:
         return caption_nouns(self.parse(caption), self.lexicon)
 
 
+class GroundingTagger:
+    """Tags without a caption: an open-vocabulary detector prompted with the lexicon's object
+    words (a stand-in for the seed's Tag2Text, which has no transformers port).
+
+    The vocabulary is sent in prompts of ``per_prompt`` phrases ("cat . dog . ...") because
+    Grounding DINO's text length is bounded; a tag is kept when a detection's label is exactly
+    one vocabulary phrase. Tags come back best score first."""
+
+    def __init__(self, grounder: Any, vocabulary: Sequence[str] | None = None, per_prompt: int = 16):
+        self.grounder = grounder
+        lex = default_lexicon()
+        self.vocabulary = (
+            list(vocabulary)
+            if vocabulary is not None
+            else sorted(c for v in lex.supercategories.values() for c in v)
+        )
+        self.per_prompt = per_prompt
+
+    def tag(self, image: Image.Image, caption: str | None = None) -> list[str]:
+        best: dict[str, float] = {}
+        vocab = set(self.vocabulary)
+        for i in range(0, len(self.vocabulary), self.per_prompt):
+            prompt = " . ".join(self.vocabulary[i : i + self.per_prompt])
+            for d in self.grounder.ground(image, prompt):
+                label = d.label.replace("[SEP]", "").strip(" .").lower()
+                if label in vocab:
+                    best[label] = max(best.get(label, float("-inf")), d.score)
+        return sorted(best, key=lambda t: (-best[t], t))
+
+
 # ---------------------------------------------------------------------------------------------
 # Grounding DINO
 # ---------------------------------------------------------------------------------------------

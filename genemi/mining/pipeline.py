@@ -329,15 +329,12 @@ def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | N
             paths[k] for k in ("grounding_dino", "sam_checkpoint", "sam_model_type", "sd_inpaint", "blip_itm")
         )
         window, steps, dtype = tiny.SIZE, min(steps, 4), "float32"
+    grounder = M.GroundingDinoGrounder.from_pretrained(
+        gd, device=device, box_threshold=p.box_threshold, text_threshold=p.text_threshold, nms_iou=p.nms_iou
+    )
     return Chain(
-        tagger=M.CaptionNounTagger(parse),
-        grounder=M.GroundingDinoGrounder.from_pretrained(
-            gd,
-            device=device,
-            box_threshold=p.box_threshold,
-            text_threshold=p.text_threshold,
-            nms_iou=p.nms_iou,
-        ),
+        tagger=M.CaptionNounTagger(parse) if p.tagger == "caption" else M.GroundingTagger(grounder),
+        grounder=grounder,
         segmenter=M.SamSegmenter.from_pretrained(sam, sam_type, device=device),
         editor=M.SDInpaintEditor.from_pretrained(
             sd, device=device, dtype=dtype, steps=steps, guidance=p.sd_guidance, window=window
