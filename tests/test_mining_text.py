@@ -270,3 +270,20 @@ def test_lexicon_portrayer_is_seeded_and_mixes_types():
     types = [T.edit_type("dog", x.short) for x in a]
     assert types.count("attribute") == 2 and types.count("object") == 2
     assert all(x.short in x.desc for x in a)
+
+
+@pytest.mark.parametrize(
+    "item, short, kind",
+    [
+        ("dog", "brown dog", "attribute"),
+        ("hot dog", "giant hot dog", "attribute"),
+        ("dog", "black cat", "object"),
+        ("man", "tall woman", "object"),  # people words are distinct objects
+        ("person", "red man", "variation"),  # a man is still a person
+        ("bird", "bald eagle", "variation"),  # hyponym: "a bird ..." may stay true
+        ("puppy", "white dog", "variation"),
+        ("mat", "red rug", "variation"),  # unknown objects: no claim
+    ],
+)
+def test_edit_type(item, short, kind):
+    assert T.edit_type(item, short) == kind

@@ -37,6 +37,7 @@ from genemi.io import atomic_path, read_json, write_json
 from genemi.manifest import Negative, Record, write_manifest
 from genemi.mining.models import iva_score
 from genemi.mining.text import (
+    OBJECT,
     CaptionRewriter,
     LexiconPortrayer,
     edit_type,
@@ -143,7 +144,7 @@ def mine_origin(
             itm = [float(chain.scorer.score(var, c)) for c in captions]
             kind = edit_type(item, por.short)
             negs: list[Negative] = []
-            if kind == "object":  # the original caption names the replaced object: false now
+            if kind == OBJECT:  # the original caption names the replaced object: false now
                 negs.append(Negative(type="object", caption=rec.caption))
             if chain.parse is not None and p.rule_types:
                 nrng = np.random.default_rng(sample_seed(seed, name, "rules"))
@@ -252,10 +253,10 @@ def check_work_dir(out_dir: str | Path, fp: str) -> None:
 
 
 def _clean_stale_tmp(out_dir: Path) -> int:
-    """Remove temp files a killed writer left (atomic_path names them ``.<name>.*``)."""
+    """Remove temp files a killed writer left (atomic_path names them ``.<name>.<random><suffix>``)."""
     n = 0
     for f in out_dir.rglob(".*"):
-        if f.is_file():
+        if f.is_file() and f.suffix in (".tmp", ".png"):
             f.unlink()
             n += 1
     return n

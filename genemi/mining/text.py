@@ -548,7 +548,27 @@ class LexiconPortrayer:
         return out
 
 
-def edit_type(item: str, short: str) -> str:
-    """HNC type of a variation: ``attribute`` if the object word survives in the short form
-    (only its look changed), else ``object``."""
-    return ATTRIBUTE if re.search(rf"\b{re.escape(item.lower())}\b", short.lower()) else OBJECT
+VARIATION = "variation"
+
+
+def edit_type(item: str, short: str, lexicon: Lexicon | None = None) -> str:
+    """What a variation changed, and so whether the original caption became false.
+
+    * ``attribute``: the object word survives in the short form, only its look changed;
+    * ``object``: the short form names a *different* known object (another category, or another
+      people word: man -> woman), so a caption naming the original object is now false;
+    * ``variation``: anything else, e.g. a hyponym ("bird" -> "bald eagle") for which the
+      original caption may still be true; no negative is derived from it.
+    """
+    lex = lexicon or default_lexicon()
+    if re.search(rf"\b{re.escape(item.lower())}\b", short.lower()):
+        return ATTRIBUTE
+    known = plain_nouns(short, lex)
+    cat = lex.category(item)
+    if not known or cat is None:
+        return VARIATION
+    new = known[-1]
+    subtypes = {w for group in lex.subtypes.values() for w in group}
+    if lex.category(new) != cat or (item.lower() in subtypes and new in subtypes):
+        return OBJECT
+    return VARIATION
