@@ -166,6 +166,20 @@ def test_object_negatives_keep_supercategory_number_and_article(docs):
     assert "a woman in front of a bus holding an umbrella" in man
     assert "a man in front of a bus holding a backpack" in man  # "an" -> "a"
     assert "There is a small apple on a plate." in T.negative_candidates(docs["hot_dog"], T.OBJECT)
+    assert "Two horses are under a wooden table." not in cands  # lower-case stays lower-case
+    toks = [
+        {
+            "id": 1,
+            "text": "Dogs",
+            "upos": "NOUN",
+            "xpos": "NNS",
+            "lemma": "dog",
+            "head": 2,
+            "deprel": "nsubj",
+        },
+        {"id": 2, "text": "run", "upos": "VERB", "xpos": "VBP", "lemma": "run", "head": 0, "deprel": "root"},
+    ]
+    assert "Cats run" in T.negative_candidates(T.doc_from_dicts([{"tokens": toks}]), T.OBJECT)
     assert T.negative_candidates(docs["catch"], T.OBJECT) == [
         "a girl plays catch",
         "a man plays catch",

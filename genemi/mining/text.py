@@ -125,8 +125,11 @@ def _article_for(word: str) -> str:
 
 def _render(words: Sequence[Any], repl: dict[int, str]) -> str:
     """Sentence text with word ``i`` replaced by ``repl[i]`` (0-based); re-agree "a/an" before a
-    replaced word (only there, so untouched text stays as written)."""
+    replaced word (only there, so untouched text stays as written); a sentence-initial capital
+    carries over to the replacement."""
     toks = [repl.get(i, w.text) for i, w in enumerate(words)]
+    if 0 in repl and toks[0] and words[0].text[:1].isupper():
+        toks[0] = toks[0][0].upper() + toks[0][1:]
     for i in sorted(repl):
         j = i - 1
         while j >= 0 and not toks[j]:
