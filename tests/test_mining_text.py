@@ -143,6 +143,10 @@ def test_plain_rewriter_without_parser():
     assert rw.rewrite("A dog and two dogs.", "dog", "orange cat") == "An orange cat and two orange cats."
     assert rw.rewrite("three knives on a table", "knife", "red fork") == "three red forks on a table"
     assert rw.rewrite("a hotdog", "dog", "cat") is None
+    # attribute words before the object belong to it, as in the chunk rewrite
+    assert rw.rewrite("a small red circle left of a square", "circle", "blue triangle") == (
+        "a blue triangle left of a square"
+    )
 
 
 # -- rule-based negatives ------------------------------------------------------------------------
@@ -284,6 +288,11 @@ def test_lexicon_portrayer_is_seeded_and_mixes_types():
     types = [T.edit_type("dog", x.short) for x in a]
     assert types.count("attribute") == 2 and types.count("object") == 2
     assert all(x.short in x.desc for x in a)
+    # a closed world (e.g. the synthetic one): its palette and shapes, the short form as prompt
+    synth = T.LexiconPortrayer(colors=["red", "blue"], objects=["circle", "square"], template="{short}")
+    got = synth.portray("circle", "a red circle", 3, np.random.default_rng(0))
+    assert {x.short for x in got} <= {"red circle", "blue circle", "red square", "blue square"}
+    assert all(x.desc == x.short for x in got) and len(got) == 3
 
 
 @pytest.mark.parametrize(

@@ -238,14 +238,20 @@ def rewrite_caption(doc: Any, item: str, variation: str, lexicon: Lexicon | None
 
 
 def rewrite_plain(caption: str, item: str, variation: str, lexicon: Lexicon | None = None) -> str | None:
-    """Parser-free fallback: whole-word replace of ``item`` (or its plural, which the variation
-    then takes too), re-agreeing a preceding "a/an"; None if ``item`` is absent.
+    """Parser-free fallback: replace ``item`` (whole words, or its plural, which the variation
+    then takes too) together with the lexicon attribute words right before it ("a red circle"
+    -> "a blue square", as the chunk rewrite would), re-agreeing "a/an"; None if absent.
 
     Used where no stanza models exist (synthetic world, smoke runs); it keeps the words around
     the object, which the chunk rewrite would drop."""
     lex = lexicon or default_lexicon()
     plural = re.escape(lex.pluralize(item))
-    pat = re.compile(rf"\b(?:(a|an)\s+)?(?:({plural})|{re.escape(item)})\b", re.IGNORECASE)
+    attrs = sorted(
+        {w for scales in lex.scales.values() for groups in scales.values() for g in groups for w in g},
+        key=lambda w: (-len(w), w),
+    )
+    adj = "|".join(re.escape(w) for w in attrs)
+    pat = re.compile(rf"\b(?:(a|an)\s+)?(?:(?:{adj})\s+)*(?:({plural})|{re.escape(item)})\b", re.IGNORECASE)
 
     def sub(m: re.Match) -> str:
         new = lex.pluralize(variation) if m.group(2) else variation
@@ -529,12 +535,27 @@ class LexiconPortrayer:
     Half the variations keep the object and change its colour (an ``attribute`` edit), half
     swap it for another object of its supercategory in some colour (an ``object`` edit)."""
 
-    def __init__(self, lexicon: Lexicon | None = None):
+    def __init__(
+        self,
+        lexicon: Lexicon | None = None,
+        colors: Sequence[str] | None = None,
+        objects: Sequence[str] | None = None,
+        template: str = "a photo of {a} {short}, realistic, detailed",
+    ):
+        """``colors``/``objects`` replace the lexicon's (e.g. the synthetic world's palette and
+        shapes); ``template`` makes the inpainting prompt from ``{short}`` (and its article
+        ``{a}``): ``"{short}"`` suits an editor that paints "<colour> <shape>"."""
         self.lexicon = lexicon or default_lexicon()
+        self.colors = list(colors) if colors is not None else self.lexicon.colors()
+        self.objects = list(objects) if objects is not None else None
+        self.template = template
 
     def portray(self, item: str, caption: str, n: int, rng: np.random.Generator) -> list[Portrayal]:
-        colors = self.lexicon.colors()
-        others = self.lexicon.object_alternatives(item) or [item]
+        colors = self.colors
+        if self.objects is not None:
+            others = [o for o in self.objects if o != item] or [item]
+        else:
+            others = self.lexicon.object_alternatives(item) or [item]
         out: list[Portrayal] = []
         seen: set[str] = set()
         for k in range(8 * n):
@@ -545,9 +566,7 @@ class LexiconPortrayer:
             if short in seen:
                 continue
             seen.add(short)
-            out.append(
-                Portrayal(desc=f"a photo of {_article_for(short)} {short}, realistic, detailed", short=short)
-            )
+            out.append(Portrayal(desc=self.template.format(a=_article_for(short), short=short), short=short))
         return out
 
 
