@@ -117,6 +117,41 @@ class RealDataParams:
 
 
 @dataclass(frozen=True)
+class MineRealParams:
+    """Generative negative mining with the real models (GeNeMi): tag -> ground -> segment ->
+    inpaint -> filter. Model fields take a Hugging Face id (resolved offline from the cache) or a
+    local folder/file."""
+
+    enabled: bool  # off by default: the real models are multi-GB and need a GPU
+    backend: Literal["pretrained", "tiny"]  # tiny = random-init models, a seconds-long smoke run of the chain
+    device: Literal["cpu", "cuda"]  # cuda picks the rank's GPU from LOCAL_RANK
+    stanza_dir: str  # stanza models folder; "" = rewrite captions without a parser
+    tagger: Literal["caption", "grounding"]  # tags from the caption's nouns, or GD over the COCO vocabulary
+    grounding_dino: str
+    sam_checkpoint: str
+    sam_model_type: str
+    sd_inpaint: str
+    sd_dtype: Literal["float32", "float16", "bfloat16"]
+    blip_itm: str
+    portrayer: str  # local causal LM proposing portrayals; "" = lexicon portrayals (offline, rule-based)
+    box_threshold: float
+    text_threshold: float
+    nms_iou: float
+    sd_steps: int
+    sd_guidance: float
+    sd_window: int  # crop side around the mask, multiple of 8
+    items_per_image: int  # object tags edited per image
+    variations_per_item: int
+    itm_min: float  # keep if mean BLIP ITM "match" logit > this
+    iva_min: float  # keep if image-variation area (%) > this
+    iva_pixel_std: float  # a pixel "varies" if its std across variations exceeds this
+    rule_types: tuple[str, ...]  # rule-based text negatives added to each variation caption
+    rule_max_per_type: int
+    max_images: int  # 0 = every image of the input manifest
+    contact_sheets: int  # how many origin images get a contact sheet
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     threads: int  # torch intra-op threads (0 = leave torch's default)
@@ -130,6 +165,7 @@ class Params:
     deepspeed: DeepSpeedParams
     eval: EvalParams
     real: RealDataParams
+    mine_real: MineRealParams
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:

@@ -1,0 +1,349 @@
+"""The GeNeMi mining chain, sharded, resumable and merged deterministically.
+
+Per origin image (one input :class:`~genemi.manifest.Record`)::
+
+    tags = tagger.tag(image, caption)[:items_per_image]
+    for item in tags:
+        box  = grounder.ground(image, item)[0]          # first box only, like the seed
+        mask = segmenter.segment(image, box)
+        for portrayal in portrayer.portray(item, ...):   # long desc + short form
+            variation = editor.edit(image, mask, desc, seed(origin, item, j))
+            captions  = rewritten caption(s) holding `short`
+            itm       = [scorer.score(variation, c) for c in captions]
+        iva = iva_score(variations of this item)
+
+The chain takes any objects with those methods (real models, the synthetic world's classic
+backend, test fakes). Work is split by origin: rank ``r`` of ``world`` takes origins
+``r::world`` of the id-sorted input; each finished origin is one part file written atomically
+after its images, so a killed run resumes by skipping origins whose part exists, and
+:func:`merge` rebuilds the manifest from the parts alone (sorted, duplicates impossible).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from genemi.config import MineRealParams
+from genemi.io import atomic_path, read_json, write_json
+from genemi.manifest import Negative, Record, write_manifest
+from genemi.mining.models import iva_score
+from genemi.mining.text import (
+    OBJECT,
+    CaptionRewriter,
+    LexiconPortrayer,
+    edit_type,
+    rule_negatives,
+    variation_captions,
+)
+
+PARTS, IMAGES = "parts", "images"
+SOURCE = "genemi"
+
+
+@dataclass
+class Chain:
+    """The objects the miner drives; any implementation of the interfaces will do."""
+
+    tagger: Any
+    grounder: Any
+    segmenter: Any
+    editor: Any
+    scorer: Any
+    portrayer: Any = field(default_factory=LexiconPortrayer)
+    rewriter: CaptionRewriter = field(default_factory=CaptionRewriter)
+    parse: Any = None  # text -> stanza Document, for rule-based negatives; None = none
+
+
+def sample_seed(seed: int, *keys: object) -> int:
+    """Stable 31-bit seed for one sample (Python's ``hash`` is salted per process)."""
+    h = hashlib.sha256(repr((seed, *keys)).encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+def safe_name(text: str) -> str:
+    """File-name-safe form, as the seed did for its paths (spaces and slashes -> "_")."""
+    return re.sub(r"[^A-Za-z0-9._:-]+", "_", text.strip()).strip("_") or "_"
+
+
+def dist_env() -> tuple[int, int]:
+    """``(rank, world_size)`` from the launcher's environment (torchrun/deepspeed); (0, 1) alone."""
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} is outside WORLD_SIZE={world}")
+    return rank, world
+
+
+def shard(records: Sequence[Record], rank: int, world: int) -> list[Record]:
+    """Origins ``rank::world`` of the id-sorted records (every origin in exactly one shard)."""
+    ids = [r.id for r in records]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
+        raise ValueError(f"input manifest has duplicate record ids {dup}; mining keys work on ids")
+    names: dict[str, str] = {}
+    for i in ids:  # part files and image folders are keyed on the file-safe id
+        if names.setdefault(safe_name(i), i) != i:
+            raise ValueError(
+                f"record ids {names[safe_name(i)]!r} and {i!r} map to one file name {safe_name(i)!r}"
+            )
+    return sorted(records, key=lambda r: r.id)[rank::world]
+
+
+def _part_path(out_dir: Path, origin: str) -> Path:
+    return out_dir / PARTS / f"{safe_name(origin)}.json"
+
+
+def _save_png(image: Image.Image, path: Path) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        image.save(tmp, format="PNG")
+
+
+def mine_origin(
+    rec: Record, image: Image.Image, chain: Chain, p: MineRealParams, seed: int, out_images: Path
+) -> tuple[list[dict], dict[str, int]]:
+    """Run the chain on one origin; write its variation PNGs; return record dicts and counts."""
+    origin = safe_name(rec.id)
+    stats = {"items": 0, "no_box": 0, "empty_mask": 0, "variations": 0}
+    rows: list[dict] = []
+    for item in chain.tagger.tag(image, rec.caption)[: p.items_per_image]:
+        stats["items"] += 1
+        dets = chain.grounder.ground(image, item)
+        if not dets:  # the seed skips an item without boxes
+            stats["no_box"] += 1
+            continue
+        mask = np.asarray(chain.segmenter.segment(image, dets[0].box), dtype=bool)
+        if not mask.any():
+            stats["empty_mask"] += 1
+            continue
+        rng = np.random.default_rng(sample_seed(seed, rec.id, item, "portray"))
+        portrayals = chain.portrayer.portray(item, rec.caption, p.variations_per_item, rng)
+        group = f"{origin}:{item}"
+        variants: list[tuple[dict, Image.Image]] = []
+        seen: set[str] = set()
+        for j, por in enumerate(portrayals):
+            sv = safe_name(por.short)
+            name = f"{group}:{sv}"
+            if name in seen:  # two portrayals with one short form would overwrite each other
+                continue
+            seen.add(name)
+            edit_seed = sample_seed(seed, rec.id, item, j)
+            var = chain.editor.edit(image, mask, por.desc, edit_seed)
+            save = f"{origin}/{safe_name(item)}/{sv}.png"
+            _save_png(var, out_images / save)
+            captions = variation_captions(
+                chain.rewriter, item, por.short, rec.caption, rec.meta.get("original_captions", ())
+            )
+            itm = [float(chain.scorer.score(var, c)) for c in captions]
+            kind = edit_type(item, por.short)
+            negs: list[Negative] = []
+            if kind == OBJECT:  # the original caption names the replaced object: false now
+                negs.append(Negative(type="object", caption=rec.caption))
+            if chain.parse is not None and p.rule_types:
+                nrng = np.random.default_rng(sample_seed(seed, name, "rules"))
+                negs += rule_negatives(chain.parse(captions[0]), nrng, p.rule_types, p.rule_max_per_type)
+            meta = {
+                "name": name,
+                "origin_name": origin,
+                "item": item,
+                "short": por.short,
+                "desc": por.desc,
+                "source": rec.image,
+                "save": save,
+                "captions": captions,
+                "itm_score": itm,
+                "type": kind,
+                "box": [round(v, 2) for v in dets[0].box],
+                "seed": edit_seed,
+            }
+            row = Record(
+                id=name,
+                image=save,
+                caption=captions[0],
+                split=rec.split,
+                source=SOURCE,
+                group=group,
+                negatives=tuple(negs),
+                meta=meta,
+            ).to_dict()
+            variants.append((row, var))
+        iva = iva_score([v for _, v in variants], p.iva_pixel_std)
+        for row, _ in variants:
+            m = row["meta"]
+            m["iva_score"] = iva
+            m["passed"] = bool(np.mean(m["itm_score"]) > p.itm_min and iva > p.iva_min)
+            rows.append(row)
+        stats["variations"] += len(variants)
+    return rows, stats
+
+
+def run_shard(
+    records: Sequence[Record],
+    image_root: str | Path,
+    out_dir: str | Path,
+    chain: Chain,
+    p: MineRealParams,
+    seed: int,
+    rank: int = 0,
+    world: int = 1,
+) -> dict[str, int]:
+    """Mine this rank's origins into ``out_dir`` (``images/``, ``parts/``), skipping finished ones."""
+    out_dir, image_root = Path(out_dir), Path(image_root)
+    todo = shard(records, rank, world)
+    done = skipped = 0
+    for rec in todo:
+        part = _part_path(out_dir, rec.id)
+        if part.is_file():  # finished before an interruption: resume past it
+            skipped += 1
+            continue
+        path = image_root / rec.image
+        if not path.is_file():
+            raise FileNotFoundError(f"record {rec.id!r}: image {path} not found (check --image-root)")
+        with Image.open(path) as im:
+            image = im.convert("RGB")
+        rows, stats = mine_origin(rec, image, chain, p, seed, out_dir / IMAGES)
+        # the part is written last: its presence means every image of this origin is on disk
+        write_json(
+            part,
+            {"origin": rec.id, "image": rec.image, "caption": rec.caption, "records": rows, "stats": stats},
+        )
+        done += 1
+    return {"rank": rank, "world": world, "assigned": len(todo), "mined": done, "resumed": skipped}
+
+
+def fingerprint(p: MineRealParams, seed: int, manifest_bytes: bytes) -> str:
+    """Hash of everything that shapes the mined files: params (not device, enabling, sheets,
+    budget), seed, input manifest, mining code and lexicon."""
+    from genemi.config import to_dict
+    from genemi.io import dumps
+
+    knobs = {
+        k: v for k, v in to_dict(p).items() if k not in ("enabled", "device", "max_images", "contact_sheets")
+    }
+    h = hashlib.sha256(dumps({"params": knobs, "seed": seed}).encode() + manifest_bytes)
+    # the mining code and lexicon shape the files too: parts from older code must not be resumed
+    pkg = Path(__file__).resolve().parent
+    for f in sorted([*pkg.glob("*.py"), *(pkg.parent / "lexicon").glob("*.json")]):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def check_work_dir(out_dir: str | Path, fp: str) -> None:
+    """Refuse to resume into parts mined under other settings; record ``fp`` for a fresh dir.
+
+    Resuming must never mix variations from two configurations, and deleting a user's mined
+    images silently would be worse, so a mismatch stops with the command to start afresh."""
+    stamp = Path(out_dir) / "fingerprint.json"
+    if stamp.is_file():
+        old = read_json(stamp).get("fingerprint")
+        if old != fp:
+            raise ValueError(
+                f"{out_dir} holds mining from other params/inputs (fingerprint {old} != {fp}); "
+                f"delete it (rm -r {out_dir}) to mine afresh, or restore the old params"
+            )
+        return
+    write_json(stamp, {"fingerprint": fp})
+
+
+def _clean_stale_tmp(out_dir: Path) -> int:
+    """Remove temp files a killed writer left (atomic_path names them ``.<name>.<random><suffix>``)."""
+    n = 0
+    for f in out_dir.rglob(".*"):
+        if f.is_file() and f.suffix in (".tmp", ".png"):
+            f.unlink()
+            n += 1
+    return n
+
+
+def merge(out_dir: str | Path, manifest: str | Path, keep_failed: bool = False) -> dict[str, Any]:
+    """Join every part into one id-sorted manifest of the variations that pass the filter
+    (all of them with ``keep_failed``); return counts. Call after every rank has finished."""
+    out_dir = Path(out_dir)
+    parts = sorted((out_dir / PARTS).glob("*.json")) if (out_dir / PARTS).is_dir() else []
+    rows: dict[str, dict] = {}
+    totals = {"origins": 0, "items": 0, "no_box": 0, "empty_mask": 0, "variations": 0, "kept": 0}
+    for part in parts:
+        d = read_json(part)
+        totals["origins"] += 1
+        for k in ("items", "no_box", "empty_mask", "variations"):
+            totals[k] += int(d["stats"][k])
+        for r in d["records"]:
+            if r["id"] in rows:
+                raise ValueError(
+                    f"{part}: variation {r['id']!r} also appears in another part; "
+                    f"delete {out_dir / PARTS} and re-mine"
+                )
+            rows[r["id"]] = r
+    kept = [
+        Record.from_dict(rows[i], where=f"variation {i}")
+        for i in sorted(rows)
+        if keep_failed or rows[i]["meta"]["passed"]
+    ]
+    totals["kept"] = sum(1 for r in rows.values() if r["meta"]["passed"])
+    totals["stale_tmp_removed"] = _clean_stale_tmp(out_dir)
+    write_manifest(manifest, kept)
+    return totals
+
+
+def origins_for_sheets(out_dir: str | Path, n: int) -> list[dict]:
+    """The first ``n`` finished parts (by origin id), for contact sheets."""
+    parts = sorted((Path(out_dir) / PARTS).glob("*.json"))
+    return [read_json(p) for p in parts[:n]]
+
+
+def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | None = None) -> Chain:
+    """The real-model chain from params (``backend: pretrained``), or the same chain over tiny
+    random-init models saved into ``tiny_dir`` (``backend: tiny``, smoke runs).
+
+    Tiny models force a 64 px window and at most 4 denoising steps (their UNet is 8x8 latents)."""
+    from genemi.mining import models as M
+    from genemi.mining.text import StanzaParser
+
+    parse = (
+        StanzaParser.from_pretrained(p.stanza_dir, use_gpu=device.startswith("cuda"))
+        if p.stanza_dir
+        else None
+    )
+    gd, sam, sam_type, sd, blip = (
+        p.grounding_dino,
+        p.sam_checkpoint,
+        p.sam_model_type,
+        p.sd_inpaint,
+        p.blip_itm,
+    )
+    # half precision is a GPU economy; on CPU it is slow or unsupported
+    window, steps, dtype = p.sd_window, p.sd_steps, (p.sd_dtype if device.startswith("cuda") else "float32")
+    if p.backend == "tiny":
+        from genemi.mining import tiny
+
+        if tiny_dir is None:
+            raise ValueError("backend 'tiny' needs a folder to save the tiny models in (tiny_dir)")
+        paths = tiny.save_all(tiny_dir)
+        gd, sam, sam_type, sd, blip = (
+            paths[k] for k in ("grounding_dino", "sam_checkpoint", "sam_model_type", "sd_inpaint", "blip_itm")
+        )
+        window, steps, dtype = tiny.SIZE, min(steps, 4), "float32"
+    grounder = M.GroundingDinoGrounder.from_pretrained(
+        gd, device=device, box_threshold=p.box_threshold, text_threshold=p.text_threshold, nms_iou=p.nms_iou
+    )
+    return Chain(
+        tagger=M.CaptionNounTagger(parse) if p.tagger == "caption" else M.GroundingTagger(grounder),
+        grounder=grounder,
+        segmenter=M.SamSegmenter.from_pretrained(sam, sam_type, device=device),
+        editor=M.SDInpaintEditor.from_pretrained(
+            sd, device=device, dtype=dtype, steps=steps, guidance=p.sd_guidance, window=window
+        ),
+        scorer=M.BlipItmScorer.from_pretrained(blip, device=device),
+        portrayer=M.TextGenPortrayer.from_pretrained(p.portrayer, device=device)
+        if p.portrayer
+        else LexiconPortrayer(),
+        rewriter=CaptionRewriter(parse),
+        parse=parse,
+    )
