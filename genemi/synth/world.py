@@ -9,7 +9,8 @@ Two scene kinds:
 * ``pair``: two different objects in two slots, captioned
   ``"a red circle left of a blue square"``; the mention order is random, so the relation
   word depends on geometry and word order, not on a fixed template.
-* ``count``: ``k`` identical objects (k = 1..3), captioned ``"two red circles"``.
+* ``count``: ``k`` identical objects (k = 1..3), captioned ``"two red circles"``; a lone object
+  also names its place, ``"one red circle on the left"``.
 
 A scene is a plain dict (it travels in ``Record.meta["scene"]``):
 ``{"kind": "pair"|"count", "objects": [{"color", "shape", "slot", "dx", "dy"}], "order": [i, j]}``.
@@ -37,11 +38,14 @@ PALETTE = {
 SHAPES = ("circle", "square", "triangle", "cross", "ring")
 PLURAL = {"circle": "circles", "square": "squares", "triangle": "triangles", "cross": "crosses", "ring": "rings"}
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
+# Where a lone object sits. Absolute positions are what plain CLIP training *can* learn from
+# in-batch negatives; relations between two objects ("left of") need hard negatives.
+PLACE = {0: "on the left", 1: "in the middle", 2: "on the right"}
 
 
 def vocabulary(colors: Sequence[str], shapes: Sequence[str]) -> list[str]:
     """Every word a caption of this world can contain, in a fixed order."""
-    words = ["a", "left", "right", "of", *NUMBER_WORDS.values(), *colors]
+    words = ["a", "left", "right", "of", "on", "the", "in", "middle", *NUMBER_WORDS.values(), *colors]
     for s in shapes:
         words += [s, PLURAL[s]]
     return words
@@ -100,8 +104,9 @@ def caption(scene: dict) -> str:
         return f"a {a['color']} {a['shape']} {rel} of a {b['color']} {b['shape']}"
     k = len(objs)
     o = objs[0]
-    noun = o["shape"] if k == 1 else PLURAL[o["shape"]]
-    return f"{NUMBER_WORDS[k]} {o['color']} {noun}"
+    if k == 1:
+        return f"one {o['color']} {o['shape']} {PLACE[o['slot']]}"
+    return f"{NUMBER_WORDS[k]} {o['color']} {PLURAL[o['shape']]}"
 
 
 def scene_key(scene: dict) -> str:
@@ -113,6 +118,8 @@ def scene_key(scene: dict) -> str:
     objs = sorted(scene["objects"], key=lambda o: o["slot"])
     if scene["kind"] == "pair":
         return "pair:" + "|".join(combo(o) for o in objs)
+    if len(objs) == 1:
+        return f"count:1 {combo(objs[0])} @{objs[0]['slot']}"
     return f"count:{len(objs)} {combo(objs[0])}"
 
 
