@@ -39,22 +39,50 @@ import torch.nn.functional as F
 NEG_INF = -1e4  # large but finite: masked columns must not produce NaN gradients in fp16/bf16
 
 
-def gather_rows(x: torch.Tensor | None, world_size: int) -> torch.Tensor | None:
-    """Concatenate ``x`` (``[b, ...]`` per rank) over ranks in rank order -> ``[world*b, ...]``.
+class _GatherRows(torch.autograd.Function):
+    """all_gather along dim 0 whose backward sums every rank's gradient for this rank's rows.
 
-    Float tensors go through the autograd-aware all_gather: its backward sums the gradients
-    that every rank's loss sends to this rank's rows. Bool masks carry no gradient.
+    Not ``torch.distributed.nn.functional.all_gather``: on gloo (torch 2.14.1) its backward
+    receives into ``empty_like(grad)``, which keeps a non-contiguous gradient's strides, while
+    ``scatter`` writes contiguously -- the negatives' gradients (from an einsum) came back
+    scrambled. An all_reduce of one contiguous tensor has no such corner.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        import torch.distributed as dist
+
+        x = x.contiguous()
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x)
+        ctx.rows, ctx.rank = x.shape[0], dist.get_rank()
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # every rank's loss depends on every rank's rows
+        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+
+
+def gather_rows(x: torch.Tensor | None, world_size: int) -> torch.Tensor | None:
+    """Concatenate ``x`` (``[b, ...]`` per rank, same ``b`` on all) over ranks in rank order.
+
+    Returns ``[world*b, ...]``. Float tensors keep their gradient path (each rank's rows get
+    the sum of all ranks' gradients, which DeepSpeed's averaging turns back into the
+    single-process gradient). Bool masks carry no gradient.
     """
     if x is None or world_size == 1:
         return x
-    import torch.distributed as dist
-    import torch.distributed.nn.functional as dnn
-
     if x.dtype == torch.bool:  # gloo has no bool all_gather
+        import torch.distributed as dist
+
         parts = [torch.empty_like(x, dtype=torch.uint8) for _ in range(world_size)]
         dist.all_gather(parts, x.to(torch.uint8).contiguous())
         return torch.cat(parts).bool()
-    return torch.cat(dnn.all_gather(x.contiguous()))
+    return _GatherRows.apply(x)
 
 
 def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
