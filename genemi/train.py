@@ -142,7 +142,7 @@ def train(
                 tail.setdefault(name, []).append(v)
         if log is not None and rank == 0 and (step % log_every == 0 or step == opt.steps - 1):
             lr = engine.get_lr()[0]
-            log(step, {**terms_sum, "lr": lr, "logit_scale": float(model.logit_scale.exp().float())})
+            log(step, {**terms_sum, "lr": lr, "logit_scale": float(model.logit_scale.detach().exp().float())})
         done = step + 1
         if checkpoint_dir is not None and opt.checkpoint_every and done % opt.checkpoint_every == 0 \
                 and done < opt.steps:
