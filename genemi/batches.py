@@ -90,7 +90,9 @@ class PairBank:
         arrays = [load_rgb(root / p) for p in paths]
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
-            raise ValueError(f"{root}: training images differ in size {sorted(shapes)[:3]}; resize them first")
+            raise ValueError(
+                f"{root}: training images differ in size {sorted(shapes)[:3]}; resize them first"
+            )
         captions = sorted(txt_ids, key=txt_ids.get)
         return cls(
             images=torch.from_numpy(np.stack(arrays)),
@@ -117,8 +119,9 @@ class PairBank:
         order = keys.argsort(dim=1)[:, :k]
         return nt.gather(1, order), ni.gather(1, order)
 
-    def gather(self, idx: torch.Tensor, sel_t: torch.Tensor | None, sel_i: torch.Tensor | None,
-               image_negatives: bool) -> Batch:
+    def gather(
+        self, idx: torch.Tensor, sel_t: torch.Tensor | None, sel_i: torch.Tensor | None, image_negatives: bool
+    ) -> Batch:
         """The batch of rows ``idx`` with the chosen negatives (``sel_t is None``: none)."""
         images = preprocess_array(self.images[self.pos_image[idx]])
         texts = self.tokens[self.pos_text[idx]]
@@ -171,8 +174,10 @@ def dedupe_images(idx: torch.Tensor, pos_image: torch.Tensor, seed: int, step: i
     if len(set(images)) == len(images):
         return idx
     if len(set(pos_image.tolist())) < len(images):
-        raise ValueError(f"dedupe_images: batch of {len(images)} but only "
-                         f"{len(set(pos_image.tolist()))} distinct training images")
+        raise ValueError(
+            f"dedupe_images: batch of {len(images)} but only "
+            f"{len(set(pos_image.tolist()))} distinct training images"
+        )
     rng = _step_rng(seed, step, 2)
     out, seen = idx.tolist(), set()
     candidates = iter(rng.permutation(len(pos_image)).tolist())
@@ -215,17 +220,22 @@ class GroupSampler:
                 key = r.meta.get("origin_name") or r.group.rsplit(":", 1)[0]
             keys.setdefault(key, []).append(i)
         if not keys:
-            raise ValueError(f"batching.mode={batching.mode}: every record is a regular pair "
-                             f"(source in {list(batching.regular_sources)}); no variations to group")
+            raise ValueError(
+                f"batching.mode={batching.mode}: every record is a regular pair "
+                f"(source in {list(batching.regular_sources)}); no variations to group"
+            )
         self.groups = [np.array(keys[k]) for k in sorted(keys)]
-        self.scores = [np.array([float(np.mean(records[i].meta.get("itm_score", 0.0))) for i in g])
-                       for g in self.groups]
+        self.scores = [
+            np.array([float(np.mean(records[i].meta.get("itm_score", 0.0))) for i in g]) for g in self.groups
+        ]
         self.regular = np.array(regular, dtype=np.int64)
         self.n = len(records)
         self.per_step = max(1, batch_size // (self.v + batching.regular_per_group))
         if self.per_step > len(self.groups):
-            raise ValueError(f"batch of {batch_size} needs {self.per_step} groups per step, "
-                             f"but there are only {len(self.groups)}")
+            raise ValueError(
+                f"batch of {batch_size} needs {self.per_step} groups per step, "
+                f"but there are only {len(self.groups)}"
+            )
         if batch_size > self.n:
             raise ValueError(f"batch size {batch_size} exceeds the {self.n} training records")
         self.per_epoch = len(self.groups) // self.per_step
@@ -263,8 +273,9 @@ class DedupedSampler:
         return dedupe_images(self.sampler.indices(step), self.pos_image, self.seed, step)
 
 
-def make_sampler(records: Sequence[Record], batching, batch_size: int, seed: int,
-                 pos_image: torch.Tensor | None = None):
+def make_sampler(
+    records: Sequence[Record], batching, batch_size: int, seed: int, pos_image: torch.Tensor | None = None
+):
     """The sampler of ``batching.mode`` (``records``: :class:`EpochSampler`, today's default).
 
     ``pos_image`` (``PairBank.pos_image``) is needed with ``batching.dedupe_images``.

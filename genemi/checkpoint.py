@@ -33,7 +33,9 @@ def _weights_only() -> Iterator[None]:
     old = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
     os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
     try:
-        with torch.serialization.safe_globals([LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]):
+        with torch.serialization.safe_globals(
+            [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]
+        ):
             yield
     finally:
         if old is None:
@@ -85,8 +87,10 @@ def load(engine, directory: str | os.PathLike, fingerprint: str) -> dict | None:
     with _weights_only():
         path, client = engine.load_checkpoint(str(directory), tag=latest["tag"])
     if path is None:
-        raise FileNotFoundError(f"{directory / latest['tag']}: checkpoint named in {LATEST} is missing; "
-                                f"delete {directory} to start over")
+        raise FileNotFoundError(
+            f"{directory / latest['tag']}: checkpoint named in {LATEST} is missing; "
+            f"delete {directory} to start over"
+        )
     torch.set_rng_state(client["torch_rng"])
     return client
 

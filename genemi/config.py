@@ -62,7 +62,7 @@ class OptimParams:
     weight_decay: float
     warmup_steps: int
     grad_clip: float
-    trainable: Literal["full", "vision", "text", "last_blocks"]  # which parameters train (thesis finetune_mode)
+    trainable: Literal["full", "vision", "text", "last_blocks"]  # what trains (thesis finetune_mode)
     last_blocks: int  # with trainable=last_blocks: this many final blocks of each tower
     checkpoint_every: int  # optimizer steps between resumable checkpoints (0 = none)
 

@@ -85,7 +85,9 @@ def gather_rows(x: torch.Tensor | None, world_size: int) -> torch.Tensor | None:
     return _GatherRows.apply(x)
 
 
-def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+def clip_loss(
+    image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
     """Symmetric InfoNCE over the batch (open_clip's ClipLoss, single process)."""
     scale = logit_scale.exp().reshape(())
     logits = scale * image_features @ text_features.T
@@ -140,7 +142,14 @@ def hard_negative_loss(
     if world_size > 1:
         image_features, text_features, neg_text_features, neg_image_features, neg_mask, neg_image_mask = (
             gather_rows(t, world_size)
-            for t in (image_features, text_features, neg_text_features, neg_image_features, neg_mask, neg_image_mask)
+            for t in (
+                image_features,
+                text_features,
+                neg_text_features,
+                neg_image_features,
+                neg_mask,
+                neg_image_mask,
+            )
         )
     scale = logit_scale.exp().reshape(())
     zero = image_features.sum() * 0.0
@@ -148,12 +157,16 @@ def hard_negative_loss(
     if neg_mask is None and neg_text_features is not None:
         neg_mask = torch.ones(neg_text_features.shape[:2], dtype=torch.bool, device=image_features.device)
     if neg_image_mask is None and neg_image_features is not None:
-        neg_image_mask = torch.ones(neg_image_features.shape[:2], dtype=torch.bool, device=image_features.device)
+        neg_image_mask = torch.ones(
+            neg_image_features.shape[:2], dtype=torch.bool, device=image_features.device
+        )
     if form == "additive":
         out["contrastive"] = clip_loss(image_features, text_features, logit_scale)
         total = out["contrastive"]
         if neg_text_features is not None:
-            out["hn_text"] = _own_negative_ce(image_features, text_features, neg_text_features, neg_mask, scale)
+            out["hn_text"] = _own_negative_ce(
+                image_features, text_features, neg_text_features, neg_mask, scale
+            )
             total = total + hn_weight * out["hn_text"]
         if neg_image_features is not None:
             out["hn_image"] = _own_negative_ce(
@@ -215,7 +228,9 @@ def caption_logits(image_features, text_features, neg_text_features, neg_mask, s
     return torch.cat([logits, neg], dim=1)
 
 
-def kl_to_teacher(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+def kl_to_teacher(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """``T^2 * KL(softmax(teacher/T) || softmax(student/T))``, mean over rows (thesis ``hnc_kl``).
 
     Both logit matrices ``[B, C]`` must use the same scale (the thesis uses the teacher's
@@ -284,11 +299,13 @@ def training_loss(
         out["loss"] = out["loss"] + params.l2_weight * out["l2"]
     if params.kl_weight > 0:
         scale = teacher_logit_scale.exp().reshape(()).detach()
-        s_logits = caption_logits(f["image_features"], f["text_features"], f.get("neg_text_features"),
-                                  f.get("neg_mask"), scale)
+        s_logits = caption_logits(
+            f["image_features"], f["text_features"], f.get("neg_text_features"), f.get("neg_mask"), scale
+        )
         with torch.no_grad():
-            t_logits = caption_logits(t["image_features"], t["text_features"], t.get("neg_text_features"),
-                                      t.get("neg_mask"), scale)
+            t_logits = caption_logits(
+                t["image_features"], t["text_features"], t.get("neg_text_features"), t.get("neg_mask"), scale
+            )
         out["kl"] = kl_to_teacher(s_logits, t_logits, params.kl_temperature)
         out["loss"] = out["loss"] + params.kl_weight * out["kl"]
     if params.dpo_weight > 0:
@@ -300,7 +317,9 @@ def training_loss(
         if params.dpo_reference:
             with torch.no_grad():
                 ref_pos, ref_neg = own_pair_logits(
-                    t["image_features"], t["text_features"], t["neg_text_features"],
+                    t["image_features"],
+                    t["text_features"],
+                    t["neg_text_features"],
                     teacher_logit_scale.exp().reshape(()),
                 )
         out["dpo"] = dpo_loss(pos, neg, f["neg_mask"], params.dpo_beta, ref_pos, ref_neg)

@@ -53,7 +53,9 @@ def load_pretrained(p: ModelParams):
     if p.arch in open_clip.list_models():
         known = open_clip.list_pretrained_tags_by_model(p.arch)
         if tag not in known:
-            raise ValueError(f"model.pretrained={tag!r} is neither a file nor a tag of {p.arch}; tags: {known}")
+            raise ValueError(
+                f"model.pretrained={tag!r} is neither a file nor a tag of {p.arch}; tags: {known}"
+            )
         check_quickgelu(p.arch, tag)
     try:
         return build_model(p, pretrained=tag)
@@ -62,8 +64,10 @@ def load_pretrained(p: ModelParams):
         hub = cfg.get("hf_hub", "")
         where = (
             f"the Hugging Face cache (HF_HOME, default ~/.cache/huggingface): "
-            f"huggingface-cli download {os.path.dirname(hub.rstrip('/'))} {os.path.basename(hub) or 'open_clip_pytorch_model.bin'}"
-            if hub else f"~/.cache/clip/ (from {cfg.get('url', '?')})"
+            f"huggingface-cli download {os.path.dirname(hub.rstrip('/'))} "
+            f"{os.path.basename(hub) or 'open_clip_pytorch_model.bin'}"
+            if hub
+            else f"~/.cache/clip/ (from {cfg.get('url', '?')})"
         )
         raise FileNotFoundError(
             f"model.pretrained={tag!r} for {p.arch}: weights are not available offline ({e}). "

@@ -28,7 +28,9 @@ def encode(model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
     images = batch.images
     if batch.neg_images is not None:
         images = torch.cat([images, batch.neg_images.flatten(0, 1)])
-    texts = batch.texts if batch.neg_texts is None else torch.cat([batch.texts, batch.neg_texts.flatten(0, 1)])
+    texts = (
+        batch.texts if batch.neg_texts is None else torch.cat([batch.texts, batch.neg_texts.flatten(0, 1)])
+    )
     # the loss runs in fp32 whatever the model's precision: softmax over scaled cosines
     img = F.normalize(model.encode_image(images.to(dtype)).float(), dim=-1)
     txt = F.normalize(model.encode_text(texts).float(), dim=-1)
@@ -62,14 +64,22 @@ def forward_loss(
             t_feats = encode(teacher, batch)
         t_scale = teacher.logit_scale.float()
     return training_loss(
-        feats, model.logit_scale.float(), loss, world_size=world_size, teacher_features=t_feats,
-        teacher_logit_scale=t_scale, model=model, reference=reference,
+        feats,
+        model.logit_scale.float(),
+        loss,
+        world_size=world_size,
+        teacher_features=t_feats,
+        teacher_logit_scale=t_scale,
+        model=model,
+        reference=reference,
     )
 
 
 def uses_negatives(loss: LossParams) -> bool:
     """Whether any selected term reads hard negatives (else they are not even encoded)."""
-    return not (loss.hn_weight == 0 and loss.form == "additive" and loss.kl_weight == 0 and loss.dpo_weight == 0)
+    return not (
+        loss.hn_weight == 0 and loss.form == "additive" and loss.kl_weight == 0 and loss.dpo_weight == 0
+    )
 
 
 def train(
@@ -144,7 +154,11 @@ def train(
             lr = engine.get_lr()[0]
             log(step, {**terms_sum, "lr": lr, "logit_scale": float(model.logit_scale.detach().exp().float())})
         done = step + 1
-        if checkpoint_dir is not None and opt.checkpoint_every and done % opt.checkpoint_every == 0 \
-                and done < opt.steps:
+        if (
+            checkpoint_dir is not None
+            and opt.checkpoint_every
+            and done % opt.checkpoint_every == 0
+            and done < opt.steps
+        ):
             checkpoint.save(engine, checkpoint_dir, done, fingerprint, {"tail": tail})
     return {name: sum(v) / len(v) for name, v in tail.items()}

@@ -30,7 +30,9 @@ from genemi.io import write_json
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
               help="Resumable checkpoints every base.checkpoint_every steps (not a DVC output: it must "
                    "survive a killed run); a rerun resumes from it. Cleared when the stage finishes.")
-def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint_dir) -> None:
+@click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True,
+              help="Passed by the deepspeed launcher; the rank is read from the environment.")
+def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint_dir, local_rank) -> None:
     from genemi import runtime
 
     p = load_params(params_path)

@@ -32,7 +32,10 @@ from genemi.io import write_json
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
               help="Resumable checkpoints every finetune.checkpoint_every steps (not a DVC output: it must "
                    "survive a killed run); a rerun resumes from it. Cleared when the stage finishes.")
-def main(params_path, train_path, image_root, base_path, out_path, metrics_path, live_dir, checkpoint_dir) -> None:
+@click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True,
+              help="Passed by the deepspeed launcher; the rank is read from the environment.")
+def main(params_path, train_path, image_root, base_path, out_path, metrics_path, live_dir, checkpoint_dir,
+         local_rank) -> None:
     from genemi import runtime
 
     p = load_params(params_path)
@@ -70,11 +73,13 @@ def main(params_path, train_path, image_root, base_path, out_path, metrics_path,
             live.log_metric(f"train/{name}", v)
         live.next_step()
 
-    tail = train(engine, bank, p.finetune, p.loss, p.seed, p.loss.negatives_per_sample, log=log if live else None,
-                 sampler=sampler, teacher=teacher, reference=reference, checkpoint_dir=checkpoint_dir, fingerprint=fp)
+    tail = train(engine, bank, p.finetune, p.loss, p.seed, p.loss.negatives_per_sample,
+                 log=log if live else None, sampler=sampler, teacher=teacher, reference=reference,
+                 checkpoint_dir=checkpoint_dir, fingerprint=fp)
     if dist.get_rank() == 0:
         live.end()
-        save_weights(engine.module, out_path, {**meta, "finetune": to_dict(p.finetune), "loss": to_dict(p.loss)})
+        run = {"finetune": to_dict(p.finetune), "loss": to_dict(p.loss), "batching": to_dict(p.batching)}
+        save_weights(engine.module, out_path, {**meta, **run})
         write_json(metrics_path, {f"train_{k}": round(v, 4) for k, v in sorted(tail.items())})
         click.echo(f"finetune: final loss {tail['loss']:.4f}")
         if checkpoint_dir:

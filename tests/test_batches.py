@@ -15,8 +15,14 @@ from genemi.manifest import Negative, Record
 
 
 def _batching(**kw):
-    base = dict(mode="item_based", variations_per_group=2, regular_per_group=2, regular_sources=("coco",),
-                score_eps=0.5, dedupe_images=False)
+    base = dict(
+        mode="item_based",
+        variations_per_group=2,
+        regular_per_group=2,
+        regular_sources=("coco",),
+        score_eps=0.5,
+        dedupe_images=False,
+    )
     return BatchingParams(**{**base, **kw})
 
 
@@ -26,18 +32,30 @@ def _records():
     for o in range(3):
         for item in ("dog", "cup"):
             for v in range(3):
-                recs.append(Record(id=f"o{o}:{item}:{v}", image=f"o{o}/{item}/{v}.png", caption=f"c {o} {item} {v}",
-                                   source="genemi", group=f"o{o}:{item}",
-                                   meta={"origin_name": f"o{o}", "itm_score": [float(v), float(v)]}))
-    recs += [Record(id=f"coco{i}", image=f"coco/{i}.png", caption=f"coco {i}", source="coco") for i in range(12)]
+                recs.append(
+                    Record(
+                        id=f"o{o}:{item}:{v}",
+                        image=f"o{o}/{item}/{v}.png",
+                        caption=f"c {o} {item} {v}",
+                        source="genemi",
+                        group=f"o{o}:{item}",
+                        meta={"origin_name": f"o{o}", "itm_score": [float(v), float(v)]},
+                    )
+                )
+    recs += [
+        Record(id=f"coco{i}", image=f"coco/{i}.png", caption=f"coco {i}", source="coco") for i in range(12)
+    ]
     return recs
 
 
-@pytest.mark.parametrize("mode,key", [
-    ("item_based", lambda r: r.group),
-    ("image_based", lambda r: r.meta["origin_name"]),
-    ("allinone", lambda r: r.id),
-])
+@pytest.mark.parametrize(
+    "mode,key",
+    [
+        ("item_based", lambda r: r.group),
+        ("image_based", lambda r: r.meta["origin_name"]),
+        ("allinone", lambda r: r.id),
+    ],
+)
 def test_group_modes(mode, key):
     recs = _records()
     s = GroupSampler(recs, _batching(mode=mode), batch_size=8, seed=0)
@@ -48,7 +66,9 @@ def test_group_modes(mode, key):
         var = [recs[i] for i in idx if recs[i].source == "genemi"]
         groups = collections.Counter(key(r) for r in var)
         assert len(groups) == 2  # two groups per step
-        assert all(n == min(2, sum(key(r) == g for r in recs if r.source == "genemi")) for g, n in groups.items())
+        assert all(
+            n == min(2, sum(key(r) == g for r in recs if r.source == "genemi")) for g, n in groups.items()
+        )
         assert sum(recs[i].source == "coco" for i in idx) == 8 - len(var)
     assert torch.equal(s.indices(5), GroupSampler(recs, _batching(mode=mode), 8, 0).indices(5))
     # image_based really puts variations of one origin image together, across its items
@@ -100,11 +120,19 @@ def test_records_mode_is_the_epoch_sampler():
 def _bank(tmp_path):
     for i in range(6):
         Image.fromarray(np.full((4, 4, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
-    recs = [Record(id=str(i), image=f"{i}.png", caption=f"cap {i}",
-                   negatives=(Negative("a", caption=f"neg {i} a", image=f"{(i + 1) % 6}.png"),
-                              Negative("b", caption=f"neg {i} b"),
-                              Negative("c", image=f"{(i + 2) % 6}.png")))
-            for i in range(6)]
+    recs = [
+        Record(
+            id=str(i),
+            image=f"{i}.png",
+            caption=f"cap {i}",
+            negatives=(
+                Negative("a", caption=f"neg {i} a", image=f"{(i + 1) % 6}.png"),
+                Negative("b", caption=f"neg {i} b"),
+                Negative("c", image=f"{(i + 2) % 6}.png"),
+            ),
+        )
+        for i in range(6)
+    ]
 
     def tok(texts):
         return torch.tensor([[hash(t) % 1000] for t in texts])

@@ -40,12 +40,19 @@ def test_deepspeed_config_from_params(params):
         deepspeed_config(params.finetune, dataclasses.replace(ds, zero_stage=3), world_size=1)
 
 
-@pytest.mark.parametrize("part,expect,frozen", [
-    ("full", "logit_scale", None),
-    ("vision", "visual.conv1.weight", "token_embedding.weight"),
-    ("text", "token_embedding.weight", "visual.conv1.weight"),
-    ("last_blocks", "visual.transformer.resblocks.2.mlp.c_fc.weight", "visual.transformer.resblocks.1.mlp.c_fc.weight"),
-])
+@pytest.mark.parametrize(
+    "part,expect,frozen",
+    [
+        ("full", "logit_scale", None),
+        ("vision", "visual.conv1.weight", "token_embedding.weight"),
+        ("text", "token_embedding.weight", "visual.conv1.weight"),
+        (
+            "last_blocks",
+            "visual.transformer.resblocks.2.mlp.c_fc.weight",
+            "visual.transformer.resblocks.1.mlp.c_fc.weight",
+        ),
+    ],
+)
 def test_set_trainable(params, part, expect, frozen):
     from genemi.models import build_model
 
@@ -104,7 +111,7 @@ def test_two_processes_equal_one(tmp_path, config):
     one = json.loads((tmp_path / "one" / "losses.json").read_text())
     two = json.loads((tmp_path / "two" / "losses.json").read_text())
     assert len(one["steps"]) == len(two["steps"]) == 4
-    for a, b in zip(one["steps"], two["steps"]):
+    for a, b in zip(one["steps"], two["steps"], strict=True):
         for k in a:
             assert abs(a[k] - b[k]) < 1e-5, (k, a, b)
     files = ["weights"] + (["grads"] if config == "additive" else [])  # ZeRO-2 keeps no p.grad

@@ -103,10 +103,16 @@ def test_additive_matches_loop(feats, w):
     s = float(SCALE.exp())
     out = hard_negative_loss(**feats, logit_scale=SCALE, hn_weight=w, form="additive")
     clip = _naive_clip(feats["image_features"], feats["text_features"], s)
-    hn_t = _naive_own(feats["image_features"], feats["text_features"], feats["neg_text_features"],
-                      feats["neg_mask"], s)
-    hn_i = _naive_own(feats["text_features"], feats["image_features"], feats["neg_image_features"],
-                      feats["neg_image_mask"], s)
+    hn_t = _naive_own(
+        feats["image_features"], feats["text_features"], feats["neg_text_features"], feats["neg_mask"], s
+    )
+    hn_i = _naive_own(
+        feats["text_features"],
+        feats["image_features"],
+        feats["neg_image_features"],
+        feats["neg_image_mask"],
+        s,
+    )
     assert float(out["contrastive"]) == pytest.approx(clip, abs=1e-9)
     assert float(out["hn_text"]) == pytest.approx(hn_t, abs=1e-9)
     assert float(out["hn_image"]) == pytest.approx(hn_i, abs=1e-9)
@@ -121,15 +127,23 @@ def test_in_softmax_matches_loop(feats, w, image_negs):
     if not image_negs:
         kwargs.pop("neg_image_features"), kwargs.pop("neg_image_mask")
     out = hard_negative_loss(**kwargs, logit_scale=SCALE, hn_weight=w, form="in_softmax")
-    i2t = _naive_in_softmax(feats["image_features"], feats["text_features"], feats["neg_text_features"],
-                            feats["neg_mask"], s, w)
+    i2t = _naive_in_softmax(
+        feats["image_features"], feats["text_features"], feats["neg_text_features"], feats["neg_mask"], s, w
+    )
     if image_negs:
-        t2i = _naive_in_softmax(feats["text_features"], feats["image_features"], feats["neg_image_features"],
-                                feats["neg_image_mask"], s, w)
+        t2i = _naive_in_softmax(
+            feats["text_features"],
+            feats["image_features"],
+            feats["neg_image_features"],
+            feats["neg_image_mask"],
+            s,
+            w,
+        )
     else:  # thesis hnc_l2: text -> image over positives only
         empty = torch.zeros(B, 1, D, dtype=torch.float64)
-        t2i = _naive_in_softmax(feats["text_features"], feats["image_features"], empty,
-                                torch.zeros(B, 1, dtype=torch.bool), s, w)
+        t2i = _naive_in_softmax(
+            feats["text_features"], feats["image_features"], empty, torch.zeros(B, 1, dtype=torch.bool), s, w
+        )
     assert float(out["loss"]) == pytest.approx((i2t + t2i) / 2, abs=1e-9)
 
 
@@ -140,8 +154,10 @@ def test_l2_to_reference_matches_loop_and_names_are_unwrapped():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
     model[1].bias.requires_grad_(False)  # frozen params do not count
-    expected = sum(float(((p.detach() - ref[n]) ** 2).sum()) for n, p in model.named_parameters() if p.requires_grad)
-    assert float(l2_to_reference(model, ref)) == pytest.approx(expected, rel=1e-6)
+    expected = sum(
+        float(((p.detach() - ref[n]) ** 2).sum()) for n, p in model.named_parameters() if p.requires_grad
+    )
+    assert float(l2_to_reference(model, ref).detach()) == pytest.approx(expected, rel=1e-6)
     assert expected > 0
     # names as DeepSpeed's engine reports them ("module.0.weight") must not silently give 0
     prefixed = {f"module.{n}": v for n, v in ref.items()}
@@ -151,8 +167,9 @@ def test_l2_to_reference_matches_loop_and_names_are_unwrapped():
 
 def test_kl_matches_loop(feats):
     s = float(SCALE.exp())
-    student = caption_logits(feats["image_features"], feats["text_features"], feats["neg_text_features"],
-                             feats["neg_mask"], s)
+    student = caption_logits(
+        feats["image_features"], feats["text_features"], feats["neg_text_features"], feats["neg_mask"], s
+    )
     t_img, t_txt = _unit(B, D, seed=7), _unit(B, D, seed=8)
     teacher = caption_logits(t_img, t_txt, feats["neg_text_features"], feats["neg_mask"], s)
     T = 2.0
@@ -168,7 +185,7 @@ def test_kl_matches_loop(feats):
                     tcols.append(s * _dot(t_img[i], feats["neg_text_features"][j, k]))
         zs = sum(math.exp(c / T) for c in cols)
         zt = sum(math.exp(c / T) for c in tcols)
-        for c, tc in zip(cols, tcols):
+        for c, tc in zip(cols, tcols, strict=True):
             q, p = math.exp(tc / T) / zt, math.exp(c / T) / zs
             total += q * (math.log(q) - math.log(p))
     assert got == pytest.approx(total / B * T * T, rel=1e-7)
@@ -177,7 +194,9 @@ def test_kl_matches_loop(feats):
 @pytest.mark.parametrize("with_ref", [False, True])
 def test_dpo_matches_loop(feats, with_ref):
     s, beta = float(SCALE.exp()), 0.1
-    img, txt, neg, mask = (feats[k] for k in ("image_features", "text_features", "neg_text_features", "neg_mask"))
+    img, txt, neg, mask = (
+        feats[k] for k in ("image_features", "text_features", "neg_text_features", "neg_mask")
+    )
     r_img = _unit(B, D, seed=9)
     pos, negl = own_pair_logits(img, txt, neg, s)
     rp = rn = None
@@ -203,13 +222,15 @@ def test_training_loss_default_is_hard_negative_loss(feats):
 
 
 def test_training_loss_combines_terms(feats):
-    lp = dataclasses.replace(load_params("params.yaml").loss, contrastive_weight=0.5, kl_weight=0.3,
-                             dpo_weight=0.5, l2_weight=0.01)
+    lp = dataclasses.replace(
+        load_params("params.yaml").loss, contrastive_weight=0.5, kl_weight=0.3, dpo_weight=0.5, l2_weight=0.01
+    )
     model = torch.nn.Linear(2, 2).double()
     ref = {n: p.detach() + 1.0 for n, p in model.named_parameters()}
     teacher = {k: (v.flip(0) if v.is_floating_point() else v) for k, v in feats.items()}
-    out = training_loss(feats, SCALE, lp, teacher_features=teacher, teacher_logit_scale=SCALE,
-                        model=model, reference=ref)
+    out = training_loss(
+        feats, SCALE, lp, teacher_features=teacher, teacher_logit_scale=SCALE, model=model, reference=ref
+    )
     base = hard_negative_loss(**feats, logit_scale=SCALE, hn_weight=lp.hn_weight, form=lp.form)["loss"]
     expected = 0.5 * base + 0.01 * out["l2"] + 0.3 * out["kl"] + 0.5 * out["dpo"]
     assert float(out["loss"]) == pytest.approx(float(expected), rel=1e-12)

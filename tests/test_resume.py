@@ -25,8 +25,9 @@ def _env():
 
 
 def _run(args):
-    r = subprocess.run([sys.executable, WORKER, *args], cwd=ROOT, env=_env(), capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        [sys.executable, WORKER, *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     return r.stdout
 
@@ -38,9 +39,24 @@ def test_sigkill_then_resume_is_identical(tmp_path):
     ck = tmp_path / "ckpt"
     _run([str(tmp_path / "straight"), "additive", "--steps", "6"])
     # slow steps so that the kill lands after the step-2 checkpoint and before the end
-    proc = subprocess.Popen([sys.executable, WORKER, str(tmp_path / "killed"), "additive", "--steps", "6",
-                             "--checkpoint-dir", str(ck), "--step-sleep", "1.5"],
-                            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            WORKER,
+            str(tmp_path / "killed"),
+            "additive",
+            "--steps",
+            "6",
+            "--checkpoint-dir",
+            str(ck),
+            "--step-sleep",
+            "1.5",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while not (ck / "latest.json").is_file():
         assert proc.poll() is None, "worker ended before its first checkpoint"

@@ -20,14 +20,16 @@ def params():
 
 
 def _run(params, loss=None, trainable="full", steps=3):
+    from train_worker import tiny_bank
+
     from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
     from genemi.models import build_model
     from genemi.train import train
-    from train_worker import tiny_bank
 
     torch.set_num_threads(1)
-    opt = dataclasses.replace(params.finetune, steps=steps, batch_size=8, warmup_steps=1, lr=1e-3,
-                              trainable=trainable)
+    opt = dataclasses.replace(
+        params.finetune, steps=steps, batch_size=8, warmup_steps=1, lr=1e-3, trainable=trainable
+    )
     loss = loss or params.loss
     torch.manual_seed(0)
     model = build_model(params.model)
@@ -37,8 +39,19 @@ def _run(params, loss=None, trainable="full", steps=3):
     init = {k: v.clone() for k, v in model.state_dict().items()}
     engine, _ = init_engine(model, opt, params.deepspeed)
     logged = []
-    tail = train(engine, tiny_bank(), opt, loss, 3, 2, log=lambda s, v: logged.append(v), log_every=1,
-                 progress=False, teacher=teacher, reference=reference)
+    tail = train(
+        engine,
+        tiny_bank(),
+        opt,
+        loss,
+        3,
+        2,
+        log=lambda s, v: logged.append(v),
+        log_every=1,
+        progress=False,
+        teacher=teacher,
+        reference=reference,
+    )
     return tail, logged, init, {k: v.detach().clone() for k, v in engine.module.state_dict().items()}
 
 
@@ -51,10 +64,13 @@ def test_same_seed_same_bytes(params):
 
 @pytest.mark.slow
 def test_thesis_terms_fire_and_frozen_parts_stay(params):
-    loss = dataclasses.replace(params.loss, form="in_softmax", l2_weight=0.1, kl_weight=1.0, dpo_weight=1.0,
-                               temperature=0.07)
+    loss = dataclasses.replace(
+        params.loss, form="in_softmax", l2_weight=0.1, kl_weight=1.0, dpo_weight=1.0, temperature=0.07
+    )
     tail, logged, init, final = _run(params, loss, trainable="vision", steps=4)
-    assert logged[-1]["l2"] > 0 and logged[-1]["kl"] > 0 and logged[-1]["dpo"] != pytest.approx(0.6931, abs=1e-6)
+    assert (
+        logged[-1]["l2"] > 0 and logged[-1]["kl"] > 0 and logged[-1]["dpo"] != pytest.approx(0.6931, abs=1e-6)
+    )
     assert torch.equal(final["token_embedding.weight"], init["token_embedding.weight"])
     assert torch.equal(final["logit_scale"], init["logit_scale"])  # fixed temperature
     assert not torch.equal(final["visual.conv1.weight"], init["visual.conv1.weight"])
@@ -70,20 +86,26 @@ def test_uses_negatives(params):
 
 
 def test_forward_loss_encodes_negatives_in_one_pass(params):
+    from train_worker import tiny_bank
+
     from genemi.losses import hard_negative_loss
     from genemi.models import build_model
-    from train_worker import tiny_bank
 
     torch.manual_seed(0)
     model = build_model(params.model)
     bank = tiny_bank()
     batch = bank.batch(torch.arange(4), 2, torch.Generator().manual_seed(0), True)
     feats = encode(model, batch)
-    assert feats["neg_text_features"].shape == (4, 2, 128) and feats["neg_image_features"].shape == (4, 2, 128)
+    assert feats["neg_text_features"].shape == (4, 2, 128) and feats["neg_image_features"].shape == (
+        4,
+        2,
+        128,
+    )
     with torch.no_grad():
         one = model.encode_image(batch.neg_images[2, 1][None])
-    assert torch.allclose(feats["neg_image_features"][2, 1], torch.nn.functional.normalize(one, dim=-1)[0],
-                          atol=1e-5)
+    assert torch.allclose(
+        feats["neg_image_features"][2, 1], torch.nn.functional.normalize(one, dim=-1)[0], atol=1e-5
+    )
     terms = forward_loss(model, batch, params.loss)
     ref = hard_negative_loss(**feats, logit_scale=model.logit_scale, hn_weight=params.loss.hn_weight)
     assert torch.allclose(terms["loss"], ref["loss"])

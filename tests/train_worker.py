@@ -38,16 +38,25 @@ def tiny_bank(seed: int = 0) -> PairBank:
     neg_image = torch.randint(N, M, (N, KMAX), generator=g)
     neg_text[::5, 2] = -1  # some records with fewer negatives
     neg_image[::3, 1] = -1  # caption negatives without an edited image
-    return PairBank(images=images, tokens=tokens, pos_image=torch.arange(N), pos_text=torch.arange(N),
-                    neg_text=neg_text, neg_image=neg_image)
+    return PairBank(
+        images=images,
+        tokens=tokens,
+        pos_image=torch.arange(N),
+        pos_text=torch.arange(N),
+        neg_text=neg_text,
+        neg_image=neg_image,
+    )
 
 
 CONFIGS = {
     # the default: additive, text + image negatives, ZeRO 0
     "additive": dict(loss={}, zero=0),
     # thesis-style: in-softmax, KL to teacher, DPO with reference, L2, ZeRO 2, vision tower only
-    "thesis": dict(loss=dict(form="in_softmax", kl_weight=0.5, dpo_weight=0.5, l2_weight=0.01, temperature=0.07),
-                   zero=2, trainable="vision"),
+    "thesis": dict(
+        loss=dict(form="in_softmax", kl_weight=0.5, dpo_weight=0.5, l2_weight=0.01, temperature=0.07),
+        zero=2,
+        trainable="vision",
+    ),
 }
 
 
@@ -68,8 +77,15 @@ def main() -> None:
     from genemi.train import train
 
     p = load_params(ROOT / "params.yaml")
-    opt = dataclasses.replace(p.finetune, steps=args.steps, batch_size=8, warmup_steps=1, lr=1e-3,
-                              trainable=cfg.get("trainable", "full"), checkpoint_every=2)
+    opt = dataclasses.replace(
+        p.finetune,
+        steps=args.steps,
+        batch_size=8,
+        warmup_steps=1,
+        lr=1e-3,
+        trainable=cfg.get("trainable", "full"),
+        checkpoint_every=2,
+    )
     loss = dataclasses.replace(p.loss, negatives_per_sample=2, **cfg["loss"])
     ds = dataclasses.replace(p.deepspeed, zero_stage=cfg["zero"])
     torch.manual_seed(0)
@@ -84,10 +100,18 @@ def main() -> None:
 
     def step_and_keep_first_grads():
         # the all-reduced gradient of optimizer step 1 (step 0 has lr 0 under warmup)
-        if len(losses) == 1 and not grads and opt.batch_size == engine.train_micro_batch_size_per_gpu() * \
-                engine.world_size:
-            grads.update({n: p.grad.detach().clone() for n, p in engine.module.named_parameters()
-                          if p.grad is not None})
+        if (
+            len(losses) == 1
+            and not grads
+            and opt.batch_size == engine.train_micro_batch_size_per_gpu() * engine.world_size
+        ):
+            grads.update(
+                {
+                    n: p.grad.detach().clone()
+                    for n, p in engine.module.named_parameters()
+                    if p.grad is not None
+                }
+            )
         step_fn()
 
     engine.step = step_and_keep_first_grads
@@ -97,9 +121,21 @@ def main() -> None:
         if args.step_sleep:
             time.sleep(args.step_sleep)
 
-    tail = train(engine, tiny_bank(), opt, loss, seed=3, negatives_per_sample=2, log=log, log_every=1,
-                 progress=False, teacher=teacher, reference=reference, checkpoint_dir=args.checkpoint_dir,
-                 fingerprint=args.config)
+    tail = train(
+        engine,
+        tiny_bank(),
+        opt,
+        loss,
+        seed=3,
+        negatives_per_sample=2,
+        log=log,
+        log_every=1,
+        progress=False,
+        teacher=teacher,
+        reference=reference,
+        checkpoint_dir=args.checkpoint_dir,
+        fingerprint=args.config,
+    )
     if int(os.environ.get("RANK", "0")) == 0:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
