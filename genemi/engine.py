@@ -148,4 +148,8 @@ def init_engine(model, opt: OptimParams, ds: DeepSpeedParams):
     engine, _, _, scheduler = deepspeed.initialize(
         model=model, model_parameters=params, config=deepspeed_config(opt, ds, world_size)
     )
+    if world_size == 1 and ds.zero_stage == 0:
+        # one rank: the gradient all-reduce is an identity (sum of one, divided by 1) that still
+        # flattens and copies every gradient each step; skipping it changes no bit
+        engine.enable_backward_allreduce = False
     return engine, scheduler
