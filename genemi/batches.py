@@ -41,9 +41,45 @@ def load_rgb(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: cannot read image: {e}") from e
 
 
+class ImageFiles:
+    """Images read from disk per batch and transformed: real data, whose sizes differ.
+
+    ``transform`` maps a PIL RGB image to ``[3, H, W]`` float (open_clip's preprocess).
+    """
+
+    def __init__(self, root: Path, paths: list[str], transform: Callable):
+        self.root, self.paths, self.transform = root, paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def pixels(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[n, 3, H, W]`` float for image ids ``ids`` ``[n]``."""
+        out = []
+        for i in ids.tolist():
+            path = self.root / self.paths[i]
+            try:
+                with Image.open(path) as im:
+                    out.append(self.transform(im.convert("RGB")))
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{path}: image not found") from None
+        return torch.stack(out)
+
+
+def model_transform(model: torch.nn.Module) -> Callable:
+    """open_clip's evaluation preprocess of ``model``: PIL RGB -> ``[3, H, W]`` float.
+
+    Resize (shortest side), centre crop, normalise with the model's mean/std -- what GeNeMi
+    (``clip.load`` preprocess) and the thesis (``CLIPProcessor``) trained with; no augmentation.
+    """
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    return image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
+
+
 @dataclass
 class PairBank:
-    images: torch.Tensor  # [M, H, W, 3] uint8
+    images: torch.Tensor | ImageFiles  # [M, H, W, 3] uint8 in memory, or files read per batch
     tokens: torch.Tensor  # [U, L] long
     pos_image: torch.Tensor  # [N] long
     pos_text: torch.Tensor  # [N] long
@@ -60,8 +96,13 @@ class PairBank:
         image_root: str | os.PathLike,
         tokenizer: Callable[[list[str]], torch.Tensor],
         types: Sequence[str] | None = None,
+        transform: Callable | None = None,
     ) -> PairBank:
-        """Index ``records``; only negatives whose type is in ``types`` (all if None) are kept."""
+        """Index ``records``; only negatives whose type is in ``types`` (all if None) are kept.
+
+        ``transform`` None: every image is loaded once into memory (same size required, the
+        synthetic world); else images are read per batch through ``transform`` (real data).
+        """
         if not records:
             raise ValueError("no training records: the manifest is empty")
         root = Path(image_root)
@@ -87,21 +128,30 @@ class PairBank:
             return torch.tensor([x + [-1] * (kmax - len(x)) for x in rows], dtype=torch.long)
 
         paths = sorted(img_ids, key=img_ids.get)
-        arrays = [load_rgb(root / p) for p in paths]
-        shapes = {a.shape for a in arrays}
-        if len(shapes) != 1:
-            raise ValueError(
-                f"{root}: training images differ in size {sorted(shapes)[:3]}; resize them first"
-            )
         captions = sorted(txt_ids, key=txt_ids.get)
-        return cls(
-            images=torch.from_numpy(np.stack(arrays)),
+        tables = dict(
             tokens=tokenizer(captions),
             pos_image=torch.tensor(pos_i),
             pos_text=torch.tensor(pos_t),
             neg_text=pad(neg_t),
             neg_image=pad(neg_i),
         )
+        if transform is not None:
+            return cls(images=ImageFiles(root, paths, transform), **tables)
+        arrays = [load_rgb(root / p) for p in paths]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) != 1:
+            raise ValueError(
+                f"{root}: training images differ in size {sorted(shapes)[:3]}; resize them first, "
+                "or pass a transform (stages do for model.tokenizer=open_clip, i.e. real models)"
+            )
+        return cls(images=torch.from_numpy(np.stack(arrays)), **tables)
+
+    def pixels(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[n, 3, H, W]`` float model input for image ids ``ids`` ``[n]``."""
+        if isinstance(self.images, ImageFiles):
+            return self.images.pixels(ids)
+        return preprocess_array(self.images[ids])
 
     def choose_negatives(self, idx: torch.Tensor, k: int, generator: torch.Generator):
         """``(text_ids, image_ids)`` ``[len(idx), k]`` long: up to ``k`` random negatives per row, -1 = none.
@@ -123,7 +173,7 @@ class PairBank:
         self, idx: torch.Tensor, sel_t: torch.Tensor | None, sel_i: torch.Tensor | None, image_negatives: bool
     ) -> Batch:
         """The batch of rows ``idx`` with the chosen negatives (``sel_t is None``: none)."""
-        images = preprocess_array(self.images[self.pos_image[idx]])
+        images = self.pixels(self.pos_image[idx])
         texts = self.tokens[self.pos_text[idx]]
         if sel_t is None:
             return Batch(images, texts, None, None, None, None)
@@ -132,7 +182,7 @@ class PairBank:
         neg_images = None
         if image_negatives:
             b, k = sel_i.shape
-            flat = preprocess_array(self.images[sel_i.clamp(min=0).reshape(-1)])
+            flat = self.pixels(sel_i.clamp(min=0).reshape(-1))
             neg_images = flat.reshape(b, k, *flat.shape[1:])
         return Batch(images, texts, neg_texts, t_mask, neg_images, i_mask if image_negatives else None)
 

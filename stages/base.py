@@ -50,7 +50,7 @@ def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint
     import torch.distributed as dist
 
     from genemi import checkpoint
-    from genemi.batches import PairBank
+    from genemi.batches import PairBank, model_transform
     from genemi.engine import init_engine, set_trainable
     from genemi.manifest import read_manifest
     from genemi.train import train
@@ -61,7 +61,9 @@ def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint
                                 contrastive_weight=1.0, temperature=0.0, l2_weight=0.0, kl_weight=0.0,
                                 dpo_weight=0.0)
     set_trainable(model, p.base, plain)
-    bank = PairBank.from_records(read_manifest(train_path), image_root, make_tokenizer(p.model), types=())
+    transform = None if p.model.tokenizer == "word" else model_transform(model)  # real images: per batch
+    bank = PairBank.from_records(read_manifest(train_path), image_root, make_tokenizer(p.model), types=(),
+                                 transform=transform)
     engine, _ = init_engine(model, p.base, p.deepspeed)
     fp = checkpoint.fingerprint({"stage": "base", "params": to_dict(p)}, train_path)
     start = time.perf_counter()

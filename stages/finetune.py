@@ -43,7 +43,7 @@ def main(params_path, train_path, image_root, base_path, out_path, metrics_path,
     import torch.distributed as dist
 
     from genemi import checkpoint
-    from genemi.batches import PairBank, make_sampler
+    from genemi.batches import PairBank, make_sampler, model_transform
     from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
     from genemi.manifest import read_manifest
     from genemi.models import build_model, load_weights, make_tokenizer, save_weights
@@ -56,7 +56,9 @@ def main(params_path, train_path, image_root, base_path, out_path, metrics_path,
     teacher = frozen_copy(model) if needs_teacher else None
     reference = reference_weights(model) if p.loss.l2_weight > 0 else None
     records = read_manifest(train_path)
-    bank = PairBank.from_records(records, image_root, make_tokenizer(p.model))
+    # real models read (differently sized) images per batch through open_clip's preprocess
+    transform = None if p.model.tokenizer == "word" else model_transform(model)
+    bank = PairBank.from_records(records, image_root, make_tokenizer(p.model), transform=transform)
     sampler = make_sampler(records, p.batching, p.finetune.batch_size, p.seed, bank.pos_image)
     del records
     engine, _ = init_engine(model, p.finetune, p.deepspeed)

@@ -153,3 +153,31 @@ def test_negatives_do_not_depend_on_the_split_over_ranks(tmp_path):
     assert whole.neg_text_mask.shape == (4, 2) and whole.neg_images.shape == (4, 2, 3, 4, 4)
     plain = bank.batch(idx, 0, torch.Generator(), True)
     assert plain.neg_texts is None and plain.images.shape == (4, 3, 4, 4)
+
+
+def test_real_images_of_different_sizes_go_through_the_model_transform(tmp_path):
+    from genemi.batches import ImageFiles, model_transform
+    from genemi.config import ModelParams
+    from genemi.models import build_model
+
+    for i, size in enumerate([(30, 20), (17, 41), (64, 64)]):
+        Image.fromarray(np.full((*size, 3), 60 * i, np.uint8)).save(tmp_path / f"{i}.jpg")
+    recs = [
+        Record(
+            id=str(i),
+            image=f"{i}.jpg",
+            caption=f"c{i}",
+            negatives=(Negative("x", caption=f"n{i}", image=f"{(i + 1) % 3}.jpg"),),
+        )
+        for i in range(3)
+    ]
+    with pytest.raises(ValueError, match="differ in size"):
+        PairBank.from_records(recs, tmp_path, lambda t: torch.zeros(len(t), 2, dtype=torch.long))
+    transform = model_transform(build_model(ModelParams("genemi-synth-vit", "", "word")))
+    bank = PairBank.from_records(
+        recs, tmp_path, lambda t: torch.zeros(len(t), 2, dtype=torch.long), transform=transform
+    )
+    assert isinstance(bank.images, ImageFiles)
+    b = bank.batch(torch.tensor([2, 0]), 1, torch.Generator().manual_seed(0), True)
+    assert b.images.shape == (2, 3, 48, 48) and b.neg_images.shape == (2, 1, 3, 48, 48)
+    assert torch.equal(b.neg_images[0, 0], bank.pixels(torch.tensor([0]))[0])  # neg of record 2 is 0.jpg
