@@ -313,6 +313,31 @@ class GroupSampler:
         return torch.tensor(rows, dtype=torch.long)
 
 
+def add_regular(records: list[Record], image_root, regular: Sequence[Record], regular_root) -> list[Record]:
+    """``records`` plus the ``regular`` pairs (GeNeMi's COCO mixing), re-rooted under ``image_root``.
+
+    Regular pairs keep their ``source`` (e.g. ``coco``), which ``batching.regular_sources``
+    matches. Their image paths become relative to ``image_root`` (``../``), so one bank reads both.
+    """
+    import dataclasses
+
+    def move(path: str) -> str:
+        return os.path.relpath(Path(regular_root) / path, image_root)
+
+    moved = [
+        dataclasses.replace(
+            r,
+            image=move(r.image),
+            group=move(r.group) if r.group == r.image else r.group,
+            negatives=tuple(
+                dataclasses.replace(n, image=move(n.image)) if n.image else n for n in r.negatives
+            ),
+        )
+        for r in regular
+    ]
+    return list(records) + moved
+
+
 class DedupedSampler:
     """Wraps a sampler; each step's indices go through :func:`dedupe_images`."""
 

@@ -32,10 +32,14 @@ from genemi.io import write_json
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
               help="Resumable checkpoints every finetune.checkpoint_every steps (not a DVC output: it must "
                    "survive a killed run); a rerun resumes from it. Cleared when the stage finishes.")
+@click.option("--regular", "regular_path", default=None, type=click.Path(dir_okay=False),
+              help="Regular pairs mixed into GeNeMi batches (e.g. the COCO manifest; see batching).")
+@click.option("--regular-image-root", default=None, type=click.Path(file_okay=False),
+              help="Image root of --regular.")
 @click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True,
               help="Passed by the deepspeed launcher; the rank is read from the environment.")
 def main(params_path, train_path, image_root, base_path, out_path, metrics_path, live_dir, checkpoint_dir,
-         local_rank) -> None:
+         regular_path, regular_image_root, local_rank) -> None:
     from genemi import runtime
 
     p = load_params(params_path)
@@ -43,7 +47,7 @@ def main(params_path, train_path, image_root, base_path, out_path, metrics_path,
     import torch.distributed as dist
 
     from genemi import checkpoint
-    from genemi.batches import PairBank, make_sampler, model_transform
+    from genemi.batches import PairBank, add_regular, make_sampler, model_transform
     from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
     from genemi.manifest import read_manifest
     from genemi.models import build_model, load_weights, make_tokenizer, save_weights
@@ -56,13 +60,19 @@ def main(params_path, train_path, image_root, base_path, out_path, metrics_path,
     teacher = frozen_copy(model) if needs_teacher else None
     reference = reference_weights(model) if p.loss.l2_weight > 0 else None
     records = read_manifest(train_path)
+    inputs = [train_path, base_path]
+    if regular_path:
+        if not regular_image_root:
+            raise click.UsageError("--regular needs --regular-image-root")
+        records = add_regular(records, image_root, read_manifest(regular_path), regular_image_root)
+        inputs.append(regular_path)
     # real models read (differently sized) images per batch through open_clip's preprocess
     transform = None if p.model.tokenizer == "word" else model_transform(model)
     bank = PairBank.from_records(records, image_root, make_tokenizer(p.model), transform=transform)
     sampler = make_sampler(records, p.batching, p.finetune.batch_size, p.seed, bank.pos_image)
     del records
     engine, _ = init_engine(model, p.finetune, p.deepspeed)
-    fp = checkpoint.fingerprint({"stage": "finetune", "params": to_dict(p)}, train_path, base_path)
+    fp = checkpoint.fingerprint({"stage": "finetune", "params": to_dict(p)}, *inputs)
     live = None
     if dist.get_rank() == 0:
         from dvclive import Live

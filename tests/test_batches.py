@@ -181,3 +181,18 @@ def test_real_images_of_different_sizes_go_through_the_model_transform(tmp_path)
     b = bank.batch(torch.tensor([2, 0]), 1, torch.Generator().manual_seed(0), True)
     assert b.images.shape == (2, 3, 48, 48) and b.neg_images.shape == (2, 1, 3, 48, 48)
     assert torch.equal(b.neg_images[0, 0], bank.pixels(torch.tensor([0]))[0])  # neg of record 2 is 0.jpg
+
+
+def test_add_regular_reroots_coco_pairs(tmp_path):
+    from genemi.batches import add_regular
+
+    (tmp_path / "var").mkdir()
+    (tmp_path / "coco" / "val2014").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "var" / "v.png")
+    Image.fromarray(np.full((4, 4, 3), 9, np.uint8)).save(tmp_path / "coco" / "val2014" / "c.png")
+    var = [Record(id="v", image="v.png", caption="a", source="genemi", group="o:x")]
+    coco = [Record(id="c", image="val2014/c.png", caption="b", source="coco")]
+    merged = add_regular(var, tmp_path / "var", coco, tmp_path / "coco")
+    assert merged[1].image == "../coco/val2014/c.png" and merged[1].source == "coco"
+    bank = PairBank.from_records(merged, tmp_path / "var", lambda t: torch.zeros(len(t), 1, dtype=torch.long))
+    assert int(bank.images[bank.pos_image[1]].max()) == 9
