@@ -92,6 +92,11 @@ def _torchrun():
     return [str(Path(PY).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", str(_free_port())]
 
 
+def _deepspeed():
+    port = str(_free_port())
+    return [str(Path(PY).parent / "deepspeed"), "--num_accelerators", "2", "--master_port", port]
+
+
 def _free_port() -> int:
     import socket
 
@@ -103,11 +108,13 @@ def _free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["additive", "thesis"])
 def test_two_processes_equal_one(tmp_path, config):
-    """2 gloo processes x 4 samples == 1 process x 8: every loss, the gradient and final weights."""
+    """2 CPU processes x 4 samples == 1 process x 8: every loss, the gradient and final weights."""
     from safetensors.torch import load_file
 
     _run([PY, WORKER, str(tmp_path / "one"), config])
-    _run(_torchrun() + [WORKER, str(tmp_path / "two"), config])
+    # one config under torchrun, the other under DeepSpeed's own launcher (passes --local_rank)
+    launcher = _torchrun() if config == "additive" else _deepspeed()
+    _run(launcher + [WORKER, str(tmp_path / "two"), config])
     one = json.loads((tmp_path / "one" / "losses.json").read_text())
     two = json.loads((tmp_path / "two" / "losses.json").read_text())
     assert len(one["steps"]) == len(two["steps"]) == 4

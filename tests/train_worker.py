@@ -67,6 +67,7 @@ def main() -> None:
     ap.add_argument("--checkpoint-dir")
     ap.add_argument("--step-sleep", type=float, default=0.0)
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--local_rank", type=int, default=None)  # passed by the deepspeed launcher
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
