@@ -9,6 +9,10 @@ Ours is ``genemi.train.train`` on a DeepSpeed engine (fp32, ZeRO 0, one CPU proc
 a :class:`~genemi.batches.PairBank` (uint8 images scaled per batch), measured (a) as plain CLIP
 and (b) with one text and one image hard negative per sample (additive form, w = 1).
 
+The hard-negative step encodes 2B images and 2B captions instead of B + B, so its cost is
+bounded below by about 2x the plain step's encoder work (forward + backward dominate: measured
+~1.96x for those alone); the 1.5x target cannot be met without skipping the negatives' encoding.
+
 Same architecture (``genemi-synth-vit``), batch, optimizer settings, threads. Rounds alternate
 the three set-ups and the median is reported, since the host is shared. Writes
 ``benchmarks/results/train_step.json``.
