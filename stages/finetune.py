@@ -12,6 +12,8 @@ With `--checkpoint-dir`, a killed run resumes from its last checkpoint with iden
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from genemi.config import load_params, to_dict
@@ -77,7 +79,9 @@ def main(params_path, train_path, image_root, base_path, out_path, metrics_path,
     if dist.get_rank() == 0:
         from dvclive import Live
 
-        live = Live(live_dir, dvcyaml=False, save_dvc_exp=False, report=None)
+        # a resumed run appends to its curves instead of wiping them
+        resuming = checkpoint_dir is not None and (Path(checkpoint_dir) / checkpoint.LATEST).is_file()
+        live = Live(live_dir, dvcyaml=False, save_dvc_exp=False, report=None, resume=resuming)
 
     def log(step: int, values: dict[str, float]) -> None:
         live.step = step
