@@ -234,6 +234,6 @@ def test_training_loss_combines_terms(feats):
     base = hard_negative_loss(**feats, logit_scale=SCALE, hn_weight=lp.hn_weight, form=lp.form)["loss"]
     expected = 0.5 * base + 0.01 * out["l2"] + 0.3 * out["kl"] + 0.5 * out["dpo"]
     assert float(out["loss"].detach()) == pytest.approx(float(expected.detach()), rel=1e-12)
-    assert float(out["l2"]) == pytest.approx(6.0) and float(out["kl"]) > 0
+    assert float(out["l2"].detach()) == pytest.approx(6.0) and float(out["kl"]) > 0
     with pytest.raises(ValueError, match="teacher"):
         training_loss(feats, SCALE, lp, model=model, reference=ref)
