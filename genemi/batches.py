@@ -41,9 +41,45 @@ def load_rgb(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: cannot read image: {e}") from e
 
 
+class ImageFiles:
+    """Images read from disk per batch and transformed: real data, whose sizes differ.
+
+    ``transform`` maps a PIL RGB image to ``[3, H, W]`` float (open_clip's preprocess).
+    """
+
+    def __init__(self, root: Path, paths: list[str], transform: Callable):
+        self.root, self.paths, self.transform = root, paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def pixels(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[n, 3, H, W]`` float for image ids ``ids`` ``[n]``."""
+        out = []
+        for i in ids.tolist():
+            path = self.root / self.paths[i]
+            try:
+                with Image.open(path) as im:
+                    out.append(self.transform(im.convert("RGB")))
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{path}: image not found") from None
+        return torch.stack(out)
+
+
+def model_transform(model: torch.nn.Module) -> Callable:
+    """open_clip's evaluation preprocess of ``model``: PIL RGB -> ``[3, H, W]`` float.
+
+    Resize (shortest side), centre crop, normalise with the model's mean/std -- what GeNeMi
+    (``clip.load`` preprocess) and the thesis (``CLIPProcessor``) trained with; no augmentation.
+    """
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    return image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
+
+
 @dataclass
 class PairBank:
-    images: torch.Tensor  # [M, H, W, 3] uint8
+    images: torch.Tensor | ImageFiles  # [M, H, W, 3] uint8 in memory, or files read per batch
     tokens: torch.Tensor  # [U, L] long
     pos_image: torch.Tensor  # [N] long
     pos_text: torch.Tensor  # [N] long
@@ -60,8 +96,13 @@ class PairBank:
         image_root: str | os.PathLike,
         tokenizer: Callable[[list[str]], torch.Tensor],
         types: Sequence[str] | None = None,
+        transform: Callable | None = None,
     ) -> PairBank:
-        """Index ``records``; only negatives whose type is in ``types`` (all if None) are kept."""
+        """Index ``records``; only negatives whose type is in ``types`` (all if None) are kept.
+
+        ``transform`` None: every image is loaded once into memory (same size required, the
+        synthetic world); else images are read per batch through ``transform`` (real data).
+        """
         if not records:
             raise ValueError("no training records: the manifest is empty")
         root = Path(image_root)
@@ -87,26 +128,37 @@ class PairBank:
             return torch.tensor([x + [-1] * (kmax - len(x)) for x in rows], dtype=torch.long)
 
         paths = sorted(img_ids, key=img_ids.get)
-        arrays = [load_rgb(root / p) for p in paths]
-        shapes = {a.shape for a in arrays}
-        if len(shapes) != 1:
-            raise ValueError(f"{root}: training images differ in size {sorted(shapes)[:3]}; resize them first")
         captions = sorted(txt_ids, key=txt_ids.get)
-        return cls(
-            images=torch.from_numpy(np.stack(arrays)),
+        tables = dict(
             tokens=tokenizer(captions),
             pos_image=torch.tensor(pos_i),
             pos_text=torch.tensor(pos_t),
             neg_text=pad(neg_t),
             neg_image=pad(neg_i),
         )
+        if transform is not None:
+            return cls(images=ImageFiles(root, paths, transform), **tables)
+        arrays = [load_rgb(root / p) for p in paths]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) != 1:
+            raise ValueError(
+                f"{root}: training images differ in size {sorted(shapes)[:3]}; resize them first, "
+                "or pass a transform (stages do for model.tokenizer=open_clip, i.e. real models)"
+            )
+        return cls(images=torch.from_numpy(np.stack(arrays)), **tables)
 
-    def batch(self, idx: torch.Tensor, k: int, generator: torch.Generator, image_negatives: bool) -> Batch:
-        """Rows ``idx`` with up to ``k`` randomly chosen negatives each (k = 0: none)."""
-        images = preprocess_array(self.images[self.pos_image[idx]])
-        texts = self.tokens[self.pos_text[idx]]
-        if k == 0:
-            return Batch(images, texts, None, None, None, None)
+    def pixels(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[n, 3, H, W]`` float model input for image ids ``ids`` ``[n]``."""
+        if isinstance(self.images, ImageFiles):
+            return self.images.pixels(ids)
+        return preprocess_array(self.images[ids])
+
+    def choose_negatives(self, idx: torch.Tensor, k: int, generator: torch.Generator):
+        """``(text_ids, image_ids)`` ``[len(idx), k]`` long: up to ``k`` random negatives per row, -1 = none.
+
+        Drawn for a whole global micro-batch at once, so the choice does not depend on how
+        the rows are split over ranks.
+        """
         nt, ni = self.neg_text[idx], self.neg_image[idx]
         if nt.shape[1] < k:  # fewer negative slots than k: pad with empty ones
             fill = torch.full((len(idx), k - nt.shape[1]), -1, dtype=torch.long)
@@ -115,15 +167,30 @@ class PairBank:
         # a random order of each row's valid negatives; empty slots sort last
         keys = torch.rand(nt.shape, generator=generator).masked_fill(~valid, 2.0)
         order = keys.argsort(dim=1)[:, :k]
-        sel_t, sel_i = nt.gather(1, order), ni.gather(1, order)
+        return nt.gather(1, order), ni.gather(1, order)
+
+    def gather(
+        self, idx: torch.Tensor, sel_t: torch.Tensor | None, sel_i: torch.Tensor | None, image_negatives: bool
+    ) -> Batch:
+        """The batch of rows ``idx`` with the chosen negatives (``sel_t is None``: none)."""
+        images = self.pixels(self.pos_image[idx])
+        texts = self.tokens[self.pos_text[idx]]
+        if sel_t is None:
+            return Batch(images, texts, None, None, None, None)
         t_mask, i_mask = sel_t >= 0, sel_i >= 0
         neg_texts = self.tokens[sel_t.clamp(min=0)]
         neg_images = None
         if image_negatives:
-            b = len(idx)
-            flat = preprocess_array(self.images[sel_i.clamp(min=0).reshape(-1)])
+            b, k = sel_i.shape
+            flat = self.pixels(sel_i.clamp(min=0).reshape(-1))
             neg_images = flat.reshape(b, k, *flat.shape[1:])
         return Batch(images, texts, neg_texts, t_mask, neg_images, i_mask if image_negatives else None)
+
+    def batch(self, idx: torch.Tensor, k: int, generator: torch.Generator, image_negatives: bool) -> Batch:
+        """Rows ``idx`` with up to ``k`` randomly chosen negatives each (k = 0: none)."""
+        if k == 0:
+            return self.gather(idx, None, None, image_negatives)
+        return self.gather(idx, *self.choose_negatives(idx, k, generator), image_negatives)
 
 
 class EpochSampler:
@@ -140,3 +207,160 @@ class EpochSampler:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         perm = torch.randperm(self.n, generator=g)
         return perm[i * self.batch_size : (i + 1) * self.batch_size]
+
+
+def _step_rng(seed: int, step: int, salt: int) -> np.random.Generator:
+    return np.random.default_rng((seed, step, salt))
+
+
+def dedupe_images(idx: torch.Tensor, pos_image: torch.Tensor, seed: int, step: int) -> torch.Tensor:
+    """Replace rows whose image already occurs earlier in ``idx`` by random rows with new images.
+
+    The thesis's ``deduplicate_and_refill``: one image has many captions (HNC: ~120), and a
+    duplicate would turn a true pair into an in-batch "negative". Keeps the batch size; raises
+    when there are fewer distinct images than rows.
+    """
+    images = pos_image[idx].tolist()
+    if len(set(images)) == len(images):
+        return idx
+    if len(set(pos_image.tolist())) < len(images):
+        raise ValueError(
+            f"dedupe_images: batch of {len(images)} but only "
+            f"{len(set(pos_image.tolist()))} distinct training images"
+        )
+    rng = _step_rng(seed, step, 2)
+    out, seen = idx.tolist(), set()
+    candidates = iter(rng.permutation(len(pos_image)).tolist())
+    for r, im in enumerate(images):
+        if im in seen:
+            for c in candidates:
+                if int(pos_image[c]) not in seen:
+                    out[r], im = c, int(pos_image[c])
+                    break
+        seen.add(im)
+    return torch.tensor(out, dtype=torch.long)
+
+
+class GroupSampler:
+    """GeNeMi batches: variations of one group together, mixed with regular pairs.
+
+    Groups (``allinone``: each record; ``item_based``: ``Record.group``, i.e. origin image and
+    object; ``image_based``: the origin image, ``meta["origin_name"]`` or ``group`` up to the
+    last ``:``) are shuffled per epoch; a step takes ``G = batch_size // (v + r)`` groups. From
+    a group with more than ``v`` variations, ``v`` are drawn without replacement with
+    ``p ~ m - min(m) + eps`` (``m`` = mean ``meta["itm_score"]``; uniform without scores);
+    smaller groups give all of theirs. The rest of the batch is regular pairs (records whose
+    ``source`` is in ``regular_sources``; if there are none, records outside the chosen
+    groups), drawn without replacement. Step ``s``'s batch depends only on ``(seed, s)``.
+    """
+
+    def __init__(self, records: Sequence[Record], batching, batch_size: int, seed: int):
+        self.batch_size, self.seed = batch_size, seed
+        self.v, self.eps = batching.variations_per_group, batching.score_eps
+        regular, keys = [], {}
+        for i, r in enumerate(records):
+            if r.source in batching.regular_sources:
+                regular.append(i)
+                continue
+            if batching.mode == "allinone":
+                key = r.id
+            elif batching.mode == "item_based":
+                key = r.group
+            else:
+                key = r.meta.get("origin_name") or r.group.rsplit(":", 1)[0]
+            keys.setdefault(key, []).append(i)
+        if not keys:
+            raise ValueError(
+                f"batching.mode={batching.mode}: every record is a regular pair "
+                f"(source in {list(batching.regular_sources)}); no variations to group"
+            )
+        self.groups = [np.array(keys[k]) for k in sorted(keys)]
+        self.scores = [
+            np.array([float(np.mean(records[i].meta.get("itm_score", 0.0))) for i in g]) for g in self.groups
+        ]
+        self.regular = np.array(regular, dtype=np.int64)
+        self.n = len(records)
+        self.per_step = max(1, batch_size // (self.v + batching.regular_per_group))
+        if self.per_step > len(self.groups):
+            raise ValueError(
+                f"batch of {batch_size} needs {self.per_step} groups per step, "
+                f"but there are only {len(self.groups)}"
+            )
+        if batch_size > self.n:
+            raise ValueError(f"batch size {batch_size} exceeds the {self.n} training records")
+        self.per_epoch = len(self.groups) // self.per_step
+
+    def indices(self, step: int) -> torch.Tensor:
+        """``[batch_size]`` long record indices of optimizer step ``step``."""
+        epoch, i = divmod(step, self.per_epoch)
+        order = _step_rng(self.seed, epoch, 0).permutation(len(self.groups))
+        rng = _step_rng(self.seed, step, 1)
+        rows: list[int] = []
+        for g in order[i * self.per_step : (i + 1) * self.per_step]:
+            members, m = self.groups[g], self.scores[g]
+            if len(members) <= self.v:
+                rows += members.tolist()
+            else:
+                p = m - m.min() + self.eps
+                rows += rng.choice(members, size=self.v, replace=False, p=p / p.sum()).tolist()
+        rows = rows[: self.batch_size]
+        need = self.batch_size - len(rows)
+        pool = self.regular
+        if len(pool) < need:  # no (or too few) regular pairs: fill with other records
+            taken = set(rows)
+            pool = np.array([j for j in range(self.n) if j not in taken], dtype=np.int64)
+        rows += rng.choice(pool, size=need, replace=False).tolist()
+        return torch.tensor(rows, dtype=torch.long)
+
+
+def add_regular(records: list[Record], image_root, regular: Sequence[Record], regular_root) -> list[Record]:
+    """``records`` plus the ``regular`` pairs (GeNeMi's COCO mixing), re-rooted under ``image_root``.
+
+    Regular pairs keep their ``source`` (e.g. ``coco``), which ``batching.regular_sources``
+    matches. Their image paths become relative to ``image_root`` (``../``), so one bank reads both.
+    """
+    import dataclasses
+
+    def move(path: str) -> str:
+        return os.path.relpath(Path(regular_root) / path, image_root)
+
+    moved = [
+        dataclasses.replace(
+            r,
+            image=move(r.image),
+            group=move(r.group) if r.group == r.image else r.group,
+            negatives=tuple(
+                dataclasses.replace(n, image=move(n.image)) if n.image else n for n in r.negatives
+            ),
+        )
+        for r in regular
+    ]
+    return list(records) + moved
+
+
+class DedupedSampler:
+    """Wraps a sampler; each step's indices go through :func:`dedupe_images`."""
+
+    def __init__(self, sampler, pos_image: torch.Tensor, seed: int):
+        self.sampler, self.pos_image, self.seed = sampler, pos_image, seed
+
+    def indices(self, step: int) -> torch.Tensor:
+        return dedupe_images(self.sampler.indices(step), self.pos_image, self.seed, step)
+
+
+def make_sampler(
+    records: Sequence[Record], batching, batch_size: int, seed: int, pos_image: torch.Tensor | None = None
+):
+    """The sampler of ``batching.mode`` (``records``: :class:`EpochSampler`, today's default).
+
+    ``pos_image`` (``PairBank.pos_image``) is needed with ``batching.dedupe_images``.
+    """
+    if batching.mode == "records":
+        sampler = EpochSampler(len(records), batch_size, seed)
+    else:
+        sampler = GroupSampler(records, batching, batch_size, seed)
+    if batching.dedupe_images:
+        if pos_image is None:
+            raise ValueError("batching.dedupe_images needs the bank's pos_image table")
+        sampler = DedupedSampler(sampler, pos_image, seed)
+    return sampler

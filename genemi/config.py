@@ -62,6 +62,9 @@ class OptimParams:
     weight_decay: float
     warmup_steps: int
     grad_clip: float
+    trainable: Literal["full", "vision", "text", "last_blocks"]  # what trains (thesis finetune_mode)
+    last_blocks: int  # with trainable=last_blocks: this many final blocks of each tower
+    checkpoint_every: int  # optimizer steps between resumable checkpoints (0 = none)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,26 @@ class LossParams:
     form: Literal["additive", "in_softmax"]
     image_negatives: bool  # also use edited images as negatives for text->image
     negatives_per_sample: int  # hard negatives drawn per training pair
+    contrastive_weight: float  # weight of the CLIP / hard-negative term (0 = pure DPO)
+    temperature: float  # fixed softmax temperature tau (thesis Jan: 0.07); 0 = learnable logit_scale
+    l2_weight: float  # lambda of sum ||theta - theta_0||^2 over trainable params (0 = off)
+    kl_weight: float  # weight of KL(teacher || student) over [positives | negatives] (0 = off)
+    kl_temperature: float
+    dpo_weight: float  # weight of the DPO term on own negatives (0 = off)
+    dpo_beta: float
+    dpo_reference: bool  # DPO against the frozen teacher (true) or the thesis's "noref" form
+
+
+@dataclass(frozen=True)
+class BatchingParams:
+    """How fine-tuning batches are drawn from the training records (GeNeMi modes)."""
+
+    mode: Literal["records", "allinone", "item_based", "image_based"]  # records = uniform shuffle of pairs
+    variations_per_group: int  # GeNeMi var_per_item: variations taken from each group per step
+    regular_per_group: int  # GeNeMi coco_per_item: regular pairs mixed in per group
+    regular_sources: tuple[str, ...]  # record sources that are regular pairs, not variations
+    score_eps: float  # GeNeMi prob_eps in p ~ itm - min(itm) + eps
+    dedupe_images: bool  # thesis deduplicate_and_refill: one image at most once per global batch
 
 
 @dataclass(frozen=True)
@@ -162,6 +185,7 @@ class Params:
     base: OptimParams
     finetune: OptimParams
     loss: LossParams
+    batching: BatchingParams
     deepspeed: DeepSpeedParams
     eval: EvalParams
     real: RealDataParams

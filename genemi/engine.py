@@ -6,10 +6,11 @@ code then scales to ``deepspeed --num_gpus 8 stages/finetune.py ...`` or multi-n
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 
-from genemi.config import DeepSpeedParams, OptimParams
+from genemi.config import DeepSpeedParams, LossParams, OptimParams
 
 
 def ensure_dist_env() -> None:
@@ -27,6 +28,64 @@ def ensure_dist_env() -> None:
         with socket.socket() as s:  # a free port, so parallel runs (tests, exps) don't collide
             s.bind(("127.0.0.1", 0))
             os.environ["MASTER_PORT"] = str(s.getsockname()[1])
+
+
+def _last_blocks(model, n: int) -> list[str]:
+    """Name prefixes of the final ``n`` residual blocks of each tower (open_clip layout)."""
+    prefixes = []
+    for tower in ("visual.transformer", "transformer"):
+        blocks = model.get_submodule(tower).resblocks
+        if n > len(blocks):
+            raise ValueError(f"finetune.last_blocks = {n} but {tower} has only {len(blocks)} blocks")
+        prefixes += [f"{tower}.resblocks.{i}." for i in range(len(blocks) - n, len(blocks))]
+    return prefixes
+
+
+def set_trainable(model, opt: OptimParams, loss: LossParams) -> list[str]:
+    """Freeze all but ``opt.trainable`` and apply a fixed temperature; returns the trainable names.
+
+    ``full``: every parameter, including ``logit_scale``; ``vision``: ``visual.*``; ``text``:
+    everything outside ``visual.`` except ``logit_scale``; ``last_blocks``: the final
+    ``opt.last_blocks`` resblocks of both towers (the thesis's ``last_encoder`` with n = 1).
+    ``loss.temperature > 0`` sets ``logit_scale = log(1/tau)`` and freezes it.
+    """
+    import torch
+
+    if opt.trainable == "last_blocks":
+        prefixes = _last_blocks(model, opt.last_blocks)
+    for name, p in model.named_parameters():
+        if opt.trainable == "full":
+            train = True
+        elif opt.trainable == "vision":
+            train = name.startswith("visual.")
+        elif opt.trainable == "text":
+            train = not name.startswith("visual.") and name != "logit_scale"
+        else:
+            train = any(name.startswith(x) for x in prefixes)
+        p.requires_grad_(train)
+    if loss.temperature > 0:
+        with torch.no_grad():
+            model.logit_scale.fill_(math.log(1.0 / loss.temperature))
+        model.logit_scale.requires_grad_(False)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    if not names:
+        raise ValueError(f"trainable = {opt.trainable!r} leaves no parameter to train")
+    return names
+
+
+def frozen_copy(model):
+    """A detached, eval-mode copy of ``model`` (teacher for KL/DPO): ``[frozen module]``."""
+    import copy
+
+    teacher = copy.deepcopy(model).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def reference_weights(model) -> dict:
+    """Initial values of the trainable parameters, keyed by the unwrapped module's names (for L2)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def deepspeed_config(opt: OptimParams, ds: DeepSpeedParams, world_size: int) -> dict:
@@ -89,4 +148,8 @@ def init_engine(model, opt: OptimParams, ds: DeepSpeedParams):
     engine, _, _, scheduler = deepspeed.initialize(
         model=model, model_parameters=params, config=deepspeed_config(opt, ds, world_size)
     )
+    if world_size == 1 and ds.zero_stage == 0:
+        # one rank: the gradient all-reduce is an identity (sum of one, divided by 1) that still
+        # flattens and copies every gradient each step; skipping it changes no bit
+        engine.enable_backward_allreduce = False
     return engine, scheduler

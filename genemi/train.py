@@ -14,29 +14,71 @@ import torch.nn.functional as F
 
 from genemi.batches import Batch, EpochSampler, PairBank
 from genemi.config import LossParams, OptimParams
-from genemi.losses import hard_negative_loss
+from genemi.losses import training_loss
 
 
-def forward_loss(model: torch.nn.Module, batch: Batch, loss: LossParams) -> dict[str, torch.Tensor]:
-    """Encode the batch (positives and negatives together per tower) and return loss terms."""
+def encode(model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+    """L2-normalised fp32 features of the batch, positives and negatives in one pass per tower.
+
+    Returns ``image_features``/``text_features`` ``[b, D]`` and, when the batch has them,
+    ``neg_text_features``/``neg_image_features`` ``[b, K, D]`` with their ``[b, K]`` masks.
+    """
     dtype = next(model.parameters()).dtype
     b = batch.images.shape[0]
     images = batch.images
     if batch.neg_images is not None:
         images = torch.cat([images, batch.neg_images.flatten(0, 1)])
-    texts = batch.texts if batch.neg_texts is None else torch.cat([batch.texts, batch.neg_texts.flatten(0, 1)])
+    texts = (
+        batch.texts if batch.neg_texts is None else torch.cat([batch.texts, batch.neg_texts.flatten(0, 1)])
+    )
     # the loss runs in fp32 whatever the model's precision: softmax over scaled cosines
     img = F.normalize(model.encode_image(images.to(dtype)).float(), dim=-1)
     txt = F.normalize(model.encode_text(texts).float(), dim=-1)
-    kwargs = {}
+    out = {"image_features": img[:b], "text_features": txt[:b]}
     if batch.neg_texts is not None:
-        kwargs["neg_text_features"] = txt[b:].reshape(b, -1, txt.shape[-1])
-        kwargs["neg_mask"] = batch.neg_text_mask
+        out["neg_text_features"] = txt[b:].reshape(b, -1, txt.shape[-1])
+        out["neg_mask"] = batch.neg_text_mask
     if batch.neg_images is not None:
-        kwargs["neg_image_features"] = img[b:].reshape(b, -1, img.shape[-1])
-        kwargs["neg_image_mask"] = batch.neg_image_mask
-    return hard_negative_loss(
-        img[:b], txt[:b], model.logit_scale.float(), hn_weight=loss.hn_weight, form=loss.form, **kwargs
+        out["neg_image_features"] = img[b:].reshape(b, -1, img.shape[-1])
+        out["neg_image_mask"] = batch.neg_image_mask
+    return out
+
+
+def forward_loss(
+    model: torch.nn.Module,
+    batch: Batch,
+    loss: LossParams,
+    world_size: int = 1,
+    teacher: torch.nn.Module | None = None,
+    reference: dict[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Encode this rank's batch and return the loss terms of the *global* batch.
+
+    ``teacher``: frozen model for KL / referenced DPO; ``reference``: initial trainable
+    weights for the L2 term (keys = ``model.named_parameters()`` names).
+    """
+    feats = encode(model, batch)
+    t_feats = t_scale = None
+    if teacher is not None:
+        with torch.no_grad():
+            t_feats = encode(teacher, batch)
+        t_scale = teacher.logit_scale.float()
+    return training_loss(
+        feats,
+        model.logit_scale.float(),
+        loss,
+        world_size=world_size,
+        teacher_features=t_feats,
+        teacher_logit_scale=t_scale,
+        model=model,
+        reference=reference,
+    )
+
+
+def uses_negatives(loss: LossParams) -> bool:
+    """Whether any selected term reads hard negatives (else they are not even encoded)."""
+    return not (
+        loss.hn_weight == 0 and loss.form == "additive" and loss.kl_weight == 0 and loss.dpo_weight == 0
     )
 
 
@@ -50,34 +92,57 @@ def train(
     log: Callable[[int, dict[str, float]], None] | None = None,
     log_every: int = 25,
     progress: bool = True,
+    sampler=None,
+    teacher: torch.nn.Module | None = None,
+    reference: dict[str, torch.Tensor] | None = None,
+    checkpoint_dir=None,
+    fingerprint: str = "",
 ) -> dict[str, float]:
     """Run ``opt.steps`` optimizer steps; returns the mean loss terms of the last 10% of steps.
 
-    With ``hn_weight == 0`` and the additive form, negatives are not encoded at all: the
-    control run then costs what plain CLIP costs, with the same batches and steps.
+    With ``hn_weight == 0`` and the additive form (and no KL/DPO), negatives are not encoded
+    at all: the control run then costs what plain CLIP costs, with the same batches and steps.
+    Step ``s``'s rows and negatives depend only on ``(seed, s)``, never on the number of ranks:
+    a global micro-batch is drawn whole and rank ``r`` takes its ``r``-th slice.
+    With ``checkpoint_dir``, state is saved every ``opt.checkpoint_every`` steps and a rerun
+    resumes from the newest checkpoint whose ``fingerprint`` matches.
     """
     import torch.distributed as dist
     from tqdm import tqdm
 
+    from genemi import checkpoint
+
     rank, world = dist.get_rank(), dist.get_world_size()
     accum = engine.gradient_accumulation_steps()
     micro = engine.train_micro_batch_size_per_gpu()
-    k = negatives_per_sample
-    if loss.hn_weight == 0 and loss.form == "additive":
-        k = 0
-    sampler = EpochSampler(len(bank), opt.batch_size, seed)
+    k = negatives_per_sample if uses_negatives(loss) else 0
+    if sampler is None:
+        sampler = EpochSampler(len(bank), opt.batch_size, seed)
     model = engine.module
     tail_from = int(opt.steps * 0.9)
     tail: dict[str, list[float]] = {}
+    start = 0
+    if checkpoint_dir is not None:
+        state = checkpoint.load(engine, checkpoint_dir, fingerprint)
+        if state is not None:
+            start, tail = state["step"], state["tail"]
+            if rank == 0:
+                print(f"resuming from {checkpoint_dir} at step {start}")
     engine.train()
-    for step in tqdm(range(opt.steps), desc="train", disable=not progress or rank != 0, mininterval=2):
+    steps = range(start, opt.steps)
+    for step in tqdm(steps, desc="train", disable=not progress or rank != 0, mininterval=2):
         idx = sampler.indices(step)
         terms_sum: dict[str, float] = {}
         for a in range(accum):
-            part = idx[(a * world + rank) * micro : (a * world + rank + 1) * micro]
-            g = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 64 + a) * 4096 + rank)
-            batch = bank.batch(part, k, g, loss.image_negatives)
-            terms = forward_loss(model, batch, loss)
+            rows = idx[a * world * micro : (a + 1) * world * micro]
+            mine = slice(rank * micro, (rank + 1) * micro)
+            if k:
+                g = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 64 + a) * 4096)
+                sel_t, sel_i = bank.choose_negatives(rows, k, g)
+                batch = bank.gather(rows[mine], sel_t[mine], sel_i[mine], loss.image_negatives)
+            else:
+                batch = bank.gather(rows[mine], None, None, loss.image_negatives)
+            terms = forward_loss(model, batch, loss, world, teacher, reference)
             engine.backward(terms["loss"])
             engine.step()
             for name, v in terms.items():
@@ -87,5 +152,13 @@ def train(
                 tail.setdefault(name, []).append(v)
         if log is not None and rank == 0 and (step % log_every == 0 or step == opt.steps - 1):
             lr = engine.get_lr()[0]
-            log(step, {**terms_sum, "lr": lr, "logit_scale": float(model.logit_scale.exp().float())})
+            log(step, {**terms_sum, "lr": lr, "logit_scale": float(model.logit_scale.detach().exp().float())})
+        done = step + 1
+        if (
+            checkpoint_dir is not None
+            and opt.checkpoint_every
+            and done % opt.checkpoint_every == 0
+            and done < opt.steps
+        ):
+            checkpoint.save(engine, checkpoint_dir, done, fingerprint, {"tail": tail})
     return {name: sum(v) / len(v) for name, v in tail.items()}

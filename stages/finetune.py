@@ -3,10 +3,16 @@
 Loss: CLIP plus `loss.hn_weight` x the hard-negative terms (see genemi/losses.py); with
 `loss.hn_weight: 0` this is the same-steps plain-CLIP control. Runs as one CPU process by
 default; for several GPUs or nodes launch it with DeepSpeed's launcher, e.g.
-`deepspeed --num_gpus 8 stages/finetune.py ...` (same arguments).
+`deepspeed --num_gpus 8 stages/finetune.py ...` (same arguments): features are gathered across
+ranks, so N ranks x B/N compute the loss and update of one process with B.
+Batches follow `batching.mode` (GeNeMi groups or a uniform shuffle); `finetune.trainable` picks
+the parameters that train; L2/KL/DPO terms use the weights loaded from `--base` as reference.
+With `--checkpoint-dir`, a killed run resumes from its last checkpoint with identical results.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -25,28 +31,57 @@ from genemi.io import write_json
 @click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--live-dir", default="dvclive/finetune", show_default=True,
               help="dvclive folder for the training curves.")
-def main(params_path, train_path, image_root, base_path, out_path, metrics_path, live_dir) -> None:
+@click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
+              help="Resumable checkpoints every finetune.checkpoint_every steps (not a DVC output: it must "
+                   "survive a killed run); a rerun resumes from it. Cleared when the stage finishes.")
+@click.option("--regular", "regular_path", default=None, type=click.Path(dir_okay=False),
+              help="Regular pairs mixed into GeNeMi batches (e.g. the COCO manifest; see batching).")
+@click.option("--regular-image-root", default=None, type=click.Path(file_okay=False),
+              help="Image root of --regular.")
+@click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True,
+              help="Passed by the deepspeed launcher; the rank is read from the environment.")
+def main(params_path, train_path, image_root, base_path, out_path, metrics_path, live_dir, checkpoint_dir,
+         regular_path, regular_image_root, local_rank) -> None:
     from genemi import runtime
 
     p = load_params(params_path)
     runtime.setup(p.seed, p.threads)
     import torch.distributed as dist
 
-    from genemi.batches import PairBank
-    from genemi.engine import init_engine
+    from genemi import checkpoint
+    from genemi.batches import PairBank, add_regular, make_sampler, model_transform
+    from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
     from genemi.manifest import read_manifest
     from genemi.models import build_model, load_weights, make_tokenizer, save_weights
     from genemi.train import train
 
     model = build_model(p.model)
     meta = load_weights(model, base_path)
-    bank = PairBank.from_records(read_manifest(train_path), image_root, make_tokenizer(p.model))
+    set_trainable(model, p.finetune, p.loss)
+    needs_teacher = p.loss.kl_weight > 0 or (p.loss.dpo_weight > 0 and p.loss.dpo_reference)
+    teacher = frozen_copy(model) if needs_teacher else None
+    reference = reference_weights(model) if p.loss.l2_weight > 0 else None
+    records = read_manifest(train_path)
+    inputs = [train_path, base_path]
+    if regular_path:
+        if not regular_image_root:
+            raise click.UsageError("--regular needs --regular-image-root")
+        records = add_regular(records, image_root, read_manifest(regular_path), regular_image_root)
+        inputs.append(regular_path)
+    # real models read (differently sized) images per batch through open_clip's preprocess
+    transform = None if p.model.tokenizer == "word" else model_transform(model)
+    bank = PairBank.from_records(records, image_root, make_tokenizer(p.model), transform=transform)
+    sampler = make_sampler(records, p.batching, p.finetune.batch_size, p.seed, bank.pos_image)
+    del records
     engine, _ = init_engine(model, p.finetune, p.deepspeed)
+    fp = checkpoint.fingerprint({"stage": "finetune", "params": to_dict(p)}, *inputs)
     live = None
     if dist.get_rank() == 0:
         from dvclive import Live
 
-        live = Live(live_dir, dvcyaml=False, save_dvc_exp=False, report=None)
+        # a resumed run appends to its curves instead of wiping them
+        resuming = checkpoint_dir is not None and (Path(checkpoint_dir) / checkpoint.LATEST).is_file()
+        live = Live(live_dir, dvcyaml=False, save_dvc_exp=False, report=None, resume=resuming)
 
     def log(step: int, values: dict[str, float]) -> None:
         live.step = step
@@ -54,12 +89,17 @@ def main(params_path, train_path, image_root, base_path, out_path, metrics_path,
             live.log_metric(f"train/{name}", v)
         live.next_step()
 
-    tail = train(engine, bank, p.finetune, p.loss, p.seed, p.loss.negatives_per_sample, log=log if live else None)
+    tail = train(engine, bank, p.finetune, p.loss, p.seed, p.loss.negatives_per_sample,
+                 log=log if live else None, sampler=sampler, teacher=teacher, reference=reference,
+                 checkpoint_dir=checkpoint_dir, fingerprint=fp)
     if dist.get_rank() == 0:
         live.end()
-        save_weights(engine.module, out_path, {**meta, "finetune": to_dict(p.finetune), "loss": to_dict(p.loss)})
+        run = {"finetune": to_dict(p.finetune), "loss": to_dict(p.loss), "batching": to_dict(p.batching)}
+        save_weights(engine.module, out_path, {**meta, **run})
         write_json(metrics_path, {f"train_{k}": round(v, 4) for k, v in sorted(tail.items())})
         click.echo(f"finetune: final loss {tail['loss']:.4f}")
+        if checkpoint_dir:
+            checkpoint.clear(checkpoint_dir)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,116 @@
+"""Resumable training checkpoints on top of DeepSpeed's own, loaded with ``weights_only=True``.
+
+DeepSpeed's ``save_checkpoint``/``load_checkpoint`` know how every ZeRO stage and precision
+shards model, optimizer and scheduler state, so we keep its format. Its loader calls
+``torch.load(..., weights_only=False)`` (deepspeed 0.19.8, ``TorchCheckpointEngine.load``);
+we force the safe unpickler around it with ``TORCH_FORCE_WEIGHTS_ONLY_LOAD=1`` and allow
+exactly the few DeepSpeed classes its files contain.
+
+Layout of ``directory``: one ``step00000100/`` folder per checkpoint (only the newest is kept)
+and ``latest.json`` ``{"tag", "step", "fingerprint"}``, written atomically after every rank
+finished writing: a run killed mid-save still finds the previous complete checkpoint.
+The fingerprint (a hash of params and inputs) keeps a run from resuming another run's state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+LATEST = "latest.json"
+
+
+@contextlib.contextmanager
+def _weights_only() -> Iterator[None]:
+    import torch
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    old = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        with torch.serialization.safe_globals(
+            [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]
+        ):
+            yield
+    finally:
+        if old is None:
+            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = old
+
+
+def save(engine, directory: str | os.PathLike, step: int, fingerprint: str, state: dict) -> None:
+    """Checkpoint after ``step`` optimizer steps (collective: every rank calls it).
+
+    ``state``: extra JSON-like values (floats, lists, dicts) to restore with the weights.
+    """
+    import torch
+    import torch.distributed as dist
+
+    from genemi.io import write_json
+
+    directory = Path(directory)
+    tag = f"step{step:08d}"
+    client = {"step": step, "fingerprint": fingerprint, "torch_rng": torch.get_rng_state(), **state}
+    engine.save_checkpoint(str(directory), tag=tag, client_state=client, save_latest=False)
+    dist.barrier()  # every rank's shard is on disk before the pointer moves
+    if dist.get_rank() == 0:
+        write_json(directory / LATEST, {"fingerprint": fingerprint, "step": step, "tag": tag})
+        for old in directory.glob("step*"):
+            if old.name != tag:
+                shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
+
+
+def load(engine, directory: str | os.PathLike, fingerprint: str) -> dict | None:
+    """Restore the newest checkpoint into ``engine``; returns its state (``step`` etc.) or None.
+
+    None when there is none, or when it belongs to other params/inputs (then it is ignored,
+    with a message, and overwritten by this run's checkpoints).
+    """
+    import torch
+
+    from genemi.io import read_json
+
+    directory = Path(directory)
+    if not (directory / LATEST).is_file():
+        return None
+    latest = read_json(directory / LATEST)
+    if latest.get("fingerprint") != fingerprint:
+        print(f"{directory / LATEST}: checkpoint of other params or inputs; starting from step 0")
+        return None
+    with _weights_only():
+        path, client = engine.load_checkpoint(str(directory), tag=latest["tag"])
+    if path is None:
+        raise FileNotFoundError(
+            f"{directory / latest['tag']}: checkpoint named in {LATEST} is missing; "
+            f"delete {directory} to start over"
+        )
+    torch.set_rng_state(client["torch_rng"])
+    return client
+
+
+def clear(directory: str | os.PathLike) -> None:
+    """Remove the checkpoints once the stage's outputs are written (rank 0 only)."""
+    directory = Path(directory)
+    (directory / LATEST).unlink(missing_ok=True)
+    for old in directory.glob("step*"):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def fingerprint(params: dict, *files: str | os.PathLike) -> str:
+    """sha256 of the params (JSON, sorted keys) and the bytes of every input file."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for f in files:
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,75 @@
+"""Pretrained open_clip weights for real runs: any architecture + tag or local checkpoint.
+
+The only code that touches the open_clip/Hugging Face caches. Offline, a missing file is an
+error that names the file and where to put it, never a silent random init. open_clip reads
+checkpoints with ``torch.load(weights_only=True)`` (or safetensors).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from genemi.config import ModelParams
+
+
+def check_quickgelu(arch: str, pretrained: str) -> None:
+    """OpenAI-trained weights (and other QuickGELU tags) need the ``-quickgelu`` architecture.
+
+    open_clip only warns, and the model then computes with GELU where it was trained with
+    x*sigmoid(1.702x): features are subtly wrong. A tag whose training activation differs from
+    the architecture's raises; a local file cannot be checked (name it ``*-quickgelu`` archs).
+    """
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(arch, pretrained)
+    if not cfg:
+        return
+    model_cfg = open_clip.get_model_config(arch) or {}
+    if bool(cfg.get("quick_gelu", False)) != bool(model_cfg.get("quick_gelu", False)):
+        want = f"{arch}-quickgelu" if cfg.get("quick_gelu") else arch.replace("-quickgelu", "")
+        raise ValueError(
+            f"model.arch={arch!r} with model.pretrained={pretrained!r}: these weights were trained with "
+            f"{'QuickGELU' if cfg.get('quick_gelu') else 'GELU'}; set model.arch: {want}"
+        )
+
+
+def load_pretrained(p: ModelParams):
+    """``build_model(p, p.pretrained)`` with precise offline errors. ``p.pretrained``: tag or file."""
+    import open_clip
+
+    from genemi.models import build_model, register_configs
+
+    register_configs()
+    tag = p.pretrained
+    looks_like_path = os.sep in tag or tag.endswith((".pt", ".pth", ".bin", ".safetensors"))
+    if looks_like_path:
+        if not Path(tag).is_file():
+            raise FileNotFoundError(
+                f"model.pretrained: checkpoint file {tag} not found; place the {p.arch} checkpoint there "
+                "(e.g. the NegCLIP .pt) or set model.pretrained to an open_clip tag"
+            )
+        return build_model(p, pretrained=tag)
+    if p.arch in open_clip.list_models():
+        known = open_clip.list_pretrained_tags_by_model(p.arch)
+        if tag not in known:
+            raise ValueError(
+                f"model.pretrained={tag!r} is neither a file nor a tag of {p.arch}; tags: {known}"
+            )
+        check_quickgelu(p.arch, tag)
+    try:
+        return build_model(p, pretrained=tag)
+    except (RuntimeError, OSError) as e:
+        cfg = open_clip.get_pretrained_cfg(p.arch, tag) or {}
+        hub = cfg.get("hf_hub", "")
+        where = (
+            f"the Hugging Face cache (HF_HOME, default ~/.cache/huggingface): "
+            f"huggingface-cli download {os.path.dirname(hub.rstrip('/'))} "
+            f"{os.path.basename(hub) or 'open_clip_pytorch_model.bin'}"
+            if hub
+            else f"~/.cache/clip/ (from {cfg.get('url', '?')})"
+        )
+        raise FileNotFoundError(
+            f"model.pretrained={tag!r} for {p.arch}: weights are not available offline ({e}). "
+            f"Place them in {where}, or download the checkpoint file and set model.pretrained to its path."
+        ) from e
