@@ -175,7 +175,10 @@ def encode_set(encoder, es: EvalSet, progress: Callable[[str], None] | None = No
     img = torch.cat(chunks) if chunks else torch.zeros(0, 0)
     txt = encoder.encode_texts(texts) if texts else torch.zeros(0, 0)
     return Features(
-        {r: i for i, r in enumerate(image_refs)}, img.float(), {t: i for i, t in enumerate(texts)}, txt.float()
+        {r: i for i, r in enumerate(image_refs)},
+        img.float(),
+        {t: i for i, t in enumerate(texts)},
+        txt.float(),
     )
 
 
@@ -234,7 +237,11 @@ def derangement(n: int, seed: int) -> np.ndarray:
 
 
 def pairwise_outcomes(
-    records: Sequence[Record], f: Features, taus: Sequence[float] = (1.0,), seed: int = 0, macro_min_count: int = 0
+    records: Sequence[Record],
+    f: Features,
+    taus: Sequence[float] = (1.0,),
+    seed: int = 0,
+    macro_min_count: int = 0,
 ) -> Outcomes:
     """Hard-negative metrics of manifest records (module docstring), per negative type and over ``all``."""
     rows = {"text": [], "image": [], "group": []}  # (type, pos image, pos caption, neg image, neg caption)
@@ -285,7 +292,8 @@ def pairwise_outcomes(
         keep = [
             f"{t}/{name}"
             for t in type_names
-            if f"{t}/{name}" in out.samples and len(out.samples[f"{t}/{name}"].values) >= max(1, macro_min_count)
+            if f"{t}/{name}" in out.samples
+            and len(out.samples[f"{t}/{name}"].values) >= max(1, macro_min_count)
         ]
         if len(keep) > 1:
             out.macro[f"macro/{name}"] = keep
@@ -311,7 +319,9 @@ def choice_outcomes(choices: Sequence[Choice], f: Features) -> Outcomes:
     for si, c in enumerate(choices):
         n = len(c.images)
         if n == 0 or len(c.texts) < n:
-            raise ValueError(f"choice sample {c.id!r}: needs >= 1 image and at least as many captions as images")
+            raise ValueError(
+                f"choice sample {c.id!r}: needs >= 1 image and at least as many captions as images"
+            )
         s = (f.img(c.images) @ f.txt(c.texts).T).double().numpy()  # [n, m]
         text_1 = image_1 = None
         if s.shape[1] >= 2:
@@ -347,7 +357,9 @@ def choice_outcomes(choices: Sequence[Choice], f: Features) -> Outcomes:
     return out
 
 
-def _topk_hits(queries: torch.Tensor, items: torch.Tensor, qkeys, ikeys, k: int, chunk: int = 1024) -> np.ndarray:
+def _topk_hits(
+    queries: torch.Tensor, items: torch.Tensor, qkeys, ikeys, k: int, chunk: int = 1024
+) -> np.ndarray:
     """``[Q, k]`` bool: whether each query's j-th best item shares its key (similarities in row chunks,
     so a 5k x 25k matrix is never held at once)."""
     qk = np.asarray(qkeys)
@@ -400,7 +412,10 @@ def records_retrieval(records: Sequence[Record]) -> Retrieval:
 def classification_outcomes(cls: Classification, f: Features) -> Outcomes:
     """Zero-shot top-1 (and top-5 with >= 5 classes): class embedding = normalised mean over templates."""
     protos = torch.stack(
-        [torch.nn.functional.normalize(f.txt(t.format(c) for t in cls.templates).mean(0), dim=0) for c in cls.classnames]
+        [
+            torch.nn.functional.normalize(f.txt(t.format(c) for t in cls.templates).mean(0), dim=0)
+            for c in cls.classnames
+        ]
     )
     logits = f.img(cls.images) @ protos.T  # [N, C]
     labels = torch.tensor(cls.labels)
@@ -528,8 +543,10 @@ def encode_all(encoder, records: Sequence[Record], image_root: str | os.PathLike
     return f.image_index, f.images, f.text_index, f.texts
 
 
-def evaluate_records(records: Sequence[Record], paths: dict, img: torch.Tensor, texts: dict, txt: torch.Tensor) -> dict:
-    """Point metrics of manifest records: ``<type>/<metric>``, ``<type>/n``, ``all/*``, ``retrieval/*`` (R@1, 5)."""
+def evaluate_records(
+    records: Sequence[Record], paths: dict, img: torch.Tensor, texts: dict, txt: torch.Tensor
+) -> dict:
+    """Point metrics of manifest records: ``<type>/<metric>``, ``<type>/n``, ``all/*``, ``retrieval/*``."""
     f = Features(paths, img, texts, txt)
     o = pairwise_outcomes(records, f)
     o.merge(retrieval_outcomes(records_retrieval(records), f, (1, 5)))

@@ -46,13 +46,19 @@ def contact_sheet(
 NOT_TYPES = {"all", "macro", "retrieval", "zeroshot"}
 
 
-def per_type(results: dict[str, dict[str, float]], metric: str = "text") -> tuple[list[str], dict[str, list[float]]]:
+def per_type(
+    results: dict[str, dict[str, float]], metric: str = "text"
+) -> tuple[list[str], dict[str, list[float]]]:
     """Negative types present in any model's results, and each model's ``metric`` per type (NaN if absent)."""
-    types = sorted({k.rsplit("/", 1)[0] for r in results.values() for k in r if k.endswith(f"/{metric}")} - NOT_TYPES)
+    types = sorted(
+        {k.rsplit("/", 1)[0] for r in results.values() for k in r if k.endswith(f"/{metric}")} - NOT_TYPES
+    )
     return types, {m: [r.get(f"{t}/{metric}", float("nan")) for t in types] for m, r in results.items()}
 
 
-def write_type_table(path, results: dict[str, dict[str, float]], flat: dict[str, float] | None = None) -> None:
+def write_type_table(
+    path, results: dict[str, dict[str, float]], flat: dict[str, float] | None = None
+) -> None:
     """CSV for ``dvc plots``: one row per negative type; columns ``<model>_<metric>`` for text, image and
     group, then ``delta_text`` and, when ``flat`` (from :func:`genemi.evaluate.compare`) has bootstrap
     intervals, ``<model>_text_lo`` / ``_hi``. Empty cell = metric not defined for that type."""
@@ -83,7 +89,11 @@ def write_type_table(path, results: dict[str, dict[str, float]], flat: dict[str,
 
 
 def type_bars(
-    results: dict[str, dict[str, float]], title: str, path, metric: str = "text", flat: dict[str, float] | None = None
+    results: dict[str, dict[str, float]],
+    title: str,
+    path,
+    metric: str = "text",
+    flat: dict[str, float] | None = None,
 ) -> None:
     """Grouped bar chart (one bar per model) of ``metric`` per negative type, saved as PNG; with ``flat``
     holding bootstrap intervals (``<model>/<type>/<metric>_lo|_hi``), 95% error bars."""
@@ -105,7 +115,12 @@ def type_bars(
         hi = [flat.get(f"{model}/{t}/{metric}_hi") for t in types]
         yerr = None
         if types and all(v is not None for v in lo + hi):
-            yerr = np.array([[max(0.0, v - a) for v, a in zip(vals, lo)], [max(0.0, b - v) for v, b in zip(vals, hi)]])
+            yerr = np.array(
+                [
+                    [max(0.0, v - a) for v, a in zip(vals, lo, strict=True)],
+                    [max(0.0, b - v) for v, b in zip(vals, hi, strict=True)],
+                ]
+            )
         bars = ax.bar(x + (i - (len(values) - 1) / 2) * width, vals, width, label=model, yerr=yerr, capsize=2)
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
     ax.axhline(50, color="grey", lw=0.8, ls="--")

@@ -1,9 +1,10 @@
 """Stage `evaluate@<benchmark>`: base vs fine-tuned model on one registered benchmark.
 
-The benchmark's files come from `eval.sources.<benchmark>` in params.yaml (paths relative to --data), so
-the command is the same for every benchmark. Missing files fail before any model is built, naming each
-file and where it goes (docs/benchmarks.md). Writes flat metrics (`base/<type>/<metric>`, `finetuned/...`,
-`delta/...`, bootstrap `..._lo`/`..._hi`) to a JSON file, a per-type table for `dvc plots` and a bar chart PNG.
+The benchmark's files come from `eval.sources.<benchmark>` in params.yaml (paths relative to --data),
+so the command is the same for every benchmark. Missing files fail before any model is built, naming
+each file and where it goes (docs/benchmarks.md). Writes flat metrics (`base/<type>/<metric>`,
+`finetuned/...`, `delta/...`, bootstrap `..._lo`/`..._hi`) to a JSON file, a per-type table for
+`dvc plots` and a bar chart PNG.
 """
 
 from __future__ import annotations
@@ -17,13 +18,22 @@ from genemi.io import write_json
 @click.command(help=__doc__)
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--benchmark", required=True, help="Benchmark name (a key of eval.sources in params.yaml).")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
-              help="Data folder the eval.sources paths are relative to (the synthetic splits live here).")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Data folder the eval.sources paths are relative to (the synthetic splits live here).",
+)
 @click.option("--base", "base_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--finetuned", "ft_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--plot-dir", required=True, type=click.Path(file_okay=False),
-              help="Where <benchmark>.csv (per-type table) and <benchmark>.png go.")
+@click.option(
+    "--plot-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Where <benchmark>.csv (per-type table) and <benchmark>.png go.",
+)
 def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plot_dir) -> None:
     from pathlib import Path
 
@@ -43,24 +53,33 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
     n_missing, first = missing_images(es)
     if n_missing:
         raise click.ClickException(
-            f"benchmark {benchmark!r}: {n_missing} referenced image file(s) are missing under {es.store.root}, "
-            f"e.g. {', '.join(first)}; complete the image folder (docs/benchmarks.md) or fix eval.sources.{benchmark}.images"
+            f"benchmark {benchmark!r}: {n_missing} referenced image file(s) are missing under "
+            f"{es.store.root}, e.g. {', '.join(first)}; complete the image folder (docs/benchmarks.md) "
+            f"or fix eval.sources.{benchmark}.images"
         )
     for path in (base_path, ft_path):
         if not Path(path).is_file():
-            raise click.ClickException(f"{path}: model weights not found; run the stage that produces it (dvc repro)")
+            raise click.ClickException(
+                f"{path}: model weights not found; run the stage that produces it (dvc repro)"
+            )
     outcomes = {}
     for name, path in (("base", base_path), ("finetuned", ft_path)):
         model = build_model(p.model)
         load_weights(model, path)
-        enc = Encoder(model, make_tokenizer(p.model), image_transform_for(model, p.model.tokenizer), p.eval.batch_size)
+        enc = Encoder(
+            model, make_tokenizer(p.model), image_transform_for(model, p.model.tokenizer), p.eval.batch_size
+        )
         outcomes[name] = evaluate_set(es, encode_set(enc, es), p.eval.acc_taus, p.eval.retrieval_ks, p.seed)
     flat = compare(outcomes, p.eval.bootstrap, p.seed)
     write_json(metrics_path, flat)
     results = {m: summarize(o) for m, o in outcomes.items()}
     write_type_table(Path(plot_dir) / f"{benchmark}.csv", results, flat)
-    type_bars(results, f"{benchmark}: base vs fine-tuned by type", Path(plot_dir) / f"{benchmark}.png", flat=flat)
-    for key in sorted(k for k in flat if k.startswith("delta/") and k.endswith(("/text", "/group", "r@1", "/top1"))):
+    type_bars(
+        results, f"{benchmark}: base vs fine-tuned by type", Path(plot_dir) / f"{benchmark}.png", flat=flat
+    )
+    for key in sorted(
+        k for k in flat if k.startswith("delta/") and k.endswith(("/text", "/group", "r@1", "/top1"))
+    ):
         lo, hi = flat.get(f"{key}_lo"), flat.get(f"{key}_hi")
         ci = f"  [{lo:+.2f}, {hi:+.2f}]" if lo is not None else ""
         click.echo(f"{key}: {flat[key]:+.2f}{ci}")

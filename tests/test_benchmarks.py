@@ -21,7 +21,13 @@ from genemi.benchmarks.choice import (
     pre_caption,
     winoground_choices,
 )
-from genemi.benchmarks.pairwise import SUGARCREPE, aro_records, byo_records, coco_neg_records, sugarcrepe_records
+from genemi.benchmarks.pairwise import (
+    SUGARCREPE,
+    aro_records,
+    byo_records,
+    coco_neg_records,
+    sugarcrepe_records,
+)
 from genemi.benchmarks.retrieval import image_folder, karpathy_retrieval
 from genemi.config import EvalSource, load_params
 from genemi.evaluate import ImageStore, distinct_inputs
@@ -75,14 +81,26 @@ def test_enabled_benchmark_without_files_fails_fast_naming_them(tmp_path):
 
 def test_hnc_test_and_val_schemas_through_the_registry(tmp_path):
     (tmp_path / "gqa").mkdir()
-    p = _params({
-        "t": EvalSource("hnc", str(FIX / "hnc/hnc_test_mini.json"), "gqa", 1.0),
-        "v": EvalSource("hnc", str(FIX / "hnc/hnc_train_mini.json"), "gqa", 1.0),
-    })
+    p = _params(
+        {
+            "t": EvalSource("hnc", str(FIX / "hnc/hnc_test_mini.json"), "gqa", 1.0),
+            "v": EvalSource("hnc", str(FIX / "hnc/hnc_train_mini.json"), "gqa", 1.0),
+        }
+    )
     test = benchmarks.load_benchmark(p, "t", tmp_path)
     pairs = {(r.image, r.caption, n.caption, n.type) for r in test.records for n in r.negatives}
-    assert ("n100552.jpg", "The elephant is in front of the fence", "The giraffe is in front of the fence", "relation") in pairs
-    assert ("n2000.jpg", "The white plate is on the table.", "The white cup is on the table.", "relation_attribute") in pairs
+    assert (
+        "n100552.jpg",
+        "The elephant is in front of the fence",
+        "The giraffe is in front of the fence",
+        "relation",
+    ) in pairs
+    assert (
+        "n2000.jpg",
+        "The white plate is on the table.",
+        "The white cup is on the table.",
+        "relation_attribute",
+    ) in pairs
     val = benchmarks.load_benchmark(p, "v", tmp_path)
     by_id = {r.id.rsplit("-", 2)[-2] + "-" + r.id.rsplit("-", 1)[-1]: r for r in val.records}
     assert by_id["2386621-48"].negatives[0].caption == "The yellow plate is to the left of the straw."
@@ -97,7 +115,9 @@ def test_hnc_test_and_val_schemas_through_the_registry(tmp_path):
 def test_coco_neg_text():
     recs = coco_neg_records(EV / "test_coco_aug_withneg.json")
     assert [(r.image, r.negatives[0].type) for r in recs] == [
-        ("COCO_val2014_000000391895.jpg", "neg_text"), ("COCO_val2014_000000522418.jpg", "neg_text")]
+        ("COCO_val2014_000000391895.jpg", "neg_text"),
+        ("COCO_val2014_000000522418.jpg", "neg_text"),
+    ]
     assert recs[1].negatives[0].caption == "A cake wearing a net on her head cutting a woman."
 
 
@@ -105,7 +125,11 @@ def test_sugarcrepe_seven_categories(tmp_path):
     recs = sugarcrepe_records(EV / "sugarcrepe")
     assert sorted({r.negatives[0].type for r in recs}) == sorted(SUGARCREPE) and len(recs) == 8
     r = next(r for r in recs if r.id == "sugarcrepe-swap_obj-1")
-    assert (r.image, r.caption, r.negatives[0].caption) == ("000000522418.jpg", "A woman cuts a cake.", "A cake cuts a woman.")
+    assert (r.image, r.caption, r.negatives[0].caption) == (
+        "000000522418.jpg",
+        "A woman cuts a cake.",
+        "A cake cuts a woman.",
+    )
     broken = tmp_path / "sc"
     shutil.copytree(EV / "sugarcrepe", broken)
     (broken / "add_att.json").write_text('{"0": {"filename": "x.jpg", "caption": "a"}}')
@@ -116,7 +140,10 @@ def test_sugarcrepe_seven_categories(tmp_path):
 def test_aro_relation_and_attribution_crop_by_bbox(tmp_path):
     recs, crops = aro_records(EV / "visual_genome_relation.json", "relation")
     assert [r.negatives[0].type for r in recs] == ["wearing", "on", "wearing"]
-    assert recs[0].caption == "the man is wearing the shirt" and recs[0].negatives[0].caption == "the shirt is wearing the man"
+    assert (
+        recs[0].caption == "the man is wearing the shirt"
+        and recs[0].negatives[0].caption == "the shirt is wearing the man"
+    )
     _png(tmp_path / "2315497.jpg", (8, 8))
     store = ImageStore(tmp_path, crops=crops)
     assert store.load(recs[0].image).size == (5, 4)  # (x, y, w, h) = (1, 2, 5, 4)
@@ -124,17 +151,26 @@ def test_aro_relation_and_attribution_crop_by_bbox(tmp_path):
     assert store.load(recs[0].image).getpixel((0, 0)) != (0, 0, 0)  # the crop starts at (1, 2)
     attr, _ = aro_records(EV / "visual_genome_attribution.json", "attribution")
     assert [r.negatives[0].type for r in attr] == ["white_black", "red_green"]
-    p = _params({"a": EvalSource("aro_attribution", str(EV / "visual_genome_attribution.json"), str(tmp_path), 1.0)})
-    assert benchmarks.load_benchmark(p, "a", tmp_path).macro_min_count == 25  # ARO drops pairs seen < 25 times
+    p = _params(
+        {"a": EvalSource("aro_attribution", str(EV / "visual_genome_attribution.json"), str(tmp_path), 1.0)}
+    )
+    assert (
+        benchmarks.load_benchmark(p, "a", tmp_path).macro_min_count == 25
+    )  # ARO drops pairs seen < 25 times
 
 
 def test_byo_format(tmp_path):
     recs = byo_records(EV / "byo.jsonl")
     assert [(n.type, n.caption, n.image) for n in recs[0].negatives] == [
-        ("swap", "a blue circle left of a red square", None), ("swap", "a red square left of a blue circle", None)]
+        ("swap", "a blue circle left of a red square", None),
+        ("swap", "a red square left of a blue circle", None),
+    ]
     assert recs[1].id == "mine-2"
     assert [(n.type, n.caption, n.image) for n in recs[1].negatives] == [
-        ("count", "three green crosses", None), ("edit", None, "b_edit.png"), ("recolour", "two yellow crosses", "b_yellow.png")]
+        ("count", "three green crosses", None),
+        ("edit", None, "b_edit.png"),
+        ("recolour", "two yellow crosses", "b_yellow.png"),
+    ]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"image": "a.png", "positive": "x", "negatives": []}\n')
     with pytest.raises(ValueError, match="bad.jsonl: line 1: 'negatives'"):
@@ -154,7 +190,10 @@ def test_winoground(tmp_path):
 def test_genemi_validation_rows():
     ch, blobs = genemi_val_choices(EV / "genemi_val.jsonl")
     assert [len(c.images) for c in ch] == [3, 2] and not blobs
-    assert ch[0].images[1] == "000001/bird/bald_eagle.jpg" and ch[0].texts[1] == "a bald eagle standing on a rock"
+    assert (
+        ch[0].images[1] == "000001/bird/bald_eagle.jpg"
+        and ch[0].texts[1] == "a bald eagle standing on a rock"
+    )
 
 
 def test_genemi_validation_parquet_with_embedded_images(tmp_path):
@@ -165,8 +204,13 @@ def test_genemi_validation_parquet_with_embedded_images(tmp_path):
 
     buf = io.BytesIO()
     Image.new("RGB", (4, 4), (1, 2, 3)).save(buf, format="PNG")
-    row = {"num_sample": 2, "caption_0": "a", "caption_1": "b",
-           "image_0": {"bytes": buf.getvalue(), "path": "x.png"}, "image_1": {"bytes": buf.getvalue(), "path": "y.png"}}
+    row = {
+        "num_sample": 2,
+        "caption_0": "a",
+        "caption_1": "b",
+        "image_0": {"bytes": buf.getvalue(), "path": "x.png"},
+        "image_1": {"bytes": buf.getvalue(), "path": "y.png"},
+    }
     pq.write_table(pa.Table.from_pylist([row]), tmp_path / "test.parquet")
     ch, blobs = genemi_val_choices(tmp_path / "test.parquet")
     assert ImageStore(tmp_path, blobs=blobs).load(ch[0].images[0]).getpixel((0, 0)) == (1, 2, 3)
@@ -174,7 +218,15 @@ def test_genemi_validation_parquet_with_embedded_images(tmp_path):
 
 def test_aro_order_perturbations_and_samples():
     assert pre_caption("A man (on) a moped.  Rides!", 4) == "a man on a"
-    tagged = [("a", "DT"), ("red", "JJ"), ("man", "NN"), ("rides", "VBZ"), ("a", "DT"), ("small", "JJ"), ("moped", "NN")]
+    tagged = [
+        ("a", "DT"),
+        ("red", "JJ"),
+        ("man", "NN"),
+        ("rides", "VBZ"),
+        ("a", "DT"),
+        ("small", "JJ"),
+        ("moped", "NN"),
+    ]
     out = order_perturbations(tagged, np.random.default_rng(0))
     assert len(out) == 4
     toks = [t for t, _ in tagged]
@@ -186,14 +238,19 @@ def test_aro_order_perturbations_and_samples():
     ab = out[1].split()
     assert [ab[i] for i in (1, 2, 5, 6)] == ["red", "man", "small", "moped"]  # nouns/adjectives stay
     tri = out[2].split()
-    assert [sorted(tri[i:i + 3]) for i in (0, 3)] == [sorted(toks[0:3]), sorted(toks[3:6])] and tri[6] == "moped"
+    assert [sorted(tri[i : i + 3]) for i in (0, 3)] == [sorted(toks[0:3]), sorted(toks[3:6])] and tri[
+        6
+    ] == "moped"
     import itertools
 
     blocks = ["a red man", "rides a small", "moped"]  # trigrams move whole
     assert out[3] in {" ".join(b) for b in itertools.permutations(blocks)}
 
     def tagger(texts):
-        return [[(w, "NN" if i % 2 else "DT") for i, w in enumerate(t.lower().replace(".", "").split())] for t in texts]
+        return [
+            [(w, "NN" if i % 2 else "DT") for i, w in enumerate(t.lower().replace(".", "").split())]
+            for t in texts
+        ]
 
     ch = order_choices(EV / "coco_karpathy_test.json", tagger, seed=0)
     assert len(ch) == 3 and ch[0].images == ("val2014/COCO_val2014_000000391895.jpg",)
@@ -219,7 +276,11 @@ def test_zeroshot_image_folder(tmp_path):
     (tmp_path / "tabby" / "notes.txt").write_text("not an image")
     cls = image_folder(tmp_path, ("a photo of a {}.",))
     assert cls.classnames == ("golden retriever", "tabby", "zebra")
-    assert list(zip(cls.images, cls.labels))[:3] == [("golden_retriever/0.png", 0), ("golden_retriever/1.png", 0), ("tabby/0.png", 1)]
+    assert list(zip(cls.images, cls.labels, strict=True))[:3] == [
+        ("golden_retriever/0.png", 0),
+        ("golden_retriever/1.png", 0),
+        ("tabby/0.png", 1),
+    ]
     with pytest.raises(ValueError, match="zeroshot_templates"):
         image_folder(tmp_path, ("a photo",))
 
@@ -237,8 +298,13 @@ def test_every_loader_through_the_registry_with_images(tmp_path):
         _png(d / "vg" / name)
     for name in ("a.png", "b.png", "b_edit.png", "b_yellow.png"):
         _png(d / "byo" / name)
-    for row in ("000001/bird/bird.jpg", "000001/bird/bald_eagle.jpg", "000001/bird/parrot.jpg",
-                "000002/car/red_car.jpg", "000002/car/blue_car.jpg"):
+    for row in (
+        "000001/bird/bird.jpg",
+        "000001/bird/bald_eagle.jpg",
+        "000001/bird/parrot.jpg",
+        "000002/car/red_car.jpg",
+        "000002/car/blue_car.jpg",
+    ):
         _png(d / "gval" / row)
     sources = {
         "wino": EvalSource("winoground", str(EV / "winoground_examples.jsonl"), "wino", 1.0),

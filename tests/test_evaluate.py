@@ -43,7 +43,9 @@ class CountingEncoder:
     def encode_images(self, images):
         self.images += [np.asarray(im).tobytes() for im in images]
         feats = [np.asarray(im, dtype=np.float64).reshape(-1, 3).mean(0) for im in images]
-        return torch.nn.functional.normalize(torch.tensor(np.stack([np.r_[f, 1.0] for f in feats]), dtype=torch.float32), dim=-1)
+        return torch.nn.functional.normalize(
+            torch.tensor(np.stack([np.r_[f, 1.0] for f in feats]), dtype=torch.float32), dim=-1
+        )
 
     def encode_texts(self, texts):
         self.texts += list(texts)
@@ -60,7 +62,12 @@ def test_each_image_and_caption_encoded_once(tmp_path):
     for i, c in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
         _png(tmp_path / f"{i}.png", c)
     recs = [
-        Record(id="a", image="0.png", caption="x", negatives=(Negative("t", caption="y"), Negative("t", image="1.png"))),
+        Record(
+            id="a",
+            image="0.png",
+            caption="x",
+            negatives=(Negative("t", caption="y"), Negative("t", image="1.png")),
+        ),
         Record(id="b", image="0.png", caption="y", negatives=(Negative("t", caption="x", image="2.png"),)),
         Record(id="c", image="1.png", caption="x", negatives=(Negative("u", caption="z"),)),
     ]
@@ -72,7 +79,15 @@ def test_each_image_and_caption_encoded_once(tmp_path):
     paths, img, texts, txt = encode_all(CountingEncoder(), recs, tmp_path)  # legacy API, same features
     assert torch.equal(img, f.images) and paths == f.image_index
     legacy = evaluate_records(recs, paths, img, texts, txt)
-    assert {"t/text", "t/image", "t/group", "t/n", "all/text", "retrieval/i2t_r@1", "retrieval/t2i_r@5"} <= set(legacy)
+    assert {
+        "t/text",
+        "t/image",
+        "t/group",
+        "t/n",
+        "all/text",
+        "retrieval/i2t_r@1",
+        "retrieval/t2i_r@5",
+    } <= set(legacy)
 
 
 def test_winoground_fixture_end_to_end_with_fake_encoder(tmp_path):
@@ -102,7 +117,9 @@ def _tiny_world(tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "data"
     r = CliRunner()
     assert r.invoke(synth_data.main, ["--params", str(params), "--out", str(data)]).exit_code == 0
-    res = r.invoke(mine.main, ["--params", str(params), "--root", str(data), "--sheet", str(tmp_path / "sheet.png")])
+    res = r.invoke(
+        mine.main, ["--params", str(params), "--root", str(data), "--sheet", str(tmp_path / "sheet.png")]
+    )
     assert res.exit_code == 0, res.output
     from genemi.config import load_params
     from genemi.models import build_model, save_weights
@@ -117,9 +134,20 @@ def test_stage_on_tiny_synthetic_world_keeps_keys_and_is_deterministic(tmp_path)
     from stages import evaluate as stage
 
     params, data = _tiny_world(tmp_path)
-    args = ["--params", str(params), "--benchmark", "synth_test", "--data", str(data),
-            "--base", str(tmp_path / "base.safetensors"), "--finetuned", str(tmp_path / "finetuned.safetensors"),
-            "--plot-dir", str(tmp_path / "plots")]
+    args = [
+        "--params",
+        str(params),
+        "--benchmark",
+        "synth_test",
+        "--data",
+        str(data),
+        "--base",
+        str(tmp_path / "base.safetensors"),
+        "--finetuned",
+        str(tmp_path / "finetuned.safetensors"),
+        "--plot-dir",
+        str(tmp_path / "plots"),
+    ]
     runs = []
     for i in range(2):
         res = CliRunner().invoke(stage.main, args + ["--metrics", str(tmp_path / f"m{i}.json")])
@@ -127,18 +155,26 @@ def test_stage_on_tiny_synthetic_world_keeps_keys_and_is_deterministic(tmp_path)
         runs.append((tmp_path / f"m{i}.json").read_bytes())
     assert runs[0] == runs[1]  # same params + seed -> byte-identical metrics
     flat = json.loads(runs[0])
-    types = {k.split("/")[1] for k in flat if k.startswith("base/") and k.endswith("/text")} - {"all", "macro"}
+    types = {k.split("/")[1] for k in flat if k.startswith("base/") and k.endswith("/text")} - {
+        "all",
+        "macro",
+    }
     assert types
     for t in types:
         for m in ("text", "image", "group"):
             for model in ("base", "finetuned"):
                 assert f"{model}/{t}/{m}" in flat
-            assert flat[f"delta/{t}/{m}"] == pytest.approx(flat[f"finetuned/{t}/{m}"] - flat[f"base/{t}/{m}"], abs=1e-3)
+            assert flat[f"delta/{t}/{m}"] == pytest.approx(
+                flat[f"finetuned/{t}/{m}"] - flat[f"base/{t}/{m}"], abs=1e-3
+            )
         assert f"base/{t}/n" in flat and f"delta/{t}/text_lo" in flat and f"base/{t}/margin" in flat
     for k in ("i2t_r@1", "i2t_r@5", "t2i_r@1", "t2i_r@10"):
         assert f"finetuned/retrieval/{k}" in flat and f"delta/retrieval/{k}" in flat
     csv = (tmp_path / "plots" / "synth_test.csv").read_text().splitlines()
-    assert csv[0].startswith("type,base_text,base_image,base_group,finetuned_text") and len(csv) == len(types) + 1
+    assert (
+        csv[0].startswith("type,base_text,base_image,base_group,finetuned_text")
+        and len(csv) == len(types) + 1
+    )
     assert (tmp_path / "plots" / "synth_test.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -147,10 +183,25 @@ def test_stage_fails_fast_on_enabled_benchmark_without_files(tmp_path):
 
     params = tmp_path / "params.yaml"
     params.write_text((ROOT / "params.yaml").read_text())
-    res = CliRunner().invoke(stage.main, [
-        "--params", str(params), "--benchmark", "aro_vg_relation", "--data", str(tmp_path / "data"),
-        "--base", "nope.safetensors", "--finetuned", "nope.safetensors", "--metrics", str(tmp_path / "m.json"),
-        "--plot-dir", str(tmp_path / "plots")])
+    res = CliRunner().invoke(
+        stage.main,
+        [
+            "--params",
+            str(params),
+            "--benchmark",
+            "aro_vg_relation",
+            "--data",
+            str(tmp_path / "data"),
+            "--base",
+            "nope.safetensors",
+            "--finetuned",
+            "nope.safetensors",
+            "--metrics",
+            str(tmp_path / "m.json"),
+            "--plot-dir",
+            str(tmp_path / "plots"),
+        ],
+    )
     assert res.exit_code != 0
     assert "visual_genome_relation.json" in res.output and "docs/benchmarks.md" in res.output
     assert not (tmp_path / "m.json").exists()

@@ -34,7 +34,10 @@ def _features(images: list[str], texts: list[str], d: int = 8, seed: int = 0) ->
 
 
 def _cos(f: Features, image: str, text: str) -> float:
-    return sum(float(a) * float(b) for a, b in zip(f.images[f.image_index[image]], f.texts[f.text_index[text]]))
+    return sum(
+        float(a) * float(b)
+        for a, b in zip(f.images[f.image_index[image]], f.texts[f.text_index[text]], strict=True)
+    )
 
 
 def _random_records(n: int = 30, seed: int = 1) -> list[Record]:
@@ -46,11 +49,13 @@ def _random_records(n: int = 30, seed: int = 1) -> list[Record]:
         for j in range(int(rng.integers(1, 4))):
             t = ["swap", "count", "relation"][int(rng.integers(0, 3))]
             kind = int(rng.integers(0, 3))
-            negs.append(Negative(
-                type=t,
-                caption=f"neg {i}-{j}" if kind in (0, 2) else None,
-                image=f"edit{i}-{j}.png" if kind in (1, 2) else None,
-            ))
+            negs.append(
+                Negative(
+                    type=t,
+                    caption=f"neg {i}-{j}" if kind in (0, 2) else None,
+                    image=f"edit{i}-{j}.png" if kind in (1, 2) else None,
+                )
+            )
         recs.append(Record(id=str(i), image=img, caption=f"pos {i}", negatives=tuple(negs)))
     return recs
 
@@ -93,8 +98,14 @@ def test_pairwise_metrics_match_brute_force():
             if n.image:
                 add(f"{n.type}/image", 100.0 * (pos > _cos(f, n.image, r.caption)))
             if n.image and n.caption:
-                own, ti, it = _cos(f, n.image, n.caption), _cos(f, r.image, n.caption), _cos(f, n.image, r.caption)
-                ok = pos > ti and own > it and pos > it and own > ti  # both images and both captions pick right
+                own, ti, it = (
+                    _cos(f, n.image, n.caption),
+                    _cos(f, r.image, n.caption),
+                    _cos(f, n.image, r.caption),
+                )
+                ok = (
+                    pos > ti and own > it and pos > it and own > ti
+                )  # both images and both captions pick right
                 add(f"{n.type}/group", 100.0 * ok)
     for k, vals in ref.items():
         assert got[k] == pytest.approx(np.mean(vals), abs=1e-6), k  # float32 features
@@ -102,8 +113,12 @@ def test_pairwise_metrics_match_brute_force():
         parts = [got[f"{t}/{m}"] for t in ("count", "relation", "swap") if f"{t}/{m}" in got]
         assert got[f"macro/{m}"] == pytest.approx(np.mean(parts))
     # pinned by hand on a fixed 2-D layout, so the reference itself cannot be wrong in the same way
-    f2 = Features({"I": 0, "J": 1}, torch.tensor([[1.0, 0.0], [0.0, 1.0]]), {"T": 0, "U": 1},
-                  torch.tensor([[0.8, 0.6], [0.6, 0.8]]))
+    f2 = Features(
+        {"I": 0, "J": 1},
+        torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        {"T": 0, "U": 1},
+        torch.tensor([[0.8, 0.6], [0.6, 0.8]]),
+    )
     two = [Record(id="a", image="I", caption="T", negatives=(Negative("x", caption="U", image="J"),))]
     s = summarize(pairwise_outcomes(two, f2, (1.0, 1.5)))
     assert (s["x/text"], s["x/image"], s["x/group"]) == (100.0, 100.0, 100.0)
@@ -132,8 +147,14 @@ def test_choice_metrics_match_brute_force_and_winoground_definitions():
     for s in range(20):
         n = int(rng.integers(1, 5))
         m = n + (4 if n == 1 else 0)  # 1 x 5: ARO Order shape
-        choices.append(Choice(str(s), tuple(f"i{s}-{k}" for k in range(n)), tuple(f"t{s}-{k}" for k in range(m)),
-                              "a" if s % 2 else "b"))
+        choices.append(
+            Choice(
+                str(s),
+                tuple(f"i{s}-{k}" for k in range(n)),
+                tuple(f"t{s}-{k}" for k in range(m)),
+                "a" if s % 2 else "b",
+            )
+        )
     f = _features([i for c in choices for i in c.images], [t for c in choices for t in c.texts])
     got = summarize(choice_outcomes(choices, f))
     ref: dict[str, list[float]] = {}
@@ -145,8 +166,12 @@ def test_choice_metrics_match_brute_force_and_winoground_definitions():
             ref.setdefault(f"{c.type}/{k}", []).append(100.0 * v)
         if n >= 2:
             i1 = [int(np.argmax(S[:, j])) == j for j in range(n)]
-            g1 = [a and b for a, b in zip(t1, i1)]
-            for k, v in [("image_1", x) for x in i1] + [("group_1", x) for x in g1] + [("image", all(i1)), ("group", all(g1))]:
+            g1 = [a and b for a, b in zip(t1, i1, strict=True)]
+            for k, v in (
+                [("image_1", x) for x in i1]
+                + [("group_1", x) for x in g1]
+                + [("image", all(i1)), ("group", all(g1))]
+            ):
                 ref.setdefault(f"{c.type}/{k}", []).append(100.0 * v)
             if n == 2:  # Winoground's own formulas
                 w_text = S[0, 0] > S[0, 1] and S[1, 1] > S[1, 0]
@@ -157,7 +182,9 @@ def test_choice_metrics_match_brute_force_and_winoground_definitions():
 
 
 def test_choice_tie_counts_as_wrong():
-    f = Features({"I": 0}, torch.tensor([[1.0, 0.0]]), {"a": 0, "b": 1}, torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+    f = Features(
+        {"I": 0}, torch.tensor([[1.0, 0.0]]), {"a": 0, "b": 1}, torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    )
     assert summarize(choice_outcomes([Choice("x", ("I",), ("a", "b"))], f))["all/text"] == 0.0
 
 
@@ -169,7 +196,9 @@ def test_retrieval_matches_brute_force():
     tkeys = [str(int(rng.integers(0, 12))) for _ in texts]
     f = _features(images, texts)
     ks = (1, 3, 10)
-    got = summarize(retrieval_outcomes(Retrieval(tuple(images), tuple(ikeys), tuple(texts), tuple(tkeys)), f, ks))
+    got = summarize(
+        retrieval_outcomes(Retrieval(tuple(images), tuple(ikeys), tuple(texts), tuple(tkeys)), f, ks)
+    )
     sim = np.array([[_cos(f, i, t) for t in texts] for i in images])
     for name, S, qk, ik in (("i2t", sim, ikeys, tkeys), ("t2i", sim.T, tkeys, ikeys)):
         for k in ks:
@@ -192,7 +221,7 @@ def test_zeroshot_matches_brute_force():
         protos.append(v / v.norm())
     for k in (1, 5):
         hits = []
-        for im, y in zip(images, labels):
+        for im, y in zip(images, labels, strict=True):
             scores = [float(f.images[f.image_index[im]] @ p) for p in protos]
             hits.append(y in np.argsort(scores)[::-1][:k])
         assert got[f"zeroshot/top{k}"] == pytest.approx(100.0 * np.mean(hits))
@@ -237,7 +266,11 @@ def test_compare_deltas_intervals_and_determinism():
         for m in ("base", "finetuned", "delta"):
             assert flat[f"{m}/{k}_lo"] <= flat[f"{m}/{k}"] <= flat[f"{m}/{k}_hi"], (m, k)
     assert flat["delta/x/text_lo"] > 0  # 50% -> 90% on 60 pairs is clearly significant
-    assert flat["retention/zeroshot/top1"] == pytest.approx(100 * flat["finetuned/zeroshot/top1"] / flat["base/zeroshot/top1"], abs=1e-3)
+    assert flat["retention/zeroshot/top1"] == pytest.approx(
+        100 * flat["finetuned/zeroshot/top1"] / flat["base/zeroshot/top1"], abs=1e-3
+    )
     assert "delta/x/n" not in flat and flat["base/x/n"] == 60.0
     same = compare({"base": base, "finetuned": base}, n_boot=100, seed=0)
-    assert same["delta/x/text_lo"] == same["delta/x/text_hi"] == 0.0  # paired: identical models, zero-width delta
+    assert (
+        same["delta/x/text_lo"] == same["delta/x/text_hi"] == 0.0
+    )  # paired: identical models, zero-width delta

@@ -72,7 +72,9 @@ def required_files(p: EvalParams, name: str, data_dir: str | Path) -> list[tuple
     """``[(path, what it is)]`` the benchmark needs; each path is a file or a folder."""
     src = source(p, name)
     loader = _registry()[src.loader]
-    return loader.needs(src, resolve(data_dir, src.file), resolve(data_dir, src.images), _resolved(p, data_dir))
+    return loader.needs(
+        src, resolve(data_dir, src.file), resolve(data_dir, src.images), _resolved(p, data_dir)
+    )
 
 
 def check_files(p: EvalParams, name: str, data_dir: str | Path) -> None:

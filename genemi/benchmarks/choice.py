@@ -33,12 +33,19 @@ def winoground_choices(path: Path) -> list[Choice]:
         where = f"{path}: line {i}"
         imgs = tuple(f"{_str(row, f'image_{k}', where)}.png" for k in (0, 1))
         caps = tuple(_str(row, f"caption_{k}", where) for k in (0, 1))
-        out.append(Choice(f"winoground-{row.get('id', i - 1)}", imgs, caps, str(row.get("collapsed_tag") or "all")))
+        out.append(
+            Choice(f"winoground-{row.get('id', i - 1)}", imgs, caps, str(row.get("collapsed_tag") or "all"))
+        )
     return out
 
 
 def load_winoground(src, file, images, p, seed) -> EvalSet:
-    return EvalSet("winoground", ImageStore(images), [], [c for c in winoground_choices(file) if _keep(c.id, src.subset, seed)])
+    return EvalSet(
+        "winoground",
+        ImageStore(images),
+        [],
+        [c for c in winoground_choices(file) if _keep(c.id, src.subset, seed)],
+    )
 
 
 # ------------------------------------------------------------------------------------ GeNeMi val
@@ -49,8 +56,10 @@ def _genemi_rows(path: Path) -> list[dict]:
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise ImportError(f"{path}: reading parquet needs pyarrow (pip install pyarrow), or export the "
-                              "split to JSONL with image paths (docs/benchmarks.md#genemi-validation)") from None
+            raise ImportError(
+                f"{path}: reading parquet needs pyarrow (pip install pyarrow), or export the "
+                "split to JSONL with image paths (docs/benchmarks.md#genemi-validation)"
+            ) from None
         return pq.read_table(path).to_pylist()
     if path.suffix == ".jsonl":
         return list(iter_jsonl(path))
@@ -80,7 +89,9 @@ def genemi_val_choices(path: Path) -> tuple[list[Choice], dict[str, bytes]]:
             elif isinstance(im, str):
                 ref = im
             else:
-                raise ValueError(f"{where}: 'image_{k}' must be a path or an object with 'path' or 'bytes', got {im!r:.80}")
+                raise ValueError(
+                    f"{where}: 'image_{k}' must be a path or an object with 'path' or 'bytes', got {im!r:.80}"
+                )
             imgs.append(ref)
         out.append(Choice(f"genemi_val-{i}", tuple(imgs), tuple(caps), "all"))
     return out, blobs
@@ -88,7 +99,12 @@ def genemi_val_choices(path: Path) -> tuple[list[Choice], dict[str, bytes]]:
 
 def load_genemi_val(src, file, images, p, seed) -> EvalSet:
     choices, blobs = genemi_val_choices(file)
-    return EvalSet("genemi_val", ImageStore(images, blobs=blobs), [], [c for c in choices if _keep(c.id, src.subset, seed)])
+    return EvalSet(
+        "genemi_val",
+        ImageStore(images, blobs=blobs),
+        [],
+        [c for c in choices if _keep(c.id, src.subset, seed)],
+    )
 
 
 # ------------------------------------------------------------------------------------- ARO Order
@@ -137,7 +153,9 @@ def stanza_tagger(stanza_dir: str | Path) -> Tagger:
     """``texts -> [[(token, PTB xpos)]]`` with a local stanza English model (never downloads)."""
     import stanza
 
-    nlp = stanza.Pipeline("en", dir=str(stanza_dir), processors="tokenize,pos", download_method=None, verbose=False)
+    nlp = stanza.Pipeline(
+        "en", dir=str(stanza_dir), processors="tokenize,pos", download_method=None, verbose=False
+    )
 
     def tag(texts: list[str]) -> list[list[tuple[str, str]]]:
         docs = nlp.bulk_process([stanza.Document([], text=t) for t in texts])
@@ -146,7 +164,9 @@ def stanza_tagger(stanza_dir: str | Path) -> Tagger:
     return tag
 
 
-def order_choices(path: Path, tagger: Tagger, seed: int, subset: float = 1.0, max_words: int = 30) -> list[Choice]:
+def order_choices(
+    path: Path, tagger: Tagger, seed: int, subset: float = 1.0, max_words: int = 30
+) -> list[Choice]:
     """One 1-image x 5-caption sample per (image, caption); shuffles seeded by ``(seed, sample index)``.
 
     A shuffle that equals the caption after ``pre_caption`` is dropped: it is not false, and with strict
@@ -154,7 +174,9 @@ def order_choices(path: Path, tagger: Tagger, seed: int, subset: float = 1.0, ma
     """
     data = read_json(path)
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of {{image, caption: [...]}} (BLIP annotation format)")
+        raise ValueError(
+            f"{path}: expected a JSON list of {{image, caption: [...]}} (BLIP annotation format)"
+        )
     cases = []
     for i, row in enumerate(data):
         where = f"{path}: item {i}"
@@ -184,20 +206,39 @@ def load_order(src, file, images, p, seed) -> EvalSet:
 
 def _needs_order(src, file, images, p):
     return [
-        (file, "BLIP annotation coco_karpathy_test.json / flickr30k_test.json (storage.googleapis.com/sfr-vision-language-research/datasets/)"),
-        (images, "the images its 'image' paths are relative to (COCO: folder holding val2014/; Flickr30k: folder holding flickr30k-images/)"),
-        (Path(p.stanza_dir), "stanza English models (download_stanza stage), for the POS tags of the noun/adjective shuffles"),
+        (
+            file,
+            "BLIP annotation coco_karpathy_test.json / flickr30k_test.json "
+            "(storage.googleapis.com/sfr-vision-language-research/datasets/)",
+        ),
+        (
+            images,
+            "the images its 'image' paths are relative to "
+            "(COCO: the folder holding val2014/; Flickr30k: the folder holding flickr30k-images/)",
+        ),
+        (
+            Path(p.stanza_dir),
+            "stanza English models (download_stanza stage), for the POS tags of the noun/adjective shuffles",
+        ),
     ]
 
 
 LOADERS = {
-    "winoground": Loader(load_winoground,
-                         lambda src, file, images, p: [(file, "Winoground data/examples.jsonl (HF facebook/winoground, gated)"),
-                                                       (images, "Winoground images/ (data/images.zip, extracted)")],
-                         "HF facebook/winoground: data/examples.jsonl and data/images.zip"),
-    "genemi_val": Loader(load_genemi_val,
-                         lambda src, file, images, p: [(file, "GeNeMi test split rows (JSONL/JSON/parquet)"),
-                                                       (images, "folder the rows' image paths are relative to")],
-                         "HF ugursahin/generative-negative-mining-dataset, split test"),
+    "winoground": Loader(
+        load_winoground,
+        lambda src, file, images, p: [
+            (file, "Winoground data/examples.jsonl (HF facebook/winoground, gated)"),
+            (images, "Winoground images/ (data/images.zip, extracted)"),
+        ],
+        "HF facebook/winoground: data/examples.jsonl and data/images.zip",
+    ),
+    "genemi_val": Loader(
+        load_genemi_val,
+        lambda src, file, images, p: [
+            (file, "GeNeMi test split rows (JSONL/JSON/parquet)"),
+            (images, "folder the rows' image paths are relative to"),
+        ],
+        "HF ugursahin/generative-negative-mining-dataset, split test",
+    ),
     "aro_order": Loader(load_order, _needs_order, "ARO COCO_Order / Flickr30k_Order (BLIP annotation files)"),
 }

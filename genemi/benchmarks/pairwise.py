@@ -63,12 +63,28 @@ def byo_records(path: Path) -> list[Record]:
         for j, n in enumerate(negs):
             if isinstance(n, str):
                 parsed.append(Negative(type=str(default_type), caption=n))
-            elif isinstance(n, dict) and (isinstance(n.get("caption"), str) or isinstance(n.get("image"), str)):
-                parsed.append(Negative(type=str(n.get("type", default_type)), caption=n.get("caption"), image=n.get("image")))
+            elif isinstance(n, dict) and (
+                isinstance(n.get("caption"), str) or isinstance(n.get("image"), str)
+            ):
+                parsed.append(
+                    Negative(
+                        type=str(n.get("type", default_type)), caption=n.get("caption"), image=n.get("image")
+                    )
+                )
             else:
-                raise ValueError(f"{where}: negatives[{j}] must be a string or an object with 'caption' and/or 'image'")
-        out.append(Record(id=str(row.get("id", f"byo-{i}")), image=image, caption=positive, split="test",
-                          source="byo", negatives=tuple(parsed)))
+                raise ValueError(
+                    f"{where}: negatives[{j}] must be a string or an object with 'caption' and/or 'image'"
+                )
+        out.append(
+            Record(
+                id=str(row.get("id", f"byo-{i}")),
+                image=image,
+                caption=positive,
+                split="test",
+                source="byo",
+                negatives=tuple(parsed),
+            )
+        )
     return out
 
 
@@ -99,14 +115,23 @@ def coco_neg_records(path: Path) -> list[Record]:
         where = f"{path}: item {i}"
         if not isinstance(row, dict):
             raise ValueError(f"{where}: expected an object with image, text, neg_text")
-        out.append(Record(id=f"coco_neg-{i}", image=_str(row, "image", where), caption=_str(row, "text", where),
-                          split="test", source="coco_neg",
-                          negatives=(Negative(type="neg_text", caption=_str(row, "neg_text", where)),)))
+        out.append(
+            Record(
+                id=f"coco_neg-{i}",
+                image=_str(row, "image", where),
+                caption=_str(row, "text", where),
+                split="test",
+                source="coco_neg",
+                negatives=(Negative(type="neg_text", caption=_str(row, "neg_text", where)),),
+            )
+        )
     return out
 
 
 def load_coco_neg(src, file, images, p, seed) -> EvalSet:
-    return EvalSet("coco_neg", ImageStore(images), [r for r in coco_neg_records(file) if _keep(r.id, src.subset, seed)])
+    return EvalSet(
+        "coco_neg", ImageStore(images), [r for r in coco_neg_records(file) if _keep(r.id, src.subset, seed)]
+    )
 
 
 # ---------------------------------------------------------------------------------- SugarCrepe
@@ -125,20 +150,31 @@ def sugarcrepe_records(folder: Path) -> list[Record]:
             row, where = data[key], f"{path}: item {key!r}"
             if not isinstance(row, dict):
                 raise ValueError(f"{where}: expected an object with filename, caption, negative_caption")
-            out.append(Record(id=f"sugarcrepe-{cat}-{key}", image=_str(row, "filename", where),
-                              caption=_str(row, "caption", where), split="test", source="sugarcrepe",
-                              negatives=(Negative(type=cat, caption=_str(row, "negative_caption", where)),)))
+            out.append(
+                Record(
+                    id=f"sugarcrepe-{cat}-{key}",
+                    image=_str(row, "filename", where),
+                    caption=_str(row, "caption", where),
+                    split="test",
+                    source="sugarcrepe",
+                    negatives=(Negative(type=cat, caption=_str(row, "negative_caption", where)),),
+                )
+            )
     return out
 
 
 def load_sugarcrepe(src, file, images, p, seed) -> EvalSet:
-    return EvalSet("sugarcrepe", ImageStore(images), [r for r in sugarcrepe_records(file) if _keep(r.id, src.subset, seed)])
+    return EvalSet(
+        "sugarcrepe",
+        ImageStore(images),
+        [r for r in sugarcrepe_records(file) if _keep(r.id, src.subset, seed)],
+    )
 
 
 def _needs_sugarcrepe(src, file, images, p):
-    return [(file / f"{c}.json", f"SugarCrepe {c}.json (repo RAIVNLab/sugar-crepe, data/)") for c in SUGARCREPE] + [
-        (images, "COCO val2017 images (val2017.zip)")
-    ]
+    return [
+        (file / f"{c}.json", f"SugarCrepe {c}.json (repo RAIVNLab/sugar-crepe, data/)") for c in SUGARCREPE
+    ] + [(images, "COCO val2017 images (val2017.zip)")]
 
 
 # ---------------------------------------------------------------------------------------- ARO
@@ -166,13 +202,23 @@ def aro_records(path: Path, kind: str) -> tuple[list[Record], dict]:
                 a = row["attributes"]
                 t = f"{a[0]}_{a[1]}"
         except (KeyError, TypeError, IndexError, ValueError) as e:
-            raise ValueError(f"{where}: not an ARO {kind} test case ({e}); expected image_path, bbox_x/y/w/h, "
-                             f"true_caption, false_caption and {'relation_name' if kind == 'relation' else 'attributes'}") from None
+            raise ValueError(
+                f"{where}: not an ARO {kind} test case ({e}); expected image_path, bbox_x/y/w/h, "
+                f"true_caption, false_caption and {'relation_name' if kind == 'relation' else 'attributes'}"
+            ) from None
         ref = f"{image}#crop={','.join(f'{v:g}' for v in box)}"
         crops[ref] = (image, box)
-        recs.append(Record(id=f"aro-{kind}-{i}", image=ref, caption=_str(row, "true_caption", where), split="test",
-                           source=f"aro_{kind}", group=image,
-                           negatives=(Negative(type=t, caption=_str(row, "false_caption", where)),)))
+        recs.append(
+            Record(
+                id=f"aro-{kind}-{i}",
+                image=ref,
+                caption=_str(row, "true_caption", where),
+                split="test",
+                source=f"aro_{kind}",
+                group=image,
+                negatives=(Negative(type=t, caption=_str(row, "false_caption", where)),),
+            )
+        )
     return recs, crops
 
 
@@ -186,19 +232,37 @@ def _load_aro(kind: str, min_count: int):
 
 
 LOADERS = {
-    "manifest": Loader(load_manifest, _needs_file_and_dir("genemi manifest JSONL", "image root"),
-                       "produced by the synth_data and mine stages"),
-    "byo": Loader(load_byo, _needs_file_and_dir("your JSONL {image, positive, negatives, type}", "your image root"),
-                  "your own files; format in docs/benchmarks.md#bring-your-own"),
-    "hnc": Loader(load_hnc, _needs_file_and_dir("HNC JSON (HF patilli/HNC)", "GQA images (images.zip)"),
-                  "download_hnc and download_gqa stages with data.source=hnc"),
-    "coco_neg": Loader(load_coco_neg, _needs_file_and_dir("test_coco_aug_withneg.json (Structure-CLIP)", "COCO val2014 images"),
-                       "Structure-CLIP's test_coco_aug_withneg.json; images from the download_coco stage"),
-    "sugarcrepe": Loader(load_sugarcrepe, _needs_sugarcrepe, "github.com/RAIVNLab/sugar-crepe data/*.json + COCO val2017"),
-    "aro_relation": Loader(_load_aro("relation", 0),
-                           _needs_file_and_dir("ARO visual_genome_relation.json", "ARO VG images (vgr_vga_images.zip)"),
-                           "github.com/mertyg/vision-language-models-are-bows (VG_Relation)"),
-    "aro_attribution": Loader(_load_aro("attribution", 25),
-                              _needs_file_and_dir("ARO visual_genome_attribution.json", "ARO VG images (vgr_vga_images.zip)"),
-                              "github.com/mertyg/vision-language-models-are-bows (VG_Attribution)"),
+    "manifest": Loader(
+        load_manifest,
+        _needs_file_and_dir("genemi manifest JSONL", "image root"),
+        "produced by the synth_data and mine stages",
+    ),
+    "byo": Loader(
+        load_byo,
+        _needs_file_and_dir("your JSONL {image, positive, negatives, type}", "your image root"),
+        "your own files; format in docs/benchmarks.md#bring-your-own",
+    ),
+    "hnc": Loader(
+        load_hnc,
+        _needs_file_and_dir("HNC JSON (HF patilli/HNC)", "GQA images (images.zip)"),
+        "download_hnc and download_gqa stages with data.source=hnc",
+    ),
+    "coco_neg": Loader(
+        load_coco_neg,
+        _needs_file_and_dir("test_coco_aug_withneg.json (Structure-CLIP)", "COCO val2014 images"),
+        "Structure-CLIP's test_coco_aug_withneg.json; images from the download_coco stage",
+    ),
+    "sugarcrepe": Loader(
+        load_sugarcrepe, _needs_sugarcrepe, "github.com/RAIVNLab/sugar-crepe data/*.json + COCO val2017"
+    ),
+    "aro_relation": Loader(
+        _load_aro("relation", 0),
+        _needs_file_and_dir("ARO visual_genome_relation.json", "ARO VG images (vgr_vga_images.zip)"),
+        "github.com/mertyg/vision-language-models-are-bows (VG_Relation)",
+    ),
+    "aro_attribution": Loader(
+        _load_aro("attribution", 25),
+        _needs_file_and_dir("ARO visual_genome_attribution.json", "ARO VG images (vgr_vga_images.zip)"),
+        "github.com/mertyg/vision-language-models-are-bows (VG_Attribution)",
+    ),
 }

@@ -35,13 +35,19 @@ def karpathy_retrieval(path: Path, split: str = "test", subset: float = 1.0, see
 
 
 def load_karpathy(src, file, images, p, seed) -> EvalSet:
-    return EvalSet("coco_retrieval", ImageStore(images), retrieval=karpathy_retrieval(file, "test", src.subset, seed))
+    return EvalSet(
+        "coco_retrieval", ImageStore(images), retrieval=karpathy_retrieval(file, "test", src.subset, seed)
+    )
 
 
-def image_folder(folder: Path, templates: tuple[str, ...], subset: float = 1.0, seed: int = 0) -> Classification:
+def image_folder(
+    folder: Path, templates: tuple[str, ...], subset: float = 1.0, seed: int = 0
+) -> Classification:
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
     if len(classes) < 2:
-        raise ValueError(f"{folder}: zero-shot classification needs >= 2 class folders <class>/<image>, found {classes}")
+        raise ValueError(
+            f"{folder}: zero-shot classification needs >= 2 class folders <class>/<image>, found {classes}"
+        )
     refs, labels = [], []
     for c, name in enumerate(classes):
         for f in sorted((folder / name).iterdir()):
@@ -52,19 +58,29 @@ def image_folder(folder: Path, templates: tuple[str, ...], subset: float = 1.0, 
     if not refs:
         raise ValueError(f"{folder}: no images found under the class folders")
     if not templates or any("{}" not in t for t in templates):
-        raise ValueError(f"eval.zeroshot_templates: each template needs a '{{}}' for the class name, got {templates}")
-    return Classification(tuple(refs), tuple(labels), tuple(n.replace("_", " ") for n in classes), tuple(templates))
+        raise ValueError(
+            f"eval.zeroshot_templates: each template needs a '{{}}' for the class name, got {templates}"
+        )
+    return Classification(
+        tuple(refs), tuple(labels), tuple(n.replace("_", " ") for n in classes), tuple(templates)
+    )
 
 
 def load_image_folder(src, file, images, p, seed) -> EvalSet:
-    return EvalSet("zeroshot", ImageStore(file), classification=image_folder(file, p.zeroshot_templates, src.subset, seed))
+    return EvalSet(
+        "zeroshot",
+        ImageStore(file),
+        classification=image_folder(file, p.zeroshot_templates, src.subset, seed),
+    )
 
 
 LOADERS = {
     "karpathy_retrieval": Loader(
         load_karpathy,
-        lambda src, file, images, p: [(file, "Karpathy dataset_coco.json (download_coco stage)"),
-                                      (images, "folder holding val2014/ (download_coco stage)")],
+        lambda src, file, images, p: [
+            (file, "Karpathy dataset_coco.json (download_coco stage)"),
+            (images, "folder holding val2014/ (download_coco stage)"),
+        ],
         "download_coco stage (real.karpathy_url, real.coco_images_url)",
     ),
     "image_folder": Loader(
