@@ -96,6 +96,7 @@ class EvalSource:
 class EvalParams:
     benchmarks: tuple[str, ...]
     batch_size: int
+    seed: int  # eval-side randomness (subsets, ARO Order shuffles, derangement, bootstrap)
     bootstrap: int  # cluster-bootstrap resamples for 95% intervals (0 = none)
     acc_taus: tuple[float, ...]  # thresholds of the thesis's Acc@tau (cos+/cos- >= tau)
     retrieval_ks: tuple[int, ...]  # K of the retrieval R@K

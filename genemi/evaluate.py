@@ -553,6 +553,32 @@ def evaluate_records(
     return summarize(o)
 
 
+class DeviceEncoder:
+    """:class:`genemi.models.Encoder`'s contract (batched, no-grad, L2-normalised ``[N, D]`` float32 on
+    CPU) with the model on ``device``: real CLIPs on a GPU, inputs moved per batch."""
+
+    def __init__(self, model, tokenizer, image_transform, batch_size: int = 256, device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.tokenizer, self.image_transform = tokenizer, image_transform
+        self.batch_size, self.device = batch_size, device
+
+    def _run(self, fn, items, prep) -> torch.Tensor:
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(items), self.batch_size):
+                x = prep(items[i : i + self.batch_size]).to(self.device)
+                out.append(torch.nn.functional.normalize(fn(x).float(), dim=-1).cpu())
+        return torch.cat(out) if out else torch.zeros(0, 0)
+
+    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return self._run(
+            self.model.encode_image, images, lambda b: torch.stack([self.image_transform(im) for im in b])
+        )
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        return self._run(self.model.encode_text, list(texts), lambda b: self.tokenizer(list(b)))
+
+
 def image_transform_for(model, tokenizer_kind: str):
     """PIL -> ``[3, H, W]`` float for ``model``: the synthetic world's array scaling for the word-tokenizer
     models it trains, else open_clip's eval preprocessing from the model's own ``preprocess_cfg``."""

@@ -34,7 +34,13 @@ from genemi.io import write_json
     type=click.Path(file_okay=False),
     help="Where <benchmark>.csv (per-type table) and <benchmark>.png go.",
 )
-def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plot_dir) -> None:
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="Where the models run (cpu, cuda, cuda:1); GPU results may differ in the last digits.",
+)
+def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plot_dir, device) -> None:
     from pathlib import Path
 
     from genemi import runtime
@@ -42,12 +48,19 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
     p = load_params(params_path)
     runtime.setup(p.seed, p.threads)
     from genemi.benchmarks import load_benchmark, missing_images
-    from genemi.evaluate import compare, encode_set, evaluate_set, image_transform_for, summarize
-    from genemi.models import Encoder, build_model, load_weights, make_tokenizer
+    from genemi.evaluate import (
+        DeviceEncoder,
+        compare,
+        encode_set,
+        evaluate_set,
+        image_transform_for,
+        summarize,
+    )
+    from genemi.models import build_model, load_weights, make_tokenizer
     from genemi.plots import type_bars, write_type_table
 
     try:
-        es = load_benchmark(p.eval, benchmark, data_dir, seed=p.seed)
+        es = load_benchmark(p.eval, benchmark, data_dir, seed=p.eval.seed)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     n_missing, first = missing_images(es)
@@ -66,11 +79,12 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
     for name, path in (("base", base_path), ("finetuned", ft_path)):
         model = build_model(p.model)
         load_weights(model, path)
-        enc = Encoder(
-            model, make_tokenizer(p.model), image_transform_for(model, p.model.tokenizer), p.eval.batch_size
+        transform = image_transform_for(model, p.model.tokenizer)
+        enc = DeviceEncoder(model, make_tokenizer(p.model), transform, p.eval.batch_size, device)
+        outcomes[name] = evaluate_set(
+            es, encode_set(enc, es), p.eval.acc_taus, p.eval.retrieval_ks, p.eval.seed
         )
-        outcomes[name] = evaluate_set(es, encode_set(enc, es), p.eval.acc_taus, p.eval.retrieval_ks, p.seed)
-    flat = compare(outcomes, p.eval.bootstrap, p.seed)
+    flat = compare(outcomes, p.eval.bootstrap, p.eval.seed)
     write_json(metrics_path, flat)
     results = {m: summarize(o) for m, o in outcomes.items()}
     write_type_table(Path(plot_dir) / f"{benchmark}.csv", results, flat)

@@ -205,3 +205,19 @@ def test_stage_fails_fast_on_enabled_benchmark_without_files(tmp_path):
     assert res.exit_code != 0
     assert "visual_genome_relation.json" in res.output and "docs/benchmarks.md" in res.output
     assert not (tmp_path / "m.json").exists()
+
+
+def test_device_encoder_matches_the_models_encoder_on_cpu():
+    from genemi.config import ModelParams
+    from genemi.evaluate import DeviceEncoder, image_transform_for
+    from genemi.models import Encoder, build_model, make_tokenizer
+
+    mp = ModelParams(arch="genemi-synth-vit", pretrained="", tokenizer="word")
+    torch.manual_seed(0)
+    model = build_model(mp)
+    images = [Image.new("RGB", (48, 48), (255 * (i % 2), 60 * i, 9)) for i in range(5)]
+    texts = ["red circle", "blue square", "green cross"]
+    ref = Encoder(model, make_tokenizer(mp), image_transform_for(model, "word"), batch_size=2)
+    dev = DeviceEncoder(model, make_tokenizer(mp), image_transform_for(model, "word"), batch_size=3)
+    assert torch.allclose(ref.encode_images(images), dev.encode_images(images), atol=1e-6)
+    assert torch.allclose(ref.encode_texts(texts), dev.encode_texts(texts), atol=1e-6)
