@@ -328,3 +328,51 @@ def test_every_loader_through_the_registry_with_images(tmp_path):
     kept = {r.id for r in benchmarks.load_benchmark(half, "sc", d).records}
     assert kept == {r.id for r in benchmarks.load_benchmark(half, "sc", d).records}  # deterministic subset
     assert 0 < len(kept) < 8
+
+
+def test_stanza_tagger_wiring_and_order_through_the_registry(tmp_path, monkeypatch):
+    """The stanza adapter with a stand-in pipeline (no models offline): tokens and PTB tags come through,
+    and an aro_order source loads via the registry with eval.stanza_dir resolved against --data."""
+    import stanza
+
+    from genemi.mining.text import doc_from_dicts
+
+    seen = {}
+
+    class FakePipeline:
+        def __init__(self, lang, dir, processors, **kw):
+            seen["dir"], seen["processors"] = dir, processors
+
+        def bulk_process(self, docs):
+            out = []
+            for d in docs:
+                words = d.text.split()
+                toks = [
+                    {
+                        "id": i + 1,
+                        "text": w,
+                        "lemma": w,
+                        "upos": "X",
+                        "xpos": "NN" if i % 2 else "DT",
+                        "head": 0,
+                        "deprel": "root",
+                    }
+                    for i, w in enumerate(words)
+                ]
+                out.append(doc_from_dicts([{"tokens": toks}]))
+            return out
+
+    monkeypatch.setattr(stanza, "Pipeline", FakePipeline)
+    from genemi.benchmarks.choice import stanza_tagger
+
+    assert stanza_tagger(tmp_path)(["a red man"]) == [[("a", "DT"), ("red", "NN"), ("man", "DT")]]
+    d = tmp_path / "data"
+    (d / "models" / "stanza").mkdir(parents=True)
+    for name in ("COCO_val2014_000000391895.jpg", "COCO_val2014_000000522418.jpg"):
+        _png(d / "coco" / "val2014" / name)
+    p = _params({"ord": EvalSource("aro_order", str(EV / "coco_karpathy_test.json"), "coco", 1.0)})
+    es = benchmarks.load_benchmark(p, "ord", d)
+    assert seen["dir"] == str(d / "models" / "stanza") and seen["processors"] == "tokenize,pos"
+    assert len(es.choices) == 3 and benchmarks.missing_images(es)[0] == 0
+    with pytest.raises(FileNotFoundError, match="stanza English models"):
+        benchmarks.check_files(p, "ord", tmp_path / "elsewhere")

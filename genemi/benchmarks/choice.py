@@ -153,9 +153,15 @@ def stanza_tagger(stanza_dir: str | Path) -> Tagger:
     """``texts -> [[(token, PTB xpos)]]`` with a local stanza English model (never downloads)."""
     import stanza
 
-    nlp = stanza.Pipeline(
-        "en", dir=str(stanza_dir), processors="tokenize,pos", download_method=None, verbose=False
-    )
+    try:
+        nlp = stanza.Pipeline(
+            "en", dir=str(stanza_dir), processors="tokenize,pos", download_method=None, logging_level="WARN"
+        )
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise FileNotFoundError(
+            f"{stanza_dir}: no usable stanza English tokenize+pos models ({type(e).__name__}: {e}); run the "
+            "download_stanza stage or set eval.stanza_dir (ARO Order needs POS tags)"
+        ) from e
 
     def tag(texts: list[str]) -> list[list[tuple[str, str]]]:
         docs = nlp.bulk_process([stanza.Document([], text=t) for t in texts])
