@@ -244,24 +244,26 @@ def pairwise_outcomes(
     macro_min_count: int = 0,
 ) -> Outcomes:
     """Hard-negative metrics of manifest records (module docstring), per negative type and over ``all``."""
-    rows = {"text": [], "image": [], "group": []}  # (type, pos image, pos caption, neg image, neg caption)
+    # (type, pos image, pos caption, neg image, neg caption, cluster); the cluster is the record's group
+    # (its image, or the scene an ARO crop was cut from), so correlated pairs resample together
+    rows = {"text": [], "image": [], "group": []}
     for r in records:
         for n in r.negatives:
             if n.caption is not None:
-                rows["text"].append((n.type, r.image, r.caption, r.image, n.caption))
+                rows["text"].append((n.type, r.image, r.caption, r.image, n.caption, r.group))
             if n.image is not None:
-                rows["image"].append((n.type, r.image, r.caption, n.image, r.caption))
+                rows["image"].append((n.type, r.image, r.caption, n.image, r.caption, r.group))
             if n.caption is not None and n.image is not None:
-                rows["group"].append((n.type, r.image, r.caption, n.image, n.caption))
+                rows["group"].append((n.type, r.image, r.caption, n.image, n.caption, r.group))
     out = Outcomes()
-    clusters_of = {}
+    types_of = {}
     for kind, rs in rows.items():
         if not rs:
             continue
         types = np.array([x[0] for x in rs])
         pi, pt = f.img(x[1] for x in rs), f.txt(x[2] for x in rs)
         ni, nt = f.img(x[3] for x in rs), f.txt(x[4] for x in rs)
-        clusters = _ids([x[1] for x in rs])
+        clusters = _ids([x[5] for x in rs])
         pos = _cos(pi, pt)
         metrics: dict[str, tuple[np.ndarray, float]] = {}
         if kind == "text":
@@ -284,10 +286,10 @@ def pairwise_outcomes(
             for t in sorted(set(types.tolist())):
                 m = types == t
                 out.samples[f"{t}/{name}"] = Sample(vals[m], clusters[m], scale)
-        clusters_of[kind] = types
-    type_names = sorted({t for ts in clusters_of.values() for t in ts.tolist()})
+        types_of[kind] = types
+    type_names = sorted({t for ts in types_of.values() for t in ts.tolist()})
     for t in type_names:
-        out.counts[f"{t}/n"] = float(max(int((ts == t).sum()) for ts in clusters_of.values()))
+        out.counts[f"{t}/n"] = float(max(int((ts == t).sum()) for ts in types_of.values()))
     for name in ("text", "image", "group"):
         keep = [
             f"{t}/{name}"
@@ -389,10 +391,9 @@ def retrieval_outcomes(ret: Retrieval, f: Features, ks: Sequence[int] = (1, 5, 1
         ("t2i", tv, iv, ret.text_keys, ret.image_keys),
     ):
         hits = _topk_hits(q, items, qk, ik, max(ks))
+        clusters = _ids(list(qk))  # the 5 captions of one COCO image resample together
         for k in ks:
-            out.samples[f"retrieval/{name}_r@{k}"] = Sample(
-                hits[:, :k].any(axis=1).astype(float), np.arange(len(hits))
-            )
+            out.samples[f"retrieval/{name}_r@{k}"] = Sample(hits[:, :k].any(axis=1).astype(float), clusters)
     out.counts["retrieval/n_images"] = float(len(ret.images))
     out.counts["retrieval/n_texts"] = float(len(ret.texts))
     return out

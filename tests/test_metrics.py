@@ -274,3 +274,26 @@ def test_compare_deltas_intervals_and_determinism():
     assert (
         same["delta/x/text_lo"] == same["delta/x/text_hi"] == 0.0
     )  # paired: identical models, zero-width delta
+
+
+def test_bootstrap_clusters_follow_the_record_group():
+    """Crops of one scene (ARO) share a group, so their pairs resample together; other scenes do not."""
+    recs = [
+        Record(
+            id=str(i),
+            image=f"s{i // 2}.jpg#crop={i}",
+            caption=f"p{i}",
+            group=f"s{i // 2}.jpg",
+            negatives=(Negative("rel", caption=f"n{i}"),),
+        )
+        for i in range(6)
+    ]
+    f = _features([r.image for r in recs], [t for r in recs for t in (r.caption, r.negatives[0].caption)])
+    o = pairwise_outcomes(recs, f)
+    assert o.samples["rel/text"].clusters.tolist() == [0, 0, 1, 1, 2, 2]
+    ret = retrieval_outcomes(
+        Retrieval(("a", "b"), ("k1", "k2"), ("x", "y", "z"), ("k1", "k1", "k2")),
+        _features(["a", "b"], ["x", "y", "z"]),
+        (1,),
+    )
+    assert ret.samples["retrieval/t2i_r@1"].clusters.tolist() == [0, 0, 1]
