@@ -88,6 +88,29 @@ def write_type_table(
     write_text(path, "\n".join(lines) + "\n")
 
 
+def write_bar_table(
+    path, results: dict[str, dict[str, float]], flat: dict[str, float] | None = None, metric: str = "text"
+) -> None:
+    """Long-form CSV for a ``dvc plots`` bar chart (stage-level ``template: bar_horizontal``, ``x: <metric>``,
+    ``y: label``): one row per (type, model), ``label`` = ``"<type> | <model>"`` so base and fine-tuned
+    sit side by side, with the bootstrap interval when ``flat`` has one."""
+    from genemi.io import write_text
+
+    flat = flat or {}
+    types, values = per_type(results, metric)
+    lines = [f"label,type,model,{metric},{metric}_lo,{metric}_hi"]
+    for j, t in enumerate(types):
+        for m, vals in values.items():
+            if vals[j] != vals[j]:  # NaN: metric undefined for this type
+                continue
+            lo, hi = flat.get(f"{m}/{t}/{metric}_lo"), flat.get(f"{m}/{t}/{metric}_hi")
+            cells = [f"{t} | {m}", t, m, f"{vals[j]:.4f}"] + [
+                "" if v is None else f"{v:.4f}" for v in (lo, hi)
+            ]
+            lines.append(",".join(cells))
+    write_text(path, "\n".join(lines) + "\n")
+
+
 def type_bars(
     results: dict[str, dict[str, float]],
     title: str,

@@ -4,7 +4,7 @@ The benchmark's files come from `eval.sources.<benchmark>` in params.yaml (paths
 so the command is the same for every benchmark. Missing files fail before any model is built, naming
 each file and where it goes (docs/benchmarks.md). Writes flat metrics (`base/<type>/<metric>`,
 `finetuned/...`, `delta/...`, bootstrap `..._lo`/`..._hi`) to a JSON file, a per-type table for
-`dvc plots` and a bar chart PNG.
+`dvc plots` (wide `<bench>.csv`, long `<bench>_bars.csv`) and a bar chart PNG.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from genemi.io import write_json
     "--plot-dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Where <benchmark>.csv (per-type table) and <benchmark>.png go.",
+    help="Where <benchmark>.csv (wide per-type table), <benchmark>_bars.csv (dvc bar plot) and .png go.",
 )
 @click.option(
     "--device",
@@ -57,7 +57,7 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
         summarize,
     )
     from genemi.models import build_model, load_weights, make_tokenizer
-    from genemi.plots import type_bars, write_type_table
+    from genemi.plots import type_bars, write_bar_table, write_type_table
 
     try:
         es = load_benchmark(p.eval, benchmark, data_dir, seed=p.eval.seed)
@@ -88,6 +88,7 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
     write_json(metrics_path, flat)
     results = {m: summarize(o) for m, o in outcomes.items()}
     write_type_table(Path(plot_dir) / f"{benchmark}.csv", results, flat)
+    write_bar_table(Path(plot_dir) / f"{benchmark}_bars.csv", results, flat)
     type_bars(
         results, f"{benchmark}: base vs fine-tuned by type", Path(plot_dir) / f"{benchmark}.png", flat=flat
     )

@@ -176,6 +176,12 @@ def test_stage_on_tiny_synthetic_world_keeps_keys_and_is_deterministic(tmp_path)
         and len(csv) == len(types) + 1
     )
     assert (tmp_path / "plots" / "synth_test.png").read_bytes()[:4] == b"\x89PNG"
+    bars = (tmp_path / "plots" / "synth_test_bars.csv").read_text().splitlines()
+    assert bars[0] == "label,type,model,text,text_lo,text_hi" and len(bars) == 2 * len(types) + 1
+    t0 = sorted(types)[0]
+    row = next(r.split(",") for r in bars if r.startswith(f"{t0} | finetuned,"))
+    assert float(row[3]) == pytest.approx(flat[f"finetuned/{t0}/text"], abs=1e-3)
+    assert float(row[4]) == pytest.approx(flat[f"finetuned/{t0}/text_lo"], abs=1e-3)
 
 
 def test_stage_fails_fast_on_enabled_benchmark_without_files(tmp_path):
