@@ -21,7 +21,7 @@ An :class:`EvalSet` (built by a loader in :mod:`genemi.benchmarks`) holds up to 
 * ``retrieval`` -- image<->text R@K, a hit being any item with the same key (COCO: the image id).
 * ``classification`` -- zero-shot top-1/top-5 accuracy on a labelled image folder.
 
-Each metric is kept as per-unit outcomes with a cluster id (the record group a pair belongs to: its image),
+Each metric is kept as per-unit outcomes with a cluster id (the record group a pair belongs to), so
 :func:`compare` can attach cluster-bootstrap 95% intervals to base, fine-tuned and their paired delta.
 """
 
