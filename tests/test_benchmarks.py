@@ -376,3 +376,11 @@ def test_stanza_tagger_wiring_and_order_through_the_registry(tmp_path, monkeypat
     assert len(es.choices) == 3 and benchmarks.missing_images(es)[0] == 0
     with pytest.raises(FileNotFoundError, match="stanza English models"):
         benchmarks.check_files(p, "ord", tmp_path / "elsewhere")
+
+
+def test_every_loader_and_default_source_is_documented():
+    doc = (ROOT / "docs" / "benchmarks.md").read_text()
+    for name in benchmarks.loaders():
+        assert f"`{name}`" in doc, name
+    for name in load_params(ROOT / "params.yaml").eval.sources:
+        assert f"`{name}`" in doc, name
