@@ -103,9 +103,29 @@ class DeepSpeedParams:
 
 
 @dataclass(frozen=True)
+class EvalSource:
+    """Where one benchmark's files live (paths relative to the stage's ``--data`` folder, or absolute)."""
+
+    loader: Literal[
+        "manifest", "byo", "hnc", "coco_neg", "sugarcrepe", "aro_relation", "aro_attribution", "aro_order",
+        "winoground", "genemi_val", "karpathy_retrieval", "image_folder",
+    ]  # the format reader (docs/benchmarks.md)
+    file: str  # annotation file (or folder: sugarcrepe, image_folder)
+    images: str  # image root the annotation's image paths are relative to
+    subset: float  # fraction of items kept, drawn by a hash of the item id (1.0 = all)
+
+
+@dataclass(frozen=True)
 class EvalParams:
     benchmarks: tuple[str, ...]
     batch_size: int
+    seed: int  # eval-side randomness (subsets, ARO Order shuffles, derangement, bootstrap)
+    bootstrap: int  # cluster-bootstrap resamples for 95% intervals (0 = none)
+    acc_taus: tuple[float, ...]  # thresholds of the thesis's Acc@tau (cos+/cos- >= tau)
+    retrieval_ks: tuple[int, ...]  # K of the retrieval R@K
+    zeroshot_templates: tuple[str, ...]  # prompts of zero-shot classification, "{}" = class name
+    stanza_dir: str  # stanza models (POS) for ARO Order's noun/adjective shuffles, relative to --data
+    sources: dict[str, EvalSource]  # benchmark name -> its files; every name in `benchmarks` needs one
 
 
 @dataclass(frozen=True)

@@ -42,28 +42,84 @@ def contact_sheet(
     return sheet
 
 
-def per_type(results: dict[str, dict[str, float]], metric: str = "text") -> tuple[list[str], dict[str, list[float]]]:
-    """Negative types present in every model's results, and each model's ``metric`` per type."""
-    types = sorted({k.split("/")[0] for r in results.values() for k in r if k.endswith(f"/{metric}")} - {"all"})
+# Summary rows that are not negative types; kept out of the per-type charts.
+NOT_TYPES = {"all", "macro", "retrieval", "zeroshot"}
+
+
+def per_type(
+    results: dict[str, dict[str, float]], metric: str = "text"
+) -> tuple[list[str], dict[str, list[float]]]:
+    """Negative types present in any model's results, and each model's ``metric`` per type (NaN if absent)."""
+    types = sorted(
+        {k.rsplit("/", 1)[0] for r in results.values() for k in r if k.endswith(f"/{metric}")} - NOT_TYPES
+    )
     return types, {m: [r.get(f"{t}/{metric}", float("nan")) for t in types] for m, r in results.items()}
 
 
-def write_type_table(path, results: dict[str, dict[str, float]]) -> None:
-    """CSV for ``dvc plots``: one row per negative type, a column per model x metric."""
+def write_type_table(
+    path, results: dict[str, dict[str, float]], flat: dict[str, float] | None = None
+) -> None:
+    """CSV for ``dvc plots``: one row per negative type; columns ``<model>_<metric>`` for text, image and
+    group, then ``delta_text`` and, when ``flat`` (from :func:`genemi.evaluate.compare`) has bootstrap
+    intervals, ``<model>_text_lo`` / ``_hi``. Empty cell = metric not defined for that type."""
     from genemi.io import write_text
 
     types, _ = per_type(results)
     metrics = ("text", "image", "group")
-    cols = [f"{m}_{x}" for m in results for x in metrics]
-    lines = ["type," + ",".join(cols)]
+    cols = [(f"{m}_{x}", m, x) for m in results for x in metrics]
+    flat = flat or {}
+    extra = []
+    if "base" in results and "finetuned" in results:
+        extra.append(("delta_text", "delta/{t}/text"))
+    for m in results:
+        if any(k.startswith(f"{m}/") and k.endswith("/text_lo") for k in flat):
+            extra += [(f"{m}_text_lo", f"{m}/{{t}}/text_lo"), (f"{m}_text_hi", f"{m}/{{t}}/text_hi")]
+    lines = ["type," + ",".join([c for c, _, _ in cols] + [c for c, _ in extra])]
     for t in types:
-        vals = [results[m].get(f"{t}/{x}") for m in results for x in metrics]
+        vals = [results[m].get(f"{t}/{x}") for _, m, x in cols]
+        if extra and extra[0][0] == "delta_text":
+            d = [results["finetuned"].get(f"{t}/text"), results["base"].get(f"{t}/text")]
+            vals.append(None if None in d else d[0] - d[1])
+            rest = extra[1:]
+        else:
+            rest = extra
+        vals += [flat.get(key.format(t=t)) for _, key in rest]
         lines.append(t + "," + ",".join("" if v is None else f"{v:.4f}" for v in vals))
     write_text(path, "\n".join(lines) + "\n")
 
 
-def type_bars(results: dict[str, dict[str, float]], title: str, path, metric: str = "text") -> None:
-    """Grouped bar chart (one bar per model) of ``metric`` per negative type, saved as PNG."""
+def write_bar_table(
+    path, results: dict[str, dict[str, float]], flat: dict[str, float] | None = None, metric: str = "text"
+) -> None:
+    """Long-form CSV for a ``dvc plots`` bar chart (stage-level ``template: bar_horizontal``, ``x: <metric>``,
+    ``y: label``): one row per (type, model), ``label`` = ``"<type> | <model>"`` so base and fine-tuned
+    sit side by side, with the bootstrap interval when ``flat`` has one."""
+    from genemi.io import write_text
+
+    flat = flat or {}
+    types, values = per_type(results, metric)
+    lines = [f"label,type,model,{metric},{metric}_lo,{metric}_hi"]
+    for j, t in enumerate(types):
+        for m, vals in values.items():
+            if vals[j] != vals[j]:  # NaN: metric undefined for this type
+                continue
+            lo, hi = flat.get(f"{m}/{t}/{metric}_lo"), flat.get(f"{m}/{t}/{metric}_hi")
+            cells = [f"{t} | {m}", t, m, f"{vals[j]:.4f}"] + [
+                "" if v is None else f"{v:.4f}" for v in (lo, hi)
+            ]
+            lines.append(",".join(cells))
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def type_bars(
+    results: dict[str, dict[str, float]],
+    title: str,
+    path,
+    metric: str = "text",
+    flat: dict[str, float] | None = None,
+) -> None:
+    """Grouped bar chart (one bar per model) of ``metric`` per negative type, saved as PNG; with ``flat``
+    holding bootstrap intervals (``<model>/<type>/<metric>_lo|_hi``), 95% error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,11 +129,22 @@ def type_bars(results: dict[str, dict[str, float]], title: str, path, metric: st
     from genemi.io import atomic_path
 
     types, values = per_type(results, metric)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(types), 3.6), dpi=100)
+    flat = flat or {}
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * max(1, len(types)), 3.6), dpi=100)
     x = np.arange(len(types))
     width = 0.8 / max(1, len(values))
     for i, (model, vals) in enumerate(values.items()):
-        bars = ax.bar(x + (i - (len(values) - 1) / 2) * width, vals, width, label=model)
+        lo = [flat.get(f"{model}/{t}/{metric}_lo") for t in types]
+        hi = [flat.get(f"{model}/{t}/{metric}_hi") for t in types]
+        yerr = None
+        if types and all(v is not None for v in lo + hi):
+            yerr = np.array(
+                [
+                    [max(0.0, v - a) for v, a in zip(vals, lo, strict=True)],
+                    [max(0.0, b - v) for v, b in zip(vals, hi, strict=True)],
+                ]
+            )
+        bars = ax.bar(x + (i - (len(values) - 1) / 2) * width, vals, width, label=model, yerr=yerr, capsize=2)
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
     ax.axhline(50, color="grey", lw=0.8, ls="--")
     ax.set_xticks(x, [t.replace("_", "\n") for t in types], fontsize=8)

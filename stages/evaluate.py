@@ -1,7 +1,10 @@
-"""Stage `evaluate@<benchmark>`: base vs fine-tuned model on one benchmark.
+"""Stage `evaluate@<benchmark>`: base vs fine-tuned model on one registered benchmark.
 
-Writes flat metrics (`base/<type>/<metric>`, `finetuned/...`, `delta/...`) to a JSON file,
-a per-type table for `dvc plots`, and a bar chart PNG.
+The benchmark's files come from `eval.sources.<benchmark>` in params.yaml (paths relative to --data),
+so the command is the same for every benchmark. Missing files fail before any model is built, naming
+each file and where it goes (docs/benchmarks.md). Writes flat metrics (`base/<type>/<metric>`,
+`finetuned/...`, `delta/...`, bootstrap `..._lo`/`..._hi`) to a JSON file, a per-type table for
+`dvc plots` (wide `<bench>.csv`, long `<bench>_bars.csv`) and a bar chart PNG.
 """
 
 from __future__ import annotations
@@ -11,46 +14,90 @@ import click
 from genemi.config import load_params
 from genemi.io import write_json
 
-SYNTH = {"synth_test": "test", "synth_gen": "gen"}
-
 
 @click.command(help=__doc__)
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
-@click.option("--benchmark", required=True, help="Benchmark name (see eval.benchmarks in params.yaml).")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
-              help="Image root holding negatives/<split>.jsonl for the synthetic benchmarks.")
+@click.option("--benchmark", required=True, help="Benchmark name (a key of eval.sources in params.yaml).")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Data folder the eval.sources paths are relative to (the synthetic splits live here).",
+)
 @click.option("--base", "base_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--finetuned", "ft_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--plot-dir", required=True, type=click.Path(file_okay=False),
-              help="Where <benchmark>.csv (per-type table) and <benchmark>.png go.")
-def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plot_dir) -> None:
+@click.option(
+    "--plot-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Where <benchmark>.csv (wide per-type table), <benchmark>_bars.csv (dvc bar plot) and .png go.",
+)
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="Where the models run (cpu, cuda, cuda:1); GPU results may differ in the last digits.",
+)
+def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plot_dir, device) -> None:
     from pathlib import Path
 
     from genemi import runtime
 
     p = load_params(params_path)
     runtime.setup(p.seed, p.threads)
-    from genemi.evaluate import compare, encode_all, evaluate_records
-    from genemi.manifest import read_manifest
-    from genemi.models import Encoder, array_transform, build_model, load_weights, make_tokenizer
-    from genemi.plots import type_bars, write_type_table
+    from genemi.benchmarks import load_benchmark, missing_images
+    from genemi.evaluate import (
+        DeviceEncoder,
+        compare,
+        encode_set,
+        evaluate_set,
+        image_transform_for,
+        summarize,
+    )
+    from genemi.models import build_model, load_weights, make_tokenizer
+    from genemi.plots import type_bars, write_bar_table, write_type_table
 
-    if benchmark not in SYNTH:
-        raise click.BadParameter(f"unknown benchmark {benchmark!r}; known: {', '.join(SYNTH)}", param_hint="--benchmark")
-    records = read_manifest(Path(data_dir) / "negatives" / f"{SYNTH[benchmark]}.jsonl")
-    results = {}
+    try:
+        es = load_benchmark(p.eval, benchmark, data_dir, seed=p.eval.seed)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    n_missing, first = missing_images(es)
+    if n_missing:
+        raise click.ClickException(
+            f"benchmark {benchmark!r}: {n_missing} referenced image file(s) are missing under "
+            f"{es.store.root}, e.g. {', '.join(first)}; complete the image folder (docs/benchmarks.md) "
+            f"or fix eval.sources.{benchmark}.images"
+        )
+    for path in (base_path, ft_path):
+        if not Path(path).is_file():
+            raise click.ClickException(
+                f"{path}: model weights not found; run the stage that produces it (dvc repro)"
+            )
+    outcomes = {}
     for name, path in (("base", base_path), ("finetuned", ft_path)):
         model = build_model(p.model)
         load_weights(model, path)
-        enc = Encoder(model, make_tokenizer(p.model), array_transform, p.eval.batch_size)
-        results[name] = evaluate_records(records, *encode_all(enc, records, data_dir))
-    flat = compare(results)
+        transform = image_transform_for(model, p.model.tokenizer)
+        enc = DeviceEncoder(model, make_tokenizer(p.model), transform, p.eval.batch_size, device)
+        outcomes[name] = evaluate_set(
+            es, encode_set(enc, es), p.eval.acc_taus, p.eval.retrieval_ks, p.eval.seed
+        )
+    flat = compare(outcomes, p.eval.bootstrap, p.eval.seed)
     write_json(metrics_path, flat)
-    write_type_table(Path(plot_dir) / f"{benchmark}.csv", results)
-    type_bars(results, f"{benchmark}: pairwise text accuracy by negative type", Path(plot_dir) / f"{benchmark}.png")
-    for key in sorted(k for k in flat if k.startswith("delta/") and k.endswith("/text")):
-        click.echo(f"{key}: {flat[key]:+.2f}")
+    results = {m: summarize(o) for m, o in outcomes.items()}
+    write_type_table(Path(plot_dir) / f"{benchmark}.csv", results, flat)
+    write_bar_table(Path(plot_dir) / f"{benchmark}_bars.csv", results, flat)
+    type_bars(
+        results, f"{benchmark}: base vs fine-tuned by type", Path(plot_dir) / f"{benchmark}.png", flat=flat
+    )
+    for key in sorted(
+        k for k in flat if k.startswith("delta/") and k.endswith(("/text", "/group", "r@1", "/top1"))
+    ):
+        lo, hi = flat.get(f"{key}_lo"), flat.get(f"{key}_hi")
+        ci = f"  [{lo:+.2f}, {hi:+.2f}]" if lo is not None else ""
+        click.echo(f"{key}: {flat[key]:+.2f}{ci}")
 
 
 if __name__ == "__main__":

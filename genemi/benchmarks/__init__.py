@@ -1,0 +1,116 @@
+"""Benchmark registry: one reader per published format, each turning files into an :class:`EvalSet`.
+
+A benchmark is a ``params.yaml`` entry ``eval.sources.<name> = {loader, file, images, subset}``; ``loader``
+names a reader below. :func:`required_files` lists what a benchmark needs so a run fails before any model
+is built, naming each missing file and where it goes (docs/benchmarks.md). Formats:
+
+========================  ==========================================================================
+loader                    format (``file``; images relative to ``images``)
+========================  ==========================================================================
+``manifest``              genemi manifest JSONL (the synthetic splits ``negatives/{test,gen}.jsonl``)
+``byo``                   bring-your-own JSONL ``{"image", "positive", "negatives", "type"}``
+``hnc``                   HNC test (``{"<name>.jpg": {cap id: {...}}}``) or train/val (``cpt_p_id``)
+``coco_neg``              thesis COCO list ``[{"image", "text", "neg_text"}]`` (val2014 file names)
+``sugarcrepe``            folder of the 7 ``<category>.json`` ``{id: {filename, caption, negative_caption}}``
+``aro_relation``          ARO ``visual_genome_relation.json`` (bbox crops; macro over relations)
+``aro_attribution``       ARO ``visual_genome_attribution.json`` (macro over attribute pairs seen >= 25x)
+``aro_order``             BLIP ``coco_karpathy_test.json`` / ``flickr30k_test.json`` + ARO's 4 shuffles
+``winoground``            ``examples.jsonl`` + ``images/<image_i>.png``
+``genemi_val``            GeNeMi test rows ``num_sample``, ``caption_i``, ``image_i`` (JSONL/JSON/parquet)
+``karpathy_retrieval``    Karpathy ``dataset_coco.json``, split ``test`` (5k images, 25k captions)
+``image_folder``          ``<class>/<image>`` folders for zero-shot classification
+========================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from genemi.config import EvalParams, EvalSource
+from genemi.evaluate import EvalSet
+
+
+@dataclass(frozen=True)
+class Loader:
+    """``load(src, file, images, p, seed) -> EvalSet``; ``needs(src, file, images, p) -> [(path, what)]``."""
+
+    load: Callable[..., EvalSet]
+    needs: Callable[..., list[tuple[Path, str]]]
+    doc: str  # where the files come from (shown when they are missing)
+
+
+def _registry() -> dict[str, Loader]:
+    from genemi.benchmarks import choice, pairwise, retrieval
+
+    return {**pairwise.LOADERS, **choice.LOADERS, **retrieval.LOADERS}
+
+
+def resolve(data_dir: str | Path, rel: str) -> Path:
+    """A source path: absolute as given, else relative to the stage's data folder."""
+    p = Path(rel)
+    return p if p.is_absolute() else Path(data_dir) / p
+
+
+def _resolved(p: EvalParams, data_dir: str | Path) -> EvalParams:
+    """``p`` with its own paths (``stanza_dir``) resolved like the sources' paths."""
+    return dataclasses.replace(p, stanza_dir=str(resolve(data_dir, p.stanza_dir)))
+
+
+def source(p: EvalParams, name: str) -> EvalSource:
+    if name not in p.sources:
+        raise ValueError(
+            f"benchmark {name!r} has no entry eval.sources.{name} in params.yaml; "
+            f"known: {', '.join(sorted(p.sources))} (docs/benchmarks.md explains how to add one)"
+        )
+    return p.sources[name]
+
+
+def required_files(p: EvalParams, name: str, data_dir: str | Path) -> list[tuple[Path, str]]:
+    """``[(path, what it is)]`` the benchmark needs; each path is a file or a folder."""
+    src = source(p, name)
+    loader = _registry()[src.loader]
+    return loader.needs(
+        src, resolve(data_dir, src.file), resolve(data_dir, src.images), _resolved(p, data_dir)
+    )
+
+
+def check_files(p: EvalParams, name: str, data_dir: str | Path) -> None:
+    """Fail fast, listing every missing input of benchmark ``name`` and where it goes."""
+    missing = [(path, what) for path, what in required_files(p, name, data_dir) if not path.exists()]
+    if missing:
+        src = source(p, name)
+        lines = "\n".join(f"  {path}  <- {what}" for path, what in missing)
+        raise FileNotFoundError(
+            f"benchmark {name!r} is enabled (eval.benchmarks) but its files are missing:\n{lines}\n"
+            f"Get them as described in docs/benchmarks.md ({src.loader}: {_registry()[src.loader].doc}) and "
+            f"put them there, or point eval.sources.{name}.file/images at them; to skip it, remove {name!r} "
+            "from eval.benchmarks."
+        )
+
+
+def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0) -> EvalSet:
+    """Check the files, then read benchmark ``name`` into an :class:`EvalSet`."""
+    check_files(p, name, data_dir)
+    src = source(p, name)
+    es = _registry()[src.loader].load(
+        src, resolve(data_dir, src.file), resolve(data_dir, src.images), _resolved(p, data_dir), seed
+    )
+    es.name = name
+    return es
+
+
+def missing_images(es: EvalSet, limit: int = 5) -> tuple[int, list[str]]:
+    """How many referenced image files are absent, and the first ``limit`` of them (cheap: stat only)."""
+    from genemi.evaluate import distinct_inputs
+
+    refs, _ = distinct_inputs(es)
+    paths = {es.store.crops.get(r, (r, None))[0] for r in refs if r not in es.store.blobs}
+    absent = sorted(p for p in paths if not (es.store.root / p).is_file())
+    return len(absent), [str(es.store.root / p) for p in absent[:limit]]
+
+
+def loaders() -> list[str]:
+    return sorted(_registry())

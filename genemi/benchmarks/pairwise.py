@@ -1,0 +1,268 @@
+"""Readers of benchmarks made of (image, true caption, false captions) pairs -> manifest records.
+
+Each record keeps its negatives' ``type`` (HNC type, SugarCrepe category, ARO relation / attribute pair),
+so the metrics come out per type. Formats: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genemi.benchmarks import Loader
+from genemi.data.hnc import in_subset, iter_hnc_records
+from genemi.evaluate import EvalSet, ImageStore, records_retrieval
+from genemi.io import iter_jsonl, read_json
+from genemi.manifest import Negative, Record, read_manifest
+
+SUGARCREPE = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
+
+
+def _keep(item_id: str, subset: float, seed: int) -> bool:
+    return in_subset(item_id, subset, seed)
+
+
+def _str(row: dict, key: str, where: str) -> str:
+    v = row.get(key)
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError(f"{where}: field {key!r} must be a non-empty string, got {v!r}")
+    return v
+
+
+def _needs_file_and_dir(what_file: str, what_dir: str):
+    return lambda src, file, images, p: [(file, what_file), (images, what_dir)]
+
+
+# ------------------------------------------------------------------------------ manifest / BYO
+
+
+def load_manifest(src, file: Path, images: Path, p, seed: int) -> EvalSet:
+    """A genemi manifest (the synthetic splits): pairwise metrics plus retrieval over its distinct images."""
+    recs = [r for r in read_manifest(file) if _keep(r.id, src.subset, seed)]
+    return EvalSet("manifest", ImageStore(images), recs, retrieval=records_retrieval(recs) if recs else None)
+
+
+def byo_records(path: Path) -> list[Record]:
+    """Bring-your-own JSONL, one object per line::
+
+        {"image": "rel/path.jpg", "positive": "true caption",
+         "negatives": ["false caption", ...] | [{"caption": ..., "image": ..., "type": ...}, ...],
+         "type": "default type of the negatives", "id": "optional"}
+
+    A negative object may carry ``caption`` (a text negative), ``image`` (an edited image the positive
+    is false for) or both (a Winoground-style pair); its ``type`` defaults to the row's (``"negative"``).
+    """
+    out = []
+    for i, row in enumerate(iter_jsonl(path), 1):
+        where = f"{path}: line {i}"
+        image, positive = _str(row, "image", where), _str(row, "positive", where)
+        default_type = row.get("type", "negative")
+        negs = row.get("negatives")
+        if not isinstance(negs, list) or not negs:
+            raise ValueError(f"{where}: 'negatives' must be a non-empty list of captions or objects")
+        parsed = []
+        for j, n in enumerate(negs):
+            if isinstance(n, str):
+                parsed.append(Negative(type=str(default_type), caption=n))
+            elif isinstance(n, dict) and (
+                isinstance(n.get("caption"), str) or isinstance(n.get("image"), str)
+            ):
+                parsed.append(
+                    Negative(
+                        type=str(n.get("type", default_type)), caption=n.get("caption"), image=n.get("image")
+                    )
+                )
+            else:
+                raise ValueError(
+                    f"{where}: negatives[{j}] must be a string or an object with 'caption' and/or 'image'"
+                )
+        out.append(
+            Record(
+                id=str(row.get("id", f"byo-{i}")),
+                image=image,
+                caption=positive,
+                split="test",
+                source="byo",
+                negatives=tuple(parsed),
+            )
+        )
+    return out
+
+
+def load_byo(src, file: Path, images: Path, p, seed: int) -> EvalSet:
+    return EvalSet("byo", ImageStore(images), [r for r in byo_records(file) if _keep(r.id, src.subset, seed)])
+
+
+# --------------------------------------------------------------------------------------- HNC
+
+
+def load_hnc(src, file: Path, images: Path, p, seed: int) -> EvalSet:
+    """Either HNC schema (genemi.data.hnc recognises each entry's shape); ``subset`` by image key."""
+    recs = list(iter_hnc_records(file, "eval", subset=src.subset, seed=seed))
+    return EvalSet("hnc", ImageStore(images), recs)
+
+
+# ---------------------------------------------------------------------------------- COCO neg
+
+
+def coco_neg_records(path: Path) -> list[Record]:
+    """The thesis's COCO set (Structure-CLIP ``test_coco_aug_withneg.json``): a JSON list of
+    ``{"image": <val2014 file name>, "text": <positive>, "neg_text": <negative>}``; type ``neg_text``."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of {{image, text, neg_text}} objects")
+    out = []
+    for i, row in enumerate(data):
+        where = f"{path}: item {i}"
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected an object with image, text, neg_text")
+        out.append(
+            Record(
+                id=f"coco_neg-{i}",
+                image=_str(row, "image", where),
+                caption=_str(row, "text", where),
+                split="test",
+                source="coco_neg",
+                negatives=(Negative(type="neg_text", caption=_str(row, "neg_text", where)),),
+            )
+        )
+    return out
+
+
+def load_coco_neg(src, file, images, p, seed) -> EvalSet:
+    return EvalSet(
+        "coco_neg", ImageStore(images), [r for r in coco_neg_records(file) if _keep(r.id, src.subset, seed)]
+    )
+
+
+# ---------------------------------------------------------------------------------- SugarCrepe
+
+
+def sugarcrepe_records(folder: Path) -> list[Record]:
+    """The 7 SugarCrepe files ``<category>.json`` = ``{"<id>": {"filename", "caption", "negative_caption"}}``
+    (images: COCO val2017 file names); type = category."""
+    out = []
+    for cat in SUGARCREPE:
+        path = folder / f"{cat}.json"
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected an object {{id: {{filename, caption, negative_caption}}}}")
+        for key in sorted(data, key=lambda k: (len(k), k)):
+            row, where = data[key], f"{path}: item {key!r}"
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: expected an object with filename, caption, negative_caption")
+            out.append(
+                Record(
+                    id=f"sugarcrepe-{cat}-{key}",
+                    image=_str(row, "filename", where),
+                    caption=_str(row, "caption", where),
+                    split="test",
+                    source="sugarcrepe",
+                    negatives=(Negative(type=cat, caption=_str(row, "negative_caption", where)),),
+                )
+            )
+    return out
+
+
+def load_sugarcrepe(src, file, images, p, seed) -> EvalSet:
+    return EvalSet(
+        "sugarcrepe",
+        ImageStore(images),
+        [r for r in sugarcrepe_records(file) if _keep(r.id, src.subset, seed)],
+    )
+
+
+def _needs_sugarcrepe(src, file, images, p):
+    return [
+        (file / f"{c}.json", f"SugarCrepe {c}.json (repo RAIVNLab/sugar-crepe, data/)") for c in SUGARCREPE
+    ] + [(images, "COCO val2017 images (val2017.zip)")]
+
+
+# ---------------------------------------------------------------------------------------- ARO
+
+
+def aro_records(path: Path, kind: str) -> tuple[list[Record], dict]:
+    """ARO VG-Relation / VG-Attribution: a JSON list of ``{"image_path", "bbox_x", "bbox_y", "bbox_w",
+    "bbox_h", "true_caption", "false_caption", "relation_name" | "attributes": [a, b], ...}``.
+
+    The image is the bbox crop (as ARO does: it removes the scene's irrelevant parts); the type is the
+    relation name or ``"<a>_<b>"`` (ARO's attribute-pair key). Returns the records and the crop table.
+    """
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of ARO test cases")
+    recs, crops = [], {}
+    for i, row in enumerate(data):
+        where = f"{path}: item {i}"
+        try:
+            box = tuple(float(row[k]) for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h"))
+            image = _str(row, "image_path", where)
+            if kind == "relation":
+                t = _str(row, "relation_name", where)
+            else:
+                a = row["attributes"]
+                t = f"{a[0]}_{a[1]}"
+        except (KeyError, TypeError, IndexError, ValueError) as e:
+            raise ValueError(
+                f"{where}: not an ARO {kind} test case ({e}); expected image_path, bbox_x/y/w/h, "
+                f"true_caption, false_caption and {'relation_name' if kind == 'relation' else 'attributes'}"
+            ) from None
+        ref = f"{image}#crop={','.join(f'{v:g}' for v in box)}"
+        crops[ref] = (image, box)
+        recs.append(
+            Record(
+                id=f"aro-{kind}-{i}",
+                image=ref,
+                caption=_str(row, "true_caption", where),
+                split="test",
+                source=f"aro_{kind}",
+                group=image,
+                negatives=(Negative(type=t, caption=_str(row, "false_caption", where)),),
+            )
+        )
+    return recs, crops
+
+
+def _load_aro(kind: str, min_count: int):
+    def load(src, file, images, p, seed) -> EvalSet:
+        recs, crops = aro_records(file, kind)
+        recs = [r for r in recs if _keep(r.id, src.subset, seed)]
+        return EvalSet(f"aro_{kind}", ImageStore(images, crops=crops), recs, macro_min_count=min_count)
+
+    return load
+
+
+LOADERS = {
+    "manifest": Loader(
+        load_manifest,
+        _needs_file_and_dir("genemi manifest JSONL", "image root"),
+        "produced by the synth_data and mine stages",
+    ),
+    "byo": Loader(
+        load_byo,
+        _needs_file_and_dir("your JSONL {image, positive, negatives, type}", "your image root"),
+        "your own files; format in docs/benchmarks.md#bring-your-own",
+    ),
+    "hnc": Loader(
+        load_hnc,
+        _needs_file_and_dir("HNC JSON (HF patilli/HNC)", "GQA images (images.zip)"),
+        "download_hnc and download_gqa stages with data.source=hnc",
+    ),
+    "coco_neg": Loader(
+        load_coco_neg,
+        _needs_file_and_dir("test_coco_aug_withneg.json (Structure-CLIP)", "COCO val2014 images"),
+        "Structure-CLIP's test_coco_aug_withneg.json; images from the download_coco stage",
+    ),
+    "sugarcrepe": Loader(
+        load_sugarcrepe, _needs_sugarcrepe, "github.com/RAIVNLab/sugar-crepe data/*.json + COCO val2017"
+    ),
+    "aro_relation": Loader(
+        _load_aro("relation", 0),
+        _needs_file_and_dir("ARO visual_genome_relation.json", "ARO VG images (vgr_vga_images.zip)"),
+        "github.com/mertyg/vision-language-models-are-bows (VG_Relation)",
+    ),
+    "aro_attribution": Loader(
+        _load_aro("attribution", 25),
+        _needs_file_and_dir("ARO visual_genome_attribution.json", "ARO VG images (vgr_vga_images.zip)"),
+        "github.com/mertyg/vision-language-models-are-bows (VG_Attribution)",
+    ),
+}

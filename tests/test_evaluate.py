@@ -1,0 +1,229 @@
+"""Evaluation end to end: encode-once caching, a real-format benchmark with a fake encoder, and the
+`evaluate` stage on a tiny synthetic world (same CLI and metric keys the acceptance figures read)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from PIL import Image
+
+from genemi.benchmarks.choice import winoground_choices
+from genemi.evaluate import (
+    EvalSet,
+    ImageStore,
+    compare,
+    distinct_inputs,
+    encode_all,
+    encode_set,
+    evaluate_records,
+    evaluate_set,
+)
+from genemi.manifest import Negative, Record
+
+ROOT = Path(__file__).parents[1]
+EV = Path(__file__).parent / "fixtures" / "eval"
+
+
+class CountingEncoder:
+    """Deterministic fake encoder that records every input it is asked to encode."""
+
+    batch_size = 2
+
+    def __init__(self):
+        self.images: list[tuple] = []
+        self.texts: list[str] = []
+
+    def encode_images(self, images):
+        self.images += [np.asarray(im).tobytes() for im in images]
+        feats = [np.asarray(im, dtype=np.float64).reshape(-1, 3).mean(0) for im in images]
+        return torch.nn.functional.normalize(
+            torch.tensor(np.stack([np.r_[f, 1.0] for f in feats]), dtype=torch.float32), dim=-1
+        )
+
+    def encode_texts(self, texts):
+        self.texts += list(texts)
+        rows = [np.random.default_rng(zlib.crc32(t.encode())).normal(size=4) for t in texts]
+        return torch.nn.functional.normalize(torch.tensor(np.stack(rows), dtype=torch.float32), dim=-1)
+
+
+def _png(path: Path, color) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), color).save(path)
+
+
+def test_each_image_and_caption_encoded_once(tmp_path):
+    for i, c in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
+        _png(tmp_path / f"{i}.png", c)
+    recs = [
+        Record(
+            id="a",
+            image="0.png",
+            caption="x",
+            negatives=(Negative("t", caption="y"), Negative("t", image="1.png")),
+        ),
+        Record(id="b", image="0.png", caption="y", negatives=(Negative("t", caption="x", image="2.png"),)),
+        Record(id="c", image="1.png", caption="x", negatives=(Negative("u", caption="z"),)),
+    ]
+    enc = CountingEncoder()
+    es = EvalSet("s", ImageStore(tmp_path), recs)
+    f = encode_set(enc, es)
+    assert sorted(enc.texts) == ["x", "y", "z"] and len(enc.images) == 3  # 3 images, batches of 2
+    assert set(f.image_index) == {"0.png", "1.png", "2.png"}
+    paths, img, texts, txt = encode_all(CountingEncoder(), recs, tmp_path)  # legacy API, same features
+    assert torch.equal(img, f.images) and paths == f.image_index
+    legacy = evaluate_records(recs, paths, img, texts, txt)
+    assert {
+        "t/text",
+        "t/image",
+        "t/group",
+        "t/n",
+        "all/text",
+        "retrieval/i2t_r@1",
+        "retrieval/t2i_r@5",
+    } <= set(legacy)
+
+
+def test_winoground_fixture_end_to_end_with_fake_encoder(tmp_path):
+    choices = winoground_choices(EV / "winoground_examples.jsonl")
+    for k, c in enumerate(choices):
+        for j, ref in enumerate(c.images):
+            _png(tmp_path / ref, (40 * k, 100 * j, 7))
+    es = EvalSet("winoground", ImageStore(tmp_path), [], choices)
+    imgs, texts = distinct_inputs(es)
+    assert len(imgs) == 6 and len(texts) == 6
+    out = {m: evaluate_set(es, encode_set(CountingEncoder(), es)) for m in ("base", "finetuned")}
+    flat = compare(out, n_boot=20, seed=0)
+    for k in ("all/text", "all/image", "all/group", "all/text_1", "Object/text", "Relation/group"):
+        assert f"base/{k}" in flat and f"delta/{k}" in flat
+    assert flat["delta/all/text"] == 0.0 and flat["base/Object/n"] == 2.0
+
+
+def _tiny_world(tmp_path: Path) -> tuple[Path, Path]:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["synth"].update(n_train=8, n_test=24, n_gen=16)
+    raw["eval"]["bootstrap"] = 50
+    raw["threads"] = 1
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    from stages import mine, synth_data
+
+    data = tmp_path / "data"
+    r = CliRunner()
+    assert r.invoke(synth_data.main, ["--params", str(params), "--out", str(data)]).exit_code == 0
+    res = r.invoke(
+        mine.main, ["--params", str(params), "--root", str(data), "--sheet", str(tmp_path / "sheet.png")]
+    )
+    assert res.exit_code == 0, res.output
+    from genemi.config import load_params
+    from genemi.models import build_model, save_weights
+
+    for seed, name in ((0, "base"), (1, "finetuned")):
+        torch.manual_seed(seed)
+        save_weights(build_model(load_params(params).model), tmp_path / f"{name}.safetensors", {})
+    return params, data
+
+
+def test_stage_on_tiny_synthetic_world_keeps_keys_and_is_deterministic(tmp_path):
+    from stages import evaluate as stage
+
+    params, data = _tiny_world(tmp_path)
+    args = [
+        "--params",
+        str(params),
+        "--benchmark",
+        "synth_test",
+        "--data",
+        str(data),
+        "--base",
+        str(tmp_path / "base.safetensors"),
+        "--finetuned",
+        str(tmp_path / "finetuned.safetensors"),
+        "--plot-dir",
+        str(tmp_path / "plots"),
+    ]
+    runs = []
+    for i in range(2):
+        res = CliRunner().invoke(stage.main, args + ["--metrics", str(tmp_path / f"m{i}.json")])
+        assert res.exit_code == 0, res.output
+        runs.append((tmp_path / f"m{i}.json").read_bytes())
+    assert runs[0] == runs[1]  # same params + seed -> byte-identical metrics
+    flat = json.loads(runs[0])
+    types = {k.split("/")[1] for k in flat if k.startswith("base/") and k.endswith("/text")} - {
+        "all",
+        "macro",
+    }
+    assert types
+    for t in types:
+        for m in ("text", "image", "group"):
+            for model in ("base", "finetuned"):
+                assert f"{model}/{t}/{m}" in flat
+            assert flat[f"delta/{t}/{m}"] == pytest.approx(
+                flat[f"finetuned/{t}/{m}"] - flat[f"base/{t}/{m}"], abs=1e-3
+            )
+        assert f"base/{t}/n" in flat and f"delta/{t}/text_lo" in flat and f"base/{t}/margin" in flat
+    for k in ("i2t_r@1", "i2t_r@5", "t2i_r@1", "t2i_r@10"):
+        assert f"finetuned/retrieval/{k}" in flat and f"delta/retrieval/{k}" in flat
+    csv = (tmp_path / "plots" / "synth_test.csv").read_text().splitlines()
+    assert (
+        csv[0].startswith("type,base_text,base_image,base_group,finetuned_text")
+        and len(csv) == len(types) + 1
+    )
+    assert (tmp_path / "plots" / "synth_test.png").read_bytes()[:4] == b"\x89PNG"
+    bars = (tmp_path / "plots" / "synth_test_bars.csv").read_text().splitlines()
+    assert bars[0] == "label,type,model,text,text_lo,text_hi" and len(bars) == 2 * len(types) + 1
+    t0 = sorted(types)[0]
+    row = next(r.split(",") for r in bars if r.startswith(f"{t0} | finetuned,"))
+    assert float(row[3]) == pytest.approx(flat[f"finetuned/{t0}/text"], abs=1e-3)
+    assert float(row[4]) == pytest.approx(flat[f"finetuned/{t0}/text_lo"], abs=1e-3)
+
+
+def test_stage_fails_fast_on_enabled_benchmark_without_files(tmp_path):
+    from stages import evaluate as stage
+
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text())
+    res = CliRunner().invoke(
+        stage.main,
+        [
+            "--params",
+            str(params),
+            "--benchmark",
+            "aro_vg_relation",
+            "--data",
+            str(tmp_path / "data"),
+            "--base",
+            "nope.safetensors",
+            "--finetuned",
+            "nope.safetensors",
+            "--metrics",
+            str(tmp_path / "m.json"),
+            "--plot-dir",
+            str(tmp_path / "plots"),
+        ],
+    )
+    assert res.exit_code != 0
+    assert "visual_genome_relation.json" in res.output and "docs/benchmarks.md" in res.output
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_device_encoder_matches_the_models_encoder_on_cpu():
+    from genemi.config import ModelParams
+    from genemi.evaluate import DeviceEncoder, image_transform_for
+    from genemi.models import Encoder, build_model, make_tokenizer
+
+    mp = ModelParams(arch="genemi-synth-vit", pretrained="", tokenizer="word")
+    torch.manual_seed(0)
+    model = build_model(mp)
+    images = [Image.new("RGB", (48, 48), (255 * (i % 2), 60 * i, 9)) for i in range(5)]
+    texts = ["red circle", "blue square", "green cross"]
+    ref = Encoder(model, make_tokenizer(mp), image_transform_for(model, "word"), batch_size=2)
+    dev = DeviceEncoder(model, make_tokenizer(mp), image_transform_for(model, "word"), batch_size=3)
+    assert torch.allclose(ref.encode_images(images), dev.encode_images(images), atol=1e-6)
+    assert torch.allclose(ref.encode_texts(texts), dev.encode_texts(texts), atol=1e-6)
