@@ -39,6 +39,12 @@ def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint
     runtime.setup(p.seed, p.threads)
     from genemi.models import build_model, make_tokenizer, save_weights
 
+    if p.data.source != "synthetic" and (not p.model.pretrained or p.model.tokenizer == "word"):
+        raise click.UsageError(
+            f"data.source={p.data.source} needs a pretrained model and its tokenizer, e.g. "
+            "-S model.arch=ViT-B-32-quickgelu -S model.pretrained=openai -S model.tokenizer=open_clip "
+            "(the synthetic base only knows the synthetic world's 30 words)"
+        )
     meta = {"arch": p.model.arch, "pretrained": p.model.pretrained, "tokenizer": p.model.tokenizer}
     if p.model.pretrained:
         from genemi.pretrained import load_pretrained

@@ -25,6 +25,9 @@ from genemi.io import write_json
 @click.option("--train", "train_path", required=True, type=click.Path(dir_okay=False),
               help="Training manifest with hard negatives (JSONL).")
 @click.option("--image-root", required=True, type=click.Path(file_okay=False))
+@click.option("--hnc-train", type=click.Path(dir_okay=False),
+              help="HNC training manifest, used instead of --train when data.source=hnc.")
+@click.option("--hnc-image-root", type=click.Path(file_okay=False), help="GQA image root of --hnc-train.")
 @click.option("--base", "base_path", required=True, type=click.Path(dir_okay=False),
               help="Weights to start from (safetensors, from the base stage).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
@@ -40,7 +43,7 @@ from genemi.io import write_json
               help="Image root of --regular.")
 @click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True,
               help="Passed by the deepspeed launcher; the rank is read from the environment.")
-def main(params_path, train_path, image_root, base_path, out_path, metrics_path, live_dir, checkpoint_dir,
+def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_path, out_path, metrics_path, live_dir, checkpoint_dir,
          regular_path, regular_image_root, local_rank) -> None:
     from genemi import runtime
 
@@ -51,6 +54,7 @@ def main(params_path, train_path, image_root, base_path, out_path, metrics_path,
     from genemi import checkpoint
     from genemi.batches import PairBank, add_regular, make_sampler, model_transform
     from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
+    from genemi.data import training_set
     from genemi.manifest import read_manifest
     from genemi.models import build_model, load_weights, make_tokenizer, save_weights
     from genemi.train import train
@@ -61,6 +65,7 @@ def main(params_path, train_path, image_root, base_path, out_path, metrics_path,
     needs_teacher = p.loss.kl_weight > 0 or (p.loss.dpo_weight > 0 and p.loss.dpo_reference)
     teacher = frozen_copy(model) if needs_teacher else None
     reference = reference_weights(model) if p.loss.l2_weight > 0 else None
+    train_path, image_root = training_set(p.data.source, (train_path, image_root), (hnc_train, hnc_image_root))
     records = read_manifest(train_path)
     inputs = [train_path, base_path]
     if regular_path:
