@@ -59,13 +59,14 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
     from genemi.models import build_model, load_weights, make_tokenizer, save_weights
     from genemi.train import train
 
+    # which data trains is decided (and checked) before any model is built
+    train_path, image_root = training_set(p.data.source, (train_path, image_root), (hnc_train, hnc_image_root))
     model = build_model(p.model)
     meta = load_weights(model, base_path)
     set_trainable(model, p.finetune, p.loss)
     needs_teacher = p.loss.kl_weight > 0 or (p.loss.dpo_weight > 0 and p.loss.dpo_reference)
     teacher = frozen_copy(model) if needs_teacher else None
     reference = reference_weights(model) if p.loss.l2_weight > 0 else None
-    train_path, image_root = training_set(p.data.source, (train_path, image_root), (hnc_train, hnc_image_root))
     records = read_manifest(train_path)
     inputs = [train_path, base_path]
     if regular_path:
