@@ -2,7 +2,7 @@
 plain-CLIP control (``loss.hn_weight=0``), on several seeds, through the real pipeline.
 
 Each run is ``dvc exp run -S seed=S [-S loss.hn_weight=0]``; the metrics of the workspace are
-read right after it. Results go to ``benchmarks/results/synthetic_effect.{json,md}``.
+read right after it. Results go to ``benchmarks/results/synthetic_effect_seeds.{json,md}``.
 
     python benchmarks/synthetic_effect.py --seeds 0 1
 """
@@ -55,9 +55,9 @@ def main(seeds: tuple[int, ...]) -> None:
             for k in KEYS:
                 b, c, h = (hn[f"{bench}/base/{k}"], ctl[f"{bench}/finetuned/{k}"], hn[f"{bench}/finetuned/{k}"])
                 rows.append(f"| {seed} | {bench} | {k} | {b:.1f} | {c:.1f} | {h:.1f} | {h - c:+.1f} |")
-    write_json(ROOT / "benchmarks" / "results" / "synthetic_effect.json", results)
+    write_json(ROOT / "benchmarks" / "results" / "synthetic_effect_seeds.json", results)
     times = ", ".join(f"{k}: {v['seconds']:.0f}s" for k, v in results.items())
-    write_text(ROOT / "benchmarks" / "results" / "synthetic_effect.md",
+    write_text(ROOT / "benchmarks" / "results" / "synthetic_effect_seeds.md",
                "# Hard negatives vs same-steps control on the synthetic world\n\n"
                "Measured with `python benchmarks/synthetic_effect.py` on the repository defaults "
                "(2-core CPU). Pairwise text accuracy `s(I,T) > s(I,T-)` and R@1, in %.\n\n"

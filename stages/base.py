@@ -43,7 +43,7 @@ def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint
         raise click.UsageError(
             f"data.source={p.data.source} needs a pretrained model and its tokenizer, e.g. "
             "-S model.arch=ViT-B-32-quickgelu -S model.pretrained=openai -S model.tokenizer=open_clip "
-            "(the synthetic base only knows the synthetic world's 30 words)"
+            "(the synthetic base only knows the synthetic world's 27 words)"
         )
     meta = {"arch": p.model.arch, "pretrained": p.model.pretrained, "tokenizer": p.model.tokenizer}
     if p.model.pretrained:
