@@ -28,7 +28,6 @@ Each metric is kept as per-unit outcomes with a cluster id (the record group a p
 from __future__ import annotations
 
 import io
-import os
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -532,26 +531,6 @@ def compare(
 
 
 # ------------------------------------------------------------------------------ backwards-compatible
-
-
-def encode_all(encoder, records: Sequence[Record], image_root: str | os.PathLike):
-    """Encode each distinct image path and caption of ``records`` once.
-
-    Returns ``(image_index, image_feats, text_index, text_feats)``, the indexes mapping a path / caption
-    to its row in the ``[N, D]`` L2-normalised feature matrices.
-    """
-    f = encode_set(encoder, EvalSet("records", ImageStore(Path(image_root)), list(records)))
-    return f.image_index, f.images, f.text_index, f.texts
-
-
-def evaluate_records(
-    records: Sequence[Record], paths: dict, img: torch.Tensor, texts: dict, txt: torch.Tensor
-) -> dict:
-    """Point metrics of manifest records: ``<type>/<metric>``, ``<type>/n``, ``all/*``, ``retrieval/*``."""
-    f = Features(paths, img, texts, txt)
-    o = pairwise_outcomes(records, f)
-    o.merge(retrieval_outcomes(records_retrieval(records), f, (1, 5)))
-    return summarize(o)
 
 
 class DeviceEncoder:

@@ -20,10 +20,10 @@ from genemi.evaluate import (
     ImageStore,
     compare,
     distinct_inputs,
-    encode_all,
     encode_set,
-    evaluate_records,
     evaluate_set,
+    records_retrieval,
+    summarize,
 )
 from genemi.manifest import Negative, Record
 
@@ -76,9 +76,8 @@ def test_each_image_and_caption_encoded_once(tmp_path):
     f = encode_set(enc, es)
     assert sorted(enc.texts) == ["x", "y", "z"] and len(enc.images) == 3  # 3 images, batches of 2
     assert set(f.image_index) == {"0.png", "1.png", "2.png"}
-    paths, img, texts, txt = encode_all(CountingEncoder(), recs, tmp_path)  # legacy API, same features
-    assert torch.equal(img, f.images) and paths == f.image_index
-    legacy = evaluate_records(recs, paths, img, texts, txt)
+    es_retrieval = EvalSet("s", ImageStore(tmp_path), recs, retrieval=records_retrieval(recs))
+    keys = summarize(evaluate_set(es_retrieval, f, ks=(1, 5)))
     assert {
         "t/text",
         "t/image",
@@ -87,7 +86,7 @@ def test_each_image_and_caption_encoded_once(tmp_path):
         "all/text",
         "retrieval/i2t_r@1",
         "retrieval/t2i_r@5",
-    } <= set(legacy)
+    } <= set(keys)
 
 
 def test_winoground_fixture_end_to_end_with_fake_encoder(tmp_path):
