@@ -28,6 +28,10 @@ class Batch:
     neg_text_mask: torch.Tensor | None  # [B, K] bool
     neg_images: torch.Tensor | None  # [B, K, 3, H, W] float
     neg_image_mask: torch.Tensor | None  # [B, K] bool
+    # negative rows (batching.negative_rows): own[i, k] = the batch row whose caption and image
+    # are row i's k-th hard negative, -1 = none; negatives are then rows, not extra inputs
+    own: torch.Tensor | None = None  # [B, K] long
+    own_images: bool = False  # the own rows' images are negatives too (loss.image_negatives)
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -122,6 +126,13 @@ class PairBank:
             negs = [n for n in r.negatives if types is None or n.type in types]
             neg_t.append([txt(n.caption) if n.caption is not None else -1 for n in negs])
             neg_i.append([img(n.image) if n.image is not None else -1 for n in negs])
+        if types is not None:
+            seen = {n.type for r in records for n in r.negatives}
+            if missing := sorted(set(types) - seen):
+                raise ValueError(
+                    f"loss.negative_types: no training negative has type {missing}; "
+                    f"the manifest has {sorted(seen)}"
+                )
         kmax = max(1, max(len(x) for x in neg_t))
 
         def pad(rows):
@@ -186,11 +197,79 @@ class PairBank:
             neg_images = flat.reshape(b, k, *flat.shape[1:])
         return Batch(images, texts, neg_texts, t_mask, neg_images, i_mask if image_negatives else None)
 
+    def choose_negative_rows(self, idx: torch.Tensor, k: int, generator: torch.Generator):
+        """``(text_ids, image_ids, fill)`` ``[len(idx), k]`` for :meth:`gather_negative_rows`.
+
+        Only negatives with both a caption and an edited image qualify: the pair (edited image,
+        negative caption) is a true pair of its own. ``fill`` holds a random record per slot,
+        used where a record has fewer than ``k`` such negatives so every step has the same rows.
+        """
+        nt, ni = self.neg_text[idx], self.neg_image[idx]
+        if nt.shape[1] < k:
+            pad = torch.full((len(idx), k - nt.shape[1]), -1, dtype=torch.long)
+            nt, ni = torch.cat([nt, pad], 1), torch.cat([ni, pad], 1)
+        valid = (nt >= 0) & (ni >= 0)
+        keys = torch.rand(nt.shape, generator=generator).masked_fill(~valid, 2.0)
+        order = keys.argsort(dim=1)[:, :k]
+        sel_t, sel_i = nt.gather(1, order), ni.gather(1, order)
+        none = ~valid.gather(1, order)
+        fill = torch.randint(len(self), (len(idx), k), generator=generator)
+        return sel_t.masked_fill(none, -1), sel_i.masked_fill(none, -1), fill
+
+    def gather_negative_rows(
+        self,
+        idx: torch.Tensor,
+        sel_t: torch.Tensor,
+        sel_i: torch.Tensor,
+        fill: torch.Tensor,
+        image_negatives: bool,
+    ) -> Batch:
+        """Records ``idx`` (``m`` rows) followed by their ``m*k`` negatives as rows of their own.
+
+        Row ``m + i*k + j`` is record ``i``'s ``j``-th negative (edited image, negative caption);
+        record ``i`` and that row are each other's hard negative (``Batch.own``), caption side and,
+        with ``image_negatives``, image side. Both also train as true pairs of the CLIP term, so a
+        sample's negatives cost no encoding beyond the batch itself (GeNeMi's all-in-one batches).
+        A slot without a qualifying negative holds the random record ``fill`` instead, with no
+        own negative.
+        """
+        m, k = sel_t.shape
+        valid = sel_t >= 0
+        row_img = torch.where(valid, sel_i, self.pos_image[fill]).reshape(-1)
+        row_txt = torch.where(valid, sel_t, self.pos_text[fill]).reshape(-1)
+        images = self.pixels(torch.cat([self.pos_image[idx], row_img]))
+        texts = self.tokens[torch.cat([self.pos_text[idx], row_txt])]
+        own = torch.full((m * (k + 1), k), -1, dtype=torch.long)
+        slots = m + torch.arange(m * k).reshape(m, k)
+        own[:m] = slots.masked_fill(~valid, -1)
+        origin = torch.arange(m)[:, None].expand(m, k)
+        own[m:, 0] = origin.masked_fill(~valid, -1).reshape(-1)
+        return Batch(images, texts, None, None, None, None, own=own, own_images=image_negatives)
+
     def batch(self, idx: torch.Tensor, k: int, generator: torch.Generator, image_negatives: bool) -> Batch:
         """Rows ``idx`` with up to ``k`` randomly chosen negatives each (k = 0: none)."""
         if k == 0:
             return self.gather(idx, None, None, image_negatives)
         return self.gather(idx, *self.choose_negatives(idx, k, generator), image_negatives)
+
+
+def records_per_step(batch_size: int, splits: int, k: int, negative_rows: bool) -> int:
+    """Records a sampler draws per optimizer step of ``batch_size`` rows.
+
+    ``splits`` = ranks x accumulation steps. With negative rows each record brings ``k`` rows
+    of negatives, so ``batch_size`` must split into ``splits`` micro-batches of ``1+k``-row groups.
+    """
+    per = 1 + k if negative_rows and k > 0 else 1
+    if batch_size % (splits * per):
+        raise ValueError(
+            f"batch_size {batch_size} must be divisible by ranks x grad_accum ({splits})"
+            + (
+                f" x (1 + loss.negatives_per_sample) = {splits * per} with batching.negative_rows"
+                if per > 1
+                else ""
+            )
+        )
+    return batch_size // per
 
 
 class EpochSampler:

@@ -73,6 +73,7 @@ class LossParams:
     form: Literal["additive", "in_softmax"]
     image_negatives: bool  # also use edited images as negatives for text->image
     negatives_per_sample: int  # hard negatives drawn per training pair
+    negative_types: tuple[str, ...]  # mined types that train (empty = all); evaluation always scores all
     contrastive_weight: float  # weight of the CLIP / hard-negative term (0 = pure DPO)
     temperature: float  # fixed softmax temperature tau (thesis Jan: 0.07); 0 = learnable logit_scale
     l2_weight: float  # lambda of sum ||theta - theta_0||^2 over trainable params (0 = off)
@@ -93,6 +94,7 @@ class BatchingParams:
     regular_sources: tuple[str, ...]  # record sources that are regular pairs, not variations
     score_eps: float  # GeNeMi prob_eps in p ~ itm - min(itm) + eps
     dedupe_images: bool  # thesis deduplicate_and_refill: one image at most once per global batch
+    negative_rows: bool  # negatives with an edited image enter the batch as rows (no extra encoding)
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,13 @@ def params_from_dict(raw: dict) -> Params:
     """Validate a parsed params mapping; raises :class:`ConfigError` naming the key."""
     if not isinstance(raw, dict):
         raise ConfigError("params: top level must be a mapping")
-    return _build(Params, raw, "")
+    p = _build(Params, raw, "")
+    if p.batching.negative_rows and p.loss.form == "in_softmax":
+        raise ConfigError(
+            "batching.negative_rows: the in_softmax form adds every negative as an extra column, but "
+            "negative rows already are columns of the batch; use loss.form=additive or negative_rows=false"
+        )
+    return p
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from genemi.batches import Batch, EpochSampler, PairBank
+from genemi.batches import Batch, EpochSampler, PairBank, records_per_step
 from genemi.config import LossParams, OptimParams
 from genemi.losses import training_loss
 
@@ -24,6 +24,14 @@ def encode(model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
     ``neg_text_features``/``neg_image_features`` ``[b, K, D]`` with their ``[b, K]`` masks.
     """
     dtype = next(model.parameters()).dtype
+    if batch.own is not None:  # negatives are rows of the batch: look their features up
+        img = F.normalize(model.encode_image(batch.images.to(dtype)).float(), dim=-1)
+        txt = F.normalize(model.encode_text(batch.texts).float(), dim=-1)
+        mask, at = batch.own >= 0, batch.own.clamp(min=0)
+        out = {"image_features": img, "text_features": txt, "neg_text_features": txt[at], "neg_mask": mask}
+        if batch.own_images:
+            out["neg_image_features"], out["neg_image_mask"] = img[at], mask
+        return out
     b = batch.images.shape[0]
     images = batch.images
     if batch.neg_images is not None:
@@ -97,6 +105,7 @@ def train(
     reference: dict[str, torch.Tensor] | None = None,
     checkpoint_dir=None,
     fingerprint: str = "",
+    negative_rows: bool = False,
 ) -> dict[str, float]:
     """Run ``opt.steps`` optimizer steps; returns the mean loss terms of the last 10% of steps.
 
@@ -106,6 +115,9 @@ def train(
     a global micro-batch is drawn whole and rank ``r`` takes its ``r``-th slice.
     With ``checkpoint_dir``, state is saved every ``opt.checkpoint_every`` steps and a rerun
     resumes from the newest checkpoint whose ``fingerprint`` matches.
+    With ``negative_rows`` (and negatives in use) a batch of ``B`` rows is ``B/(1+K)`` records
+    plus their ``K`` negatives each as rows (:meth:`PairBank.gather_negative_rows`); ``sampler``
+    must then draw ``B/(1+K)`` records per step (:func:`genemi.batches.records_per_step`).
     """
     import torch.distributed as dist
     from tqdm import tqdm
@@ -116,8 +128,12 @@ def train(
     accum = engine.gradient_accumulation_steps()
     micro = engine.train_micro_batch_size_per_gpu()
     k = negatives_per_sample if uses_negatives(loss) else 0
+    as_rows = negative_rows and k > 0
+    per_record = 1 + k if as_rows else 1
+    records_per_step(opt.batch_size, world * accum, k, as_rows)  # raises on a batch that does not split
+    micro_records = micro // per_record
     if sampler is None:
-        sampler = EpochSampler(len(bank), opt.batch_size, seed)
+        sampler = EpochSampler(len(bank), opt.batch_size // per_record, seed)
     model = engine.module
     tail_from = int(opt.steps * 0.9)
     tail: dict[str, list[float]] = {}
@@ -134,9 +150,15 @@ def train(
         idx = sampler.indices(step)
         terms_sum: dict[str, float] = {}
         for a in range(accum):
-            rows = idx[a * world * micro : (a + 1) * world * micro]
-            mine = slice(rank * micro, (rank + 1) * micro)
-            if k:
+            rows = idx[a * world * micro_records : (a + 1) * world * micro_records]
+            mine = slice(rank * micro_records, (rank + 1) * micro_records)
+            if as_rows:
+                g = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 64 + a) * 4096)
+                sel_t, sel_i, fill = bank.choose_negative_rows(rows, k, g)
+                batch = bank.gather_negative_rows(
+                    rows[mine], sel_t[mine], sel_i[mine], fill[mine], loss.image_negatives
+                )
+            elif k:
                 g = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 64 + a) * 4096)
                 sel_t, sel_i = bank.choose_negatives(rows, k, g)
                 batch = bank.gather(rows[mine], sel_t[mine], sel_i[mine], loss.image_negatives)

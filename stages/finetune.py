@@ -52,12 +52,12 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
     import torch.distributed as dist
 
     from genemi import checkpoint
-    from genemi.batches import PairBank, add_regular, make_sampler, model_transform
-    from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
+    from genemi.batches import PairBank, add_regular, make_sampler, model_transform, records_per_step
     from genemi.data import training_set
+    from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
     from genemi.manifest import read_manifest
     from genemi.models import build_model, load_weights, make_tokenizer, save_weights
-    from genemi.train import train
+    from genemi.train import train, uses_negatives
 
     # which data trains is decided (and checked) before any model is built
     train_path, image_root = training_set(p.data.source, (train_path, image_root), (hnc_train, hnc_image_root))
@@ -76,10 +76,15 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
         inputs.append(regular_path)
     # real models read (differently sized) images per batch through open_clip's preprocess
     transform = None if p.model.tokenizer == "word" else model_transform(model)
-    bank = PairBank.from_records(records, image_root, make_tokenizer(p.model), transform=transform)
-    sampler = make_sampler(records, p.batching, p.finetune.batch_size, p.seed, bank.pos_image)
-    del records
+    types = p.loss.negative_types or None  # train on these mined types only
+    tok = make_tokenizer(p.model)
+    bank = PairBank.from_records(records, image_root, tok, types=types, transform=transform)
     engine, _ = init_engine(model, p.finetune, p.deepspeed)
+    k = p.loss.negatives_per_sample if uses_negatives(p.loss) else 0
+    splits = dist.get_world_size() * p.deepspeed.grad_accum
+    n_records = records_per_step(p.finetune.batch_size, splits, k, p.batching.negative_rows)
+    sampler = make_sampler(records, p.batching, n_records, p.seed, bank.pos_image)
+    del records
     fp = checkpoint.fingerprint({"stage": "finetune", "params": to_dict(p)}, *inputs)
     live = None
     if dist.get_rank() == 0:
@@ -97,7 +102,7 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
 
     tail = train(engine, bank, p.finetune, p.loss, p.seed, p.loss.negatives_per_sample,
                  log=log if live else None, sampler=sampler, teacher=teacher, reference=reference,
-                 checkpoint_dir=checkpoint_dir, fingerprint=fp)
+                 checkpoint_dir=checkpoint_dir, fingerprint=fp, negative_rows=p.batching.negative_rows)
     if dist.get_rank() == 0:
         live.end()
         run = {"finetune": to_dict(p.finetune), "loss": to_dict(p.loss), "batching": to_dict(p.batching)}

@@ -22,6 +22,7 @@ def _batching(**kw):
         regular_sources=("coco",),
         score_eps=0.5,
         dedupe_images=False,
+        negative_rows=False,
     )
     return BatchingParams(**{**base, **kw})
 
@@ -153,6 +154,73 @@ def test_negatives_do_not_depend_on_the_split_over_ranks(tmp_path):
     assert whole.neg_text_mask.shape == (4, 2) and whole.neg_images.shape == (4, 2, 3, 4, 4)
     plain = bank.batch(idx, 0, torch.Generator(), True)
     assert plain.neg_texts is None and plain.images.shape == (4, 3, 4, 4)
+
+
+def test_negative_rows_layout(tmp_path):
+    """Records first, then each record's k negative slots; partners point at each other."""
+    from genemi.batches import records_per_step
+
+    bank = _bank(tmp_path)
+    idx = torch.tensor([5, 1, 3])
+    st, si, fill = bank.choose_negative_rows(idx, 2, torch.Generator().manual_seed(7))
+    # only negative "a" has both a caption and an image; the second slot of every record is empty
+    assert (st[:, 0] >= 0).all() and (st[:, 1] == -1).all() and (si[:, 1] == -1).all()
+    b = bank.gather_negative_rows(idx, st, si, fill, image_negatives=True)
+    m = 3
+    assert b.images.shape == (m * 3, 3, 4, 4) and b.texts.shape == (m * 3, 1)
+    assert b.neg_texts is None and b.own_images
+    for i, r in enumerate(idx.tolist()):
+        slot = m + 2 * i
+        assert b.own[i].tolist() == [slot, -1] and b.own[slot].tolist() == [i, -1]
+        assert b.own[slot + 1].tolist() == [-1, -1]  # a random other record fills the empty slot
+        assert torch.equal(b.texts[slot], bank.tokens[bank.neg_text[r, 0]])
+        assert torch.equal(b.images[slot], bank.pixels(bank.neg_image[r, :1])[0])
+        f = int(fill[i, 1])
+        assert torch.equal(b.texts[slot + 1], bank.tokens[bank.pos_text[f]])
+    assert records_per_step(128, 1, 3, True) == 32 and records_per_step(128, 1, 3, False) == 128
+    assert records_per_step(128, 2, 0, True) == 128
+    with pytest.raises(ValueError, match="negative_rows"):
+        records_per_step(128, 2, 4, True)
+
+
+def test_negative_types_filter_and_typo(tmp_path):
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "0.png")
+    Image.fromarray(np.ones((4, 4, 3), np.uint8)).save(tmp_path / "1.png")
+    negs = (Negative("a", caption="y", image="1.png"), Negative("b", caption="z"))
+    recs = [Record(id="0", image="0.png", caption="x", negatives=negs)]
+
+    def tok(texts):
+        return torch.tensor([[len(t)] for t in texts])
+
+    assert (PairBank.from_records(recs, tmp_path, tok).neg_text >= 0).sum() == 2
+    only_a = PairBank.from_records(recs, tmp_path, tok, types=["a"])
+    assert only_a.neg_text.tolist() == [[1]] and only_a.neg_image.tolist() == [[1]]
+    with pytest.raises(ValueError, match=r"negative_types.*\['relation'\]"):
+        PairBank.from_records(recs, tmp_path, tok, types=["a", "relation"])
+
+
+def test_negative_rows_features_are_the_partner_rows(tmp_path):
+    from genemi.train import encode
+
+    bank = _bank(tmp_path)
+    st, si, fill = bank.choose_negative_rows(torch.tensor([0, 2]), 1, torch.Generator().manual_seed(1))
+    b = bank.gather_negative_rows(torch.tensor([0, 2]), st, si, fill, image_negatives=True)
+
+    class Flat(torch.nn.Module):  # features = raw inputs, so rows can be told apart
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def encode_image(self, x):
+            return x.flatten(1) * self.w + torch.arange(48.0)
+
+        def encode_text(self, t):
+            return torch.cat([t.float(), torch.ones(len(t), 1)], 1) * self.w
+
+    f = encode(Flat(), b)
+    assert torch.equal(f["neg_text_features"][:2, 0], f["text_features"][2:])
+    assert torch.equal(f["neg_image_features"][2:, 0], f["image_features"][:2])
+    assert f["neg_mask"].all() and f["neg_image_mask"].all()
 
 
 def test_real_images_of_different_sizes_go_through_the_model_transform(tmp_path):

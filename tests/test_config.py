@@ -50,3 +50,13 @@ def test_missing_or_broken_file_names_the_file(tmp_path):
     f.write_text("seed: [unclosed\n")
     with pytest.raises(ConfigError, match="p.yaml: not valid YAML"):
         load_params(f)
+
+
+def test_negative_rows_refuse_the_in_softmax_form(raw):
+    bad = copy.deepcopy(raw)
+    bad["batching"]["negative_rows"] = True
+    bad["loss"]["form"] = "in_softmax"
+    with pytest.raises(ConfigError, match="batching.negative_rows"):
+        params_from_dict(bad)
+    bad["loss"]["form"] = "additive"
+    assert params_from_dict(bad).batching.negative_rows

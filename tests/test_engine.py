@@ -106,14 +106,14 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["additive", "thesis"])
+@pytest.mark.parametrize("config", ["additive", "thesis", "rows"])
 def test_two_processes_equal_one(tmp_path, config):
     """2 CPU processes x 4 samples == 1 process x 8: every loss, the gradient and final weights."""
     from safetensors.torch import load_file
 
     _run([PY, WORKER, str(tmp_path / "one"), config])
     # one config under torchrun, the other under DeepSpeed's own launcher (passes --local_rank)
-    launcher = _torchrun() if config == "additive" else _deepspeed()
+    launcher = _torchrun() if config != "thesis" else _deepspeed()
     _run(launcher + [WORKER, str(tmp_path / "two"), config])
     one = json.loads((tmp_path / "one" / "losses.json").read_text())
     two = json.loads((tmp_path / "two" / "losses.json").read_text())
@@ -121,7 +121,7 @@ def test_two_processes_equal_one(tmp_path, config):
     for a, b in zip(one["steps"], two["steps"], strict=True):
         for k in a:
             assert abs(a[k] - b[k]) < 1e-5, (k, a, b)
-    files = ["weights"] + (["grads"] if config == "additive" else [])  # ZeRO-2 keeps no p.grad
+    files = ["weights"] + (["grads"] if config == "additive" else [])  # ZeRO 1/2 keep no p.grad
     for f in files:
         wa = load_file(str(tmp_path / "one" / f"{f}.safetensors"))
         wb = load_file(str(tmp_path / "two" / f"{f}.safetensors"))
@@ -131,3 +131,5 @@ def test_two_processes_equal_one(tmp_path, config):
     # the run really trained: the final weights moved away from the initial ones
     if config == "thesis":
         assert one["steps"][-1]["l2"] > 0 and one["steps"][-1]["kl"] > 0
+    if config == "rows":  # the partner rows really act as hard negatives on both sides
+        assert one["steps"][-1]["hn_text"] > 0 and one["steps"][-1]["hn_image"] > 0

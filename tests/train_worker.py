@@ -51,6 +51,8 @@ def tiny_bank(seed: int = 0) -> PairBank:
 CONFIGS = {
     # the default: additive, text + image negatives, ZeRO 0
     "additive": dict(loss={}, zero=0),
+    # negatives as batch rows: 8 rows = 4 records + their negative (caption + edited image)
+    "rows": dict(loss=dict(negatives_per_sample=1), zero=1, negative_rows=True),
     # thesis-style: in-softmax, KL to teacher, DPO with reference, L2, ZeRO 2, vision tower only
     "thesis": dict(
         loss=dict(form="in_softmax", kl_weight=0.5, dpo_weight=0.5, l2_weight=0.01, temperature=0.07),
@@ -87,7 +89,7 @@ def main() -> None:
         trainable=cfg.get("trainable", "full"),
         checkpoint_every=2,
     )
-    loss = dataclasses.replace(p.loss, negatives_per_sample=2, **cfg["loss"])
+    loss = dataclasses.replace(p.loss, **{"negatives_per_sample": 2, **cfg["loss"]})
     ds = dataclasses.replace(p.deepspeed, zero_stage=cfg["zero"])
     torch.manual_seed(0)
     model = build_model(p.model)
@@ -128,7 +130,8 @@ def main() -> None:
         opt,
         loss,
         seed=3,
-        negatives_per_sample=2,
+        negatives_per_sample=loss.negatives_per_sample,
+        negative_rows=cfg.get("negative_rows", False),
         log=log,
         log_every=1,
         progress=False,
