@@ -197,6 +197,10 @@ class PairBank:
             neg_images = flat.reshape(b, k, *flat.shape[1:])
         return Batch(images, texts, neg_texts, t_mask, neg_images, i_mask if image_negatives else None)
 
+    def has_negative_pairs(self) -> bool:
+        """Whether any negative has both a caption and an edited image (what negative rows need)."""
+        return bool(((self.neg_text >= 0) & (self.neg_image >= 0)).any())
+
     def choose_negative_rows(self, idx: torch.Tensor, k: int, generator: torch.Generator):
         """``(text_ids, image_ids, fill)`` ``[len(idx), k]`` for :meth:`gather_negative_rows`.
 

@@ -102,3 +102,29 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[Record]:
 
 def read_manifest(path: str | os.PathLike) -> list[Record]:
     return list(iter_manifest(path))
+
+
+DIGEST = "digest.json"  # beside a stage's manifests: the small file DVC tracks instead of every image
+
+
+def image_digest(root: str | os.PathLike, manifests: Iterable[str | os.PathLike]) -> dict[str, Any]:
+    """sha256 over every image the ``manifests`` reference (record and negative images, relative to ``root``).
+
+    A downstream DVC stage depends on the manifests plus this digest instead of the image
+    folder, so `dvc status` hashes one small file rather than tens of thousands of images,
+    while any changed image (or a changed path) still changes the digest.
+    """
+    import hashlib
+    from pathlib import Path
+
+    total, n = hashlib.sha256(), 0
+    for m in manifests:
+        for r in iter_manifest(m):
+            for rel in (r.image, *(x.image for x in r.negatives if x.image)):
+                try:
+                    data = (Path(root) / rel).read_bytes()
+                except FileNotFoundError:
+                    raise FileNotFoundError(f"{m}: record {r.id!r} names image {rel!r}, not found under {root}") from None
+                total.update(f"{rel}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+                n += 1
+    return {"images": n, "sha256": total.hexdigest()}

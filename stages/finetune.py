@@ -81,8 +81,12 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
     bank = PairBank.from_records(records, image_root, tok, types=types, transform=transform)
     engine, _ = init_engine(model, p.finetune, p.deepspeed)
     k = p.loss.negatives_per_sample if uses_negatives(p.loss) else 0
+    rows = p.batching.negative_rows and bank.has_negative_pairs()
+    if p.batching.negative_rows and not rows and k and dist.get_rank() == 0:
+        click.echo("finetune: no training negative has an edited image (caption-only, e.g. HNC), so "
+                   "batching.negative_rows does not apply: negatives are encoded as extra inputs")
     splits = dist.get_world_size() * p.deepspeed.grad_accum
-    n_records = records_per_step(p.finetune.batch_size, splits, k, p.batching.negative_rows)
+    n_records = records_per_step(p.finetune.batch_size, splits, k, rows)
     sampler = make_sampler(records, p.batching, n_records, p.seed, bank.pos_image)
     del records
     fp = checkpoint.fingerprint({"stage": "finetune", "params": to_dict(p)}, *inputs)
@@ -102,7 +106,7 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
 
     tail = train(engine, bank, p.finetune, p.loss, p.seed, p.loss.negatives_per_sample,
                  log=log if live else None, sampler=sampler, teacher=teacher, reference=reference,
-                 checkpoint_dir=checkpoint_dir, fingerprint=fp, negative_rows=p.batching.negative_rows)
+                 checkpoint_dir=checkpoint_dir, fingerprint=fp, negative_rows=rows)
     if dist.get_rank() == 0:
         live.end()
         run = {"finetune": to_dict(p.finetune), "loss": to_dict(p.loss), "batching": to_dict(p.batching)}

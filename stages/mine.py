@@ -16,8 +16,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from genemi.config import load_params
-from genemi.io import atomic_path
-from genemi.manifest import iter_manifest, write_manifest
+from genemi.io import atomic_path, write_json
+from genemi.manifest import DIGEST, image_digest, iter_manifest, write_manifest
 from genemi.plots import contact_sheet
 from genemi.synth.dataset import SPLITS, mine_record
 
@@ -55,6 +55,8 @@ def main(params_path: str, root_dir: str, out_name: str, sheet_path: str) -> Non
         n_neg = sum(len(r.negatives) for r in mined)
         write_manifest(root / out_name / f"{split}.jsonl", mined)
         click.echo(f"{split}: {len(mined)} records, {n_neg} negatives")
+    manifests = [root / out_name / f"{s}.jsonl" for s in SPLITS]
+    write_json(root / out_name / DIGEST, image_digest(root, manifests))
     sheet = contact_sheet(sheet_rows)
     with atomic_path(sheet_path, suffix=".png") as tmp:
         sheet.save(tmp, format="PNG")

@@ -10,8 +10,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from genemi.config import load_params
-from genemi.io import atomic_path
-from genemi.manifest import write_manifest
+from genemi.io import atomic_path, write_json
+from genemi.manifest import DIGEST, image_digest, write_manifest
 from genemi.synth.dataset import SPLITS, generate_split
 
 
@@ -33,6 +33,8 @@ def main(params_path: str, out_dir: str) -> None:
             records.append(rec)
         n = write_manifest(root / "synth" / f"{split}.jsonl", records)
         click.echo(f"{split}: {n} scenes")
+    manifests = [root / "synth" / f"{s}.jsonl" for s in SPLITS]
+    write_json(root / "synth" / DIGEST, image_digest(root, manifests))
 
 
 if __name__ == "__main__":

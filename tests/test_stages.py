@@ -45,8 +45,23 @@ def test_default_pipeline_runs_stage_by_stage(tiny):
                                  "--image-root", str(data), "--base", str(models / "base.safetensors"),
                                  "--out", str(models / "ft.safetensors"), "--metrics", str(metrics / "ft.json"),
                                  "--live-dir", str(root / "dvclive")]))
-    assert "train_loss" in json.loads((metrics / "ft.json").read_text())
+    ft = json.loads((metrics / "ft.json").read_text())
+    assert ft["train_hn_text"] > 0 and ft["train_hn_image"] > 0  # negative rows reach both terms
     assert (root / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
+    assert json.loads((data / "negatives" / "digest.json").read_text())["images"] > 96
+    # caption-only negatives (HNC-like) cannot be rows: they are encoded as extra inputs instead
+    rows = [json.loads(x) for x in (data / "negatives" / "train.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["negatives"] = [{"type": n["type"], "caption": n["caption"]} for n in row["negatives"]]
+    captions_only = root / "captions_only.jsonl"
+    captions_only.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = _ok(r.invoke(finetune.main, ["--params", str(params), "--train", str(captions_only),
+                                       "--image-root", str(data), "--base", str(models / "base.safetensors"),
+                                       "--out", str(root / "ft2.safetensors"), "--metrics", str(root / "ft2.json"),
+                                       "--live-dir", str(root / "dvclive2")]))
+    assert "encoded as extra inputs" in out.output
+    ft2 = json.loads((root / "ft2.json").read_text())
+    assert ft2["train_hn_text"] > 0 and ft2["train_hn_image"] == 0
     out = _ok(r.invoke(evaluate.main, ["--params", str(params), "--benchmark", "synth_test", "--data", str(data),
                                        "--base", str(models / "base.safetensors"),
                                        "--finetuned", str(models / "ft.safetensors"),
