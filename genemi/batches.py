@@ -164,21 +164,26 @@ class PairBank:
             return self.images.pixels(ids)
         return preprocess_array(self.images[ids])
 
+    def _draw(self, idx: torch.Tensor, k: int, generator: torch.Generator, pairs_only: bool):
+        """Up to ``k`` qualifying negatives per row, in random order: ``(text_ids, image_ids)``, -1 = none."""
+        nt, ni = self.neg_text[idx], self.neg_image[idx]
+        if nt.shape[1] < k:  # fewer negative slots than k: pad with empty ones
+            pad = torch.full((len(idx), k - nt.shape[1]), -1, dtype=torch.long)
+            nt, ni = torch.cat([nt, pad], 1), torch.cat([ni, pad], 1)
+        valid = (nt >= 0) & (ni >= 0) if pairs_only else (nt >= 0) | (ni >= 0)
+        # a random order of each row's qualifying negatives; the others sort last and read as none
+        keys = torch.rand(nt.shape, generator=generator).masked_fill(~valid, 2.0)
+        order = keys.argsort(dim=1)[:, :k]
+        none = ~valid.gather(1, order)
+        return nt.gather(1, order).masked_fill(none, -1), ni.gather(1, order).masked_fill(none, -1)
+
     def choose_negatives(self, idx: torch.Tensor, k: int, generator: torch.Generator):
         """``(text_ids, image_ids)`` ``[len(idx), k]`` long: up to ``k`` random negatives per row, -1 = none.
 
         Drawn for a whole global micro-batch at once, so the choice does not depend on how
         the rows are split over ranks.
         """
-        nt, ni = self.neg_text[idx], self.neg_image[idx]
-        if nt.shape[1] < k:  # fewer negative slots than k: pad with empty ones
-            fill = torch.full((len(idx), k - nt.shape[1]), -1, dtype=torch.long)
-            nt, ni = torch.cat([nt, fill], 1), torch.cat([ni, fill], 1)
-        valid = (nt >= 0) | (ni >= 0)
-        # a random order of each row's valid negatives; empty slots sort last
-        keys = torch.rand(nt.shape, generator=generator).masked_fill(~valid, 2.0)
-        order = keys.argsort(dim=1)[:, :k]
-        return nt.gather(1, order), ni.gather(1, order)
+        return self._draw(idx, k, generator, pairs_only=False)
 
     def gather(
         self, idx: torch.Tensor, sel_t: torch.Tensor | None, sel_i: torch.Tensor | None, image_negatives: bool
@@ -208,17 +213,9 @@ class PairBank:
         negative caption) is a true pair of its own. ``fill`` holds a random record per slot,
         used where a record has fewer than ``k`` such negatives so every step has the same rows.
         """
-        nt, ni = self.neg_text[idx], self.neg_image[idx]
-        if nt.shape[1] < k:
-            pad = torch.full((len(idx), k - nt.shape[1]), -1, dtype=torch.long)
-            nt, ni = torch.cat([nt, pad], 1), torch.cat([ni, pad], 1)
-        valid = (nt >= 0) & (ni >= 0)
-        keys = torch.rand(nt.shape, generator=generator).masked_fill(~valid, 2.0)
-        order = keys.argsort(dim=1)[:, :k]
-        sel_t, sel_i = nt.gather(1, order), ni.gather(1, order)
-        none = ~valid.gather(1, order)
+        sel_t, sel_i = self._draw(idx, k, generator, pairs_only=True)
         fill = torch.randint(len(self), (len(idx), k), generator=generator)
-        return sel_t.masked_fill(none, -1), sel_i.masked_fill(none, -1), fill
+        return sel_t, sel_i, fill
 
     def gather_negative_rows(
         self,

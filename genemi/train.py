@@ -21,17 +21,10 @@ def encode(model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
     """L2-normalised fp32 features of the batch, positives and negatives in one pass per tower.
 
     Returns ``image_features``/``text_features`` ``[b, D]`` and, when the batch has them,
-    ``neg_text_features``/``neg_image_features`` ``[b, K, D]`` with their ``[b, K]`` masks.
+    ``neg_text_features``/``neg_image_features`` ``[b, K, D]`` with their ``[b, K]`` masks: the
+    encoded extra negatives, or the features of the batch rows that ``batch.own`` points at.
     """
     dtype = next(model.parameters()).dtype
-    if batch.own is not None:  # negatives are rows of the batch: look their features up
-        img = F.normalize(model.encode_image(batch.images.to(dtype)).float(), dim=-1)
-        txt = F.normalize(model.encode_text(batch.texts).float(), dim=-1)
-        mask, at = batch.own >= 0, batch.own.clamp(min=0)
-        out = {"image_features": img, "text_features": txt, "neg_text_features": txt[at], "neg_mask": mask}
-        if batch.own_images:
-            out["neg_image_features"], out["neg_image_mask"] = img[at], mask
-        return out
     b = batch.images.shape[0]
     images = batch.images
     if batch.neg_images is not None:
@@ -43,6 +36,11 @@ def encode(model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
     img = F.normalize(model.encode_image(images.to(dtype)).float(), dim=-1)
     txt = F.normalize(model.encode_text(texts).float(), dim=-1)
     out = {"image_features": img[:b], "text_features": txt[:b]}
+    if batch.own is not None:  # negatives are rows of this batch: their features are looked up
+        mask, at = batch.own >= 0, batch.own.clamp(min=0)
+        out["neg_text_features"], out["neg_mask"] = txt[at], mask
+        if batch.own_images:
+            out["neg_image_features"], out["neg_image_mask"] = img[at], mask
     if batch.neg_texts is not None:
         out["neg_text_features"] = txt[b:].reshape(b, -1, txt.shape[-1])
         out["neg_mask"] = batch.neg_text_mask
@@ -126,14 +124,12 @@ def train(
 
     rank, world = dist.get_rank(), dist.get_world_size()
     accum = engine.gradient_accumulation_steps()
-    micro = engine.train_micro_batch_size_per_gpu()
     k = negatives_per_sample if uses_negatives(loss) else 0
     as_rows = negative_rows and k > 0
-    per_record = 1 + k if as_rows else 1
-    records_per_step(opt.batch_size, world * accum, k, as_rows)  # raises on a batch that does not split
-    micro_records = micro // per_record
+    n_records = records_per_step(opt.batch_size, world * accum, k, as_rows)  # raises if it cannot split
+    micro_records = n_records // (world * accum)
     if sampler is None:
-        sampler = EpochSampler(len(bank), opt.batch_size // per_record, seed)
+        sampler = EpochSampler(len(bank), n_records, seed)
     model = engine.module
     tail_from = int(opt.steps * 0.9)
     tail: dict[str, list[float]] = {}

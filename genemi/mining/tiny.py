@@ -52,6 +52,16 @@ def _clip_vocab(directory: Path) -> Path:
     return directory
 
 
+# the one-layer BERT text tower shared by the tiny Grounding DINO and BLIP (vocab size from the tokenizer)
+TINY_BERT = dict(
+    hidden_size=16,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=16,
+    max_position_embeddings=64,
+)
+
+
 def save_grounding_dino(directory: Path, seed: int = 0) -> Path:
     import torch
     from transformers import (
@@ -74,14 +84,7 @@ def save_grounding_dino(directory: Path, seed: int = 0) -> Path:
         window_size=4,
         out_features=["stage2", "stage3", "stage4"],
     )
-    text = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=16,
-        max_position_embeddings=64,
-    )
+    text = BertConfig(vocab_size=len(tok), **TINY_BERT)
     # d_model 32: the input projections use GroupNorm(32, d_model); decoder_layers 2: the
     # shared box heads are tied across layers and need more than one; 3 feature levels keep the
     # coarsest map >1 px at 64 px input
@@ -122,11 +125,7 @@ def save_blip_itm(directory: Path, seed: int = 0) -> Path:
     cfg = BlipConfig(
         text_config=dict(
             vocab_size=len(tok),
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=16,
-            max_position_embeddings=64,
+            **TINY_BERT,
             encoder_hidden_size=16,
             bos_token_id=101,
             sep_token_id=102,
