@@ -37,6 +37,24 @@ def run(seed: int, control: bool) -> dict:
     return out
 
 
+def target_verdict(
+    results: dict, seeds, bench: str = "synth_test", margin: float = 10.0, r1_drop: float = 2.0
+) -> dict:
+    """Issue 2's target: on every seed, HN beats the control by >= ``margin`` points on attribute
+    swap and relation flip, and neither R@1 falls more than ``r1_drop`` points below the control's."""
+    worst = {}
+    for k in ("attribute_swap/text", "relation_flip/text", "retrieval/i2t_r@1", "retrieval/t2i_r@1"):
+        key = f"{bench}/finetuned/{k}"
+        worst[k] = min(results[f"seed{s}/hn"][key] - results[f"seed{s}/control"][key] for s in seeds)
+    met = (worst["attribute_swap/text"] >= margin and worst["relation_flip/text"] >= margin
+           and worst["retrieval/i2t_r@1"] >= -r1_drop and worst["retrieval/t2i_r@1"] >= -r1_drop)
+    text = (f"Target on {bench} over seeds {', '.join(map(str, seeds))} (HN − control >= {margin:g} on swap "
+            f"and flip; R@1 no more than {r1_drop:g} below): **{'met' if met else 'NOT met'}**. "
+            "Smallest differences: "
+            + ", ".join(f"{k} {v:+.1f}" for k, v in worst.items()) + ".")
+    return {"met": met, "worst": worst, "text": text}
+
+
 @click.command(help=__doc__)
 @click.option("--seeds", type=int, multiple=True, default=(0, 1), show_default=True)
 def main(seeds: tuple[int, ...]) -> None:
@@ -55,14 +73,16 @@ def main(seeds: tuple[int, ...]) -> None:
             for k in KEYS:
                 b, c, h = (hn[f"{bench}/base/{k}"], ctl[f"{bench}/finetuned/{k}"], hn[f"{bench}/finetuned/{k}"])
                 rows.append(f"| {seed} | {bench} | {k} | {b:.1f} | {c:.1f} | {h:.1f} | {h - c:+.1f} |")
-    write_json(ROOT / "benchmarks" / "results" / "synthetic_effect_seeds.json", results)
     times = ", ".join(f"{k}: {v['seconds']:.0f}s" for k, v in results.items())
+    verdict = target_verdict(results, seeds)
+    results["target"] = verdict
+    write_json(ROOT / "benchmarks" / "results" / "synthetic_effect_seeds.json", results)
     write_text(ROOT / "benchmarks" / "results" / "synthetic_effect_seeds.md",
                "# Hard negatives vs same-steps control on the synthetic world\n\n"
                "Measured with `python benchmarks/synthetic_effect.py` on the repository defaults "
                "(2-core CPU). Pairwise text accuracy `s(I,T) > s(I,T-)` and R@1, in %.\n\n"
-               + "\n".join(rows) + f"\n\nWall time per `dvc exp run`: {times}.\n")
-    click.echo("\n".join(rows))
+               + "\n".join(rows) + f"\n\n{verdict['text']}\n\nWall time per `dvc exp run`: {times}.\n")
+    click.echo("\n".join(rows) + "\n" + verdict["text"])
 
 
 if __name__ == "__main__":

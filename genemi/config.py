@@ -39,6 +39,7 @@ class SynthParams:
     max_objects: int
     heldout_combos: tuple[str, ...]  # "colour shape" pairs kept out of train (generalisation split)
     jitter: int  # max pixel jitter of an object's centre inside its grid cell
+    mention_order: Literal["left_first", "random"]  # which object of a pair its caption names first
 
 
 @dataclass(frozen=True)

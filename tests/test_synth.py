@@ -13,7 +13,7 @@ P = SynthParams(
     image_size=48, n_train=120, n_test=20, n_gen=30,
     colors=("red", "green", "blue", "yellow", "purple", "white"),
     shapes=("circle", "square", "triangle", "cross", "ring"),
-    max_objects=3, heldout_combos=("red triangle", "blue circle"), jitter=2,
+    max_objects=3, heldout_combos=("red triangle", "blue circle"), jitter=2, mention_order="left_first",
 )
 M = MineParams(types=negs.NEGATIVE_TYPES, max_per_type=2)
 
@@ -68,10 +68,30 @@ def test_relation_flip_and_attribute_swap_keep_the_bag_of_words():
     swap = negs.propose(scene, "attribute_swap", rng, P.colors, P.shapes, 48)
     flip = negs.propose(scene, "relation_flip", rng, P.colors, P.shapes, 48)
     assert swap.caption == "a blue circle left of a red square"
-    assert flip.caption == "a red circle right of a blue square"
+    assert flip.caption == "a blue square left of a red circle"
     words = sorted(world.caption(scene).split())
     assert sorted(swap.caption.split()) == words
-    assert sorted(flip.caption.replace("right", "left").split()) == words
+    assert sorted(flip.caption.split()) == words
+    # named right-first, the flip keeps "right of" and swaps the arguments too
+    flip = negs.propose(dict(scene, order=[1, 0]), "relation_flip", rng, P.colors, P.shapes, 48)
+    assert flip.caption == "a red circle right of a blue square"
+
+
+def test_mention_order_changes_captions_only():
+    """left_first names the left object first in every pair; random names either, same scenes."""
+    import dataclasses
+
+    left = list(dataset.generate_split(P, "train", 2))
+    rand = list(dataset.generate_split(dataclasses.replace(P, mention_order="random"), "train", 2))
+    pairs = [(a, b) for (a, _), (b, _) in zip(left, rand, strict=True) if a.meta["scene"]["kind"] == "pair"]
+    assert len(pairs) > 20
+    for a, b in pairs:
+        assert a.meta["scene"]["objects"] == b.meta["scene"]["objects"]
+        assert a.meta["key"] == b.meta["key"]
+        assert " left of " in a.caption
+    assert {" right of " in b.caption for _, b in pairs} == {True, False}
+    with pytest.raises(ValueError, match="mention order"):
+        world.sample_scene(np.random.default_rng(0), P.colors, P.shapes, 3, 0, lambda c, s: True, "up")
 
 
 def test_train_negatives_never_show_heldout_combos():

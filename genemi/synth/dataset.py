@@ -68,14 +68,22 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
         rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
         if split == "gen":
             for _ in range(1000):
-                scene = world.sample_scene(rng, p.colors, p.shapes, p.max_objects, p.jitter, lambda c, s: True)
+                scene = world.sample_scene(
+                    rng, p.colors, p.shapes, p.max_objects, p.jitter, lambda c, s: True, p.mention_order
+                )
                 if any(world.combo(o) in held for o in scene["objects"]):
                     break
             else:
                 raise ValueError("could not sample a generalisation scene; check synth.heldout_combos")
         else:
             scene = world.sample_scene(
-                rng, p.colors, p.shapes, p.max_objects, p.jitter, lambda c, s: f"{c} {s}" not in held
+                rng,
+                p.colors,
+                p.shapes,
+                p.max_objects,
+                p.jitter,
+                lambda c, s: f"{c} {s}" not in held,
+                mention_order=p.mention_order,
             )
         rid = f"{split}-{i:06d}"
         rec = Record(

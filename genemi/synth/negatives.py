@@ -9,7 +9,8 @@ Types (names shared with the evaluation):
 * ``attribute_swap``  -- two objects exchange colours ("a blue circle left of a red square")
 * ``attribute_replace`` -- one object (all, for count scenes) gets another colour
 * ``object_replace`` -- one object (all, for count scenes) gets another shape
-* ``relation_flip`` -- the two objects exchange places ("left" <-> "right")
+* ``relation_flip`` -- the two objects exchange places; the caption keeps its relation word and
+  swaps the arguments ("a blue square left of a red circle"), as ARO's relation set does
 * ``count_change`` -- one object more or fewer ("two red circles" -> "three red circles")
 """
 
@@ -76,6 +77,7 @@ def propose(
             scene,
             objects={0: {k: objs[1][k] for k in place}, 1: {k: objs[0][k] for k in place}},
         )
+        new["order"] = scene["order"][::-1]  # name first the object now in the first-named one's slot
         edits = (Edit(b[0], world.combo(objs[1]), False), Edit(b[1], world.combo(objs[0]), False))
     elif neg_type == "count_change":
         if scene["kind"] != "count":

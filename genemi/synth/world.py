@@ -7,8 +7,12 @@ is unambiguous), and a closed vocabulary (see :func:`vocabulary`).
 Two scene kinds:
 
 * ``pair``: two different objects in two slots, captioned
-  ``"a red circle left of a blue square"``; the mention order is random, so the relation
-  word depends on geometry and word order, not on a fixed template.
+  ``"a red circle left of a blue square"``. With ``mention_order="left_first"`` (the default)
+  the left object is always named first, so the caption's word order *is* the scene's
+  left-to-right order (ARO/Winoground style: "B left of A" is the relation flip). With
+  ``"random"`` either object may come first ("a blue square right of a red circle"), and the
+  text tower must also learn that "left of" and "right of" with swapped arguments mean the
+  same: a harder, XOR-like task (see benchmarks/results/synthetic_effect.md).
 * ``count``: ``k`` identical objects (k = 1..3), captioned ``"two red circles"``; a lone object
   also names its place, ``"one red circle on the left"``.
 
@@ -41,6 +45,7 @@ NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
 # Where a lone object sits. Absolute positions are what plain CLIP training *can* learn from
 # in-batch negatives; relations between two objects ("left of") need hard negatives.
 PLACE = {0: "on the left", 1: "in the middle", 2: "on the right"}
+MENTION_ORDERS = ("left_first", "random")
 
 
 def vocabulary(colors: Sequence[str], shapes: Sequence[str]) -> list[str]:
@@ -62,13 +67,18 @@ def sample_scene(
     max_objects: int,
     jitter: int,
     allowed: callable,
+    mention_order: str = "left_first",
     p_pair: float = 0.6,
 ) -> dict:
     """Draw one scene whose objects all satisfy ``allowed(color, shape)``.
 
     ``allowed`` lets the caller keep held-out colour-shape combinations out of train
     (or force them into the generalisation split, see :func:`generate_split`).
+    ``mention_order`` picks which object of a pair the caption names first (module docstring);
+    both orders draw the same random numbers, so they give the same scenes.
     """
+    if mention_order not in MENTION_ORDERS:
+        raise ValueError(f"unknown mention order {mention_order!r}; known: {', '.join(MENTION_ORDERS)}")
     for _ in range(1000):
         kind = "pair" if rng.random() < p_pair else "count"
         if kind == "pair":
@@ -78,7 +88,8 @@ def sample_scene(
                 objs.append({"color": str(rng.choice(colors)), "shape": str(rng.choice(shapes)), "slot": slot})
             if combo(objs[0]) == combo(objs[1]):
                 continue
-            order = [0, 1] if rng.random() < 0.5 else [1, 0]
+            coin = rng.random()
+            order = [1, 0] if mention_order == "random" and coin >= 0.5 else [0, 1]
         else:
             k = int(rng.integers(1, min(max_objects, SLOTS) + 1))
             color, shape = str(rng.choice(colors)), str(rng.choice(shapes))
