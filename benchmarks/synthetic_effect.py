@@ -4,7 +4,7 @@ plain-CLIP control (``loss.hn_weight=0``), on several seeds, through the real pi
 Each run is ``dvc exp run -S seed=S [-S loss.hn_weight=0]``; the metrics of the workspace are
 read right after it. Results go to ``benchmarks/results/synthetic_effect_seeds.{json,md}``.
 
-    python benchmarks/synthetic_effect.py --seeds 0 1
+    python benchmarks/synthetic_effect.py 0 1     # seeds (default: 0 1)
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ def target_verdict(
 
 
 @click.command(help=__doc__)
-@click.option("--seeds", type=int, multiple=True, default=(0, 1), show_default=True)
+@click.argument("seeds", type=int, nargs=-1)
 def main(seeds: tuple[int, ...]) -> None:
+    seeds = seeds or (0, 1)
     sys.path.insert(0, str(ROOT))
     from genemi.io import write_json, write_text
 
