@@ -1,8 +1,9 @@
 """Measure the method's effect on the synthetic world: hard-negative fine-tuning vs the same-steps
 plain-CLIP control (``loss.hn_weight=0``), on several seeds, through the real pipeline.
 
-Each run is ``dvc exp run -S seed=S [-S loss.hn_weight=0]``; the metrics of the workspace are
-read right after it. Results go to ``benchmarks/results/synthetic_effect_seeds.{json,md}``.
+Each run is ``dvc exp run -S seed=S -S loss.hn_weight=W`` with W = params.yaml's weight, then 0;
+the metrics of the workspace are read right after it (restore it afterwards with
+``git checkout -- . && dvc checkout``). Results go to ``benchmarks/results/synthetic_effect_seeds.{json,md}``.
 
     python benchmarks/synthetic_effect.py 0 1     # seeds (default: 0 1)
 """
@@ -23,8 +24,10 @@ KEYS = ("attribute_swap/text", "relation_flip/text", "attribute_replace/text", "
 BENCHES = ("synth_test", "synth_gen")
 
 
-def run(seed: int, control: bool) -> dict:
-    args = ["dvc", "exp", "run", "-S", f"seed={seed}"] + (["-S", "loss.hn_weight=0.0"] if control else [])
+def run(seed: int, hn_weight: float) -> dict:
+    # both keys every time: `dvc exp run` applies each result to the workspace, so an unset key
+    # would inherit the previous run's value (a "hard negatives" run after a control would be a control)
+    args = ["dvc", "exp", "run", "-S", f"seed={seed}", "-S", f"loss.hn_weight={hn_weight}"]
     start = time.perf_counter()
     subprocess.run(args, cwd=ROOT, check=True)
     seconds = time.perf_counter() - start
@@ -62,10 +65,15 @@ def main(seeds: tuple[int, ...]) -> None:
     sys.path.insert(0, str(ROOT))
     from genemi.io import write_json, write_text
 
+    import yaml
+
+    hn_weight = yaml.safe_load((ROOT / "params.yaml").read_text())["loss"]["hn_weight"]
+    if hn_weight <= 0:
+        raise click.UsageError(f"params.yaml has loss.hn_weight={hn_weight}; the method's runs need a weight > 0")
     results = {}
     for seed in seeds:
-        results[f"seed{seed}/hn"] = run(seed, control=False)
-        results[f"seed{seed}/control"] = run(seed, control=True)
+        results[f"seed{seed}/hn"] = run(seed, hn_weight)
+        results[f"seed{seed}/control"] = run(seed, 0.0)
     rows = ["| seed | benchmark | metric | base | control (w=0) | hard negatives | HN − control |",
             "|---|---|---|---|---|---|---|"]
     for seed in seeds:
