@@ -90,7 +90,8 @@ def main(seeds: tuple[int, ...]) -> None:
                "# Hard negatives vs same-steps control on the synthetic world\n\n"
                "Measured with `python benchmarks/synthetic_effect.py` on the repository defaults "
                "(2-core CPU). Pairwise text accuracy `s(I,T) > s(I,T-)` and R@1, in %.\n\n"
-               + "\n".join(rows) + f"\n\n{verdict['text']}\n\nWall time per `dvc exp run`: {times}.\n")
+               + "\n".join(rows) + f"\n\n{verdict['text']}\n\nWall time per `dvc exp run`: {times} "
+               "(a run whose stages are in DVC's run cache takes seconds).\n")
     click.echo("\n".join(rows) + "\n" + verdict["text"])
 
 
