@@ -129,6 +129,9 @@ class EvalParams:
     zeroshot_templates: tuple[str, ...]  # prompts of zero-shot classification, "{}" = class name
     stanza_dir: str  # stanza models (POS) for ARO Order's noun/adjective shuffles, relative to --data
     sources: dict[str, EvalSource]  # benchmark name -> its files; every name in `benchmarks` needs one
+    monitor: str  # benchmark scored during fine-tuning for the val/* curves ("" = none)
+    monitor_every: int  # fine-tuning steps between those scorings
+    monitor_records: int  # its first records scored (a fixed subset keeps it cheap)
 
 
 @dataclass(frozen=True)

@@ -541,12 +541,15 @@ class DeviceEncoder:
         self.model = model.to(device).eval()
         self.tokenizer, self.image_transform = tokenizer, image_transform
         self.batch_size, self.device = batch_size, device
+        self.dtype = next(model.parameters()).dtype  # a bf16/fp16 engine's module takes images in its dtype
 
     def _run(self, fn, items, prep) -> torch.Tensor:
         out = []
         with torch.no_grad():
             for i in range(0, len(items), self.batch_size):
                 x = prep(items[i : i + self.batch_size]).to(self.device)
+                if x.is_floating_point():
+                    x = x.to(self.dtype)
                 out.append(torch.nn.functional.normalize(fn(x).float(), dim=-1).cpu())
         return torch.cat(out) if out else torch.zeros(0, 0)
 
@@ -557,6 +560,31 @@ class DeviceEncoder:
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         return self._run(self.model.encode_text, list(texts), lambda b: self.tokenizer(list(b)))
+
+
+def monitor_set(es: EvalSet, n: int) -> EvalSet:
+    """The first ``n`` records of a record-based benchmark, with retrieval over their images: a cheap
+    fixed set to score during training (:func:`monitor_scores`)."""
+    if not es.records:
+        raise ValueError(
+            f"eval.monitor: benchmark {es.name!r} has no caption/negative records to monitor; "
+            "pick a pairwise benchmark such as synth_test"
+        )
+    recs = es.records[:n]
+    return EvalSet(es.name, es.store, recs, retrieval=records_retrieval(recs))
+
+
+def monitor_scores(model, es: EvalSet, tokenizer, image_transform, batch_size: int = 512) -> dict[str, float]:
+    """Text-side pairwise accuracy per negative type and R@1 both ways of ``model`` on ``es``, for
+    curves during training. Scored in eval mode without gradients; the model goes back to the mode it
+    came in, on its device, so a training loop can call this between steps."""
+    was_training = model.training
+    try:
+        enc = DeviceEncoder(model, tokenizer, image_transform, batch_size, next(model.parameters()).device)
+        values = summarize(evaluate_set(es, encode_set(enc, es), ks=(1,)))
+    finally:
+        model.train(was_training)
+    return {k: v for k, v in values.items() if k.endswith("/text") or k.endswith("_r@1")}
 
 
 def image_transform_for(model, tokenizer_kind: str):

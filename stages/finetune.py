@@ -12,6 +12,7 @@ With `--checkpoint-dir`, a killed run resumes from its last checkpoint with iden
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -34,6 +35,8 @@ from genemi.io import write_json
 @click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--live-dir", default="dvclive/finetune", show_default=True,
               help="dvclive folder for the training curves.")
+@click.option("--data", "data_dir", default="data", show_default=True, type=click.Path(file_okay=False),
+              help="Where eval.monitor's benchmark files live (its val/* curves); see eval.sources.")
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
               help="Resumable checkpoints every finetune.checkpoint_every steps (not a DVC output: it must "
                    "survive a killed run); a rerun resumes from it. Cleared when the stage finishes.")
@@ -43,8 +46,8 @@ from genemi.io import write_json
               help="Image root of --regular.")
 @click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True,
               help="Passed by the deepspeed launcher; the rank is read from the environment.")
-def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_path, out_path, metrics_path, live_dir, checkpoint_dir,
-         regular_path, regular_image_root, local_rank) -> None:
+def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_path, out_path, metrics_path, live_dir,
+         data_dir, checkpoint_dir, regular_path, regular_image_root, local_rank) -> None:
     from genemi import runtime
 
     p = load_params(params_path)
@@ -53,14 +56,23 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
 
     from genemi import checkpoint
     from genemi.batches import PairBank, add_regular, make_sampler, model_transform, records_per_step
+    from genemi.benchmarks import load_benchmark
     from genemi.data import training_set
     from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
+    from genemi.evaluate import image_transform_for, monitor_scores, monitor_set
     from genemi.manifest import read_manifest
     from genemi.models import build_model, load_weights, make_tokenizer, save_weights
     from genemi.train import train, uses_negatives
 
     # which data trains is decided (and checked) before any model is built
     train_path, image_root = training_set(p.data.source, (train_path, image_root), (hnc_train, hnc_image_root))
+    monitored = None  # a fixed subset of eval.monitor, scored every eval.monitor_every steps (val/* curves)
+    if p.eval.monitor and p.eval.monitor_every > 0:
+        try:
+            es = load_benchmark(p.eval, p.eval.monitor, data_dir, seed=p.eval.seed)
+            monitored = monitor_set(es, p.eval.monitor_records)
+        except (FileNotFoundError, ValueError) as e:
+            raise click.ClickException(f"eval.monitor={p.eval.monitor!r}: {e}") from None
     model = build_model(p.model)
     meta = load_weights(model, base_path)
     set_trainable(model, p.finetune, p.loss)
@@ -98,13 +110,19 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
         resuming = checkpoint_dir is not None and (Path(checkpoint_dir) / checkpoint.LATEST).is_file()
         live = Live(live_dir, dvcyaml=False, save_dvc_exp=False, report=None, resume=resuming)
 
+    log_every = 25 if monitored is None else math.gcd(25, p.eval.monitor_every)
+    val_transform = image_transform_for(model, p.model.tokenizer)
+
     def log(step: int, values: dict[str, float]) -> None:
         live.step = step
         for name, v in values.items():
             live.log_metric(f"train/{name}", v)
+        if monitored is not None and (step % p.eval.monitor_every == 0 or step == p.finetune.steps - 1):
+            for name, v in monitor_scores(engine.module, monitored, tok, val_transform, p.eval.batch_size).items():
+                live.log_metric(f"val/{name}", v)
         live.next_step()
 
-    tail = train(engine, bank, p.finetune, p.loss, p.seed, p.loss.negatives_per_sample,
+    tail = train(engine, bank, p.finetune, p.loss, p.seed, p.loss.negatives_per_sample, log_every=log_every,
                  log=log if live else None, sampler=sampler, teacher=teacher, reference=reference,
                  checkpoint_dir=checkpoint_dir, fingerprint=fp, negative_rows=rows)
     if dist.get_rank() == 0:

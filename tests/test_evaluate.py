@@ -226,3 +226,37 @@ def test_device_encoder_matches_the_models_encoder_on_cpu():
     dev = DeviceEncoder(model, make_tokenizer(mp), image_transform_for(model, "word"), batch_size=3)
     assert torch.allclose(ref.encode_images(images), dev.encode_images(images), atol=1e-6)
     assert torch.allclose(ref.encode_texts(texts), dev.encode_texts(texts), atol=1e-6)
+
+
+def test_monitor_scores_a_fixed_subset_and_hands_the_model_back_in_train_mode(tmp_path):
+    """The val/* curves of fine-tuning: same numbers as a full evaluation of that subset, no side effects."""
+    from genemi.config import ModelParams
+    from genemi.evaluate import DeviceEncoder, image_transform_for, monitor_scores, monitor_set
+    from genemi.models import build_model, make_tokenizer
+
+    colors = {"red": (220, 40, 40), "blue": (50, 90, 240), "green": (40, 190, 60)}
+    for name, c in colors.items():
+        Image.new("RGB", (48, 48), c).save(tmp_path / f"{name}.png")
+    recs = [
+        Record(id=f"r{i}", image=f"{a}.png", caption=f"one {a} circle on the left",
+               negatives=(Negative("attribute_replace", caption=f"one {b} circle on the left", image=f"{b}.png"),))
+        for i, (a, b) in enumerate([("red", "blue"), ("blue", "green"), ("green", "red"), ("red", "green")])
+    ]
+    es = EvalSet("tiny", ImageStore(tmp_path), recs, retrieval=records_retrieval(recs))
+    head = monitor_set(es, 3)
+    assert [r.id for r in head.records] == ["r0", "r1", "r2"] and len(head.retrieval.image_keys) == 3
+
+    mp = ModelParams(arch="genemi-synth-vit", pretrained="", tokenizer="word")
+    torch.manual_seed(0)
+    model = build_model(mp).train()
+    tok, tf = make_tokenizer(mp), image_transform_for(model, "word")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    got = monitor_scores(model, head, tok, tf, batch_size=2)
+    assert model.training  # back in the mode it came in
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    full = summarize(evaluate_set(head, encode_set(DeviceEncoder(model, tok, tf, 4), head), ks=(1,)))
+    assert set(got) == {"attribute_replace/text", "all/text", "retrieval/i2t_r@1", "retrieval/t2i_r@1"}
+    assert all(got[k] == full[k] for k in got)
+
+    with pytest.raises(ValueError, match="eval.monitor: benchmark 'tiny' has no caption/negative records"):
+        monitor_set(EvalSet("tiny", ImageStore(tmp_path)), 3)

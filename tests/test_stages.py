@@ -44,10 +44,15 @@ def test_default_pipeline_runs_stage_by_stage(tiny):
     _ok(r.invoke(finetune.main, ["--params", str(params), "--train", str(data / "negatives" / "train.jsonl"),
                                  "--image-root", str(data), "--base", str(models / "base.safetensors"),
                                  "--out", str(models / "ft.safetensors"), "--metrics", str(metrics / "ft.json"),
-                                 "--live-dir", str(root / "dvclive")]))
+                                 "--live-dir", str(root / "dvclive"), "--data", str(data)]))
     ft = json.loads((metrics / "ft.json").read_text())
     assert ft["train_hn_text"] > 0 and ft["train_hn_image"] > 0  # negative rows reach both terms
-    assert (root / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
+    curves = root / "dvclive" / "plots" / "metrics"
+    assert (curves / "train" / "loss.tsv").is_file()
+    # eval.monitor (synth_test) is scored at the first and the last of the 3 steps
+    val = (curves / "val" / "relation_flip" / "text.tsv").read_text().splitlines()
+    assert val[0].split("\t") == ["step", "text"] and [row.split("\t")[0] for row in val[1:]] == ["0", "2"]
+    assert (curves / "val" / "retrieval" / "i2t_r@1.tsv").is_file()
     assert json.loads((data / "negatives" / "digest.json").read_text())["images"] > 96
     # caption-only negatives (HNC-like) cannot be rows: they are encoded as extra inputs instead
     rows = [json.loads(x) for x in (data / "negatives" / "train.jsonl").read_text().splitlines()]
@@ -58,7 +63,7 @@ def test_default_pipeline_runs_stage_by_stage(tiny):
     out = _ok(r.invoke(finetune.main, ["--params", str(params), "--train", str(captions_only),
                                        "--image-root", str(data), "--base", str(models / "base.safetensors"),
                                        "--out", str(root / "ft2.safetensors"), "--metrics", str(root / "ft2.json"),
-                                       "--live-dir", str(root / "dvclive2")]))
+                                       "--live-dir", str(root / "dvclive2"), "--data", str(data)]))
     assert "encoded as extra inputs" in out.output
     ft2 = json.loads((root / "ft2.json").read_text())
     assert ft2["train_hn_text"] > 0 and ft2["train_hn_image"] == 0
