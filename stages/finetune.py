@@ -111,7 +111,7 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
         live = Live(live_dir, dvcyaml=False, save_dvc_exp=False, report=None, resume=resuming)
 
     log_every = 25 if monitored is None else math.gcd(25, p.eval.monitor_every)
-    val_transform = image_transform_for(model, p.model.tokenizer)
+    val_transform = None if monitored is None else image_transform_for(model, p.model.tokenizer)
 
     def log(step: int, values: dict[str, float]) -> None:
         live.step = step

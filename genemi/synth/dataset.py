@@ -69,7 +69,13 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
         if split == "gen":
             for _ in range(1000):
                 scene = world.sample_scene(
-                    rng, p.colors, p.shapes, p.max_objects, p.jitter, lambda c, s: True, p.mention_order
+                    rng,
+                    p.colors,
+                    p.shapes,
+                    p.max_objects,
+                    p.jitter,
+                    lambda c, s: True,
+                    mention_order=p.mention_order,
                 )
                 if any(world.combo(o) in held for o in scene["objects"]):
                     break
