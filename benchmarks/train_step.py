@@ -6,7 +6,7 @@ clipping, AdamW step, cosine LR, logit-scale clamp) over an in-memory DataLoader
 preprocessed tensors -- no JPEG decoding on either side.
 
 Ours is ``genemi.train.train`` on a DeepSpeed engine (fp32, ZeRO 0, one CPU process) reading
-a :class:`~genemi.batches.PairBank` (uint8 images scaled per batch), measured (a) as plain CLIP,
+a :class:`~genemi.bank.PairBank` (uint8 images scaled per batch), measured (a) as plain CLIP,
 and with one caption and one edited-image hard negative per sample (additive form, w = 1):
 (b) ``negative_rows`` (the default way negatives train): the negative (edited image, its
 caption) is itself a true pair and a row of the batch, so a batch of B rows is B/2 records plus
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from genemi.batches import PairBank  # noqa: E402
+from genemi.bank import PairBank  # noqa: E402
 from genemi.config import load_params  # noqa: E402
 
 N_IMAGES, WARM = 1024, 3
@@ -125,12 +125,11 @@ def open_clip_rate(p, bank: PairBank, batch: int, steps: int) -> float:
 
 def our_rate(p, bank: PairBank, batch: int, steps: int, negatives: bool, rows: bool = False) -> float:
     """samples/s of ``genemi.train.train`` (DeepSpeed engine) over ``steps`` steps after warm-up."""
-    from genemi.engine import init_engine
     from genemi.models import build_model
+    from genemi.recipe import make_run
     from genemi.train import train
 
     torch.manual_seed(0)
-    model = build_model(p.model)
     opt = dataclasses.replace(p.finetune, steps=WARM + steps, batch_size=batch)
     loss = dataclasses.replace(
         p.loss,
@@ -139,20 +138,11 @@ def our_rate(p, bank: PairBank, batch: int, steps: int, negatives: bool, rows: b
         image_negatives=negatives,
         negatives_per_sample=1,
     )
-    engine, _ = init_engine(model, opt, p.deepspeed)
+    p = dataclasses.replace(p, seed=0, finetune=opt, loss=loss,
+                            batching=dataclasses.replace(p.batching, negative_rows=rows))
+    run = make_run(p, "finetune", build_model(p.model), bank, fingerprint="")
     stamps: dict[int, float] = {}
-    train(
-        engine,
-        bank,
-        opt,
-        loss,
-        seed=0,
-        negatives_per_sample=1,
-        progress=False,
-        log_every=1,
-        log=lambda step, _: stamps.__setitem__(step, time.perf_counter()),
-        negative_rows=rows,
-    )
+    train(run, progress=False, log_every=1, log=lambda step, _: stamps.__setitem__(step, time.perf_counter()))
     return steps * batch / (stamps[WARM + steps - 1] - stamps[WARM - 1])
 
 

@@ -26,6 +26,7 @@ class ConfigError(ValueError):
 class DataParams:
     source: Literal["synthetic", "hnc"]  # which training data feeds the pipeline
     hnc_subset: float  # fraction of HNC train used when source == hnc (1.0 = all)
+    workers: int  # processes decoding images for training and evaluation (-1 = auto, 0 = in the main process)
 
 
 @dataclass(frozen=True)
@@ -68,21 +69,38 @@ class OptimParams:
     checkpoint_every: int  # optimizer steps between resumable checkpoints (0 = none)
 
 
+_KEEP = object()
+
+
+def term(plain: Any = _KEEP) -> Any:
+    """A loss field; ``plain`` is its value in the plain CLIP loss of the base run (:meth:`LossParams.plain`).
+
+    Every loss field declares one (``_KEEP``: the field does not matter once the terms are off), so a new
+    term is off in the base run by construction.
+    """
+    return dataclasses.field(metadata={"plain": plain})
+
+
 @dataclass(frozen=True)
 class LossParams:
-    hn_weight: float  # weight of the hard-negative term (0 = plain CLIP control)
-    form: Literal["additive", "in_softmax"]
-    image_negatives: bool  # also use edited images as negatives for text->image
-    negatives_per_sample: int  # hard negatives drawn per training pair
-    negative_types: tuple[str, ...]  # mined types that train (empty = all); evaluation always scores all
-    contrastive_weight: float  # weight of the CLIP / hard-negative term (0 = pure DPO)
-    temperature: float  # fixed softmax temperature tau (thesis Jan: 0.07); 0 = learnable logit_scale
-    l2_weight: float  # lambda of sum ||theta - theta_0||^2 over trainable params (0 = off)
-    kl_weight: float  # weight of KL(teacher || student) over [positives | negatives] (0 = off)
-    kl_temperature: float
-    dpo_weight: float  # weight of the DPO term on own negatives (0 = off)
-    dpo_beta: float
-    dpo_reference: bool  # DPO against the frozen teacher (true) or the thesis's "noref" form
+    hn_weight: float = term(0.0)  # weight of the hard-negative term (0 = plain CLIP control)
+    form: Literal["additive", "in_softmax"] = term("additive")
+    image_negatives: bool = term(False)  # also use edited images as negatives for text->image
+    negatives_per_sample: int = term(0)  # hard negatives drawn per training pair
+    negative_types: tuple[str, ...] = term()  # mined types that train (empty = all); evaluation scores all
+    contrastive_weight: float = term(1.0)  # weight of the CLIP / hard-negative term (0 = pure DPO)
+    temperature: float = term(0.0)  # fixed softmax temperature tau (thesis Jan: 0.07); 0 = learnable
+    l2_weight: float = term(0.0)  # lambda of sum ||theta - theta_0||^2 over trainable params (0 = off)
+    kl_weight: float = term(0.0)  # weight of KL(teacher || student) over [positives | negatives] (0 = off)
+    kl_temperature: float = term()
+    dpo_weight: float = term(0.0)  # weight of the DPO term on own negatives (0 = off)
+    dpo_beta: float = term()
+    dpo_reference: bool = term()  # DPO against the frozen teacher (true) or the thesis's "noref" form
+
+    def plain(self) -> LossParams:
+        """The plain CLIP loss with a learnable temperature (the base run): every term at its off value."""
+        off = {f.name: f.metadata["plain"] for f in dataclasses.fields(self) if f.metadata["plain"] is not _KEEP}
+        return dataclasses.replace(self, **off)
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,19 @@ def dpo_loss(pos, neg, mask, beta: float, ref_pos=None, ref_neg=None) -> torch.T
     return per_pair[mask].mean()
 
 
+def needs_teacher(params) -> bool:
+    """Whether a selected term reads a frozen teacher's features (KL, DPO against a reference)."""
+    return params.kl_weight > 0 or (params.dpo_weight > 0 and params.dpo_reference)
+
+
+def uses_negatives(params) -> bool:
+    """Whether a selected term reads hard negatives; if not, they are not even encoded (the control run
+    then costs what plain CLIP costs). ``in_softmax`` reads them at any weight (``w = 0`` zeroes logits)."""
+    return not (
+        params.hn_weight == 0 and params.form == "additive" and params.kl_weight == 0 and params.dpo_weight == 0
+    )
+
+
 def training_loss(
     features: Mapping[str, torch.Tensor | None],
     logit_scale: torch.Tensor,
@@ -288,8 +301,7 @@ def training_loss(
     out = hard_negative_loss(**f, logit_scale=logit_scale, hn_weight=params.hn_weight, form=params.form)
     if params.contrastive_weight != 1.0:
         out["loss"] = params.contrastive_weight * out["loss"]
-    needs_teacher = params.kl_weight > 0 or (params.dpo_weight > 0 and params.dpo_reference)
-    if needs_teacher and teacher_features is None:
+    if needs_teacher(params) and teacher_features is None:
         raise ValueError("loss.kl_weight / loss.dpo_reference need a frozen teacher; none was given")
     t = {k: gather_rows(v, world_size) for k, v in (teacher_features or {}).items()}
     if params.l2_weight > 0:

@@ -1,4 +1,4 @@
-"""Model construction, tokenizers, weight I/O and the encoder used by evaluation.
+"""Model construction, tokenizers and weight I/O (the :class:`genemi.clip.Clip` wrapper builds on these).
 
 Architectures are data: open_clip JSON configs in ``genemi/model_configs/`` are registered
 with ``open_clip.add_model_config``, exactly like open_clip's own. The synthetic world uses a
@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from genemi.config import ModelParams
 from genemi.synth import world
@@ -129,40 +127,3 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> dict:
         raise ValueError(f"{path}: weights do not match the architecture (missing {missing[:5]}, unexpected {unexpected[:5]})")
     with safe_open(str(path), framework="pt") as f:
         return json.loads((f.metadata() or {}).get("genemi", "{}"))
-
-
-@dataclass
-class Encoder:
-    """Batched, no-grad, L2-normalised encoding for evaluation.
-
-    ``image_transform`` maps a PIL image to ``[3, H, W]`` float; for the synthetic world it is
-    the array scaling of :func:`preprocess_array`, for real models open_clip's preprocess.
-    """
-
-    model: torch.nn.Module
-    tokenizer: object
-    image_transform: object
-    batch_size: int = 256
-
-    @torch.no_grad()
-    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        self.model.eval()
-        out = []
-        for i in range(0, len(images), self.batch_size):
-            batch = torch.stack([self.image_transform(im) for im in images[i : i + self.batch_size]])
-            out.append(torch.nn.functional.normalize(self.model.encode_image(batch), dim=-1))
-        return torch.cat(out) if out else torch.zeros(0, 0)
-
-    @torch.no_grad()
-    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        self.model.eval()
-        out = []
-        for i in range(0, len(texts), self.batch_size):
-            tokens = self.tokenizer(list(texts[i : i + self.batch_size]))
-            out.append(torch.nn.functional.normalize(self.model.encode_text(tokens), dim=-1))
-        return torch.cat(out) if out else torch.zeros(0, 0)
-
-
-def array_transform(image: Image.Image) -> torch.Tensor:
-    """PIL RGB -> ``[3, H, W]`` float in [-1, 1] (the synthetic world's preprocessing)."""
-    return preprocess_array(np.asarray(image.convert("RGB"))[None])[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 
@@ -156,3 +157,12 @@ def type_bars(
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def eval_plots(plot_dir, benchmark: str, results: dict[str, dict[str, float]], flat: dict[str, float]) -> None:
+    """The evaluate stage's plots of one benchmark: ``<benchmark>.csv`` (wide per-type table),
+    ``<benchmark>_bars.csv`` (the dvc bar plot) and ``<benchmark>.png`` (bars with intervals)."""
+    plot_dir = Path(plot_dir)
+    write_type_table(plot_dir / f"{benchmark}.csv", results, flat)
+    write_bar_table(plot_dir / f"{benchmark}_bars.csv", results, flat)
+    type_bars(results, f"{benchmark}: base vs fine-tuned by type", plot_dir / f"{benchmark}.png", flat=flat)

@@ -23,3 +23,14 @@ def setup(seed: int, threads: int = 0) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def loader_workers(requested: int, in_memory: bool) -> int:
+    """``data.workers``: ``-1`` = automatic (none for an in-memory bank, else the CPUs split over this
+    node's ranks, at most 8); ``0`` = this process; ``n`` = n worker processes."""
+    if requested >= 0:
+        return requested
+    if in_memory:
+        return 0
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(8, (os.cpu_count() or 1) // max(1, local) - 1))

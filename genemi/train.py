@@ -1,19 +1,22 @@
 """The training loop: one DeepSpeed engine, a bank of pairs and negatives, a loss.
 
-Reads top to bottom: sample a global batch, take this rank's micro-batches, encode positives
-and negatives in one pass per tower, compute the loss terms, step. Used for both the
-synthetic base model (``k = 0``, plain CLIP) and hard-negative fine-tuning.
+Reads top to bottom: sample a global batch, take this rank's micro-batches, move them to the
+engine's device, encode positives and negatives in one pass per tower, compute the loss terms,
+step. Used for both phases of :mod:`genemi.recipe` (the plain-CLIP base and hard-negative
+fine-tuning). A step's batches depend only on ``(seed, step)``, so they can be built ahead of
+time in worker processes without changing a bit of the result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from genemi.batches import Batch, EpochSampler, PairBank, records_per_step
-from genemi.config import LossParams, OptimParams
+from genemi.bank import Batch
+from genemi.config import LossParams
 from genemi.losses import training_loss
 
 
@@ -81,102 +84,128 @@ def forward_loss(
     )
 
 
-def uses_negatives(loss: LossParams) -> bool:
-    """Whether any selected term reads hard negatives (else they are not even encoded)."""
-    return not (
-        loss.hn_weight == 0 and loss.form == "additive" and loss.kl_weight == 0 and loss.dpo_weight == 0
+def micro_batches(run, step: int, rank: int, world: int) -> list[Batch]:
+    """This rank's ``run.accum`` micro-batches of optimizer step ``step`` (CPU tensors).
+
+    A global micro-batch is drawn whole, negatives included, and rank ``r`` takes its ``r``-th
+    slice: the rows never depend on the number of ranks or workers.
+    """
+    bank, k, accum = run.bank, run.negatives, run.accum
+    idx = run.sampler.indices(step)
+    m = run.records_per_step // (world * accum)  # records per rank and micro-batch
+    mine = slice(rank * m, (rank + 1) * m)
+    out = []
+    for a in range(accum):
+        rows = idx[a * world * m : (a + 1) * world * m]
+        g = torch.Generator().manual_seed(((run.seed * 1_000_003 + step) * 64 + a) * 4096)
+        if run.negative_rows:
+            sel_t, sel_i, fill = bank.choose_negative_rows(rows, k, g)
+            out.append(bank.gather_negative_rows(rows[mine], sel_t[mine], sel_i[mine], fill[mine],
+                                                 run.loss.image_negatives))
+        elif k:
+            sel_t, sel_i = bank.choose_negatives(rows, k, g)
+            out.append(bank.gather(rows[mine], sel_t[mine], sel_i[mine], run.loss.image_negatives))
+        else:
+            out.append(bank.gather(rows[mine], None, None, run.loss.image_negatives))
+    return out
+
+
+class _Steps(torch.utils.data.Dataset):
+    """Step ``start + i``'s micro-batches: what a DataLoader worker builds ahead of the training loop."""
+
+    def __init__(self, run, start: int, rank: int, world: int):
+        self.run, self.start, self.rank, self.world = run, start, rank, world
+
+    def __len__(self) -> int:
+        return self.run.opt.steps - self.start
+
+    def __getitem__(self, i: int) -> list[Batch]:
+        return micro_batches(self.run, self.start + i, self.rank, self.world)
+
+
+def step_batches(run, start: int, rank: int, world: int, pin: bool = False) -> Iterator[list[Batch]]:
+    """Micro-batches of steps ``start, start + 1, ...``: built here, or by ``run.workers`` processes that
+    decode images and gather rows two steps ahead (pinned for a fast copy to a GPU)."""
+    if run.workers == 0:
+        for step in range(start, run.opt.steps):
+            yield micro_batches(run, step, rank, world)
+        return
+    yield from torch.utils.data.DataLoader(
+        _Steps(run, start, rank, world), batch_size=None, shuffle=False, num_workers=run.workers,
+        prefetch_factor=2, pin_memory=pin, persistent_workers=False,
     )
 
 
 def train(
-    engine,
-    bank: PairBank,
-    opt: OptimParams,
-    loss: LossParams,
-    seed: int,
-    negatives_per_sample: int,
+    run,
     log: Callable[[int, dict[str, float]], None] | None = None,
     log_every: int = 25,
     progress: bool = True,
-    sampler=None,
-    teacher: torch.nn.Module | None = None,
-    reference: dict[str, torch.Tensor] | None = None,
     checkpoint_dir=None,
-    fingerprint: str = "",
-    negative_rows: bool = False,
 ) -> dict[str, float]:
-    """Run ``opt.steps`` optimizer steps; returns the mean loss terms of the last 10% of steps.
+    """Run ``run.opt.steps`` optimizer steps of a :class:`genemi.recipe.TrainingRun`; returns the mean
+    loss terms of the last 10% of steps.
 
-    With ``hn_weight == 0`` and the additive form (and no KL/DPO), negatives are not encoded
-    at all: the control run then costs what plain CLIP costs, with the same batches and steps.
-    Step ``s``'s rows and negatives depend only on ``(seed, s)``, never on the number of ranks:
-    a global micro-batch is drawn whole and rank ``r`` takes its ``r``-th slice.
+    ``log(step, values)`` (rank 0, every ``log_every`` steps and the last) gets ``train/<term>``,
+    ``train/lr``, ``train/logit_scale`` and the input pipeline's ``perf/*``: samples/s, the fraction
+    of the time spent waiting for batches, and peak device memory (GiB, CUDA only).
     With ``checkpoint_dir``, state is saved every ``opt.checkpoint_every`` steps and a rerun
-    resumes from the newest checkpoint whose ``fingerprint`` matches.
-    With ``negative_rows`` (and negatives in use) a batch of ``B`` rows is ``B/(1+K)`` records
-    plus their ``K`` negatives each as rows (:meth:`PairBank.gather_negative_rows`); ``sampler``
-    must then draw ``B/(1+K)`` records per step (:func:`genemi.batches.records_per_step`).
+    resumes from the newest checkpoint whose fingerprint matches.
     """
     import torch.distributed as dist
     from tqdm import tqdm
 
     from genemi import checkpoint
 
+    engine, opt = run.engine, run.opt
     rank, world = dist.get_rank(), dist.get_world_size()
-    accum = engine.gradient_accumulation_steps()
-    k = negatives_per_sample if uses_negatives(loss) else 0
-    as_rows = negative_rows and k > 0
-    n_records = records_per_step(opt.batch_size, world * accum, k, as_rows)  # raises if it cannot split
-    micro_records = n_records // (world * accum)
-    if sampler is None:
-        sampler = EpochSampler(len(bank), n_records, seed)
     model = engine.module
+    device = next(model.parameters()).device
+    cuda = device.type == "cuda"
     tail_from = int(opt.steps * 0.9)
     tail: dict[str, list[float]] = {}
     start = 0
     if checkpoint_dir is not None:
-        state = checkpoint.load(engine, checkpoint_dir, fingerprint)
+        state = checkpoint.load(engine, checkpoint_dir, run.fingerprint)
         if state is not None:
             start, tail = state["step"], state["tail"]
             if rank == 0:
                 print(f"resuming from {checkpoint_dir} at step {start}")
     engine.train()
-    steps = range(start, opt.steps)
-    for step in tqdm(steps, desc="train", disable=not progress or rank != 0, mininterval=2):
-        idx = sampler.indices(step)
+    batches = step_batches(run, start, rank, world, pin=cuda)
+    waited = busy = 0.0
+    samples = 0
+    for step in tqdm(range(start, opt.steps), desc="train", disable=not progress or rank != 0, mininterval=2):
+        t0 = time.perf_counter()
+        micro = next(batches)
+        t1 = time.perf_counter()
         terms_sum: dict[str, float] = {}
-        for a in range(accum):
-            rows = idx[a * world * micro_records : (a + 1) * world * micro_records]
-            mine = slice(rank * micro_records, (rank + 1) * micro_records)
-            if as_rows:
-                g = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 64 + a) * 4096)
-                sel_t, sel_i, fill = bank.choose_negative_rows(rows, k, g)
-                batch = bank.gather_negative_rows(
-                    rows[mine], sel_t[mine], sel_i[mine], fill[mine], loss.image_negatives
-                )
-            elif k:
-                g = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 64 + a) * 4096)
-                sel_t, sel_i = bank.choose_negatives(rows, k, g)
-                batch = bank.gather(rows[mine], sel_t[mine], sel_i[mine], loss.image_negatives)
-            else:
-                batch = bank.gather(rows[mine], None, None, loss.image_negatives)
-            terms = forward_loss(model, batch, loss, world, teacher, reference)
+        for batch in micro:
+            batch = batch.to(device)
+            terms = forward_loss(model, batch, run.loss, world, run.teacher, run.reference)
             engine.backward(terms["loss"])
             engine.step()
+            samples += len(batch.texts) * world
             for name, v in terms.items():
-                terms_sum[name] = terms_sum.get(name, 0.0) + float(v.detach()) / accum
+                terms_sum[name] = terms_sum.get(name, 0.0) + float(v.detach()) / run.accum
+        t2 = time.perf_counter()
+        waited, busy = waited + t1 - t0, busy + t2 - t1
         if step >= tail_from:
             for name, v in terms_sum.items():
                 tail.setdefault(name, []).append(v)
         if log is not None and rank == 0 and (step % log_every == 0 or step == opt.steps - 1):
-            lr = engine.get_lr()[0]
-            log(step, {**terms_sum, "lr": lr, "logit_scale": float(model.logit_scale.detach().exp().float())})
+            values = {f"train/{k}": v for k, v in terms_sum.items()}
+            values["train/lr"] = engine.get_lr()[0]
+            values["train/logit_scale"] = float(model.logit_scale.detach().exp().float())
+            values["perf/samples_per_s"] = samples / max(waited + busy, 1e-9)
+            values["perf/data_wait"] = waited / max(waited + busy, 1e-9)
+            if cuda:
+                values["perf/peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            log(step, values)
+            waited = busy = 0.0
+            samples = 0
         done = step + 1
-        if (
-            checkpoint_dir is not None
-            and opt.checkpoint_every
-            and done % opt.checkpoint_every == 0
-            and done < opt.steps
-        ):
-            checkpoint.save(engine, checkpoint_dir, done, fingerprint, {"tail": tail})
+        if checkpoint_dir is not None and opt.checkpoint_every and done % opt.checkpoint_every == 0 \
+                and done < opt.steps:
+            checkpoint.save(engine, checkpoint_dir, done, run.fingerprint, {"tail": tail})
     return {name: sum(v) / len(v) for name, v in tail.items()}

@@ -2,9 +2,9 @@
 
 The benchmark's files come from `eval.sources.<benchmark>` in params.yaml (paths relative to --data),
 so the command is the same for every benchmark. Missing files fail before any model is built, naming
-each file and where it goes (docs/benchmarks.md). Writes flat metrics (`base/<type>/<metric>`,
-`finetuned/...`, `delta/...`, bootstrap `..._lo`/`..._hi`) to a JSON file, a per-type table for
-`dvc plots` (wide `<bench>.csv`, long `<bench>_bars.csv`) and a bar chart PNG.
+each file and where it goes (docs/benchmarks.md). Each image is decoded once and encoded by both models.
+Writes flat metrics (`base/<type>/<metric>`, `finetuned/...`, `delta/...`, bootstrap `..._lo`/`..._hi`)
+to a JSON file, a per-type table for `dvc plots` (`<bench>.csv`, `<bench>_bars.csv`) and a bar chart PNG.
 """
 
 from __future__ import annotations
@@ -12,92 +12,42 @@ from __future__ import annotations
 import click
 
 from genemi.config import load_params
-from genemi.io import write_json
+from genemi.errors import Stage
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--benchmark", required=True, help="Benchmark name (a key of eval.sources in params.yaml).")
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Data folder the eval.sources paths are relative to (the synthetic splits live here).",
-)
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
+              help="Data folder the eval.sources paths are relative to (the synthetic splits live here).")
 @click.option("--base", "base_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--finetuned", "ft_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False))
-@click.option(
-    "--plot-dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Where <benchmark>.csv (wide per-type table), <benchmark>_bars.csv (dvc bar plot) and .png go.",
-)
-@click.option(
-    "--device",
-    default="cpu",
-    show_default=True,
-    help="Where the models run (cpu, cuda, cuda:1); GPU results may differ in the last digits.",
-)
+@click.option("--plot-dir", required=True, type=click.Path(file_okay=False),
+              help="Where <benchmark>.csv, <benchmark>_bars.csv (dvc bar plot) and .png go.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Where the models run (cpu, cuda, cuda:1); GPU results may differ in the last digits.")
 def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plot_dir, device) -> None:
-    from pathlib import Path
-
     from genemi import runtime
 
     p = load_params(params_path)
     runtime.setup(p.seed, p.threads)
-    from genemi.benchmarks import load_benchmark, missing_images
-    from genemi.evaluate import (
-        DeviceEncoder,
-        compare,
-        encode_set,
-        evaluate_set,
-        image_transform_for,
-        summarize,
-    )
-    from genemi.models import build_model, load_weights, make_tokenizer
-    from genemi.plots import type_bars, write_bar_table, write_type_table
+    from genemi.bootstrap import compare
+    from genemi.clip import Clip
+    from genemi.evaluate import evaluate_models, headline_deltas, load_complete
+    from genemi.io import write_json
+    from genemi.metrics import summarize
+    from genemi.plots import eval_plots
 
-    try:
-        es = load_benchmark(p.eval, benchmark, data_dir, seed=p.eval.seed)
-    except (FileNotFoundError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    n_missing, first = missing_images(es)
-    if n_missing:
-        raise click.ClickException(
-            f"benchmark {benchmark!r}: {n_missing} referenced image file(s) are missing under "
-            f"{es.store.root}, e.g. {', '.join(first)}; complete the image folder (docs/benchmarks.md) "
-            f"or fix eval.sources.{benchmark}.images"
-        )
-    for path in (base_path, ft_path):
-        if not Path(path).is_file():
-            raise click.ClickException(
-                f"{path}: model weights not found; run the stage that produces it (dvc repro)"
-            )
-    outcomes = {}
-    for name, path in (("base", base_path), ("finetuned", ft_path)):
-        model = build_model(p.model)
-        load_weights(model, path)
-        transform = image_transform_for(model, p.model.tokenizer)
-        enc = DeviceEncoder(model, make_tokenizer(p.model), transform, p.eval.batch_size, device)
-        outcomes[name] = evaluate_set(
-            es, encode_set(enc, es), p.eval.acc_taus, p.eval.retrieval_ks, p.eval.seed
-        )
+    es = load_complete(p.eval, benchmark, data_dir)
+    clips = {n: Clip.from_params(p.model, w, device, p.eval.batch_size)
+             for n, w in (("base", base_path), ("finetuned", ft_path))}
+    outcomes = evaluate_models(clips, es, p.eval.acc_taus, p.eval.retrieval_ks, p.eval.seed,
+                               runtime.loader_workers(p.data.workers, in_memory=False), progress=True)
     flat = compare(outcomes, p.eval.bootstrap, p.eval.seed)
     write_json(metrics_path, flat)
-    results = {m: summarize(o) for m, o in outcomes.items()}
-    write_type_table(Path(plot_dir) / f"{benchmark}.csv", results, flat)
-    write_bar_table(Path(plot_dir) / f"{benchmark}_bars.csv", results, flat)
-    type_bars(
-        results, f"{benchmark}: base vs fine-tuned by type", Path(plot_dir) / f"{benchmark}.png", flat=flat
-    )
-    for key in sorted(
-        k for k in flat if k.startswith("delta/") and k.endswith(("/text", "/group", "r@1", "/top1"))
-    ):
-        lo, hi = flat.get(f"{key}_lo"), flat.get(f"{key}_hi")
-        ci = f"  [{lo:+.2f}, {hi:+.2f}]" if lo is not None else ""
-        click.echo(f"{key}: {flat[key]:+.2f}{ci}")
+    eval_plots(plot_dir, benchmark, {m: summarize(o) for m, o in outcomes.items()}, flat)
+    click.echo("\n".join(headline_deltas(flat)))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from genemi.batches import EpochSampler, GroupSampler, PairBank, dedupe_images, make_sampler
+from genemi.bank import PairBank
+from genemi.samplers import EpochSampler, GroupSampler, dedupe_images, make_sampler
 from genemi.config import BatchingParams
 from genemi.manifest import Negative, Record
 
@@ -109,12 +110,12 @@ def test_dedupe_images_refills_with_new_images():
     with pytest.raises(ValueError, match="distinct"):
         dedupe_images(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 0, 1, 1]), 0, 0)
     pairs = torch.arange(30) // 2  # every image has two captions
-    s = make_sampler(_records(), _batching(mode="records", dedupe_images=True), 8, 0, pairs)
+    s = make_sampler(_batching(mode="records", dedupe_images=True), 8, 0, pairs, _records())
     assert all(len(set(pairs[s.indices(step)].tolist())) == 8 for step in range(5))
 
 
 def test_records_mode_is_the_epoch_sampler():
-    s = make_sampler(_records(), _batching(mode="records"), 8, 3)
+    s = make_sampler(_batching(mode="records"), 8, 3, torch.arange(30))
     assert isinstance(s, EpochSampler) and torch.equal(s.indices(2), EpochSampler(30, 8, 3).indices(2))
 
 
@@ -158,7 +159,7 @@ def test_negatives_do_not_depend_on_the_split_over_ranks(tmp_path):
 
 def test_negative_rows_layout(tmp_path):
     """Records first, then each record's k negative slots; partners point at each other."""
-    from genemi.batches import records_per_step
+    from genemi.samplers import records_per_step
 
     bank = _bank(tmp_path)
     idx = torch.tensor([5, 1, 3])
@@ -224,9 +225,9 @@ def test_negative_rows_features_are_the_partner_rows(tmp_path):
 
 
 def test_real_images_of_different_sizes_go_through_the_model_transform(tmp_path):
-    from genemi.batches import ImageFiles, model_transform
+    from genemi.bank import ImageFiles
+    from genemi.clip import Clip
     from genemi.config import ModelParams
-    from genemi.models import build_model
 
     for i, size in enumerate([(30, 20), (17, 41), (64, 64)]):
         Image.fromarray(np.full((*size, 3), 60 * i, np.uint8)).save(tmp_path / f"{i}.jpg")
@@ -241,7 +242,8 @@ def test_real_images_of_different_sizes_go_through_the_model_transform(tmp_path)
     ]
     with pytest.raises(ValueError, match="differ in size"):
         PairBank.from_records(recs, tmp_path, lambda t: torch.zeros(len(t), 2, dtype=torch.long))
-    transform = model_transform(build_model(ModelParams("genemi-synth-vit", "", "word")))
+    # a real model's preprocessing (open_clip's), here on the tiny architecture
+    transform = Clip.from_params(ModelParams("genemi-synth-vit", "", "open_clip")).transform
     bank = PairBank.from_records(
         recs, tmp_path, lambda t: torch.zeros(len(t), 2, dtype=torch.long), transform=transform
     )
@@ -252,7 +254,7 @@ def test_real_images_of_different_sizes_go_through_the_model_transform(tmp_path)
 
 
 def test_add_regular_reroots_coco_pairs(tmp_path):
-    from genemi.batches import add_regular
+    from genemi.samplers import add_regular
 
     (tmp_path / "var").mkdir()
     (tmp_path / "coco" / "val2014").mkdir(parents=True)

@@ -30,7 +30,7 @@ from genemi.benchmarks.pairwise import (
 )
 from genemi.benchmarks.retrieval import image_folder, karpathy_retrieval
 from genemi.config import EvalSource, load_params
-from genemi.evaluate import ImageStore, distinct_inputs
+from genemi.evalsets import ImageStore, distinct_inputs
 
 ROOT = Path(__file__).parents[1]
 FIX = Path(__file__).parent / "fixtures"

@@ -15,37 +15,35 @@ from click.testing import CliRunner
 from PIL import Image
 
 from genemi.benchmarks.choice import winoground_choices
-from genemi.evaluate import (
-    EvalSet,
-    ImageStore,
-    compare,
-    distinct_inputs,
-    encode_set,
-    evaluate_set,
-    records_retrieval,
-    summarize,
-)
+from genemi.bootstrap import compare
+from genemi.evalsets import EvalSet, ImageStore, distinct_inputs, records_retrieval
+from genemi.evaluate import encode_set
+from genemi.metrics import evaluate_set, summarize
 from genemi.manifest import Negative, Record
 
 ROOT = Path(__file__).parents[1]
 EV = Path(__file__).parent / "fixtures" / "eval"
 
 
+def _mean_colour(im) -> torch.Tensor:
+    """A fake model's image transform: the image's mean RGB, [3] float64."""
+    return torch.tensor(np.asarray(im, dtype=np.float64).reshape(-1, 3).mean(0))
+
+
 class CountingEncoder:
-    """Deterministic fake encoder that records every input it is asked to encode."""
+    """Deterministic fake encoder (a :class:`genemi.clip.Clip`'s contract) recording every input it encodes."""
 
     batch_size = 2
+    transform = staticmethod(_mean_colour)
 
     def __init__(self):
-        self.images: list[tuple] = []
+        self.images: list[bytes] = []
         self.texts: list[str] = []
 
-    def encode_images(self, images):
-        self.images += [np.asarray(im).tobytes() for im in images]
-        feats = [np.asarray(im, dtype=np.float64).reshape(-1, 3).mean(0) for im in images]
-        return torch.nn.functional.normalize(
-            torch.tensor(np.stack([np.r_[f, 1.0] for f in feats]), dtype=torch.float32), dim=-1
-        )
+    def encode_pixels(self, pixels):
+        self.images += [p.numpy().tobytes() for p in pixels]
+        feats = torch.cat([pixels, torch.ones(len(pixels), 1, dtype=pixels.dtype)], 1)
+        return torch.nn.functional.normalize(feats.float(), dim=-1)
 
     def encode_texts(self, texts):
         self.texts += list(texts)
@@ -71,10 +69,16 @@ def test_each_image_and_caption_encoded_once(tmp_path):
         Record(id="b", image="0.png", caption="y", negatives=(Negative("t", caption="x", image="2.png"),)),
         Record(id="c", image="1.png", caption="x", negatives=(Negative("u", caption="z"),)),
     ]
-    enc = CountingEncoder()
+    enc, other = CountingEncoder(), CountingEncoder()
     es = EvalSet("s", ImageStore(tmp_path), recs)
-    f = encode_set(enc, es)
-    assert sorted(enc.texts) == ["x", "y", "z"] and len(enc.images) == 3  # 3 images, batches of 2
+    loads = []
+    real_load = es.store.load
+    es.store.load = lambda ref: loads.append(ref) or real_load(ref)
+    feats = encode_set({"base": enc, "finetuned": other}, es)
+    # two models, but every image decoded once; each model encodes each image and caption once
+    assert sorted(loads) == ["0.png", "1.png", "2.png"]
+    assert sorted(enc.texts) == ["x", "y", "z"] and len(enc.images) == 3 and len(other.images) == 3
+    f = feats["base"]
     assert set(f.image_index) == {"0.png", "1.png", "2.png"}
     es_retrieval = EvalSet("s", ImageStore(tmp_path), recs, retrieval=records_retrieval(recs))
     keys = summarize(evaluate_set(es_retrieval, f, ks=(1, 5)))
@@ -97,7 +101,7 @@ def test_winoground_fixture_end_to_end_with_fake_encoder(tmp_path):
     es = EvalSet("winoground", ImageStore(tmp_path), [], choices)
     imgs, texts = distinct_inputs(es)
     assert len(imgs) == 6 and len(texts) == 6
-    out = {m: evaluate_set(es, encode_set(CountingEncoder(), es)) for m in ("base", "finetuned")}
+    out = {m: evaluate_set(es, f) for m, f in encode_set({"base": CountingEncoder(), "finetuned": CountingEncoder()}, es).items()}
     flat = compare(out, n_boot=20, seed=0)
     for k in ("all/text", "all/image", "all/group", "all/text_1", "Object/text", "Relation/group"):
         assert f"base/{k}" in flat and f"delta/{k}" in flat
@@ -212,27 +216,33 @@ def test_stage_fails_fast_on_enabled_benchmark_without_files(tmp_path):
     assert not (tmp_path / "m.json").exists()
 
 
-def test_device_encoder_matches_the_models_encoder_on_cpu():
+def test_clip_encoders_match_the_plain_model_whatever_the_batch_size():
+    """Clip.encode_* against the open_clip model called on one whole batch by hand."""
+    from genemi.clip import Clip
     from genemi.config import ModelParams
-    from genemi.evaluate import DeviceEncoder, image_transform_for
-    from genemi.models import Encoder, build_model, make_tokenizer
 
     mp = ModelParams(arch="genemi-synth-vit", pretrained="", tokenizer="word")
     torch.manual_seed(0)
-    model = build_model(mp)
+    clip = Clip.from_params(mp, batch_size=3)
     images = [Image.new("RGB", (48, 48), (255 * (i % 2), 60 * i, 9)) for i in range(5)]
     texts = ["red circle", "blue square", "green cross"]
-    ref = Encoder(model, make_tokenizer(mp), image_transform_for(model, "word"), batch_size=2)
-    dev = DeviceEncoder(model, make_tokenizer(mp), image_transform_for(model, "word"), batch_size=3)
-    assert torch.allclose(ref.encode_images(images), dev.encode_images(images), atol=1e-6)
-    assert torch.allclose(ref.encode_texts(texts), dev.encode_texts(texts), atol=1e-6)
+    m = clip.module.eval()
+    with torch.no_grad():
+        pix = torch.stack([torch.tensor(np.asarray(im), dtype=torch.float32).permute(2, 0, 1) / 127.5 - 1
+                           for im in images])
+        ref_i = torch.nn.functional.normalize(m.encode_image(pix), dim=-1)
+        ref_t = torch.nn.functional.normalize(m.encode_text(clip.tokenizer(texts)), dim=-1)
+    assert torch.allclose(clip.encode_images(images), ref_i, atol=1e-6)
+    assert torch.allclose(clip.encode_pixels(pix), ref_i, atol=1e-6)
+    assert torch.allclose(clip.encode_texts(texts), ref_t, atol=1e-6)
 
 
 def test_monitor_scores_a_fixed_subset_and_hands_the_model_back_in_train_mode(tmp_path):
     """The val/* curves of fine-tuning: same numbers as a full evaluation of that subset, no side effects."""
+    from genemi.clip import Clip
     from genemi.config import ModelParams
-    from genemi.evaluate import DeviceEncoder, image_transform_for, monitor_scores, monitor_set
-    from genemi.models import build_model, make_tokenizer
+    from genemi.evalsets import monitor_set
+    from genemi.evaluate import monitor_scores
 
     colors = {"red": (220, 40, 40), "blue": (50, 90, 240), "green": (40, 190, 60)}
     for name, c in colors.items():
@@ -248,13 +258,13 @@ def test_monitor_scores_a_fixed_subset_and_hands_the_model_back_in_train_mode(tm
 
     mp = ModelParams(arch="genemi-synth-vit", pretrained="", tokenizer="word")
     torch.manual_seed(0)
-    model = build_model(mp).train()
-    tok, tf = make_tokenizer(mp), image_transform_for(model, "word")
+    clip = Clip.from_params(mp, batch_size=2)
+    model = clip.module.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    got = monitor_scores(model, head, tok, tf, batch_size=2)
+    got = monitor_scores(clip, head)
     assert model.training  # back in the mode it came in
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    full = summarize(evaluate_set(head, encode_set(DeviceEncoder(model, tok, tf, 4), head), ks=(1,)))
+    full = summarize(evaluate_set(head, encode_set({"m": Clip(model, mp, batch_size=4)}, head)["m"], ks=(1,)))
     assert set(got) == {"attribute_replace/text", "all/text", "retrieval/i2t_r@1", "retrieval/t2i_r@1"}
     assert all(got[k] == full[k] for k in got)
 

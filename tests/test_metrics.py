@@ -1,4 +1,4 @@
-"""Every metric of genemi.evaluate against a plain, slow reference (loops over explicit cosines)."""
+"""Every metric of genemi.metrics and genemi.bootstrap against a plain, slow reference (loops over explicit cosines)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from genemi.evaluate import (
-    Choice,
-    Classification,
+from genemi.bootstrap import bootstrap_means, compare
+from genemi.evalsets import Choice, Classification, Retrieval
+from genemi.metrics import (
     Features,
     Outcomes,
-    Retrieval,
     Sample,
-    bootstrap_means,
     choice_outcomes,
     classification_outcomes,
-    compare,
     derangement,
     pairwise_outcomes,
     recall_at_k,

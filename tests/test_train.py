@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from genemi.config import load_params
-from genemi.train import encode, forward_loss, uses_negatives
+from genemi.losses import uses_negatives
+from genemi.train import encode, forward_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,37 +23,22 @@ def params():
 def _run(params, loss=None, trainable="full", steps=3):
     from train_worker import tiny_bank
 
-    from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
     from genemi.models import build_model
+    from genemi.recipe import make_run
     from genemi.train import train
 
     torch.set_num_threads(1)
     opt = dataclasses.replace(
         params.finetune, steps=steps, batch_size=8, warmup_steps=1, lr=1e-3, trainable=trainable
     )
-    loss = loss or params.loss
+    p = dataclasses.replace(params, seed=3, finetune=opt, loss=dataclasses.replace(
+        loss or params.loss, negatives_per_sample=2), batching=dataclasses.replace(params.batching, negative_rows=False))
     torch.manual_seed(0)
-    model = build_model(params.model)
-    set_trainable(model, opt, loss)
-    teacher = frozen_copy(model) if loss.kl_weight or loss.dpo_weight else None
-    reference = reference_weights(model) if loss.l2_weight else None
-    init = {k: v.clone() for k, v in model.state_dict().items()}
-    engine, _ = init_engine(model, opt, params.deepspeed)
+    run = make_run(p, "finetune", build_model(p.model), tiny_bank(), fingerprint="")
+    init = {k: v.detach().clone() for k, v in run.engine.module.state_dict().items()}
     logged = []
-    tail = train(
-        engine,
-        tiny_bank(),
-        opt,
-        loss,
-        3,
-        2,
-        log=lambda s, v: logged.append(v),
-        log_every=1,
-        progress=False,
-        teacher=teacher,
-        reference=reference,
-    )
-    return tail, logged, init, {k: v.detach().clone() for k, v in engine.module.state_dict().items()}
+    tail = train(run, log=lambda s, v: logged.append(v), log_every=1, progress=False)
+    return tail, logged, init, {k: v.detach().clone() for k, v in run.engine.module.state_dict().items()}
 
 
 @pytest.mark.slow
@@ -69,7 +55,8 @@ def test_thesis_terms_fire_and_frozen_parts_stay(params):
     )
     tail, logged, init, final = _run(params, loss, trainable="vision", steps=4)
     assert (
-        logged[-1]["l2"] > 0 and logged[-1]["kl"] > 0 and logged[-1]["dpo"] != pytest.approx(0.6931, abs=1e-6)
+        logged[-1]["train/l2"] > 0 and logged[-1]["train/kl"] > 0
+        and logged[-1]["train/dpo"] != pytest.approx(0.6931, abs=1e-6)
     )
     assert torch.equal(final["token_embedding.weight"], init["token_embedding.weight"])
     assert torch.equal(final["logit_scale"], init["logit_scale"])  # fixed temperature

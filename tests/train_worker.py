@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from genemi.batches import PairBank  # noqa: E402
+from genemi.bank import PairBank  # noqa: E402
 from genemi.config import load_params  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,8 +75,8 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
     cfg = CONFIGS[args.config]
 
-    from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
     from genemi.models import build_model, save_weights
+    from genemi.recipe import make_run
     from genemi.train import train
 
     p = load_params(ROOT / "params.yaml")
@@ -89,14 +89,17 @@ def main() -> None:
         trainable=cfg.get("trainable", "full"),
         checkpoint_every=2,
     )
-    loss = dataclasses.replace(p.loss, **{"negatives_per_sample": 2, **cfg["loss"]})
-    ds = dataclasses.replace(p.deepspeed, zero_stage=cfg["zero"])
+    p = dataclasses.replace(
+        p,
+        seed=3,
+        finetune=opt,
+        loss=dataclasses.replace(p.loss, **{"negatives_per_sample": 2, **cfg["loss"]}),
+        deepspeed=dataclasses.replace(p.deepspeed, zero_stage=cfg["zero"]),
+        batching=dataclasses.replace(p.batching, negative_rows=cfg.get("negative_rows", False)),
+    )
     torch.manual_seed(0)
-    model = build_model(p.model)
-    set_trainable(model, opt, loss)
-    teacher = frozen_copy(model) if loss.kl_weight or loss.dpo_weight else None
-    reference = reference_weights(model) if loss.l2_weight else None
-    engine, _ = init_engine(model, opt, ds)
+    run = make_run(p, "finetune", build_model(p.model), tiny_bank(), fingerprint=args.config)
+    engine = run.engine
     losses: list[dict] = []
     grads: dict[str, torch.Tensor] = {}
     step_fn = engine.step
@@ -120,26 +123,12 @@ def main() -> None:
     engine.step = step_and_keep_first_grads
 
     def log(step, values):
-        losses.append({"step": step, **values})
+        # the loss terms, lr and logit scale; perf/* are timings, which differ run to run
+        losses.append({"step": step, **{k[6:]: v for k, v in values.items() if k.startswith("train/")}})
         if args.step_sleep:
             time.sleep(args.step_sleep)
 
-    tail = train(
-        engine,
-        tiny_bank(),
-        opt,
-        loss,
-        seed=3,
-        negatives_per_sample=loss.negatives_per_sample,
-        negative_rows=cfg.get("negative_rows", False),
-        log=log,
-        log_every=1,
-        progress=False,
-        teacher=teacher,
-        reference=reference,
-        checkpoint_dir=args.checkpoint_dir,
-        fingerprint=args.config,
-    )
+    tail = train(run, log=log, log_every=1, progress=False, checkpoint_dir=args.checkpoint_dir)
     if int(os.environ.get("RANK", "0")) == 0:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genemi.config import EvalParams, EvalSource
-from genemi.evaluate import EvalSet
+from genemi.evalsets import EvalSet
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0
 
 def missing_images(es: EvalSet, limit: int = 5) -> tuple[int, list[str]]:
     """How many referenced image files are absent, and the first ``limit`` of them (cheap: stat only)."""
-    from genemi.evaluate import distinct_inputs
+    from genemi.evalsets import distinct_inputs
 
     refs, _ = distinct_inputs(es)
     paths = {es.store.crops.get(r, (r, None))[0] for r in refs if r not in es.store.blobs}

@@ -21,7 +21,7 @@ import numpy as np
 
 from genemi.benchmarks import Loader
 from genemi.benchmarks.pairwise import _keep, _str
-from genemi.evaluate import Choice, EvalSet, ImageStore
+from genemi.evalsets import Choice, EvalSet, ImageStore
 from genemi.io import iter_jsonl, read_json
 
 # ------------------------------------------------------------------------------------ Winoground

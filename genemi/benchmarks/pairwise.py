@@ -10,7 +10,7 @@ from pathlib import Path
 
 from genemi.benchmarks import Loader
 from genemi.data.hnc import in_subset, iter_hnc_records
-from genemi.evaluate import EvalSet, ImageStore, records_retrieval
+from genemi.evalsets import EvalSet, ImageStore, records_retrieval
 from genemi.io import iter_jsonl, read_json
 from genemi.manifest import Negative, Record, read_manifest
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from genemi.benchmarks import Loader
 from genemi.benchmarks.pairwise import _keep
 from genemi.data.coco import iter_karpathy_records
-from genemi.evaluate import Classification, EvalSet, ImageStore, Retrieval
+from genemi.evalsets import Classification, EvalSet, ImageStore, Retrieval
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 

@@ -1,0 +1,141 @@
+"""Evaluation sets: what a benchmark loader returns and :mod:`genemi.evaluate` scores.
+
+An :class:`EvalSet` holds up to four kinds of task -- hard-negative ``records``, multiple-choice
+``choices``, cross-modal ``retrieval`` and zero-shot ``classification`` -- and an :class:`ImageStore`
+that resolves the image references they name. The metrics read off them are described in
+:mod:`genemi.metrics`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from genemi.manifest import Record
+
+
+@dataclass
+class ImageStore:
+    """Resolves an image reference to a PIL RGB image.
+
+    A reference is a path relative to ``root``, or a key of ``crops`` (``ref -> (path, (x, y, w, h))``:
+    the ARO crops) or of ``blobs`` (``ref -> encoded bytes``: images embedded in a parquet file).
+    """
+
+    root: Path
+    crops: dict[str, tuple[str, tuple[float, float, float, float]]] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+    def load(self, ref: str) -> Image.Image:
+        if ref in self.blobs:
+            with Image.open(io.BytesIO(self.blobs[ref])) as im:
+                return im.convert("RGB")
+        path, box = self.crops.get(ref, (ref, None))
+        f = self.root / path
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: image of the evaluation set not found (see docs/benchmarks.md)")
+        with Image.open(f) as im:
+            im = im.convert("RGB")
+        if box is not None:
+            x, y, w, h = box
+            im = im.crop((x, y, x + w, y + h))
+        return im
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A multiple-choice sample: image ``i`` is described by ``texts[i]``; captions past ``len(images)``
+    are distractors without an image (ARO Order's four perturbations)."""
+
+    id: str
+    images: tuple[str, ...]
+    texts: tuple[str, ...]
+    type: str = "all"
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Cross-modal retrieval: images and texts with keys; a text is a hit for an image of the same key."""
+
+    images: tuple[str, ...]
+    image_keys: tuple[str, ...]
+    texts: tuple[str, ...]
+    text_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Zero-shot classification: ``labels[i]`` indexes ``classnames``; prompts are ``t.format(name)``."""
+
+    images: tuple[str, ...]
+    labels: tuple[int, ...]
+    classnames: tuple[str, ...]
+    templates: tuple[str, ...]
+
+
+@dataclass
+class EvalSet:
+    name: str
+    store: ImageStore
+    records: list[Record] = field(default_factory=list)
+    choices: list[Choice] = field(default_factory=list)
+    retrieval: Retrieval | None = None
+    classification: Classification | None = None
+    # types with fewer text pairs stay out of macro/* (ARO VG-Attribution drops pairs seen < 25 times)
+    macro_min_count: int = 0
+
+
+
+def distinct_inputs(es: EvalSet) -> tuple[list[str], list[str]]:
+    """Every image ref and caption the set needs, each once, in first-seen order."""
+    images: dict[str, None] = {}
+    texts: dict[str, None] = {}
+    for r in es.records:
+        images[r.image] = None
+        texts[r.caption] = None
+        for n in r.negatives:
+            if n.image is not None:
+                images[n.image] = None
+            if n.caption is not None:
+                texts[n.caption] = None
+    for c in es.choices:
+        images.update(dict.fromkeys(c.images))
+        texts.update(dict.fromkeys(c.texts))
+    if es.retrieval is not None:
+        images.update(dict.fromkeys(es.retrieval.images))
+        texts.update(dict.fromkeys(es.retrieval.texts))
+    if es.classification is not None:
+        images.update(dict.fromkeys(es.classification.images))
+        for name in es.classification.classnames:
+            texts.update(dict.fromkeys(t.format(name) for t in es.classification.templates))
+    return list(images), list(texts)
+
+
+
+def records_retrieval(records: Sequence[Record]) -> Retrieval:
+    """Retrieval over a manifest's distinct positive images, one caption each; key = ``meta["key"]``
+    (the scene's meaning), else the image path, so equivalent scenes are not counted as misses."""
+    seen: dict[str, Record] = {}
+    for r in records:
+        seen.setdefault(r.image, r)
+    recs = list(seen.values())
+    keys = tuple(str(r.meta.get("key", r.image)) for r in recs)
+    return Retrieval(tuple(r.image for r in recs), keys, tuple(r.caption for r in recs), keys)
+
+
+
+def monitor_set(es: EvalSet, n: int) -> EvalSet:
+    """The first ``n`` records of a record-based benchmark, with retrieval over their images: a cheap
+    fixed set to score during training (:func:`monitor_scores`)."""
+    if not es.records:
+        raise ValueError(
+            f"eval.monitor: benchmark {es.name!r} has no caption/negative records to monitor; "
+            "pick a pairwise benchmark such as synth_test"
+        )
+    recs = es.records[:n]
+    return EvalSet(es.name, es.store, recs, retrieval=records_retrieval(recs))
+

@@ -1,0 +1,151 @@
+"""The run recipe: params (+ data) -> everything one training phase needs, decided in one place.
+
+The two phases differ only in their params section and their data:
+
+* ``base``: ``p.base`` with the plain CLIP loss (:meth:`~genemi.config.LossParams.plain`), uniform
+  batches, no negatives;
+* ``finetune``: ``p.finetune`` with ``p.loss`` and ``p.batching``.
+
+Stages and test harnesses both call :func:`make_run`, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from genemi.bank import PairBank
+from genemi.config import BatchingParams, LossParams, OptimParams, Params, to_dict
+from genemi.losses import needs_teacher, uses_negatives
+from genemi.manifest import Record
+from genemi.samplers import make_sampler, records_per_step
+
+
+@dataclass
+class TrainingRun:
+    """A DeepSpeed engine over the model, its data and the loss settings of one phase."""
+
+    engine: Any
+    bank: PairBank
+    sampler: Any  # .indices(step) -> [records_per_step] long
+    opt: OptimParams
+    loss: LossParams
+    seed: int
+    negatives: int  # hard negatives per record that reach the loss (0: none are even encoded)
+    negative_rows: bool  # negatives enter the batch as rows (genemi.bank.PairBank.gather_negative_rows)
+    records_per_step: int
+    accum: int  # micro-batches per optimizer step on each rank
+    teacher: torch.nn.Module | None = None  # frozen copy for KL / referenced DPO, on the engine's device
+    reference: dict[str, torch.Tensor] | None = None  # initial trainable weights for L2
+    fingerprint: str = ""  # what a checkpoint must match to be resumed
+    workers: int = 0  # processes that decode and gather batches ahead of the step (0: this process)
+
+
+def phase(p: Params, name: str) -> tuple[OptimParams, LossParams, BatchingParams | None]:
+    """``(optimisation, loss, batching)`` of phase ``name`` (``base`` or ``finetune``)."""
+    if name == "base":
+        return p.base, p.loss.plain(), None
+    if name == "finetune":
+        return p.finetune, p.loss, p.batching
+    raise ValueError(f"unknown training phase {name!r}; use base or finetune")
+
+
+def training_bank(p: Params, name: str, clip, records: Sequence[Record], image_root) -> PairBank:
+    """The bank of phase ``name``: only the negative types it trains (none when no term reads them)."""
+    _, loss, _ = phase(p, name)
+    types = (loss.negative_types or None) if uses_negatives(loss) else ()
+    transform = None if clip.fixed_size else clip.transform
+    return PairBank.from_records(records, image_root, clip.tokenizer, types=types, transform=transform)
+
+
+def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
+             records: Sequence[Record] | None = None, inputs: Sequence = (), fingerprint: str | None = None,
+             ) -> TrainingRun:
+    """Freeze what does not train, wrap ``model`` in a DeepSpeed engine and pick the batches.
+
+    ``records`` (the bank's rows) are needed by GeNeMi's group samplers only. The checkpoint
+    fingerprint covers the params and the bytes of ``inputs`` unless ``fingerprint`` is given.
+    """
+    import torch.distributed as dist
+
+    from genemi import checkpoint, runtime
+    from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
+
+    opt, loss, batching = phase(p, name)
+    set_trainable(model, opt, loss)
+    engine, _ = init_engine(model, opt, p.deepspeed)
+    module = engine.module  # on the engine's device and in its precision
+    k = loss.negatives_per_sample if uses_negatives(loss) else 0
+    rows = batching is not None and batching.negative_rows and k > 0
+    if rows and not bank.has_negative_pairs():
+        rows = False
+        if dist.get_rank() == 0:
+            print(f"{name}: no training negative has an edited image (caption-only, e.g. HNC), so "
+                  "batching.negative_rows does not apply: negatives are encoded as extra inputs")
+    n = records_per_step(opt.batch_size, dist.get_world_size() * p.deepspeed.grad_accum, k, rows)
+    if fingerprint is None:
+        fingerprint = checkpoint.fingerprint({"stage": name, "params": to_dict(p)}, *inputs)
+    return TrainingRun(
+        engine=engine,
+        bank=bank,
+        sampler=make_sampler(batching, n, p.seed, bank.pos_image, records),
+        opt=opt,
+        loss=loss,
+        seed=p.seed,
+        negatives=k,
+        negative_rows=rows,
+        records_per_step=n,
+        accum=p.deepspeed.grad_accum,
+        teacher=frozen_copy(module) if needs_teacher(loss) else None,
+        reference=reference_weights(module) if loss.l2_weight > 0 else None,
+        fingerprint=fingerprint,
+        workers=runtime.loader_workers(p.data.workers, in_memory=not bank.reads_files),
+    )
+
+
+def training_records(p: Params, synthetic: tuple, hnc: tuple, regular: tuple = (None, None)):
+    """``(records, image_root, inputs)`` of the data ``data.source`` selects, checked before any model is
+    built; ``regular`` = (manifest, image root) of pairs mixed into GeNeMi batches (COCO), or Nones."""
+    from genemi.data import training_set
+    from genemi.manifest import read_manifest
+    from genemi.samplers import add_regular
+
+    path, root = training_set(p.data.source, synthetic, hnc)
+    records, inputs = read_manifest(path), [path]
+    reg_path, reg_root = regular
+    if reg_path:
+        if not reg_root:
+            raise ValueError("--regular needs --regular-image-root")
+        records = add_regular(records, root, read_manifest(reg_path), reg_root)
+        inputs.append(reg_path)
+    return records, root, inputs
+
+
+def check_base(p: Params) -> None:
+    """Real data needs a pretrained model and its tokenizer: the synthetic base knows 27 words."""
+    if p.data.source != "synthetic" and (not p.model.pretrained or p.model.tokenizer == "word"):
+        raise ValueError(
+            f"data.source={p.data.source} needs a pretrained model and its tokenizer, e.g. "
+            "-S model.arch=ViT-B-32-quickgelu -S model.pretrained=openai -S model.tokenizer=open_clip "
+            "(the synthetic base only knows the synthetic world's 27 words)"
+        )
+
+
+def finish(run: TrainingRun, out_path, meta: dict, metrics_path, metrics: dict, checkpoint_dir=None) -> None:
+    """Rank 0 writes the trained weights (safetensors, ``meta`` attached) and the metrics, then drops the
+    resumable checkpoints: the run is complete."""
+    import torch.distributed as dist
+
+    from genemi import checkpoint
+    from genemi.io import write_json
+    from genemi.models import save_weights
+
+    if dist.get_rank() != 0:
+        return
+    save_weights(run.engine.module, out_path, meta)
+    write_json(metrics_path, metrics)
+    if checkpoint_dir:
+        checkpoint.clear(checkpoint_dir)

@@ -1,0 +1,208 @@
+"""Which records train at each optimizer step: a uniform shuffle or GeNeMi's groups, optionally deduped.
+
+A sampler's ``indices(step)`` depends only on ``(seed, step)``: a resumed or re-sharded run draws the
+same rows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genemi.manifest import Record
+
+
+def records_per_step(batch_size: int, splits: int, k: int, negative_rows: bool) -> int:
+    """Records a sampler draws per optimizer step of ``batch_size`` rows.
+
+    ``splits`` = ranks x accumulation steps. With negative rows each record brings ``k`` rows
+    of negatives, so ``batch_size`` must split into ``splits`` micro-batches of ``1+k``-row groups.
+    """
+    per = 1 + k if negative_rows and k > 0 else 1
+    if batch_size % (splits * per):
+        raise ValueError(
+            f"batch_size {batch_size} must be divisible by ranks x grad_accum ({splits})"
+            + (
+                f" x (1 + loss.negatives_per_sample) = {splits * per} with batching.negative_rows"
+                if per > 1
+                else ""
+            )
+        )
+    return batch_size // per
+
+
+class EpochSampler:
+    """Shuffled, drop-last batches of indices; epoch ``e``'s order depends only on (seed, e)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if batch_size > n:
+            raise ValueError(f"batch size {batch_size} exceeds the {n} training records")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(self.n, generator=g)
+        return perm[i * self.batch_size : (i + 1) * self.batch_size]
+
+
+def _step_rng(seed: int, step: int, salt: int) -> np.random.Generator:
+    return np.random.default_rng((seed, step, salt))
+
+
+def dedupe_images(idx: torch.Tensor, pos_image: torch.Tensor, seed: int, step: int) -> torch.Tensor:
+    """Replace rows whose image already occurs earlier in ``idx`` by random rows with new images.
+
+    The thesis's ``deduplicate_and_refill``: one image has many captions (HNC: ~120), and a
+    duplicate would turn a true pair into an in-batch "negative". Keeps the batch size; raises
+    when there are fewer distinct images than rows.
+    """
+    images = pos_image[idx].tolist()
+    if len(set(images)) == len(images):
+        return idx
+    if len(set(pos_image.tolist())) < len(images):
+        raise ValueError(
+            f"dedupe_images: batch of {len(images)} but only "
+            f"{len(set(pos_image.tolist()))} distinct training images"
+        )
+    rng = _step_rng(seed, step, 2)
+    out, seen = idx.tolist(), set()
+    candidates = iter(rng.permutation(len(pos_image)).tolist())
+    for r, im in enumerate(images):
+        if im in seen:
+            for c in candidates:
+                if int(pos_image[c]) not in seen:
+                    out[r], im = c, int(pos_image[c])
+                    break
+        seen.add(im)
+    return torch.tensor(out, dtype=torch.long)
+
+
+class GroupSampler:
+    """GeNeMi batches: variations of one group together, mixed with regular pairs.
+
+    Groups (``allinone``: each record; ``item_based``: ``Record.group``, i.e. origin image and
+    object; ``image_based``: the origin image, ``meta["origin_name"]`` or ``group`` up to the
+    last ``:``) are shuffled per epoch; a step takes ``G = batch_size // (v + r)`` groups. From
+    a group with more than ``v`` variations, ``v`` are drawn without replacement with
+    ``p ~ m - min(m) + eps`` (``m`` = mean ``meta["itm_score"]``; uniform without scores);
+    smaller groups give all of theirs. The rest of the batch is regular pairs (records whose
+    ``source`` is in ``regular_sources``; if there are none, records outside the chosen
+    groups), drawn without replacement. Step ``s``'s batch depends only on ``(seed, s)``.
+    """
+
+    def __init__(self, records: Sequence[Record], batching, batch_size: int, seed: int):
+        self.batch_size, self.seed = batch_size, seed
+        self.v, self.eps = batching.variations_per_group, batching.score_eps
+        regular, keys = [], {}
+        for i, r in enumerate(records):
+            if r.source in batching.regular_sources:
+                regular.append(i)
+                continue
+            if batching.mode == "allinone":
+                key = r.id
+            elif batching.mode == "item_based":
+                key = r.group
+            else:
+                key = r.meta.get("origin_name") or r.group.rsplit(":", 1)[0]
+            keys.setdefault(key, []).append(i)
+        if not keys:
+            raise ValueError(
+                f"batching.mode={batching.mode}: every record is a regular pair "
+                f"(source in {list(batching.regular_sources)}); no variations to group"
+            )
+        self.groups = [np.array(keys[k]) for k in sorted(keys)]
+        self.scores = [
+            np.array([float(np.mean(records[i].meta.get("itm_score", 0.0))) for i in g]) for g in self.groups
+        ]
+        self.regular = np.array(regular, dtype=np.int64)
+        self.n = len(records)
+        self.per_step = max(1, batch_size // (self.v + batching.regular_per_group))
+        if self.per_step > len(self.groups):
+            raise ValueError(
+                f"batch of {batch_size} needs {self.per_step} groups per step, "
+                f"but there are only {len(self.groups)}"
+            )
+        if batch_size > self.n:
+            raise ValueError(f"batch size {batch_size} exceeds the {self.n} training records")
+        self.per_epoch = len(self.groups) // self.per_step
+
+    def indices(self, step: int) -> torch.Tensor:
+        """``[batch_size]`` long record indices of optimizer step ``step``."""
+        epoch, i = divmod(step, self.per_epoch)
+        order = _step_rng(self.seed, epoch, 0).permutation(len(self.groups))
+        rng = _step_rng(self.seed, step, 1)
+        rows: list[int] = []
+        for g in order[i * self.per_step : (i + 1) * self.per_step]:
+            members, m = self.groups[g], self.scores[g]
+            if len(members) <= self.v:
+                rows += members.tolist()
+            else:
+                p = m - m.min() + self.eps
+                rows += rng.choice(members, size=self.v, replace=False, p=p / p.sum()).tolist()
+        rows = rows[: self.batch_size]
+        need = self.batch_size - len(rows)
+        pool = self.regular
+        if len(pool) < need:  # no (or too few) regular pairs: fill with other records
+            taken = set(rows)
+            pool = np.array([j for j in range(self.n) if j not in taken], dtype=np.int64)
+        rows += rng.choice(pool, size=need, replace=False).tolist()
+        return torch.tensor(rows, dtype=torch.long)
+
+
+def add_regular(records: list[Record], image_root, regular: Sequence[Record], regular_root) -> list[Record]:
+    """``records`` plus the ``regular`` pairs (GeNeMi's COCO mixing), re-rooted under ``image_root``.
+
+    Regular pairs keep their ``source`` (e.g. ``coco``), which ``batching.regular_sources``
+    matches. Their image paths become relative to ``image_root`` (``../``), so one bank reads both.
+    """
+    import dataclasses
+
+    def move(path: str) -> str:
+        return os.path.relpath(Path(regular_root) / path, image_root)
+
+    moved = [
+        dataclasses.replace(
+            r,
+            image=move(r.image),
+            group=move(r.group) if r.group == r.image else r.group,
+            negatives=tuple(
+                dataclasses.replace(n, image=move(n.image)) if n.image else n for n in r.negatives
+            ),
+        )
+        for r in regular
+    ]
+    return list(records) + moved
+
+
+class DedupedSampler:
+    """Wraps a sampler; each step's indices go through :func:`dedupe_images`."""
+
+    def __init__(self, sampler, pos_image: torch.Tensor, seed: int):
+        self.sampler, self.pos_image, self.seed = sampler, pos_image, seed
+
+    def indices(self, step: int) -> torch.Tensor:
+        return dedupe_images(self.sampler.indices(step), self.pos_image, self.seed, step)
+
+
+def make_sampler(batching, batch_size: int, seed: int, pos_image: torch.Tensor,
+                 records: Sequence[Record] | None = None):
+    """The sampler of ``batching.mode`` over the bank's rows (``pos_image`` ``[N]``: each row's image id).
+
+    ``batching`` None (the base run) or mode ``records``: :class:`EpochSampler`, a uniform shuffle.
+    GeNeMi's group modes read ``records`` (groups, sources, ITM scores).
+    """
+    if batching is not None and batching.mode != "records":
+        if records is None:
+            raise ValueError(f"batching.mode={batching.mode} groups records: pass the bank's records")
+        sampler = GroupSampler(records, batching, batch_size, seed)
+    else:
+        sampler = EpochSampler(len(pos_image), batch_size, seed)
+    if batching is not None and batching.dedupe_images:
+        sampler = DedupedSampler(sampler, pos_image, seed)
+    return sampler
