@@ -136,6 +136,20 @@ def step_batches(run, start: int, rank: int, world: int, pin: bool = False) -> I
     )
 
 
+def optimizer_step(run, micro: list[Batch], device: torch.device, world: int) -> dict[str, torch.Tensor]:
+    """One optimizer step over this rank's micro-batches, moved to ``device`` (the model's); returns each
+    loss term averaged over the micro-batches, detached, on ``device`` (one sync when the caller reads it)."""
+    model, engine = run.engine.module, run.engine
+    terms_sum: dict[str, torch.Tensor] = {}
+    for batch in micro:
+        terms = forward_loss(model, batch.to(device), run.loss, world, run.teacher, run.reference)
+        engine.backward(terms["loss"])
+        engine.step()
+        for name, v in terms.items():
+            terms_sum[name] = terms_sum.get(name, 0) + v.detach() / run.accum
+    return terms_sum
+
+
 def train(
     run,
     log: Callable[[int, dict[str, float]], None] | None = None,
@@ -179,15 +193,8 @@ def train(
         t0 = time.perf_counter()
         micro = next(batches)
         t1 = time.perf_counter()
-        terms_sum: dict[str, float] = {}
-        for batch in micro:
-            batch = batch.to(device)
-            terms = forward_loss(model, batch, run.loss, world, run.teacher, run.reference)
-            engine.backward(terms["loss"])
-            engine.step()
-            samples += len(batch.texts) * world
-            for name, v in terms.items():
-                terms_sum[name] = terms_sum.get(name, 0.0) + float(v.detach()) / run.accum
+        terms_sum = {name: float(v) for name, v in optimizer_step(run, micro, device, world).items()}
+        samples += sum(len(b.texts) for b in micro) * world
         t2 = time.perf_counter()
         waited, busy = waited + t1 - t0, busy + t2 - t1
         if step >= tail_from:
