@@ -36,14 +36,9 @@ from genemi.config import MineRealParams
 from genemi.io import atomic_path, read_json, write_json
 from genemi.manifest import Negative, Record, write_manifest
 from genemi.mining.models import iva_score
-from genemi.mining.text import (
-    OBJECT,
-    CaptionRewriter,
-    LexiconPortrayer,
-    edit_type,
-    rule_negatives,
-    variation_captions,
-)
+from genemi.mining.portrayals import LexiconPortrayer, edit_type
+from genemi.mining.rewrite import CaptionRewriter, variation_captions
+from genemi.mining.rules import OBJECT, rule_negatives
 
 PARTS, IMAGES = "parts", "images"
 SOURCE = "genemi"
@@ -304,7 +299,7 @@ def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | N
 
     Tiny models force a 64 px window and at most 4 denoising steps (their UNet is 8x8 latents)."""
     from genemi.mining import models as M
-    from genemi.mining.text import StanzaParser
+    from genemi.mining.parse import StanzaParser
 
     parse = (
         StanzaParser.from_pretrained(p.stanza_dir, use_gpu=device.startswith("cuda"))
