@@ -1,4 +1,4 @@
-"""HNC loaders on hand-made fixtures in the real train/val and test schemas (METHOD.md §3.2, §3.3)."""
+"""HNC loaders on hand-made fixtures in the real train/val and test schemas (docs/method.md §2.1, §2.2)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """HNC (hard negative captions, CoNLL 2023) -> genemi manifest records, streamed.
 
-Two schemas exist (docs: ../shared/METHOD.md §3.2, §3.3):
+Two schemas exist (docs/method.md §2.1, §2.2):
 
 * train/val ``{"<gqa id>": {"captions": {"<cap id>": {"caption", "label": 1|0, "type", "cpt_p_id", ...}}}}``;
   a negative (label 0) belongs to the positive whose cap id is ``str(cpt_p_id)`` -- ``cpt_p_id == 0`` is a

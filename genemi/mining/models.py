@@ -356,7 +356,7 @@ class BlipItmScorer:
 
 
 def iva_score(images: Sequence[Image.Image | np.ndarray], threshold: float = 10.0) -> float:
-    """Image variation area (%): share of pixels whose std across the variations of one
+    """Image variation area (%, docs/method.md §3.3): share of pixels whose std across the variations of one
     (origin, item), averaged over channels, exceeds ``threshold``. Inputs HWC uint8 RGB of one
     size; fewer than two variations give 0 (nothing varies)."""
     if len(images) < 2:

@@ -1,7 +1,7 @@
 """Portrayals (what a variation shows) and what kind of edit a variation is.
 
-The seed asked an LLM for portrayals; :func:`parse_portrayals` reads a reply of its form, and
-offline :class:`LexiconPortrayer` draws them from the lexicon.
+The seed asked an LLM for portrayals (docs/method.md §3.1); :func:`parse_portrayals` reads a reply
+of its form, and offline :class:`LexiconPortrayer` draws them from the lexicon.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The constituency tree is cut into chunks exactly like the seed (recurse while a child is
 S/NP/VP/PP, else emit the subtree), and the chunk holding the object is replaced by the
-variation's short form. Departures from the seed, each fixing a defect (docs/method.md,
-"Seed bugs"): the object is matched on whole words/lemmas (the seed matched a substring, so
+variation's short form (docs/method.md §3.2). Departures from the seed, each fixing a defect
+(§6.1): the object is matched on whole words/lemmas (the seed matched a substring, so
 "cat" hit "catch"); the chunk's determiner/number is kept and "a/an" re-agreed; the original
 captions are rewritten with the arguments in the right order (the seed swapped them and
 returned the bare item word).

@@ -2,7 +2,7 @@
 
 ``attribute`` (adjective -> a contradicting one of its scale), ``object`` (noun -> another
 category of its supercategory), ``relation_pred`` (spatial relation -> its inverse),
-``obj_count`` (number -> another number, noun and verb re-agreed). Words and lexicon:
+``obj_count`` (number -> another number, noun and verb re-agreed); docs/method.md §2.3. Words and lexicon:
 :mod:`genemi.mining.parse`, :mod:`genemi.mining.lexicon`.
 """
 
