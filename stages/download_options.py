@@ -1,7 +1,9 @@
-"""The click options and error handling shared by the download stage scripts (not a stage).
+"""The click command shared by the download stage scripts (not a stage itself).
 
-Downloads are kept in --downloads (not a DVC output): an interrupted transfer resumes there, and a
-file fetched by hand is accepted there. Their sha256 is pinned in --lock (docs/real-data.md).
+Every download stage takes --params, --downloads, --lock and --out, and runs one fetcher of
+:mod:`genemi.data.sources` behind the data.source gate. Downloads are kept in --downloads (not a DVC
+output): an interrupted transfer resumes there, and a file fetched by hand is accepted there. Their
+sha256 is pinned in --lock (docs/real-data.md).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from collections.abc import Callable, Iterator
 
 import click
 
-from genemi.download import DownloadError
+from genemi.config import load_params
+from genemi.data.sources import fetch_or_skip
+from genemi.download import DownloadError, Lock
 
 _OPTIONS = (
     click.option(
@@ -48,3 +52,18 @@ def one_line_errors(stage: str) -> Iterator[None]:
         yield
     except DownloadError as e:
         raise click.ClickException(f"{stage}: {e}") from None
+
+
+def download_command(stage: str, fetch: Callable, doc: str, progress: bool = True) -> click.Command:
+    """The command of download stage ``stage``: ``fetch(real, out, downloads, lock[, progress=])``
+    unless data.source is synthetic (then only OUT/SKIPPED.txt). ``progress``: the fetcher shows
+    progress bars, and the command takes --quiet to turn them off."""
+
+    def main(params_path: str, downloads: str, lock_path: str, out: str, quiet: bool = False) -> None:
+        p = load_params(params_path)
+        bars = {"progress": not quiet} if progress else {}
+        with one_line_errors(stage):
+            fetch_or_skip(p.data.source, out, lambda: fetch(p.real, out, downloads, Lock(lock_path), **bars))
+
+    main = download_options(quiet_option(main) if progress else main)
+    return click.command(help=doc)(main)

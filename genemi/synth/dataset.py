@@ -67,33 +67,19 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
     held = set(p.heldout_combos)
     if split == "gen" and not held:
         raise ValueError("synth.heldout_combos is empty, so the 'gen' split cannot be built")
+    gen = split == "gen"
+    allowed = (lambda c, s: True) if gen else (lambda c, s: f"{c} {s}" not in held)
     for i in range(split_size(p, split)):
         rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
-        if split == "gen":
-            for _ in range(1000):
-                scene = world.sample_scene(
-                    rng,
-                    p.colors,
-                    p.shapes,
-                    p.max_objects,
-                    p.jitter,
-                    lambda c, s: True,
-                    mention_order=p.mention_order,
-                )
-                if any(world.combo(o) in held for o in scene["objects"]):
-                    break
-            else:
-                raise ValueError("could not sample a generalisation scene; check synth.heldout_combos")
-        else:
+        # a gen scene is redrawn from the same generator until it holds a held-out combination
+        for _ in range(1000 if gen else 1):
             scene = world.sample_scene(
-                rng,
-                p.colors,
-                p.shapes,
-                p.max_objects,
-                p.jitter,
-                lambda c, s: f"{c} {s}" not in held,
-                mention_order=p.mention_order,
+                rng, p.colors, p.shapes, p.max_objects, p.jitter, allowed, mention_order=p.mention_order
             )
+            if not gen or any(world.combo(o) in held for o in scene["objects"]):
+                break
+        else:
+            raise ValueError("could not sample a generalisation scene; check synth.heldout_combos")
         rid = f"{split}-{i:06d}"
         rec = Record(
             id=rid,
