@@ -1,14 +1,11 @@
-"""The click command shared by the download stage scripts (not a stage itself).
-
-Every download stage takes --params, --downloads, --lock and --out, and runs one fetcher of
-:mod:`genemi.data.sources` behind the data.source gate. Downloads are kept in --downloads (not a DVC
-output): an interrupted transfer resumes there, and a file fetched by hand is accepted there. Their
-sha256 is pinned in --lock (docs/real-data.md).
+"""The click command the download stage scripts share (not a stage): --params, --downloads, --lock,
+--out, and one fetcher of :mod:`genemi.data.sources` behind the data.source gate (docs/real-data.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 
 import click
@@ -18,31 +15,21 @@ from genemi.data.sources import fetch_or_skip
 from genemi.download import DownloadError, Lock
 
 _OPTIONS = (
-    click.option(
-        "--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False),
-        help="params.yaml to read (data.source, real.*).",
-    ),
-    click.option(
-        "--downloads", default="data/downloads", show_default=True, type=click.Path(file_okay=False),
-        help="Persistent download folder: partial files resume here; put fetched-by-hand files here.",
-    ),
-    click.option(
-        "--lock", "lock_path", default="downloads.lock.json", show_default=True,
-        type=click.Path(dir_okay=False), help="Lock file with the sha256/size of every download (commit it).",
-    ),
-    click.option(
-        "--out", required=True, type=click.Path(file_okay=False),
-        help="Output folder (a DVC output; replaced whole).",
-    ),
+    click.option("--params", "params_path", default="params.yaml", show_default=True,
+                 type=click.Path(dir_okay=False), help="params.yaml to read (data.source, real.*)."),
+    click.option("--downloads", default="data/downloads", show_default=True, type=click.Path(file_okay=False),
+                 help="Persistent download folder: partial files resume here; put hand-fetched files here."),
+    click.option("--lock", "lock_path", default="downloads.lock.json", show_default=True,
+                 type=click.Path(dir_okay=False), help="sha256/size of every download (commit it)."),
+    click.option("--out", required=True, type=click.Path(file_okay=False),
+                 help="Output folder (a DVC output; replaced whole)."),
 )  # fmt: skip
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
 def download_options(fn: Callable) -> Callable:
     """--params, --downloads, --lock, --out: what every download stage takes."""
-    for opt in reversed(_OPTIONS):
-        fn = opt(fn)
-    return fn
+    return functools.reduce(lambda f, opt: opt(f), reversed(_OPTIONS), fn)
 
 
 @contextlib.contextmanager
