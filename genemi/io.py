@@ -41,6 +41,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_png(path: str | os.PathLike, image: Any, compress_level: int | None = None) -> None:
+    """Atomically write PIL ``image`` as PNG; ``compress_level`` 0-9 (None: zlib's default, 6)."""
+    opts = {} if compress_level is None else {"compress_level": compress_level}
+    with atomic_path(path, suffix=".png") as tmp:
+        image.save(tmp, format="PNG", **opts)
+
+
 def dumps(obj: Any) -> str:
     """Deterministic JSON: sorted keys, fixed separators, trailing newline."""
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"

@@ -4,11 +4,11 @@
   ARO VG-Relation/Attribution, bring-your-own, the synthetic splits). Per negative type (percentages):
 
   - ``text``: the image prefers its caption to the negative caption, ``s(I,T) > s(I,T-)`` -- the primary,
-    scale-free metric (docs/method.md, metrics);
+    scale-free metric (docs/method.md §5.1);
   - ``image``: the caption prefers its image to the edited image, ``s(I,T) > s(I-,T)``;
   - ``group``: for a negative with both an edited image ``I-`` and a caption ``T-`` true for it, both
     images pick their own caption and both captions their own image (Winoground's group);
-  - the thesis's secondary metrics (docs/method.md, metrics) over text negatives: ``avg_pos`` = mean ``s(I,T)``,
+  - the thesis's secondary metrics (docs/method.md §5.1) over text negatives: ``avg_pos`` = mean ``s(I,T)``,
     ``avg_neg`` = mean ``s(I,T-)``, ``margin`` = their difference (cosines, not %), ``acc@tau`` = % with
     ``s(I,T) / (s(I,T-) + 1e-8) >= tau``; and ``all/avg_rand_neg`` = mean ``s(I_i, T_pi(i))`` over distinct
     images with a seeded derangement ``pi``.

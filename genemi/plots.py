@@ -2,44 +2,53 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+KEPT, DROPPED, ORIGINAL = (40, 160, 60), (200, 40, 40), (90, 90, 90)  # tile frames
 
 
-def contact_sheet(
-    rows: Sequence[tuple[Image.Image, str, Sequence[tuple[Image.Image, str]]]],
-    tile: int = 96,
-    label_width: int = 200,
-) -> Image.Image:
-    """A grid: each row is an original image beside its variations, each captioned below.
+@dataclass(frozen=True)
+class Tile:
+    """One cell of a contact sheet: an image, its caption, a frame colour and an optional box."""
 
-    ``rows`` holds ``(original, caption, [(variation, label), ...])``. Labels wrap at the
-    tile width. Returns an RGB PIL image.
-    """
+    image: Image.Image
+    caption: str
+    frame: tuple[int, int, int] = ORIGINAL
+    box: tuple[float, float, float, float] | None = None  # the grounded box, in image pixels
+
+
+def _tile(t: Tile, thumb: int, text_h: int, font: ImageFont.ImageFont) -> Image.Image:
+    """One ``thumb``-wide cell: the image letterboxed in a coloured frame, caption below."""
+    cell = Image.new("RGB", (thumb, thumb + text_h), "white")
+    # contain() scales up as well as down, so small images stay legible
+    im = ImageOps.contain(t.image.convert("RGB"), (thumb - 6, thumb - 6), Image.NEAREST)
+    if t.box is not None:
+        f = im.width / t.image.width
+        ImageDraw.Draw(im).rectangle([v * f for v in t.box], outline=(255, 215, 0), width=2)
+    draw = ImageDraw.Draw(cell)
+    draw.rectangle([0, 0, thumb - 1, thumb - 1], outline=t.frame, width=3)
+    cell.paste(im, ((thumb - im.width) // 2, (thumb - im.height) // 2))
+    chars = max(8, thumb // 6)  # ~6 px per character at size 11
+    lines = textwrap.wrap(t.caption, chars)[: max(1, text_h // 11)]
+    draw.multiline_text((3, thumb + 2), "\n".join(lines), fill="black", font=font, spacing=1)
+    return cell
+
+
+def contact_sheet(rows: Sequence[Sequence[Tile]], thumb: int = 160, text_h: int = 48) -> Image.Image:
+    """RGB sheet with ``rows`` of tiles (first tile of a row = the original)."""
     if not rows:
-        return Image.new("RGB", (tile, tile), "white")
-    cols = 1 + max(len(r[2]) for r in rows)
-    cell_w = max(tile, label_width)
-    text_h = 40
-    sheet = Image.new("RGB", (cols * cell_w, len(rows) * (tile + text_h)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for r, (orig, caption, variants) in enumerate(rows):
-        y = r * (tile + text_h)
-        for c, (img, label) in enumerate([(orig, "TRUE: " + caption), *variants]):
-            x = c * cell_w
-            sheet.paste(img.convert("RGB").resize((tile, tile), Image.NEAREST), (x + (cell_w - tile) // 2, y))
-            words, lines, line = label.split(), [], ""
-            for w in words:
-                if len(line) + len(w) + 1 > cell_w // 6:
-                    lines.append(line)
-                    line = w
-                else:
-                    line = f"{line} {w}".strip()
-            lines.append(line)
-            for i, text in enumerate(lines[:3]):
-                draw.text((x + 2, y + tile + 1 + 12 * i), text, fill=(0, 0, 0))
+        raise ValueError("contact_sheet: no rows to draw")
+    font = ImageFont.load_default(size=11)  # Pillow's bundled TrueType font: same on every machine
+    cols = max(len(r) for r in rows)
+    sheet = Image.new("RGB", (cols * thumb, len(rows) * (thumb + text_h)), "white")
+    for i, row in enumerate(rows):
+        for j, t in enumerate(row):
+            sheet.paste(_tile(t, thumb, text_h, font), (j * thumb, i * (thumb + text_h)))
     return sheet
 
 

@@ -8,18 +8,12 @@ and a contact sheet of originals beside their negatives.
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import click
-from PIL import Image
-from tqdm import tqdm
 
 from genemi.config import load_params
-from genemi.io import atomic_path, write_json
-from genemi.manifest import DIGEST, image_digest, iter_manifest, write_manifest
+from genemi.io import write_png
 from genemi.plots import contact_sheet
-from genemi.synth.dataset import SPLITS, mine_record
+from genemi.synth.dataset import mine_synth_data
 
 
 @click.command(help=__doc__)
@@ -32,34 +26,8 @@ from genemi.synth.dataset import SPLITS, mine_record
               help="Contact sheet PNG (originals beside their negatives).")
 def main(params_path: str, root_dir: str, out_name: str, sheet_path: str) -> None:
     p = load_params(params_path)
-    root = Path(root_dir)
-    sheet_rows = []
-    for split in SPLITS:
-        mined = []
-        for rec in tqdm(iter_manifest(root / "synth" / f"{split}.jsonl"), desc=f"mine {split}", mininterval=2):
-            with Image.open(root / rec.image) as im:
-                image = im.convert("RGB")
-            rec = dataclasses.replace(rec, image=rec.image.replace("synth/", f"{out_name}/", 1))
-            out, files = mine_record(rec, image, p.synth, p.mine, p.seed)
-            rec_path = root / out.image
-            rec_path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(rec_path, suffix=".png") as tmp:
-                image.save(tmp, format="PNG", compress_level=1)
-            for rel, img in files:
-                with atomic_path(root / rel, suffix=".png") as tmp:
-                    img.save(tmp, format="PNG", compress_level=1)
-            mined.append(out)
-            if split == "test" and len(sheet_rows) < 10:
-                sheet_rows.append((image, out.caption, [(img, f"{n.type}: {n.caption}") for (_, img), n
-                                                         in zip(files, out.negatives)]))
-        n_neg = sum(len(r.negatives) for r in mined)
-        write_manifest(root / out_name / f"{split}.jsonl", mined)
-        click.echo(f"{split}: {len(mined)} records, {n_neg} negatives")
-    manifests = [root / out_name / f"{s}.jsonl" for s in SPLITS]
-    write_json(root / out_name / DIGEST, image_digest(root, manifests))
-    sheet = contact_sheet(sheet_rows)
-    with atomic_path(sheet_path, suffix=".png") as tmp:
-        sheet.save(tmp, format="PNG")
+    rows = mine_synth_data(p.synth, p.mine, p.seed, root_dir, out_name, log=click.echo)
+    write_png(sheet_path, contact_sheet(rows))
 
 
 if __name__ == "__main__":

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import click
-from PIL import Image
-from tqdm import tqdm
 
 from genemi.config import load_params
-from genemi.io import atomic_path, write_json
-from genemi.manifest import DIGEST, image_digest, write_manifest
-from genemi.synth.dataset import SPLITS, generate_split
+from genemi.synth.dataset import write_synth_data
 
 
 @click.command(help=__doc__)
@@ -21,20 +14,7 @@ from genemi.synth.dataset import SPLITS, generate_split
               help="Image root: images go to <out>/synth/<split>/, manifests to <out>/synth/<split>.jsonl.")
 def main(params_path: str, out_dir: str) -> None:
     p = load_params(params_path)
-    root = Path(out_dir)
-    for split in SPLITS:
-        records = []
-        for rec, img in tqdm(generate_split(p.synth, split, p.seed), desc=f"synth {split}", mininterval=2):
-            rec = dataclasses.replace(rec, image=f"synth/{rec.image}")
-            path = root / rec.image
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path, suffix=".png") as tmp:
-                Image.fromarray(img).save(tmp, format="PNG", compress_level=1)
-            records.append(rec)
-        n = write_manifest(root / "synth" / f"{split}.jsonl", records)
-        click.echo(f"{split}: {n} scenes")
-    manifests = [root / "synth" / f"{s}.jsonl" for s in SPLITS]
-    write_json(root / "synth" / DIGEST, image_digest(root, manifests))
+    write_synth_data(p.synth, p.seed, out_dir, log=click.echo)
 
 
 if __name__ == "__main__":

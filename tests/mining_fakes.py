@@ -22,7 +22,7 @@ from genemi.config import MineRealParams, _build  # noqa: E402
 from genemi.manifest import Record, read_manifest, write_manifest  # noqa: E402
 from genemi.mining.interfaces import Detection  # noqa: E402
 from genemi.mining.pipeline import Chain, run_shard  # noqa: E402
-from genemi.mining.text import plain_nouns  # noqa: E402
+from genemi.mining.parse import plain_nouns  # noqa: E402
 
 CAPTIONS = [
     "a dog sits on a bench",

@@ -335,7 +335,7 @@ def test_stanza_tagger_wiring_and_order_through_the_registry(tmp_path, monkeypat
     and an aro_order source loads via the registry with eval.stanza_dir resolved against --data."""
     import stanza
 
-    from genemi.mining.text import doc_from_dicts
+    from genemi.mining.parse import doc_from_dicts
 
     seen = {}
 

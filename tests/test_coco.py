@@ -68,3 +68,31 @@ def test_annotation_with_unknown_image_is_named(tmp_path):
     bad.write_text('{"images": [], "annotations": [{"id": 7, "image_id": 3, "caption": "x"}]}')
     with pytest.raises(ValueError, match="annotation 7 refers to unknown image_id 3"):
         list(iter_caption_annotation_records(bad))
+
+
+def _coco_dir(tmp_path: Path, images: list[str]) -> Path:
+    root = tmp_path / "coco"
+    (root / "caption_datasets").mkdir(parents=True)
+    (root / "caption_datasets" / "dataset_coco.json").write_bytes(KARPATHY.read_bytes())
+    (root / "images" / "val2014").mkdir(parents=True)
+    for name in images:
+        (root / "images" / "val2014" / name).write_bytes(b"")
+    return root
+
+
+def test_write_karpathy_manifest_keeps_splits_with_images(tmp_path):
+    from genemi.data.coco import write_karpathy_manifest
+    from genemi.manifest import read_manifest
+
+    root = _coco_dir(tmp_path, ["COCO_val2014_000000391895.jpg"])
+    stats = write_karpathy_manifest("hnc", ("test", "val"), root, tmp_path / "k.jsonl")
+    assert stats == {"splits": ["test", "val"], "images": 4, "images_other_split": 2, "images_missing": 1,
+                     "records": 2}  # fmt: skip
+    assert [r.id for r in read_manifest(tmp_path / "k.jsonl")] == ["coco-391895-770337", "coco-391895-771687"]
+
+
+def test_write_karpathy_manifest_refuses_when_no_image_is_there(tmp_path):
+    from genemi.data.coco import write_karpathy_manifest
+
+    with pytest.raises(ValueError, match=r"no COCO caption of splits \['test'\] has its image under"):
+        write_karpathy_manifest("hnc", ("test",), _coco_dir(tmp_path, []), tmp_path / "k.jsonl")

@@ -468,13 +468,20 @@ def test_model_sources_single_file_and_hf_snapshot(server, tmp_path, monkeypatch
 # --------------------------------------------------------------------------------- the gate in the stages
 
 
-def _stage_module():
+def _stage(name: str, monkeypatch, params):
+    """The click command of ``stages/<name>.py``, reading ``params`` instead of params.yaml."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("stage_download", ROOT / "stages" / "download.py")
+    monkeypatch.syspath_prepend(str(ROOT / "stages"))  # as `python stages/<name>.py` has it
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod
+    import download_options  # the command the download scripts share
+
+    for m in (mod, download_options):
+        if hasattr(m, "load_params"):
+            monkeypatch.setattr(m, "load_params", lambda path: params)
+    return mod.main
 
 
 def test_synthetic_source_writes_placeholders_without_network(tmp_path, monkeypatch):
@@ -495,35 +502,36 @@ def test_synthetic_source_writes_placeholders_without_network(tmp_path, monkeypa
         monkeypatch.setattr(genemi.download, name, no_network)
         monkeypatch.setattr(genemi.data.sources, name, no_network)
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    stage = _stage_module()
     params = SimpleNamespace(data=SimpleNamespace(source="synthetic", hnc_subset=0.1), real=_real_params())
-    monkeypatch.setattr(stage, "_params", lambda path: params)
     run = CliRunner().invoke
-    for args in (["hnc"], ["gqa"], ["coco"], ["stanza"], ["model", "--name", "sam_vit_h"]):
-        out = tmp_path / args[0]
-        res = run(stage.cli, [*args, "--out", str(out), "--downloads", str(tmp_path / "dl")])
+    for script, args in (
+        ("download_hnc", []),
+        ("download_gqa", []),
+        ("download_coco", []),
+        ("download_stanza", []),
+        ("download_model", ["--name", "sam_vit_h"]),
+    ):
+        out = tmp_path / script
+        cmd = _stage(script, monkeypatch, params)
+        res = run(cmd, [*args, "--out", str(out), "--downloads", str(tmp_path / "dl")])
         assert res.exit_code == 0, res.output
         assert [p.name for p in out.iterdir()] == ["SKIPPED.txt"]
         assert "dvc exp run -S data.source=hnc" in (out / "SKIPPED.txt").read_text()
-    res = run(
-        stage.cli,
-        [
-            "hnc-manifest",
-            "--hnc",
-            str(tmp_path / "hnc"),
-            "--images",
-            str(tmp_path / "gqa"),
-            "--out",
-            str(tmp_path / "man"),
-            "--stats",
-            str(tmp_path / "s.json"),
-        ],
-    )
-    assert res.exit_code == 0, res.output
+    # the two conversions write empty manifests and say why in their stats
+    for script, args in (
+        ("hnc_manifest", ["--hnc", "download_hnc", "--images", "download_gqa", "--out", "man"]),
+        ("coco_manifest", ["--coco", "download_coco", "--out", "k.jsonl"]),
+    ):
+        stats = tmp_path / f"{script}.json"
+        paths = [a if a.startswith("--") else str(tmp_path / a) for a in args]
+        res = run(_stage(script, monkeypatch, params), [*paths, "--stats", str(stats)])
+        assert res.exit_code == 0, res.output
+        assert json.loads(stats.read_text()) == {"skipped": "data.source is synthetic"}
     assert sorted(p.name for p in (tmp_path / "man").iterdir()) == ["test.jsonl", "train.jsonl", "val.jsonl"]
     assert all(p.read_text() == "" for p in (tmp_path / "man").iterdir())
+    assert (tmp_path / "k.jsonl").read_text() == ""
     assert not (tmp_path / "dl").exists()
-    res = run(stage.cli, ["model", "--name", "nope", "--out", str(tmp_path / "x")])
+    res = run(_stage("download_model", monkeypatch, params), ["--name", "nope", "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "no real.models.nope" in res.output
 
 
@@ -532,15 +540,11 @@ def test_stage_reports_a_download_failure_in_one_line(tmp_path, monkeypatch):
 
     from click.testing import CliRunner
 
-    stage = _stage_module()
     real = _real_params(gqa_images_url=f"http://127.0.0.1:{_closed_port()}/images.zip")
-    monkeypatch.setattr(
-        stage, "_params", lambda path: SimpleNamespace(data=SimpleNamespace(source="hnc"), real=real)
-    )
+    params = SimpleNamespace(data=SimpleNamespace(source="hnc"), real=real)
     res = CliRunner().invoke(
-        stage.cli,
+        _stage("download_gqa", monkeypatch, params),
         [
-            "gqa",
             "--out",
             str(tmp_path / "gqa"),
             "--downloads",
@@ -553,6 +557,7 @@ def test_stage_reports_a_download_failure_in_one_line(tmp_path, monkeypatch):
     assert res.exit_code == 1
     assert "Error: download_gqa: cannot reach" in res.output
     assert str((tmp_path / "dl" / "gqa" / "images.zip").resolve()) in res.output
+    assert not (tmp_path / "gqa").exists()
 
 
 def test_pipeline_fragment_names_real_scripts_and_params():
@@ -572,7 +577,12 @@ def test_pipeline_fragment_names_real_scripts_and_params():
     assert {f"download_{m}" for m in models} <= set(mine) and len(mine) == 6 + len(models)
     sections = {f.name for f in dataclasses.fields(Params)}
     for name, st in mine.items():
-        assert st["cmd"].split()[1] in st["deps"], name
+        script = st["cmd"].split()[1]
+        assert script in st["deps"], name
+        # one script per stage: the stage's own file, but for the model checkpoints sharing one
+        assert script == f"stages/{name}.py" or (
+            script == "stages/download_model.py" and "--name" in st["cmd"]
+        )
         for key in st["params"]:
             top, *rest = key.split(".")
             assert top in sections, f"{name}: {key}"

@@ -1,4 +1,4 @@
-"""HNC loaders on hand-made fixtures in the real train/val and test schemas (METHOD.md §3.2, §3.3)."""
+"""HNC loaders on hand-made fixtures in the real train/val and test schemas (docs/method.md §2.1, §2.2)."""
 
 from __future__ import annotations
 
@@ -146,3 +146,46 @@ def test_bad_input_names_file_image_and_caption(tmp_path, content, match):
 def test_missing_file_says_which_stage_makes_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.json: HNC file not found.*download_hnc"):
         list(iter_hnc_records(tmp_path / "nope.json", "train"))
+
+
+def _hnc_dir(tmp_path: Path) -> Path:
+    """A download_hnc output from the fixtures (val: the train fixture again)."""
+    d = tmp_path / "raw"
+    d.mkdir()
+    for split, src in (("train", TRAIN), ("val", TRAIN), ("test", TEST)):
+        (d / f"hnc_clean_strict_{split}.json").write_bytes(src.read_bytes())
+    return d
+
+
+def test_write_hnc_manifests_all_splits_with_their_subsets(tmp_path):
+    from types import SimpleNamespace
+
+    from genemi.data.hnc import write_hnc_manifests
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("2386621.jpg", "2354786.jpg", "n2000.jpg", "n2001.jpg"):
+        (images / name).write_bytes(b"")
+    data = SimpleNamespace(source="hnc", hnc_subset=1.0)
+    real = SimpleNamespace(hnc_val_subset=0.0001, subset_seed=0)
+    log = []
+    stats = write_hnc_manifests(data, real, _hnc_dir(tmp_path), images, tmp_path / "out", log=log.append)
+    keys = ("subset", "images_outside_subset", "images_missing", "records")
+    counts = {s: tuple(v[k] for k in keys) for s, v in stats.items()}
+    # train/test: every image in the subset, those not in images/ skipped; val: 0.01% of 3 images is none
+    assert counts == {"train": (1.0, 0, 2, 2), "val": (0.0001, 3, 0, 0), "test": (1.0, 0, 1, 1)}
+    assert {r.image for r in read_manifest(tmp_path / "out" / "train.jsonl")} == {"2386621.jpg"}
+    assert {r.image for r in read_manifest(tmp_path / "out" / "test.jsonl")} == {"n2000.jpg"}
+    assert read_manifest(tmp_path / "out" / "val.jsonl") == [] and len(log) == 3
+
+
+def test_write_hnc_manifests_refuses_an_empty_image_folder(tmp_path):
+    from types import SimpleNamespace
+
+    from genemi.data.hnc import write_hnc_manifests
+
+    (tmp_path / "images").mkdir()
+    data = SimpleNamespace(source="hnc", hnc_subset=1.0)
+    real = SimpleNamespace(hnc_val_subset=1.0, subset_seed=0)
+    with pytest.raises(ValueError, match=r"hnc_clean_strict_train\.json: none of its \d+ images is under"):
+        write_hnc_manifests(data, real, _hnc_dir(tmp_path), tmp_path / "images", tmp_path / "out")

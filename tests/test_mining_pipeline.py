@@ -17,7 +17,7 @@ from PIL import Image
 from genemi.manifest import read_manifest
 from genemi.mining import pipeline as P
 from genemi.mining.contact_sheet import origin_sheet
-from genemi.mining.text import doc_from_dicts
+from genemi.mining.parse import doc_from_dicts
 
 sys.path.insert(0, str(Path(__file__).parent))
 import mining_fakes as F  # noqa: E402

@@ -1,4 +1,4 @@
-"""Caption rewriting and rule-based negatives on hand-annotated stanza Documents (no models)."""
+"""Caption parsing, rewriting, rule negatives and portrayals on hand-annotated stanza Documents."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genemi.mining import text as T
+from genemi.mining import parse as P
+from genemi.mining import portrayals as Y
+from genemi.mining import rewrite as W
+from genemi.mining import rules as R
 from genemi.mining.lexicon import Lexicon, default_lexicon
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -34,7 +37,7 @@ def _token(spec: str, i: int) -> dict:
 def docs() -> dict:
     raw = json.loads((FIXTURES / "parsed_captions.json").read_text())["captions"]
     return {
-        name: T.doc_from_dicts(
+        name: P.doc_from_dicts(
             [{"tokens": [_token(s, i + 1) for i, s in enumerate(v["tokens"])], "tree": v["tree"]}]
         )
         for name, v in raw.items()
@@ -45,7 +48,7 @@ class FixtureParser:
     """Stands in for stanza: caption text -> the annotated Document of that caption."""
 
     def __init__(self, docs: dict):
-        self.by_text = {T.detokenize(w.text for w in d.sentences[0].words): d for d in docs.values()}
+        self.by_text = {P.detokenize(w.text for w in d.sentences[0].words): d for d in docs.values()}
 
     def __call__(self, text: str):
         return self.by_text[text]
@@ -76,7 +79,7 @@ def test_lexicon_is_consistent():
 def test_lexicon_errors_name_the_file_and_key(tmp_path):
     with pytest.raises(FileNotFoundError, match="colors.json"):
         Lexicon.load(tmp_path)
-    src = Path(T.__file__).parent.parent / "lexicon"
+    src = Path(P.__file__).parent.parent / "lexicon"
     for f in src.glob("*.json"):
         (tmp_path / f.name).write_text(f.read_text())
     (tmp_path / "relations.json").write_text(json.dumps({"inverses": {"on": "beneath"}}))
@@ -86,8 +89,8 @@ def test_lexicon_errors_name_the_file_and_key(tmp_path):
 
 # -- chunking and rewriting ----------------------------------------------------------------------
 def test_chunks_follow_the_seed_recursion(docs):
-    assert T.chunks(docs["red_dog"].sentences[0]) == ["a red dog", "sits", "on", "the mat", "."]
-    assert T.chunks(docs["man_bus"].sentences[0]) == [
+    assert W.chunks(docs["red_dog"].sentences[0]) == ["a red dog", "sits", "on", "the mat", "."]
+    assert W.chunks(docs["man_bus"].sentences[0]) == [
         "a man",
         "in",
         "front",
@@ -99,30 +102,30 @@ def test_chunks_follow_the_seed_recursion(docs):
 
 
 def test_rewrite_replaces_the_object_chunk(docs):
-    assert T.rewrite_caption(docs["red_dog"], "dog", "bald eagle") == "a bald eagle sits on the mat."
+    assert W.rewrite_caption(docs["red_dog"], "dog", "bald eagle") == "a bald eagle sits on the mat."
     # number kept, determiner kept
     assert (
-        T.rewrite_caption(docs["two_cats"], "cat", "golden retriever")
+        W.rewrite_caption(docs["two_cats"], "cat", "golden retriever")
         == "two golden retrievers are under a wooden table."
     )
     # "an" re-agrees with the new word; multi-word objects match as a whole
     assert (
-        T.rewrite_caption(docs["man_bus"], "umbrella", "red kite")
+        W.rewrite_caption(docs["man_bus"], "umbrella", "red kite")
         == "a man in front of a bus holding a red kite"
     )
     assert (
-        T.rewrite_caption(docs["hot_dog"], "hot dog", "pizza slice") == "There is a pizza slice on a plate."
+        W.rewrite_caption(docs["hot_dog"], "hot dog", "pizza slice") == "There is a pizza slice on a plate."
     )
 
 
 def test_rewrite_matches_whole_words_only(docs):
     # the seed's substring test would have rewritten "catch" for the object "cat"
-    assert T.rewrite_caption(docs["catch"], "cat", "tiger") is None
+    assert W.rewrite_caption(docs["catch"], "cat", "tiger") is None
 
 
 def test_variation_captions_fix_the_swapped_argument_bug(docs):
-    rw = T.CaptionRewriter(FixtureParser(docs))
-    caps = T.variation_captions(
+    rw = W.CaptionRewriter(FixtureParser(docs))
+    caps = W.variation_captions(
         rw,
         "dog",
         "bald eagle",
@@ -133,13 +136,13 @@ def test_variation_captions_fix_the_swapped_argument_bug(docs):
     assert caps == ["a bald eagle sits on the mat.", "There is a bald eagle on a plate."]
     assert "dog" not in caps
     # nothing mentions the item: the seed's fallback
-    assert T.variation_captions(rw, "zebra", "okapi", "a red dog sits on the mat.") == [
+    assert W.variation_captions(rw, "zebra", "okapi", "a red dog sits on the mat.") == [
         "a red dog sits on the mat. and okapi"
     ]
 
 
 def test_plain_rewriter_without_parser():
-    rw = T.CaptionRewriter(None)
+    rw = W.CaptionRewriter(None)
     assert rw.rewrite("A dog and two dogs.", "dog", "orange cat") == "An orange cat and two orange cats."
     assert rw.rewrite("three knives on a table", "knife", "red fork") == "three red forks on a table"
     assert rw.rewrite("a hotdog", "dog", "cat") is None
@@ -151,25 +154,25 @@ def test_plain_rewriter_without_parser():
 
 # -- rule-based negatives ------------------------------------------------------------------------
 def test_attribute_negatives_stay_on_their_scale(docs):
-    cands = T.negative_candidates(docs["red_dog"], T.ATTRIBUTE)
+    cands = R.negative_candidates(docs["red_dog"], R.ATTRIBUTE)
     colours = {c.split()[1] for c in cands}
     assert "red" not in colours and {"blue", "green"} <= colours
     assert all(c.endswith(" dog sits on the mat.") for c in cands)
     assert "an orange dog sits on the mat." in cands  # article re-agreed
-    sizes = {c.split()[3] for c in T.negative_candidates(docs["hot_dog"], T.ATTRIBUTE)}
+    sizes = {c.split()[3] for c in R.negative_candidates(docs["hot_dog"], R.ATTRIBUTE)}
     assert sizes == {"big", "giant", "huge", "large"}  # never the synonyms little/tiny
-    assert T.negative_candidates(docs["man_bus"], T.ATTRIBUTE) == []
+    assert R.negative_candidates(docs["man_bus"], R.ATTRIBUTE) == []
 
 
 def test_object_negatives_keep_supercategory_number_and_article(docs):
-    cands = T.negative_candidates(docs["two_cats"], T.OBJECT)
+    cands = R.negative_candidates(docs["two_cats"], R.OBJECT)
     assert "two horses are under a wooden table." in cands  # plural kept
     assert "two cats are under a wooden chair." in cands  # furniture for furniture
     assert not any("pizza" in c for c in cands)
-    man = T.negative_candidates(docs["man_bus"], T.OBJECT)
+    man = R.negative_candidates(docs["man_bus"], R.OBJECT)
     assert "a woman in front of a bus holding an umbrella" in man
     assert "a man in front of a bus holding a backpack" in man  # "an" -> "a"
-    assert "There is a small apple on a plate." in T.negative_candidates(docs["hot_dog"], T.OBJECT)
+    assert "There is a small apple on a plate." in R.negative_candidates(docs["hot_dog"], R.OBJECT)
     assert "Two horses are under a wooden table." not in cands  # lower-case stays lower-case
     toks = [
         {
@@ -183,8 +186,8 @@ def test_object_negatives_keep_supercategory_number_and_article(docs):
         },
         {"id": 2, "text": "run", "upos": "VERB", "xpos": "VBP", "lemma": "run", "head": 0, "deprel": "root"},
     ]
-    assert "Cats run" in T.negative_candidates(T.doc_from_dicts([{"tokens": toks}]), T.OBJECT)
-    assert T.negative_candidates(docs["catch"], T.OBJECT) == [
+    assert "Cats run" in R.negative_candidates(P.doc_from_dicts([{"tokens": toks}]), R.OBJECT)
+    assert R.negative_candidates(docs["catch"], R.OBJECT) == [
         "a girl plays catch",
         "a man plays catch",
         "a woman plays catch",
@@ -192,29 +195,29 @@ def test_object_negatives_keep_supercategory_number_and_article(docs):
 
 
 def test_relation_negatives_use_the_inverse_longest_phrase_first(docs):
-    assert T.negative_candidates(docs["red_dog"], T.RELATION) == ["a red dog sits under the mat."]
-    assert T.negative_candidates(docs["two_cats"], T.RELATION) == ["two cats are on a wooden table."]
-    assert T.negative_candidates(docs["man_bus"], T.RELATION) == ["a man behind a bus holding an umbrella"]
+    assert R.negative_candidates(docs["red_dog"], R.RELATION) == ["a red dog sits under the mat."]
+    assert R.negative_candidates(docs["two_cats"], R.RELATION) == ["two cats are on a wooden table."]
+    assert R.negative_candidates(docs["man_bus"], R.RELATION) == ["a man behind a bus holding an umbrella"]
 
 
 def test_count_negatives_reagree_noun_and_verb(docs):
-    assert T.negative_candidates(docs["red_dog"], T.COUNT) == ["two red dogs sit on the mat."]
-    assert set(T.negative_candidates(docs["two_cats"], T.COUNT)) == {
+    assert R.negative_candidates(docs["red_dog"], R.COUNT) == ["two red dogs sit on the mat."]
+    assert set(R.negative_candidates(docs["two_cats"], R.COUNT)) == {
         "one cat is under a wooden table.",
         "three cats are under a wooden table.",
         "two cats are under two wooden tables.",
     }
-    assert T.negative_candidates(docs["hot_dog"], T.COUNT) == ["There are two small hot dogs on a plate."]
+    assert R.negative_candidates(docs["hot_dog"], R.COUNT) == ["There are two small hot dogs on a plate."]
 
 
 def test_rule_negatives_are_seeded_and_typed(docs):
-    a = T.rule_negatives(docs["two_cats"], np.random.default_rng((0, 7)), max_per_type=2)
-    b = T.rule_negatives(docs["two_cats"], np.random.default_rng((0, 7)), max_per_type=2)
+    a = R.rule_negatives(docs["two_cats"], np.random.default_rng((0, 7)), max_per_type=2)
+    b = R.rule_negatives(docs["two_cats"], np.random.default_rng((0, 7)), max_per_type=2)
     assert a == b
     assert [n.type for n in a] == ["attribute"] * 2 + ["object"] * 2 + ["relation_pred"] + ["obj_count"] * 2
     assert all(n.caption != "two cats are under a wooden table." and n.image is None for n in a)
     with pytest.raises(ValueError, match="unknown negative type 'colour'"):
-        T.negative_candidates(docs["two_cats"], "colour")
+        R.negative_candidates(docs["two_cats"], "colour")
 
 
 def test_add_rule_negatives_to_records(docs):
@@ -227,7 +230,7 @@ def test_add_rule_negatives_to_records(docs):
             id="a", image="a.png", caption="a red dog sits on the mat.", negatives=(Negative("x", "kept"),)
         ),
     ]
-    out = T.add_rule_negatives(recs, parse, seed=0, types=(T.RELATION, T.COUNT))
+    out = R.add_rule_negatives(recs, parse, seed=0, types=(R.RELATION, R.COUNT))
     assert [r.id for r in out] == ["b", "a"]
     assert out[1].negatives[0] == Negative("x", "kept")  # existing negatives kept, new ones appended
     assert [n.caption for n in out[1].negatives[1:]] == [
@@ -235,13 +238,13 @@ def test_add_rule_negatives_to_records(docs):
         "two red dogs sit on the mat.",
     ]
     # a record's negatives do not depend on its neighbours
-    assert T.add_rule_negatives(recs[:1], parse, seed=0, types=(T.RELATION, T.COUNT))[0] == out[0]
+    assert R.add_rule_negatives(recs[:1], parse, seed=0, types=(R.RELATION, R.COUNT))[0] == out[0]
 
 
 def test_caption_nouns(docs):
-    assert T.caption_nouns(docs["man_bus"]) == ["man", "bus", "umbrella"]
-    assert T.caption_nouns(docs["two_cats"]) == ["cat", "table"]
-    assert T.plain_nouns("Two cats under a dining table near a hot dog.") == [
+    assert P.caption_nouns(docs["man_bus"]) == ["man", "bus", "umbrella"]
+    assert P.caption_nouns(docs["two_cats"]) == ["cat", "table"]
+    assert P.plain_nouns("Two cats under a dining table near a hot dog.") == [
         "cat",
         "dining table",
         "hot dog",
@@ -251,12 +254,12 @@ def test_caption_nouns(docs):
 # -- parser door and portrayals ------------------------------------------------------------------
 def test_missing_stanza_models_fail_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"stanza models for 'en' not found under .*stanza\.download"):
-        T.StanzaParser.from_pretrained(tmp_path / "stanza")
+        P.StanzaParser.from_pretrained(tmp_path / "stanza")
     # a folder that looks right but holds no usable models fails the same way, with stanza's reason
     (tmp_path / "stanza" / "en").mkdir(parents=True)
     (tmp_path / "stanza" / "resources.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match=r"stanza\.download.*ValueError"):
-        T.StanzaParser.from_pretrained(tmp_path / "stanza")
+        P.StanzaParser.from_pretrained(tmp_path / "stanza")
 
 
 def test_doc_from_dicts_checks_tree_against_tokens():
@@ -265,7 +268,7 @@ def test_doc_from_dicts_checks_tree_against_tokens():
         {"id": 2, "text": "dog", "upos": "NOUN", "head": 0, "deprel": "root"},
     ]
     with pytest.raises(ValueError, match="sentence 0: tree leaves"):
-        T.doc_from_dicts([{"tokens": toks, "tree": "(ROOT (NP (DT a) (NN cat)))"}])
+        P.doc_from_dicts([{"tokens": toks, "tree": "(ROOT (NP (DT a) (NN cat)))"}])
 
 
 def test_parse_portrayals_keeps_long_and_short():
@@ -274,22 +277,22 @@ def test_parse_portrayals_keeps_long_and_short():
         "2) a small blue jay on a branch (blue jay)\n"
         "rock:\n1) a mossy green boulder (green boulder)\n"
     )
-    got = T.parse_portrayals(reply, ["bird", "rock", "tree"])
-    assert got["bird"][0] == T.Portrayal("a bald eagle with white head feathers", "bald eagle")
+    got = Y.parse_portrayals(reply, ["bird", "rock", "tree"])
+    assert got["bird"][0] == Y.Portrayal("a bald eagle with white head feathers", "bald eagle")
     assert [p.short for p in got["bird"]] == ["bald eagle", "blue jay"]
     assert set(got) == {"bird", "rock"}
 
 
 def test_lexicon_portrayer_is_seeded_and_mixes_types():
-    p = T.LexiconPortrayer()
+    p = Y.LexiconPortrayer()
     a = p.portray("dog", "a dog", 4, np.random.default_rng((1, 2)))
     assert a == p.portray("dog", "a dog", 4, np.random.default_rng((1, 2)))
     assert len(a) == 4 and len({x.short for x in a}) == 4
-    types = [T.edit_type("dog", x.short) for x in a]
+    types = [Y.edit_type("dog", x.short) for x in a]
     assert types.count("attribute") == 2 and types.count("object") == 2
     assert all(x.short in x.desc for x in a)
     # a closed world (e.g. the synthetic one): its palette and shapes, the short form as prompt
-    synth = T.LexiconPortrayer(colors=["red", "blue"], objects=["circle", "square"], template="{short}")
+    synth = Y.LexiconPortrayer(colors=["red", "blue"], objects=["circle", "square"], template="{short}")
     got = synth.portray("circle", "a red circle", 3, np.random.default_rng(0))
     assert {x.short for x in got} <= {"red circle", "blue circle", "red square", "blue square"}
     assert all(x.desc == x.short for x in got) and len(got) == 3
@@ -309,4 +312,4 @@ def test_lexicon_portrayer_is_seeded_and_mixes_types():
     ],
 )
 def test_edit_type(item, short, kind):
-    assert T.edit_type(item, short) == kind
+    assert Y.edit_type(item, short) == kind

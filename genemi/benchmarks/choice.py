@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from genemi.benchmarks import Loader
-from genemi.benchmarks.pairwise import _keep, _str
+from genemi.benchmarks.pairwise import _str, needs_file_and_dir, subset_of
+from genemi.data.hnc import in_subset
 from genemi.evalsets import Choice, EvalSet, ImageStore
 from genemi.io import iter_jsonl, read_json
 
@@ -40,12 +41,7 @@ def winoground_choices(path: Path) -> list[Choice]:
 
 
 def load_winoground(src, file, images, p, seed) -> EvalSet:
-    return EvalSet(
-        "winoground",
-        ImageStore(images),
-        [],
-        [c for c in winoground_choices(file) if _keep(c.id, src.subset, seed)],
-    )
+    return EvalSet("winoground", ImageStore(images), [], subset_of(winoground_choices(file), src, seed))
 
 
 # ------------------------------------------------------------------------------------ GeNeMi val
@@ -103,7 +99,7 @@ def load_genemi_val(src, file, images, p, seed) -> EvalSet:
         "genemi_val",
         ImageStore(images, blobs=blobs),
         [],
-        [c for c in choices if _keep(c.id, src.subset, seed)],
+        subset_of(choices, src, seed),
     )
 
 
@@ -193,7 +189,7 @@ def order_choices(
         if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
             raise ValueError(f"{where}: 'caption' must be a list of strings")
         cases += [(f"order-{i}-{j}", image, c) for j, c in enumerate(caps)]
-    cases = [c for c in cases if _keep(c[0], subset, seed)]
+    cases = [c for c in cases if in_subset(c[0], subset, seed)]
     tagged = tagger([c for _, _, c in cases]) if cases else []
     out = []
     for n, ((cid, image, cap), tags) in enumerate(zip(cases, tagged, strict=True)):
@@ -232,18 +228,17 @@ def _needs_order(src, file, images, p):
 LOADERS = {
     "winoground": Loader(
         load_winoground,
-        lambda src, file, images, p: [
-            (file, "Winoground data/examples.jsonl (HF facebook/winoground, gated)"),
-            (images, "Winoground images/ (data/images.zip, extracted)"),
-        ],
+        needs_file_and_dir(
+            "Winoground data/examples.jsonl (HF facebook/winoground, gated)",
+            "Winoground images/ (data/images.zip, extracted)",
+        ),
         "HF facebook/winoground: data/examples.jsonl and data/images.zip",
     ),
     "genemi_val": Loader(
         load_genemi_val,
-        lambda src, file, images, p: [
-            (file, "GeNeMi test split rows (JSONL/JSON/parquet)"),
-            (images, "folder the rows' image paths are relative to"),
-        ],
+        needs_file_and_dir(
+            "GeNeMi test split rows (JSONL/JSON/parquet)", "folder the rows' image paths are relative to"
+        ),
         "HF ugursahin/generative-negative-mining-dataset, split test",
     ),
     "aro_order": Loader(load_order, _needs_order, "ARO COCO_Order / Flickr30k_Order (BLIP annotation files)"),

@@ -17,8 +17,9 @@ from genemi.manifest import Negative, Record, read_manifest
 SUGARCREPE = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 
 
-def _keep(item_id: str, subset: float, seed: int) -> bool:
-    return in_subset(item_id, subset, seed)
+def subset_of(items: list, src, seed: int) -> list:
+    """The items (records or choices, by ``.id``) in the ``src.subset`` fraction drawn with ``seed``."""
+    return [x for x in items if in_subset(x.id, src.subset, seed)]
 
 
 def _str(row: dict, key: str, where: str) -> str:
@@ -28,7 +29,26 @@ def _str(row: dict, key: str, where: str) -> str:
     return v
 
 
-def _needs_file_and_dir(what_file: str, what_dir: str):
+def _pair(
+    row: object, where: str, rid: str, source: str, neg_type: str, keys: tuple[str, str, str]
+) -> Record:
+    """A test record from one ``{<image>, <caption>, <negative caption>}`` row; ``keys`` name the three
+    fields (each a non-empty string)."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: expected an object with {', '.join(keys)}")
+    image, caption, negative = (_str(row, k, where) for k in keys)
+    return Record(
+        id=rid,
+        image=image,
+        caption=caption,
+        split="test",
+        source=source,
+        negatives=(Negative(type=neg_type, caption=negative),),
+    )
+
+
+def needs_file_and_dir(what_file: str, what_dir: str):
+    """The ``needs`` of a loader reading one file and one image folder: ``[(file, ...), (images, ...)]``."""
     return lambda src, file, images, p: [(file, what_file), (images, what_dir)]
 
 
@@ -37,7 +57,7 @@ def _needs_file_and_dir(what_file: str, what_dir: str):
 
 def load_manifest(src, file: Path, images: Path, p, seed: int) -> EvalSet:
     """A genemi manifest (the synthetic splits): pairwise metrics plus retrieval over its distinct images."""
-    recs = [r for r in read_manifest(file) if _keep(r.id, src.subset, seed)]
+    recs = subset_of(read_manifest(file), src, seed)
     return EvalSet("manifest", ImageStore(images), recs, retrieval=records_retrieval(recs) if recs else None)
 
 
@@ -89,7 +109,7 @@ def byo_records(path: Path) -> list[Record]:
 
 
 def load_byo(src, file: Path, images: Path, p, seed: int) -> EvalSet:
-    return EvalSet("byo", ImageStore(images), [r for r in byo_records(file) if _keep(r.id, src.subset, seed)])
+    return EvalSet("byo", ImageStore(images), subset_of(byo_records(file), src, seed))
 
 
 # --------------------------------------------------------------------------------------- HNC
@@ -110,28 +130,15 @@ def coco_neg_records(path: Path) -> list[Record]:
     data = read_json(path)
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a JSON list of {{image, text, neg_text}} objects")
-    out = []
-    for i, row in enumerate(data):
-        where = f"{path}: item {i}"
-        if not isinstance(row, dict):
-            raise ValueError(f"{where}: expected an object with image, text, neg_text")
-        out.append(
-            Record(
-                id=f"coco_neg-{i}",
-                image=_str(row, "image", where),
-                caption=_str(row, "text", where),
-                split="test",
-                source="coco_neg",
-                negatives=(Negative(type="neg_text", caption=_str(row, "neg_text", where)),),
-            )
-        )
-    return out
+    keys = ("image", "text", "neg_text")
+    return [
+        _pair(row, f"{path}: item {i}", f"coco_neg-{i}", "coco_neg", "neg_text", keys)
+        for i, row in enumerate(data)
+    ]
 
 
 def load_coco_neg(src, file, images, p, seed) -> EvalSet:
-    return EvalSet(
-        "coco_neg", ImageStore(images), [r for r in coco_neg_records(file) if _keep(r.id, src.subset, seed)]
-    )
+    return EvalSet("coco_neg", ImageStore(images), subset_of(coco_neg_records(file), src, seed))
 
 
 # ---------------------------------------------------------------------------------- SugarCrepe
@@ -147,28 +154,15 @@ def sugarcrepe_records(folder: Path) -> list[Record]:
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected an object {{id: {{filename, caption, negative_caption}}}}")
         for key in sorted(data, key=lambda k: (len(k), k)):
-            row, where = data[key], f"{path}: item {key!r}"
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected an object with filename, caption, negative_caption")
+            where, rid = f"{path}: item {key!r}", f"sugarcrepe-{cat}-{key}"
             out.append(
-                Record(
-                    id=f"sugarcrepe-{cat}-{key}",
-                    image=_str(row, "filename", where),
-                    caption=_str(row, "caption", where),
-                    split="test",
-                    source="sugarcrepe",
-                    negatives=(Negative(type=cat, caption=_str(row, "negative_caption", where)),),
-                )
+                _pair(data[key], where, rid, "sugarcrepe", cat, ("filename", "caption", "negative_caption"))
             )
     return out
 
 
 def load_sugarcrepe(src, file, images, p, seed) -> EvalSet:
-    return EvalSet(
-        "sugarcrepe",
-        ImageStore(images),
-        [r for r in sugarcrepe_records(file) if _keep(r.id, src.subset, seed)],
-    )
+    return EvalSet("sugarcrepe", ImageStore(images), subset_of(sugarcrepe_records(file), src, seed))
 
 
 def _needs_sugarcrepe(src, file, images, p):
@@ -225,7 +219,7 @@ def aro_records(path: Path, kind: str) -> tuple[list[Record], dict]:
 def _load_aro(kind: str, min_count: int):
     def load(src, file, images, p, seed) -> EvalSet:
         recs, crops = aro_records(file, kind)
-        recs = [r for r in recs if _keep(r.id, src.subset, seed)]
+        recs = subset_of(recs, src, seed)
         return EvalSet(f"aro_{kind}", ImageStore(images, crops=crops), recs, macro_min_count=min_count)
 
     return load
@@ -234,22 +228,22 @@ def _load_aro(kind: str, min_count: int):
 LOADERS = {
     "manifest": Loader(
         load_manifest,
-        _needs_file_and_dir("genemi manifest JSONL", "image root"),
+        needs_file_and_dir("genemi manifest JSONL", "image root"),
         "produced by the synth_data and mine stages",
     ),
     "byo": Loader(
         load_byo,
-        _needs_file_and_dir("your JSONL {image, positive, negatives, type}", "your image root"),
+        needs_file_and_dir("your JSONL {image, positive, negatives, type}", "your image root"),
         "your own files; format in docs/benchmarks.md#bring-your-own",
     ),
     "hnc": Loader(
         load_hnc,
-        _needs_file_and_dir("HNC JSON (HF patilli/HNC)", "GQA images (images.zip)"),
+        needs_file_and_dir("HNC JSON (HF patilli/HNC)", "GQA images (images.zip)"),
         "download_hnc and download_gqa stages with data.source=hnc",
     ),
     "coco_neg": Loader(
         load_coco_neg,
-        _needs_file_and_dir("test_coco_aug_withneg.json (Structure-CLIP)", "COCO val2014 images"),
+        needs_file_and_dir("test_coco_aug_withneg.json (Structure-CLIP)", "COCO val2014 images"),
         "Structure-CLIP's test_coco_aug_withneg.json; images from the download_coco stage",
     ),
     "sugarcrepe": Loader(
@@ -257,12 +251,12 @@ LOADERS = {
     ),
     "aro_relation": Loader(
         _load_aro("relation", 0),
-        _needs_file_and_dir("ARO visual_genome_relation.json", "ARO VG images (vgr_vga_images.zip)"),
+        needs_file_and_dir("ARO visual_genome_relation.json", "ARO VG images (vgr_vga_images.zip)"),
         "github.com/mertyg/vision-language-models-are-bows (VG_Relation)",
     ),
     "aro_attribution": Loader(
         _load_aro("attribution", 25),
-        _needs_file_and_dir("ARO visual_genome_attribution.json", "ARO VG images (vgr_vga_images.zip)"),
+        needs_file_and_dir("ARO visual_genome_attribution.json", "ARO VG images (vgr_vga_images.zip)"),
         "github.com/mertyg/vision-language-models-are-bows (VG_Attribution)",
     ),
 }

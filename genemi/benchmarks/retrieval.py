@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from genemi.benchmarks import Loader
-from genemi.benchmarks.pairwise import _keep
+from genemi.benchmarks.pairwise import needs_file_and_dir
 from genemi.data.coco import iter_karpathy_records
+from genemi.data.hnc import in_subset
 from genemi.evalsets import Classification, EvalSet, ImageStore, Retrieval
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -24,7 +25,7 @@ def karpathy_retrieval(path: Path, split: str = "test", subset: float = 1.0, see
     texts, keys = [], []
     for r in iter_karpathy_records(path, splits=[split]):
         key = str(r.meta["cocoid"])
-        if not _keep(key, subset, seed):
+        if not in_subset(key, subset, seed):
             continue
         images.setdefault(r.image, key)
         texts.append(r.caption)
@@ -52,7 +53,7 @@ def image_folder(
     for c, name in enumerate(classes):
         for f in sorted((folder / name).iterdir()):
             ref = f"{name}/{f.name}"
-            if f.suffix.lower() in IMAGE_SUFFIXES and _keep(ref, subset, seed):
+            if f.suffix.lower() in IMAGE_SUFFIXES and in_subset(ref, subset, seed):
                 refs.append(ref)
                 labels.append(c)
     if not refs:
@@ -77,10 +78,10 @@ def load_image_folder(src, file, images, p, seed) -> EvalSet:
 LOADERS = {
     "karpathy_retrieval": Loader(
         load_karpathy,
-        lambda src, file, images, p: [
-            (file, "Karpathy dataset_coco.json (download_coco stage)"),
-            (images, "folder holding val2014/ (download_coco stage)"),
-        ],
+        needs_file_and_dir(
+            "Karpathy dataset_coco.json (download_coco stage)",
+            "folder holding val2014/ (download_coco stage)",
+        ),
         "download_coco stage (real.karpathy_url, real.coco_images_url)",
     ),
     "image_folder": Loader(

@@ -20,12 +20,12 @@ image root is given.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from genemi.io import read_json
-from genemi.manifest import Record
+from genemi.manifest import Record, write_manifest
 
 
 @dataclass
@@ -132,3 +132,34 @@ def iter_caption_annotation_records(
         stats.records += 1
         yield _record(a["image_id"], a["id"], image, a.get("caption"), split, f"{path}: annotation {a['id']}")
     stats.images_missing += len(missing)
+
+
+def write_karpathy_manifest(
+    data_source: str, splits: Sequence[str], coco_dir: str | os.PathLike, out: str | os.PathLike
+) -> dict:
+    """The coco_manifest stage: the captions of Karpathy ``splits`` whose val2014 image is under
+    ``<coco_dir>/images`` -> one manifest at ``out``; returns the stats to record.
+
+    With ``data_source == "synthetic"`` it writes an empty manifest and returns a "skipped" note.
+    Raises ValueError when no caption has its image (an incomplete download_coco output).
+    """
+    if data_source == "synthetic":
+        write_manifest(out, [])
+        return {"skipped": "data.source is synthetic"}
+    root = Path(coco_dir)
+    s = CocoStats()
+    write_manifest(
+        out,
+        iter_karpathy_records(
+            root / "caption_datasets" / "dataset_coco.json",
+            splits=splits,
+            image_root=root / "images",
+            stats=s,
+        ),
+    )
+    if s.records == 0:
+        raise ValueError(
+            f"no COCO caption of splits {list(splits)} has its image under {root / 'images'}; "
+            f"is download_coco's output complete?"
+        )
+    return {"splits": list(splits), **s.as_dict()}

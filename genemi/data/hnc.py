@@ -1,6 +1,6 @@
 """HNC (hard negative captions, CoNLL 2023) -> genemi manifest records, streamed.
 
-Two schemas exist (docs: ../shared/METHOD.md §3.2, §3.3):
+Two schemas exist (docs/method.md §2.1, §2.2):
 
 * train/val ``{"<gqa id>": {"captions": {"<cap id>": {"caption", "label": 1|0, "type", "cpt_p_id", ...}}}}``;
   a negative (label 0) belongs to the positive whose cap id is ``str(cpt_p_id)`` -- ``cpt_p_id == 0`` is a
@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from genemi.config import DataParams, RealDataParams
 from genemi.manifest import Negative, Record, write_manifest
 
 HNC_FILES = {
@@ -199,4 +200,46 @@ def convert_hnc(
     write_manifest(
         out, iter_hnc_records(path, split, image_root=image_root, subset=subset, seed=seed, stats=stats)
     )
+    return stats
+
+
+def write_hnc_manifests(
+    data: DataParams,
+    real: RealDataParams,
+    hnc_dir: str | os.PathLike,
+    image_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    log: Callable[[str], object] = lambda line: None,
+) -> dict:
+    """The hnc_manifest stage: ``<out_dir>/{train,val,test}.jsonl`` from the three HNC files in
+    ``hnc_dir``, keeping ``data.hnc_subset`` of train and ``real.hnc_val_subset`` of val images.
+
+    Returns the stats to record: per split its subset fraction and :class:`HncStats`. With
+    ``data.source == "synthetic"`` it writes empty manifests (DVC expects the outputs) and returns
+    a "skipped" note. Raises ValueError when a split found none of its images (an incomplete
+    GQA download), which would otherwise train on nothing.
+    """
+    out_dir = Path(out_dir)
+    if data.source == "synthetic":
+        for split in HNC_FILES:
+            write_manifest(out_dir / f"{split}.jsonl", [])
+        return {"skipped": "data.source is synthetic"}
+    fractions = {"train": data.hnc_subset, "val": real.hnc_val_subset, "test": 1.0}
+    stats = {}
+    for split, fname in HNC_FILES.items():
+        s = convert_hnc(
+            Path(hnc_dir) / fname,
+            out_dir / f"{split}.jsonl",
+            split,
+            image_root=image_root,
+            subset=fractions[split],
+            seed=real.subset_seed,
+        )
+        if s.records == 0 and s.images_missing:
+            raise ValueError(
+                f"{fname}: none of its {s.images_missing} images is under {image_root}; is download_gqa's "
+                f"output complete (images/<id>.jpg)?"
+            )
+        stats[split] = {"subset": fractions[split], **s.as_dict()}
+        log(f"hnc {split}: {s.records} records, {s.images_missing} images missing (skipped)")
     return stats

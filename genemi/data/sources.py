@@ -21,6 +21,7 @@ import os
 import posixpath
 import shutil
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 from genemi.config import ModelSource, RealDataParams
@@ -37,6 +38,24 @@ from genemi.download import (
 )
 
 PathLike = str | os.PathLike
+
+
+SKIPPED = (
+    "data.source is 'synthetic': nothing was downloaded into this folder.\n"
+    "Turn the real pipeline on with: dvc exp run -S data.source=hnc   (docs/real-data.md)\n"
+)
+
+
+def fetch_or_skip(data_source: str, out: PathLike, fetch_real: Callable[[], object]) -> bool:
+    """The gate of every download stage: run ``fetch_real()`` unless ``data_source`` is
+    ``synthetic``; then write only ``<out>/SKIPPED.txt`` (no network), because DVC expects every
+    declared output to exist. Returns whether it fetched."""
+    if data_source == "synthetic":
+        with atomic_dir(out) as tmp:
+            (tmp / "SKIPPED.txt").write_text(SKIPPED, encoding="utf-8")
+        return False
+    fetch_real()
+    return True
 
 
 def _url_name(url: str) -> str:
@@ -65,40 +84,42 @@ def fetch_hnc(
     progress: bool = True,
 ) -> Path:
     """The three HNC JSON files of ``real.hnc_repo`` (a HF dataset) into ``out``."""
-    downloads = Path(downloads)
-    paths = []
-    for fname in HNC_FILES.values():
-        url = hf_file_url(real.hnc_repo, fname, real.hnc_revision, repo_type="dataset", endpoint=endpoint)
-        paths.append(
-            fetch(
-                url,
-                downloads / "hnc" / fname,
-                key=f"hnc/{fname}",
-                lock=lock,
-                timeout=real.timeout_s,
-                retries=real.retries,
-                progress=progress,
-            )
+    paths = [
+        _fetch_file(
+            hf_file_url(real.hnc_repo, fname, real.hnc_revision, repo_type="dataset", endpoint=endpoint),
+            f"hnc/{fname}",
+            downloads,
+            lock,
+            real,
+            progress,
         )
+        for fname in HNC_FILES.values()
+    ]
     with atomic_dir(out) as tmp:
         for p in paths:
             link_or_copy(p, tmp / p.name)
     return Path(out)
 
 
-def _fetch_zip(
-    url: str, subdir: str, downloads: Path, lock: Lock, real: RealDataParams, progress: bool
+def _fetch_file(
+    url: str, rel: str, downloads: PathLike, lock: Lock, real: RealDataParams, progress: bool
 ) -> Path:
-    name = _url_name(url)
+    """:func:`fetch` ``url`` to ``<downloads>/<rel>``; ``rel`` is also its key in the lock file."""
     return fetch(
         url,
-        downloads / subdir / name,
-        key=f"{subdir}/{name}",
+        Path(downloads) / rel,
+        key=rel,
         lock=lock,
         timeout=real.timeout_s,
         retries=real.retries,
         progress=progress,
     )
+
+
+def _fetch_zip(
+    url: str, subdir: str, downloads: Path, lock: Lock, real: RealDataParams, progress: bool
+) -> Path:
+    return _fetch_file(url, f"{subdir}/{_url_name(url)}", downloads, lock, real, progress)
 
 
 def fetch_gqa(
@@ -181,15 +202,7 @@ def fetch_model(
     base = Path(downloads) / "models" / name
     if src.url:
         fname = _url_name(src.url)
-        f = fetch(
-            src.url,
-            base / fname,
-            key=f"models/{name}/{fname}",
-            lock=lock,
-            timeout=real.timeout_s,
-            retries=real.retries,
-            progress=progress,
-        )
+        f = _fetch_file(src.url, f"models/{name}/{fname}", downloads, lock, real, progress)
         with atomic_dir(out) as tmp:
             link_or_copy(f, tmp / fname)
         return Path(out)

@@ -1,4 +1,4 @@
-"""Contact sheets: each origin image beside its variations, one row per edited object.
+"""Contact sheets of mining: each origin image beside its variations, one row per edited object.
 
 A quick visual audit of mining: does the edit sit on the object, does the caption match,
 which variations the ITM/IVA filter dropped (red frame) or kept (green frame).
@@ -6,52 +6,12 @@ which variations the ITM/IVA filter dropped (red frame) or kept (green frame).
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image
 
-KEPT, DROPPED, ORIGINAL = (40, 160, 60), (200, 40, 40), (90, 90, 90)
-
-
-@dataclass(frozen=True)
-class Tile:
-    image: Image.Image
-    caption: str
-    frame: tuple[int, int, int] = ORIGINAL
-    box: tuple[float, float, float, float] | None = None  # the grounded box, in image pixels
-
-
-def _tile(t: Tile, thumb: int, text_h: int, font: ImageFont.ImageFont) -> Image.Image:
-    """One ``thumb``-wide cell: the image letterboxed in a coloured frame, caption below."""
-    cell = Image.new("RGB", (thumb, thumb + text_h), "white")
-    # contain() scales up as well as down, so small images stay legible
-    im = ImageOps.contain(t.image.convert("RGB"), (thumb - 6, thumb - 6), Image.NEAREST)
-    if t.box is not None:
-        f = im.width / t.image.width
-        ImageDraw.Draw(im).rectangle([v * f for v in t.box], outline=(255, 215, 0), width=2)
-    draw = ImageDraw.Draw(cell)
-    draw.rectangle([0, 0, thumb - 1, thumb - 1], outline=t.frame, width=3)
-    cell.paste(im, ((thumb - im.width) // 2, (thumb - im.height) // 2))
-    chars = max(8, thumb // 6)  # ~6 px per character at size 11
-    lines = textwrap.wrap(t.caption, chars)[: max(1, text_h // 11)]
-    draw.multiline_text((3, thumb + 2), "\n".join(lines), fill="black", font=font, spacing=1)
-    return cell
-
-
-def contact_sheet(rows: Sequence[Sequence[Tile]], thumb: int = 160, text_h: int = 48) -> Image.Image:
-    """RGB sheet with ``rows`` of tiles (first tile of a row = the original)."""
-    if not rows:
-        raise ValueError("contact_sheet: no rows to draw")
-    font = ImageFont.load_default(size=11)  # Pillow's bundled TrueType font: same on every machine
-    cols = max(len(r) for r in rows)
-    sheet = Image.new("RGB", (cols * thumb, len(rows) * (thumb + text_h)), "white")
-    for i, row in enumerate(rows):
-        for j, t in enumerate(row):
-            sheet.paste(_tile(t, thumb, text_h, font), (j * thumb, i * (thumb + text_h)))
-    return sheet
+from genemi.plots import DROPPED, KEPT, Tile, contact_sheet
 
 
 def origin_sheet(
@@ -88,13 +48,12 @@ def write_sheets(
     thumb: int = 160,
 ) -> list[Path]:
     """One PNG per mined origin, ``<sheets_dir>/<origin>.png``, written atomically."""
-    from genemi.io import atomic_path
+    from genemi.io import write_png
     from genemi.mining.pipeline import safe_name
 
     out = []
     for part in parts:
         path = Path(sheets_dir) / f"{safe_name(part['origin'])}.png"
-        with atomic_path(path, suffix=".png") as tmp:
-            origin_sheet(part, image_root, variation_root, thumb).save(tmp, format="PNG")
+        write_png(path, origin_sheet(part, image_root, variation_root, thumb))
         out.append(path)
     return out

@@ -65,7 +65,7 @@ class CaptionNounTagger:
         self.lexicon = lexicon or default_lexicon()
 
     def tag(self, image: Image.Image, caption: str | None = None) -> list[str]:
-        from genemi.mining.text import caption_nouns, plain_nouns
+        from genemi.mining.parse import caption_nouns, plain_nouns
 
         if caption is None:
             raise ValueError(
@@ -356,7 +356,7 @@ class BlipItmScorer:
 
 
 def iva_score(images: Sequence[Image.Image | np.ndarray], threshold: float = 10.0) -> float:
-    """Image variation area (%): share of pixels whose std across the variations of one
+    """Image variation area (%, docs/method.md §3.3): share of pixels whose std across the variations of one
     (origin, item), averaged over channels, exceeds ``threshold``. Inputs HWC uint8 RGB of one
     size; fewer than two variations give 0 (nothing varies)."""
     if len(images) < 2:
@@ -387,7 +387,7 @@ class TextGenPortrayer:
     a chatty model."""
 
     def __init__(self, generate: Callable[[str, int], str], fallback: Any = None):
-        from genemi.mining.text import LexiconPortrayer
+        from genemi.mining.portrayals import LexiconPortrayer
 
         self.generate = generate  # (prompt, seed) -> reply text
         self.fallback = fallback if fallback is not None else LexiconPortrayer()
@@ -432,7 +432,7 @@ class TextGenPortrayer:
         return cls(generate)
 
     def portray(self, item: str, caption: str, n: int, rng: np.random.Generator) -> list:
-        from genemi.mining.text import parse_portrayals
+        from genemi.mining.portrayals import parse_portrayals
 
         reply = self.generate(
             PORTRAY_PROMPT.format(n=n, item=item, caption=caption), int(rng.integers(2**31))

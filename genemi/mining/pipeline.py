@@ -24,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,17 +34,12 @@ import numpy as np
 from PIL import Image
 
 from genemi.config import MineRealParams
-from genemi.io import atomic_path, read_json, write_json
-from genemi.manifest import Negative, Record, write_manifest
+from genemi.io import read_json, write_json, write_png
+from genemi.manifest import Negative, Record, read_manifest, write_manifest
 from genemi.mining.models import iva_score
-from genemi.mining.text import (
-    OBJECT,
-    CaptionRewriter,
-    LexiconPortrayer,
-    edit_type,
-    rule_negatives,
-    variation_captions,
-)
+from genemi.mining.portrayals import LexiconPortrayer, edit_type
+from genemi.mining.rewrite import CaptionRewriter, variation_captions
+from genemi.mining.rules import OBJECT, rule_negatives
 
 PARTS, IMAGES = "parts", "images"
 SOURCE = "genemi"
@@ -101,11 +97,6 @@ def _part_path(out_dir: Path, origin: str) -> Path:
     return out_dir / PARTS / f"{safe_name(origin)}.json"
 
 
-def _save_png(image: Image.Image, path: Path) -> None:
-    with atomic_path(path, suffix=".png") as tmp:
-        image.save(tmp, format="PNG")
-
-
 def mine_origin(
     rec: Record, image: Image.Image, chain: Chain, p: MineRealParams, seed: int, out_images: Path
 ) -> tuple[list[dict], dict[str, int]]:
@@ -137,7 +128,7 @@ def mine_origin(
             edit_seed = sample_seed(seed, rec.id, item, j)
             var = chain.editor.edit(image, mask, por.desc, edit_seed)
             save = f"{origin}/{safe_name(item)}/{sv}.png"
-            _save_png(var, out_images / save)
+            write_png(out_images / save, var)
             captions = variation_captions(
                 chain.rewriter, item, por.short, rec.caption, rec.meta.get("original_captions", ())
             )
@@ -304,7 +295,7 @@ def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | N
 
     Tiny models force a 64 px window and at most 4 denoising steps (their UNet is 8x8 latents)."""
     from genemi.mining import models as M
-    from genemi.mining.text import StanzaParser
+    from genemi.mining.parse import StanzaParser
 
     parse = (
         StanzaParser.from_pretrained(p.stanza_dir, use_gpu=device.startswith("cuda"))
@@ -347,3 +338,54 @@ def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | N
         rewriter=CaptionRewriter(parse),
         parse=parse,
     )
+
+
+def mine_real(
+    p: MineRealParams,
+    seed: int,
+    manifest: str | Path,
+    image_root: str | Path,
+    work_dir: str | Path,
+    out_manifest: str | Path,
+    sheets: str | Path,
+    *,
+    do_mine: bool = True,
+    do_merge: bool = True,
+    log: Callable[[str], object] = print,
+) -> dict[str, Any] | None:
+    """The mine_real stage: mine this rank's share of ``manifest`` into ``work_dir`` (unless not
+    ``do_mine``), then, alone or once every rank is done (``do_mine=False``), merge the parts into
+    ``out_manifest`` and draw contact sheets into ``sheets``.
+
+    Returns the metrics to record, or None when this process only mined its share (``do_merge``
+    off, or several ranks: the merge waits for all of them). With ``p.enabled`` off it writes an
+    empty manifest and empty folders (DVC expects every declared output) and mines nothing.
+    """
+    from genemi.mining.contact_sheet import write_sheets
+
+    if not p.enabled:
+        write_manifest(out_manifest, [])
+        for d in (work_dir, sheets):
+            Path(d).mkdir(parents=True, exist_ok=True)
+        log("mine_real: disabled (mine_real.enabled: false); wrote an empty manifest")
+        return {"enabled": False}
+    rank, world = dist_env()
+    if do_mine:
+        records = sorted(read_manifest(manifest), key=lambda r: r.id)[: p.max_images or None]
+        check_work_dir(work_dir, fingerprint(p, seed, Path(manifest).read_bytes()))
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if p.device == "cuda" else "cpu"
+        with tempfile.TemporaryDirectory(prefix="genemi_tiny_") as tiny_dir:
+            chain = build_chain(p, device, tiny_dir=tiny_dir if p.backend == "tiny" else None)
+            stats = run_shard(records, image_root, work_dir, chain, p, seed, rank, world)
+        log(
+            f"mine_real: rank {rank}/{world}: mined {stats['mined']}, resumed past {stats['resumed']} "
+            f"of {stats['assigned']} origins"
+        )
+        if not do_merge or world > 1:
+            if world > 1 and do_merge:
+                log("mine_real: several ranks; merge with --merge-only once all have finished")
+            return None
+    totals = merge(work_dir, out_manifest)
+    write_sheets(origins_for_sheets(work_dir, p.contact_sheets), image_root, Path(work_dir) / IMAGES, sheets)
+    log(f"mine_real: {totals['kept']} of {totals['variations']} variations kept -> {out_manifest}")
+    return {"enabled": True, "backend": p.backend, **totals}

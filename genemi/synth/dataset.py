@@ -10,13 +10,16 @@ Splits:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from genemi.config import MineParams, SynthParams
-from genemi.manifest import Negative, Record
+from genemi.io import write_json, write_png
+from genemi.manifest import DIGEST, Negative, Record, image_digest, iter_manifest, write_manifest
+from genemi.plots import Tile
 from genemi.synth import negatives as negs
 from genemi.synth import world
 from genemi.synth.backend import PixelSegmenter, ShapePainter
@@ -64,33 +67,19 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
     held = set(p.heldout_combos)
     if split == "gen" and not held:
         raise ValueError("synth.heldout_combos is empty, so the 'gen' split cannot be built")
+    gen = split == "gen"
+    allowed = (lambda c, s: True) if gen else (lambda c, s: f"{c} {s}" not in held)
     for i in range(split_size(p, split)):
         rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
-        if split == "gen":
-            for _ in range(1000):
-                scene = world.sample_scene(
-                    rng,
-                    p.colors,
-                    p.shapes,
-                    p.max_objects,
-                    p.jitter,
-                    lambda c, s: True,
-                    mention_order=p.mention_order,
-                )
-                if any(world.combo(o) in held for o in scene["objects"]):
-                    break
-            else:
-                raise ValueError("could not sample a generalisation scene; check synth.heldout_combos")
-        else:
+        # a gen scene is redrawn from the same generator until it holds a held-out combination
+        for _ in range(1000 if gen else 1):
             scene = world.sample_scene(
-                rng,
-                p.colors,
-                p.shapes,
-                p.max_objects,
-                p.jitter,
-                lambda c, s: f"{c} {s}" not in held,
-                mention_order=p.mention_order,
+                rng, p.colors, p.shapes, p.max_objects, p.jitter, allowed, mention_order=p.mention_order
             )
+            if not gen or any(world.combo(o) in held for o in scene["objects"]):
+                break
+        else:
+            raise ValueError("could not sample a generalisation scene; check synth.heldout_combos")
         rid = f"{split}-{i:06d}"
         rec = Record(
             id=rid,
@@ -129,3 +118,66 @@ def mine_record(
         out_negs.append(Negative(type=neg.type, caption=neg.caption, image=path))
     meta = dict(rec.meta, negative_keys=[world.scene_key(x.scene) for x in found])
     return dataclasses.replace(rec, negatives=tuple(out_negs), meta=meta), files
+
+
+# PNGs of the synthetic world are written fast (level 1): ~12k small images per run
+_PNG_LEVEL = 1
+
+
+def write_synth_data(p: SynthParams, seed: int, root: Path, log: Callable[[str], object] = print) -> None:
+    """The synth_data stage: every split's scenes as ``<root>/synth/<split>/<id>.png`` and
+    ``<root>/synth/<split>.jsonl`` (image paths relative to ``root``), then
+    ``<root>/synth/digest.json`` over all of them."""
+    from tqdm import tqdm
+
+    root = Path(root)
+    for split in SPLITS:
+        records = []
+        for rec, img in tqdm(generate_split(p, split, seed), desc=f"synth {split}", mininterval=2):
+            rec = dataclasses.replace(rec, image=f"synth/{rec.image}")
+            write_png(root / rec.image, Image.fromarray(img), _PNG_LEVEL)
+            records.append(rec)
+        n = write_manifest(root / "synth" / f"{split}.jsonl", records)
+        log(f"{split}: {n} scenes")
+    write_json(root / "synth" / DIGEST, image_digest(root, [root / "synth" / f"{s}.jsonl" for s in SPLITS]))
+
+
+def mine_synth_data(
+    p: SynthParams,
+    m: MineParams,
+    seed: int,
+    root: Path,
+    out_name: str,
+    sheet_rows: int = 10,
+    log: Callable[[str], object] = print,
+) -> list[list[Tile]]:
+    """The mine stage: every record of ``<root>/synth/<split>.jsonl`` with its hard negatives
+    (:func:`mine_record`) as ``<root>/<out_name>/<split>.jsonl``, the record's image and its edited
+    images under ``<root>/<out_name>/<split>/``, then ``<root>/<out_name>/digest.json``.
+
+    Returns the contact-sheet rows of the first ``sheet_rows`` test records: each original
+    beside its negatives."""
+    from tqdm import tqdm
+
+    root = Path(root)
+    rows: list[list[Tile]] = []
+    for split in SPLITS:
+        mined = []
+        records = iter_manifest(root / "synth" / f"{split}.jsonl")
+        for rec in tqdm(records, desc=f"mine {split}", mininterval=2):
+            with Image.open(root / rec.image) as im:
+                image = im.convert("RGB")
+            rec = dataclasses.replace(rec, image=rec.image.replace("synth/", f"{out_name}/", 1))
+            out, files = mine_record(rec, image, p, m, seed)
+            write_png(root / out.image, image, _PNG_LEVEL)
+            for rel, img in files:
+                write_png(root / rel, img, _PNG_LEVEL)
+            mined.append(out)
+            if split == "test" and len(rows) < sheet_rows:
+                pairs = zip(files, out.negatives, strict=True)
+                tiles = [Tile(img, f"{n.type}: {n.caption}") for (_, img), n in pairs]
+                rows.append([Tile(image, "TRUE: " + out.caption), *tiles])
+        write_manifest(root / out_name / f"{split}.jsonl", mined)
+        log(f"{split}: {len(mined)} records, {sum(len(r.negatives) for r in mined)} negatives")
+    write_json(root / out_name / DIGEST, image_digest(root, [root / out_name / f"{s}.jsonl" for s in SPLITS]))
+    return rows

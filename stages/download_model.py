@@ -1,0 +1,37 @@
+"""Stages download_<name>: one generative-mining checkpoint, real.models.<name> in params.yaml.
+
+Either a single file (url) or a Hugging Face snapshot (repo), into OUT for ``from_pretrained``.
+Gated by data.source: with the default ``synthetic`` it only writes OUT/SKIPPED.txt (no network).
+"""
+
+from __future__ import annotations
+
+import click
+from download_options import download_options, one_line_errors, quiet_option
+
+from genemi.config import load_params
+from genemi.data.sources import fetch_model, fetch_or_skip
+from genemi.download import Lock
+
+
+@click.command(help=__doc__)
+@click.option("--name", required=True, help="Key of real.models in params.yaml (e.g. sam_vit_h).")
+@download_options
+@quiet_option
+def main(name: str, params_path: str, downloads: str, lock_path: str, out: str, quiet: bool) -> None:
+    p = load_params(params_path)
+    if name not in p.real.models:
+        raise click.BadParameter(
+            f"no real.models.{name} in {params_path}; known: {sorted(p.real.models)}", param_hint="--name"
+        )
+    src = p.real.models[name]
+    with one_line_errors(f"download_{name}"):
+        fetch_or_skip(
+            p.data.source,
+            out,
+            lambda: fetch_model(name, src, p.real, out, downloads, Lock(lock_path), progress=not quiet),
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The click command the download stage scripts share (not a stage): --params, --downloads, --lock,
+--out, and one fetcher of :mod:`genemi.data.sources` behind the data.source gate (docs/real-data.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+
+import click
+
+from genemi.config import load_params
+from genemi.data.sources import fetch_or_skip
+from genemi.download import DownloadError, Lock
+
+_OPTIONS = (
+    click.option("--params", "params_path", default="params.yaml", show_default=True,
+                 type=click.Path(dir_okay=False), help="params.yaml to read (data.source, real.*)."),
+    click.option("--downloads", default="data/downloads", show_default=True, type=click.Path(file_okay=False),
+                 help="Persistent download folder: partial files resume here; put hand-fetched files here."),
+    click.option("--lock", "lock_path", default="downloads.lock.json", show_default=True,
+                 type=click.Path(dir_okay=False), help="sha256/size of every download (commit it)."),
+    click.option("--out", required=True, type=click.Path(file_okay=False),
+                 help="Output folder (a DVC output; replaced whole)."),
+)  # fmt: skip
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+
+
+def download_options(fn: Callable) -> Callable:
+    """--params, --downloads, --lock, --out: what every download stage takes."""
+    return functools.reduce(lambda f, opt: opt(f), reversed(_OPTIONS), fn)
+
+
+@contextlib.contextmanager
+def one_line_errors(stage: str) -> Iterator[None]:
+    """Turn a download failure into a one-paragraph click error instead of a traceback."""
+    try:
+        yield
+    except DownloadError as e:
+        raise click.ClickException(f"{stage}: {e}") from None
+
+
+def download_command(stage: str, fetch: Callable, doc: str, progress: bool = True) -> click.Command:
+    """The command of download stage ``stage``: ``fetch(real, out, downloads, lock[, progress=])``
+    unless data.source is synthetic (then only OUT/SKIPPED.txt). ``progress``: the fetcher shows
+    progress bars, and the command takes --quiet to turn them off."""
+
+    def main(params_path: str, downloads: str, lock_path: str, out: str, quiet: bool = False) -> None:
+        p = load_params(params_path)
+        bars = {"progress": not quiet} if progress else {}
+        with one_line_errors(stage):
+            fetch_or_skip(p.data.source, out, lambda: fetch(p.real, out, downloads, Lock(lock_path), **bars))
+
+    main = download_options(quiet_option(main) if progress else main)
+    return click.command(help=doc)(main)

@@ -1,0 +1,15 @@
+"""Stage download_stanza: stanza models (real.stanza_lang, real.stanza_processors) for GeNeMi's
+caption editing, into OUT (a stanza model dir).
+
+Gated by data.source: with the default ``synthetic`` it only writes OUT/SKIPPED.txt (no network);
+``dvc exp run -S data.source=hnc`` fetches for real.
+"""
+
+from download_options import download_command
+
+from genemi.data.sources import fetch_stanza
+
+main = download_command("download_stanza", fetch_stanza, __doc__, progress=False)
+
+if __name__ == "__main__":
+    main()
