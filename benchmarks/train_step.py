@@ -126,7 +126,7 @@ def open_clip_rate(p, bank: PairBank, batch: int, steps: int) -> float:
 def our_rate(p, bank: PairBank, batch: int, steps: int, negatives: bool, rows: bool = False) -> float:
     """samples/s of ``genemi.train.train`` (DeepSpeed engine) over ``steps`` steps after warm-up."""
     from genemi.models import build_model
-    from genemi.recipe import make_run
+    from genemi.run import make_run
     from genemi.train import train
 
     torch.manual_seed(0)

@@ -7,11 +7,11 @@ together; applying the same resampled clusters to every model makes the interval
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
 
+from genemi import seeding
 from genemi.metrics import Outcomes, Sample, _ids, summarize
 
 # Metrics whose bootstrap interval is reported; the secondary thesis metrics are point values only.
@@ -19,8 +19,7 @@ CI_METRICS = ("text", "image", "group", "text_1", "image_1", "group_1", "margin"
 
 
 def _rng(seed: int, key: str) -> np.random.Generator:
-    # crc32, not hash(): stable across processes, so intervals are byte-identical run to run
-    return np.random.default_rng([seed, zlib.crc32(key.encode())])
+    return seeding.rng(seed, key)  # one stream per metric key, stable across processes
 
 
 def bootstrap_means(

@@ -95,17 +95,24 @@ def clip_loss(
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``mask`` (same shape), 0 where nothing is selected.
+
+    Arithmetic instead of boolean indexing: no data-dependent shape, so no host-device sync on a GPU,
+    and the graph is the same every step. Unselected entries must be finite (they are multiplied by 0).
+    """
+    w = mask.to(values.dtype)
+    return (values * w).sum() / w.sum().clamp(min=1.0)
+
+
 def _own_negative_ce(anchor: torch.Tensor, pos: torch.Tensor, negs: torch.Tensor, mask: torch.Tensor, scale):
     """Mean over rows of CE(scale*[<a,p>, <a,n_1..K>] -> 0), masked negatives excluded."""
     pos_logit = (anchor * pos).sum(-1, keepdim=True)  # [B, 1]
     neg_logit = torch.einsum("bd,bkd->bk", anchor, negs)  # [B, K]
     logits = scale * torch.cat([pos_logit, neg_logit], dim=1)
     logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(~mask, NEG_INF)], dim=1)
-    has_neg = mask.any(dim=1)
-    if not has_neg.any():
-        return logits.sum() * 0.0
-    target = torch.zeros(int(has_neg.sum()), dtype=torch.long, device=logits.device)
-    return F.cross_entropy(logits[has_neg], target)
+    target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+    return masked_mean(F.cross_entropy(logits, target, reduction="none"), mask.any(dim=1))
 
 
 def _in_softmax_ce(anchor, pos_all, negs, mask, scale, w):
@@ -259,10 +266,7 @@ def dpo_loss(pos, neg, mask, beta: float, ref_pos=None, ref_neg=None) -> torch.T
     margin = pos[:, None] - neg
     if ref_pos is not None:
         margin = margin - (ref_pos[:, None] - ref_neg)
-    per_pair = -F.logsigmoid(beta * margin)
-    if not mask.any():
-        return per_pair.sum() * 0.0
-    return per_pair[mask].mean()
+    return masked_mean(-F.logsigmoid(beta * margin), mask)
 
 
 def needs_teacher(params) -> bool:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from genemi import seeding
 from genemi.evalsets import Choice, Classification, EvalSet, Retrieval
 from genemi.manifest import Record
 
@@ -95,7 +96,7 @@ def _ids(keys: Sequence[str]) -> np.ndarray:
 
 def derangement(n: int, seed: int) -> np.ndarray:
     """A seeded permutation of ``range(n)`` without fixed points (Sattolo's single cycle; n >= 2)."""
-    rng = np.random.default_rng(seed)
+    rng = seeding.rng(seed)
     p = np.arange(n)
     for i in range(n - 1, 0, -1):
         j = int(rng.integers(0, i))  # j < i: i never stays in place

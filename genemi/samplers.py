@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genemi import seeding
 from genemi.manifest import Record
 
 
@@ -46,13 +47,9 @@ class EpochSampler:
 
     def indices(self, step: int) -> torch.Tensor:
         epoch, i = divmod(step, self.per_epoch)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        g = seeding.torch_generator(self.seed, "epoch", epoch)
         perm = torch.randperm(self.n, generator=g)
         return perm[i * self.batch_size : (i + 1) * self.batch_size]
-
-
-def _step_rng(seed: int, step: int, salt: int) -> np.random.Generator:
-    return np.random.default_rng((seed, step, salt))
 
 
 def dedupe_images(idx: torch.Tensor, pos_image: torch.Tensor, seed: int, step: int) -> torch.Tensor:
@@ -70,7 +67,7 @@ def dedupe_images(idx: torch.Tensor, pos_image: torch.Tensor, seed: int, step: i
             f"dedupe_images: batch of {len(images)} but only "
             f"{len(set(pos_image.tolist()))} distinct training images"
         )
-    rng = _step_rng(seed, step, 2)
+    rng = seeding.rng(seed, "dedupe", step)
     out, seen = idx.tolist(), set()
     candidates = iter(rng.permutation(len(pos_image)).tolist())
     for r, im in enumerate(images):
@@ -135,8 +132,8 @@ class GroupSampler:
     def indices(self, step: int) -> torch.Tensor:
         """``[batch_size]`` long record indices of optimizer step ``step``."""
         epoch, i = divmod(step, self.per_epoch)
-        order = _step_rng(self.seed, epoch, 0).permutation(len(self.groups))
-        rng = _step_rng(self.seed, step, 1)
+        order = seeding.rng(self.seed, "group_order", epoch).permutation(len(self.groups))
+        rng = seeding.rng(self.seed, "group_draw", step)
         rows: list[int] = []
         for g in order[i * self.per_step : (i + 1) * self.per_step]:
             members, m = self.groups[g], self.scores[g]

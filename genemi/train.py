@@ -2,7 +2,7 @@
 
 Reads top to bottom: sample a global batch, take this rank's micro-batches, move them to the
 engine's device, encode positives and negatives in one pass per tower, compute the loss terms,
-step. Used for both phases of :mod:`genemi.recipe` (the plain-CLIP base and hard-negative
+step. Used for both phases of :mod:`genemi.run` (the plain-CLIP base and hard-negative
 fine-tuning). A step's batches depend only on ``(seed, step)``, so they can be built ahead of
 time in worker processes without changing a bit of the result.
 """
@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from genemi import seeding
 from genemi.bank import Batch
 from genemi.config import LossParams
 from genemi.losses import training_loss
@@ -97,7 +98,7 @@ def micro_batches(run, step: int, rank: int, world: int) -> list[Batch]:
     out = []
     for a in range(accum):
         rows = idx[a * world * m : (a + 1) * world * m]
-        g = torch.Generator().manual_seed(((run.seed * 1_000_003 + step) * 64 + a) * 4096)
+        g = seeding.torch_generator(run.seed, "negatives", step, a)
         if run.negative_rows:
             sel_t, sel_i, fill = bank.choose_negative_rows(rows, k, g)
             out.append(bank.gather_negative_rows(rows[mine], sel_t[mine], sel_i[mine], fill[mine],
@@ -157,7 +158,7 @@ def train(
     progress: bool = True,
     checkpoint_dir=None,
 ) -> dict[str, float]:
-    """Run ``run.opt.steps`` optimizer steps of a :class:`genemi.recipe.TrainingRun`; returns the mean
+    """Run ``run.opt.steps`` optimizer steps of a :class:`genemi.run.TrainingRun`; returns the mean
     loss terms of the last 10% of steps.
 
     ``log(step, values)`` (rank 0, every ``log_every`` steps and the last) gets ``train/<term>``,

@@ -30,11 +30,12 @@ from genemi.errors import Stage
 @click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True,
               help="Passed by the deepspeed launcher; the rank is read from the environment.")
 def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint_dir, local_rank) -> None:
-    from genemi import recipe, runtime
+    from genemi import runtime
+    from genemi.run import check_base, finish, make_run, training_bank
 
     p = load_params(params_path)
     runtime.setup(p.seed, p.threads)
-    recipe.check_base(p)
+    check_base(p)
     meta = {"arch": p.model.arch, "pretrained": p.model.pretrained, "tokenizer": p.model.tokenizer}
     if p.model.pretrained:
         from genemi.io import write_json
@@ -48,11 +49,11 @@ def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint
     from genemi.train import train
 
     clip, records = Clip.from_params(p.model), read_manifest(train_path)
-    run = recipe.make_run(p, "base", clip.module, recipe.training_bank(p, "base", clip, records, image_root),
-                          records, [train_path])
+    run = make_run(p, "base", clip.module, training_bank(p, "base", clip, records, image_root), records,
+                   [train_path])
     tail = train(run, checkpoint_dir=checkpoint_dir)
-    recipe.finish(run, out_path, {**meta, "base": to_dict(p.base)}, metrics_path,
-                  {"train_loss": round(tail["loss"], 4)}, checkpoint_dir)
+    finish(run, out_path, {**meta, "base": to_dict(p.base)}, metrics_path, {"train_loss": round(tail["loss"], 4)},
+           checkpoint_dir)
 
 
 if __name__ == "__main__":

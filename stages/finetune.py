@@ -35,25 +35,25 @@ _file, _dir = click.Path(dir_okay=False), click.Path(file_okay=False)
               help="Passed by the deepspeed launcher; the rank is read from the environment.")
 def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_path, out_path, metrics_path,
          live_dir, data_dir, checkpoint_dir, regular_path, regular_image_root, local_rank) -> None:
-    from genemi import live, recipe, runtime
+    from genemi import live, runtime
 
     p = load_params(params_path)
     runtime.setup(p.seed, p.threads)
     from genemi.clip import Clip
+    from genemi.run import finish, make_run, training_bank, training_records
     from genemi.train import train
 
-    records, root, inputs = recipe.training_records(
+    records, root, inputs = training_records(
         p, (train_path, image_root), (hnc_train, hnc_image_root), (regular_path, regular_image_root))
     monitor = live.load_monitor(p.eval, data_dir)
     clip = Clip.from_params(p.model, base_path, batch_size=p.eval.batch_size)
-    bank = recipe.training_bank(p, "finetune", clip, records, root)
-    run = recipe.make_run(p, "finetune", clip.module, bank, records, [*inputs, base_path])
+    run = make_run(p, "finetune", clip.module, training_bank(p, "finetune", clip, records, root), records,
+                   [*inputs, base_path])
     curves = live.open_curves(live_dir, checkpoint_dir, clip, monitor, p.eval.monitor_every, p.finetune.steps)
     tail = train(run, log=curves, log_every=curves.log_every, checkpoint_dir=checkpoint_dir)
     curves.end()
-    meta = {**clip.meta, **{s: to_dict(getattr(p, s)) for s in ("finetune", "loss", "batching")}}
-    recipe.finish(run, out_path, meta, metrics_path,
-                  {f"train_{k}": round(v, 4) for k, v in sorted(tail.items())}, checkpoint_dir)
+    finish(run, out_path, {**clip.meta, **{s: to_dict(getattr(p, s)) for s in ("finetune", "loss", "batching")}},
+           metrics_path, {f"train_{k}": round(v, 4) for k, v in sorted(tail.items())}, checkpoint_dir)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def _run(params, loss=None, trainable="full", steps=3):
     from train_worker import tiny_bank
 
     from genemi.models import build_model
-    from genemi.recipe import make_run
+    from genemi.run import make_run
     from genemi.train import train
 
     torch.set_num_threads(1)
@@ -108,7 +108,7 @@ def test_worker_processes_change_no_bit_of_the_weights(params, tmp_path):
     from genemi.bank import PairBank
     from genemi.clip import Clip
     from genemi.manifest import Negative, Record
-    from genemi.recipe import make_run
+    from genemi.run import make_run
     from genemi.train import train
 
     rng = np.random.default_rng(0)
@@ -135,3 +135,41 @@ def test_worker_processes_change_no_bit_of_the_weights(params, tmp_path):
         train(run, progress=False)
         weights.append({k: v.detach().clone() for k, v in run.engine.module.state_dict().items()})
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_a_training_step_keeps_every_tensor_on_the_models_device(params):
+    """The model, its teacher and L2 reference on PyTorch's ``meta`` device: any tensor of the step left on
+    the CPU (a batch, a mask, a negative) raises "... is not on the expected device"."""
+    from train_worker import tiny_bank
+
+    from genemi.engine import frozen_copy, reference_weights
+    from genemi.models import build_model
+    from genemi.run import TrainingRun
+    from genemi.samplers import EpochSampler
+    from genemi.train import micro_batches, optimizer_step
+
+    model = build_model(params.model).to("meta")
+
+    class Engine:  # what optimizer_step needs of a DeepSpeed engine
+        module = model
+
+        def backward(self, loss):
+            assert loss.device.type == "meta"
+
+        def step(self):
+            pass
+
+    loss = dataclasses.replace(params.loss, form="additive", hn_weight=1.0, image_negatives=True,
+                               negatives_per_sample=2, l2_weight=0.1, kl_weight=1.0, dpo_weight=1.0,
+                               dpo_reference=True)
+    run = TrainingRun(engine=Engine(), bank=tiny_bank(), sampler=EpochSampler(48, 8, 0), opt=params.finetune,
+                      loss=loss, seed=0, negatives=2, negative_rows=False, records_per_step=8, accum=2,
+                      teacher=frozen_copy(model), reference=reference_weights(model))
+    micro = micro_batches(run, 0, 0, 1)
+    assert micro[0].neg_images is not None and micro[0].images.device.type == "cpu"
+    terms = optimizer_step(run, micro, torch.device("meta"), 1)
+    assert {"loss", "l2", "kl", "dpo"} <= set(terms) and all(t.device.type == "meta" for t in terms.values())
+    # the same step with the batch left on the CPU is what the test exists to catch
+    with pytest.raises((RuntimeError, NotImplementedError, ValueError), match="device|meta"):
+        forward_loss(model, micro[0], loss, 1, run.teacher, run.reference)
+

@@ -76,7 +76,7 @@ def main() -> None:
     cfg = CONFIGS[args.config]
 
     from genemi.models import build_model, save_weights
-    from genemi.recipe import make_run
+    from genemi.run import make_run
     from genemi.train import train
 
     p = load_params(ROOT / "params.yaml")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genemi import seeding
 from genemi.benchmarks import Loader
 from genemi.benchmarks.pairwise import _str, needs_file_and_dir, subset_of
 from genemi.data.hnc import in_subset
@@ -194,7 +195,7 @@ def order_choices(
     out = []
     for n, ((cid, image, cap), tags) in enumerate(zip(cases, tagged, strict=True)):
         true = pre_caption(cap, max_words)
-        rng = np.random.default_rng((seed, n))
+        rng = seeding.rng(seed, n)
         perturbed = [pre_caption(x, max_words) for x in order_perturbations(tags, rng)]
         opts = [true] + [x for x in dict.fromkeys(perturbed) if x != true]
         out.append(Choice(cid, (image,), tuple(opts), "order"))

@@ -19,12 +19,12 @@ caption=...)``, ``source="hnc"``, image path relative to the GQA images root.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from genemi import seeding
 from genemi.config import DataParams, RealDataParams
 from genemi.manifest import Negative, Record, write_manifest
 
@@ -61,8 +61,7 @@ def in_subset(image_key: str, fraction: float, seed: int) -> bool:
         return True
     if fraction <= 0.0:
         return False
-    digest = hashlib.sha256(f"{seed}:{image_key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") < fraction * 2**64
+    return seeding.fraction(seed, "subset", image_key) < fraction
 
 
 def iter_hnc_entries(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from genemi import seeding
 from genemi.config import MineRealParams
 from genemi.io import read_json, write_json, write_png
 from genemi.manifest import Negative, Record, read_manifest, write_manifest
@@ -60,9 +61,8 @@ class Chain:
 
 
 def sample_seed(seed: int, *keys: object) -> int:
-    """Stable 31-bit seed for one sample (Python's ``hash`` is salted per process)."""
-    h = hashlib.sha256(repr((seed, *keys)).encode()).digest()
-    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+    """Stable 31-bit seed for one sample (an editor's own generator takes an int)."""
+    return int(seeding.rng(seed, *keys).integers(0, 2**31))
 
 
 def safe_name(text: str) -> str:
@@ -114,7 +114,7 @@ def mine_origin(
         if not mask.any():
             stats["empty_mask"] += 1
             continue
-        rng = np.random.default_rng(sample_seed(seed, rec.id, item, "portray"))
+        rng = seeding.rng(seed, rec.id, item, "portray")
         portrayals = chain.portrayer.portray(item, rec.caption, p.variations_per_item, rng)
         group = f"{origin}:{item}"
         variants: list[tuple[dict, Image.Image]] = []
@@ -138,7 +138,7 @@ def mine_origin(
             if kind == OBJECT:  # the original caption names the replaced object: false now
                 negs.append(Negative(type="object", caption=rec.caption))
             if chain.parse is not None and p.rule_types:
-                nrng = np.random.default_rng(sample_seed(seed, name, "rules"))
+                nrng = seeding.rng(seed, name, "rules")
                 negs += rule_negatives(chain.parse(captions[0]), nrng, p.rule_types, p.rule_max_per_type)
             meta = {
                 "name": name,

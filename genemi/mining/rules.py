@@ -9,12 +9,12 @@ category of its supercategory), ``relation_pred`` (spatial relation -> its inver
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from genemi import seeding
 from genemi.manifest import Negative, Record
 from genemi.mining.lexicon import Lexicon, default_lexicon
 from genemi.mining.parse import detokenize, is_plural, match_phrases, render
@@ -180,9 +180,6 @@ def add_rule_negatives(
     ``(seed, id)``, so a record's negatives do not depend on which others are in the list)."""
     out = []
     for r in records:
-        key = int.from_bytes(hashlib.sha256(r.id.encode()).digest()[:4], "little")
-        negs = rule_negatives(
-            parse(r.caption), np.random.default_rng((seed, key)), types, max_per_type, lexicon
-        )
+        negs = rule_negatives(parse(r.caption), seeding.rng(seed, r.id), types, max_per_type, lexicon)
         out.append(dataclasses.replace(r, negatives=(*r.negatives, *negs)))
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from genemi import seeding
 from genemi.config import MineParams, SynthParams
 from genemi.io import write_json, write_png
 from genemi.manifest import DIGEST, Negative, Record, image_digest, iter_manifest, write_manifest
@@ -70,7 +71,7 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
     gen = split == "gen"
     allowed = (lambda c, s: True) if gen else (lambda c, s: f"{c} {s}" not in held)
     for i in range(split_size(p, split)):
-        rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
+        rng = seeding.rng(seed, _SPLIT_CODE[split], i)
         # a gen scene is redrawn from the same generator until it holds a held-out combination
         for _ in range(1000 if gen else 1):
             scene = world.sample_scene(
@@ -103,7 +104,7 @@ def mine_record(
     if scene is None:
         raise ValueError(f"record {rec.id}: no meta.scene; only synthetic records can be mined from a scene graph")
     index = int(rec.id.rsplit("-", 1)[-1])
-    rng = np.random.default_rng([seed, _SPLIT_CODE.get(rec.split, 9), index, 1])
+    rng = seeding.rng(seed, _SPLIT_CODE.get(rec.split, 9), index, 1)
     segmenter, editor = PixelSegmenter(), ShapePainter()
     held = set(p.heldout_combos) if rec.split != "gen" else set()
     found = negs.mine(
