@@ -58,12 +58,24 @@ class ImageStore:
     crops: dict[str, tuple[str, tuple[float, float, float, float]]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
 
+    def file(self, path: str) -> Path:
+        """``root / path``; when that is absent and the path's first folder repeats the root's own name
+        (Structure-CLIP's ``val2014/COCO_val2014_...jpg`` under ``images: .../val2014``), the path
+        without that folder. Both published layouts then resolve; an existing file always wins."""
+        f = self.root / path
+        parts = Path(path).parts
+        if len(parts) > 1 and parts[0] == self.root.name and not f.is_file():
+            alt = self.root.joinpath(*parts[1:])
+            if alt.is_file():
+                return alt
+        return f
+
     def load(self, ref: str) -> Image.Image:
         if ref in self.blobs:
             with Image.open(io.BytesIO(self.blobs[ref])) as im:
                 return im.convert("RGB")
         path, box = self.crops.get(ref, (ref, None))
-        f = self.root / path
+        f = self.file(path)
         if not f.is_file():
             raise FileNotFoundError(f"{f}: image of the evaluation set not found (see docs/benchmarks.md)")
         with Image.open(f) as im:
@@ -115,6 +127,9 @@ class EvalSet:
     classification: Classification | None = None
     # types with fewer text pairs stay out of macro/* (ARO VG-Attribution drops pairs seen < 25 times)
     macro_min_count: int = 0
+    # types left out of macro/* (ARO VG-Relation drops its symmetric relations); with any, the mean over
+    # every type is reported too, as macro_all/*
+    macro_exclude: frozenset[str] = frozenset()
 
 
 # ------------------------------------------------------------------------------------------- encoding
@@ -241,6 +256,7 @@ def pairwise_outcomes(
     taus: Sequence[float] = (1.0,),
     seed: int = 0,
     macro_min_count: int = 0,
+    macro_exclude: frozenset[str] = frozenset(),
 ) -> Outcomes:
     """Hard-negative metrics of manifest records (module docstring), per negative type and over ``all``."""
     # (type, pos image, pos caption, neg image, neg caption, cluster); the cluster is the record's group
@@ -289,15 +305,21 @@ def pairwise_outcomes(
     type_names = sorted({t for ts in types_of.values() for t in ts.tolist()})
     for t in type_names:
         out.counts[f"{t}/n"] = float(max(int((ts == t).sum()) for ts in types_of.values()))
+    if rows["text"] or rows["image"]:
+        out.counts["all/n"] = float(max(len(rs) for rs in rows.values()))
     for name in ("text", "image", "group"):
         keep = [
-            f"{t}/{name}"
+            t
             for t in type_names
             if f"{t}/{name}" in out.samples
             and len(out.samples[f"{t}/{name}"].values) >= max(1, macro_min_count)
         ]
-        if len(keep) > 1:
-            out.macro[f"macro/{name}"] = keep
+        macros = {"macro": [t for t in keep if t not in macro_exclude]}
+        if macro_exclude:
+            macros["macro_all"] = keep
+        for key, ts in macros.items():
+            if len(ts) > 1:
+                out.macro[f"{key}/{name}"] = [f"{t}/{name}" for t in ts]
     # Avg_Rand_Neg: each distinct image against another image's caption (a seeded derangement)
     first: dict[str, str] = {}
     for r in records:
@@ -350,6 +372,7 @@ def choice_outcomes(choices: Sequence[Choice], f: Features) -> Outcomes:
             out.samples[f"{t}/{name}"] = Sample(vals[m], clusters[m])
             if name in ("text", "image"):
                 out.counts[f"{t}/n"] = float(len(set(clusters[m].tolist())))
+    out.counts["all/n"] = float(len(choices))
     type_names = sorted({c.type for c in choices})
     for name in ("text", "image", "group"):
         keep = [f"{t}/{name}" for t in type_names if f"{t}/{name}" in out.samples]
@@ -433,7 +456,7 @@ def evaluate_set(es: EvalSet, f: Features, taus=(1.0,), ks=(1, 5, 10), seed: int
     """All outcomes of one model on ``es`` (features from :func:`encode_set`)."""
     out = Outcomes()
     if es.records:
-        out.merge(pairwise_outcomes(es.records, f, taus, seed, es.macro_min_count))
+        out.merge(pairwise_outcomes(es.records, f, taus, seed, es.macro_min_count, es.macro_exclude))
     if es.choices:
         out.merge(choice_outcomes(es.choices, f))
     if es.retrieval is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
@@ -43,7 +44,7 @@ def contact_sheet(
 
 
 # Summary rows that are not negative types; kept out of the per-type charts.
-NOT_TYPES = {"all", "macro", "retrieval", "zeroshot"}
+NOT_TYPES = {"all", "macro", "macro_all", "retrieval", "zeroshot"}
 
 
 def per_type(
@@ -54,6 +55,39 @@ def per_type(
         {k.rsplit("/", 1)[0] for r in results.values() for k in r if k.endswith(f"/{metric}")} - NOT_TYPES
     )
     return types, {m: [r.get(f"{t}/{metric}", float("nan")) for t in types] for m, r in results.items()}
+
+
+# Headline metrics of benchmarks without negative types: retrieval R@K both ways, zero-shot top-k
+_HEADLINE = re.compile(r"^(retrieval|zeroshot)/((?:i2t|t2i)_r@\d+|top\d+)$")
+
+
+def plot_rows(
+    results: dict[str, dict[str, float]], flat: dict[str, float] | None = None
+) -> tuple[dict[str, dict[str, float]], dict[str, float], str]:
+    """What the per-type plots draw: ``(results, flat, y label)``.
+
+    Benchmarks with negative types come back unchanged (rows = types, value = text accuracy). Retrieval
+    and zero-shot have no types, so their tables would hold only a header: their rows become the headline
+    metrics instead (``i2t_r@1``, ``t2i_r@5``, ``top1``...), each stored as ``<metric>/text`` with its
+    bootstrap interval, so the same CSV columns and the same ``dvc plots`` template apply.
+    """
+    flat = flat or {}
+    if per_type(results)[0]:
+        return results, flat, "text accuracy (%)"
+    rows = {
+        m: {f"{mt.group(2)}/text": v for k, v in r.items() if (mt := _HEADLINE.match(k))}
+        for m, r in results.items()
+    }
+    rows_flat = {}
+    for k, v in flat.items():
+        model, _, rest = k.partition("/")
+        base, suffix = (rest[:-3], rest[-3:]) if rest.endswith(("_lo", "_hi")) else (rest, "")
+        if mt := _HEADLINE.match(base):
+            rows_flat[f"{model}/{mt.group(2)}/text{suffix}"] = v
+    if not any(rows.values()):
+        raise ValueError("no per-type or retrieval/zero-shot metric to plot")
+    label = "recall (%)" if any("_r@" in k for r in rows.values() for k in r) else "accuracy (%)"
+    return rows, rows_flat, label
 
 
 def write_type_table(
@@ -117,6 +151,7 @@ def type_bars(
     path,
     metric: str = "text",
     flat: dict[str, float] | None = None,
+    ylabel: str | None = None,
 ) -> None:
     """Grouped bar chart (one bar per model) of ``metric`` per negative type, saved as PNG; with ``flat``
     holding bootstrap intervals (``<model>/<type>/<metric>_lo|_hi``), 95% error bars."""
@@ -149,7 +184,7 @@ def type_bars(
     ax.axhline(50, color="grey", lw=0.8, ls="--")
     ax.set_xticks(x, [t.replace("_", "\n") for t in types], fontsize=8)
     ax.set_ylim(0, 105)
-    ax.set_ylabel(f"{metric} accuracy (%)")
+    ax.set_ylabel(ylabel or f"{metric} accuracy (%)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

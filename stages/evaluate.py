@@ -57,7 +57,7 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
         summarize,
     )
     from genemi.models import build_model, load_weights, make_tokenizer
-    from genemi.plots import type_bars, write_bar_table, write_type_table
+    from genemi.plots import plot_rows, type_bars, write_bar_table, write_type_table
 
     try:
         es = load_benchmark(p.eval, benchmark, data_dir, seed=p.eval.seed)
@@ -86,11 +86,13 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
         )
     flat = compare(outcomes, p.eval.bootstrap, p.eval.seed)
     write_json(metrics_path, flat)
-    results = {m: summarize(o) for m, o in outcomes.items()}
-    write_type_table(Path(plot_dir) / f"{benchmark}.csv", results, flat)
-    write_bar_table(Path(plot_dir) / f"{benchmark}_bars.csv", results, flat)
+    # rows = negative types, or the R@K / top-k metrics of retrieval and zero-shot benchmarks
+    rows, rows_flat, ylabel = plot_rows({m: summarize(o) for m, o in outcomes.items()}, flat)
+    write_type_table(Path(plot_dir) / f"{benchmark}.csv", rows, rows_flat)
+    write_bar_table(Path(plot_dir) / f"{benchmark}_bars.csv", rows, rows_flat)
     type_bars(
-        results, f"{benchmark}: base vs fine-tuned by type", Path(plot_dir) / f"{benchmark}.png", flat=flat
+        rows, f"{benchmark}: base vs fine-tuned", Path(plot_dir) / f"{benchmark}.png",
+        flat=rows_flat, ylabel=ylabel,
     )
     for key in sorted(
         k for k in flat if k.startswith("delta/") and k.endswith(("/text", "/group", "r@1", "/top1"))
