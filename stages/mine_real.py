@@ -1,6 +1,7 @@
 """Stage mine_real: GeNeMi generative negative mining with the real models.
 
-Reads a manifest of (image, caption) records and writes, per origin image and tagged object,
+Reads a manifest of (image, caption) records, groups them by image (one origin per image, all its
+captions in meta.original_captions, as GeNeMi does) and writes, per origin image and tagged object,
 ``variations_per_item`` inpainted variations with rewritten captions, scored by BLIP ITM and IVA.
 
 \b
@@ -106,7 +107,8 @@ def main(
     if params.threads:
         torch.set_num_threads(params.threads)
     rank, world = P.dist_env()
-    records = sorted(read_manifest(manifest), key=lambda r: r.id)
+    # one origin per image with all its captions (COCO: 5 per image); max_images counts images
+    records = P.origins_by_image(read_manifest(manifest))
     if p.max_images:
         records = records[: p.max_images]
 
