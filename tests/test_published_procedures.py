@@ -640,3 +640,20 @@ def test_dvc_written_exponent_floats_are_numbers():
     raw["finetune"]["lr"] = "fast"
     with pytest.raises(ConfigError, match="finetune.lr: expected a number"):
         params_from_dict(raw)
+
+
+def test_sugarcrepe_reads_the_early_ent_file_names(tmp_path):
+    """SugarCrepe's ``data/<category>.json`` = ``{"<id>": {"filename", "caption", "negative_caption"}}``
+    (RAIVNLab/sugar-crepe main_eval.py: ``data_dict`` names add_obj/replace_obj/swap_obj); an early commit of
+    the same repository shipped those three as ``data/add_ent.json``, ``replace_ent.json``,
+    ``swap_ent.json``."""
+    from genemi.benchmarks.pairwise import SUGARCREPE, sugarcrepe_records
+
+    for cat in SUGARCREPE:
+        name = cat.replace("_obj", "_ent")
+        row = {"filename": "000000391895.jpg", "caption": f"a {cat}", "negative_caption": f"not a {cat}"}
+        (tmp_path / f"{name}.json").write_text(json.dumps({"0": row}))
+    recs = sugarcrepe_records(tmp_path)
+    assert sorted(r.negatives[0].type for r in recs) == sorted(SUGARCREPE)
+    p = _eval_params({"sc": EvalSource("sugarcrepe", str(tmp_path), str(tmp_path), 1.0)})
+    assert all(path.exists() for path, _ in benchmarks.required_files(p, "sc", tmp_path))

@@ -162,12 +162,23 @@ def load_coco_neg(src, file, images, p, seed) -> EvalSet:
 # ---------------------------------------------------------------------------------- SugarCrepe
 
 
+def sugarcrepe_file(folder: Path, cat: str) -> Path:
+    """``<cat>.json``; an early release of SugarCrepe named the object files ``*_ent.json`` (add_ent,
+    replace_ent, swap_ent), so that name is read when the ``*_obj`` one is absent."""
+    path = folder / f"{cat}.json"
+    if not path.exists() and cat.endswith("_obj"):
+        old = folder / f"{cat[: -len('_obj')]}_ent.json"
+        if old.exists():
+            return old
+    return path
+
+
 def sugarcrepe_records(folder: Path) -> list[Record]:
     """The 7 SugarCrepe files ``<category>.json`` = ``{"<id>": {"filename", "caption", "negative_caption"}}``
     (images: COCO val2017 file names); type = category."""
     out = []
     for cat in SUGARCREPE:
-        path = folder / f"{cat}.json"
+        path = sugarcrepe_file(folder, cat)
         data = read_json(path)
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected an object {{id: {{filename, caption, negative_caption}}}}")
@@ -198,7 +209,8 @@ def load_sugarcrepe(src, file, images, p, seed) -> EvalSet:
 
 def _needs_sugarcrepe(src, file, images, p):
     return [
-        (file / f"{c}.json", f"SugarCrepe {c}.json (repo RAIVNLab/sugar-crepe, data/)") for c in SUGARCREPE
+        (sugarcrepe_file(file, c), f"SugarCrepe {c}.json (repo RAIVNLab/sugar-crepe, data/)")
+        for c in SUGARCREPE
     ] + [(images, "COCO val2017 images (val2017.zip)")]
 
 
