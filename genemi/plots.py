@@ -57,8 +57,19 @@ def per_type(
     return types, {m: [r.get(f"{t}/{metric}", float("nan")) for t in types] for m, r in results.items()}
 
 
-# Headline metrics of benchmarks without negative types: retrieval R@K both ways, zero-shot top-k
+# Headline metrics of benchmarks without negative types: retrieval R@K both ways, zero-shot top-k, and the
+# overall text/image/group scores of sets whose items share one type (GeNeMi validation: type "all")
 _HEADLINE = re.compile(r"^(retrieval|zeroshot)/((?:i2t|t2i)_r@\d+|top\d+)$")
+_OVERALL = re.compile(r"^all/(text|image|group)$")
+
+
+def _row_key(key: str) -> str | None:
+    """``retrieval/i2t_r@1`` -> ``i2t_r@1/text``; ``all/image`` -> ``overall/image``; else None."""
+    if mt := _HEADLINE.match(key):
+        return f"{mt.group(2)}/text"
+    if mt := _OVERALL.match(key):
+        return f"overall/{mt.group(1)}"
+    return None
 
 
 def plot_rows(
@@ -66,26 +77,24 @@ def plot_rows(
 ) -> tuple[dict[str, dict[str, float]], dict[str, float], str]:
     """What the per-type plots draw: ``(results, flat, y label)``.
 
-    Benchmarks with negative types come back unchanged (rows = types, value = text accuracy). Retrieval
-    and zero-shot have no types, so their tables would hold only a header: their rows become the headline
-    metrics instead (``i2t_r@1``, ``t2i_r@5``, ``top1``...), each stored as ``<metric>/text`` with its
-    bootstrap interval, so the same CSV columns and the same ``dvc plots`` template apply.
+    Benchmarks with negative types come back unchanged (rows = types, value = text accuracy). Retrieval,
+    zero-shot and single-type sets have no types to draw, so their tables would hold only a header: their
+    rows become the headline metrics instead (``i2t_r@1``, ``t2i_r@5``, ``top1``..., ``overall`` for the
+    all-items text/image/group scores), stored as ``<row>/text`` with their bootstrap intervals, so the same
+    CSV columns and the same ``dvc plots`` template apply.
     """
     flat = flat or {}
     if per_type(results)[0]:
         return results, flat, "text accuracy (%)"
-    rows = {
-        m: {f"{mt.group(2)}/text": v for k, v in r.items() if (mt := _HEADLINE.match(k))}
-        for m, r in results.items()
-    }
+    rows = {m: {rk: v for k, v in r.items() if (rk := _row_key(k))} for m, r in results.items()}
     rows_flat = {}
     for k, v in flat.items():
         model, _, rest = k.partition("/")
         base, suffix = (rest[:-3], rest[-3:]) if rest.endswith(("_lo", "_hi")) else (rest, "")
-        if mt := _HEADLINE.match(base):
-            rows_flat[f"{model}/{mt.group(2)}/text{suffix}"] = v
+        if rk := _row_key(base):
+            rows_flat[f"{model}/{rk}{suffix}"] = v
     if not any(rows.values()):
-        raise ValueError("no per-type or retrieval/zero-shot metric to plot")
+        raise ValueError("no per-type, overall, retrieval or zero-shot metric to plot")
     label = "recall (%)" if any("_r@" in k for r in rows.values() for k in r) else "accuracy (%)"
     return rows, rows_flat, label
 

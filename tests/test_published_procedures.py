@@ -657,3 +657,28 @@ def test_sugarcrepe_reads_the_early_ent_file_names(tmp_path):
     assert sorted(r.negatives[0].type for r in recs) == sorted(SUGARCREPE)
     p = _eval_params({"sc": EvalSource("sugarcrepe", str(tmp_path), str(tmp_path), 1.0)})
     assert all(path.exists() for path, _ in benchmarks.required_files(p, "sc", tmp_path))
+
+
+def test_single_type_choice_sets_plot_an_overall_row(tmp_path):
+    """GeNeMi's validation rows (``num_sample``, ``caption_<i>``, ``image_<i>``; eval_gnm_validation.py) all
+    share one type, ``all``, which the per-type charts leave out: the plots show an ``overall`` row."""
+    from genemi.evaluate import Choice
+    from genemi.plots import plot_rows, write_bar_table
+
+    choices = [Choice(f"g{i}", ("a", "b"), (f"x{i}", f"y{i}"), "all") for i in range(3)]
+    f = Features(
+        {"a": 0, "b": 1},
+        torch.eye(2),
+        {t: i % 2 for i, t in enumerate([t for c in choices for t in c.texts])},
+        torch.eye(2),
+    )
+    es = EvalSet("genemi_val", ImageStore(tmp_path), [], choices)
+    outs = {m: evaluate_set(es, f) for m in ("base", "finetuned")}
+    flat = compare(outs, n_boot=10, seed=0)
+    rows, rows_flat, _ = plot_rows({m: summarize(o) for m, o in outs.items()}, flat)
+    write_bar_table(tmp_path / "g_bars.csv", rows, rows_flat)
+    bars = (tmp_path / "g_bars.csv").read_text().splitlines()
+    assert [b.split(",")[:4] for b in bars[1:]] == [
+        ["overall | base", "overall", "base", "100.0000"],
+        ["overall | finetuned", "overall", "finetuned", "100.0000"],
+    ]
