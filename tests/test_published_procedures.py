@@ -682,3 +682,48 @@ def test_single_type_choice_sets_plot_an_overall_row(tmp_path):
         ["overall | base", "overall", "base", "100.0000"],
         ["overall | finetuned", "overall", "finetuned", "100.0000"],
     ]
+
+
+@pytest.mark.slow
+def test_documented_byo_command_adds_a_benchmark_params_yaml_lacks(tmp_path):
+    """docs/benchmarks.md "Bring your own benchmark": DVC's ``-S`` refuses a key params.yaml lacks unless it
+    carries ``+``; the documented command writes an entry that the params loader accepts."""
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  s:\n    cmd: echo ok > out.txt\n    params: [eval]\n    outs: [out.txt]\n"
+    )
+
+    def run(*args):
+        return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+
+    for cmd in (
+        ["git", "init", "-q"],
+        [sys.executable, "-m", "dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"],
+    ):
+        assert run(*cmd).returncode == 0, cmd
+    entry = "{loader: byo, file: raw/eval/my_bench.jsonl, images: raw/eval/my_bench_images, subset: 1.0}"
+    without = run(sys.executable, "-m", "dvc", "exp", "run", "-S", f"eval.sources.my_bench={entry}")
+    assert "+eval.sources.my_bench" in without.stderr + without.stdout  # DVC names the fix
+    ok = run(
+        sys.executable,
+        "-m",
+        "dvc",
+        "exp",
+        "run",
+        "-S",
+        f"+eval.sources.my_bench={entry}",
+        "-S",
+        "eval.benchmarks=[synth_test,synth_gen,my_bench]",
+    )
+    assert ok.returncode == 0, ok.stderr
+    p = load_params(tmp_path / "params.yaml").eval
+    assert p.benchmarks[-1] == "my_bench"
+    assert p.sources["my_bench"] == EvalSource(
+        "byo", "raw/eval/my_bench.jsonl", "raw/eval/my_bench_images", 1.0
+    )
