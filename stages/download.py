@@ -274,5 +274,21 @@ def coco_manifest(params_path: str, coco_dir: str, out_path: str, stats_path: st
     write_json(stats_path, {"splits": list(p.real.coco_splits), **s.as_dict()})
 
 
+@cli.command("negclip-manifest")
+@click.option("--csv", "csv_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="NegCLIP's tab-separated training file (title, filepath, neg_caption, neg_image).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Manifest (JSONL).")
+def negclip_manifest(csv_path: str, out_path: str) -> None:
+    """NegCLIP's training file -> a manifest for `finetune --train` (the negclip recipe); no download."""
+    from genemi.data.negclip import negclip_records
+
+    try:
+        recs = negclip_records(csv_path)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    write_manifest(out_path, recs)
+    click.echo(f"negclip: {len(recs)} records -> {out_path}", err=True)
+
+
 if __name__ == "__main__":
     cli()

@@ -727,3 +727,43 @@ def test_documented_byo_command_adds_a_benchmark_params_yaml_lacks(tmp_path):
     assert p.sources["my_bench"] == EvalSource(
         "byo", "raw/eval/my_bench.jsonl", "raw/eval/my_bench_images", 1.0
     )
+
+
+def test_negclip_training_file_to_manifest(tmp_path):
+    """NegCLIP's file, as ARO ships it in mertyg/vision-language-models-are-bows
+    ``temp_data/valid_neg_clip.tsv``: tab-separated, header ``<blank> title filepath neg_caption neg_image``,
+    list literals in the last two columns, a CSV-quoted cell where a caption holds a double quote (row 48
+    there)."""
+    from genemi.data.negclip import negclip_records
+
+    tsv = tmp_path / "valid_neg_clip.tsv"
+    tsv.write_text(
+        "\ttitle\tfilepath\tneg_caption\tneg_image\n"
+        "0\tA child holding a flowered umbrella.\tcoco/val2014/COCO_val2014_000000184613.jpg\t"
+        "['A umbrella holding a flowered child .']\t[1, 2]\n"
+        "1\tA toilet sitting in a bathroom next to a sink.\tcoco/val2014/COCO_val2014_000000360772.jpg\t"
+        "['A bathroom sitting in a toilet next to a sink .']\t[0]\n"
+        "2\tA white truck filled with motorcycle on it's flatbed.\t"
+        "coco/val2014/COCO_val2014_000000551952.jpg\t"
+        '"[""A white motorcycle filled with truck on it \'s flatbed ."", ""x""]"\t[0, 1]\n'
+    )
+    recs = negclip_records(tsv)
+    assert [r.image for r in recs][0] == "coco/val2014/COCO_val2014_000000184613.jpg"
+    r0 = recs[0]
+    assert [(n.type, n.caption, n.image) for n in r0.negatives] == [
+        ("neg_caption", "A umbrella holding a flowered child .", None),
+        (
+            "neg_image",
+            "A toilet sitting in a bathroom next to a sink.",
+            "coco/val2014/COCO_val2014_000000360772.jpg",
+        ),
+        ("neg_image", recs[2].caption, recs[2].image),
+    ]
+    assert recs[2].negatives[0].caption == "A white motorcycle filled with truck on it 's flatbed ."
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("\ttitle\tfilepath\tneg_caption\tneg_image\n0\ta\tb.jpg\t['x']\t[7]\n")
+    with pytest.raises(ValueError, match=r"bad.tsv: line 2: neg_image 7 is not a row"):
+        negclip_records(bad)
+    bad.write_text("\ttitle\tfilepath\tneg_caption\tneg_image\n0\ta\tb.jpg\t__import__('os')\t[0]\n")
+    with pytest.raises(ValueError, match="expected a list literal"):
+        negclip_records(bad)
