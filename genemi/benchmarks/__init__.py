@@ -12,7 +12,7 @@ loader                    format (``file``; images relative to ``images``)
 ``hnc``                   HNC test (``{"<name>.jpg": {cap id: {...}}}``) or train/val (``cpt_p_id``)
 ``coco_neg``              thesis COCO list ``[{"image", "text", "neg_text"}]`` (val2014 file names)
 ``sugarcrepe``            folder of the 7 ``<category>.json`` ``{id: {filename, caption, negative_caption}}``
-``aro_relation``          ARO ``visual_genome_relation.json`` (bbox crops; macro over relations)
+``aro_relation``          ARO ``visual_genome_relation.json`` (bbox crops; macro without ARO's symmetric list)
 ``aro_attribution``       ARO ``visual_genome_attribution.json`` (macro over attribute pairs seen >= 25x)
 ``aro_order``             BLIP ``coco_karpathy_test.json`` / ``flickr30k_test.json`` + ARO's 4 shuffles
 ``winoground``            ``examples.jsonl`` + ``images/<image_i>.png``
