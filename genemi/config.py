@@ -9,6 +9,7 @@ Defaults live in ``params.yaml`` (not here) so ``dvc params diff`` shows everyth
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -216,6 +217,7 @@ class MineRealParams:
     rule_max_per_type: int
     max_images: int  # 0 = every image of the input manifest
     contact_sheets: int  # how many origin images get a contact sheet
+    input: str  # manifest mined, under data/ (dvc.yaml reads it): synth/train.jsonl | coco/karpathy.jsonl
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,10 @@ class Params:
     eval: EvalParams
     real: RealDataParams
     mine_real: MineRealParams
+
+
+# A number in exponent form without a dot ("5e-06"): a float in YAML 1.2 (DVC), a string in YAML 1.1 (PyYAML)
+_EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
@@ -276,6 +282,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _EXP_FLOAT.fullmatch(value.strip()):
+            value = float(value)  # `dvc exp run -S lr=5e-6` writes 5e-06, which YAML 1.1 reads as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
@@ -309,7 +317,29 @@ def params_from_dict(raw: dict) -> Params:
             "batching.negative_rows: the in_softmax form adds every negative as an extra column, but "
             "negative rows already are columns of the batch; use loss.form=additive or negative_rows=false"
         )
+    _check_real_run(p)
     return p
+
+
+# Above every published fine-tuning rate of a pretrained CLIP (thesis 5e-6..2e-4, NegCLIP 1e-6..1e-5,
+# GeNeMi 1e-6); the synthetic world's from-scratch rate (2e-3) wrecks pretrained weights within steps.
+MAX_PRETRAINED_LR = 2e-4
+
+
+def _check_real_run(p: Params) -> None:
+    """Refuse the synthetic world's settings where they would silently spoil a real run."""
+    if p.model.pretrained and p.finetune.lr > MAX_PRETRAINED_LR:
+        raise ConfigError(
+            f"finetune.lr={p.finetune.lr:g} with model.pretrained={p.model.pretrained!r}: a from-scratch "
+            f"learning rate destroys pretrained weights (published fine-tuning used 1e-6..2e-4); "
+            f"use a recipe (python -m genemi.recipe list) or set finetune.lr <= {MAX_PRETRAINED_LR:g}"
+        )
+    src = p.eval.sources.get(p.eval.monitor)
+    if p.data.source != "synthetic" and src is not None and src.file.startswith("negatives/"):
+        raise ConfigError(
+            f"eval.monitor={p.eval.monitor!r} scores the synthetic world during a data.source="
+            f"{p.data.source} run; set eval.monitor=hnc_val (HNC val, as the thesis) or \"\" to turn it off"
+        )
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

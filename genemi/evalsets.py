@@ -30,12 +30,24 @@ class ImageStore:
     crops: dict[str, tuple[str, tuple[float, float, float, float]]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
 
+    def file(self, path: str) -> Path:
+        """``root / path``; when that is absent and the path's first folder repeats the root's own name
+        (Structure-CLIP's ``val2014/COCO_val2014_...jpg`` under ``images: .../val2014``), the path
+        without that folder. Both published layouts then resolve; an existing file always wins."""
+        f = self.root / path
+        parts = Path(path).parts
+        if len(parts) > 1 and parts[0] == self.root.name and not f.is_file():
+            alt = self.root.joinpath(*parts[1:])
+            if alt.is_file():
+                return alt
+        return f
+
     def load(self, ref: str) -> Image.Image:
         if ref in self.blobs:
             with Image.open(io.BytesIO(self.blobs[ref])) as im:
                 return im.convert("RGB")
         path, box = self.crops.get(ref, (ref, None))
-        f = self.root / path
+        f = self.file(path)
         if not f.is_file():
             raise FileNotFoundError(f"{f}: image of the evaluation set not found (see docs/benchmarks.md)")
         with Image.open(f) as im:
@@ -87,6 +99,9 @@ class EvalSet:
     classification: Classification | None = None
     # types with fewer text pairs stay out of macro/* (ARO VG-Attribution drops pairs seen < 25 times)
     macro_min_count: int = 0
+    # types left out of macro/* (ARO VG-Relation drops its symmetric relations); with any, the mean over
+    # every type is reported too, as macro_all/*
+    macro_exclude: frozenset[str] = frozenset()
 
 
 

@@ -110,6 +110,7 @@ def pairwise_outcomes(
     taus: Sequence[float] = (1.0,),
     seed: int = 0,
     macro_min_count: int = 0,
+    macro_exclude: frozenset[str] = frozenset(),
 ) -> Outcomes:
     """Hard-negative metrics of manifest records (module docstring), per negative type and over ``all``."""
     # (type, pos image, pos caption, neg image, neg caption, cluster); the cluster is the record's group
@@ -158,15 +159,21 @@ def pairwise_outcomes(
     type_names = sorted({t for ts in types_of.values() for t in ts.tolist()})
     for t in type_names:
         out.counts[f"{t}/n"] = float(max(int((ts == t).sum()) for ts in types_of.values()))
+    if rows["text"] or rows["image"]:
+        out.counts["all/n"] = float(max(len(rs) for rs in rows.values()))
     for name in ("text", "image", "group"):
         keep = [
-            f"{t}/{name}"
+            t
             for t in type_names
             if f"{t}/{name}" in out.samples
             and len(out.samples[f"{t}/{name}"].values) >= max(1, macro_min_count)
         ]
-        if len(keep) > 1:
-            out.macro[f"macro/{name}"] = keep
+        macros = {"macro": [t for t in keep if t not in macro_exclude]}
+        if macro_exclude:
+            macros["macro_all"] = keep
+        for key, ts in macros.items():
+            if len(ts) > 1:
+                out.macro[f"{key}/{name}"] = [f"{t}/{name}" for t in ts]
     # Avg_Rand_Neg: each distinct image against another image's caption (a seeded derangement)
     first: dict[str, str] = {}
     for r in records:
@@ -219,6 +226,7 @@ def choice_outcomes(choices: Sequence[Choice], f: Features) -> Outcomes:
             out.samples[f"{t}/{name}"] = Sample(vals[m], clusters[m])
             if name in ("text", "image"):
                 out.counts[f"{t}/n"] = float(len(set(clusters[m].tolist())))
+    out.counts["all/n"] = float(len(choices))
     type_names = sorted({c.type for c in choices})
     for name in ("text", "image", "group"):
         keep = [f"{t}/{name}" for t in type_names if f"{t}/{name}" in out.samples]
@@ -292,7 +300,7 @@ def evaluate_set(es: EvalSet, f: Features, taus=(1.0,), ks=(1, 5, 10), seed: int
     """All outcomes of one model on ``es`` (features from :func:`encode_set`)."""
     out = Outcomes()
     if es.records:
-        out.merge(pairwise_outcomes(es.records, f, taus, seed, es.macro_min_count))
+        out.merge(pairwise_outcomes(es.records, f, taus, seed, es.macro_min_count, es.macro_exclude))
     if es.choices:
         out.merge(choice_outcomes(es.choices, f))
     if es.retrieval is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def contact_sheet(rows: Sequence[Sequence[Tile]], thumb: int = 160, text_h: int 
 
 
 # Summary rows that are not negative types; kept out of the per-type charts.
-NOT_TYPES = {"all", "macro", "retrieval", "zeroshot"}
+NOT_TYPES = {"all", "macro", "macro_all", "retrieval", "zeroshot"}
 
 
 def per_type(
@@ -64,6 +65,48 @@ def per_type(
         {k.rsplit("/", 1)[0] for r in results.values() for k in r if k.endswith(f"/{metric}")} - NOT_TYPES
     )
     return types, {m: [r.get(f"{t}/{metric}", float("nan")) for t in types] for m, r in results.items()}
+
+
+# Headline metrics of benchmarks without negative types: retrieval R@K both ways, zero-shot top-k, and the
+# overall text/image/group scores of sets whose items share one type (GeNeMi validation: type "all")
+_HEADLINE = re.compile(r"^(retrieval|zeroshot)/((?:i2t|t2i)_r@\d+|top\d+)$")
+_OVERALL = re.compile(r"^all/(text|image|group)$")
+
+
+def _row_key(key: str) -> str | None:
+    """``retrieval/i2t_r@1`` -> ``i2t_r@1/text``; ``all/image`` -> ``overall/image``; else None."""
+    if mt := _HEADLINE.match(key):
+        return f"{mt.group(2)}/text"
+    if mt := _OVERALL.match(key):
+        return f"overall/{mt.group(1)}"
+    return None
+
+
+def plot_rows(
+    results: dict[str, dict[str, float]], flat: dict[str, float] | None = None
+) -> tuple[dict[str, dict[str, float]], dict[str, float], str]:
+    """What the per-type plots draw: ``(results, flat, y label)``.
+
+    Benchmarks with negative types come back unchanged (rows = types, value = text accuracy). Retrieval,
+    zero-shot and single-type sets have no types to draw, so their tables would hold only a header: their
+    rows become the headline metrics instead (``i2t_r@1``, ``t2i_r@5``, ``top1``..., ``overall`` for the
+    all-items text/image/group scores), stored as ``<row>/text`` with their bootstrap intervals, so the same
+    CSV columns and the same ``dvc plots`` template apply.
+    """
+    flat = flat or {}
+    if per_type(results)[0]:
+        return results, flat, "text accuracy (%)"
+    rows = {m: {rk: v for k, v in r.items() if (rk := _row_key(k))} for m, r in results.items()}
+    rows_flat = {}
+    for k, v in flat.items():
+        model, _, rest = k.partition("/")
+        base, suffix = (rest[:-3], rest[-3:]) if rest.endswith(("_lo", "_hi")) else (rest, "")
+        if rk := _row_key(base):
+            rows_flat[f"{model}/{rk}{suffix}"] = v
+    if not any(rows.values()):
+        raise ValueError("no per-type, overall, retrieval or zero-shot metric to plot")
+    label = "recall (%)" if any("_r@" in k for r in rows.values() for k in r) else "accuracy (%)"
+    return rows, rows_flat, label
 
 
 def write_type_table(
@@ -127,6 +170,7 @@ def type_bars(
     path,
     metric: str = "text",
     flat: dict[str, float] | None = None,
+    ylabel: str | None = None,
 ) -> None:
     """Grouped bar chart (one bar per model) of ``metric`` per negative type, saved as PNG; with ``flat``
     holding bootstrap intervals (``<model>/<type>/<metric>_lo|_hi``), 95% error bars."""
@@ -159,7 +203,7 @@ def type_bars(
     ax.axhline(50, color="grey", lw=0.8, ls="--")
     ax.set_xticks(x, [t.replace("_", "\n") for t in types], fontsize=8)
     ax.set_ylim(0, 105)
-    ax.set_ylabel(f"{metric} accuracy (%)")
+    ax.set_ylabel(ylabel or f"{metric} accuracy (%)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -172,6 +216,8 @@ def eval_plots(plot_dir, benchmark: str, results: dict[str, dict[str, float]], f
     """The evaluate stage's plots of one benchmark: ``<benchmark>.csv`` (wide per-type table),
     ``<benchmark>_bars.csv`` (the dvc bar plot) and ``<benchmark>.png`` (bars with intervals)."""
     plot_dir = Path(plot_dir)
-    write_type_table(plot_dir / f"{benchmark}.csv", results, flat)
-    write_bar_table(plot_dir / f"{benchmark}_bars.csv", results, flat)
-    type_bars(results, f"{benchmark}: base vs fine-tuned by type", plot_dir / f"{benchmark}.png", flat=flat)
+    # rows = negative types, or the R@K / top-k metrics of retrieval and zero-shot benchmarks
+    rows, rows_flat, ylabel = plot_rows(results, flat)
+    write_type_table(plot_dir / f"{benchmark}.csv", rows, rows_flat)
+    write_bar_table(plot_dir / f"{benchmark}_bars.csv", rows, rows_flat)
+    type_bars(rows, f"{benchmark}: base vs fine-tuned", plot_dir / f"{benchmark}.png", flat=rows_flat, ylabel=ylabel)

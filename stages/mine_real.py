@@ -1,6 +1,7 @@
 """Stage mine_real: GeNeMi generative negative mining with the real models (docs/real-data.md).
 
-Per origin image and tagged object: inpainted variations with rewritten captions, scored by BLIP
+One origin per image (all its captions in meta.original_captions, as GeNeMi does); per origin image
+and tagged object: inpainted variations with rewritten captions, scored by BLIP
 ITM and IVA. --work-dir gets images/<origin>/<item>/<short>.png and parts/<origin>.json; --out the
 variations that pass itm_min / iva_min; --sheets a contact sheet per origin (green = kept, red =
 dropped). Off by default (mine_real.enabled: false: an empty manifest). --tiny: random-init tiny

@@ -235,6 +235,7 @@ def _params_file(tmp_path: Path, **mine_real) -> Path:
     from genemi.config import Params
 
     raw = _dummy(Params)
+    raw["model"]["pretrained"] = ""  # the config refuses a pretrained model with the dummy lr of 1.0
     raw["mine_real"] = yaml.safe_load((Path(F.ROOT) / "params.yaml").read_text())["mine_real"] | mine_real
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))

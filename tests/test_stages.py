@@ -86,6 +86,7 @@ def test_finetune_on_hnc_without_its_data_says_what_to_do(tiny, tmp_path):
     root, params = tiny
     raw = yaml.safe_load(params.read_text())
     raw["data"]["source"] = "hnc"
+    raw["eval"]["monitor"] = ""  # a real run may not monitor the synthetic world (config check)
     p2 = tmp_path / "params.yaml"
     p2.write_text(yaml.safe_dump(raw))
     empty = tmp_path / "train.jsonl"

@@ -12,12 +12,12 @@ loader                    format (``file``; images relative to ``images``)
 ``hnc``                   HNC test (``{"<name>.jpg": {cap id: {...}}}``) or train/val (``cpt_p_id``)
 ``coco_neg``              thesis COCO list ``[{"image", "text", "neg_text"}]`` (val2014 file names)
 ``sugarcrepe``            folder of the 7 ``<category>.json`` ``{id: {filename, caption, negative_caption}}``
-``aro_relation``          ARO ``visual_genome_relation.json`` (bbox crops; macro over relations)
+``aro_relation``          ARO ``visual_genome_relation.json`` (bbox crops; macro without ARO's symmetric list)
 ``aro_attribution``       ARO ``visual_genome_attribution.json`` (macro over attribute pairs seen >= 25x)
 ``aro_order``             BLIP ``coco_karpathy_test.json`` / ``flickr30k_test.json`` + ARO's 4 shuffles
 ``winoground``            ``examples.jsonl`` + ``images/<image_i>.png``
 ``genemi_val``            GeNeMi test rows ``num_sample``, ``caption_i``, ``image_i`` (JSONL/JSON/parquet)
-``karpathy_retrieval``    Karpathy ``dataset_coco.json``, split ``test`` (5k images, 25k captions)
+``karpathy_retrieval``    Karpathy ``dataset_coco.json``, split ``test`` (5k images, first 5 captions each)
 ``image_folder``          ``<class>/<image>`` folders for zero-shot classification
 ========================  ==========================================================================
 """
@@ -99,6 +99,12 @@ def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0
         src, resolve(data_dir, src.file), resolve(data_dir, src.images), _resolved(p, data_dir), seed
     )
     es.name = name
+    if not (es.records or es.choices or es.retrieval or es.classification):
+        # an empty set would score nothing and write {} with exit 0: a silent non-result
+        raise ValueError(
+            f"benchmark {name!r}: no item selected from {resolve(data_dir, src.file)} "
+            f"(eval.sources.{name}.subset={src.subset:g}); raise the subset (1.0 = all) or check the file"
+        )
     return es
 
 
@@ -108,7 +114,7 @@ def missing_images(es: EvalSet, limit: int = 5) -> tuple[int, list[str]]:
 
     refs, _ = distinct_inputs(es)
     paths = {es.store.crops.get(r, (r, None))[0] for r in refs if r not in es.store.blobs}
-    absent = sorted(p for p in paths if not (es.store.root / p).is_file())
+    absent = sorted(p for p in paths if not es.store.file(p).is_file())
     return len(absent), [str(es.store.root / p) for p in absent[:limit]]
 
 

@@ -1,7 +1,9 @@
 """Readers of retrieval and classification benchmarks.
 
-* COCO Karpathy 5k: ``dataset_coco.json`` split ``test`` (read by :mod:`genemi.data.coco`); every image
-  queries all 25k captions and every caption all 5k images; a hit shares the ``cocoid``.
+* COCO Karpathy 5k: ``dataset_coco.json`` split ``test`` (read by :mod:`genemi.data.coco`), the first
+  five captions of each image -- 25,000, the standard set (BLIP's ``coco_karpathy_test.json`` and most
+  papers); the file has 25,010, as a few images carry 6 or 7. Every image queries all 25,000 captions and
+  every caption all 5,000 images; a hit shares the ``cocoid``.
 * Zero-shot classification: ``<folder>/<class name>/<image>`` (any PIL-readable file); class names are the
   folder names with ``_`` as spaces, in sorted order. Its purpose here is *retention*: how much general
   recognition fine-tuning keeps (``retention/zeroshot/top1`` = 100 * fine-tuned / base).
@@ -20,13 +22,22 @@ from genemi.evalsets import Classification, EvalSet, ImageStore, Retrieval
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-def karpathy_retrieval(path: Path, split: str = "test", subset: float = 1.0, seed: int = 0) -> Retrieval:
+# Captions per image in the standard Karpathy 5k test (5,000 images x 5 = 25,000 captions)
+CAPTIONS_PER_IMAGE = 5
+
+
+def karpathy_retrieval(
+    path: Path, split: str = "test", subset: float = 1.0, seed: int = 0, per_image: int = CAPTIONS_PER_IMAGE
+) -> Retrieval:
+    """Images and their first ``per_image`` captions (file order) of one Karpathy split."""
     images: dict[str, str] = {}
     texts, keys = [], []
+    taken: dict[str, int] = {}
     for r in iter_karpathy_records(path, splits=[split]):
         key = str(r.meta["cocoid"])
-        if not in_subset(key, subset, seed):
+        if not in_subset(key, subset, seed) or taken.get(key, 0) >= per_image:
             continue
+        taken[key] = taken.get(key, 0) + 1
         images.setdefault(r.image, key)
         texts.append(r.caption)
         keys.append(key)

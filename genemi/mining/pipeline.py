@@ -26,7 +26,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,24 @@ def shard(records: Sequence[Record], rank: int, world: int) -> list[Record]:
     return sorted(records, key=lambda r: r.id)[rank::world]
 
 
+def origins_by_image(records: Sequence[Record]) -> list[Record]:
+    """One origin per distinct image, as GeNeMi mines: COCO has five captions per image, and mining
+    each caption would inpaint the image five times.
+
+    The origin is the image's first record by id (its id and caption); ``meta["original_captions"]``
+    holds every caption of the image in id order (GeNeMi's ``original_captions``, which the caption
+    rewriting edits too). Returned sorted by id, so ``max_images`` and sharding count images."""
+    by_image: dict[str, list[Record]] = {}
+    for r in sorted(records, key=lambda r: r.id):
+        by_image.setdefault(r.image, []).append(r)
+    out = []
+    for recs in by_image.values():
+        first = recs[0]
+        captions = list(dict.fromkeys(r.caption for r in recs))
+        out.append(replace(first, meta={**first.meta, "original_captions": captions}))
+    return sorted(out, key=lambda r: r.id)
+
+
 def _part_path(out_dir: Path, origin: str) -> Path:
     return out_dir / PARTS / f"{safe_name(origin)}.json"
 
@@ -147,6 +165,7 @@ def mine_origin(
                 "short": por.short,
                 "desc": por.desc,
                 "source": rec.image,
+                "original_captions": list(rec.meta.get("original_captions", [rec.caption])),
                 "save": save,
                 "captions": captions,
                 "itm_score": itm,
@@ -216,7 +235,9 @@ def fingerprint(p: MineRealParams, seed: int, manifest_bytes: bytes) -> str:
     from genemi.io import dumps
 
     knobs = {
-        k: v for k, v in to_dict(p).items() if k not in ("enabled", "device", "max_images", "contact_sheets")
+        k: v
+        for k, v in to_dict(p).items()
+        if k not in ("enabled", "device", "max_images", "contact_sheets", "input")
     }
     h = hashlib.sha256(dumps({"params": knobs, "seed": seed}).encode() + manifest_bytes)
     # the mining code and lexicon shape the files too: parts from older code must not be resumed
@@ -371,7 +392,8 @@ def mine_real(
         return {"enabled": False}
     rank, world = dist_env()
     if do_mine:
-        records = sorted(read_manifest(manifest), key=lambda r: r.id)[: p.max_images or None]
+        # one origin per image with all its captions (COCO: 5 per image); max_images counts images
+        records = origins_by_image(read_manifest(manifest))[: p.max_images or None]
         check_work_dir(work_dir, fingerprint(p, seed, Path(manifest).read_bytes()))
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if p.device == "cuda" else "cpu"
         with tempfile.TemporaryDirectory(prefix="genemi_tiny_") as tiny_dir:

@@ -1,0 +1,233 @@
+"""Named recipes: the published training set-ups as ``params.yaml`` values.
+
+A recipe is a YAML file in ``recipes/`` (``recipes/<name>.yaml``)::
+
+    description: one paragraph: what it reproduces and from which source
+    targets:                      # the published numbers it should reproduce (read by people, not code)
+      "HNC test, pos > neg": "56.2 (thesis HNC_L2_1_L_full, epoch 3)"
+    params:                       # dotted params.yaml keys -> values
+      finetune.lr: 5.0e-6
+      loss.l2_weight: 5.0e-6
+
+Applying a recipe writes its values into ``params.yaml`` itself (comments and layout kept), so nothing is
+hidden in code: ``git diff params.yaml``, ``dvc params diff`` and ``dvc exp show`` list every value that
+shaped the run. Two ways, same result::
+
+    python -m genemi.recipe apply hnc_l2          # rewrite params.yaml; then `dvc exp run` / `dvc repro`
+    dvc exp run $(python -m genemi.recipe flags hnc_l2) -S finetune.steps=2   # the same as -S overrides
+
+Every key must already exist in ``params.yaml`` and the result must pass
+:func:`genemi.config.params_from_dict` before anything is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genemi.config import ConfigError, params_from_dict
+
+RECIPE_DIR = Path("recipes")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    targets: dict[str, str]
+    params: dict[str, Any]  # dotted key -> value
+
+
+def recipe_path(name: str, recipe_dir: str | Path = RECIPE_DIR) -> Path:
+    """``name`` as a file path if it is one, else ``<recipe_dir>/<name>.yaml``."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        return p
+    path = Path(recipe_dir) / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(available(recipe_dir)) or "none"
+        raise FileNotFoundError(f"recipe {name!r}: {path} not found; recipes in {recipe_dir}: {known}")
+    return path
+
+
+def available(recipe_dir: str | Path = RECIPE_DIR) -> list[str]:
+    return sorted(p.stem for p in Path(recipe_dir).glob("*.yaml"))
+
+
+def load_recipe(name: str, recipe_dir: str | Path = RECIPE_DIR) -> Recipe:
+    path = recipe_path(name, recipe_dir)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict) or not isinstance(raw.get("params"), dict) or not raw["params"]:
+        raise ConfigError(f"{path}: a recipe needs a non-empty 'params' mapping of dotted params.yaml keys")
+    unknown = sorted(set(raw) - {"description", "targets", "params"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown recipe field(s) {unknown}; allowed: description, targets, params")
+    targets = raw.get("targets") or {}
+    return Recipe(
+        path.stem,
+        str(raw.get("description", "")).strip(),
+        {str(k): str(v) for k, v in targets.items()},
+        dict(raw["params"]),
+    )
+
+
+def apply_to(raw: dict, overrides: dict[str, Any], where: str = "params.yaml") -> dict:
+    """A copy of the parsed params mapping ``raw`` with each dotted key set; every key must exist."""
+    out = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(
+                    f"{where}: recipe key {key!r} is not in params.yaml ({'.'.join(parts[: i + 1])})"
+                )
+            if i == len(parts) - 1:
+                node[part] = value
+            else:
+                node = node[part]
+    return out
+
+
+def check(recipe: Recipe, params_path: str | Path = "params.yaml") -> dict:
+    """The params mapping with ``recipe`` applied, validated like ``load_params`` (nothing written)."""
+    params_path = Path(params_path)
+    raw = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    new = apply_to(raw, recipe.params, f"recipe {recipe.name}")
+    try:
+        params_from_dict(new)
+    except ConfigError as e:
+        raise ConfigError(f"recipe {recipe.name} applied to {params_path}: {e}") from None
+    return new
+
+
+def apply(recipe: Recipe, params_path: str | Path = "params.yaml") -> list[tuple[str, Any, Any]]:
+    """Write ``recipe``'s values into ``params_path`` (comments kept; atomic); ``[(key, old, new)]``
+    of the values that changed."""
+    from ruamel.yaml import YAML  # DVC's own YAML round-tripper (a DVC dependency)
+
+    from genemi.io import atomic_path
+
+    params_path = Path(params_path)
+    check(recipe, params_path)  # validate before touching the file
+    rt = YAML()  # round-trip: keeps comments, key order and flow-style lists
+    rt.width = 4096  # no re-wrapping: long flow mappings stay on one line (a wrapped list is joined)
+    rt.preserve_quotes = True
+    rt.representer.add_representer(float, _represent_float)
+    doc = rt.load(params_path.read_text(encoding="utf-8"))
+    changed = []
+    for key, value in recipe.params.items():
+        *parents, last = key.split(".")
+        node = doc
+        for part in parents:
+            node = node[part]
+        old = node[last]
+        if _plain(old) != value:
+            changed.append((key, _plain(old), value))
+        if isinstance(value, list):
+            from ruamel.yaml.comments import CommentedSeq
+
+            seq = CommentedSeq(value)
+            seq.fa.set_flow_style()
+            value = seq
+        node[last] = value
+    mode = params_path.stat().st_mode
+    with atomic_path(params_path, suffix=".yaml") as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            rt.dump(doc, f)
+        tmp.chmod(mode)
+    return changed
+
+
+def _yaml11_float(v: float) -> str:
+    """``5e-06`` -> ``5.0e-06``: YAML 1.1 readers (PyYAML) take an exponent without a dot for a string."""
+    text = repr(float(v))
+    mantissa, e, exp = text.partition("e")
+    return f"{mantissa}.0e{exp}" if e and "." not in mantissa else text
+
+
+def _represent_float(representer, value: float):
+    return representer.represent_scalar("tag:yaml.org,2002:float", _yaml11_float(value))
+
+
+def _plain(v: Any) -> Any:
+    """A ruamel node as plain Python (for comparing and reporting)."""
+    return json.loads(json.dumps(v, default=str)) if isinstance(v, (list, dict)) else v
+
+
+def flags(recipe: Recipe) -> list[str]:
+    """``-S key=value`` arguments for ``dvc exp run`` (values in DVC's override syntax)."""
+    out = []
+    for key, value in recipe.params.items():
+        v = _override_value(value)
+        if any(c.isspace() for c in v):  # `dvc exp run $(... flags x)` splits words on blanks
+            raise ConfigError(f"recipe {recipe.name}: {key}={v!r} holds a blank; apply the recipe instead")
+        out += ["-S", f"{key}={v}"]
+    return out
+
+
+def _override_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v) if (not v or any(c in v for c in " ,[]{}:='\"")) else v
+    if isinstance(v, list):
+        return "[" + ",".join(_override_value(x) for x in v) + "]"
+    return _yaml11_float(v) if isinstance(v, float) else str(v)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m genemi.recipe", description=__doc__.split("\n\n")[0])
+    ap.add_argument("command", choices=["list", "show", "apply", "flags"])
+    ap.add_argument("name", nargs="?", help="recipe name (recipes/<name>.yaml) or a recipe file")
+    ap.add_argument("--params", default="params.yaml", help="params file to check against / rewrite")
+    ap.add_argument("--dir", default=str(RECIPE_DIR), help="folder of the recipes")
+    a = ap.parse_args(argv)
+    try:
+        if a.command == "list":
+            for n in available(a.dir):
+                r = load_recipe(n, a.dir)
+                print(f"{n}: {r.description.splitlines()[0] if r.description else ''}")
+            return 0
+        if not a.name:
+            ap.error(f"{a.command} needs a recipe name; known: {', '.join(available(a.dir))}")
+        r = load_recipe(a.name, a.dir)
+        if a.command == "show":
+            check(r, a.params)
+            print(r.description, end="\n\n")
+            for k, v in r.params.items():
+                print(f"  {k}: {json.dumps(v)}")
+            if r.targets:
+                print("\npublished numbers it should reproduce:")
+                for k, v in r.targets.items():
+                    print(f"  {k}: {v}")
+        elif a.command == "flags":
+            check(r, a.params)
+            print(" ".join(flags(r)))  # for `dvc exp run $(python -m genemi.recipe flags NAME)`: no blanks
+        else:
+            changed = apply(r, a.params)
+            for k, old, new in changed:
+                print(f"{k}: {json.dumps(old)} -> {json.dumps(new)}")
+            print(
+                f"recipe {r.name}: {len(changed)} value(s) changed in {a.params}; "
+                "`dvc params diff` lists them"
+            )
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
