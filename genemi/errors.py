@@ -55,19 +55,3 @@ class Stage(click.Command):
             if debug():
                 raise
             raise StageError(describe(e)) from e
-
-
-class StageGroup(click.Group):
-    """:class:`Stage` for a group of subcommands (stages/download.py)."""
-
-    command_class = Stage
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except Exception as e:
-            if debug():
-                raise
-            raise StageError(describe(e)) from e
