@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from genemi.images import read_image, read_rgb
 from genemi.manifest import Record
 from genemi.models import preprocess_array
 
@@ -36,13 +36,7 @@ class Batch:
 
 def load_rgb(path: Path) -> np.ndarray:
     """HWC uint8 RGB; a missing or unreadable file raises naming it."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: image not found") from None
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read image: {e}") from e
+    return read_rgb(path, what="a training image")
 
 
 class ImageFiles:
@@ -61,12 +55,7 @@ class ImageFiles:
         """``[n, 3, H, W]`` float for image ids ``ids`` ``[n]``."""
         out = []
         for i in ids.tolist():
-            path = self.root / self.paths[i]
-            try:
-                with Image.open(path) as im:
-                    out.append(self.transform(im.convert("RGB")))
-            except FileNotFoundError:
-                raise FileNotFoundError(f"{path}: image not found") from None
+            out.append(self.transform(read_image(self.root / self.paths[i], what="a training image")))
         return torch.stack(out)
 
 

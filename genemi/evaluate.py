@@ -27,7 +27,6 @@ Each metric is kept as per-unit outcomes with a cluster id (the record group a p
 
 from __future__ import annotations
 
-import io
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,15 +58,13 @@ class ImageStore:
     blobs: dict[str, bytes] = field(default_factory=dict)
 
     def load(self, ref: str) -> Image.Image:
+        from genemi.images import read_image, read_image_bytes
+
         if ref in self.blobs:
-            with Image.open(io.BytesIO(self.blobs[ref])) as im:
-                return im.convert("RGB")
+            return read_image_bytes(self.blobs[ref], label=f"{self.root}: embedded image {ref!r}",
+                                    what="an evaluation image")
         path, box = self.crops.get(ref, (ref, None))
-        f = self.root / path
-        if not f.is_file():
-            raise FileNotFoundError(f"{f}: image of the evaluation set not found (see docs/benchmarks.md)")
-        with Image.open(f) as im:
-            im = im.convert("RGB")
+        im = read_image(self.root / path, what="an evaluation image; see docs/benchmarks.md")
         if box is not None:
             x, y, w, h = box
             im = im.crop((x, y, x + w, y + h))

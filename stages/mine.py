@@ -12,10 +12,10 @@ import dataclasses
 from pathlib import Path
 
 import click
-from PIL import Image
 from tqdm import tqdm
 
 from genemi.config import load_params
+from genemi.images import read_image
 from genemi.io import atomic_path, write_json
 from genemi.manifest import DIGEST, image_digest, iter_manifest, write_manifest
 from genemi.plots import contact_sheet
@@ -37,8 +37,7 @@ def main(params_path: str, root_dir: str, out_name: str, sheet_path: str) -> Non
     for split in SPLITS:
         mined = []
         for rec in tqdm(iter_manifest(root / "synth" / f"{split}.jsonl"), desc=f"mine {split}", mininterval=2):
-            with Image.open(root / rec.image) as im:
-                image = im.convert("RGB")
+            image = read_image(root / rec.image, what=f"record {rec.id!r}")
             rec = dataclasses.replace(rec, image=rec.image.replace("synth/", f"{out_name}/", 1))
             out, files = mine_record(rec, image, p.synth, p.mine, p.seed)
             rec_path = root / out.image

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from genemi.config import MineRealParams
+from genemi.images import read_image
 from genemi.io import atomic_path, read_json, write_json
 from genemi.manifest import Negative, Record, write_manifest
 from genemi.mining.models import iva_score
@@ -203,11 +204,7 @@ def run_shard(
         if part.is_file():  # finished before an interruption: resume past it
             skipped += 1
             continue
-        path = image_root / rec.image
-        if not path.is_file():
-            raise FileNotFoundError(f"record {rec.id!r}: image {path} not found (check --image-root)")
-        with Image.open(path) as im:
-            image = im.convert("RGB")
+        image = read_image(image_root / rec.image, what=f"record {rec.id!r}; check --image-root")
         rows, stats = mine_origin(rec, image, chain, p, seed, out_dir / IMAGES)
         # the part is written last: its presence means every image of this origin is on disk
         write_json(

@@ -1,0 +1,73 @@
+"""One-line errors for every stage script, with the traceback behind ``GENEMI_DEBUG=1``.
+
+A stage declares ``@click.command(cls=Stage)``. Any exception its body raises (a bad value,
+a missing or corrupt file, a full disk, a failure inside torch) is printed as one paragraph
+``Error: <message>`` on stderr and the process exits with status 1. The library's messages name
+the file, record or key and what to do, so the traceback only helps when debugging genemi
+itself: ``GENEMI_DEBUG=1 python stages/<stage>.py ...`` shows it (the exception propagates).
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+DEBUG_ENV = "GENEMI_DEBUG"
+
+# exceptions whose message is meant for the user as it stands (genemi raises these with the file/key named)
+_PLAIN = (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def debug() -> bool:
+    """Whether ``GENEMI_DEBUG`` asks for tracebacks (any value but "", "0", "false")."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def describe(e: BaseException) -> str:
+    """The user-facing text of ``e``: its message, prefixed with its type where that type says more."""
+    msg = str(e).strip() or repr(e)
+    if isinstance(e, _PLAIN) or type(e).__module__.startswith("genemi"):
+        text = msg
+    else:  # e.g. RuntimeError from torch/DeepSpeed, KeyError: the type is part of the information
+        text = f"{type(e).__name__}: {msg}"
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
+        text = f"{e.filename}: {text}"
+    return text
+
+
+class StageError(click.ClickException):
+    """What :class:`Stage` turns an exception into: ``Error: ...`` and exit status 1."""
+
+    def format_message(self) -> str:
+        return f"{self.message}\n(set {DEBUG_ENV}=1 for the traceback)"
+
+
+class Stage(click.Command):
+    """A click command whose failures print one ``Error: ...`` paragraph (see the module docstring)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as e:
+            if debug():
+                raise
+            raise StageError(describe(e)) from e
+
+
+class StageGroup(click.Group):
+    """:class:`Stage` for a group of subcommands (stages/download.py)."""
+
+    command_class = Stage
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as e:
+            if debug():
+                raise
+            raise StageError(describe(e)) from e
