@@ -99,7 +99,24 @@ def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0
         src, resolve(data_dir, src.file), resolve(data_dir, src.images), _resolved(p, data_dir), seed
     )
     es.name = name
+    if not (es.records or es.choices or es.retrieval or es.classification):
+        subset = f" (eval.sources.{name}.subset = {src.subset:g} may have drawn none)" if src.subset < 1 else ""
+        raise ValueError(
+            f"{resolve(data_dir, src.file)}: benchmark {name!r} yields 0 items{subset}; check the file's "
+            f"content against its format ({src.loader}, docs/benchmarks.md)"
+        )
     return es
+
+
+def check_images(es: EvalSet) -> int:
+    """Decode every image ``es`` refers to once, so a truncated or corrupt file fails (naming it) before
+    any model is built rather than halfway through scoring; returns how many were read."""
+    from genemi.evaluate import distinct_inputs
+
+    refs, _ = distinct_inputs(es)
+    for ref in refs:
+        es.store.load(ref)
+    return len(refs)
 
 
 def missing_images(es: EvalSet, limit: int = 5) -> tuple[int, list[str]]:
