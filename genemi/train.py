@@ -104,6 +104,8 @@ def train(
     checkpoint_dir=None,
     fingerprint: str = "",
     negative_rows: bool = False,
+    extra_state: Callable[[], dict] | None = None,
+    on_resume: Callable[[dict], None] | None = None,
 ) -> dict[str, float]:
     """Run ``opt.steps`` optimizer steps; returns the mean loss terms of the last 10% of steps.
 
@@ -116,6 +118,8 @@ def train(
     With ``negative_rows`` (and negatives in use) a batch of ``B`` rows is ``B/(1+K)`` records
     plus their ``K`` negatives each as rows (:meth:`PairBank.gather_negative_rows`); ``sampler``
     must then draw ``B/(1+K)`` records per step (:func:`genemi.batches.records_per_step`).
+    ``extra_state()`` (JSON-like) is saved with every checkpoint and handed to ``on_resume`` when a
+    run resumes from it (the stage's logged curves, which DVC may have deleted in between).
     """
     import torch.distributed as dist
     from tqdm import tqdm
@@ -140,6 +144,8 @@ def train(
             start, tail = state["step"], state["tail"]
             if rank == 0:
                 print(f"resuming from {checkpoint_dir} at step {start}")
+            if on_resume is not None:
+                on_resume(state)
     engine.train()
     steps = range(start, opt.steps)
     for step in tqdm(steps, desc="train", disable=not progress or rank != 0, mininterval=2):
@@ -178,5 +184,6 @@ def train(
             and done % opt.checkpoint_every == 0
             and done < opt.steps
         ):
-            checkpoint.save(engine, checkpoint_dir, done, fingerprint, {"tail": tail})
+            extra = extra_state() if extra_state is not None else {}
+            checkpoint.save(engine, checkpoint_dir, done, fingerprint, {**extra, "tail": tail})
     return {name: sum(v) / len(v) for name, v in tail.items()}

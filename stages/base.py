@@ -16,10 +16,11 @@ import time
 import click
 
 from genemi.config import load_params, to_dict
-from genemi.io import write_json
+from genemi.errors import Stage
+from genemi.io import check_writable, write_json
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--train", "train_path", required=True, type=click.Path(dir_okay=False),
               help="Training manifest (JSONL).")
@@ -36,6 +37,7 @@ def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint
     from genemi import runtime
 
     p = load_params(params_path)
+    check_writable(out_path, metrics_path, dirs=(checkpoint_dir,))
     runtime.setup(p.seed, p.threads)
     from genemi.models import build_model, make_tokenizer, save_weights
 
@@ -58,7 +60,7 @@ def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint
     from genemi import checkpoint
     from genemi.batches import PairBank, model_transform
     from genemi.engine import init_engine, set_trainable
-    from genemi.manifest import read_manifest
+    from genemi.manifest import read_records
     from genemi.train import train
 
     model = build_model(p.model)
@@ -68,10 +70,10 @@ def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint
                                 dpo_weight=0.0)
     set_trainable(model, p.base, plain)
     transform = None if p.model.tokenizer == "word" else model_transform(model)  # real images: per batch
-    bank = PairBank.from_records(read_manifest(train_path), image_root, make_tokenizer(p.model), types=(),
+    bank = PairBank.from_records(read_records(train_path), image_root, make_tokenizer(p.model), types=(),
                                  transform=transform)
     engine, _ = init_engine(model, p.base, p.deepspeed)
-    fp = checkpoint.fingerprint({"stage": "base", "params": to_dict(p)}, train_path)
+    fp = checkpoint.fingerprint({"stage": "base", "params": to_dict(p)}, *checkpoint.data_files(train_path))
     start = time.perf_counter()
     tail = train(engine, bank, p.base, plain, p.seed, negatives_per_sample=0,
                  checkpoint_dir=checkpoint_dir, fingerprint=fp)

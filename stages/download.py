@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from genemi.config import Params, load_params
+from genemi.errors import StageGroup
 from genemi.io import write_json
 from genemi.manifest import write_manifest
 
@@ -88,7 +89,7 @@ out_opt = click.option(
 quiet_opt = click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
-@click.group()
+@click.group(cls=StageGroup)
 def cli() -> None:
     """Download real data and checkpoints (only when data.source != synthetic) and build manifests."""
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import click
 
 from genemi.config import load_params
-from genemi.io import write_json
+from genemi.errors import Stage
+from genemi.io import check_writable, write_json
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--benchmark", required=True, help="Benchmark name (a key of eval.sources in params.yaml).")
 @click.option(
@@ -46,8 +47,9 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
     from genemi import runtime
 
     p = load_params(params_path)
+    check_writable(metrics_path, dirs=(plot_dir,))
     runtime.setup(p.seed, p.threads)
-    from genemi.benchmarks import load_benchmark, missing_images
+    from genemi.benchmarks import check_images, load_benchmark, missing_images
     from genemi.evaluate import (
         DeviceEncoder,
         compare,
@@ -75,6 +77,7 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
             raise click.ClickException(
                 f"{path}: model weights not found; run the stage that produces it (dvc repro)"
             )
+    check_images(es)  # a truncated or corrupt image fails here, named, before any model is built
     outcomes = {}
     for name, path in (("base", base_path), ("finetuned", ft_path)):
         model = build_model(p.model)

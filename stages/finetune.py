@@ -13,15 +13,15 @@ With `--checkpoint-dir`, a killed run resumes from its last checkpoint with iden
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import click
 
 from genemi.config import load_params, to_dict
-from genemi.io import write_json
+from genemi.errors import Stage
+from genemi.io import check_writable, write_json
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--train", "train_path", required=True, type=click.Path(dir_okay=False),
               help="Training manifest with hard negatives (JSONL).")
@@ -51,6 +51,7 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
     from genemi import runtime
 
     p = load_params(params_path)
+    check_writable(out_path, metrics_path, dirs=(live_dir, checkpoint_dir))
     runtime.setup(p.seed, p.threads)
     import torch.distributed as dist
 
@@ -60,7 +61,7 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
     from genemi.data import training_set
     from genemi.engine import frozen_copy, init_engine, reference_weights, set_trainable
     from genemi.evaluate import image_transform_for, monitor_scores, monitor_set
-    from genemi.manifest import read_manifest
+    from genemi.manifest import read_manifest, read_records
     from genemi.models import build_model, load_weights, make_tokenizer, save_weights
     from genemi.train import train, uses_negatives
 
@@ -79,8 +80,8 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
     needs_teacher = p.loss.kl_weight > 0 or (p.loss.dpo_weight > 0 and p.loss.dpo_reference)
     teacher = frozen_copy(model) if needs_teacher else None
     reference = reference_weights(model) if p.loss.l2_weight > 0 else None
-    records = read_manifest(train_path)
-    inputs = [train_path, base_path]
+    records = read_records(train_path)
+    inputs = [*checkpoint.data_files(train_path), base_path]
     if regular_path:
         if not regular_image_root:
             raise click.UsageError("--regular needs --regular-image-root")
@@ -103,28 +104,41 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
     del records
     fp = checkpoint.fingerprint({"stage": "finetune", "params": to_dict(p)}, *inputs)
     live = None
+    history: list = []  # [step, {metric: value}] of every logged step: saved with each checkpoint
     if dist.get_rank() == 0:
         from dvclive import Live
 
-        # a resumed run appends to its curves instead of wiping them
-        resuming = checkpoint_dir is not None and (Path(checkpoint_dir) / checkpoint.LATEST).is_file()
-        live = Live(live_dir, dvcyaml=False, save_dvc_exp=False, report=None, resume=resuming)
+        # always a fresh folder: a resumed run replays the curves saved in its checkpoint (DVC deletes
+        # the plots output before rerunning the stage, so appending would lose the steps before it)
+        live = Live(live_dir, dvcyaml=False, save_dvc_exp=False, report=None, resume=False)
 
     log_every = 25 if monitored is None else math.gcd(25, p.eval.monitor_every)
     val_transform = None if monitored is None else image_transform_for(model, p.model.tokenizer)
 
-    def log(step: int, values: dict[str, float]) -> None:
+    def emit(step: int, values: dict[str, float]) -> None:
         live.step = step
         for name, v in values.items():
-            live.log_metric(f"train/{name}", v)
+            live.log_metric(name, v)
+        live.next_step()
+
+    def log(step: int, values: dict[str, float]) -> None:
+        values = {f"train/{name}": v for name, v in values.items()}
         if monitored is not None and (step % p.eval.monitor_every == 0 or step == p.finetune.steps - 1):
             for name, v in monitor_scores(engine.module, monitored, tok, val_transform, p.eval.batch_size).items():
-                live.log_metric(f"val/{name}", v)
-        live.next_step()
+                values[f"val/{name}"] = v
+        history.append([step, values])
+        emit(step, values)
+
+    def on_resume(state: dict) -> None:
+        if live is not None:
+            for step, values in state.get("live_history", []):
+                history.append([step, values])
+                emit(step, values)
 
     tail = train(engine, bank, p.finetune, p.loss, p.seed, p.loss.negatives_per_sample, log_every=log_every,
                  log=log if live else None, sampler=sampler, teacher=teacher, reference=reference,
-                 checkpoint_dir=checkpoint_dir, fingerprint=fp, negative_rows=rows)
+                 checkpoint_dir=checkpoint_dir, fingerprint=fp, negative_rows=rows,
+                 extra_state=lambda: {"live_history": history}, on_resume=on_resume)
     if dist.get_rank() == 0:
         live.end()
         run = {"finetune": to_dict(p.finetune), "loss": to_dict(p.loss), "batching": to_dict(p.batching)}

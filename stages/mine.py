@@ -15,14 +15,15 @@ import click
 from tqdm import tqdm
 
 from genemi.config import load_params
+from genemi.errors import Stage
 from genemi.images import read_image
-from genemi.io import atomic_path, write_json
+from genemi.io import atomic_path, check_writable, write_json
 from genemi.manifest import DIGEST, image_digest, iter_manifest, write_manifest
 from genemi.plots import contact_sheet
 from genemi.synth.dataset import SPLITS, mine_record
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--root", "root_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Image root holding synth/<split>.jsonl and the scene images.")
@@ -33,6 +34,7 @@ from genemi.synth.dataset import SPLITS, mine_record
 def main(params_path: str, root_dir: str, out_name: str, sheet_path: str) -> None:
     p = load_params(params_path)
     root = Path(root_dir)
+    check_writable(sheet_path, dirs=(root / out_name,))
     sheet_rows = []
     for split in SPLITS:
         mined = []

@@ -35,11 +35,12 @@ import click
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from genemi.config import load_params  # noqa: E402
-from genemi.io import write_json  # noqa: E402
+from genemi.errors import Stage  # noqa: E402
+from genemi.io import check_writable, write_json  # noqa: E402
 from genemi.manifest import read_manifest, write_manifest  # noqa: E402
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option(
     "--manifest",
     "manifest",
@@ -93,6 +94,7 @@ def main(
     from genemi.mining.contact_sheet import write_sheets
 
     params = load_params(params_path)
+    check_writable(out_manifest, metrics, dirs=(work_dir, sheets))
     p = params.mine_real
     if tiny:
         p = dataclasses.replace(p, enabled=True, backend="tiny", device="cpu")

@@ -10,18 +10,20 @@ from PIL import Image
 from tqdm import tqdm
 
 from genemi.config import load_params
-from genemi.io import atomic_path, write_json
+from genemi.errors import Stage
+from genemi.io import atomic_path, check_writable, write_json
 from genemi.manifest import DIGEST, image_digest, write_manifest
 from genemi.synth.dataset import SPLITS, generate_split
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Image root: images go to <out>/synth/<split>/, manifests to <out>/synth/<split>.jsonl.")
 def main(params_path: str, out_dir: str) -> None:
     p = load_params(params_path)
     root = Path(out_dir)
+    check_writable(dirs=(root / "synth",))
     for split in SPLITS:
         records = []
         for rec, img in tqdm(generate_split(p.synth, split, p.seed), desc=f"synth {split}", mininterval=2):
