@@ -41,10 +41,20 @@ def _real(p: Params) -> bool:
     return p.data.source != "synthetic"
 
 
+RELOCK_ENV = "GENEMI_RELOCK"  # "1": re-pin every key this run checks; "a,b": only those lock keys
+
+
 def _lock(path: str):
+    import os
+
     from genemi.download import Lock
 
-    return Lock(path)
+    ctx = click.get_current_context(silent=True)
+    flag = bool(ctx and ctx.find_root().params.get("relock"))
+    env = os.environ.get(RELOCK_ENV, "").strip()
+    keys = [k.strip() for k in env.split(",") if k.strip()]
+    relock = flag or env in ("1", "true", "all") or (keys if env else False)
+    return Lock(path, relock=relock)
 
 
 def _run(what: str, fn) -> None:
@@ -90,7 +100,11 @@ quiet_opt = click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
 @click.group(cls=StageGroup)
-def cli() -> None:
+@click.option("--relock", is_flag=True,
+              help="Re-pin the lock entries of the files this command checks to the files now in place (after "
+                   "replacing a wrong file placed by hand; works offline). Same as env GENEMI_RELOCK=1, or "
+                   "GENEMI_RELOCK=<key>,<key> for some entries, which also works through `dvc repro`.")
+def cli(relock: bool) -> None:
     """Download real data and checkpoints (only when data.source != synthetic) and build manifests."""
 
 
