@@ -107,12 +107,13 @@ def clear(directory: str | os.PathLike) -> None:
 # the code a checkpoint's state depends on: the package's modules (losses, loop, batches, models, ...),
 # the architecture JSONs and the data readers; mining, synthesis and benchmarks only feed files in
 CODE_GLOBS = ("*.py", "model_configs/*.json", "data/*.py")
+PKG = Path(__file__).resolve().parent
 
 
 def code_files() -> list[Path]:
-    """The genemi source files that shape training (see ``CODE_GLOBS``), sorted."""
-    pkg = Path(__file__).resolve().parent
-    return sorted({f for g in CODE_GLOBS for f in pkg.glob(g) if f.is_file()})
+    """The genemi source files that shape training (see ``CODE_GLOBS``), sorted by path in the package."""
+    files = {f for g in CODE_GLOBS for f in PKG.glob(g) if f.is_file()}
+    return sorted(files, key=lambda f: f.relative_to(PKG).as_posix())
 
 
 def fingerprint(params: dict, *files: str | os.PathLike | None, code: bool = True) -> str:
@@ -130,9 +131,8 @@ def fingerprint(params: dict, *files: str | os.PathLike | None, code: bool = Tru
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     if code:
-        pkg = Path(__file__).resolve().parent
         for f in code_files():
-            h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
+            h.update(f.relative_to(PKG).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
 
