@@ -85,8 +85,14 @@ COLORS = ("red", "green", "blue", "yellow", "purple", "white")
 def _rows(n: int = 4) -> list[dict]:
     """``n`` records in the synthetic world's vocabulary, each with one image+caption negative."""
     return [
-        {"id": f"r{i}", "image": f"img/{i}.png", "caption": f"a {COLORS[i]} circle",
-         "negatives": [{"type": "attribute_swap", "caption": f"a {COLORS[i + 1]} square", "image": f"img/n{i}.png"}]}
+        {
+            "id": f"r{i}",
+            "image": f"img/{i}.png",
+            "caption": f"a {COLORS[i]} circle",
+            "negatives": [
+                {"type": "attribute_swap", "caption": f"a {COLORS[i + 1]} square", "image": f"img/n{i}.png"}
+            ],
+        }
         for i in range(n)
     ]
 
@@ -140,8 +146,21 @@ def run_base(tmp, params, train, image_root):
     from stages import base
 
     out, metrics = tmp / "out" / "base.safetensors", tmp / "out" / "base.json"
-    code, text = _invoke(base.main, ["--params", params, "--train", train, "--image-root", image_root,
-                                     "--out", out, "--metrics", metrics])
+    code, text = _invoke(
+        base.main,
+        [
+            "--params",
+            params,
+            "--train",
+            train,
+            "--image-root",
+            image_root,
+            "--out",
+            out,
+            "--metrics",
+            metrics,
+        ],
+    )
     return code, text, [out, metrics]
 
 
@@ -150,8 +169,24 @@ def run_finetune(tmp, params, train, image_root, base_path, **extra):
 
     out, metrics = tmp / "out" / "ft.safetensors", tmp / "out" / "ft.json"
     live, ck = extra.get("live", tmp / "live"), extra.get("checkpoint_dir")
-    args = ["--params", params, "--train", train, "--image-root", image_root, "--base", base_path,
-            "--out", out, "--metrics", metrics, "--live-dir", live, "--data", image_root]
+    args = [
+        "--params",
+        params,
+        "--train",
+        train,
+        "--image-root",
+        image_root,
+        "--base",
+        base_path,
+        "--out",
+        out,
+        "--metrics",
+        metrics,
+        "--live-dir",
+        live,
+        "--data",
+        image_root,
+    ]
     if ck:
         args += ["--checkpoint-dir", ck]
     code, text = _invoke(finetune.main, args)
@@ -162,9 +197,25 @@ def run_evaluate(tmp, params, data, benchmark, world):
     from stages import evaluate
 
     metrics, plots = tmp / "out" / f"{benchmark}.json", tmp / "plots"
-    code, text = _invoke(evaluate.main, ["--params", params, "--benchmark", benchmark, "--data", data,
-                                         "--base", world["base"], "--finetuned", world["base"],
-                                         "--metrics", metrics, "--plot-dir", plots])
+    code, text = _invoke(
+        evaluate.main,
+        [
+            "--params",
+            params,
+            "--benchmark",
+            benchmark,
+            "--data",
+            data,
+            "--base",
+            world["base"],
+            "--finetuned",
+            world["base"],
+            "--metrics",
+            metrics,
+            "--plot-dir",
+            plots,
+        ],
+    )
     return code, text, [metrics, plots / f"{benchmark}.csv", plots / f"{benchmark}.png"]
 
 
@@ -187,9 +238,25 @@ def run_mine_real(tmp, params, world):
     from stages import mine_real
 
     out, metrics = tmp / "out" / "variations.jsonl", tmp / "out" / "mine_real.json"
-    code, text = _invoke(mine_real.main, ["--params", params, "--manifest", world["data"] / "train.jsonl",
-                                          "--image-root", world["data"], "--work-dir", tmp / "work",
-                                          "--out", out, "--sheets", tmp / "sheets", "--metrics", metrics])
+    code, text = _invoke(
+        mine_real.main,
+        [
+            "--params",
+            params,
+            "--manifest",
+            world["data"] / "train.jsonl",
+            "--image-root",
+            world["data"],
+            "--work-dir",
+            tmp / "work",
+            "--out",
+            out,
+            "--sheets",
+            tmp / "sheets",
+            "--metrics",
+            metrics,
+        ],
+    )
     return code, text, [out, metrics]
 
 
@@ -197,8 +264,22 @@ def run_hnc_manifest(tmp, params, hnc_dir, images):
     from stages import download
 
     out, stats = tmp / "hnc_out", tmp / "out" / "hnc_data.json"
-    code, text = _invoke(download.cli, ["hnc-manifest", "--params", params, "--hnc", hnc_dir, "--images", images,
-                                        "--out", out, "--stats", stats])
+    code, text = _invoke(
+        download.cli,
+        [
+            "hnc-manifest",
+            "--params",
+            params,
+            "--hnc",
+            hnc_dir,
+            "--images",
+            images,
+            "--out",
+            out,
+            "--stats",
+            stats,
+        ],
+    )
     return code, text, [out / "train.jsonl", out / "val.jsonl", out / "test.jsonl", stats]
 
 
@@ -213,7 +294,12 @@ CONFIG_CASES = [  # (dotted key, bad value, what the message must say, stage)
     ("finetune.lr", -0.1, "finetune.lr = -0.1: must be > 0", "finetune"),
     ("base.lr", float("nan"), "base.lr = nan: must be a finite number", "base"),
     ("data.hnc_subset", 0.0, "data.hnc_subset = 0.0: must be in (0, 1]", "hnc_manifest"),
-    ("eval.sources.synth_test.subset", 1.5, "eval.sources.synth_test.subset = 1.5: must be in (0, 1]", "evaluate"),
+    (
+        "eval.sources.synth_test.subset",
+        1.5,
+        "eval.sources.synth_test.subset = 1.5: must be in (0, 1]",
+        "evaluate",
+    ),
     ("eval.acc_taus", [1.0, -1.0], "eval.acc_taus[1] = -1.0: must be > 0", "evaluate"),
     ("deepspeed.zero_stage", 4, "deepspeed.zero_stage = 4: must be in [0, 3]", "base"),
     ("synth.n_train", 0, "synth.n_train = 0: must be >= 1", "synth_data"),
@@ -221,11 +307,18 @@ CONFIG_CASES = [  # (dotted key, bad value, what the message must say, stage)
     ("mine_real.sd_window", 100, "mine_real.sd_window = 100: must be >= 64 and a multiple of 8", "mine_real"),
     ("loss.form", "inverse", "loss.form: must be one of ['additive', 'in_softmax']", "finetune"),
     ("eval.monitor", "nope", "eval.monitor = 'nope': must be", "finetune"),
-    ("eval.benchmarks", ["synth_test", "nope"], "eval.benchmarks[1] = 'nope': must be one of eval.sources", "evaluate"),
+    (
+        "eval.benchmarks",
+        ["synth_test", "nope"],
+        "eval.benchmarks[1] = 'nope': must be one of eval.sources",
+        "evaluate",
+    ),
 ]
 
 
-@pytest.mark.parametrize("key,value,message,stage", CONFIG_CASES, ids=[f"{c[0]}={c[1]}" for c in CONFIG_CASES])
+@pytest.mark.parametrize(
+    "key,value,message,stage", CONFIG_CASES, ids=[f"{c[0]}={c[1]}" for c in CONFIG_CASES]
+)
 def test_config_value_is_rejected_at_load(tmp_path, world, key, value, message, stage):
     params = _params(tmp_path, world["raw"], **{key: value})
     train, data = world["data"] / "train.jsonl", world["data"]
@@ -349,8 +442,10 @@ def test_bad_evaluation_image_fails_before_any_model_is_built(tmp_path, world, k
 
 def test_truncated_scene_in_the_mine_stage_names_file_and_record(tmp_path, world):
     root = tmp_path / "mroot"
-    rows = [{"id": f"s{i}", "image": f"synth/train/{i}.png", "caption": "a red circle",
-             "meta": {}} for i in range(1)]
+    rows = [
+        {"id": f"s{i}", "image": f"synth/train/{i}.png", "caption": "a red circle", "meta": {}}
+        for i in range(1)
+    ]
     _png(root / "synth" / "train" / "0.png")
     _bad_image(root / "synth" / "train" / "0.png", "truncated")
     for split in ("train", "test", "gen"):
@@ -365,19 +460,28 @@ def test_truncated_scene_in_the_mine_stage_names_file_and_record(tmp_path, world
 MANIFEST_CASES = [  # (row 3 replaced by, what the message must name)
     ({"id": "r2", "image": "img/2.png", "caption": ""}, ":3 (record id='r2'): field 'caption' is empty"),
     ({"id": "r2", "image": "img/2.png", "caption": "  \t "}, ":3 (record id='r2'): field 'caption' is empty"),
-    ({"id": "r2", "image": "img/2.png", "caption": "x", "negatives": [{"type": "t", "caption": " "}]},
-     ":3 (record id='r2'): field 'negatives[0].caption' is empty"),
-    ({"id": "r2", "image": "img/2.png", "caption": "x", "negatives": {"type": "t"}},
-     ":3 (record id='r2'): field 'negatives' must be a list"),
+    (
+        {"id": "r2", "image": "img/2.png", "caption": "x", "negatives": [{"type": "t", "caption": " "}]},
+        ":3 (record id='r2'): field 'negatives[0].caption' is empty",
+    ),
+    (
+        {"id": "r2", "image": "img/2.png", "caption": "x", "negatives": {"type": "t"}},
+        ":3 (record id='r2'): field 'negatives' must be a list",
+    ),
     ({"id": "r2", "image": "img/2.png", "caption": "x", "meta": ["a"]}, ":3 (record id='r2'): field 'meta'"),
     ({"id": "r2", "image": "", "caption": "x"}, ":3 (record id='r2'): field 'image' is empty"),
-    ({"id": "r2", "image": "img/2.png", "caption": 7}, ":3 (record id='r2'): field 'caption' must be a string"),
+    (
+        {"id": "r2", "image": "img/2.png", "caption": 7},
+        ":3 (record id='r2'): field 'caption' must be a string",
+    ),
     ('{"id": "r2", "image": "img/2.png", "caption": "x"', ":3: invalid JSON"),
     ('["r2", "img/2.png"]', ":3: expected a JSON object, got list"),
 ]
 
 
-@pytest.mark.parametrize("row,message", MANIFEST_CASES, ids=[m[1].split(": ", 1)[-1][:40] for m in MANIFEST_CASES])
+@pytest.mark.parametrize(
+    "row,message", MANIFEST_CASES, ids=[m[1].split(": ", 1)[-1][:40] for m in MANIFEST_CASES]
+)
 def test_bad_manifest_row_names_file_line_and_field(tmp_path, world, row, message):
     rows = _rows()
     rows.insert(2, row)
@@ -416,41 +520,93 @@ def _sugarcrepe(folder: Path, bad: dict) -> None:
 
 
 BENCH_CASES = [  # (loader, annotation writer(file path), what the message must name)
-    ("byo", lambda f: _write_rows(f, [{"image": "img/0.png", "positive": "a", "negatives": ["b"]},
-                                      {"image": "img/1.png", "positive": "  ", "negatives": ["b"]}]),
-     ":2: field 'positive' must be a non-empty string"),
-    ("byo", lambda f: _write_rows(f, [{"image": "img/0.png", "positive": "a", "negatives": ["b", ""]}]),
-     ":1: field 'negatives[1]' must be a non-empty string"),
-    ("byo", lambda f: _write_rows(f, ["", "{\"image\": \"img/0.png\", \"positive\": \"a\", \"negatives\": []}"]),
-     ":2: 'negatives' must be a non-empty list"),
-    ("coco_neg", lambda f: f.write_text(json.dumps([{"image": "0.png", "text": "a", "neg_text": ""}])),
-     ": item 0: field 'neg_text' must be a non-empty string"),
+    (
+        "byo",
+        lambda f: _write_rows(
+            f,
+            [
+                {"image": "img/0.png", "positive": "a", "negatives": ["b"]},
+                {"image": "img/1.png", "positive": "  ", "negatives": ["b"]},
+            ],
+        ),
+        ":2: field 'positive' must be a non-empty string",
+    ),
+    (
+        "byo",
+        lambda f: _write_rows(f, [{"image": "img/0.png", "positive": "a", "negatives": ["b", ""]}]),
+        ":1: field 'negatives[1]' must be a non-empty string",
+    ),
+    (
+        "byo",
+        lambda f: _write_rows(f, ["", '{"image": "img/0.png", "positive": "a", "negatives": []}']),
+        ":2: 'negatives' must be a non-empty list",
+    ),
+    (
+        "coco_neg",
+        lambda f: f.write_text(json.dumps([{"image": "0.png", "text": "a", "neg_text": ""}])),
+        ": item 0: field 'neg_text' must be a non-empty string",
+    ),
     ("coco_neg", lambda f: f.write_text(json.dumps({"image": "0.png"})), ": expected a JSON list"),
     ("sugarcrepe", lambda f: _sugarcrepe(f, {"caption": " "}), "swap_att.json: item '0': field 'caption'"),
-    ("aro_relation", lambda f: f.write_text(json.dumps([{"image_path": "0.png", "bbox_x": 0, "bbox_y": 0, "bbox_w": 4,
-                                                          "bbox_h": 4, "true_caption": "a", "false_caption": "",
-                                                          "relation_name": "on"}])),
-     ": item 0: field 'false_caption' must be a non-empty string"),
-    ("aro_attribution", lambda f: f.write_text(json.dumps([{"image_path": "0.png", "true_caption": "a"}])),
-     ": item 0: not an ARO attribution test case"),
-    ("winoground", lambda f: _write_rows(f, [{"id": 0, "image_0": "a", "image_1": "b", "caption_0": "x",
-                                               "caption_1": "\t"}]),
-     ":1: field 'caption_1' must be a non-empty string"),
-    ("genemi_val", lambda f: f.write_text(json.dumps([{"num_sample": 0}])),
-     ": row 0: 'num_sample' must be a positive integer"),
-    ("karpathy_retrieval", lambda f: f.write_text(json.dumps({"images": []})), "no images of Karpathy split 'test'"),
+    (
+        "aro_relation",
+        lambda f: f.write_text(
+            json.dumps(
+                [
+                    {
+                        "image_path": "0.png",
+                        "bbox_x": 0,
+                        "bbox_y": 0,
+                        "bbox_w": 4,
+                        "bbox_h": 4,
+                        "true_caption": "a",
+                        "false_caption": "",
+                        "relation_name": "on",
+                    }
+                ]
+            )
+        ),
+        ": item 0: field 'false_caption' must be a non-empty string",
+    ),
+    (
+        "aro_attribution",
+        lambda f: f.write_text(json.dumps([{"image_path": "0.png", "true_caption": "a"}])),
+        ": item 0: not an ARO attribution test case",
+    ),
+    (
+        "winoground",
+        lambda f: _write_rows(
+            f, [{"id": 0, "image_0": "a", "image_1": "b", "caption_0": "x", "caption_1": "\t"}]
+        ),
+        ":1: field 'caption_1' must be a non-empty string",
+    ),
+    (
+        "genemi_val",
+        lambda f: f.write_text(json.dumps([{"num_sample": 0}])),
+        ": row 0: 'num_sample' must be a positive integer",
+    ),
+    (
+        "karpathy_retrieval",
+        lambda f: f.write_text(json.dumps({"images": []})),
+        "no images of Karpathy split 'test'",
+    ),
     ("manifest", lambda f: f.write_text(""), "benchmark 'bad' yields 0 items"),
     ("hnc", lambda f: f.write_text("[]"), "top level must be an object"),
 ]
 
 
-@pytest.mark.parametrize("loader,write,message", BENCH_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(BENCH_CASES)])
+@pytest.mark.parametrize(
+    "loader,write,message", BENCH_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(BENCH_CASES)]
+)
 def test_bad_benchmark_file_names_file_and_record_before_scoring(tmp_path, world, loader, write, message):
     data = _world_copy(tmp_path, world)
     name = "annotations" if loader == "sugarcrepe" else "annotations.json"
     write(data / name)
-    params = _params(tmp_path, world["raw"], **{"eval.sources.bad": {"loader": loader, "file": name, "images": ".",
-                                                                     "subset": 1.0}})
+    params = _params(
+        tmp_path,
+        world["raw"],
+        **{"eval.sources.bad": {"loader": loader, "file": name, "images": ".", "subset": 1.0}},
+    )
     code, text, outs = run_evaluate(tmp_path, params, data, "bad", world)
     assert_failed(code, text, str(data / name), message)
     assert_not_written(*outs)
@@ -468,9 +624,17 @@ def test_a_subset_that_draws_nothing_is_an_error_not_empty_metrics(tmp_path, wor
 
 # ============================================================================================== 5. HNC
 
-HNC_TRAIN = {"1": {"captions": {"0": {"caption": "a dog", "label": 1, "type": "t", "cpt_p_id": None},
-                                "1": {"caption": "a cat", "label": 0, "type": "t", "cpt_p_id": 0}}}}
-HNC_TEST = {"n1.jpg": {"0": {"caption": "a dog", "label": 1, "type": "t"}, "1": {"caption": "a cat", "label": 0}}}
+HNC_TRAIN = {
+    "1": {
+        "captions": {
+            "0": {"caption": "a dog", "label": 1, "type": "t", "cpt_p_id": None},
+            "1": {"caption": "a cat", "label": 0, "type": "t", "cpt_p_id": 0},
+        }
+    }
+}
+HNC_TEST = {
+    "n1.jpg": {"0": {"caption": "a dog", "label": 1, "type": "t"}, "1": {"caption": "a cat", "label": 0}}
+}
 
 HNC_CASES = [  # (train file content, what the message must say)
     ("[]", "top level must be an object of image entries"),
@@ -479,11 +643,19 @@ HNC_CASES = [  # (train file content, what the message must say)
     ("{}", "no image entries (found {})"),
     ("", "found an empty file"),
     (json.dumps({"1": ["a dog"]}), "entry '1' must be an object of captions"),
-    (json.dumps({"1": {"captions": [{"caption": "a dog", "label": 1}]}}),
-     "image '1': 'captions' must be an object of caption id -> {caption, label, type, cpt_p_id}; found a list"),
+    (
+        json.dumps({"1": {"captions": [{"caption": "a dog", "label": 1}]}}),
+        "image '1': 'captions' must be an object of caption id -> {caption, label, type, cpt_p_id}; found a list",
+    ),
     (json.dumps({"1": {"captions": {}}}), "image '1': 'captions' is empty"),
-    (json.dumps({"1": {"captions": {"0": {"caption": " ", "label": 1}}}}), "image '1' caption 0: field 'caption'"),
-    (json.dumps({"1": {"captions": {"0": {"caption": "a", "label": "yes"}}}}), "image '1' caption 0: 'label' must be"),
+    (
+        json.dumps({"1": {"captions": {"0": {"caption": " ", "label": 1}}}}),
+        "image '1' caption 0: field 'caption'",
+    ),
+    (
+        json.dumps({"1": {"captions": {"0": {"caption": "a", "label": "yes"}}}}),
+        "image '1' caption 0: 'label' must be",
+    ),
     (json.dumps({**HNC_TRAIN, **HNC_TEST}), "image 'n1.jpg': entry in the test schema, but the file's first"),
     (json.dumps({"2": HNC_TRAIN["1"]}), "0 records: none of the 1 drawn images is under"),
     ('{"1": {"captions": ', "invalid JSON"),
@@ -513,8 +685,9 @@ def test_valid_hnc_files_convert(tmp_path, world):
     hnc.mkdir()
     for split, content in (("train", HNC_TRAIN), ("val", HNC_TRAIN), ("test", HNC_TEST)):
         (hnc / f"hnc_clean_strict_{split}.json").write_text(json.dumps(content))
-    params = _params(tmp_path, world["raw"], **{"data.source": "hnc", "data.hnc_subset": 1.0,
-                                                "real.hnc_val_subset": 1.0})
+    params = _params(
+        tmp_path, world["raw"], **{"data.source": "hnc", "data.hnc_subset": 1.0, "real.hnc_val_subset": 1.0}
+    )
     code, text, outs = run_hnc_manifest(tmp_path, params, hnc, gqa)
     assert code == 0, text
     assert json.loads(outs[0].read_text().splitlines()[0])["negatives"][0]["caption"] == "a cat"
@@ -527,7 +700,9 @@ def _fetch(tmp: Path, dest: Path, relock=False):
     from genemi.download import Lock, fetch
 
     src = tmp / "server" / "weights.bin"
-    return fetch(src.as_uri(), dest, key="weights", lock=Lock(tmp / "lock.json", relock=relock), progress=False)
+    return fetch(
+        src.as_uri(), dest, key="weights", lock=Lock(tmp / "lock.json", relock=relock), progress=False
+    )
 
 
 @pytest.fixture
@@ -547,14 +722,23 @@ def test_wrong_file_pinned_then_replaced_names_the_entry_and_the_offline_remedy(
     _fetch(tmp_path, dest)
     dest.write_bytes(published.read_bytes())  # the user puts the right file in place
     code, text = as_stage(lambda: _fetch(tmp_path, dest))
-    assert_failed(code, text, str(dest), "'weights'", "GENEMI_RELOCK=weights", str(tmp_path / "lock.json"),
-                  '"weights" entry')
+    assert_failed(
+        code,
+        text,
+        str(dest),
+        "'weights'",
+        "GENEMI_RELOCK=weights",
+        str(tmp_path / "lock.json"),
+        '"weights" entry',
+    )
     # the remedy works offline: relock re-pins to the file now in place
     code, text = as_stage(lambda: _fetch(tmp_path, dest, relock=["weights"]))
     assert code == 0, text
     import hashlib
 
-    assert Lock(tmp_path / "lock.json").get("weights")["sha256"] == hashlib.sha256(dest.read_bytes()).hexdigest()
+    assert (
+        Lock(tmp_path / "lock.json").get("weights")["sha256"] == hashlib.sha256(dest.read_bytes()).hexdigest()
+    )
 
 
 def test_relock_refuses_a_file_of_other_size_than_published(tmp_path, published):
@@ -581,8 +765,12 @@ def test_hand_placed_file_of_wrong_size_is_not_pinned(tmp_path, published):
 def test_relock_through_the_stage_flag_and_environment(tmp_path, monkeypatch):
     from stages import download
 
-    for argv, env, want in (([], None, False), (["--relock"], None, True), ([], "a,b", {"a", "b"}),
-                            ([], "1", True)):
+    for argv, env, want in (
+        ([], None, False),
+        (["--relock"], None, True),
+        ([], "a,b", {"a", "b"}),
+        ([], "1", True),
+    ):
         if env is None:
             monkeypatch.delenv(download.RELOCK_ENV, raising=False)
         else:
@@ -590,7 +778,7 @@ def test_relock_through_the_stage_flag_and_environment(tmp_path, monkeypatch):
         seen = {}
 
         @download.cli.command("probe")
-        def probe():
+        def probe(seen=seen):
             seen["lock"] = download._lock(str(tmp_path / "lock.json"))
 
         try:
@@ -652,8 +840,9 @@ def test_killed_finetune_resumes_and_its_curves_survive_dvc_deleting_them(tmp_pa
 
     params = _params(tmp_path, world["raw"])
     train, data = world["data"] / "train.jsonl", world["data"]
-    code, text, _ = run_finetune(tmp_path / "straight", params, train, data, world["base"],
-                                 live=tmp_path / "straight_live")
+    code, text, _ = run_finetune(
+        tmp_path / "straight", params, train, data, world["base"], live=tmp_path / "straight_live"
+    )
     assert code == 0, text
     save = checkpoint.save
 
@@ -669,10 +858,33 @@ def test_killed_finetune_resumes_and_its_curves_survive_dvc_deleting_them(tmp_pa
     with pytest.raises(Killed):
         from stages import finetune
 
-        CliRunner().invoke(finetune.main, [str(a) for a in [
-            "--params", params, "--train", train, "--image-root", data, "--base", world["base"],
-            "--out", tmp_path / "out" / "ft.safetensors", "--metrics", tmp_path / "out" / "ft.json",
-            "--live-dir", live, "--data", data, "--checkpoint-dir", ck]], catch_exceptions=False)
+        CliRunner().invoke(
+            finetune.main,
+            [
+                str(a)
+                for a in [
+                    "--params",
+                    params,
+                    "--train",
+                    train,
+                    "--image-root",
+                    data,
+                    "--base",
+                    world["base"],
+                    "--out",
+                    tmp_path / "out" / "ft.safetensors",
+                    "--metrics",
+                    tmp_path / "out" / "ft.json",
+                    "--live-dir",
+                    live,
+                    "--data",
+                    data,
+                    "--checkpoint-dir",
+                    ck,
+                ]
+            ],
+            catch_exceptions=False,
+        )
     monkeypatch.setattr(checkpoint, "save", save)
     assert (ck / checkpoint.LATEST).is_file()
     shutil.rmtree(live)  # what DVC does to the plots output before rerunning the stage
@@ -693,16 +905,20 @@ def test_output_under_a_file_fails_before_training(tmp_path, world, monkeypatch)
     monkeypatch.setattr(genemi.train, "train", lambda *a, **k: pytest.fail("trained before checking outputs"))
     blocker = tmp_path / "out"
     blocker.write_text("a file where the output folder should be")
-    code, text, _ = run_base(tmp_path, _params(tmp_path, world["raw"]), world["data"] / "train.jsonl",
-                             world["data"])
+    code, text, _ = run_base(
+        tmp_path, _params(tmp_path, world["raw"]), world["data"] / "train.jsonl", world["data"]
+    )
     assert_failed(code, text, str(tmp_path / "out" / "base.safetensors"), "cannot write")
 
 
 def test_metrics_path_that_is_a_folder_fails_before_training(tmp_path, world):
     (tmp_path / "out" / "base.json").mkdir(parents=True)
-    code, text, outs = run_base(tmp_path, _params(tmp_path, world["raw"]), world["data"] / "train.jsonl",
-                                world["data"])
-    assert code == 2 and str(tmp_path / "out" / "base.json") in text and "is a directory" in text  # click's check
+    code, text, outs = run_base(
+        tmp_path, _params(tmp_path, world["raw"]), world["data"] / "train.jsonl", world["data"]
+    )
+    assert (
+        code == 2 and str(tmp_path / "out" / "base.json") in text and "is a directory" in text
+    )  # click's check
     assert_not_written(outs[0])
 
 
@@ -711,10 +927,13 @@ def test_output_file_that_is_a_folder_is_refused_by_the_library_check(tmp_path):
 
     (tmp_path / "m.json").mkdir()
     (tmp_path / "plots").write_text("")
-    for kwargs, name in (({"paths": [tmp_path / "m.json"]}, "m.json: this output file is a folder"),
-                         ({"dirs": (tmp_path / "plots",)}, "plots: this output folder is a file")):
-        code, text = as_stage(lambda kwargs=kwargs: check_writable(*kwargs.get("paths", []),
-                                                                   dirs=kwargs.get("dirs", ())))
+    for kwargs, name in (
+        ({"paths": [tmp_path / "m.json"]}, "m.json: this output file is a folder"),
+        ({"dirs": (tmp_path / "plots",)}, "plots: this output folder is a file"),
+    ):
+        code, text = as_stage(
+            lambda kwargs=kwargs: check_writable(*kwargs.get("paths", []), dirs=kwargs.get("dirs", ()))
+        )
         assert_failed(code, text, name)
 
 
@@ -731,7 +950,9 @@ def test_unwritable_output_folder_fails_before_work(tmp_path, world, monkeypatch
         return real(*a, dir=dir, **k)
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
-    code, text, outs = run_evaluate(tmp_path, _params(tmp_path, world["raw"]), world["data"], "synth_test", world)
+    code, text, outs = run_evaluate(
+        tmp_path, _params(tmp_path, world["raw"]), world["data"], "synth_test", world
+    )
     assert_failed(code, text, str(tmp_path / "out" / "synth_test.json"), name)
     assert_not_written(*outs)
 
@@ -807,11 +1028,25 @@ def test_a_stage_process_prints_one_error_line_and_no_traceback(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("GENEMI_DEBUG", None)
-    r = subprocess.run([sys.executable, str(ROOT / "stages" / "synth_data.py"), "--params",
-                        str(tmp_path / "params.yaml"), "--out", str(tmp_path / "data")],
-                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "stages" / "synth_data.py"),
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--out",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 1
-    assert r.stderr.splitlines()[0] == (f"Error: {tmp_path / 'params.yaml'}: finetune.steps = -5: must be >= 1")
+    assert r.stderr.splitlines()[0] == (
+        f"Error: {tmp_path / 'params.yaml'}: finetune.steps = -5: must be >= 1"
+    )
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "data").exists()
 
@@ -820,6 +1055,10 @@ def test_pretrained_offline_hint_names_the_hub_repository():
     from genemi.pretrained import hub_files
 
     assert hub_files("timm/vit_base_patch32_clip_224.openai/") == (
-        "timm/vit_base_patch32_clip_224.openai", "open_clip_pytorch_model.bin")
+        "timm/vit_base_patch32_clip_224.openai",
+        "open_clip_pytorch_model.bin",
+    )
     assert hub_files("laion/CLIP-ViT-B-32-laion2B-s34B-b79K/open_clip_model.safetensors") == (
-        "laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_model.safetensors")
+        "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+        "open_clip_model.safetensors",
+    )

@@ -95,5 +95,5 @@ def test_finetune_on_hnc_without_its_data_says_what_to_do(tiny, tmp_path):
         "--hnc-train", str(empty), "--hnc-image-root", str(tmp_path),
         "--base", str(tmp_path / "b.safetensors"), "--out", str(tmp_path / "o"), "--metrics", str(tmp_path / "m")])
     assert r.exit_code != 0
-    assert "HNC training manifest is missing or empty" in str(r.exception)
-    assert "data.source=hnc" in str(r.exception)
+    assert "HNC training manifest is missing or empty" in r.output  # one "Error: ..." line (genemi.errors.Stage)
+    assert "data.source=hnc" in r.output
