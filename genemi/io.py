@@ -34,6 +34,7 @@ def _output_error(path: Path, e: OSError) -> OutputError:
         28: "free disk space or write elsewhere",  # ENOSPC
         122: "free quota or write elsewhere",  # EDQUOT
         13: "make the folder writable or pass another output path",  # EACCES
+        1: "the folder does not accept new files; pass another output path",  # EPERM
         30: "the file system is read-only; pass another output path",  # EROFS
     }.get(e.errno or 0, "check the path and its folder")
     err = OutputError(e.errno, f"{path}: cannot write ({why}); {hint}")
