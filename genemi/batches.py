@@ -59,6 +59,21 @@ class ImageFiles:
         return torch.stack(out)
 
 
+def _tokenize(tokenizer: Callable, captions: list[str], records: Sequence[Record]) -> torch.Tensor:
+    """``tokenizer(captions)``; a caption it refuses (e.g. a word outside the synthetic vocabulary) is
+    reported with the first record that uses it, so the manifest row can be found."""
+    try:
+        return tokenizer(captions)
+    except ValueError as e:
+        for r in records:
+            for c in (r.caption, *(n.caption for n in r.negatives if n.caption is not None)):
+                try:
+                    tokenizer([c])
+                except ValueError:
+                    raise ValueError(f"record {r.id!r}: {e}") from None
+        raise
+
+
 def model_transform(model: torch.nn.Module) -> Callable:
     """open_clip's evaluation preprocess of ``model``: PIL RGB -> ``[3, H, W]`` float.
 
@@ -130,7 +145,7 @@ class PairBank:
         paths = sorted(img_ids, key=img_ids.get)
         captions = sorted(txt_ids, key=txt_ids.get)
         tables = dict(
-            tokens=tokenizer(captions),
+            tokens=_tokenize(tokenizer, captions, records),
             pos_image=torch.tensor(pos_i),
             pos_text=torch.tensor(pos_t),
             neg_text=pad(neg_t),

@@ -299,7 +299,8 @@ RANGES: dict[type, dict[str, Range]] = {
     },
     MineRealParams: {
         "box_threshold": _UNIT, "text_threshold": _UNIT, "nms_iou": _UNIT, "sd_steps": _at_least(1),
-        "sd_guidance": _at_least(0), "sd_window": Range(lo=64, multiple_of=8), "items_per_image": _at_least(1),
+        "sd_guidance": _at_least(0), "sd_window": Range(lo=64, multiple_of=8),
+        "items_per_image": _at_least(1),
         "variations_per_item": _at_least(2),  # the image-variation area needs >= 2 variations
         "itm_min": _ANY, "iva_min": Range(lo=0, hi=100), "iva_pixel_std": _at_least(0),
         "rule_max_per_type": _at_least(0), "max_images": _at_least(0), "contact_sheets": _at_least(0),
@@ -389,9 +390,8 @@ def params_from_dict(raw: dict) -> Params:
     p = _build(Params, raw, "")
     for i, name in enumerate(p.eval.benchmarks):
         if name not in p.eval.sources:
-            raise ConfigError(
-                f"eval.benchmarks[{i}] = {name!r}: must be one of eval.sources ({', '.join(sorted(p.eval.sources))})"
-            )
+            known = ", ".join(sorted(p.eval.sources))
+            raise ConfigError(f"eval.benchmarks[{i}] = {name!r}: must be one of eval.sources ({known})")
     if p.eval.monitor and p.eval.monitor not in p.eval.sources:
         raise ConfigError(
             f"eval.monitor = {p.eval.monitor!r}: must be \"\" (off) or one of eval.sources "

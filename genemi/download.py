@@ -68,7 +68,8 @@ class Lock:
     def remedy(self, key: str, what: Path) -> str:
         """What to do about a file that does not match ``key``'s entry (works offline)."""
         return (
-            f"If {what} is the right file (e.g. it replaces a wrong one placed by hand), re-pin it: rerun with "
+            f"If {what} is the right file (e.g. it replaces a wrong one placed by hand), re-pin it: "
+            f"rerun with "
             f"GENEMI_RELOCK={key} (or `python stages/download.py --relock ...`), or remove the \"{key}\" "
             f"entry from {self.path}. Otherwise delete {what} and run again to download it."
         )
@@ -115,8 +116,9 @@ class Lock:
                 return False
             if published_size is not None and published_size != size:
                 raise DownloadError(
-                    f"{what}: {size} bytes, but {source} is published with {published_size} bytes; this is not "
-                    f"the file {key!r} names (truncated or another file). Replace it, or delete it and run again."
+                    f"{what}: {size} bytes, but {source} is published with {published_size} bytes; this "
+                    f"is not the file {key!r} names (truncated or another file). Replace it, or delete it "
+                    f"and run again."
                 )
             if entry is not None:
                 if not self.relocks(key):
@@ -127,7 +129,8 @@ class Lock:
                         + self.remedy(key, what)
                     )
                 print(
-                    f"{self.path}: re-pinned {key!r}: sha256 {entry.get('sha256')} ({entry.get('size')} bytes) "
+                    f"{self.path}: re-pinned {key!r}: sha256 {entry.get('sha256')} "
+                    f"({entry.get('size')} bytes) "
                     f"-> {sha256} ({size} bytes)",
                     file=sys.stderr,
                 )

@@ -16,7 +16,9 @@ import click
 DEBUG_ENV = "GENEMI_DEBUG"
 
 # exceptions whose message is meant for the user as it stands (genemi raises these with the file/key named)
-_PLAIN = (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+_PLAIN = (
+    ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError
+)
 
 
 def debug() -> bool:

@@ -101,9 +101,10 @@ quiet_opt = click.option("--quiet", is_flag=True, help="No progress bars.")
 
 @click.group(cls=StageGroup)
 @click.option("--relock", is_flag=True,
-              help="Re-pin the lock entries of the files this command checks to the files now in place (after "
-                   "replacing a wrong file placed by hand; works offline). Same as env GENEMI_RELOCK=1, or "
-                   "GENEMI_RELOCK=<key>,<key> for some entries, which also works through `dvc repro`.")
+              help="Re-pin the lock entries of the files this command checks to the files now in place "
+                   "(after replacing a wrong file placed by hand; works offline). Same as env "
+                   "GENEMI_RELOCK=1, or GENEMI_RELOCK=<key>,<key> for some entries, which also works through "
+                   "`dvc repro -f -s <stage>`.")
 def cli(relock: bool) -> None:
     """Download real data and checkpoints (only when data.source != synthetic) and build manifests."""
 

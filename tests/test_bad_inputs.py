@@ -51,7 +51,7 @@ def as_stage(fn) -> tuple[int, str]:
 
 
 def assert_failed(code: int, out: str, *names: str) -> None:
-    """Exit status 1, one ``Error: ...`` paragraph (after whatever the stage printed before) naming ``names``."""
+    """Exit 1 and one ``Error: ...`` paragraph (after what the stage printed before) naming ``names``."""
     assert code == 1, f"exit {code}\n{out}"
     assert "\nError: " in f"\n{out}", out
     assert "Traceback" not in out, out
@@ -491,6 +491,15 @@ def test_bad_manifest_row_names_file_line_and_field(tmp_path, world, row, messag
     assert_not_written(*outs)
 
 
+def test_caption_the_tokenizer_refuses_names_its_record(tmp_path, world):
+    rows = _rows()
+    rows[3]["caption"] = "a red zebra"  # not a word of the synthetic world
+    train = _write_rows(tmp_path / "train.jsonl", rows)
+    code, text, outs = run_base(tmp_path, _params(tmp_path, world["raw"]), train, world["data"])
+    assert_failed(code, text, "record 'r3'", "'zebra'", "model.tokenizer=open_clip")
+    assert_not_written(*outs)
+
+
 @pytest.mark.parametrize("stage", ["base", "finetune"])
 @pytest.mark.parametrize("content", ["", "\n\n  \n"])
 def test_training_on_zero_records_is_an_error_naming_the_manifest(tmp_path, world, stage, content):
@@ -645,7 +654,8 @@ HNC_CASES = [  # (train file content, what the message must say)
     (json.dumps({"1": ["a dog"]}), "entry '1' must be an object of captions"),
     (
         json.dumps({"1": {"captions": [{"caption": "a dog", "label": 1}]}}),
-        "image '1': 'captions' must be an object of caption id -> {caption, label, type, cpt_p_id}; found a list",
+        "image '1': 'captions' must be an object of caption id -> {caption, label, type, cpt_p_id}; "
+        "found a list",
     ),
     (json.dumps({"1": {"captions": {}}}), "image '1': 'captions' is empty"),
     (

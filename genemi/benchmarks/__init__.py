@@ -100,7 +100,9 @@ def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0
     )
     es.name = name
     if not (es.records or es.choices or es.retrieval or es.classification):
-        subset = f" (eval.sources.{name}.subset = {src.subset:g} may have drawn none)" if src.subset < 1 else ""
+        subset = ""
+        if src.subset < 1:
+            subset = f" (eval.sources.{name}.subset = {src.subset:g} may have drawn none)"
         raise ValueError(
             f"{resolve(data_dir, src.file)}: benchmark {name!r} yields 0 items{subset}; check the file's "
             f"content against its format ({src.loader}, docs/benchmarks.md)"

@@ -68,7 +68,8 @@ EXPECTED = (
     'an object of image entries: train/val {"<gqa id>": {"captions": {"<cap id>": {"caption", "label", '
     '"type", "cpt_p_id"}}}} or test {"<name>.jpg": {"<cap id>": {"caption", "label", "type"}}}'
 )
-_JSON_KINDS = {"[": "a list", "{": "an object", '"': "a string", "t": "a boolean", "f": "a boolean", "n": "null"}
+_JSON_KINDS = {"[": "a list", "{": "an object", '"': "a string", "t": "a boolean", "f": "a boolean",
+               "n": "null"}
 
 
 def _kind(value: object) -> str:
@@ -102,7 +103,8 @@ def iter_hnc_entries(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
             for key, value in ijson.kvitems(f, "", use_float=True):
                 if not isinstance(value, dict):
                     raise ValueError(
-                        f"{path}: entry {key!r} must be an object of captions ({EXPECTED}); found {_kind(value)}"
+                        f"{path}: entry {key!r} must be an object of captions ({EXPECTED}); "
+                        f"found {_kind(value)}"
                     )
                 n += 1
                 yield key, value
@@ -113,7 +115,7 @@ def iter_hnc_entries(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
 
 
 def entry_schema(key: str, entry: dict, where: str) -> str:
-    """``"trainval"`` (a ``captions`` object) or ``"test"`` (caption ids at the top); raises on anything else."""
+    """``"trainval"`` (a ``captions`` object) or ``"test"`` (caption ids at the top); raises otherwise."""
     if "captions" in entry:
         caps = entry["captions"]
         if not isinstance(caps, dict):
@@ -238,10 +240,10 @@ def iter_hnc_records(
             )
     if stats.records == 0:  # raised inside the writer's loop: no empty manifest is left behind
         if stats.images_missing:
-            why = (f"none of the {stats.images_missing} drawn images is under {root}; is download_gqa's output "
-                   "complete (images/<id>.jpg)?")
+            why = (f"none of the {stats.images_missing} drawn images is under {root}; "
+                   "is download_gqa's output complete (images/<id>.jpg)?")
         elif stats.images_outside_subset == stats.images:
-            why = f"the subset ({subset:g} of {stats.images} images, seed {seed}) drew none; raise the fraction"
+            why = f"the subset ({subset:g} of {stats.images} images, seed {seed}) drew none; raise it"
         else:
             why = "no entry has a positive caption (label 1)"
         raise ValueError(f"{path}: 0 records: {why}")
