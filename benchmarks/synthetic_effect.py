@@ -63,9 +63,9 @@ def target_verdict(
 def main(seeds: tuple[int, ...]) -> None:
     seeds = seeds or (0, 1)
     sys.path.insert(0, str(ROOT))
-    from genemi.io import write_json, write_text
-
     import yaml
+
+    from genemi.io import write_json, write_text
 
     hn_weight = yaml.safe_load((ROOT / "params.yaml").read_text())["loss"]["hn_weight"]
     if hn_weight <= 0:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from genemi.images import read_image, read_rgb
 from genemi.manifest import Record
 from genemi.models import preprocess_array
 
@@ -50,13 +50,7 @@ class Batch:
 
 def load_rgb(path: Path) -> np.ndarray:
     """HWC uint8 RGB; a missing or unreadable file raises naming it."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: image not found") from None
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read image: {e}") from e
+    return read_rgb(path, what="a training image")
 
 
 class ImageFiles:
@@ -75,13 +69,23 @@ class ImageFiles:
         """``[n, 3, H, W]`` float for image ids ``ids`` ``[n]``."""
         out = []
         for i in ids.tolist():
-            path = self.root / self.paths[i]
-            try:
-                with Image.open(path) as im:
-                    out.append(self.transform(im.convert("RGB")))
-            except FileNotFoundError:
-                raise FileNotFoundError(f"{path}: image not found") from None
+            out.append(self.transform(read_image(self.root / self.paths[i], what="a training image")))
         return torch.stack(out)
+
+
+def _tokenize(tokenizer: Callable, captions: list[str], records: Sequence[Record]) -> torch.Tensor:
+    """``tokenizer(captions)``; a caption it refuses (e.g. a word outside the synthetic vocabulary) is
+    reported with the first record that uses it, so the manifest row can be found."""
+    try:
+        return tokenizer(captions)
+    except ValueError as e:
+        for r in records:
+            for c in (r.caption, *(n.caption for n in r.negatives if n.caption is not None)):
+                try:
+                    tokenizer([c])
+                except ValueError:
+                    raise ValueError(f"record {r.id!r}: {e}") from None
+        raise
 
 
 
@@ -150,7 +154,7 @@ class PairBank:
         paths = sorted(img_ids, key=img_ids.get)
         captions = sorted(txt_ids, key=txt_ids.get)
         tables = dict(
-            tokens=tokenizer(captions),
+            tokens=_tokenize(tokenizer, captions, records),
             pos_image=torch.tensor(pos_i),
             pos_text=torch.tensor(pos_t),
             neg_text=pad(neg_t),

@@ -9,7 +9,8 @@ exactly the few DeepSpeed classes its files contain.
 Layout of ``directory``: one ``step00000100/`` folder per checkpoint (only the newest is kept)
 and ``latest.json`` ``{"tag", "step", "fingerprint"}``, written atomically after every rank
 finished writing: a run killed mid-save still finds the previous complete checkpoint.
-The fingerprint (a hash of params and inputs) keeps a run from resuming another run's state.
+The fingerprint (a hash of params, inputs and the genemi code that shapes training) keeps a run
+from resuming another run's state, or a state written by older code.
 """
 
 from __future__ import annotations
@@ -103,14 +104,42 @@ def clear(directory: str | os.PathLike) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def fingerprint(params: dict, *files: str | os.PathLike) -> str:
-    """sha256 of the params (JSON, sorted keys) and the bytes of every input file."""
+# the code a checkpoint's state depends on: the package's modules (losses, loop, batches, models, ...),
+# the architecture JSONs and the data readers; mining, synthesis and benchmarks only feed files in
+CODE_GLOBS = ("*.py", "model_configs/*.json", "data/*.py")
+PKG = Path(__file__).resolve().parent
+
+
+def code_files() -> list[Path]:
+    """The genemi source files that shape training (see ``CODE_GLOBS``), sorted by path in the package."""
+    files = {f for g in CODE_GLOBS for f in PKG.glob(g) if f.is_file()}
+    return sorted(files, key=lambda f: f.relative_to(PKG).as_posix())
+
+
+def fingerprint(params: dict, *files: str | os.PathLike | None, code: bool = True) -> str:
+    """sha256 of the params (JSON, sorted keys), the bytes of every input file (``None``: skipped) and,
+    with ``code``, of :func:`code_files`: a checkpoint written before ``genemi/losses.py`` changed is
+    not resumed."""
     import hashlib
     import json
 
     h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     for f in files:
+        if f is None:
+            continue
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
+    if code:
+        for f in code_files():
+            h.update(f.relative_to(PKG).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
+
+
+def data_files(manifest: str | os.PathLike) -> list[Path]:
+    """The manifest plus, when present, the image digest beside it (``digest.json``: sha256 of every image
+    it names), so replaced images also change a fingerprint."""
+    from genemi.manifest import DIGEST
+
+    digest = Path(manifest).with_name(DIGEST)
+    return [Path(manifest), *([digest] if digest.is_file() else [])]

@@ -9,6 +9,7 @@ Defaults live in ``params.yaml`` (not here) so ``dvc params diff`` shows everyth
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -240,6 +241,102 @@ class Params:
 
 # A number in exponent form without a dot ("5e-06"): a float in YAML 1.2 (DVC), a string in YAML 1.1 (PyYAML)
 _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+# ------------------------------------------------------------------------------------------ value ranges
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of one numeric knob: ``lo``/``hi`` bounds (None = unbounded), each inclusive
+    unless ``*_open``; ``multiple_of`` for sizes that must tile. Tuples are checked element by element."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    multiple_of: int = 0
+
+    def ok(self, v: float) -> bool:
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi):
+            return False
+        return not (self.multiple_of and v % self.multiple_of)
+
+    def __str__(self) -> str:
+        lo = None if self.lo is None else f"{self.lo:g}"
+        hi = None if self.hi is None else f"{self.hi:g}"
+        if lo is not None and hi is not None:
+            text = f"must be in {'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
+        elif lo is not None:
+            text = f"must be {'>' if self.lo_open else '>='} {lo}"
+        elif hi is not None:
+            text = f"must be {'<' if self.hi_open else '<='} {hi}"
+        else:
+            text = "any number"
+        return text + (f" and a multiple of {self.multiple_of}" if self.multiple_of else "")
+
+
+def _at_least(lo: float) -> Range:
+    return Range(lo=lo)
+
+
+_POSITIVE = Range(lo=0, lo_open=True)  # > 0
+_FRACTION = Range(lo=0, hi=1, lo_open=True)  # (0, 1]: a subset must keep something
+_UNIT = Range(lo=0, hi=1)  # [0, 1]: probabilities, thresholds, IoU
+_ANY = Range()  # declared unbounded on purpose (e.g. a raw logit threshold)
+
+# Every int/float field of every params dataclass has an entry here (tests/test_config.py checks that
+# none is missing), checked at load so `-S finetune.steps=-5` fails before any work, naming the key.
+RANGES: dict[type, dict[str, Range]] = {
+    Params: {"seed": _at_least(0), "threads": _at_least(0)},
+    DataParams: {"hnc_subset": _FRACTION, "workers": _at_least(-1)},
+    SynthParams: {
+        "image_size": _at_least(16), "n_train": _at_least(1), "n_test": _at_least(1), "n_gen": _at_least(1),
+        "max_objects": Range(lo=1, hi=3), "jitter": _at_least(0),  # 3 slots per scene (genemi/synth/world.py)
+    },
+    MineParams: {"max_per_type": _at_least(1)},
+    OptimParams: {
+        "steps": _at_least(1), "batch_size": _at_least(1), "lr": _POSITIVE, "weight_decay": _at_least(0),
+        "warmup_steps": _at_least(0), "grad_clip": _at_least(0), "last_blocks": _at_least(1),
+        "checkpoint_every": _at_least(0),
+    },
+    LossParams: {
+        "hn_weight": _at_least(0), "negatives_per_sample": _at_least(0), "contrastive_weight": _at_least(0),
+        "temperature": _at_least(0), "l2_weight": _at_least(0), "kl_weight": _at_least(0),
+        "kl_temperature": _POSITIVE, "dpo_weight": _at_least(0), "dpo_beta": _POSITIVE,
+    },
+    BatchingParams: {
+        "variations_per_group": _at_least(1), "regular_per_group": _at_least(0), "score_eps": _POSITIVE,
+    },
+    DeepSpeedParams: {"zero_stage": Range(lo=0, hi=3), "grad_accum": _at_least(1)},
+    EvalSource: {"subset": _FRACTION},
+    EvalParams: {
+        "batch_size": _at_least(1), "seed": _at_least(0), "bootstrap": _at_least(0), "acc_taus": _POSITIVE,
+        "retrieval_ks": _at_least(1), "monitor_every": _at_least(0), "monitor_records": _at_least(1),
+    },
+    ModelSource: {},
+    RealDataParams: {
+        "hnc_val_subset": _FRACTION, "subset_seed": _at_least(0), "timeout_s": _POSITIVE,
+        "retries": _at_least(0), "reserve_gb": _at_least(0),
+    },
+    MineRealParams: {
+        "box_threshold": _UNIT, "text_threshold": _UNIT, "nms_iou": _UNIT, "sd_steps": _at_least(1),
+        "sd_guidance": _at_least(0), "sd_window": Range(lo=64, multiple_of=8),
+        "items_per_image": _at_least(1),
+        "variations_per_item": _at_least(2),  # the image-variation area needs >= 2 variations
+        "itm_min": _ANY, "iva_min": Range(lo=0, hi=100), "iva_pixel_std": _at_least(0),
+        "rule_max_per_type": _at_least(0), "max_images": _at_least(0), "contact_sheets": _at_least(0),
+    },
+}
+
+
+def _check_range(value: Any, rng: Range, key: str) -> None:
+    for i, v in enumerate(value) if isinstance(value, tuple) else [(None, value)]:
+        where = key if i is None else f"{key}[{i}]"
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{where} = {v!r}: must be a finite number ({rng})")
+        if not rng.ok(v):
+            raise ConfigError(f"{where} = {v!r}: {rng}")
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
@@ -304,7 +401,10 @@ def _build(cls: type, raw: dict, prefix: str) -> Any:
     missing = [n for n in names if n not in raw]
     if missing:
         raise ConfigError(f"missing key(s): {', '.join(where + k for k in missing)}")
-    return cls(**{n: _convert(raw[n], hints[n], where + n) for n in names})
+    values = {n: _convert(raw[n], hints[n], where + n) for n in names}
+    for n, rng in RANGES.get(cls, {}).items():
+        _check_range(values[n], rng, where + n)
+    return cls(**values)
 
 
 def params_from_dict(raw: dict) -> Params:
@@ -312,6 +412,15 @@ def params_from_dict(raw: dict) -> Params:
     if not isinstance(raw, dict):
         raise ConfigError("params: top level must be a mapping")
     p = _build(Params, raw, "")
+    for i, name in enumerate(p.eval.benchmarks):
+        if name not in p.eval.sources:
+            known = ", ".join(sorted(p.eval.sources))
+            raise ConfigError(f"eval.benchmarks[{i}] = {name!r}: must be one of eval.sources ({known})")
+    if p.eval.monitor and p.eval.monitor not in p.eval.sources:
+        raise ConfigError(
+            f"eval.monitor = {p.eval.monitor!r}: must be \"\" (off) or one of eval.sources "
+            f"({', '.join(sorted(p.eval.sources))})"
+        )
     if p.batching.negative_rows and p.loss.form == "in_softmax":
         raise ConfigError(
             "batching.negative_rows: the in_softmax form adds every negative as an extra column, but "

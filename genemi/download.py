@@ -29,11 +29,12 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from genemi.io import write_json
@@ -48,6 +49,9 @@ class DownloadError(RuntimeError):
 # --------------------------------------------------------------------------------------------- lock file
 
 
+RELOCK_ENV = "GENEMI_RELOCK"  # 1/true/all: re-pin every key a run checks; "a,b": only those lock keys
+
+
 class Lock:
     """The lock file: expected sha256 and size of every fetched file or tree, keyed by a stable name.
 
@@ -55,8 +59,32 @@ class Lock:
     parallel (``dvc exp run --jobs``) do not lose each other's entries.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, relock: bool | Iterable[str] = False) -> None:
+        """``relock``: True (every key) or the keys whose entry a mismatching file may replace -- the way
+        out when the first run pinned a wrong file (placed by hand) and the right one is now in place."""
         self.path = Path(path)
+        self.relock = relock if isinstance(relock, bool) else frozenset(relock)
+
+    @staticmethod
+    def relock_setting(flag: bool) -> bool | list[str]:
+        """What to re-pin: everything with ``--relock`` or ``GENEMI_RELOCK=1``; the listed lock keys with
+        ``GENEMI_RELOCK=<key>,<key>`` (which also reaches a stage run by ``dvc repro``); else nothing."""
+        env = os.environ.get(RELOCK_ENV, "").strip()
+        if flag or env.lower() in ("1", "true", "all"):
+            return True
+        return [k.strip() for k in env.split(",") if k.strip()]
+
+    def relocks(self, key: str) -> bool:
+        return self.relock is True or (not isinstance(self.relock, bool) and key in self.relock)
+
+    def remedy(self, key: str, what: Path) -> str:
+        """What to do about a file that does not match ``key``'s entry (works offline)."""
+        return (
+            f"If {what} is the right file (e.g. it replaces a wrong one placed by hand), re-pin it: "
+            f"rerun with "
+            f"GENEMI_RELOCK={key} (or `python stages/download_<name>.py --relock ...`), or remove the \"{key}\" "
+            f"entry from {self.path}. Otherwise delete {what} and run again to download it."
+        )
 
     def read(self) -> dict[str, dict]:
         if not self.path.is_file():
@@ -84,23 +112,40 @@ class Lock:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def check_or_record(self, key: str, sha256: str, size: int, source: str, what: Path) -> bool:
+    def check_or_record(
+        self, key: str, sha256: str, size: int, source: str, what: Path, published_size: int | None = None
+    ) -> bool:
         """Compare with the recorded entry, or record it if there is none; return True if recorded.
 
-        Raises :class:`DownloadError` naming ``what`` (the file or folder) on a mismatch.
+        Raises :class:`DownloadError` naming ``what`` (the file or folder) on a mismatch, unless ``key``
+        is to be re-pinned (``relock``). A new pin is refused when ``published_size`` (the size the
+        source announces, where known) differs from ``size``.
         """
         with self._locked():
             data = self.read()
             entry = data.get(key)
+            if entry is not None and entry.get("size") == size and entry.get("sha256") == sha256:
+                return False
+            if published_size is not None and published_size != size:
+                raise DownloadError(
+                    f"{what}: {size} bytes, but {source} is published with {published_size} bytes; this "
+                    f"is not the file {key!r} names (truncated or another file). Replace it, or delete it "
+                    f"and run again."
+                )
             if entry is not None:
-                if entry.get("size") != size or entry.get("sha256") != sha256:
+                if not self.relocks(key):
                     raise DownloadError(
                         f"{what}: checksum mismatch for {key!r}: expected sha256 {entry.get('sha256')} "
                         f"({entry.get('size')} bytes) from {self.path}, got {sha256} ({size} bytes). "
-                        f"The file is corrupt or the upstream file changed. Delete it and run again; if the "
-                        f"upstream change is intended, also delete the {key!r} entry from {self.path}."
+                        f"The file is corrupt, or the upstream file changed, or the pinned one was wrong. "
+                        + self.remedy(key, what)
                     )
-                return False
+                print(
+                    f"{self.path}: re-pinned {key!r}: sha256 {entry.get('sha256')} "
+                    f"({entry.get('size')} bytes) "
+                    f"-> {sha256} ({size} bytes)",
+                    file=sys.stderr,
+                )
             data[key] = {"sha256": sha256, "size": size, "source": source}
             write_json(self.path, data)
             return True
@@ -148,6 +193,18 @@ def _content_range(header: str | None) -> tuple[int | None, int | None]:
     start = int(m.group(1)) if m.group(1) else None
     total = int(m.group(2)) if m.group(2) != "*" else None
     return start, total
+
+
+def published_size(url: str, timeout: float = 10.0) -> int | None:
+    """The size ``url``'s server announces (HEAD ``Content-Length``), or None when unknown or offline."""
+    try:
+        req = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "genemi-download/0.1",
+                                                                 "Accept-Encoding": "identity"})
+        with urllib.request.urlopen(req, timeout=min(timeout, 10.0)) as resp:
+            length = resp.headers.get("Content-Length")
+            return int(length) if length is not None and length.isdigit() else None
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        return None
 
 
 def _open(url: str, start: int, timeout: float, dest: Path):
@@ -205,12 +262,15 @@ def fetch(
     if dest.is_file():
         entry = lock.get(key)
         size = dest.stat().st_size
-        if entry is not None and entry.get("size") != size:  # cheap check before hashing gigabytes
+        relock = lock.relocks(key)
+        if entry is not None and entry.get("size") != size and not relock:  # cheap check before hashing GBs
             raise DownloadError(
                 f"{dest}: size mismatch for {key!r}: expected {entry.get('size')} bytes from {lock.path}, "
-                f"found {size}. Delete the file and run again to download it."
+                f"found {size}. " + lock.remedy(key, dest)
             )
-        lock.check_or_record(key, sha256_file(dest), dest.stat().st_size, url, dest)
+        # a file placed by hand and about to be pinned is checked against the size the server announces
+        published = published_size(url, timeout) if entry is None or relock else None
+        lock.check_or_record(key, sha256_file(dest), size, url, dest, published_size=published)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")

@@ -1,6 +1,8 @@
 """One-line errors for every stage script, with the traceback behind ``GENEMI_DEBUG=1``.
 
-A stage declares ``@click.command(cls=Stage)``. Any exception its body raises (a bad value,
+A stage declares ``@click.command(cls=Stage)``. Its output options have type :class:`Output` (a file) or
+``Output(folder=True)``: every given one is checked writable before the stage does any work, so a
+read-only location fails in a second instead of after training. Any exception its body raises (a bad value,
 a missing or corrupt file, a full disk, a failure inside torch) is printed as one paragraph
 ``Error: <message>`` on stderr and the process exits with status 1. The library's messages name
 the file, record or key and what to do, so the traceback only helps when debugging genemi
@@ -16,7 +18,9 @@ import click
 DEBUG_ENV = "GENEMI_DEBUG"
 
 # exceptions whose message is meant for the user as it stands (genemi raises these with the file/key named)
-_PLAIN = (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+_PLAIN = (
+    ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError
+)
 
 
 def debug() -> bool:
@@ -43,11 +47,27 @@ class StageError(click.ClickException):
         return f"{self.message}\n(set {DEBUG_ENV}=1 for the traceback)"
 
 
+class Output(click.Path):
+    """A stage's output path (a file, or a folder with ``folder=True``); :class:`Stage` checks it first."""
+
+    def __init__(self, folder: bool = False):
+        super().__init__(dir_okay=folder, file_okay=not folder)
+        self.folder = folder
+
+
 class Stage(click.Command):
-    """A click command whose failures print one ``Error: ...`` paragraph (see the module docstring)."""
+    """A click command whose failures print one ``Error: ...`` paragraph (see the module docstring), and
+    whose :class:`Output` options are checked writable before it runs."""
 
     def invoke(self, ctx: click.Context):
+        from genemi.io import check_writable
+
         try:
+            for param in self.params:
+                value = ctx.params.get(param.name)
+                if isinstance(param.type, Output) and value is not None:
+                    check_writable(*(() if param.type.folder else (value,)),
+                                   dirs=(value,) if param.type.folder else ())
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise

@@ -8,7 +8,6 @@ that resolves the image references they name. The metrics read off them are desc
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,15 +42,14 @@ class ImageStore:
         return f
 
     def load(self, ref: str) -> Image.Image:
+        """Image ``ref`` fully decoded (PIL RGB); a missing, truncated or corrupt file raises naming it."""
+        from genemi.images import read_image, read_image_bytes
+
         if ref in self.blobs:
-            with Image.open(io.BytesIO(self.blobs[ref])) as im:
-                return im.convert("RGB")
+            return read_image_bytes(self.blobs[ref], label=f"{self.root}: embedded image {ref!r}",
+                                    what="an evaluation image")
         path, box = self.crops.get(ref, (ref, None))
-        f = self.file(path)
-        if not f.is_file():
-            raise FileNotFoundError(f"{f}: image of the evaluation set not found (see docs/benchmarks.md)")
-        with Image.open(f) as im:
-            im = im.convert("RGB")
+        im = read_image(self.file(path), what="an evaluation image; see docs/benchmarks.md")
         if box is not None:
             x, y, w, h = box
             im = im.crop((x, y, x + w, y + h))

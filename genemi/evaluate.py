@@ -27,8 +27,11 @@ class _Decoded(Dataset):
         return len(self.refs)
 
     def __getitem__(self, i: int):
-        im = self.store.load(self.refs[i])
-        return tuple(t(im) for t in self.transforms)
+        try:
+            im = self.store.load(self.refs[i])
+            return tuple(t(im) for t in self.transforms)
+        except Exception as e:  # re-raised as itself by the reader, not as a worker traceback
+            return Raised(e)
 
 
 def encode_set(encoders: Mapping[str, object], es: EvalSet, workers: int = 0,
@@ -53,13 +56,14 @@ def encode_set(encoders: Mapping[str, object], es: EvalSet, workers: int = 0,
     from tqdm import tqdm
 
     chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    bar = tqdm(total=len(image_refs), desc=f"{es.name}: images", unit="img", disable=not progress,
-               mininterval=2)
-    for pixels in loader:
-        for n in names:
-            chunks[n].append(encoders[n].encode_pixels(pixels[slot[n]]))
-        bar.update(len(pixels[0]))
-    bar.close()
+    with tqdm(total=len(image_refs), desc=f"{es.name}: images", unit="img", disable=not progress,
+              mininterval=2) as bar:
+        for pixels in loader:
+            if isinstance(pixels, Raised):
+                raise pixels.error
+            for n in names:
+                chunks[n].append(encoders[n].encode_pixels(pixels[slot[n]]))
+            bar.update(len(pixels[0]))
     out = {}
     for n in names:
         img = torch.cat(chunks[n]) if chunks[n] else torch.zeros(0, 0)
@@ -69,7 +73,19 @@ def encode_set(encoders: Mapping[str, object], es: EvalSet, workers: int = 0,
     return out
 
 
+class Raised:
+    """An exception caught where a (worker) process built an item, carried to the reader to re-raise as
+    itself: the user reads the one-line message naming the file, not "Caught X in DataLoader worker"."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
 def _stack(items):
+    """Collate (runs in the worker): a failed item passes through, to be raised by the reader."""
+    for item in items:
+        if isinstance(item, Raised):
+            return item
     return tuple(torch.stack(col) for col in zip(*items, strict=True))
 
 

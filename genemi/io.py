@@ -15,24 +15,94 @@ from pathlib import Path
 from typing import Any
 
 
+class OutputError(OSError):
+    """An output cannot be written (read-only folder, disk full, a folder in the way); names the path."""
+
+    def __str__(self) -> str:  # the message alone: it already names the path
+        return self.args[0] if self.args else super().__str__()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _output_error(path: Path, e: OSError) -> OutputError:
+    why = e.strerror or str(e)
+    hint = {
+        28: "free disk space or write elsewhere",  # ENOSPC
+        122: "free quota or write elsewhere",  # EDQUOT
+        13: "make the folder writable or pass another output path",  # EACCES
+        1: "the folder does not accept new files; pass another output path",  # EPERM
+        30: "the file system is read-only; pass another output path",  # EROFS
+    }.get(e.errno or 0, "check the path and its folder")
+    err = OutputError(e.errno, f"{path}: cannot write ({why}); {hint}")
+    err.args = (f"{path}: cannot write ({why}); {hint}",)
+    return err
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed and ``path`` is left untouched. An ``OSError``
+    while writing (disk full, read-only folder) becomes an :class:`OutputError` naming ``path``.
+    The file gets the mode a plain ``open()`` would give (``0o666 & ~umask``), not mkstemp's 0600.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+        os.close(fd)
+    except OutputError:
+        raise
+    except OSError as e:
+        raise _output_error(path, e) from e
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():  # the writer may have replaced it by a folder or removed it
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as e:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             tmp_path.unlink()
+        # a write error (disk full: no filename) or one on our own files; an input's error passes as is
+        ours = (None, str(tmp_path), str(path))
+        if isinstance(e, OSError) and not isinstance(e, OutputError) and e.filename in ours:
+            raise _output_error(path, e) from e
+        if not isinstance(e, OSError) and any(s in str(e) for s in ("No space left", "StorageFull")):
+            raise _output_error(path, OSError(28, "No space left on device")) from e  # safetensors' IoError
         raise
+
+
+def check_writable(*paths: str | os.PathLike | None, dirs: tuple[str | os.PathLike | None, ...] = ()) -> None:
+    """Fail before any work if an output cannot be written, naming it; leaves nothing behind.
+
+    ``paths``: output files (an existing folder at the path is an error); ``dirs``: output folders (an
+    existing file there is an error). A probe file is created and removed in the nearest folder that
+    exists on the way, so a missing output folder is not created here. ``None`` entries are skipped.
+    """
+    for path, is_dir in [(p, False) for p in paths] + [(d, True) for d in dirs]:
+        if path is None:
+            continue
+        path = Path(path)
+        if not is_dir and path.is_dir():
+            raise OutputError(f"{path}: this output file is a folder; remove it or pass another path")
+        if is_dir and path.exists() and not path.is_dir():
+            raise OutputError(f"{path}: this output folder is a file; remove it or pass another path")
+        folder = path if is_dir else path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise OutputError(f"{path}: cannot write: {folder} is a file, not a folder; pass another output path")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise _output_error(path, e) from e
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -83,6 +153,12 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
     """Stream rows of a JSONL file; a bad line raises naming file and line number."""
+    for _, row in iter_jsonl_lines(path):
+        yield row
+
+
+def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """``(line number, row)`` of a JSONL file (blank lines skipped); a bad line raises naming file:line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
@@ -96,4 +172,4 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
                 raise ValueError(f"{path}:{lineno}: invalid JSON: {e.msg}") from e
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield row
+            yield lineno, row

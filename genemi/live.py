@@ -8,7 +8,6 @@ accuracy per negative type and R@1 both ways, so ``dvc plots`` shows when relati
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from genemi.config import EvalParams
 from genemi.evalsets import EvalSet, monitor_set
@@ -30,14 +29,16 @@ class Curves:
     """``curves(step, values)`` logs one row; ``val/*`` every ``every`` steps and at ``last_step``.
     ``live_dir`` None: log nothing (ranks other than 0)."""
 
-    def __init__(self, live_dir, resume: bool, clip=None, monitor: EvalSet | None = None, every: int = 0,
+    def __init__(self, live_dir, clip=None, monitor: EvalSet | None = None, every: int = 0,
                  last_step: int = -1):
         from dvclive import Live
 
-        # a resumed run appends to its curves instead of wiping them
+        # always a fresh folder: a resumed run replays the rows saved with its checkpoint (DVC deletes the
+        # plots output before rerunning a stage, so appending to the folder would lose the earlier steps)
         self.live = None if live_dir is None else Live(
-            str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=resume)
+            str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=False)
         self.clip, self.monitor, self.every, self.last_step = clip, monitor, every, last_step
+        self.history: list = []  # [step, {metric: value}] of every logged row, saved with each checkpoint
 
     @property
     def log_every(self) -> int:
@@ -49,24 +50,37 @@ class Curves:
 
         if self.live is None:
             return
+        values = dict(values)
+        if self.monitor is not None and (step % self.every == 0 or step == self.last_step):
+            values.update({f"val/{k}": v for k, v in monitor_scores(self.clip, self.monitor).items()})
+        self.history.append([step, values])
+        self._emit(step, values)
+
+    def _emit(self, step: int, values: dict[str, float]) -> None:
         self.live.step = step
         for name, v in values.items():
             self.live.log_metric(name, v)
-        if self.monitor is not None and (step % self.every == 0 or step == self.last_step):
-            for name, v in monitor_scores(self.clip, self.monitor).items():
-                self.live.log_metric(f"val/{name}", v)
         self.live.next_step()
+
+    def state(self) -> dict:
+        """What a checkpoint keeps of the curves (``train(extra_state=...)``)."""
+        return {"live_history": self.history}
+
+    def replay(self, state: dict) -> None:
+        """Rewrite the rows a checkpoint kept, before a resumed run logs its next steps."""
+        if self.live is None:
+            return
+        for step, values in state.get("live_history", []):
+            self.history.append([step, values])
+            self._emit(step, values)
 
     def end(self) -> None:
         if self.live is not None:
             self.live.end()
 
 
-def open_curves(live_dir, checkpoint_dir, clip, monitor: EvalSet | None, every: int, steps: int) -> Curves:
-    """The run's curves, written by rank 0 only; they resume when ``checkpoint_dir`` holds a checkpoint."""
+def open_curves(live_dir, clip, monitor: EvalSet | None, every: int, steps: int) -> Curves:
+    """The run's curves, written by rank 0 only (a resumed run replays its checkpoint's rows first)."""
     import torch.distributed as dist
 
-    from genemi import checkpoint
-
-    resuming = checkpoint_dir is not None and (Path(checkpoint_dir) / checkpoint.LATEST).is_file()
-    return Curves(live_dir if dist.get_rank() == 0 else None, resuming, clip, monitor, every, steps - 1)
+    return Curves(live_dir if dist.get_rank() == 0 else None, clip, monitor, every, steps - 1)

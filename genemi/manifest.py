@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from genemi.io import iter_jsonl, write_jsonl
+from genemi.io import iter_jsonl_lines, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -62,21 +62,37 @@ class Record:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "record") -> Record:
-        """Build a record from a dict; a missing or mistyped field raises naming ``where``."""
-        for key in ("id", "image", "caption"):
-            if not isinstance(d.get(key), str):
-                raise ValueError(f"{where}: field {key!r} must be a string, got {d.get(key)!r}")
+        """Build a record from a dict; a missing, mistyped or empty field raises naming ``where`` and it.
+
+        Captions, ids and image paths must be non-empty and not only whitespace: an empty caption
+        would train (and score) as a real sentence.
+        """
         unknown = set(d) - {"id", "image", "caption", "split", "source", "group", "negatives", "meta"}
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
+        for key in ("id", "image", "caption"):
+            _text(d.get(key), where, key)
+        for key in ("split", "source", "group"):
+            if key in d and not isinstance(d[key], str):
+                raise ValueError(f"{where}: field {key!r} must be a string, got {d[key]!r:.80}")
+        if not isinstance(d.get("meta", {}), dict):
+            raise ValueError(f"{where}: field 'meta' must be an object, got {d['meta']!r:.80}")
+        if not isinstance(d.get("negatives", []), list):
+            raise ValueError(f"{where}: field 'negatives' must be a list, got {d['negatives']!r:.80}")
         negs = []
         for i, n in enumerate(d.get("negatives", [])):
-            if not isinstance(n, dict) or not isinstance(n.get("type"), str):
-                raise ValueError(f"{where}: negatives[{i}] must be an object with a string 'type'")
-            try:
-                negs.append(Negative(type=n["type"], caption=n.get("caption"), image=n.get("image")))
-            except ValueError as e:
-                raise ValueError(f"{where}: negatives[{i}]: {e}") from e
+            field_ = f"negatives[{i}]"
+            if not isinstance(n, dict):
+                raise ValueError(f"{where}: field {field_!r} must be an object, got {n!r:.80}")
+            _text(n.get("type"), where, f"{field_}.type")
+            if unknown := set(n) - {"type", "caption", "image"}:
+                raise ValueError(f"{where}: field {field_!r} has unknown key(s) {sorted(unknown)}")
+            if n.get("caption") is None and n.get("image") is None:
+                raise ValueError(f"{where}: field {field_!r} has neither caption nor image")
+            for key in ("caption", "image"):
+                if n.get(key) is not None:
+                    _text(n[key], where, f"{field_}.{key}")
+            negs.append(Negative(type=n["type"], caption=n.get("caption"), image=n.get("image")))
         return cls(
             id=d["id"],
             image=d["image"],
@@ -89,19 +105,38 @@ class Record:
         )
 
 
+def _text(value: Any, where: str, key: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: field {key!r} must be a string, got {value!r:.80}")
+    if not value.strip():
+        raise ValueError(f"{where}: field {key!r} is empty or only whitespace; fix or remove the row")
+    return value
+
+
 def write_manifest(path: str | os.PathLike, records: Iterable[Record]) -> int:
     """Atomically write records as JSONL (one sorted-key object per line); return the count."""
     return write_jsonl(path, (r.to_dict() for r in records))
 
 
 def iter_manifest(path: str | os.PathLike) -> Iterator[Record]:
-    """Stream records from a manifest, naming file and line on a bad row."""
-    for i, row in enumerate(iter_jsonl(path), 1):
-        yield Record.from_dict(row, where=f"{path}: record {i} (id={row.get('id')!r})")
+    """Stream records from a manifest, naming file:line (and the record id) on a bad row."""
+    for lineno, row in iter_jsonl_lines(path):
+        yield Record.from_dict(row, where=f"{path}:{lineno} (record id={row.get('id')!r})")
 
 
 def read_manifest(path: str | os.PathLike) -> list[Record]:
     return list(iter_manifest(path))
+
+
+def read_records(path: str | os.PathLike, what: str = "training manifest") -> list[Record]:
+    """:func:`read_manifest` that refuses a manifest without records, naming it: training or scoring
+    on nothing must fail, not write an untrained model or empty metrics with exit status 0."""
+    records = read_manifest(path)
+    if not records:
+        raise ValueError(
+            f"{path}: the {what} has no records; regenerate it (dvc repro) or fix the stage that writes it"
+        )
+    return records
 
 
 DIGEST = "digest.json"  # beside a stage's manifests: the small file DVC tracks instead of every image

@@ -34,6 +34,14 @@ def check_quickgelu(arch: str, pretrained: str) -> None:
         )
 
 
+def hub_files(hub: str) -> tuple[str, str]:
+    """``(repo id, file name)`` of an open_clip ``hf_hub`` entry, split as open_clip itself splits it:
+    ``"org/name/"`` (trailing slash) is repo ``org/name`` with the default weights file, and
+    ``"org/name/file.bin"`` names the file."""
+    repo, filename = os.path.split(hub)
+    return repo, filename or "open_clip_pytorch_model.bin"
+
+
 def load_pretrained(p: ModelParams):
     """``build_model(p, p.pretrained)`` with precise offline errors. ``p.pretrained``: tag or file."""
     import open_clip
@@ -64,8 +72,7 @@ def load_pretrained(p: ModelParams):
         hub = cfg.get("hf_hub", "")
         where = (
             f"the Hugging Face cache (HF_HOME, default ~/.cache/huggingface): "
-            f"huggingface-cli download {os.path.dirname(hub.rstrip('/'))} "
-            f"{os.path.basename(hub) or 'open_clip_pytorch_model.bin'}"
+            f"huggingface-cli download {' '.join(hub_files(hub))}"
             if hub
             else f"~/.cache/clip/ (from {cfg.get('url', '?')})"
         )

@@ -87,7 +87,9 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
                   "batching.negative_rows does not apply: negatives are encoded as extra inputs")
     n = records_per_step(opt.batch_size, dist.get_world_size() * p.deepspeed.grad_accum, k, rows)
     if fingerprint is None:
-        fingerprint = checkpoint.fingerprint({"stage": name, "params": to_dict(p)}, *inputs)
+        # the files, and beside a manifest its image digest: replaced images change the fingerprint too
+        files = [f for i in inputs for f in checkpoint.data_files(i)]
+        fingerprint = checkpoint.fingerprint({"stage": name, "params": to_dict(p)}, *files)
     return TrainingRun(
         engine=engine,
         bank=bank,
@@ -110,11 +112,11 @@ def training_records(p: Params, synthetic: tuple, hnc: tuple, regular: tuple = (
     """``(records, image_root, inputs)`` of the data ``data.source`` selects, checked before any model is
     built; ``regular`` = (manifest, image root) of pairs mixed into GeNeMi batches (COCO), or Nones."""
     from genemi.data import training_set
-    from genemi.manifest import read_manifest
+    from genemi.manifest import read_manifest, read_records
     from genemi.samplers import add_regular
 
     path, root = training_set(p.data.source, synthetic, hnc)
-    records, inputs = read_manifest(path), [path]
+    records, inputs = read_records(path), [path]
     reg_path, reg_root = regular
     if reg_path:
         if not reg_root:
@@ -149,3 +151,13 @@ def finish(run: TrainingRun, out_path, meta: dict, metrics_path, metrics: dict, 
     write_json(metrics_path, metrics)
     if checkpoint_dir:
         checkpoint.clear(checkpoint_dir)
+
+
+def save_pretrained(p_model, out_path, meta: dict, metrics_path) -> None:
+    """A real run's base: the pretrained weights (open_clip tag or checkpoint file), saved unchanged."""
+    from genemi.io import write_json
+    from genemi.models import save_weights
+    from genemi.pretrained import load_pretrained
+
+    save_weights(load_pretrained(p_model), out_path, meta)
+    write_json(metrics_path, {"pretrained": 1})

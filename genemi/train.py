@@ -120,8 +120,13 @@ class _Steps(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.run.opt.steps - self.start
 
-    def __getitem__(self, i: int) -> list[Batch]:
-        return micro_batches(self.run, self.start + i, self.rank, self.world)
+    def __getitem__(self, i: int):
+        from genemi.evaluate import Raised
+
+        try:
+            return micro_batches(self.run, self.start + i, self.rank, self.world)
+        except Exception as e:  # a bad image: re-raised as itself by step_batches, not as a worker traceback
+            return Raised(e)
 
 
 def step_batches(run, start: int, rank: int, world: int, pin: bool = False) -> Iterator[list[Batch]]:
@@ -131,10 +136,15 @@ def step_batches(run, start: int, rank: int, world: int, pin: bool = False) -> I
         for step in range(start, run.opt.steps):
             yield micro_batches(run, step, rank, world)
         return
-    yield from torch.utils.data.DataLoader(
+    from genemi.evaluate import Raised
+
+    for item in torch.utils.data.DataLoader(
         _Steps(run, start, rank, world), batch_size=None, shuffle=False, num_workers=run.workers,
         prefetch_factor=2, pin_memory=pin, persistent_workers=False,
-    )
+    ):
+        if isinstance(item, Raised):
+            raise item.error
+        yield item
 
 
 def optimizer_step(run, micro: list[Batch], device: torch.device, world: int) -> dict[str, torch.Tensor]:
@@ -157,6 +167,8 @@ def train(
     log_every: int = 25,
     progress: bool = True,
     checkpoint_dir=None,
+    extra_state: Callable[[], dict] | None = None,
+    on_resume: Callable[[dict], None] | None = None,
 ) -> dict[str, float]:
     """Run ``run.opt.steps`` optimizer steps of a :class:`genemi.run.TrainingRun`; returns the mean
     loss terms of the last 10% of steps.
@@ -166,6 +178,8 @@ def train(
     of the time spent waiting for batches, and peak device memory (GiB, CUDA only).
     With ``checkpoint_dir``, state is saved every ``opt.checkpoint_every`` steps and a rerun
     resumes from the newest checkpoint whose fingerprint matches.
+    ``extra_state()`` (JSON-like) is saved with every checkpoint and handed to ``on_resume`` when a
+    run resumes from it (the logged curves, which DVC deletes before rerunning a stage).
     """
     import torch.distributed as dist
     from tqdm import tqdm
@@ -186,6 +200,8 @@ def train(
             start, tail = state["step"], state["tail"]
             if rank == 0:
                 print(f"resuming from {checkpoint_dir} at step {start}")
+            if on_resume is not None:
+                on_resume(state)
     engine.train()
     batches = step_batches(run, start, rank, world, pin=cuda)
     waited = busy = 0.0
@@ -215,5 +231,6 @@ def train(
         done = step + 1
         if checkpoint_dir is not None and opt.checkpoint_every and done % opt.checkpoint_every == 0 \
                 and done < opt.steps:
-            checkpoint.save(engine, checkpoint_dir, done, run.fingerprint, {"tail": tail})
+            extra = extra_state() if extra_state is not None else {}
+            checkpoint.save(engine, checkpoint_dir, done, run.fingerprint, {**extra, "tail": tail})
     return {name: sum(v) / len(v) for name, v in tail.items()}

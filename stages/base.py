@@ -13,7 +13,7 @@ from __future__ import annotations
 import click
 
 from genemi.config import load_params, to_dict
-from genemi.errors import Stage
+from genemi.errors import Output, Stage
 
 
 @click.command(cls=Stage, help=__doc__)
@@ -21,34 +21,29 @@ from genemi.errors import Stage
 @click.option("--train", "train_path", required=True, type=click.Path(dir_okay=False),
               help="Training manifest (JSONL).")
 @click.option("--image-root", required=True, type=click.Path(file_okay=False))
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--out", "out_path", required=True, type=Output(),
               help="Weights file to write (safetensors).")
-@click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
+@click.option("--metrics", "metrics_path", required=True, type=Output())
+@click.option("--checkpoint-dir", default=None, type=Output(folder=True),
               help="Resumable checkpoints every base.checkpoint_every steps (not a DVC output: it must "
                    "survive a killed run); a rerun resumes from it. Cleared when the stage finishes.")
 @click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True,
               help="Passed by the deepspeed launcher; the rank is read from the environment.")
 def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint_dir, local_rank) -> None:
     from genemi import runtime
-    from genemi.run import check_base, finish, make_run, training_bank
+    from genemi.run import check_base, finish, make_run, save_pretrained, training_bank
 
     p = load_params(params_path)
     runtime.setup(p.seed, p.threads)
     check_base(p)
     meta = {"arch": p.model.arch, "pretrained": p.model.pretrained, "tokenizer": p.model.tokenizer}
     if p.model.pretrained:
-        from genemi.io import write_json
-        from genemi.models import save_weights
-        from genemi.pretrained import load_pretrained
-
-        save_weights(load_pretrained(p.model), out_path, meta)
-        return write_json(metrics_path, {"pretrained": 1})
+        return save_pretrained(p.model, out_path, meta, metrics_path)
     from genemi.clip import Clip
-    from genemi.manifest import read_manifest
+    from genemi.manifest import read_records
     from genemi.train import train
 
-    clip, records = Clip.from_params(p.model), read_manifest(train_path)
+    clip, records = Clip.from_params(p.model), read_records(train_path)
     run = make_run(p, "base", clip.module, training_bank(p, "base", clip, records, image_root), records,
                    [train_path])
     tail = train(run, checkpoint_dir=checkpoint_dir)

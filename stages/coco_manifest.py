@@ -8,10 +8,11 @@ import click
 
 from genemi.config import load_params
 from genemi.data.coco import write_karpathy_manifest
+from genemi.errors import Stage
 from genemi.io import write_json
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option(
     "--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False)
 )

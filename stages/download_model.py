@@ -7,30 +7,28 @@ Gated by data.source: with the default ``synthetic`` it only writes OUT/SKIPPED.
 from __future__ import annotations
 
 import click
-from download_options import download_options, one_line_errors, quiet_option
+from download_options import download_options, quiet_option
 
 from genemi.config import load_params
 from genemi.data.sources import fetch_model, fetch_or_skip
 from genemi.download import Lock
+from genemi.errors import Stage
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option("--name", required=True, help="Key of real.models in params.yaml (e.g. sam_vit_h).")
 @download_options
 @quiet_option
-def main(name: str, params_path: str, downloads: str, lock_path: str, out: str, quiet: bool) -> None:
+def main(name: str, params_path: str, downloads: str, lock_path: str, out: str, relock: bool, quiet: bool) -> None:
     p = load_params(params_path)
     if name not in p.real.models:
         raise click.BadParameter(
             f"no real.models.{name} in {params_path}; known: {sorted(p.real.models)}", param_hint="--name"
         )
     src = p.real.models[name]
-    with one_line_errors(f"download_{name}"):
-        fetch_or_skip(
-            p.data.source,
-            out,
-            lambda: fetch_model(name, src, p.real, out, downloads, Lock(lock_path), progress=not quiet),
-        )
+    lock = Lock(lock_path, relock=Lock.relock_setting(relock))
+    fetch_or_skip(p.data.source, out, lambda: fetch_model(name, src, p.real, out, downloads, lock,
+                                                          progress=not quiet))
 
 
 if __name__ == "__main__":

@@ -4,15 +4,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import click
 
 from genemi.config import load_params
 from genemi.data.sources import fetch_or_skip
-from genemi.download import DownloadError, Lock
+from genemi.download import Lock
+from genemi.errors import Stage
 
 _OPTIONS = (
     click.option("--params", "params_path", default="params.yaml", show_default=True,
@@ -23,6 +23,10 @@ _OPTIONS = (
                  type=click.Path(dir_okay=False), help="sha256/size of every download (commit it)."),
     click.option("--out", required=True, type=click.Path(file_okay=False),
                  help="Output folder (a DVC output; replaced whole)."),
+    click.option("--relock", is_flag=True,
+                 help="Re-pin the lock entries of the files this stage checks to the files now in place (after "
+                      "replacing a wrong hand-placed file; works offline). Env GENEMI_RELOCK=1 (or =<key>,<key>) "
+                      "does the same through `dvc repro -f -s <stage>`."),
 )  # fmt: skip
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 
@@ -32,25 +36,16 @@ def download_options(fn: Callable) -> Callable:
     return functools.reduce(lambda f, opt: opt(f), reversed(_OPTIONS), fn)
 
 
-@contextlib.contextmanager
-def one_line_errors(stage: str) -> Iterator[None]:
-    """Turn a download failure into a one-paragraph click error instead of a traceback."""
-    try:
-        yield
-    except DownloadError as e:
-        raise click.ClickException(f"{stage}: {e}") from None
-
-
 def download_command(stage: str, fetch: Callable, doc: str, progress: bool = True) -> click.Command:
     """The command of download stage ``stage``: ``fetch(real, out, downloads, lock[, progress=])``
     unless data.source is synthetic (then only OUT/SKIPPED.txt). ``progress``: the fetcher shows
     progress bars, and the command takes --quiet to turn them off."""
 
-    def main(params_path: str, downloads: str, lock_path: str, out: str, quiet: bool = False) -> None:
+    def main(params_path: str, downloads: str, lock_path: str, out: str, relock: bool, quiet: bool = False) -> None:
         p = load_params(params_path)
         bars = {"progress": not quiet} if progress else {}
-        with one_line_errors(stage):
-            fetch_or_skip(p.data.source, out, lambda: fetch(p.real, out, downloads, Lock(lock_path), **bars))
+        lock = Lock(lock_path, relock=Lock.relock_setting(relock))
+        fetch_or_skip(p.data.source, out, lambda: fetch(p.real, out, downloads, lock, **bars))
 
     main = download_options(quiet_option(main) if progress else main)
-    return click.command(help=doc)(main)
+    return click.command(cls=Stage, help=doc)(main)

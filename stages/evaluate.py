@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from genemi.config import load_params
-from genemi.errors import Stage
+from genemi.errors import Output, Stage
 
 
 @click.command(cls=Stage, help=__doc__)
@@ -22,8 +22,8 @@ from genemi.errors import Stage
               help="Data folder the eval.sources paths are relative to (the synthetic splits live here).")
 @click.option("--base", "base_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--finetuned", "ft_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--plot-dir", required=True, type=click.Path(file_okay=False),
+@click.option("--metrics", "metrics_path", required=True, type=Output())
+@click.option("--plot-dir", required=True, type=Output(folder=True),
               help="Where <benchmark>.csv, <benchmark>_bars.csv (dvc bar plot) and .png go.")
 @click.option("--device", default="cpu", show_default=True,
               help="Where the models run (cpu, cuda, cuda:1); GPU results may differ in the last digits.")

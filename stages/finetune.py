@@ -1,8 +1,6 @@
-"""Stage `finetune`: CLIP + `loss.hn_weight` x hard-negative terms (docs/method.md) on a DeepSpeed engine.
-
-`loss.hn_weight: 0` is the same-steps plain-CLIP control. For GPUs or nodes use DeepSpeed's launcher,
-`deepspeed --num_gpus 8 stages/finetune.py ...` (same arguments): N ranks x B/N compute the update of
-one process with B. With `--checkpoint-dir` a killed run resumes with identical results.
+"""Stage `finetune`: CLIP + `loss.hn_weight` x hard-negative terms (docs/method.md) on a DeepSpeed engine;
+`loss.hn_weight: 0` is the same-steps control. GPUs/nodes: `deepspeed --num_gpus 8 stages/finetune.py ...`
+(N ranks x B/N = one process with B). With `--checkpoint-dir` a killed run resumes with identical results.
 """
 
 from __future__ import annotations
@@ -10,7 +8,7 @@ from __future__ import annotations
 import click
 
 from genemi.config import load_params, to_dict
-from genemi.errors import Stage
+from genemi.errors import Output, Stage
 
 _file, _dir = click.Path(dir_okay=False), click.Path(file_okay=False)
 
@@ -22,12 +20,12 @@ _file, _dir = click.Path(dir_okay=False), click.Path(file_okay=False)
 @click.option("--hnc-train", type=_file, help="HNC training manifest, used instead when data.source=hnc.")
 @click.option("--hnc-image-root", type=_dir, help="GQA image root of --hnc-train.")
 @click.option("--base", "base_path", required=True, type=_file, help="Weights to start from (safetensors).")
-@click.option("--out", "out_path", required=True, type=_file)
-@click.option("--metrics", "metrics_path", required=True, type=_file)
-@click.option("--live-dir", default="dvclive/finetune", show_default=True, help="dvclive folder (curves).")
+@click.option("--out", "out_path", required=True, type=Output())
+@click.option("--metrics", "metrics_path", required=True, type=Output())
+@click.option("--live-dir", default="dvclive/finetune", show_default=True, type=Output(folder=True), help="Curves.")
 @click.option("--data", "data_dir", default="data", show_default=True, type=_dir,
               help="Where eval.monitor's benchmark files live (the val/* curves); see eval.sources.")
-@click.option("--checkpoint-dir", default=None, type=_dir,
+@click.option("--checkpoint-dir", default=None, type=Output(folder=True),
               help="Resumable checkpoints every finetune.checkpoint_every steps; cleared at the end.")
 @click.option("--regular", "regular_path", type=_file, help="Regular pairs mixed into GeNeMi batches (COCO).")
 @click.option("--regular-image-root", type=_dir, help="Image root of --regular.")
@@ -49,8 +47,9 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
     clip = Clip.from_params(p.model, base_path, batch_size=p.eval.batch_size)
     run = make_run(p, "finetune", clip.module, training_bank(p, "finetune", clip, records, root), records,
                    [*inputs, base_path])
-    curves = live.open_curves(live_dir, checkpoint_dir, clip, monitor, p.eval.monitor_every, p.finetune.steps)
-    tail = train(run, log=curves, log_every=curves.log_every, checkpoint_dir=checkpoint_dir)
+    curves = live.open_curves(live_dir, clip, monitor, p.eval.monitor_every, p.finetune.steps)
+    tail = train(run, log=curves, log_every=curves.log_every, checkpoint_dir=checkpoint_dir,
+                 extra_state=curves.state, on_resume=curves.replay)
     curves.end()
     finish(run, out_path, {**clip.meta, **{s: to_dict(getattr(p, s)) for s in ("finetune", "loss", "batching")}},
            metrics_path, {f"train_{k}": round(v, 4) for k, v in sorted(tail.items())}, checkpoint_dir)

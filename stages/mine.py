@@ -11,18 +11,19 @@ from __future__ import annotations
 import click
 
 from genemi.config import load_params
+from genemi.errors import Output, Stage
 from genemi.io import write_png
 from genemi.plots import contact_sheet
 from genemi.synth.dataset import mine_synth_data
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--root", "root_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Image root holding synth/<split>.jsonl and the scene images.")
 @click.option("--out", "out_name", default="negatives", show_default=True,
               help="Folder under the root for the mined manifests and edited images.")
-@click.option("--sheet", "sheet_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--sheet", "sheet_path", required=True, type=Output(),
               help="Contact sheet PNG (originals beside their negatives).")
 def main(params_path: str, root_dir: str, out_name: str, sheet_path: str) -> None:
     p = load_params(params_path)

@@ -20,21 +20,22 @@ import click
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's genemi under torchrun
 
 from genemi.config import load_params  # noqa: E402
+from genemi.errors import Output, Stage  # noqa: E402
 from genemi.io import write_json  # noqa: E402
 from genemi.mining.pipeline import mine_real  # noqa: E402
 
-Dir, File = click.Path(file_okay=False), click.Path(dir_okay=False)
+Dir, File = Output(folder=True), Output()
 InDir, InFile = click.Path(exists=True, file_okay=False), click.Path(exists=True, dir_okay=False)
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option("--manifest", required=True, type=InFile, help="Records (JSONL) to mine.")
 @click.option("--image-root", required=True, type=InDir, help="Root of their image paths.")
 @click.option("--work-dir", required=True, type=Dir, help="Variation images and per-origin parts.")
 @click.option("--out", "out_manifest", required=True, type=File, help="Variation manifest to write.")
 @click.option("--sheets", required=True, type=Dir, help="Folder for contact-sheet PNGs.")
 @click.option("--metrics", required=True, type=File, help="Counts as JSON.")
-@click.option("--params", "params_path", default="params.yaml", show_default=True, type=File)
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--tiny", is_flag=True, help="Force enabled, backend=tiny, device=cpu: a smoke run.")
 @click.option("--no-merge", is_flag=True, help="Only mine this rank's share (under a launcher).")
 @click.option("--merge-only", is_flag=True, help="Only merge parts; write manifest, sheets, metrics.")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 
 from genemi.config import load_params
+from genemi.errors import Output, Stage
 from genemi.synth.dataset import write_synth_data
 
 
-@click.command(help=__doc__)
+@click.command(cls=Stage, help=__doc__)
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", required=True, type=Output(folder=True),
               help="Image root: images go to <out>/synth/<split>/, manifests to <out>/synth/<split>.jsonl.")
 def main(params_path: str, out_dir: str) -> None:
     p = load_params(params_path)

@@ -21,8 +21,8 @@ if str(ROOT) not in sys.path:  # when run as a script
 from genemi.config import MineRealParams, _build  # noqa: E402
 from genemi.manifest import Record, read_manifest, write_manifest  # noqa: E402
 from genemi.mining.interfaces import Detection  # noqa: E402
-from genemi.mining.pipeline import Chain, run_shard  # noqa: E402
 from genemi.mining.parse import plain_nouns  # noqa: E402
+from genemi.mining.pipeline import Chain, run_shard  # noqa: E402
 
 CAPTIONS = [
     "a dog sits on a bench",

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from genemi.bank import PairBank
-from genemi.samplers import EpochSampler, GroupSampler, dedupe_images, make_sampler
 from genemi.config import BatchingParams
 from genemi.manifest import Negative, Record
+from genemi.samplers import EpochSampler, GroupSampler, dedupe_images, make_sampler
 
 
 def _batching(**kw):

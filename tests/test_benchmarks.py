@@ -173,7 +173,7 @@ def test_byo_format(tmp_path):
     ]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"image": "a.png", "positive": "x", "negatives": []}\n')
-    with pytest.raises(ValueError, match="bad.jsonl: line 1: 'negatives'"):
+    with pytest.raises(ValueError, match="bad.jsonl:1: 'negatives'"):
         byo_records(bad)
 
 

@@ -18,8 +18,8 @@ from genemi.benchmarks.choice import winoground_choices
 from genemi.bootstrap import compare
 from genemi.evalsets import EvalSet, ImageStore, distinct_inputs, records_retrieval
 from genemi.evaluate import encode_set
-from genemi.metrics import evaluate_set, summarize
 from genemi.manifest import Negative, Record
+from genemi.metrics import evaluate_set, summarize
 
 ROOT = Path(__file__).parents[1]
 EV = Path(__file__).parent / "fixtures" / "eval"

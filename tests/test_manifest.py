@@ -27,7 +27,7 @@ def test_round_trip_and_sorted_keys(tmp_path):
 def test_bad_rows_name_file_line_and_field(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text('{"id": "a", "image": "a.png", "caption": "x"}\n{"id": "b", "image": 3, "caption": "y"}\n')
-    with pytest.raises(ValueError, match=r"m.jsonl: record 2 \(id='b'\): field 'image'"):
+    with pytest.raises(ValueError, match=r"m.jsonl:2 \(record id='b'\): field 'image'"):
         read_manifest(path)
     path.write_text('{"id": "a", "image": "a.png", "caption": "x", "negatives": [{"type": "t"}]}\n')
     with pytest.raises(ValueError, match=r"negatives\[0\].*neither caption nor image"):

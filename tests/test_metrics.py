@@ -8,6 +8,7 @@ import torch
 
 from genemi.bootstrap import bootstrap_means, compare
 from genemi.evalsets import Choice, Classification, Retrieval
+from genemi.manifest import Negative, Record
 from genemi.metrics import (
     Features,
     Outcomes,
@@ -20,7 +21,6 @@ from genemi.metrics import (
     retrieval_outcomes,
     summarize,
 )
-from genemi.manifest import Negative, Record
 
 
 def _features(images: list[str], texts: list[str], d: int = 8, seed: int = 0) -> Features:

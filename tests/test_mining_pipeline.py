@@ -182,7 +182,7 @@ def test_rule_negatives_attach_when_a_parser_is_given(data, tmp_path):
 def test_missing_input_image_names_the_record(data, tmp_path):
     root, recs = data
     (root / "img_000.png").unlink()
-    with pytest.raises(FileNotFoundError, match="record 'img_000': image .*img_000.png not found"):
+    with pytest.raises(FileNotFoundError, match=r"img_000.png: image not found \(record 'img_000'"):
         _mine(data, tmp_path / "o")
 
 
@@ -209,34 +209,11 @@ def test_tiny_real_models_run_the_whole_chain(data, tmp_path):
 
 
 # -- the stage script -----------------------------------------------------------------------------
-def _dummy(tp):
-    """A schema-valid value for any config type (the other sections do not matter here)."""
-    import dataclasses
-    import typing
-
-    if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
-        return {f.name: _dummy(hints[f.name]) for f in dataclasses.fields(tp)}
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Literal:
-        return args[0]
-    if origin is tuple:
-        return []
-    if origin is dict:
-        return {}
-    if origin is not None:  # unions: first member
-        return _dummy(args[0])
-    return {bool: False, int: 1, float: 1.0, str: "x"}[tp]
-
-
 def _params_file(tmp_path: Path, **mine_real) -> Path:
     import yaml
 
-    from genemi.config import Params
-
-    raw = _dummy(Params)
-    raw["model"]["pretrained"] = ""  # the config refuses a pretrained model with the dummy lr of 1.0
-    raw["mine_real"] = yaml.safe_load((Path(F.ROOT) / "params.yaml").read_text())["mine_real"] | mine_real
+    raw = yaml.safe_load((Path(F.ROOT) / "params.yaml").read_text())  # valid values (ranges are checked)
+    raw["mine_real"] = raw["mine_real"] | mine_real
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -296,7 +273,7 @@ def test_stage_tiny_smoke_run_and_fingerprint_guard(data, tmp_path):
         data, tmp_path, _params_file(tmp_path, max_images=2, items_per_image=1, variations_per_item=3)
     )
     res = CliRunner().invoke(mine_real.main, [*args2, "--tiny"])
-    assert res.exit_code != 0 and "other params/inputs" in str(res.exception)
+    assert res.exit_code != 0 and "other params/inputs" in res.output
 
 
 def test_shard_rejects_ids_that_collide_as_file_names():

@@ -20,11 +20,11 @@ from PIL import Image
 from genemi import benchmarks
 from genemi.benchmarks.pairwise import ARO_SYMMETRIC_RELATIONS, aro_records
 from genemi.benchmarks.retrieval import karpathy_retrieval
-from genemi.config import ConfigError, EvalSource, load_params, params_from_dict
 from genemi.bootstrap import compare
+from genemi.config import ConfigError, EvalSource, load_params, params_from_dict
 from genemi.evalsets import EvalSet, ImageStore, Retrieval
-from genemi.metrics import Features, evaluate_set, summarize
 from genemi.manifest import Record
+from genemi.metrics import Features, evaluate_set, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -100,12 +100,25 @@ def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0
     )
     es.name = name
     if not (es.records or es.choices or es.retrieval or es.classification):
-        # an empty set would score nothing and write {} with exit 0: a silent non-result
+        subset = ""
+        if src.subset < 1:
+            subset = f" (eval.sources.{name}.subset = {src.subset:g} may have drawn none)"
         raise ValueError(
-            f"benchmark {name!r}: no item selected from {resolve(data_dir, src.file)} "
-            f"(eval.sources.{name}.subset={src.subset:g}); raise the subset (1.0 = all) or check the file"
+            f"{resolve(data_dir, src.file)}: benchmark {name!r} yields 0 items{subset}; check the file's "
+            f"content against its format ({src.loader}, docs/benchmarks.md)"
         )
     return es
+
+
+def check_images(es: EvalSet) -> int:
+    """Decode every image ``es`` refers to once, so a truncated or corrupt file fails (naming it) before
+    any model is built rather than halfway through scoring; returns how many were read."""
+    from genemi.evalsets import distinct_inputs
+
+    refs, _ = distinct_inputs(es)
+    for ref in refs:
+        es.store.load(ref)
+    return len(refs)
 
 
 def missing_images(es: EvalSet, limit: int = 5) -> tuple[int, list[str]]:

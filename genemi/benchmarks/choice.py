@@ -24,15 +24,15 @@ from genemi.benchmarks import Loader
 from genemi.benchmarks.pairwise import _str, needs_file_and_dir, subset_of
 from genemi.data.hnc import in_subset
 from genemi.evalsets import Choice, EvalSet, ImageStore
-from genemi.io import iter_jsonl, read_json
+from genemi.io import iter_jsonl, iter_jsonl_lines, read_json
 
 # ------------------------------------------------------------------------------------ Winoground
 
 
 def winoground_choices(path: Path) -> list[Choice]:
     out = []
-    for i, row in enumerate(iter_jsonl(path), 1):
-        where = f"{path}: line {i}"
+    for i, (lineno, row) in enumerate(iter_jsonl_lines(path), 1):
+        where = f"{path}:{lineno}"
         imgs = tuple(f"{_str(row, f'image_{k}', where)}.png" for k in (0, 1))
         caps = tuple(_str(row, f"caption_{k}", where) for k in (0, 1))
         out.append(
@@ -189,6 +189,9 @@ def order_choices(
             caps = [caps]
         if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
             raise ValueError(f"{where}: 'caption' must be a list of strings")
+        for j, c in enumerate(caps):
+            if not c.strip():
+                raise ValueError(f"{where}: field 'caption[{j}]' is empty or only whitespace")
         cases += [(f"order-{i}-{j}", image, c) for j, c in enumerate(caps)]
     cases = [c for c in cases if in_subset(c[0], subset, seed)]
     tagged = tagger([c for _, _, c in cases]) if cases else []

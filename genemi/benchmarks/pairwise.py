@@ -11,7 +11,7 @@ from pathlib import Path
 from genemi.benchmarks import Loader
 from genemi.data.hnc import in_subset, iter_hnc_records
 from genemi.evalsets import EvalSet, ImageStore, records_retrieval
-from genemi.io import iter_jsonl, read_json
+from genemi.io import iter_jsonl_lines, read_json
 from genemi.manifest import Negative, Record, read_manifest
 
 # The relations ARO leaves out of VG-Relation's macro accuracy: their subject and object can swap without
@@ -97,8 +97,8 @@ def byo_records(path: Path) -> list[Record]:
     is false for) or both (a Winoground-style pair); its ``type`` defaults to the row's (``"negative"``).
     """
     out = []
-    for i, row in enumerate(iter_jsonl(path), 1):
-        where = f"{path}: line {i}"
+    for i, (lineno, row) in enumerate(iter_jsonl_lines(path), 1):
+        where = f"{path}:{lineno}"
         image, positive = _str(row, "image", where), _str(row, "positive", where)
         default_type = row.get("type", "negative")
         negs = row.get("negatives")
@@ -107,10 +107,14 @@ def byo_records(path: Path) -> list[Record]:
         parsed = []
         for j, n in enumerate(negs):
             if isinstance(n, str):
-                parsed.append(Negative(type=str(default_type), caption=n))
+                caption = _str({f"negatives[{j}]": n}, f"negatives[{j}]", where)
+                parsed.append(Negative(type=str(default_type), caption=caption))
             elif isinstance(n, dict) and (
                 isinstance(n.get("caption"), str) or isinstance(n.get("image"), str)
             ):
+                for key in ("caption", "image"):
+                    if n.get(key) is not None:
+                        _str(n, key, f"{where}: negatives[{j}]")
                 parsed.append(
                     Negative(
                         type=str(n.get("type", default_type)), caption=n.get("caption"), image=n.get("image")

@@ -64,8 +64,26 @@ def in_subset(image_key: str, fraction: float, seed: int) -> bool:
     return seeding.fraction(seed, "subset", image_key) < fraction
 
 
+EXPECTED = (
+    'an object of image entries: train/val {"<gqa id>": {"captions": {"<cap id>": {"caption", "label", '
+    '"type", "cpt_p_id"}}}} or test {"<name>.jpg": {"<cap id>": {"caption", "label", "type"}}}'
+)
+_JSON_KINDS = {"[": "a list", "{": "an object", '"': "a string", "t": "a boolean", "f": "a boolean",
+               "n": "null"}
+
+
+def _kind(value: object) -> str:
+    return {list: "a list", dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
 def iter_hnc_entries(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
-    """Stream ``(top-level key, value)`` pairs of an HNC JSON file in file order, in constant memory."""
+    """Stream ``(top-level key, value)`` pairs of an HNC JSON file in file order, in constant memory.
+
+    The structure is checked as it streams: the top level must be an object (a list, a string or
+    ``{}`` raise, saying what was expected and what was found), and so must every entry.
+    """
     import ijson  # C backend (yajl2_c) when available: ~10x the pure-Python parser
 
     path = Path(path)
@@ -74,14 +92,43 @@ def iter_hnc_entries(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
             f"{path}: HNC file not found (run the download_hnc stage, see docs/real-data.md)"
         )
     with path.open("rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1].decode("ascii", "replace")
+        if head != "{":
+            found = "an empty file" if not head else _JSON_KINDS.get(head, "a number or invalid JSON")
+            raise ValueError(f"{path}: top level must be {EXPECTED}; found {found}")
+        f.seek(0)
+        n = 0
         try:
             # use_float: numbers as float/int rather than Decimal (we never need exact decimals)
             for key, value in ijson.kvitems(f, "", use_float=True):
                 if not isinstance(value, dict):
-                    raise ValueError(f"{path}: entry {key!r} must be an object, got {type(value).__name__}")
+                    raise ValueError(
+                        f"{path}: entry {key!r} must be an object of captions ({EXPECTED}); "
+                        f"found {_kind(value)}"
+                    )
+                n += 1
                 yield key, value
         except ijson.JSONError as e:
             raise ValueError(f"{path}: invalid JSON near byte {f.tell()}: {e}") from None
+    if n == 0:
+        raise ValueError(f"{path}: no image entries (found {{}}); expected {EXPECTED}")
+
+
+def entry_schema(key: str, entry: dict, where: str) -> str:
+    """``"trainval"`` (a ``captions`` object) or ``"test"`` (caption ids at the top); raises otherwise."""
+    if "captions" in entry:
+        caps = entry["captions"]
+        if not isinstance(caps, dict):
+            raise ValueError(
+                f"{where}: 'captions' must be an object of caption id -> {{caption, label, type, cpt_p_id}}; "
+                f"found {_kind(caps)}"
+            )
+        if not caps:
+            raise ValueError(f"{where}: 'captions' is empty; expected caption id -> {{caption, label, ...}}")
+        return "trainval"
+    if not entry:
+        raise ValueError(f"{where}: no captions (found {{}}); expected {EXPECTED}")
+    return "test"
 
 
 def _label(cap: dict, where: str) -> int:
@@ -94,6 +141,8 @@ def _label(cap: dict, where: str) -> int:
 def _caption(cap: object, where: str) -> str:
     if not isinstance(cap, dict) or not isinstance(cap.get("caption"), str):
         raise ValueError(f"{where}: expected an object with a string 'caption', got {cap!r:.200}")
+    if not cap["caption"].strip():
+        raise ValueError(f"{where}: field 'caption' is empty or only whitespace")
     return cap["caption"]
 
 
@@ -104,7 +153,7 @@ def _sorted_ids(caps: dict) -> list[str]:
 
 def _pairs(key: str, entry: dict, where: str, stats: HncStats) -> tuple[str, list[tuple[str, dict, list]]]:
     """(image path, [(cap id, positive, [negatives])]) for one top-level entry of either schema."""
-    if isinstance(entry.get("captions"), dict):  # train/val schema
+    if entry_schema(key, entry, where) == "trainval":
         caps = entry["captions"]
         image = f"{key}.jpg"
         pos = {}
@@ -156,16 +205,22 @@ def iter_hnc_records(
     """
     stats = stats if stats is not None else HncStats()
     root = Path(image_root) if image_root is not None else None
+    first = None  # the file's schema, from its first entry: one file never mixes the two
     for key, entry in iter_hnc_entries(path):
         stats.images += 1
+        where = f"{path}: image {key!r}"
+        schema = entry_schema(key, entry, where)
+        first = first or schema
+        if schema != first:
+            raise ValueError(f"{where}: entry in the {schema} schema, but the file's first entry is {first}")
         if not in_subset(key, subset, seed):
             stats.images_outside_subset += 1
             continue
-        image = f"{key}.jpg" if isinstance(entry.get("captions"), dict) else key  # see _pairs
+        image = f"{key}.jpg" if schema == "trainval" else key  # see _pairs
         if root is not None and not (root / image).is_file():
             stats.images_missing += 1
             continue
-        image, pairs = _pairs(key, entry, f"{path}: image {key!r}", stats)
+        image, pairs = _pairs(key, entry, where, stats)
         stem = image.removesuffix(".jpg")
         for cid, pos, negs in pairs:
             negatives = tuple(
@@ -183,6 +238,15 @@ def iter_hnc_records(
                 negatives=negatives,
                 meta={"type": str(pos.get("type") or "unknown")},
             )
+    if stats.records == 0:  # raised inside the writer's loop: no empty manifest is left behind
+        if stats.images_missing:
+            why = (f"none of the {stats.images_missing} drawn images is under {root}; "
+                   "is download_gqa's output complete (images/<id>.jpg)?")
+        elif stats.images_outside_subset == stats.images:
+            why = f"the subset ({subset:g} of {stats.images} images, seed {seed}) drew none; raise it"
+        else:
+            why = "no entry has a positive caption (label 1)"
+        raise ValueError(f"{path}: 0 records: {why}")
 
 
 def convert_hnc(

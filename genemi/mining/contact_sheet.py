@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from genemi.images import read_image
 from genemi.plots import DROPPED, KEPT, Tile, contact_sheet
 
 
@@ -18,8 +19,7 @@ def origin_sheet(
     part: dict, image_root: str | Path, variation_root: str | Path, thumb: int = 160
 ) -> Image.Image:
     """Sheet for one mined origin (a part dict from :mod:`genemi.mining.pipeline`)."""
-    with Image.open(Path(image_root) / part["image"]) as im:
-        original = im.convert("RGB")
+    original = read_image(Path(image_root) / part["image"], what=f"origin {part.get('origin')!r}")
     by_item: dict[str, list[dict]] = {}
     for r in part["records"]:
         by_item.setdefault(r["meta"]["item"], []).append(r)
@@ -28,8 +28,7 @@ def origin_sheet(
         box = tuple(by_item[item][0]["meta"].get("box", ())) or None
         row = [Tile(original, f"[{item}] {part['caption']}", box=box)]
         for r in sorted(by_item[item], key=lambda r: r["id"]):
-            with Image.open(Path(variation_root) / r["image"]) as im:
-                var = im.convert("RGB")
+            var = read_image(Path(variation_root) / r["image"], what=f"variation {r.get('id')!r}")
             m = r["meta"]
             itm = sum(m["itm_score"]) / len(m["itm_score"])
             label = f"{r['caption']} (itm {itm:.2f}, iva {m['iva_score']:.0f})"

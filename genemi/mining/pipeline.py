@@ -35,6 +35,7 @@ from PIL import Image
 
 from genemi import seeding
 from genemi.config import MineRealParams
+from genemi.images import read_image
 from genemi.io import read_json, write_json, write_png
 from genemi.manifest import Negative, Record, read_manifest, write_manifest
 from genemi.mining.models import iva_score
@@ -213,11 +214,7 @@ def run_shard(
         if part.is_file():  # finished before an interruption: resume past it
             skipped += 1
             continue
-        path = image_root / rec.image
-        if not path.is_file():
-            raise FileNotFoundError(f"record {rec.id!r}: image {path} not found (check --image-root)")
-        with Image.open(path) as im:
-            image = im.convert("RGB")
+        image = read_image(image_root / rec.image, what=f"record {rec.id!r}; check --image-root")
         rows, stats = mine_origin(rec, image, chain, p, seed, out_dir / IMAGES)
         # the part is written last: its presence means every image of this origin is on disk
         write_json(

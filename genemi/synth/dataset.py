@@ -18,6 +18,7 @@ from PIL import Image
 
 from genemi import seeding
 from genemi.config import MineParams, SynthParams
+from genemi.images import read_image
 from genemi.io import write_json, write_png
 from genemi.manifest import DIGEST, Negative, Record, image_digest, iter_manifest, write_manifest
 from genemi.plots import Tile
@@ -166,8 +167,7 @@ def mine_synth_data(
         mined = []
         records = iter_manifest(root / "synth" / f"{split}.jsonl")
         for rec in tqdm(records, desc=f"mine {split}", mininterval=2):
-            with Image.open(root / rec.image) as im:
-                image = im.convert("RGB")
+            image = read_image(root / rec.image, what=f"record {rec.id!r}")
             rec = dataclasses.replace(rec, image=rec.image.replace("synth/", f"{out_name}/", 1))
             out, files = mine_record(rec, image, p, m, seed)
             write_png(root / out.image, image, _PNG_LEVEL)
