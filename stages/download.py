@@ -17,7 +17,7 @@ import click
 
 from genemi.config import Params, load_params
 from genemi.errors import StageGroup
-from genemi.io import write_json
+from genemi.io import check_writable, write_json
 from genemi.manifest import write_manifest
 
 SKIPPED = (
@@ -224,6 +224,7 @@ def model(name: str, params_path: str, downloads: str, lock_path: str, out: str,
 def hnc_manifest(params_path: str, hnc_dir: str, images: str, out: str, stats_path: str) -> None:
     """HNC -> OUT/{train,val,test}.jsonl manifests (train: data.hnc_subset, val: real.hnc_val_subset)."""
     p = _params(params_path)
+    check_writable(stats_path, dirs=(out,))
     from genemi.data.hnc import HNC_FILES, convert_hnc
 
     out_dir = Path(out)
@@ -260,6 +261,7 @@ def hnc_manifest(params_path: str, hnc_dir: str, images: str, out: str, stats_pa
 def coco_manifest(params_path: str, coco_dir: str, out_path: str, stats_path: str) -> None:
     """Karpathy-split COCO captions (splits real.coco_splits, val2014 images only) -> one manifest."""
     p = _params(params_path)
+    check_writable(out_path, stats_path)
     if not _real(p):
         write_manifest(out_path, [])
         write_json(stats_path, {"skipped": "data.source is synthetic"})
