@@ -8,7 +8,7 @@ import click
 
 from genemi.config import load_params
 from genemi.data.coco import write_karpathy_manifest
-from genemi.errors import Stage
+from genemi.errors import Output, Stage
 from genemi.io import write_json
 
 
@@ -19,8 +19,8 @@ from genemi.io import write_json
 @click.option(
     "--coco", "coco_dir", required=True, type=click.Path(file_okay=False), help="download_coco output."
 )
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Manifest (JSONL).")
-@click.option("--stats", "stats_path", required=True, type=click.Path(dir_okay=False), help="JSON counts.")
+@click.option("--out", "out_path", required=True, type=Output(), help="Manifest (JSONL).")
+@click.option("--stats", "stats_path", required=True, type=Output(), help="JSON counts.")
 def main(params_path: str, coco_dir: str, out_path: str, stats_path: str) -> None:
     p = load_params(params_path)
     try:

@@ -13,7 +13,7 @@ import click
 
 from genemi.config import load_params
 from genemi.data.hnc import write_hnc_manifests
-from genemi.errors import Stage
+from genemi.errors import Output, Stage
 from genemi.io import write_json
 
 
@@ -25,12 +25,8 @@ from genemi.io import write_json
     "--hnc", "hnc_dir", required=True, type=click.Path(file_okay=False), help="download_hnc output."
 )
 @click.option("--images", required=True, type=click.Path(file_okay=False), help="GQA image root.")
-@click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Output folder (replaced whole)."
-)
-@click.option(
-    "--stats", "stats_path", required=True, type=click.Path(dir_okay=False), help="JSON counts per split."
-)
+@click.option("--out", required=True, type=Output(folder=True), help="Output folder (replaced whole).")
+@click.option("--stats", "stats_path", required=True, type=Output(), help="JSON counts per split.")
 def main(params_path: str, hnc_dir: str, images: str, out: str, stats_path: str) -> None:
     p = load_params(params_path)
     try:

@@ -974,6 +974,17 @@ def test_unwritable_output_folder_fails_before_work(tmp_path, world, monkeypatch
     assert_not_written(*outs)
 
 
+def test_hnc_manifest_checks_its_outputs_before_converting(tmp_path, world, monkeypatch):
+    import genemi.data.hnc
+
+    monkeypatch.setattr(genemi.data.hnc, "convert_hnc", lambda *a, **k: pytest.fail("converted first"))
+    (tmp_path / "out").write_text("a file where the stats folder should be")
+    params = _params(tmp_path, world["raw"], **{"data.source": "hnc"})
+    code, text, outs = run_hnc_manifest(tmp_path, params, tmp_path / "hnc", tmp_path / "gqa")
+    assert_failed(code, text, str(tmp_path / "out" / "hnc_data.json"), "cannot write")
+    assert_not_written(*outs[:3])
+
+
 def test_disk_full_names_the_path_and_keeps_the_old_file(tmp_path):
     from genemi.io import OutputError, atomic_path, write_json
 
