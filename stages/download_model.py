@@ -11,7 +11,7 @@ from download_options import download_options, quiet_option
 
 from genemi.config import load_params
 from genemi.data.sources import fetch_model, fetch_or_skip
-from genemi.download import Lock
+from genemi.download import DownloadError, Lock
 from genemi.errors import Stage
 
 
@@ -27,8 +27,11 @@ def main(name: str, params_path: str, downloads: str, lock_path: str, out: str, 
         )
     src = p.real.models[name]
     lock = Lock(lock_path, relock=Lock.relock_setting(relock))
-    fetch_or_skip(p.data.source, out, lambda: fetch_model(name, src, p.real, out, downloads, lock,
-                                                          progress=not quiet))
+    try:
+        fetch_or_skip(p.data.source, out, lambda: fetch_model(name, src, p.real, out, downloads, lock,
+                                                              progress=not quiet))
+    except DownloadError as e:
+        raise click.ClickException(f"download_{name}: {e}") from None
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import click
 
 from genemi.config import load_params
 from genemi.data.sources import fetch_or_skip
-from genemi.download import Lock
+from genemi.download import DownloadError, Lock
 from genemi.errors import Stage
 
 _OPTIONS = (
@@ -45,7 +45,10 @@ def download_command(stage: str, fetch: Callable, doc: str, progress: bool = Tru
         p = load_params(params_path)
         bars = {"progress": not quiet} if progress else {}
         lock = Lock(lock_path, relock=Lock.relock_setting(relock))
-        fetch_or_skip(p.data.source, out, lambda: fetch(p.real, out, downloads, lock, **bars))
+        try:
+            fetch_or_skip(p.data.source, out, lambda: fetch(p.real, out, downloads, lock, **bars))
+        except DownloadError as e:  # its message names the URL and where a hand-fetched file goes
+            raise click.ClickException(f"{stage}: {e}") from None
 
     main = download_options(quiet_option(main) if progress else main)
     return click.command(cls=Stage, help=doc)(main)

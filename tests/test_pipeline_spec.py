@@ -69,3 +69,64 @@ def test_metrics_are_small_uncached_files_under_metrics():
             path, opts = next(iter(m.items())) if isinstance(m, dict) else (m, {})
             assert path.startswith("metrics/"), f"{name}: metrics file {path} outside metrics/"
             assert opts.get("cache") is False, f"{name}: {path} must be cache: false (git-tracked)"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every ``genemi`` module a file imports, at any depth of the file (function-level imports too)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    pkg = path.relative_to(ROOT).with_suffix("").parts[:-1]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*pkg[: len(pkg) - node.level + 1], *([base] if base else [])])
+            out.add(base)
+            out.update(f"{base}.{a.name}" for a in node.names)
+    return {m for m in out if m.split(".")[0] == "genemi"}
+
+
+def _module_file(name: str) -> Path | None:
+    p = ROOT.joinpath(*name.split("."))
+    for f in (p / "__init__.py", p.with_suffix(".py")):
+        if f.is_file():
+            return f
+    return None
+
+
+def import_closure(script: str) -> set[str]:
+    """The files of ``genemi/`` that ``script`` runs: its imports, theirs, and so on (parent packages too)."""
+    seen: set[Path] = set()
+    todo = [ROOT / script]
+    while todo:
+        for name in _imports(todo.pop()):
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):
+                f = _module_file(".".join(parts[:i]))
+                if f is not None and f not in seen:
+                    seen.add(f)
+                    todo.append(f)
+    return {f.relative_to(ROOT).as_posix() for f in seen}
+
+
+@pytest.mark.parametrize("name,stage", list(_stages()))
+def test_code_deps_are_exactly_the_code_the_stage_runs(name, stage):
+    """Editing a module a stage imports must rerun it, and a dep it does not import must not: the code deps
+    in dvc.yaml (genemi/ files and folders) equal the stage scripts' import closure inside genemi/."""
+    cmd = " ".join(stage["cmd"]) if isinstance(stage["cmd"], list) else stage["cmd"]
+    closure: set[str] = set()
+    for script in re.findall(r"python (stages/\w+\.py)", cmd):
+        closure |= import_closure(script)
+        closure |= {f"stages/{m}.py" for m in ("download_options",) if f"import {m}" in
+                    (ROOT / script).read_text() or f"from {m} import" in (ROOT / script).read_text()}
+    code = {str(d) for d in stage["deps"] if str(d).startswith(("genemi/", "stages/download_options"))}
+    data_dirs = {"genemi/model_configs", "genemi/lexicon"}  # data the code reads, not imports
+    folders = {d for d in code if (ROOT / d).is_dir() and d not in data_dirs}
+    covered = {f for f in closure if f in code or any(f.startswith(d + "/") for d in folders)}
+    assert covered == closure, f"{name}: add to deps {sorted(closure - covered)}"
+    unused = {d for d in code - data_dirs if d not in closure and not any(f.startswith(d + "/") for f in closure)}
+    assert not unused, f"{name}: deps it does not import {sorted(unused)}"
