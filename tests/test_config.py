@@ -60,3 +60,24 @@ def test_negative_rows_refuse_the_in_softmax_form(raw):
         params_from_dict(bad)
     bad["loss"]["form"] = "additive"
     assert params_from_dict(bad).batching.negative_rows
+
+
+def test_the_base_runs_plain_clip_whatever_the_loss_section_says():
+    """LossParams.plain() (the base stage's loss) turns every extra term off, including any term added
+    later: each loss field declares its off value next to its type (genemi.config.term)."""
+    import dataclasses
+
+    from genemi.config import LossParams
+    from genemi.losses import needs_teacher, uses_negatives
+
+    p = load_params("params.yaml").loss
+    busy = dataclasses.replace(p, hn_weight=1.0, form="in_softmax", image_negatives=True, l2_weight=1.0,
+                               kl_weight=1.0, dpo_weight=1.0, dpo_reference=True, temperature=0.07,
+                               contrastive_weight=0.5, negatives_per_sample=3)
+    plain = busy.plain()
+    for f in dataclasses.fields(LossParams):
+        assert "plain" in f.metadata, f"loss.{f.name}: declare its off value with term(...)"
+        if f.name.endswith("_weight") and f.name != "contrastive_weight":
+            assert getattr(plain, f.name) == 0, f"loss.{f.name} is not off in the base run"
+    assert plain.contrastive_weight == 1.0 and plain.temperature == 0.0 and plain.form == "additive"
+    assert not uses_negatives(plain) and not needs_teacher(plain)
