@@ -167,16 +167,23 @@ def test_write_hnc_manifests_all_splits_with_their_subsets(tmp_path):
     for name in ("2386621.jpg", "2354786.jpg", "n2000.jpg", "n2001.jpg"):
         (images / name).write_bytes(b"")
     data = SimpleNamespace(source="hnc", hnc_subset=1.0)
-    real = SimpleNamespace(hnc_val_subset=0.0001, subset_seed=0)
+    # val: 0.01% of 3 images draws none, which is an error, not an empty manifest
+    tiny = SimpleNamespace(hnc_val_subset=0.0001, subset_seed=0)
+    hnc = _hnc_dir(tmp_path)
+    with pytest.raises(ValueError, match=r"hnc_clean_strict_val\.json: 0 records: the subset .* drew none"):
+        write_hnc_manifests(data, tiny, hnc, images, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    real = SimpleNamespace(hnc_val_subset=1.0, subset_seed=0)
     log = []
-    stats = write_hnc_manifests(data, real, _hnc_dir(tmp_path), images, tmp_path / "out", log=log.append)
+    stats = write_hnc_manifests(data, real, hnc, images, tmp_path / "out", log=log.append)
     keys = ("subset", "images_outside_subset", "images_missing", "records")
     counts = {s: tuple(v[k] for k in keys) for s, v in stats.items()}
-    # train/test: every image in the subset, those not in images/ skipped; val: 0.01% of 3 images is none
-    assert counts == {"train": (1.0, 0, 2, 2), "val": (0.0001, 3, 0, 0), "test": (1.0, 0, 1, 1)}
+    # every image in the subset; those not in images/ are skipped and counted
+    assert counts["train"] == (1.0, 0, 2, 2) and counts["test"] == (1.0, 0, 1, 1)
+    assert counts["val"][:2] == (1.0, 0) and counts["val"][3] > 0
     assert {r.image for r in read_manifest(tmp_path / "out" / "train.jsonl")} == {"2386621.jpg"}
     assert {r.image for r in read_manifest(tmp_path / "out" / "test.jsonl")} == {"n2000.jpg"}
-    assert read_manifest(tmp_path / "out" / "val.jsonl") == [] and len(log) == 3
+    assert len(log) == 3
 
 
 def test_write_hnc_manifests_refuses_an_empty_image_folder(tmp_path):
@@ -187,5 +194,5 @@ def test_write_hnc_manifests_refuses_an_empty_image_folder(tmp_path):
     (tmp_path / "images").mkdir()
     data = SimpleNamespace(source="hnc", hnc_subset=1.0)
     real = SimpleNamespace(hnc_val_subset=1.0, subset_seed=0)
-    with pytest.raises(ValueError, match=r"hnc_clean_strict_train\.json: none of its \d+ images is under"):
+    with pytest.raises(ValueError, match=r"hnc_clean_strict_train\.json: 0 records: none of the \d+ drawn images is under"):
         write_hnc_manifests(data, real, _hnc_dir(tmp_path), tmp_path / "images", tmp_path / "out")

@@ -283,7 +283,7 @@ def test_a_subset_that_selects_nothing_is_an_error(tmp_path):
     )
     (tmp_path / "gqa").mkdir()
     p = _eval_params({"hnc_val": EvalSource("hnc", str(ann), "gqa", 1e-9)})
-    with pytest.raises(ValueError, match=r"no item selected .*eval.sources.hnc_val.subset=1e-09"):
+    with pytest.raises(ValueError, match=r"hnc_clean_strict_val\.json: 0 records: the subset \(1e-09 .*drew none"):
         benchmarks.load_benchmark(p, "hnc_val", tmp_path)
     p1 = _eval_params({"hnc_val": EvalSource("hnc", str(ann), "gqa", 1.0)})
     assert len(benchmarks.load_benchmark(p1, "hnc_val", tmp_path).records) == 1

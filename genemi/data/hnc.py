@@ -280,9 +280,16 @@ def write_hnc_manifests(
     Returns the stats to record: per split its subset fraction and :class:`HncStats`. With
     ``data.source == "synthetic"`` it writes empty manifests (DVC expects the outputs) and returns
     a "skipped" note. Raises ValueError when a split found none of its images (an incomplete
-    GQA download), which would otherwise train on nothing.
+    GQA download), which would otherwise train on nothing. The folder is replaced whole, and only once
+    every split converted: a failure leaves the previous output as it was.
     """
-    out_dir = Path(out_dir)
+    from genemi.download import atomic_dir
+
+    with atomic_dir(out_dir) as tmp:
+        return _write_hnc_manifests(data, real, hnc_dir, image_root, tmp, log)
+
+
+def _write_hnc_manifests(data, real, hnc_dir, image_root, out_dir: Path, log) -> dict:
     if data.source == "synthetic":
         for split in HNC_FILES:
             write_manifest(out_dir / f"{split}.jsonl", [])
