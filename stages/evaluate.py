@@ -4,7 +4,10 @@ The benchmark's files come from `eval.sources.<benchmark>` in params.yaml (paths
 so the command is the same for every benchmark. Missing files fail before any model is built, naming
 each file and where it goes (docs/benchmarks.md). Writes flat metrics (`base/<type>/<metric>`,
 `finetuned/...`, `delta/...`, bootstrap `..._lo`/`..._hi`) to a JSON file, a per-type table for
-`dvc plots` (wide `<bench>.csv`, long `<bench>_bars.csv`) and a bar chart PNG.
+`dvc plots` (wide `<bench>.csv`, long `<bench>_bars.csv`) and a bar chart PNG. With --headline, a
+handful of numbers (hard-type and macro text accuracy, R@1, zero-shot top-1; base, fine-tuned, delta)
+for `dvc exp show`; with --items, per-item 0/1 outcomes and the fine-tuned model's most confident
+mistakes (.npz, no pickle) for the report's paired tests and failure gallery.
 """
 
 from __future__ import annotations
@@ -35,12 +38,36 @@ from genemi.io import write_json
     help="Where <benchmark>.csv (wide per-type table), <benchmark>_bars.csv (dvc bar plot) and .png go.",
 )
 @click.option(
+    "--headline",
+    "headline_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Short headline metrics JSON (eval.hard_types, macro, R@1, zero-shot; base/finetuned/delta).",
+)
+@click.option(
+    "--items",
+    "items_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Per-item outcomes (.npz) for paired bootstrap tests between experiments (stages/report.py).",
+)
+@click.option(
+    "--failures",
+    default=6,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Fine-tuned mistakes saved per negative type in --items (most confident first).",
+)
+@click.option(
     "--device",
     default="cpu",
     show_default=True,
     help="Where the models run (cpu, cuda, cuda:1); GPU results may differ in the last digits.",
 )
-def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plot_dir, device) -> None:
+def main(
+    params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plot_dir, headline_path, items_path,
+    failures, device
+) -> None:
     from pathlib import Path
 
     from genemi import runtime
@@ -51,11 +78,14 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
     from genemi.evaluate import (
         DeviceEncoder,
         compare,
+        distinct_inputs,
         encode_set,
         evaluate_set,
         image_transform_for,
         summarize,
     )
+    from genemi.headline import headline, headline_parts
+    from genemi.items import items_digest, save_items, text_failures, thumbnail
     from genemi.models import build_model, load_weights, make_tokenizer
     from genemi.plots import type_bars, write_bar_table, write_type_table
 
@@ -75,18 +105,24 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
             raise click.ClickException(
                 f"{path}: model weights not found; run the stage that produces it (dvc repro)"
             )
-    outcomes = {}
+    outcomes, feats = {}, {}
     for name, path in (("base", base_path), ("finetuned", ft_path)):
         model = build_model(p.model)
         load_weights(model, path)
         transform = image_transform_for(model, p.model.tokenizer)
         enc = DeviceEncoder(model, make_tokenizer(p.model), transform, p.eval.batch_size, device)
-        outcomes[name] = evaluate_set(
-            es, encode_set(enc, es), p.eval.acc_taus, p.eval.retrieval_ks, p.eval.seed
-        )
+        feats[name] = encode_set(enc, es)
+        outcomes[name] = evaluate_set(es, feats[name], p.eval.acc_taus, p.eval.retrieval_ks, p.eval.seed)
     flat = compare(outcomes, p.eval.bootstrap, p.eval.seed)
     write_json(metrics_path, flat)
     results = {m: summarize(o) for m, o in outcomes.items()}
+    parts = headline_parts(outcomes["finetuned"].samples, outcomes["finetuned"].macro, p.eval.hard_types)
+    if headline_path:
+        write_json(headline_path, headline(results, parts))
+    if items_path:
+        wrong = text_failures(es.records, feats["base"], feats["finetuned"], failures)
+        thumbs = [thumbnail(es.store.load(f.image)) for f in wrong]
+        save_items(items_path, outcomes, items_digest(*distinct_inputs(es)), parts, wrong, thumbs)
     write_type_table(Path(plot_dir) / f"{benchmark}.csv", results, flat)
     write_bar_table(Path(plot_dir) / f"{benchmark}_bars.csv", results, flat)
     type_bars(
