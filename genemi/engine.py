@@ -42,7 +42,8 @@ def _single_process_setup() -> None:
     import importlib
 
     try:
-        # not `import deepspeed.comm.torch as m`: that binds deepspeed.comm's attribute `torch`, the torch package
+        # not `import deepspeed.comm.torch as m`: that binds deepspeed.comm's attribute `torch`,
+        # which is the torch package
         ds_torch = importlib.import_module("deepspeed.comm.torch")
     except ImportError:  # another DeepSpeed layout: it builds the op as before
         return

@@ -91,7 +91,7 @@ def save_items(
     failures: Sequence[Failure] = (),
     thumbs: Sequence[np.ndarray] = (),
 ) -> None:
-    """Write the per-item outcomes of ``outcomes`` (model -> :class:`genemi.evaluate.Outcomes`), atomically."""
+    """Write the per-item outcomes of ``outcomes`` (model -> ``Outcomes``), atomically."""
     from genemi.io import atomic_path
 
     arrays: dict[str, np.ndarray] = {"meta/digest": np.array(digest)}

@@ -37,9 +37,38 @@ IGNORED = ("seed", "threads")
 LABELS = {"hard_text": "hard", "macro_text": "macro", "r@1": "R@1", "zeroshot_top1": "zero-shot"}
 
 # two-sided 95% quantiles of Student's t, df = 1..30 (beyond: a Cornish-Fisher expansion)
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-         2.052, 2.048, 2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t975(df: int) -> float:
@@ -181,11 +210,15 @@ def dvc_experiments(repo: str | Path = ".") -> list[tuple[str, str]]:
     import json
 
     r = subprocess.run(
-        ["dvc", "exp", "show", "--json", "--all-commits", "--no-fetch"], cwd=repo, capture_output=True, text=True
+        ["dvc", "exp", "show", "--json", "--all-commits", "--no-fetch"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
     )
     if r.returncode != 0:
-        r = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], cwd=repo, capture_output=True,
-                           text=True)
+        r = subprocess.run(
+            ["dvc", "exp", "show", "--json", "--all-commits"], cwd=repo, capture_output=True, text=True
+        )
     if r.returncode != 0:
         raise RuntimeError(f"dvc exp show --json failed in {repo}: {r.stderr.strip()[-400:]}")
     return parse_exp_show(json.loads(r.stdout or "[]"))
@@ -241,9 +274,7 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
     out = list(groups.values())
     for g in out:
         g.runs.sort(key=lambda r: r.seed)
-    varying = sorted(
-        {k for g in out for k in g.params if len({repr(h.params.get(k)) for h in out}) > 1}
-    )
+    varying = sorted({k for g in out for k in g.params if len({repr(h.params.get(k)) for h in out}) > 1})
     for g in out:
         g.label = ", ".join(f"{k}={_fmt_param(g.params.get(k))}" for k in varying) or "default"
         g.is_control = g.params.get("loss.hn_weight") == 0
@@ -296,7 +327,9 @@ def _point(it: Items, parts: Sequence[str], model: str = "finetuned") -> float:
     return float(np.mean([100.0 * it.outcomes[model][k].mean() for k in parts]))
 
 
-def paired_test(group: Group, control: Group, bench: str, name: str, n_boot: int = 1000, seed: int = 0) -> Paired | None:
+def paired_test(
+    group: Group, control: Group, bench: str, name: str, n_boot: int = 1000, seed: int = 0
+) -> Paired | None:
     """``group - control`` on headline ``name`` of ``bench`` (None without shared seeds or items)."""
     by_seed = {r.seed: r for r in control.runs}
     pairs = [(r, by_seed[r.seed]) for r in group.runs if r.seed in by_seed]
@@ -361,10 +394,13 @@ def base_rows(groups: Sequence[Group], bench: str) -> list[tuple[str, dict[str, 
             per_seed.setdefault(r.seed, set()).add(tuple(r.headline[bench].get(f"base/{n}") for n in names))
     if all(len(v) == 1 for v in per_seed.values()):
         vals = {s: next(iter(v)) for s, v in sorted(per_seed.items())}
-        return [("base (before fine-tuning)", {n: seed_stat([v[i] for v in vals.values()]) for i, n in enumerate(names)})]
-    return [
-        (f"base of {g.label}", {n: g.stat(bench, f"base/{n}") for n in names}) for g in groups
-    ]
+        return [
+            (
+                "base (before fine-tuning)",
+                {n: seed_stat([v[i] for v in vals.values()]) for i, n in enumerate(names)},
+            )
+        ]
+    return [(f"base of {g.label}", {n: g.stat(bench, f"base/{n}") for n in names}) for g in groups]
 
 
 def types_of(runs: Sequence[Run], bench: str) -> list[str]:
@@ -405,20 +441,26 @@ def results_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0)
         cells = []
         for b, n in cols:
             rows = base_by_bench[b]
-            cells.append(_cell(rows[i][1].get(n, Stat(float("nan"), float("nan"), 0))) if i < len(rows) else "–")
+            cells.append(
+                _cell(rows[i][1].get(n, Stat(float("nan"), float("nan"), 0))) if i < len(rows) else "–"
+            )
         lines.append(f"| {label} | | " + " | ".join(cells) + " |")
     for g in groups:
         label = f"**control** {g.label}" if g.is_control else g.label
         seeds = ",".join(map(str, g.seeds()))
-        lines.append(f"| {label} | {seeds} | " + " | ".join(_cell(g.stat(b, f"finetuned/{n}")) for b, n in cols) + " |")
+        lines.append(
+            f"| {label} | {seeds} | " + " | ".join(_cell(g.stat(b, f"finetuned/{n}")) for b, n in cols) + " |"
+        )
     lines += ["", "## Difference from the control", ""]
     compared = [g for g in groups if g.control is not None]
     if not compared:
-        lines.append("No run has a control (`loss.hn_weight=0` with the same `finetune.steps`) among the runs read.")
+        lines.append(
+            "No run has a control (`loss.hn_weight=0` with the same `finetune.steps`) among the runs read."
+        )
     else:
         lines += [
-            f"Fine-tuned run minus its control, averaged over the seeds both have; [95% interval] and p from a "
-            f"paired cluster bootstrap ({n_boot} resamples) over the same items, seed by seed.",
+            "Fine-tuned run minus its control, averaged over the seeds both have; [95% interval] and p "
+            f"from a paired cluster bootstrap ({n_boot} resamples) over the same items, seed by seed.",
             "",
             "| run | control | " + " | ".join(f"{b} Δ{LABELS[n]}" for b, n in cols) + " |",
             "|---|---|" + "---|" * len(cols),
@@ -433,17 +475,35 @@ def results_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0)
         types = types_of(runs, b)
         if not types:
             continue
-        lines += ["", f"## Per-type text accuracy: {b}", "", "| run | " + " | ".join(types) + " |",
-                  "|---|" + "---|" * len(types)]
+        lines += [
+            "",
+            f"## Per-type text accuracy: {b}",
+            "",
+            "| run | " + " | ".join(types) + " |",
+            "|---|" + "---|" * len(types),
+        ]
         seen_base: dict[int, Run] = {}
         for g in groups:
             for r in g.runs:
                 seen_base.setdefault(r.seed, r)
-        base = [seed_stat([r.detail[b][f"base/{t}/text"] for r in seen_base.values() if f"base/{t}/text" in r.detail.get(b, {})]) for t in types]
+        base = [
+            seed_stat(
+                [
+                    r.detail[b][f"base/{t}/text"]
+                    for r in seen_base.values()
+                    if f"base/{t}/text" in r.detail.get(b, {})
+                ]
+            )
+            for t in types
+        ]
         lines.append("| base (first run of each seed) | " + " | ".join(_cell(s) for s in base) + " |")
         for g in groups:
             label = f"**control** {g.label}" if g.is_control else g.label
-            lines.append(f"| {label} | " + " | ".join(_cell(g.detail_stat(b, f"finetuned/{t}/text")) for t in types) + " |")
+            lines.append(
+                f"| {label} | "
+                + " | ".join(_cell(g.detail_stat(b, f"finetuned/{t}/text")) for t in types)
+                + " |"
+            )
     lines += ["", "## Runs", "", "| group | seed | run |", "|---|---|---|"]
     for g in groups:
         for r in g.runs:
@@ -464,15 +524,25 @@ def tradeoff_points(groups: Sequence[Group]) -> tuple[str, str, list[tuple[str, 
     for g in groups:
         ys, xs = [], []
         for r in g.runs:
-            y = [r.headline[b]["delta/hard_text"] for b in benches if "delta/hard_text" in r.headline.get(b, {})]
-            x = [r.headline[b][f"delta/{x_key}"] for b in benches if f"delta/{x_key}" in r.headline.get(b, {})]
+            y = [
+                r.headline[b]["delta/hard_text"]
+                for b in benches
+                if "delta/hard_text" in r.headline.get(b, {})
+            ]
+            x = [
+                r.headline[b][f"delta/{x_key}"] for b in benches if f"delta/{x_key}" in r.headline.get(b, {})
+            ]
             if y and x:
                 ys.append(float(np.mean(y)))
                 xs.append(float(np.mean(x)))
         if ys:
             pts.append((g.label, seed_stat(xs), seed_stat(ys), g.is_control))
     xlab = {"zeroshot_top1": "zero-shot top-1", "r@1": "R@1 (mean of both directions)"}[x_key]
-    return f"retention: change of {xlab} from base (points)", "compositional gain: change of hard-type text accuracy from base (points)", pts
+    return (
+        f"retention: change of {xlab} from base (points)",
+        "compositional gain: change of hard-type text accuracy from base (points)",
+        pts,
+    )
 
 
 def tradeoff_figure(groups: Sequence[Group], path) -> None:
@@ -490,13 +560,31 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
     for label, x, y, ctrl in pts:
         xe = None if x.half != x.half else x.half
         ye = None if y.half != y.half else y.half
-        ax.errorbar(x.mean, y.mean, xerr=xe, yerr=ye, fmt="s" if ctrl else "o", ms=7, capsize=3,
-                    color="grey" if ctrl else None)
-        ax.annotate(("control " if ctrl else "") + label, (x.mean, y.mean), textcoords="offset points",
-                    xytext=(6, 6), fontsize=8)
+        ax.errorbar(
+            x.mean,
+            y.mean,
+            xerr=xe,
+            yerr=ye,
+            fmt="s" if ctrl else "o",
+            ms=7,
+            capsize=3,
+            color="grey" if ctrl else None,
+        )
+        ax.annotate(
+            ("control " if ctrl else "") + label,
+            (x.mean, y.mean),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=8,
+        )
     if not pts:
-        ax.text(0.5, 0.5, "no run has both a hard-type and a retention headline", ha="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no run has both a hard-type and a retention headline",
+            ha="center",
+            transform=ax.transAxes,
+        )
     ax.axhline(0, color="grey", lw=0.7, ls="--")
     ax.axvline(0, color="grey", lw=0.7, ls="--")
     ax.set_xlabel(textwrap.fill(xlab, 60), fontsize=9)
@@ -525,8 +613,9 @@ def failure_figure(items: Items, title: str, path, per_type: int = 4) -> bool:
     from genemi.io import atomic_path
 
     types = sorted(set(f["type"].tolist()))
-    fig, axes = plt.subplots(len(types), per_type, figsize=(3.0 * per_type, 3.9 * len(types)), dpi=90,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(types), per_type, figsize=(3.0 * per_type, 3.9 * len(types)), dpi=90, squeeze=False
+    )
     for row, t in enumerate(types):
         idx = [i for i, x in enumerate(f["type"].tolist()) if x == t][:per_type]
         for col in range(per_type):
@@ -540,12 +629,14 @@ def failure_figure(items: Items, title: str, path, per_type: int = 4) -> bool:
             bp, bn, fp, fn = (float(v) for v in f["scores"][i])
             ax.imshow(f["image"][i])
             verdict = "right" if bp > bn else "wrong too"
-            text = "\n".join([
-                textwrap.fill(f"TRUE: {f['caption'][i]}", 40),
-                textwrap.fill(f"CHOSEN: {f['negative'][i]}", 40),
-                f"fine-tuned: s(T)={fp:.3f} <= s(T-)={fn:.3f}",
-                f"base: s(T)={bp:.3f} vs s(T-)={bn:.3f} ({verdict})",
-            ])
+            text = "\n".join(
+                [
+                    textwrap.fill(f"TRUE: {f['caption'][i]}", 40),
+                    textwrap.fill(f"CHOSEN: {f['negative'][i]}", 40),
+                    f"fine-tuned: s(T)={fp:.3f} <= s(T-)={fn:.3f}",
+                    f"base: s(T)={bp:.3f} vs s(T-)={bn:.3f} ({verdict})",
+                ]
+            )
             ax.set_xlabel(text, fontsize=7, loc="left")
             if col == 0:
                 ax.set_ylabel(t, fontsize=9)
@@ -568,8 +659,10 @@ def pick_gallery_run(groups: Sequence[Group], name: str | None = None) -> Run:
         raise ValueError(f"--gallery-run {name!r}: no such run among {', '.join(r.name for r in runs)}")
 
     def gain(g: Group) -> float:
-        vals = [g.stat(b, "finetuned/hard_text").mean - g.control.stat(b, "finetuned/hard_text").mean
-                for b in benchmarks_of(g.runs)]
+        vals = [
+            g.stat(b, "finetuned/hard_text").mean - g.control.stat(b, "finetuned/hard_text").mean
+            for b in benchmarks_of(g.runs)
+        ]
         vals = [v for v in vals if v == v]
         return float(np.mean(vals)) if vals else -math.inf
 

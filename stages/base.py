@@ -11,12 +11,18 @@ message naming the file and where to place it.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
+from pathlib import Path
 
 import click
 
-from genemi.config import load_params, to_dict
-from genemi.io import write_json
+# this checkout's genemi first: `dvc exp` runs stages in temporary copies of the repo, and an editable
+# install or PYTHONPATH would otherwise import the workspace's code, not the experiment's
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from genemi.config import load_params, to_dict  # noqa: E402
+from genemi.io import write_json  # noqa: E402
 
 
 @click.command(help=__doc__)

@@ -11,13 +11,18 @@ resumes there, and a file fetched by hand is accepted there. Their sha256 is pin
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from genemi.config import Params, load_params
-from genemi.io import write_json
-from genemi.manifest import write_manifest
+# this checkout's genemi first: `dvc exp` runs stages in temporary copies of the repo, and an editable
+# install or PYTHONPATH would otherwise import the workspace's code, not the experiment's
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from genemi.config import Params, load_params  # noqa: E402
+from genemi.io import write_json  # noqa: E402
+from genemi.manifest import write_manifest  # noqa: E402
 
 SKIPPED = (
     "data.source is 'synthetic': nothing was downloaded into this folder.\n"

@@ -12,10 +12,17 @@ mistakes (.npz, no pickle) for the report's paired tests and failure gallery.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
-from genemi.config import load_params
-from genemi.io import write_json
+# this checkout's genemi first: `dvc exp` runs stages in temporary copies of the repo, and an editable
+# install or PYTHONPATH would otherwise import the workspace's code, not the experiment's
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from genemi.config import load_params  # noqa: E402
+from genemi.io import write_json  # noqa: E402
 
 
 @click.command(help=__doc__)

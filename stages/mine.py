@@ -9,17 +9,22 @@ and a contact sheet of originals beside their negatives.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import click
 from PIL import Image
 from tqdm import tqdm
 
-from genemi.config import load_params
-from genemi.io import atomic_path, write_json
-from genemi.manifest import DIGEST, image_digest, iter_manifest, write_manifest
-from genemi.plots import contact_sheet
-from genemi.synth.dataset import SPLITS, mine_record
+# this checkout's genemi first: `dvc exp` runs stages in temporary copies of the repo, and an editable
+# install or PYTHONPATH would otherwise import the workspace's code, not the experiment's
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from genemi.config import load_params  # noqa: E402
+from genemi.io import atomic_path, write_json  # noqa: E402
+from genemi.manifest import DIGEST, image_digest, iter_manifest, write_manifest  # noqa: E402
+from genemi.plots import contact_sheet  # noqa: E402
+from genemi.synth.dataset import SPLITS, mine_record  # noqa: E402
 
 
 @click.command(help=__doc__)

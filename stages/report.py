@@ -24,23 +24,52 @@ import click
 
 
 @click.command(help=__doc__)
-@click.option("--exp", "exps", multiple=True,
-              help="An experiment name (as in `dvc exp show`), branch, tag or commit; repeatable. "
-                   "Default without --exp/--run-dir: every successful experiment.")
-@click.option("--run-dir", "run_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
-              help="A folder holding params.yaml and the metrics/ files of one run (e.g. `.` for the "
-                   "workspace); repeatable.")
-@click.option("--repo", default=".", show_default=True, type=click.Path(file_okay=False, exists=True),
-              help="The git/DVC repository the experiments live in.")
+@click.option(
+    "--exp",
+    "exps",
+    multiple=True,
+    help="An experiment name (as in `dvc exp show`), branch, tag or commit; repeatable. "
+    "Default without --exp/--run-dir: every successful experiment.",
+)
+@click.option(
+    "--run-dir",
+    "run_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="A folder holding params.yaml and the metrics/ files of one run (e.g. `.` for the "
+    "workspace); repeatable.",
+)
+@click.option(
+    "--repo",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="The git/DVC repository the experiments live in.",
+)
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False))
-@click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=100),
-              help="Paired bootstrap resamples per comparison (the smallest p is 1/(n+1)).")
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=100),
+    help="Paired bootstrap resamples per comparison (the smallest p is 1/(n+1)).",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap resampling.")
-@click.option("--gallery-run", default=None, help="Run (name as in the table's run list) whose mistakes "
-              "the failure galleries show; default: first seed of the group with the largest hard-type "
-              "gain over its control.")
-@click.option("--per-type", default=4, show_default=True, type=click.IntRange(min=1),
-              help="Mistakes per negative type in a gallery (at most what the evaluate stage saved).")
+@click.option(
+    "--gallery-run",
+    default=None,
+    help="Run (name as in the table's run list) whose mistakes "
+    "the failure galleries show; default: first seed of the group with the largest hard-type "
+    "gain over its control.",
+)
+@click.option(
+    "--per-type",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Mistakes per negative type in a gallery (at most what the evaluate stage saved).",
+)
 def main(exps, run_dirs, repo, out_dir, n_boot, seed, gallery_run, per_type) -> None:
     from genemi import report
     from genemi.io import write_text
@@ -73,17 +102,22 @@ def main(exps, run_dirs, repo, out_dir, n_boot, seed, gallery_run, per_type) -> 
             report.failure_figure(chosen.items(bench), title, out / "failures" / f"{bench}.png", per_type)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"report: {len(runs)} runs in {len(groups)} groups -> {out}/results.md, tradeoff.png, "
-               f"failures/ (gallery: {chosen.name})")
+    click.echo(
+        f"report: {len(runs)} runs in {len(groups)} groups -> {out}/results.md, tradeoff.png, "
+        f"failures/ (gallery: {chosen.name})"
+    )
 
 
 def _resolve(rev: str, repo: str) -> str:
     import subprocess
 
-    r = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=repo, capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=repo, capture_output=True, text=True
+    )
     if r.returncode != 0:
-        raise click.ClickException(f"--exp {rev!r}: neither an experiment of `dvc exp show` nor a git revision")
+        raise click.ClickException(
+            f"--exp {rev!r}: neither an experiment of `dvc exp show` nor a git revision"
+        )
     return r.stdout.strip()
 
 

@@ -20,10 +20,20 @@ from genemi.report import dir_reader, group_runs, load_run, paired_test, results
 
 def test_headline_averages_the_named_parts_by_hand():
     points = {
-        "base": {"attribute_swap/text": 60.0, "relation_flip/text": 50.0, "object_replace/text": 90.0,
-                 "retrieval/i2t_r@1": 40.0, "retrieval/t2i_r@1": 30.0},
-        "finetuned": {"attribute_swap/text": 90.0, "relation_flip/text": 80.0, "object_replace/text": 100.0,
-                      "retrieval/i2t_r@1": 50.0, "retrieval/t2i_r@1": 44.0},
+        "base": {
+            "attribute_swap/text": 60.0,
+            "relation_flip/text": 50.0,
+            "object_replace/text": 90.0,
+            "retrieval/i2t_r@1": 40.0,
+            "retrieval/t2i_r@1": 30.0,
+        },
+        "finetuned": {
+            "attribute_swap/text": 90.0,
+            "relation_flip/text": 80.0,
+            "object_replace/text": 100.0,
+            "retrieval/i2t_r@1": 50.0,
+            "retrieval/t2i_r@1": 44.0,
+        },
     }
     keys = list(points["base"]) + ["all/text"]
     macro = {"macro/text": ["attribute_swap/text", "object_replace/text", "relation_flip/text"]}
@@ -66,8 +76,13 @@ def _outcomes(correct: dict[str, int]) -> Outcomes:
 def _write_run(root, seed, hn, base_ok, ft_ok, digest="same-items"):
     """A run folder: params, headline (via genemi.headline, as the stage does), detail, items."""
     root.mkdir(parents=True)
-    params = {"seed": seed, "threads": 2, "loss": {"hn_weight": hn}, "finetune": {"steps": 600},
-              "eval": {"benchmarks": [BENCH]}}
+    params = {
+        "seed": seed,
+        "threads": 2,
+        "loss": {"hn_weight": hn},
+        "finetune": {"steps": 600},
+        "eval": {"benchmarks": [BENCH]},
+    }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     outcomes = {"base": _outcomes(base_ok), "finetuned": _outcomes(ft_ok)}
     points = {m: {k: s.value for k, s in o.samples.items()} for m, o in outcomes.items()}
@@ -77,8 +92,15 @@ def _write_run(root, seed, hn, base_ok, ft_ok, digest="same-items"):
     detail = {f"{m}/{k}": v for m, vals in points.items() for k, v in vals.items()}
     (root / "metrics" / "eval").mkdir(parents=True)
     (root / "metrics" / "eval" / f"{BENCH}.json").write_text(json.dumps(detail))
-    fails = [Failure("flip", "x.png", "a red circle left of a blue square", "a blue square left of a red circle",
-                     (0.9, 0.5, 0.6, 0.8))]
+    fails = [
+        Failure(
+            "flip",
+            "x.png",
+            "a red circle left of a blue square",
+            "a blue square left of a red circle",
+            (0.9, 0.5, 0.6, 0.8),
+        )
+    ]
     thumbs = [np.full((96, 96, 3), 128, np.uint8)]
     save_items(root / "metrics" / "items" / f"{BENCH}.npz", outcomes, digest, parts, fails, thumbs)
 
@@ -133,7 +155,9 @@ def test_results_markdown_cells_are_the_hand_figures(runs):
     assert "| 0,1 | 95.0 ± 0.0 | 96.7 ± 0.0 |" in rows["loss.hn_weight=1"]
     # base: seed 0 (60+50)/2 = 55, seed 1 (70+50)/2 = 60 -> 57.5 ± 12.706 * 3.536 / 1.414 = 31.8
     assert "57.5 ± 31.8" in rows["base (before fine-tuning)"]
-    diff_row = [line for line in md.splitlines() if line.startswith("| loss.hn_weight=1 | loss.hn_weight=0 |")]
+    diff_row = [
+        line for line in md.splitlines() if line.startswith("| loss.hn_weight=1 | loss.hn_weight=0 |")
+    ]
     assert diff_row and re.search(r"\+30\.0 \[\+\d+\.\d, \+\d+\.\d\] p[<=]0\.0\d\d", diff_row[0])
     # per-type detail: flip of hn=1 = (90 + 100)/2
     flip = md.split("## Per-type text accuracy: toy")[1]
@@ -154,7 +178,10 @@ def test_items_file_round_trip_without_pickle(tmp_path):
     save_items(tmp_path / "i.npz", o, "d1", {"hard_text": ["swap/text"]})
     it = load_items(tmp_path / "i.npz")
     assert it.digest == "d1" and it.parts == {"hard_text": ["swap/text"]}
-    assert it.outcomes["finetuned"]["swap/text"].sum() == 8 and it.outcomes["base"]["swap/text"].dtype == np.uint8
+    assert (
+        it.outcomes["finetuned"]["swap/text"].sum() == 8
+        and it.outcomes["base"]["swap/text"].dtype == np.uint8
+    )
     np.savez(tmp_path / "evil.npz", x=np.array([{"a": 1}], dtype=object))  # needs pickle to load
     with pytest.raises(ValueError, match="evil.npz: not a per-item outcomes file"):
         load_items(tmp_path / "evil.npz")
@@ -181,14 +208,28 @@ def test_evaluate_stage_headline_and_items_agree_with_its_detail(tmp_path):
     from tests.test_evaluate import _tiny_world
 
     params, data = _tiny_world(tmp_path)
-    args = ["--params", str(params), "--benchmark", "synth_test", "--data", str(data),
-            "--base", str(tmp_path / "base.safetensors"), "--finetuned", str(tmp_path / "finetuned.safetensors"),
-            "--plot-dir", str(tmp_path / "plots"), "--failures", "2"]
+    args = [
+        "--params",
+        str(params),
+        "--benchmark",
+        "synth_test",
+        "--data",
+        str(data),
+        "--base",
+        str(tmp_path / "base.safetensors"),
+        "--finetuned",
+        str(tmp_path / "finetuned.safetensors"),
+        "--plot-dir",
+        str(tmp_path / "plots"),
+        "--failures",
+        "2",
+    ]
     files = []
     for i in range(2):
         out = [tmp_path / f"m{i}.json", tmp_path / f"h{i}.json", tmp_path / f"i{i}.npz"]
-        res = CliRunner().invoke(stage.main, [*args, "--metrics", str(out[0]), "--headline", str(out[1]),
-                                              "--items", str(out[2])])
+        res = CliRunner().invoke(
+            stage.main, [*args, "--metrics", str(out[0]), "--headline", str(out[1]), "--items", str(out[2])]
+        )
         assert res.exit_code == 0, res.output
         files.append([f.read_bytes() for f in out])
     assert files[0] == files[1]
@@ -200,7 +241,9 @@ def test_evaluate_stage_headline_and_items_agree_with_its_detail(tmp_path):
         assert head[f"{m}/macro_text"] == pytest.approx(flat[f"{m}/macro/text"], abs=2e-4)
         r1 = (flat[f"{m}/retrieval/i2t_r@1"] + flat[f"{m}/retrieval/t2i_r@1"]) / 2
         assert head[f"{m}/r@1"] == pytest.approx(r1, abs=2e-4)
-    assert head["delta/hard_text"] == pytest.approx(head["finetuned/hard_text"] - head["base/hard_text"], abs=2e-4)
+    assert head["delta/hard_text"] == pytest.approx(
+        head["finetuned/hard_text"] - head["base/hard_text"], abs=2e-4
+    )
     assert len(head) == 9  # 3 headlines x base/finetuned/delta: no zero-shot in the synthetic sets
     it = load_items(tmp_path / "i0.npz")
     for k in ("relation_flip/text", "all/image", "retrieval/t2i_r@1"):

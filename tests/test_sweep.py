@@ -38,8 +38,13 @@ def test_one_process_run_uses_no_port_and_builds_no_extension(tmp_path):
         port = str(held.getsockname()[1])
         r = subprocess.run(
             [sys.executable, str(ROOT / "tests" / "train_worker.py"), str(tmp_path / "out"), "additive"],
-            cwd=ROOT, capture_output=True, text=True, timeout=300,
-            env=_env(PYTHONPATH=str(ROOT), MASTER_PORT=port, MASTER_ADDR="127.0.0.1", TORCH_EXTENSIONS_DIR=str(ext)),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=_env(
+                PYTHONPATH=str(ROOT), MASTER_PORT=port, MASTER_ADDR="127.0.0.1", TORCH_EXTENSIONS_DIR=str(ext)
+            ),
         )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert (tmp_path / "out" / "weights.safetensors").is_file()
@@ -48,8 +53,13 @@ def test_one_process_run_uses_no_port_and_builds_no_extension(tmp_path):
 
 def _copy_worktree(dst: Path) -> None:
     """The working tree as git sees it (tracked + untracked, not ignored), as a fresh repo."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
-                           check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for f in filter(None, files):
         src = ROOT / f
         if src.is_file():
@@ -62,8 +72,14 @@ def _git(cwd, *args):
 
 
 def _dvc(cwd, *args, timeout=120) -> str:
-    r = subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                       env=_env(PYTHONPATH=str(cwd)))
+    r = subprocess.run(
+        [str(BIN / "dvc"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(PYTHONPATH=str(cwd)),
+    )
     assert r.returncode == 0, f"dvc {' '.join(args)}: {r.stdout[-2000:]}{r.stderr[-3000:]}"
     return r.stdout
 
@@ -111,16 +127,30 @@ def test_queued_sweep_runs_two_experiments_in_parallel(tmp_path):
     assert set(exps) == {"hn0", "hn1"}
     heads = {}
     for name, sha in exps.items():
-        show = subprocess.run(["git", "show", f"{sha}:metrics/headline/synth_test.json"], cwd=repo,
-                              capture_output=True, text=True, check=True)
+        show = subprocess.run(
+            ["git", "show", f"{sha}:metrics/headline/synth_test.json"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         heads[name] = json.loads(show.stdout)
-        params = yaml.safe_load(subprocess.run(["git", "show", f"{sha}:params.yaml"], cwd=repo,
-                                               capture_output=True, text=True, check=True).stdout)
+        params = yaml.safe_load(
+            subprocess.run(
+                ["git", "show", f"{sha}:params.yaml"], cwd=repo, capture_output=True, text=True, check=True
+            ).stdout
+        )
         assert params["loss"]["hn_weight"] == float(name[2:])
     # same seed, same data and base model: the base headline agrees, the fine-tuned models differ
     assert heads["hn0"]["base/macro_text"] == heads["hn1"]["base/macro_text"]
-    r = subprocess.run([sys.executable, "stages/report.py", "--out", "reports", "--bootstrap", "100"], cwd=repo,
-                       capture_output=True, text=True, timeout=300, env=_env(PYTHONPATH=str(repo)))
+    r = subprocess.run(
+        [sys.executable, "stages/report.py", "--out", "reports", "--bootstrap", "100"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(PYTHONPATH=str(repo)),
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     md = (repo / "reports" / "results.md").read_text()
     assert "**control** loss.hn_weight=0" in md and "| loss.hn_weight=1 | loss.hn_weight=0 |" in md
