@@ -208,32 +208,33 @@ def git_reader(rev: str, repo: str | Path = ".") -> Callable[[str], bytes | None
 def dvc_experiments(repo: str | Path = ".") -> list[tuple[str, str]]:
     """``(name, sha)`` of every successful experiment in ``dvc exp show --json`` (all baselines)."""
     import json
+    import shutil
+    import sys
 
+    # the dvc of this environment when its bin folder is not on PATH (a venv used without activation)
+    dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
     r = subprocess.run(
-        ["dvc", "exp", "show", "--json", "--all-commits", "--no-fetch"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
+        [dvc, "exp", "show", "--json", "--all-commits"], cwd=repo, capture_output=True, text=True
     )
-    if r.returncode != 0:
-        r = subprocess.run(
-            ["dvc", "exp", "show", "--json", "--all-commits"], cwd=repo, capture_output=True, text=True
-        )
     if r.returncode != 0:
         raise RuntimeError(f"dvc exp show --json failed in {repo}: {r.stderr.strip()[-400:]}")
     return parse_exp_show(json.loads(r.stdout or "[]"))
 
 
 def parse_exp_show(entries: list) -> list[tuple[str, str]]:
-    """The experiments (not the baselines or the workspace) of ``dvc exp show --json`` output."""
+    """The finished experiments (not the baselines or the workspace) of ``dvc exp show --json`` output:
+    ``[{rev, name, experiments: [{name, executor: {state}, revs: [{rev, name, error}]}]}]``; queued,
+    running and failed ones are skipped."""
     out: dict[str, str] = {}
     for base in entries:
         for exp in base.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state", "success")
+            if state != "success":
+                continue
             for rev in exp.get("revs") or []:
-                data = rev.get("data") or {}
-                if rev.get("rev") in (None, "workspace") or data.get("status", "Success") != "Success":
+                if rev.get("error") or rev.get("rev") in (None, "workspace"):
                     continue
-                out.setdefault(rev["rev"], rev.get("name") or rev["rev"][:7])
+                out.setdefault(rev["rev"], rev.get("name") or exp.get("name") or rev["rev"][:7])
     return [(name, sha) for sha, name in out.items()]
 
 
@@ -384,23 +385,25 @@ def headline_names(runs: Sequence[Run], bench: str) -> list[str]:
     return [h for h in HEADLINES if h in present]
 
 
-def base_rows(groups: Sequence[Group], bench: str) -> list[tuple[str, dict[str, Stat]]]:
-    """The model before fine-tuning: one row when every group's seeds share one base model (the usual
-    sweep over fine-tuning params), else one row per group."""
+def base_rows(groups: Sequence[Group], bench: str) -> list[tuple[str, str, dict[str, Stat]]]:
+    """``(label, seeds, stats)`` of the model before fine-tuning: one row when the runs of each seed
+    share one base model (the usual sweep over fine-tuning params), else one row per group."""
     names = headline_names([r for g in groups for r in g.runs], bench)
     per_seed: dict[int, set] = {}
     for g in groups:
         for r in g.runs:
-            per_seed.setdefault(r.seed, set()).add(tuple(r.headline[bench].get(f"base/{n}") for n in names))
+            if bench in r.headline:
+                per_seed.setdefault(r.seed, set()).add(
+                    tuple(r.headline[bench].get(f"base/{n}") for n in names)
+                )
     if all(len(v) == 1 for v in per_seed.values()):
-        vals = {s: next(iter(v)) for s, v in sorted(per_seed.items())}
-        return [
-            (
-                "base (before fine-tuning)",
-                {n: seed_stat([v[i] for v in vals.values()]) for i, n in enumerate(names)},
-            )
-        ]
-    return [(f"base of {g.label}", {n: g.stat(bench, f"base/{n}") for n in names}) for g in groups]
+        vals = [next(iter(v)) for _, v in sorted(per_seed.items())]
+        stats = {n: seed_stat([v[i] for v in vals if v[i] is not None]) for i, n in enumerate(names)}
+        return [("base (before fine-tuning)", ",".join(map(str, sorted(per_seed))), stats)]
+    return [
+        (f"base of {g.label}", ",".join(map(str, g.seeds())), {n: g.stat(bench, f"base/{n}") for n in names})
+        for g in groups
+    ]
 
 
 def types_of(runs: Sequence[Run], bench: str) -> list[str]:
@@ -437,14 +440,14 @@ def results_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0)
     base_by_bench = {b: base_rows(groups, b) for b in benches}
     n_base = max(len(v) for v in base_by_bench.values()) if benches else 0
     for i in range(n_base):
-        label = next(v[i][0] for v in base_by_bench.values() if i < len(v))
+        label, seeds = next((v[i][0], v[i][1]) for v in base_by_bench.values() if i < len(v))
         cells = []
         for b, n in cols:
             rows = base_by_bench[b]
             cells.append(
-                _cell(rows[i][1].get(n, Stat(float("nan"), float("nan"), 0))) if i < len(rows) else "–"
+                _cell(rows[i][2].get(n, Stat(float("nan"), float("nan"), 0))) if i < len(rows) else "–"
             )
-        lines.append(f"| {label} | | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
     for g in groups:
         label = f"**control** {g.label}" if g.is_control else g.label
         seeds = ",".join(map(str, g.seeds()))

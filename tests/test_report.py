@@ -253,3 +253,32 @@ def test_evaluate_stage_headline_and_items_agree_with_its_detail(tmp_path):
     assert len(f["type"]) == len(f["caption"]) == len(f["image"]) and f["image"].shape[1:] == (96, 96, 3)
     assert max(np.unique(f["type"], return_counts=True)[1]) <= 2
     assert all(s[3] >= s[2] for s in f["scores"])  # each is a mistake of the fine-tuned model
+
+
+def test_parse_exp_show_keeps_finished_experiments_only():
+    from genemi.report import parse_exp_show
+
+    def exp(name, sha, state, error=None):
+        return {
+            "name": name,
+            "executor": {"state": state} if state else None,
+            "revs": [{"rev": sha, "name": name, "error": error, "data": {}}],
+        }
+
+    shown = [  # the shape of `dvc exp show --json` (dvc 3.x)
+        {"rev": "workspace", "name": None, "data": {}, "error": None, "experiments": None},
+        {
+            "rev": "b" * 40,
+            "name": "main",
+            "data": {},
+            "error": None,
+            "experiments": [
+                exp("done", "1" * 40, "success"),
+                exp("old", "2" * 40, None),
+                exp("wait", "3" * 40, "queued"),
+                exp("bad", "4" * 40, "failed"),
+                exp("broken", "5" * 40, "success", error={"msg": "x"}),
+            ],
+        },
+    ]
+    assert parse_exp_show(shown) == [("done", "1" * 40), ("old", "2" * 40)]

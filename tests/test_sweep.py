@@ -113,7 +113,17 @@ def test_queued_sweep_runs_two_experiments_in_parallel(tmp_path):
     for w in ("0", "1"):
         _dvc(repo, "exp", "run", "--queue", "--name", f"hn{w}", "-S", f"loss.hn_weight={w}")
     t0 = time.time()
-    _dvc(repo, "queue", "start", "-j", "2")
+    # the workers are daemons that inherit stdout/stderr: with pipes, run() would wait for them to end
+    with open(tmp_path / "queue-start.log", "w") as log:
+        r = subprocess.run(
+            [str(BIN / "dvc"), "queue", "start", "-j", "2"],
+            cwd=repo,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_env(PYTHONPATH=str(repo)),
+            timeout=120,
+        )
+    assert r.returncode == 0, (tmp_path / "queue-start.log").read_text()
     while time.time() - t0 < 900:
         status = _dvc(repo, "queue", "status")
         if not any(s in status for s in ("Queued", "Running")):
