@@ -275,7 +275,9 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
     out = list(groups.values())
     for g in out:
         g.runs.sort(key=lambda r: r.seed)
-    varying = sorted({k for g in out for k in g.params if len({repr(h.params.get(k)) for h in out}) > 1})
+    varying = sorted(
+        {k for g in out for k in g.params if len({_fmt_param(h.params.get(k)) for h in out}) > 1}
+    )
     for g in out:
         g.label = ", ".join(f"{k}={_fmt_param(g.params.get(k))}" for k in varying) or "default"
         g.is_control = g.params.get("loss.hn_weight") == 0
