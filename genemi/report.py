@@ -562,6 +562,8 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
 
     xlab, ylab, pts = tradeoff_points(groups)
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
+    placed: list[tuple[float, float]] = []
+    span = max([abs(v) for _, x, y, _ in pts for v in (x.mean, y.mean)] + [1.0])
     for label, x, y, ctrl in pts:
         xe = None if x.half != x.half else x.half
         ye = None if y.half != y.half else y.half
@@ -575,11 +577,14 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
             capsize=3,
             color="grey" if ctrl else None,
         )
+        # labels of (nearly) coinciding points are stacked instead of printed over each other
+        k = sum(abs(px - x.mean) < 0.02 * span and abs(py - y.mean) < 0.02 * span for px, py in placed)
+        placed.append((x.mean, y.mean))
         ax.annotate(
             ("control " if ctrl else "") + label,
             (x.mean, y.mean),
             textcoords="offset points",
-            xytext=(6, 6),
+            xytext=(6, 6 + 11 * k),
             fontsize=8,
         )
     if not pts:
