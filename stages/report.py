@@ -85,11 +85,17 @@ def main(exps, run_dirs, repo, out_dir, n_boot, seed, gallery_run, per_type) -> 
                     "(README: Sweeps) or name runs with --exp / --run-dir"
                 )
             runs += [report.load_run(name, report.git_reader(sha, repo)) for name, sha in found]
-        if named:
-            known = dict(report.dvc_experiments(repo))  # experiment name -> sha
-            for name in named:
-                rev = known.get(name, name)
-                runs.append(report.load_run(name, report.git_reader(_resolve(rev, repo), repo)))
+        known: dict[str, str] | None = None  # experiment name -> sha, asked of dvc only when needed
+        for name in named:
+            sha = _git_commit(name, repo)
+            if sha is None:
+                known = dict(report.dvc_experiments(repo)) if known is None else known
+                if name not in known:
+                    raise click.ClickException(
+                        f"--exp {name!r}: neither a git revision nor an experiment of `dvc exp show`"
+                    )
+                sha = known[name]
+            runs.append(report.load_run(name, report.git_reader(sha, repo)))
         for d in run_dirs:
             runs.append(report.load_run(str(d), report.dir_reader(d)))
         groups = report.group_runs(runs)
@@ -108,17 +114,17 @@ def main(exps, run_dirs, repo, out_dir, n_boot, seed, gallery_run, per_type) -> 
     )
 
 
-def _resolve(rev: str, repo: str) -> str:
+def _git_commit(rev: str, repo: str) -> str | None:
+    """The commit sha of a branch, tag, sha or experiment ref; None if git does not know it."""
     import subprocess
 
     r = subprocess.run(
-        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=repo, capture_output=True, text=True
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
     )
-    if r.returncode != 0:
-        raise click.ClickException(
-            f"--exp {rev!r}: neither an experiment of `dvc exp show` nor a git revision"
-        )
-    return r.stdout.strip()
+    return r.stdout.strip() if r.returncode == 0 else None
 
 
 if __name__ == "__main__":
