@@ -75,7 +75,7 @@ def _outcomes(correct: dict[str, int]) -> Outcomes:
 
 def _write_run(root, seed, hn, base_ok, ft_ok, digest="same-items"):
     """A run folder: params, headline (via genemi.headline, as the stage does), detail, items."""
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
     params = {
         "seed": seed,
         "threads": 2,
@@ -87,10 +87,10 @@ def _write_run(root, seed, hn, base_ok, ft_ok, digest="same-items"):
     outcomes = {"base": _outcomes(base_ok), "finetuned": _outcomes(ft_ok)}
     points = {m: {k: s.value for k, s in o.samples.items()} for m, o in outcomes.items()}
     parts = headline_parts(points["base"], outcomes["base"].macro, ["swap", "flip"])
-    (root / "metrics" / "headline").mkdir(parents=True)
+    (root / "metrics" / "headline").mkdir(parents=True, exist_ok=True)
     (root / "metrics" / "headline" / f"{BENCH}.json").write_text(json.dumps(headline(points, parts)))
     detail = {f"{m}/{k}": v for m, vals in points.items() for k, v in vals.items()}
-    (root / "metrics" / "eval").mkdir(parents=True)
+    (root / "metrics" / "eval").mkdir(parents=True, exist_ok=True)
     (root / "metrics" / "eval" / f"{BENCH}.json").write_text(json.dumps(detail))
     fails = [
         Failure(
@@ -282,3 +282,43 @@ def test_parse_exp_show_keeps_finished_experiments_only():
         },
     ]
     assert parse_exp_show(shown) == [("done", "1" * 40), ("old", "2" * 40)]
+
+
+def test_report_reads_runs_from_git_revisions(tmp_path):
+    """--exp takes any git revision (an experiment ref, a branch, a commit): files come from git."""
+    import shutil
+    import subprocess
+
+    from stages.report import main
+
+    repo = tmp_path / "repo"
+    _write_run(repo, 0, 0.0, {"swap": 6, "flip": 5}, {"swap": 7, "flip": 5})
+
+    def git(*args):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "control")
+    git("branch", "control")
+    shutil.rmtree(repo / "metrics")  # the next commit's run, in the same paths
+    _write_run(repo, 0, 1.0, {"swap": 6, "flip": 5}, {"swap": 10, "flip": 9})
+    git("add", "-A")
+    git("commit", "-qm", "hard negatives")
+    out = tmp_path / "reports"
+    res = CliRunner().invoke(
+        main,
+        ["--repo", str(repo), "--exp", "control", "--exp", "HEAD", "--out", str(out), "--bootstrap", "100"],
+    )
+    assert res.exit_code == 0, res.output
+    md = (out / "results.md").read_text()
+    # control 60 (70+50)/2; hard negatives 95 (100+90)/2; paired difference +35 on the same items
+    assert "| **control** loss.hn_weight=0 | 0 | 60.0 |" in md and "| loss.hn_weight=1 | 0 | 95.0 |" in md
+    assert "| loss.hn_weight=1 | loss.hn_weight=0 | +35.0 [" in md
+    res = CliRunner().invoke(main, ["--repo", str(repo), "--exp", "no-such-rev", "--out", str(out)])
+    assert res.exit_code != 0
