@@ -578,7 +578,7 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
             color="grey" if ctrl else None,
         )
         # labels of (nearly) coinciding points are stacked instead of printed over each other
-        k = sum(abs(px - x.mean) < 0.02 * span and abs(py - y.mean) < 0.02 * span for px, py in placed)
+        k = sum(abs(px - x.mean) < 0.08 * span and abs(py - y.mean) < 0.05 * span for px, py in placed)
         placed.append((x.mean, y.mean))
         ax.annotate(
             ("control " if ctrl else "") + label,
