@@ -146,6 +146,7 @@ class EvalParams:
     bootstrap: int  # cluster-bootstrap resamples for 95% intervals (0 = none)
     acc_taus: tuple[float, ...]  # thresholds of the thesis's Acc@tau (cos+/cos- >= tau)
     retrieval_ks: tuple[int, ...]  # K of the retrieval R@K
+    hard_types: tuple[str, ...]  # negative types averaged into the headline's hard_text (genemi/headline.py)
     zeroshot_templates: tuple[str, ...]  # prompts of zero-shot classification, "{}" = class name
     stanza_dir: str  # stanza models (POS) for ARO Order's noun/adjective shuffles, relative to --data
     sources: dict[str, EvalSource]  # benchmark name -> its files; every name in `benchmarks` needs one

@@ -30,6 +30,27 @@ def ensure_dist_env() -> None:
             os.environ["MASTER_PORT"] = str(s.getsockname()[1])
 
 
+def _single_process_setup() -> None:
+    """Skip DeepSpeed's CPU shared-memory all-reduce op for a one-process run.
+
+    DeepSpeed's torch backend JIT-compiles that op (~1 min on 2 cores) into the extensions folder
+    every run shares (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``): parallel
+    experiments wait on its build lock, and a build killed mid-way leaves the lock behind so later
+    runs wait forever. The op only serves all-reduces between several local ranks; one process
+    never calls it.
+    """
+    import importlib
+
+    try:
+        # not `import deepspeed.comm.torch as m`: that binds deepspeed.comm's attribute `torch`,
+        # which is the torch package
+        ds_torch = importlib.import_module("deepspeed.comm.torch")
+    except ImportError:  # another DeepSpeed layout: it builds the op as before
+        return
+    if hasattr(ds_torch, "build_shm_op"):
+        ds_torch.build_shm_op = lambda: None
+
+
 def _last_blocks(model, n: int) -> list[str]:
     """Name prefixes of the final ``n`` residual blocks of each tower (open_clip layout)."""
     prefixes = []
@@ -140,9 +161,18 @@ def init_engine(model, opt: OptimParams, ds: DeepSpeedParams):
     import torch
 
     ensure_dist_env()
+    if int(os.environ["WORLD_SIZE"]) == 1:
+        _single_process_setup()
     if not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
-        deepspeed.init_distributed(dist_backend=backend, verbose=False)
+        if int(os.environ["WORLD_SIZE"]) == 1:
+            # one process needs no rendezvous: an in-memory store, not a TCP port, so parallel runs
+            # (`dvc queue start -j N`, tests, a MASTER_PORT left in the shell) cannot collide on it
+            torch.distributed.init_process_group(
+                backend, store=torch.distributed.HashStore(), rank=0, world_size=1
+            )
+        else:
+            deepspeed.init_distributed(dist_backend=backend, verbose=False)
     world_size = torch.distributed.get_world_size()
     params = [p for p in model.parameters() if p.requires_grad]
     engine, _, _, scheduler = deepspeed.initialize(

@@ -90,17 +90,17 @@ def _stack(items):
 
 
 def evaluate_models(encoders: Mapping[str, object], es: EvalSet, taus=(1.0,), ks=(1, 5, 10), seed: int = 0,
-                    workers: int = 0, progress: bool = False) -> dict[str, Outcomes]:
-    """Every model's outcomes on ``es`` (model name -> :class:`Outcomes`)."""
+                    workers: int = 0, progress: bool = False) -> tuple[dict[str, Outcomes], dict[str, Features]]:
+    """Every model's outcomes on ``es`` and the features they were read from (model name -> each)."""
     feats = encode_set(encoders, es, workers, progress)
-    return {n: evaluate_set(es, f, taus, ks, seed) for n, f in feats.items()}
+    return {n: evaluate_set(es, f, taus, ks, seed) for n, f in feats.items()}, feats
 
 
 def monitor_scores(clip, es: EvalSet) -> dict[str, float]:
     """Text-side pairwise accuracy per negative type and R@1 both ways of ``clip`` on ``es``, for curves
     during training. No gradients; the model goes back to the mode it came in, so a training loop can
     call this between steps."""
-    values = summarize(evaluate_models({"m": clip}, es, ks=(1,))["m"])
+    values = summarize(evaluate_models({"m": clip}, es, ks=(1,))[0]["m"])
     return {k: v for k, v in values.items() if k.endswith("/text") or k.endswith("_r@1")}
 
 

@@ -6,6 +6,7 @@ Gated by data.source: with the default ``synthetic`` it only writes OUT/SKIPPED.
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
 import click
 from download_options import download_options, quiet_option
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
 import click
 
 from genemi.config import load_params

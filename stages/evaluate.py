@@ -1,14 +1,13 @@
-"""Stage `evaluate@<benchmark>`: base vs fine-tuned model on one registered benchmark.
+"""Stage `evaluate@<benchmark>`: base vs fine-tuned model on `eval.sources.<benchmark>` (docs/benchmarks.md).
 
-The benchmark's files come from `eval.sources.<benchmark>` in params.yaml (paths relative to --data),
-so the command is the same for every benchmark. Missing files fail before any model is built, naming
-each file and where it goes (docs/benchmarks.md). Each image is decoded once and encoded by both models.
-Writes flat metrics (`base/<type>/<metric>`, `finetuned/...`, `delta/...`, bootstrap `..._lo`/`..._hi`)
-to a JSON file, a per-type table for `dvc plots` (`<bench>.csv`, `<bench>_bars.csv`) and a bar chart PNG.
+Missing files fail before any model is built; each image is decoded once for both models. Writes the flat
+metrics (`base/...`, `finetuned/...`, `delta/...`, bootstrap `_lo`/`_hi`), per-type plots, the headline
+and the per-item outcomes.
 """
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
 import click
 
 from genemi.config import load_params
@@ -25,9 +24,12 @@ from genemi.errors import Output, Stage
 @click.option("--metrics", "metrics_path", required=True, type=Output())
 @click.option("--plot-dir", required=True, type=Output(folder=True),
               help="Where <benchmark>.csv, <benchmark>_bars.csv (dvc bar plot) and .png go.")
+@click.option("--headline", "headline_path", type=Output(), help="Headline metrics (a dozen numbers) JSON.")
+@click.option("--items", "items_path", type=Output(), help="Per-item outcomes + worst mistakes (.npz).")
 @click.option("--device", default="cpu", show_default=True,
               help="Where the models run (cpu, cuda, cuda:1); GPU results may differ in the last digits.")
-def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plot_dir, device) -> None:
+def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plot_dir, headline_path, items_path,
+         device) -> None:
     from genemi import runtime
 
     p = load_params(params_path)
@@ -36,16 +38,18 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
     from genemi.clip import Clip
     from genemi.evaluate import evaluate_models, headline_deltas, load_complete
     from genemi.io import write_json
+    from genemi.items import write_summaries
     from genemi.metrics import summarize
     from genemi.plots import eval_plots
 
     es = load_complete(p.eval, benchmark, data_dir)
     clips = {n: Clip.from_params(p.model, w, device, p.eval.batch_size)
              for n, w in (("base", base_path), ("finetuned", ft_path))}
-    outcomes = evaluate_models(clips, es, p.eval.acc_taus, p.eval.retrieval_ks, p.eval.seed,
-                               runtime.loader_workers(p.data.workers, in_memory=False), progress=True)
+    outcomes, feats = evaluate_models(clips, es, p.eval.acc_taus, p.eval.retrieval_ks, p.eval.seed,
+                                      runtime.loader_workers(p.data.workers, in_memory=False), progress=True)
     flat = compare(outcomes, p.eval.bootstrap, p.eval.seed)
     write_json(metrics_path, flat)
+    write_summaries(es, outcomes, feats, p.eval.hard_types, headline_path, items_path)
     eval_plots(plot_dir, benchmark, {m: summarize(o) for m, o in outcomes.items()}, flat)
     click.echo("\n".join(headline_deltas(flat)))
 

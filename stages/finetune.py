@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
 import click
 
 from genemi.config import load_params, to_dict

@@ -9,6 +9,7 @@ real.subset_seed). With data.source synthetic it writes empty manifests.
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
 import click
 
 from genemi.config import load_params

@@ -5,6 +5,7 @@ file is fetched by hand (docs/real-data.md).
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
 import click
 
 from genemi.errors import Stage

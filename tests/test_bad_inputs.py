@@ -412,6 +412,7 @@ def test_bad_training_image_names_the_file_base_stage(tmp_path, world, kind):
 def test_bad_image_on_the_real_data_path_names_the_file(tmp_path, world, kind):
     """Real data (open_clip transform): images are read per batch by ImageFiles.pixels."""
     import torch
+
     from genemi.bank import ImageFiles
 
     data = _world_copy(tmp_path, world)

@@ -1,0 +1,54 @@
+"""Report: the results table, the trade-off picture and failure galleries over many runs.
+
+Reads runs -- every DVC experiment (`dvc exp show --json`, the default), the ones named with --exp
+(an experiment name, branch, tag or commit), or run folders (--run-dir, e.g. the workspace: `.`) --
+groups them by params with the seeds aggregated, and writes into --out:
+
+  results.md             headline numbers per benchmark (mean ± 95% t-interval over seeds), each run's
+                         difference from its control (loss.hn_weight=0, same finetune.steps) with a
+                         paired bootstrap p-value over the same items, per-type detail, the run list
+  tradeoff.png           compositional gain against retention, one point per group
+  failures/<bench>.png   the fine-tuned model's most confident mistakes per type, with the base model's
+                         verdict on the same pairs (from the run of --gallery-run, else the best group)
+
+Not a DVC stage: it reads git refs of experiments, which no stage can declare as dependencies.
+Example: `python stages/report.py` after `dvc queue start`; `python stages/report.py --exp exp-a1b2c
+--exp exp-d3e4f --out reports/ab`.
+"""
+
+from __future__ import annotations
+
+import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
+import click
+
+from genemi.errors import Output, Stage
+
+
+@click.command(cls=Stage, help=__doc__)
+@click.option("--exp", "exps", multiple=True,
+              help="An experiment name (as in `dvc exp show`), branch, tag or commit; repeatable. "
+                   "Default without --exp/--run-dir: every successful experiment.")
+@click.option("--run-dir", "run_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="A folder holding params.yaml and the metrics/ files of one run (e.g. `.`); repeatable.")
+@click.option("--repo", default=".", show_default=True, type=click.Path(file_okay=False, exists=True),
+              help="The git/DVC repository the experiments live in.")
+@click.option("--out", "out_dir", default="reports", show_default=True, type=Output(folder=True))
+@click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=100),
+              help="Paired bootstrap resamples per comparison (the smallest p is 1/(n+1)).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap resampling.")
+@click.option("--gallery-run", default=None,
+              help="Run (as named in the table) whose mistakes the failure galleries show; default: first "
+                   "seed of the group with the largest hard-type gain over its control.")
+@click.option("--per-type", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Mistakes per negative type in a gallery (at most what the evaluate stage saved).")
+def main(exps, run_dirs, repo, out_dir, n_boot, seed, gallery_run, per_type) -> None:
+    from genemi import report
+
+    runs = report.collect_runs(list(exps), list(run_dirs), repo)
+    groups, chosen = report.write_report(runs, out_dir, n_boot, seed, gallery_run, per_type)
+    click.echo(f"report: {len(runs)} runs in {len(groups)} groups -> {out_dir}/results.md, tradeoff.png, "
+               f"failures/ (gallery: {chosen.name})")
+
+
+if __name__ == "__main__":
+    main()
