@@ -133,24 +133,18 @@ def _tiny_world(tmp_path: Path) -> tuple[Path, Path]:
     return params, data
 
 
+def stage_args(tmp_path: Path, params: Path, data: Path) -> list[str]:
+    """The evaluate stage's argv on :func:`_tiny_world`'s files (synth_test), less --metrics."""
+    return ["--params", str(params), "--benchmark", "synth_test", "--data", str(data),
+            "--base", str(tmp_path / "base.safetensors"), "--finetuned", str(tmp_path / "finetuned.safetensors"),
+            "--plot-dir", str(tmp_path / "plots")]
+
+
 def test_stage_on_tiny_synthetic_world_keeps_keys_and_is_deterministic(tmp_path):
     from stages import evaluate as stage
 
     params, data = _tiny_world(tmp_path)
-    args = [
-        "--params",
-        str(params),
-        "--benchmark",
-        "synth_test",
-        "--data",
-        str(data),
-        "--base",
-        str(tmp_path / "base.safetensors"),
-        "--finetuned",
-        str(tmp_path / "finetuned.safetensors"),
-        "--plot-dir",
-        str(tmp_path / "plots"),
-    ]
+    args = stage_args(tmp_path, params, data)
     runs = []
     for i in range(2):
         res = CliRunner().invoke(stage.main, args + ["--metrics", str(tmp_path / f"m{i}.json")])

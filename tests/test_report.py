@@ -205,23 +205,10 @@ def test_evaluate_stage_headline_and_items_agree_with_its_detail(tmp_path):
     """On a tiny synthetic world with random models: the headline equals the hand mean of the detail
     file's keys, the per-item means equal the detail values, and the files are byte-identical reruns."""
     from stages import evaluate as stage
-    from tests.test_evaluate import _tiny_world
+    from tests.test_evaluate import _tiny_world, stage_args
 
     params, data = _tiny_world(tmp_path)
-    args = [
-        "--params",
-        str(params),
-        "--benchmark",
-        "synth_test",
-        "--data",
-        str(data),
-        "--base",
-        str(tmp_path / "base.safetensors"),
-        "--finetuned",
-        str(tmp_path / "finetuned.safetensors"),
-        "--plot-dir",
-        str(tmp_path / "plots"),
-    ]
+    args = stage_args(tmp_path, params, data)
     files = []
     for i in range(2):
         out = [tmp_path / f"m{i}.json", tmp_path / f"h{i}.json", tmp_path / f"i{i}.npz"]
