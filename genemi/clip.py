@@ -56,7 +56,6 @@ class Clip:
                  batch_size: int = 256, meta: dict | None = None):
         self.params = params
         self.module = module.to(device)
-        self.device = torch.device(device)
         self.tokenizer = make_tokenizer(params)
         self.transform = image_transform(module, params)
         self.batch_size = batch_size
@@ -71,6 +70,12 @@ class Clip:
         return cls(module, p, device, batch_size, meta)
 
     @property
+    def device(self) -> torch.device:
+        """Where the module is now: a DeepSpeed engine may have moved it (``cuda:LOCAL_RANK``) after this
+        wrapper was built, and the monitor must follow it there."""
+        return next(self.module.parameters()).device
+
+    @property
     def fixed_size(self) -> bool:
         """Images are fixed-size arrays decoded once into memory (see the module docstring)."""
         return uses_arrays(self.params)
@@ -79,14 +84,14 @@ class Clip:
         save_weights(self.module, path, meta)
 
     def _run(self, fn, items: Sequence, prep) -> torch.Tensor:
-        dtype = next(self.module.parameters()).dtype
+        dtype, device = next(self.module.parameters()).dtype, self.device
         was_training = self.module.training
         self.module.eval()
         out = []
         try:
             with torch.no_grad():
                 for i in range(0, len(items), self.batch_size):
-                    x = prep(items[i : i + self.batch_size]).to(self.device, non_blocking=True)
+                    x = prep(items[i : i + self.batch_size]).to(device, non_blocking=True)
                     if x.is_floating_point():
                         x = x.to(dtype)
                     out.append(torch.nn.functional.normalize(fn(x).float(), dim=-1).cpu())

@@ -173,3 +173,20 @@ def test_a_training_step_keeps_every_tensor_on_the_models_device(params):
     with pytest.raises((RuntimeError, NotImplementedError, ValueError), match="device|meta"):
         forward_loss(model, micro[0], loss, 1, run.teacher, run.reference)
 
+
+
+def test_the_clip_follows_its_module_to_another_device(params):
+    """The monitor encodes with the same Clip the engine trains: after the engine moves the module (here to
+    ``meta``), encoding sends its inputs there too instead of to the device the Clip was built on."""
+    from genemi.clip import Clip
+
+    clip = Clip.from_params(params.model)
+    assert clip.device.type == "cpu"
+    clip.module.to("meta")
+    assert clip.device.type == "meta"
+    # the forward pass runs on meta (a CPU input would fail "... is not on the expected device"); only the
+    # copy of the result back to the CPU can fail, since meta tensors hold no data
+    with pytest.raises(RuntimeError, match="not on the expected device"):
+        clip.module.encode_image(torch.zeros(2, 3, 48, 48))  # the mistake this guards against
+    with pytest.raises(NotImplementedError, match="Cannot copy out of meta"):
+        clip.encode_pixels(torch.zeros(2, 3, 48, 48))
