@@ -48,11 +48,6 @@ class Batch:
         return Batch(**moved)
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """HWC uint8 RGB; a missing or unreadable file raises naming it."""
-    return read_rgb(path, what="a training image")
-
-
 class ImageFiles:
     """Images read from disk per batch and transformed: real data, whose sizes differ.
 
@@ -162,7 +157,7 @@ class PairBank:
         )
         if transform is not None:
             return cls(images=ImageFiles(root, paths, transform), **tables)
-        arrays = [load_rgb(root / p) for p in paths]
+        arrays = [read_rgb(root / p, what="a training image") for p in paths]
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
             raise ValueError(

@@ -75,3 +75,11 @@ class Stage(click.Command):
             if debug():
                 raise
             raise StageError(describe(e)) from e
+
+
+class Raised:
+    """An exception caught where a (worker) process built an item, carried to the reader to re-raise as
+    itself: the user reads the one-line message naming the file, not "Caught X in DataLoader worker"."""
+
+    def __init__(self, error: BaseException):
+        self.error = error

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from genemi.errors import Raised
 from genemi.evalsets import EvalSet, distinct_inputs
 from genemi.metrics import Features, Outcomes, evaluate_set, summarize
 
@@ -71,14 +72,6 @@ def encode_set(encoders: Mapping[str, object], es: EvalSet, workers: int = 0,
         out[n] = Features({r: i for i, r in enumerate(image_refs)}, img.float(),
                           {t: i for i, t in enumerate(texts)}, txt.float())
     return out
-
-
-class Raised:
-    """An exception caught where a (worker) process built an item, carried to the reader to re-raise as
-    itself: the user reads the one-line message naming the file, not "Caught X in DataLoader worker"."""
-
-    def __init__(self, error: BaseException):
-        self.error = error
 
 
 def _stack(items):

@@ -121,7 +121,7 @@ class _Steps(torch.utils.data.Dataset):
         return self.run.opt.steps - self.start
 
     def __getitem__(self, i: int):
-        from genemi.evaluate import Raised
+        from genemi.errors import Raised
 
         try:
             return micro_batches(self.run, self.start + i, self.rank, self.world)
@@ -136,7 +136,7 @@ def step_batches(run, start: int, rank: int, world: int, pin: bool = False) -> I
         for step in range(start, run.opt.steps):
             yield micro_batches(run, step, rank, world)
         return
-    from genemi.evaluate import Raised
+    from genemi.errors import Raised
 
     for item in torch.utils.data.DataLoader(
         _Steps(run, start, rank, world), batch_size=None, shuffle=False, num_workers=run.workers,
