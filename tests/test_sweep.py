@@ -110,6 +110,12 @@ def test_queued_sweep_runs_two_experiments_in_parallel(tmp_path):
     _git(repo, "init", "-q")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
+    # the README's order: the stages every experiment shares are built once, then the variations queued. Two
+    # workers building the same output at the same moment can collide in DVC's shared cache ("unable to
+    # remove 'models/base.safetensors' without a confirmation", seen once in CI)
+    _dvc(repo, "repro", "base", timeout=600)
+    _git(repo, "add", "dvc.lock")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "shared stages")
     for w in ("0", "1"):
         _dvc(repo, "exp", "run", "--queue", "--name", f"hn{w}", "-S", f"loss.hn_weight={w}")
     t0 = time.time()
