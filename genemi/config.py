@@ -133,14 +133,19 @@ class EvalSource:
         "manifest", "byo", "hnc", "coco_neg", "sugarcrepe", "aro_relation", "aro_attribution", "aro_order",
         "winoground", "genemi_val", "karpathy_retrieval", "image_folder",
     ]  # the format reader (docs/benchmarks.md)
-    file: str  # annotation file (or folder: sugarcrepe, image_folder)
-    images: str  # image root the annotation's image paths are relative to
+    file: str  # annotation file (or folder: sugarcrepe, image_folder); a DVC dependency of evaluate@<name>
+    images: str  # folder holding its images; the other DVC dependency of evaluate@<name>
     subset: float  # fraction of items kept, drawn by a hash of the item id (1.0 = all)
+    root: str = ""  # folder the annotation's image paths start from, when not `images` (genemi manifests: ".")
+
+    @property
+    def image_root(self) -> str:
+        return self.root or self.images
 
 
 @dataclass(frozen=True)
 class EvalParams:
-    benchmarks: tuple[str, ...]
+    benchmarks: dict[str, EvalSource]  # evaluated benchmarks (one evaluate@<name> stage each) -> their files
     batch_size: int
     seed: int  # eval-side randomness (subsets, ARO Order shuffles, derangement, bootstrap)
     bootstrap: int  # cluster-bootstrap resamples for 95% intervals (0 = none)
@@ -149,7 +154,6 @@ class EvalParams:
     hard_types: tuple[str, ...]  # negative types averaged into the headline's hard_text (genemi/headline.py)
     zeroshot_templates: tuple[str, ...]  # prompts of zero-shot classification, "{}" = class name
     stanza_dir: str  # stanza models (POS) for ARO Order's noun/adjective shuffles, relative to --data
-    sources: dict[str, EvalSource]  # benchmark name -> its files; every name in `benchmarks` needs one
     monitor: str  # benchmark scored during fine-tuning for the val/* curves ("" = none)
     monitor_every: int  # fine-tuning steps between those scorings
     monitor_records: int  # its first records scored (a fixed subset keeps it cheap)
@@ -189,10 +193,10 @@ class RealDataParams:
 @dataclass(frozen=True)
 class MineRealParams:
     """Generative negative mining with the real models (GeNeMi): tag -> ground -> segment ->
-    inpaint -> filter. Model fields take a Hugging Face id (resolved offline from the cache) or a
-    local folder/file."""
+    inpaint -> filter. Mines on the genemi road only (``data.source: genemi``; ``genemi.roads``). Model
+    fields take a local folder/file (the download stages' outputs, so DVC tracks them) or a Hugging Face id
+    (resolved offline from its cache, untracked)."""
 
-    enabled: bool  # off by default: the real models are multi-GB and need a GPU
     backend: Literal["pretrained", "tiny"]  # tiny = random-init models, a seconds-long smoke run of the chain
     device: Literal["cpu", "cuda"]  # cuda picks the rank's GPU from LOCAL_RANK
     stanza_dir: str  # stanza models folder; "" = rewrite captions without a parser
@@ -219,7 +223,6 @@ class MineRealParams:
     rule_max_per_type: int
     max_images: int  # 0 = every image of the input manifest
     contact_sheets: int  # how many origin images get a contact sheet
-    input: str  # manifest mined, under data/ (dvc.yaml reads it): synth/train.jsonl | coco/karpathy.jsonl
 
 
 @dataclass(frozen=True)
@@ -399,10 +402,11 @@ def _build(cls: type, raw: dict, prefix: str) -> Any:
     unknown = sorted(set(raw) - set(names))
     if unknown:
         raise ConfigError(f"unknown key(s): {', '.join(where + k for k in unknown)}")
-    missing = [n for n in names if n not in raw]
+    optional = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    missing = [n for n in names if n not in raw and n not in optional]
     if missing:
         raise ConfigError(f"missing key(s): {', '.join(where + k for k in missing)}")
-    values = {n: _convert(raw[n], hints[n], where + n) for n in names}
+    values = {n: _convert(raw[n], hints[n], where + n) for n in names if n in raw}
     for n, rng in RANGES.get(cls, {}).items():
         _check_range(values[n], rng, where + n)
     return cls(**values)
@@ -413,14 +417,10 @@ def params_from_dict(raw: dict) -> Params:
     if not isinstance(raw, dict):
         raise ConfigError("params: top level must be a mapping")
     p = _build(Params, raw, "")
-    for i, name in enumerate(p.eval.benchmarks):
-        if name not in p.eval.sources:
-            known = ", ".join(sorted(p.eval.sources))
-            raise ConfigError(f"eval.benchmarks[{i}] = {name!r}: must be one of eval.sources ({known})")
-    if p.eval.monitor and p.eval.monitor not in p.eval.sources:
+    if p.eval.monitor and p.eval.monitor not in p.eval.benchmarks:
         raise ConfigError(
-            f"eval.monitor = {p.eval.monitor!r}: must be \"\" (off) or one of eval.sources "
-            f"({', '.join(sorted(p.eval.sources))})"
+            f"eval.monitor = {p.eval.monitor!r}: must be \"\" (off) or one of eval.benchmarks "
+            f"({', '.join(sorted(p.eval.benchmarks))}); add it there (docs/benchmarks.md has every entry)"
         )
     if p.batching.negative_rows and p.loss.form == "in_softmax":
         raise ConfigError(
@@ -444,7 +444,7 @@ def _check_real_run(p: Params) -> None:
             f"learning rate destroys pretrained weights (published fine-tuning used 1e-6..2e-4); "
             f"use a recipe (python -m genemi.recipe list) or set finetune.lr <= {MAX_PRETRAINED_LR:g}"
         )
-    src = p.eval.sources.get(p.eval.monitor)
+    src = p.eval.benchmarks.get(p.eval.monitor)
     if p.data.source != "synthetic" and src is not None and src.file.startswith("negatives/"):
         raise ConfigError(
             f"eval.monitor={p.eval.monitor!r} scores the synthetic world during a data.source="

@@ -107,7 +107,7 @@ def load_complete(ev, name: str, data_dir) -> EvalSet:
         raise FileNotFoundError(
             f"benchmark {name!r}: {n_missing} referenced image file(s) are missing under "
             f"{es.store.root}, e.g. {', '.join(first)}; complete the image folder (docs/benchmarks.md) "
-            f"or fix eval.sources.{name}.images"
+            f"or fix eval.benchmarks.{name}.images"
         )
     return es
 

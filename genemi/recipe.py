@@ -71,11 +71,23 @@ def load_recipe(name: str, recipe_dir: str | Path = RECIPE_DIR) -> Recipe:
     if unknown:
         raise ConfigError(f"{path}: unknown recipe field(s) {unknown}; allowed: description, targets, params")
     targets = raw.get("targets") or {}
+    params = dict(raw["params"])
+    if isinstance(params.get("eval.benchmarks"), list):  # names -> their entries in the benchmark catalogue
+        from genemi.benchmarks import catalogue
+
+        known = catalogue()
+        unknown = [n for n in params["eval.benchmarks"] if n not in known]
+        if unknown:
+            raise ConfigError(
+                f"{path}: eval.benchmarks names {unknown}, not in genemi/benchmarks/catalogue.yaml "
+                f"(known: {', '.join(sorted(known))}); give a full entry instead of a name"
+            )
+        params["eval.benchmarks"] = {n: known[n] for n in params["eval.benchmarks"]}
     return Recipe(
         path.stem,
         str(raw.get("description", "")).strip(),
         {str(k): str(v) for k, v in targets.items()},
-        dict(raw["params"]),
+        params,
     )
 
 
@@ -163,15 +175,32 @@ def _plain(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str)) if isinstance(v, (list, dict)) else v
 
 
-def flags(recipe: Recipe) -> list[str]:
-    """``-S key=value`` arguments for ``dvc exp run`` (values in DVC's override syntax)."""
+def flags(recipe: Recipe, current: dict | None = None) -> list[str]:
+    """``-S key=value`` arguments for ``dvc exp run`` (values in DVC's override syntax).
+
+    DVC merges a mapping into the one in params.yaml instead of replacing it, so a mapping value (the
+    recipe's ``eval.benchmarks``) becomes one ``++key.entry=...`` per entry (add or replace) plus
+    ``~key.entry`` for each entry of ``current`` (the parsed params.yaml) the recipe does not have."""
     out = []
     for key, value in recipe.params.items():
-        v = _override_value(value)
-        if any(c.isspace() for c in v):  # `dvc exp run $(... flags x)` splits words on blanks
-            raise ConfigError(f"recipe {recipe.name}: {key}={v!r} holds a blank; apply the recipe instead")
-        out += ["-S", f"{key}={v}"]
+        if isinstance(value, dict):
+            now = _lookup(current or {}, key)
+            out += [a for k in (now if isinstance(now, dict) else {}) if k not in value for a in ("-S", f"~{key}.{k}")]
+            items = [(f"++{key}.{k}", v) for k, v in value.items()]
+        else:
+            items = [(key, value)]
+        for k, v in items:
+            text = _override_value(v)
+            if any(c.isspace() for c in text):  # `dvc exp run $(... flags x)` splits words on blanks
+                raise ConfigError(f"recipe {recipe.name}: {k}={text!r} holds a blank; apply the recipe instead")
+            out += ["-S", f"{k}={text}"]
     return out
+
+
+def _lookup(raw: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    return raw
 
 
 def _override_value(v: Any) -> str:
@@ -181,6 +210,8 @@ def _override_value(v: Any) -> str:
         return json.dumps(v) if (not v or any(c in v for c in " ,[]{}:='\"")) else v
     if isinstance(v, list):
         return "[" + ",".join(_override_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{k}:{_override_value(x)}" for k, x in v.items()) + "}"
     return _yaml11_float(v) if isinstance(v, float) else str(v)
 
 
@@ -213,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                 for k, v in r.targets.items():
                     print(f"  {k}: {v}")
         elif a.command == "flags":
-            check(r, a.params)
-            print(" ".join(flags(r)))  # for `dvc exp run $(python -m genemi.recipe flags NAME)`: no blanks
+            current = check(r, a.params) and yaml.safe_load(Path(a.params).read_text(encoding="utf-8"))
+            print(" ".join(flags(r, current)))  # for `dvc exp run $(python -m genemi.recipe flags NAME)`: no blanks
         else:
             changed = apply(r, a.params)
             for k, old, new in changed:

@@ -155,8 +155,9 @@ def load_run(name: str, read: Callable[[str], bytes | None], layout: Layout = La
     raw = read(layout.params)
     if raw is None:
         raise FileNotFoundError(f"run {name!r}: {layout.params} not found")
-    params = flatten(yaml.safe_load(raw) or {})
-    benches = params.get("eval.benchmarks") or ()
+    raw_params = yaml.safe_load(raw) or {}
+    params = flatten(raw_params)
+    benches = ((raw_params.get("eval") or {}).get("benchmarks")) or ()  # a mapping; a list in older runs
     run = Run(name, params, {}, {})
     for b in benches:
         for attr, tmpl in (("headline", layout.headline), ("detail", layout.detail)):

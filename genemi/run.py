@@ -108,17 +108,18 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
     )
 
 
-def training_records(p: Params, synthetic: tuple, hnc: tuple, regular: tuple = (None, None)):
+def training_records(p: Params, synthetic: tuple, hnc: tuple, genemi: tuple = (None, None), regular: tuple = (None, None)):
     """``(records, image_root, inputs)`` of the data ``data.source`` selects, checked before any model is
-    built; ``regular`` = (manifest, image root) of pairs mixed into GeNeMi batches (COCO), or Nones."""
+    built. Each road is a (manifest, image root) pair; ``regular`` = the pairs mixed into GeNeMi batches
+    (COCO), read on the genemi road only."""
     from genemi.data import training_set
     from genemi.manifest import read_manifest, read_records
     from genemi.samplers import add_regular
 
-    path, root = training_set(p.data.source, synthetic, hnc)
+    path, root = training_set(p.data.source, synthetic=synthetic, hnc=hnc, genemi=genemi)
     records, inputs = read_records(path), [path]
     reg_path, reg_root = regular
-    if reg_path:
+    if p.data.source == "genemi" and reg_path:
         if not reg_root:
             raise ValueError("--regular needs --regular-image-root")
         records = add_regular(records, root, read_manifest(reg_path), reg_root)
@@ -127,8 +128,10 @@ def training_records(p: Params, synthetic: tuple, hnc: tuple, regular: tuple = (
 
 
 def check_base(p: Params) -> None:
-    """Real data needs a pretrained model and its tokenizer: the synthetic base knows 27 words."""
-    if p.data.source != "synthetic" and (not p.model.pretrained or p.model.tokenizer == "word"):
+    """Real data needs a pretrained model and its tokenizer: the synthetic base knows 27 words. A road fed
+    by the synthetic stand-in (``data.stand_in: synthetic``) speaks the synthetic world's words, so it
+    fine-tunes the synthetic base."""
+    if p.data.source != "synthetic" and p.data.stand_in == "none" and (not p.model.pretrained or p.model.tokenizer == "word"):
         raise ValueError(
             f"data.source={p.data.source} needs a pretrained model and its tokenizer, e.g. "
             "-S model.arch=ViT-B-32-quickgelu -S model.pretrained=openai -S model.tokenizer=open_clip "

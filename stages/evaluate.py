@@ -1,4 +1,4 @@
-"""Stage `evaluate@<benchmark>`: base vs fine-tuned model on `eval.sources.<benchmark>` (docs/benchmarks.md).
+"""Stage `evaluate@<benchmark>`: base vs fine-tuned model on `eval.benchmarks.<benchmark>` (docs/benchmarks.md).
 
 Missing files fail before any model is built; each image is decoded once for both models. Writes the flat
 metrics (`base/...`, `finetuned/...`, `delta/...`, bootstrap `_lo`/`_hi`), per-type plots, the headline
@@ -16,9 +16,9 @@ from genemi.errors import Output, Stage
 
 @click.command(cls=Stage, help=__doc__)
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
-@click.option("--benchmark", required=True, help="Benchmark name (a key of eval.sources in params.yaml).")
+@click.option("--benchmark", required=True, help="Benchmark name (a key of eval.benchmarks in params.yaml).")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
-              help="Data folder the eval.sources paths are relative to (the synthetic splits live here).")
+              help="Data folder the eval.benchmarks paths are relative to (the synthetic splits live here).")
 @click.option("--base", "base_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--finetuned", "ft_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--metrics", "metrics_path", required=True, type=Output())

@@ -4,8 +4,8 @@ One origin per image (all its captions in meta.original_captions, as GeNeMi does
 and tagged object: inpainted variations with rewritten captions, scored by BLIP
 ITM and IVA. --work-dir gets images/<origin>/<item>/<short>.png and parts/<origin>.json; --out the
 variations that pass itm_min / iva_min; --sheets a contact sheet per origin (green = kept, red =
-dropped). Off by default (mine_real.enabled: false: an empty manifest). --tiny: random-init tiny
-models on CPU, a seconds-long smoke run. Multi-GPU: `torchrun --nproc_per_node 8
+dropped). Mines on the genemi road only (data.source=genemi; otherwise an empty manifest). --tiny
+(or mine_real.backend=tiny): random-init tiny models on CPU, a seconds-long smoke run, no stanza. Multi-GPU: `torchrun --nproc_per_node 8
 stages/mine_real.py ... --no-merge`, then `--merge-only`; a killed run resumes where it stopped.
 """
 
@@ -19,6 +19,7 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's genemi under torchrun
 
+from genemi import roads  # noqa: E402
 from genemi.config import load_params  # noqa: E402
 from genemi.errors import Output, Stage  # noqa: E402
 from genemi.io import write_json  # noqa: E402
@@ -36,22 +37,24 @@ InDir, InFile = click.Path(exists=True, file_okay=False), click.Path(exists=True
 @click.option("--sheets", required=True, type=Dir, help="Folder for contact-sheet PNGs.")
 @click.option("--metrics", required=True, type=File, help="Counts as JSON.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--tiny", is_flag=True, help="Force enabled, backend=tiny, device=cpu: a smoke run.")
+@click.option("--tiny", is_flag=True, help="Mine whatever data.source says, backend=tiny, device=cpu: a smoke run.")
 @click.option("--no-merge", is_flag=True, help="Only mine this rank's share (under a launcher).")
 @click.option("--merge-only", is_flag=True, help="Only merge parts; write manifest, sheets, metrics.")
 def main(
     manifest, image_root, work_dir, out_manifest, sheets, metrics, params_path, tiny, no_merge, merge_only
 ):
     params = load_params(params_path)
-    p = params.mine_real
+    p, enabled = params.mine_real, tiny or roads.mines(params)
     if tiny:
-        p = dataclasses.replace(p, enabled=True, backend="tiny", device="cpu")
-    if params.threads and p.enabled:
+        p = dataclasses.replace(p, backend="tiny", device="cpu")
+    if p.backend == "tiny":  # random-init models; download_stanza is skipped on this road
+        p = dataclasses.replace(p, stanza_dir="")
+    if params.threads and enabled:
         import torch
 
         torch.set_num_threads(params.threads)
     totals = mine_real(p, params.seed, manifest, image_root, work_dir, out_manifest, sheets,
-                       do_mine=not merge_only, do_merge=not no_merge, log=click.echo)  # fmt: skip
+                       do_mine=not merge_only, do_merge=not no_merge, enabled=enabled, log=click.echo)  # fmt: skip
     if totals is not None:
         write_json(metrics, totals)
 

@@ -294,9 +294,9 @@ CONFIG_CASES = [  # (dotted key, bad value, what the message must say, stage)
     ("base.lr", float("nan"), "base.lr = nan: must be a finite number", "base"),
     ("data.hnc_subset", 0.0, "data.hnc_subset = 0.0: must be in (0, 1]", "hnc_manifest"),
     (
-        "eval.sources.synth_test.subset",
+        "eval.benchmarks.synth_test.subset",
         1.5,
-        "eval.sources.synth_test.subset = 1.5: must be in (0, 1]",
+        "eval.benchmarks.synth_test.subset = 1.5: must be in (0, 1]",
         "evaluate",
     ),
     ("eval.acc_taus", [1.0, -1.0], "eval.acc_taus[1] = -1.0: must be > 0", "evaluate"),
@@ -307,11 +307,12 @@ CONFIG_CASES = [  # (dotted key, bad value, what the message must say, stage)
     ("loss.form", "inverse", "loss.form: must be one of ['additive', 'in_softmax']", "finetune"),
     ("eval.monitor", "nope", "eval.monitor = 'nope': must be", "finetune"),
     (
-        "eval.benchmarks",
-        ["synth_test", "nope"],
-        "eval.benchmarks[1] = 'nope': must be one of eval.sources",
+        "eval.benchmarks.synth_test",
+        {"loader": "manifest", "images": "negatives/test"},
+        "missing key(s): eval.benchmarks.synth_test.file, eval.benchmarks.synth_test.subset",
         "evaluate",
     ),
+    ("eval.benchmarks", ["synth_test"], "eval.benchmarks: expected a mapping", "evaluate"),
 ]
 
 
@@ -428,7 +429,7 @@ def test_bad_evaluation_image_names_the_file_and_writes_nothing(tmp_path, world,
     while the one decoding pass runs (each image is decoded once, for both models: issue 12), naming it."""
     data = _world_copy(tmp_path, world)
     _bad_image(data / "img" / "n3.png", kind)
-    params = _params(tmp_path, world["raw"], **{"eval.sources.synth_test.file": "train.jsonl"})
+    params = _params(tmp_path, world["raw"], **{"eval.benchmarks.synth_test.file": "train.jsonl"})
     code, text, outs = run_evaluate(tmp_path, params, data, "synth_test", world)
     assert_failed(code, text, str(data / "img" / "n3.png"))
     assert_not_written(*outs)
@@ -608,7 +609,7 @@ def test_bad_benchmark_file_names_file_and_record_before_scoring(tmp_path, world
     params = _params(
         tmp_path,
         world["raw"],
-        **{"eval.sources.bad": {"loader": loader, "file": name, "images": ".", "subset": 1.0}},
+        **{"eval.benchmarks.bad": {"loader": loader, "file": name, "images": ".", "subset": 1.0}},
     )
     code, text, outs = run_evaluate(tmp_path, params, data, "bad", world)
     assert_failed(code, text, str(data / name), message)
@@ -619,9 +620,9 @@ def test_a_subset_that_draws_nothing_is_an_error_not_empty_metrics(tmp_path, wor
     data = _world_copy(tmp_path, world)
     _write_rows(data / "one.jsonl", _rows(1))
     src = {"loader": "manifest", "file": "one.jsonl", "images": ".", "subset": 1e-9}
-    params = _params(tmp_path, world["raw"], **{"eval.sources.bad": src})
+    params = _params(tmp_path, world["raw"], **{"eval.benchmarks.bad": src})
     code, text, outs = run_evaluate(tmp_path, params, data, "bad", world)
-    assert_failed(code, text, str(data / "one.jsonl"), "0 items", "eval.sources.bad.subset")
+    assert_failed(code, text, str(data / "one.jsonl"), "0 items", "eval.benchmarks.bad.subset")
     assert_not_written(*outs)
 
 

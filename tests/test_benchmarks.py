@@ -46,7 +46,12 @@ def _png(path: Path, size=(8, 8), color=(200, 30, 30)) -> None:
 
 
 def _params(sources: dict[str, EvalSource]):
-    return dataclasses.replace(load_params(ROOT / "params.yaml").eval, sources=sources)
+    return dataclasses.replace(load_params(ROOT / "params.yaml").eval, benchmarks=sources)
+
+
+def _catalogue_params():
+    """Eval params listing every benchmark of the catalogue (with the files where the catalogue puts them)."""
+    return _params({n: benchmarks.catalogue_source(n) for n in benchmarks.catalogue()})
 
 
 # ------------------------------------------------------------------------------ registry / params
@@ -56,15 +61,15 @@ def test_registry_matches_config_and_params():
     allowed = set(typing.get_args(typing.get_type_hints(EvalSource)["loader"]))
     assert allowed == set(benchmarks.loaders())
     p = load_params(ROOT / "params.yaml").eval
-    assert p.benchmarks == ("synth_test", "synth_gen")  # offline default
-    for name in p.benchmarks:
-        assert name in p.sources
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())["eval"]["sources"]
-    assert set(raw) == set(p.sources)
+    assert list(p.benchmarks) == ["synth_test", "synth_gen"]  # offline default
+    cat = _catalogue_params().benchmarks
+    for name, src in p.benchmarks.items():  # the shipped entries are the catalogue's
+        assert src == cat[name]
+    assert {s.loader for s in cat.values()} == allowed - {"byo"}  # every published format has an entry
 
 
 def test_enabled_benchmark_without_files_fails_fast_naming_them(tmp_path):
-    p = load_params(ROOT / "params.yaml").eval
+    p = _catalogue_params()
     with pytest.raises(FileNotFoundError) as e:
         benchmarks.load_benchmark(p, "winoground", tmp_path)
     msg = str(e.value)
@@ -72,7 +77,7 @@ def test_enabled_benchmark_without_files_fails_fast_naming_them(tmp_path):
     assert "docs/benchmarks.md" in msg and "eval.benchmarks" in msg
     with pytest.raises(FileNotFoundError, match="sugarcrepe/swap_obj.json"):
         benchmarks.check_files(p, "sugarcrepe", tmp_path)
-    with pytest.raises(ValueError, match="eval.sources.nope"):
+    with pytest.raises(ValueError, match="eval.benchmarks.nope"):
         benchmarks.load_benchmark(p, "nope", tmp_path)
 
 
@@ -382,5 +387,5 @@ def test_every_loader_and_default_source_is_documented():
     doc = (ROOT / "docs" / "benchmarks.md").read_text()
     for name in benchmarks.loaders():
         assert f"`{name}`" in doc, name
-    for name in load_params(ROOT / "params.yaml").eval.sources:
+    for name in benchmarks.catalogue():
         assert f"`{name}`" in doc, name

@@ -21,7 +21,7 @@ def _stages():
 def _lookup(dotted: str):
     node = PARAMS
     for part in dotted.split("."):
-        if "${item}" in part:
+        if "${item}" in part or "${key}" in part:
             return True  # foreach-templated key, checked per benchmark below
         if not isinstance(node, dict) or part not in node:
             return None
@@ -53,14 +53,14 @@ def test_default_pipeline_is_the_synthetic_one():
 
 
 def test_every_benchmark_is_registered_and_configured():
-    from genemi.benchmarks import _registry
+    from genemi.benchmarks import _registry, catalogue, catalogue_source
 
     registry = _registry()
     p = load_params(ROOT / "params.yaml")
-    for bench in p.eval.benchmarks:
-        assert bench in p.eval.sources, f"eval.benchmarks names {bench!r} but eval.sources has no entry"
-    for name, src in p.eval.sources.items():
-        assert src.loader in registry, f"eval.sources.{name}: loader {src.loader!r} is not registered"
+    for name, src in p.eval.benchmarks.items():
+        assert src.loader in registry, f"eval.benchmarks.{name}: loader {src.loader!r} is not registered"
+    for name in catalogue():
+        assert catalogue_source(name).loader in registry, f"catalogue {name}: loader not registered"
 
 
 def test_metrics_are_small_uncached_files_under_metrics():
@@ -135,3 +135,34 @@ def test_code_deps_are_exactly_the_code_the_stage_runs(name, stage):
     assert covered == closure, f"{name}: add to deps {sorted(closure - covered)}"
     unused = {d for d in code - data_dirs if d not in closure and not any(f.startswith(d + "/") for f in closure)}
     assert not unused, f"{name}: deps it does not import {sorted(unused)}"
+
+
+def _dag_edges() -> set[tuple[str, str]]:
+    """``dvc dag``'s edges (stage -> stage that depends on its output), with the default params."""
+    import shutil
+    import subprocess
+    import sys
+
+    dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+    if not Path(dvc).is_file():
+        pytest.skip("dvc is not installed in this environment")
+    out = subprocess.run([dvc, "dag", "--dot"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return set(re.findall(r'"([^"]+)" -> "([^"]+)"', out))
+
+
+def test_readme_graph_is_dvc_dag():
+    """The README's mermaid graph has exactly the edges `dvc dag` draws for the shipped params."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```mermaid\n(.*?)```", readme, re.S)
+    assert block, "README.md has no ```mermaid graph"
+    drawn = set()
+    for line in block.group(1).splitlines():
+        nodes = [re.sub(r"\[.*?\]|\(.*?\)", "", n).strip() for n in re.split(r"-->|-\.->", line)]
+        if len(nodes) > 1:
+            for a, b in zip(nodes, nodes[1:]):
+                for x in a.split("&"):
+                    for y in b.split("&"):
+                        drawn.add((x.strip(), y.strip()))
+    drawn = {(a.replace("evaluate_", "evaluate@"), b.replace("evaluate_", "evaluate@")) for a, b in drawn}
+    dag = _dag_edges()
+    assert drawn == dag, f"only in README: {sorted(drawn - dag)}; only in dvc dag: {sorted(dag - drawn)}"

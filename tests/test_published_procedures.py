@@ -488,11 +488,19 @@ def test_mine_real_stage_max_images_counts_images(tmp_path):
     assert m["origins"] == 1
 
 
-def test_mine_real_input_follows_a_param_in_dvc_yaml():
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["mine_real"]
-    assert "--manifest data/${mine_real.input}" in dvc["cmd"] and "data/${mine_real.input}" in dvc["deps"]
-    assert "data/synth/train.jsonl" not in dvc["cmd"]
-    assert load_params(ROOT / "params.yaml").mine_real.input == "synth/train.jsonl"
+def test_the_genemi_road_is_wired_in_dvc_yaml():
+    """COCO -> mine_real -> finetune (variations + regular COCO pairs): every edge is a DVC dependency."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    mine, ft = stages["mine_real"], stages["finetune"]
+    assert "--manifest data/coco/karpathy.jsonl --image-root data/raw/coco/images" in mine["cmd"]
+    assert "data/coco/karpathy.jsonl" in mine["deps"] and "data/raw/coco" in mine["deps"]
+    for name in ("stanza", "grounding_dino", "sam_vit_h", "sd_inpaint", "blip_itm"):
+        out = stages[f"download_{name}"]["outs"][0]
+        assert f"data/models/{name}" in mine["deps"] and f"data/models/{name}" in (out if isinstance(out, str) else out)
+    assert load_params(ROOT / "params.yaml").mine_real.sam_checkpoint.startswith("data/models/sam_vit_h/")
+    for flag, path in (("--genemi-train", "data/mine_real/variations.jsonl"), ("--regular", "data/coco/karpathy.jsonl")):
+        assert f"{flag} {path}" in ft["cmd"] and path in ft["deps"]
+    assert "data/mine_real/work" in ft["deps"] and "data/raw/coco" in ft["deps"]
 
 
 # ------------------------------------------------------------------------------------ 4. recipes
@@ -593,12 +601,14 @@ def test_flags_are_dvc_overrides_and_cli_runs(tmp_path):
     from genemi import recipe
 
     r = recipe.load_recipe("hnc_l2", ROOT / "recipes")
-    fl = recipe.flags(r)
-    assert fl[::2] == ["-S"] * len(r.params)
+    fl = recipe.flags(r, yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert set(fl[::2]) == {"-S"}
+    assert "finetune.lr=5.0e-06" in fl and "loss.negative_types=[]" in fl
+    # a mapping is merged by DVC, not replaced: the recipe's entries are set one by one, the others removed
+    assert "~eval.benchmarks.synth_test" in fl and "~eval.benchmarks.synth_gen" in fl
     assert (
-        "finetune.lr=5.0e-06" in fl
-        and "eval.benchmarks=[hnc_test,coco_neg]" in fl
-        and "loss.negative_types=[]" in fl
+        "++eval.benchmarks.hnc_test={loader:hnc,file:raw/hnc/hnc_clean_strict_test.json,"
+        "images:raw/gqa/images,subset:1.0}" in fl
     )
     out = subprocess.run(
         [sys.executable, "-m", "genemi.recipe", "list", "--dir", str(ROOT / "recipes")],
@@ -702,25 +712,13 @@ def test_documented_byo_command_adds_a_benchmark_params_yaml_lacks(tmp_path):
     ):
         assert run(*cmd).returncode == 0, cmd
     entry = "{loader: byo, file: raw/eval/my_bench.jsonl, images: raw/eval/my_bench_images, subset: 1.0}"
-    without = run(sys.executable, "-m", "dvc", "exp", "run", "-S", f"eval.sources.my_bench={entry}")
-    assert "+eval.sources.my_bench" in without.stderr + without.stdout  # DVC names the fix
-    ok = run(
-        sys.executable,
-        "-m",
-        "dvc",
-        "exp",
-        "run",
-        "-S",
-        f"+eval.sources.my_bench={entry}",
-        "-S",
-        "eval.benchmarks=[synth_test,synth_gen,my_bench]",
-    )
+    without = run(sys.executable, "-m", "dvc", "exp", "run", "-S", f"eval.benchmarks.my_bench={entry}")
+    assert "+eval.benchmarks.my_bench" in without.stderr + without.stdout  # DVC names the fix
+    ok = run(sys.executable, "-m", "dvc", "exp", "run", "-S", f"+eval.benchmarks.my_bench={entry}")
     assert ok.returncode == 0, ok.stderr
     p = load_params(tmp_path / "params.yaml").eval
-    assert p.benchmarks[-1] == "my_bench"
-    assert p.sources["my_bench"] == EvalSource(
-        "byo", "raw/eval/my_bench.jsonl", "raw/eval/my_bench_images", 1.0
-    )
+    assert list(p.benchmarks)[-1] == "my_bench"
+    assert p.benchmarks["my_bench"] == EvalSource("byo", "raw/eval/my_bench.jsonl", "raw/eval/my_bench_images", 1.0)
 
 
 def test_negclip_training_file_to_manifest(tmp_path):

@@ -1,6 +1,6 @@
 """Benchmark registry: one reader per published format, each turning files into an :class:`EvalSet`.
 
-A benchmark is a ``params.yaml`` entry ``eval.sources.<name> = {loader, file, images, subset}``; ``loader``
+A benchmark is a ``params.yaml`` entry ``eval.benchmarks.<name> = {loader, file, images, subset[, root]}``; ``loader``
 names a reader below. :func:`required_files` lists what a benchmark needs so a run fails before any model
 is built, naming each missing file and where it goes (docs/benchmarks.md). Formats:
 
@@ -59,13 +59,33 @@ def _resolved(p: EvalParams, data_dir: str | Path) -> EvalParams:
     return dataclasses.replace(p, stanza_dir=str(resolve(data_dir, p.stanza_dir)))
 
 
+CATALOGUE = Path(__file__).with_name("catalogue.yaml")
+
+
+def catalogue() -> dict[str, dict]:
+    """Every known benchmark's ``eval.benchmarks`` entry (``catalogue.yaml``), as plain mappings."""
+    import yaml
+
+    return yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))
+
+
+def catalogue_source(name: str) -> EvalSource:
+    """The catalogue entry of ``name`` as an :class:`EvalSource`; unknown names list the known ones."""
+    from genemi.config import _build
+
+    known = catalogue()
+    if name not in known:
+        raise ValueError(f"benchmark {name!r} is not in {CATALOGUE.name}; known: {', '.join(sorted(known))}")
+    return _build(EvalSource, known[name], f"catalogue.{name}")
+
+
 def source(p: EvalParams, name: str) -> EvalSource:
-    if name not in p.sources:
+    if name not in p.benchmarks:
         raise ValueError(
-            f"benchmark {name!r} has no entry eval.sources.{name} in params.yaml; "
-            f"known: {', '.join(sorted(p.sources))} (docs/benchmarks.md explains how to add one)"
+            f"benchmark {name!r} has no entry eval.benchmarks.{name} in params.yaml; "
+            f"listed: {', '.join(sorted(p.benchmarks))} (docs/benchmarks.md has every known entry)"
         )
-    return p.sources[name]
+    return p.benchmarks[name]
 
 
 def required_files(p: EvalParams, name: str, data_dir: str | Path) -> list[tuple[Path, str]]:
@@ -73,7 +93,7 @@ def required_files(p: EvalParams, name: str, data_dir: str | Path) -> list[tuple
     src = source(p, name)
     loader = _registry()[src.loader]
     return loader.needs(
-        src, resolve(data_dir, src.file), resolve(data_dir, src.images), _resolved(p, data_dir)
+        src, resolve(data_dir, src.file), resolve(data_dir, src.image_root), _resolved(p, data_dir)
     )
 
 
@@ -86,8 +106,8 @@ def check_files(p: EvalParams, name: str, data_dir: str | Path) -> None:
         raise FileNotFoundError(
             f"benchmark {name!r} is enabled (eval.benchmarks) but its files are missing:\n{lines}\n"
             f"Get them as described in docs/benchmarks.md ({src.loader}: {_registry()[src.loader].doc}) and "
-            f"put them there, or point eval.sources.{name}.file/images at them; to skip it, remove {name!r} "
-            "from eval.benchmarks."
+            f"put them there, or point eval.benchmarks.{name}.file/images at them; to skip it, remove it "
+            f"(dvc exp run -S '~eval.benchmarks.{name}')."
         )
 
 
@@ -96,13 +116,13 @@ def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0
     check_files(p, name, data_dir)
     src = source(p, name)
     es = _registry()[src.loader].load(
-        src, resolve(data_dir, src.file), resolve(data_dir, src.images), _resolved(p, data_dir), seed
+        src, resolve(data_dir, src.file), resolve(data_dir, src.image_root), _resolved(p, data_dir), seed
     )
     es.name = name
     if not (es.records or es.choices or es.retrieval or es.classification):
         subset = ""
         if src.subset < 1:
-            subset = f" (eval.sources.{name}.subset = {src.subset:g} may have drawn none)"
+            subset = f" (eval.benchmarks.{name}.subset = {src.subset:g} may have drawn none)"
         raise ValueError(
             f"{resolve(data_dir, src.file)}: benchmark {name!r} yields 0 items{subset}; check the file's "
             f"content against its format ({src.loader}, docs/benchmarks.md)"

@@ -2,24 +2,26 @@
 
 from pathlib import Path
 
+HOW = {  # how each real road's training manifest comes to exist
+    "hnc": "`dvc exp run -S data.source=hnc ...` runs download_hnc/download_gqa/hnc_manifest (or place the files "
+    "by hand, docs/real-data.md)",
+    "genemi": "`dvc exp run -S data.source=genemi ...` runs download_coco/coco_manifest/mine_real; an empty "
+    "manifest means every variation was filtered out (metrics/mine_real.json counts them)",
+}
 
-def training_set(source: str, synthetic: tuple[str, str], hnc: tuple[str | None, str | None]) -> tuple[str, str]:
-    """``(manifest, image root)`` of the training data that ``data.source`` selects.
 
-    Both sets are DVC dependencies of the fine-tuning stage, so switching the source
-    re-runs it; the one not selected is simply not read.
+def training_set(source: str, **roads: tuple[str | None, str | None]) -> tuple[str, str]:
+    """``(manifest, image root)`` of the training data that ``data.source`` selects among ``roads``
+    (``synthetic=(manifest, root)``, ``hnc=...``, ``genemi=...``).
+
+    Every road's files are DVC dependencies of the fine-tuning stage, so switching the source re-runs it;
+    the ones not selected are simply not read.
     """
-    if source == "synthetic":
-        return synthetic
-    if source == "hnc":
-        manifest, root = hnc
-        if not manifest or not root:
-            raise ValueError("data.source=hnc needs --hnc-train and --hnc-image-root (see dvc.yaml)")
-        if not Path(manifest).is_file() or Path(manifest).stat().st_size == 0:
-            raise ValueError(
-                f"{manifest}: the HNC training manifest is missing or empty. Run the real pipeline with "
-                "`dvc exp run -S data.source=hnc ...` so download_hnc/download_gqa/hnc_manifest fetch and "
-                "convert it, or place the files by hand as docs/real-data.md describes."
-            )
-        return manifest, root
-    raise ValueError(f"data.source: unknown source {source!r}; use synthetic or hnc")
+    if source not in roads:
+        raise ValueError(f"data.source: unknown source {source!r}; use {' | '.join(roads)}")
+    manifest, root = roads[source]
+    if not manifest or not root:
+        raise ValueError(f"data.source={source} needs --{source}-train and --{source}-image-root (see dvc.yaml)")
+    if source != "synthetic" and (not Path(manifest).is_file() or Path(manifest).stat().st_size == 0):
+        raise ValueError(f"{manifest}: the {source} training manifest is missing or empty. {HOW[source]}")
+    return manifest, root

@@ -38,6 +38,7 @@ from genemi.config import MineRealParams
 from genemi.images import read_image
 from genemi.io import read_json, write_json, write_png
 from genemi.manifest import Negative, Record, read_manifest, write_manifest
+from genemi.mining.lexicon import Lexicon
 from genemi.mining.models import iva_score
 from genemi.mining.portrayals import LexiconPortrayer, edit_type
 from genemi.mining.rewrite import CaptionRewriter, variation_captions
@@ -59,6 +60,7 @@ class Chain:
     portrayer: Any = field(default_factory=LexiconPortrayer)
     rewriter: CaptionRewriter = field(default_factory=CaptionRewriter)
     parse: Any = None  # text -> stanza Document, for rule-based negatives; None = none
+    lexicon: Lexicon | None = None  # the words edits are drawn from and judged by; None = the packaged one
 
 
 def sample_seed(seed: int, *keys: object) -> int:
@@ -152,7 +154,7 @@ def mine_origin(
                 chain.rewriter, item, por.short, rec.caption, rec.meta.get("original_captions", ())
             )
             itm = [float(chain.scorer.score(var, c)) for c in captions]
-            kind = edit_type(item, por.short)
+            kind = edit_type(item, por.short, chain.lexicon)
             negs: list[Negative] = []
             if kind == OBJECT:  # the original caption names the replaced object: false now
                 negs.append(Negative(type="object", caption=rec.caption))
@@ -234,7 +236,7 @@ def fingerprint(p: MineRealParams, seed: int, manifest_bytes: bytes) -> str:
     knobs = {
         k: v
         for k, v in to_dict(p).items()
-        if k not in ("enabled", "device", "max_images", "contact_sheets", "input")
+        if k not in ("device", "max_images", "contact_sheets")
     }
     h = hashlib.sha256(dumps({"params": knobs, "seed": seed}).encode() + manifest_bytes)
     # the mining code and lexicon shape the files too: parts from older code must not be resumed
@@ -307,9 +309,13 @@ def origins_for_sheets(out_dir: str | Path, n: int) -> list[dict]:
     return [read_json(p) for p in parts[:n]]
 
 
-def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | None = None) -> Chain:
+def build_chain(
+    p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | None = None, lexicon: Lexicon | None = None
+) -> Chain:
     """The real-model chain from params (``backend: pretrained``), or the same chain over tiny
-    random-init models saved into ``tiny_dir`` (``backend: tiny``, smoke runs).
+    random-init models saved into ``tiny_dir`` (``backend: tiny``, smoke runs). ``lexicon``: the words
+    to tag, portray and rewrite with (default: the packaged COCO lexicon; the synthetic stand-in passes
+    its own colours and shapes, so every caption stays in its vocabulary).
 
     Tiny models force a 64 px window and at most 4 denoising steps (their UNet is 8x8 latents)."""
     from genemi.mining import models as M
@@ -343,7 +349,7 @@ def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | N
         gd, device=device, box_threshold=p.box_threshold, text_threshold=p.text_threshold, nms_iou=p.nms_iou
     )
     return Chain(
-        tagger=M.CaptionNounTagger(parse) if p.tagger == "caption" else M.GroundingTagger(grounder),
+        tagger=M.CaptionNounTagger(parse, lexicon) if p.tagger == "caption" else M.GroundingTagger(grounder),
         grounder=grounder,
         segmenter=M.SamSegmenter.from_pretrained(sam, sam_type, device=device),
         editor=M.SDInpaintEditor.from_pretrained(
@@ -352,9 +358,10 @@ def build_chain(p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | N
         scorer=M.BlipItmScorer.from_pretrained(blip, device=device),
         portrayer=M.TextGenPortrayer.from_pretrained(p.portrayer, device=device)
         if p.portrayer
-        else LexiconPortrayer(),
-        rewriter=CaptionRewriter(parse),
+        else LexiconPortrayer(lexicon),
+        rewriter=CaptionRewriter(parse, lexicon),
         parse=parse,
+        lexicon=lexicon,
     )
 
 
@@ -369,6 +376,8 @@ def mine_real(
     *,
     do_mine: bool = True,
     do_merge: bool = True,
+    enabled: bool = True,
+    lexicon: Lexicon | None = None,
     log: Callable[[str], object] = print,
 ) -> dict[str, Any] | None:
     """The mine_real stage: mine this rank's share of ``manifest`` into ``work_dir`` (unless not
@@ -376,16 +385,17 @@ def mine_real(
     ``out_manifest`` and draw contact sheets into ``sheets``.
 
     Returns the metrics to record, or None when this process only mined its share (``do_merge``
-    off, or several ranks: the merge waits for all of them). With ``p.enabled`` off it writes an
-    empty manifest and empty folders (DVC expects every declared output) and mines nothing.
+    off, or several ranks: the merge waits for all of them). Not ``enabled`` (a road other than
+    genemi: ``genemi.roads``), it writes an empty manifest and empty folders (DVC expects every declared
+    output) and mines nothing.
     """
     from genemi.mining.contact_sheet import write_sheets
 
-    if not p.enabled:
+    if not enabled:
         write_manifest(out_manifest, [])
         for d in (work_dir, sheets):
             Path(d).mkdir(parents=True, exist_ok=True)
-        log("mine_real: disabled (mine_real.enabled: false); wrote an empty manifest")
+        log("mine_real: off (data.source is not genemi); wrote an empty manifest")
         return {"enabled": False}
     rank, world = dist_env()
     if do_mine:
@@ -394,7 +404,7 @@ def mine_real(
         check_work_dir(work_dir, fingerprint(p, seed, Path(manifest).read_bytes()))
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if p.device == "cuda" else "cpu"
         with tempfile.TemporaryDirectory(prefix="genemi_tiny_") as tiny_dir:
-            chain = build_chain(p, device, tiny_dir=tiny_dir if p.backend == "tiny" else None)
+            chain = build_chain(p, device, tiny_dir=tiny_dir if p.backend == "tiny" else None, lexicon=lexicon)
             stats = run_shard(records, image_root, work_dir, chain, p, seed, rank, world)
         log(
             f"mine_real: rank {rank}/{world}: mined {stats['mined']}, resumed past {stats['resumed']} "
