@@ -344,3 +344,36 @@ def test_genemi_val_rows_never_repeat_a_scene(tmp_path, monkeypatch):
     choices, _ = genemi_val_choices(tmp_path / "test.jsonl")
     assert len(choices) == 20
     assert all(len(set(ch.texts)) == len(ch.texts) >= 2 for ch in choices)
+
+
+def test_benchmark_loaders_read_the_stand_ins_where_the_download_stages_put_them(tmp_path):
+    """The evaluation side of the roads: each loader reads its stand-in under data/ at the paths the
+    download stages write (dvc.yaml outs) and params.yaml names, and every image it names decodes."""
+    from genemi.benchmarks import choice, pairwise, retrieval
+
+    data = tmp_path / "data"
+    standin.write_hnc(P, 0, SIZE, data / "raw" / "hnc")
+    standin.write_gqa(P, 0, SIZE, data / "raw" / "gqa")
+    standin.write_coco(P, 0, SIZE, data / "raw" / "coco")
+    standin.write_genemi_val(P, 0, SIZE, data / "raw" / "eval" / "genemi_val")
+    cases = [  # (loader, file, images, what must be read)
+        (pairwise.LOADERS["hnc"], "raw/hnc/hnc_clean_strict_test.json", "raw/gqa/images", "records"),
+        (pairwise.LOADERS["hnc"], "raw/hnc/hnc_clean_strict_val.json", "raw/gqa/images", "records"),
+        (retrieval.LOADERS["karpathy_retrieval"], "raw/coco/caption_datasets/dataset_coco.json",
+         "raw/coco/images", "retrieval"),
+        (choice.LOADERS["genemi_val"], "raw/eval/genemi_val/test.jsonl", "raw/eval/genemi_val", "choices"),
+    ]  # fmt: skip
+    for loader, file, images, what in cases:
+        src = EvalSource("x", file, images, 1.0)
+        assert all(path.exists() for path, _ in loader.needs(src, data / file, data / images, None))
+        es = loader.load(src, data / file, data / images, None, 0)
+        if what == "records":
+            refs = {r.image for r in es.records}
+            assert len(es.records) >= 3 and all(r.negatives for r in es.records)
+        elif what == "retrieval":
+            refs = set(es.retrieval.images)
+            assert len(refs) == 3 and len(es.retrieval.texts) >= 6  # Karpathy test: 3 images, 2-4 captions
+        else:
+            refs = {ref for ch in es.choices for ref in ch.images}
+            assert len(es.choices) == 3
+        assert all(es.store.load(ref).size == (P.image_size, P.image_size) for ref in refs)
