@@ -377,3 +377,22 @@ def test_benchmark_loaders_read_the_stand_ins_where_the_download_stages_put_them
             refs = {ref for ch in es.choices for ref in ch.images}
             assert len(es.choices) == 3
         assert all(es.store.load(ref).size == (P.image_size, P.image_size) for ref in refs)
+
+
+def test_every_stand_in_caption_is_in_the_word_tokenizers_vocabulary(hnc, tmp_path):
+    """So a stand-in road can run on the synthetic base model (word tokenizer), in minutes on a CPU."""
+    from genemi.models import WordTokenizer
+
+    standin.write_coco(P, 0, SIZE, tmp_path / "coco")
+    standin.write_genemi_val(P, 0, SIZE, tmp_path / "gv")
+    texts = []
+    for f in (hnc / "hnc").glob("*.json"):
+        for entry in json.loads(f.read_text()).values():
+            texts += [c["caption"] for c in entry.get("captions", entry).values()]
+    coco = json.loads((tmp_path / "coco" / "caption_datasets" / "dataset_coco.json").read_text())
+    texts += [s["raw"] for im in coco["images"] for s in im["sentences"]]
+    for line in (tmp_path / "gv" / "test.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        texts += [row[f"caption_{k}"] for k in range(row["num_sample"])]
+    assert len(texts) > 100
+    WordTokenizer(context_length=12)(texts)  # genemi-synth-vit's; raises on an unknown word or a long caption
