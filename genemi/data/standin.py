@@ -248,11 +248,12 @@ def write_hnc(p: SynthParams, seed: int, size: int, out: PathLike) -> dict[str, 
     counter = itertools.count()
     for split, i, rec, _ in _indexed(p, seed, size, "hnc"):
         key = hnc_image_key(split, i)
+        caps = _hnc_entry(split, key, rec, p, seed, itertools.count() if split == "test" else counter)
+        if not caps:  # no negative was found (cannot happen with every type on): HNC has no empty entries
+            continue
         if split == "test":
-            caps = _hnc_entry(split, key, rec, p, seed, itertools.count())
             files[split][f"{key}.jpg"] = caps
         else:
-            caps = _hnc_entry(split, key, rec, p, seed, counter)
             files[split][key] = {"captions": caps}
     for split, fname in HNC_FILES.items():
         _write_json(out / fname, files[split])
