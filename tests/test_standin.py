@@ -396,3 +396,33 @@ def test_every_stand_in_caption_is_in_the_word_tokenizers_vocabulary(hnc, tmp_pa
         texts += [row[f"caption_{k}"] for k in range(row["num_sample"])]
     assert len(texts) > 100
     WordTokenizer(context_length=12)(texts)  # genemi-synth-vit's; raises on an unknown word or a long caption
+
+
+def test_synthetic_lexicon_lets_the_miner_rewrite_stand_in_captions_within_the_vocabulary(tmp_path):
+    """GeNeMi's offline miner pieces (caption tagger, lexicon portrayer, caption rewriter) given the
+    synthetic lexicon: every COCO stand-in caption yields objects, and every variation caption they
+    write is in the world's vocabulary, naming another colour or shape (a true edit)."""
+    from genemi.mining.models import CaptionNounTagger
+    from genemi.mining.portrayals import LexiconPortrayer, edit_type
+    from genemi.mining.rewrite import CaptionRewriter, variation_captions
+    from genemi.models import WordTokenizer
+
+    lex = standin.synthetic_lexicon(P)
+    tagger, portrayer = CaptionNounTagger(lexicon=lex), LexiconPortrayer(lex)
+    rewriter = CaptionRewriter(lexicon=lex)
+    vocab = set(WordTokenizer(12).vocab)
+    rng = np.random.default_rng(0)
+    n = 0
+    for _, rec, img in standin.scenes(P, 0, 10, "coco"):
+        caps = standin.coco_captions(rec.meta["scene"])
+        items = tagger.tag(Image.fromarray(img), caps[0])
+        assert items and set(items) <= {o["shape"] for o in rec.meta["scene"]["objects"]}
+        for item in items:
+            for por in portrayer.portray(item, caps[0], 4, rng):
+                assert set(por.short.split()) <= vocab
+                assert edit_type(item, por.short, lex) in ("attribute", "object")
+                for text in variation_captions(rewriter, item, por.short, caps[0], caps[1:]):
+                    assert set(text.split()) <= vocab, text
+                    n += 1
+    assert n > 50
+    assert "brown" not in {w for t in portrayer.colors for w in t.split()}  # the packaged palette is not used

@@ -318,6 +318,31 @@ def write_coco(p: SynthParams, seed: int, size: int, out: PathLike) -> dict[str,
     return counts
 
 
+# ------------------------------------------------------------------------------------------- mining
+
+
+def synthetic_lexicon(p: SynthParams):
+    """The substitution lexicon of the synthetic world, for GeNeMi's miner on stand-in captions.
+
+    The packaged lexicon knows COCO's objects and a wide palette: on the world's captions its caption
+    tagger finds no object ("circle" is no COCO category), and its portrayals would paint colours the
+    world has no word for. This one has ``p.colors`` as the only colour scale, ``p.shapes`` as the only
+    kind of object and "left of" / "right of" as inverse relations, so every rewritten caption stays in
+    the world's vocabulary. Pass it as the ``lexicon`` of the miner's tagger, portrayer, rewriter and
+    rule negatives (:mod:`genemi.mining`).
+    """
+    from genemi.mining.lexicon import Lexicon
+
+    return Lexicon(
+        scales={"colors": {"color": tuple((c,) for c in p.colors)}, "materials": {}, "sizes": {}},
+        relations={"left of": "right of", "right of": "left of"},
+        supercategories={"shape": tuple(p.shapes)},
+        aliases={},
+        subtypes={},
+        irregular_plurals={s: world.PLURAL[s] for s in p.shapes},
+    )
+
+
 # ------------------------------------------------------------------------------------------- genemi_val
 
 GENEMI_VAL_MAX = 4  # GeNeMi rows hold 2-4 image-caption pairs
