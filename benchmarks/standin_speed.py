@@ -1,7 +1,7 @@
 """Wall time of writing each synthetic stand-in (genemi/data/standin.py) at the default size.
 
 The stand-ins exist so the real roads run offline in minutes; writing them must take seconds. This
-writes HNC, GQA, COCO and genemi_val stand-ins for params.yaml's synth section and seed at
+writes HNC, GQA, COCO and genemi_val stand-ins for params.yaml's synth section and real.subset_seed at
 ``--size`` scenes (default: data.stand_in_size) into a temporary folder, times each writer, counts
 the files and bytes written, and records the figures as JSON.
 
@@ -35,7 +35,7 @@ def main(params_path: str, size: int | None, out: str) -> None:
         for write in (standin.write_hnc, standin.write_gqa, standin.write_coco, standin.write_genemi_val):
             folder = Path(tmp) / write.__name__
             t = time.perf_counter()
-            result = write(p.synth, p.seed, size, folder)
+            result = write(p.synth, p.real.subset_seed, size, folder)
             seconds = time.perf_counter() - t
             files = [f for f in folder.rglob("*") if f.is_file()]
             rows[write.__name__] = {

@@ -50,7 +50,8 @@ def download_command(
     progress bars, and the command takes --quiet to turn them off. ``source``: a key of
     :data:`~genemi.data.sources.ROADS` -- the download then runs only for the data.source values it feeds.
     ``stand_in``: a writer ``(synth, seed, size, folder)`` of :mod:`genemi.data.standin`, run instead of
-    ``fetch`` when data.stand_in is synthetic (no network, no lock entry)."""
+    ``fetch`` when data.stand_in is synthetic (no network, no lock entry), with real.subset_seed: the data's
+    own seed, so a training-seed sweep keeps the same stand-in (and does not rerun a real download)."""
 
     def main(params_path: str, downloads: str, lock_path: str, out: str, relock: bool, quiet: bool = False) -> None:
         p = load_params(params_path)
@@ -58,7 +59,9 @@ def download_command(
         lock = Lock(lock_path, relock=Lock.relock_setting(relock))
         gate = {"stand_in": p.data.stand_in, "roads": ROADS[source] if source else None}
         if stand_in is not None:
-            gate["write_stand_in"] = lambda folder: stand_in(p.synth, p.seed, p.data.stand_in_size, folder)
+            gate["write_stand_in"] = lambda folder: stand_in(
+                p.synth, p.real.subset_seed, p.data.stand_in_size, folder
+            )
         try:
             fetch_or_skip(p.data.source, out, lambda: fetch(p.real, out, downloads, lock, **bars), **gate)
         except DownloadError as e:  # its message names the URL and where a hand-fetched file goes

@@ -3,7 +3,7 @@
 With ``data.stand_in: synthetic`` the download stages write these files instead of downloading, so
 every real road (the HNC and COCO readers, the conversions, the loaders, the genemi_val reader) runs
 offline, end to end, on files that only differ from the real ones in where they come from.
-Each writer takes the synthetic world (``synth`` params), the run ``seed`` and ``size`` and writes
+Each writer takes the synthetic world (``synth`` params), a ``seed`` and ``size`` and writes
 into an existing folder (the download stage's temporary output, renamed into place when complete):
 
 * :func:`write_hnc`:  ``hnc_clean_strict_{train,val,test}.json`` in HNC's two schemas (train/val:
