@@ -426,3 +426,18 @@ def test_synthetic_lexicon_lets_the_miner_rewrite_stand_in_captions_within_the_v
                     n += 1
     assert n > 50
     assert "brown" not in {w for t in portrayer.colors for w in t.split()}  # the packaged palette is not used
+
+
+def test_hnc_conversion_is_skipped_for_the_genemi_road(tmp_path):
+    """data.source=genemi trains on COCO: download_hnc writes SKIPPED.txt, hnc_manifest empty manifests."""
+    from types import SimpleNamespace
+
+    from genemi.data.hnc import write_hnc_manifests
+
+    (tmp_path / "hnc").mkdir()
+    (tmp_path / "hnc" / "SKIPPED.txt").write_text("skipped")
+    data = SimpleNamespace(source="genemi", hnc_subset=1.0)
+    real = SimpleNamespace(hnc_val_subset=1.0, subset_seed=0)
+    stats = write_hnc_manifests(data, real, tmp_path / "hnc", tmp_path / "gqa", tmp_path / "m")
+    assert stats == {"skipped": "data.source is genemi"}
+    assert sorted(p.stat().st_size for p in (tmp_path / "m").iterdir()) == [0, 0, 0]
