@@ -26,8 +26,11 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataParams:
-    source: Literal["synthetic", "hnc"]  # which training data feeds the pipeline
+    source: Literal["synthetic", "hnc", "genemi"]  # which training data feeds the pipeline
     hnc_subset: float  # fraction of HNC train used when source == hnc (1.0 = all)
+    stand_in: Literal["none", "synthetic"]  # synthetic: download stages write the synthetic world in the
+    # published formats instead of downloading (genemi/data/standin.py); none: the real files
+    stand_in_size: int  # stand-in scenes of each road's largest split; its val and test get a fifth each
     workers: int  # processes decoding images for training and evaluation (-1 = auto, 0 = in the main process)
 
 
@@ -293,7 +296,10 @@ _ANY = Range()  # declared unbounded on purpose (e.g. a raw logit threshold)
 # none is missing), checked at load so `-S finetune.steps=-5` fails before any work, naming the key.
 RANGES: dict[type, dict[str, Range]] = {
     Params: {"seed": _at_least(0), "threads": _at_least(0)},
-    DataParams: {"hnc_subset": _FRACTION, "workers": _at_least(-1)},
+    DataParams: {
+        "hnc_subset": _FRACTION, "workers": _at_least(-1),
+        "stand_in_size": Range(lo=1, hi=1_000_000),  # stand-in GQA/COCO ids are unique up to 10**6 scenes
+    },
     SynthParams: {
         "image_size": _at_least(16), "n_train": _at_least(1), "n_test": _at_least(1), "n_gen": _at_least(1),
         "max_objects": Range(lo=1, hi=3), "jitter": _at_least(0),  # 3 slots per scene (genemi/synth/world.py)

@@ -1,15 +1,17 @@
 """Stage download_coco: COCO 2014 val images, 2014 annotations and the Karpathy split
 (real.coco_images_url, real.coco_annotations_url, real.karpathy_url), extracted under OUT.
 
-Gated by data.source: with the default ``synthetic`` it only writes OUT/SKIPPED.txt (no network);
-``dvc exp run -S data.source=hnc`` fetches for real.
+Gated by data.source: it fetches for data.source hnc or genemi, else only writes OUT/SKIPPED.txt (no
+network). With data.stand_in=synthetic it writes the same layout from synthetic scenes and their
+captions instead (genemi/data/standin.py): no network, no lock entry.
 """
 
 from download_options import download_command
 
 from genemi.data.sources import fetch_coco
+from genemi.data.standin import write_coco
 
-main = download_command("download_coco", fetch_coco, __doc__)
+main = download_command("download_coco", fetch_coco, __doc__, source="coco", stand_in=write_coco)
 
 if __name__ == "__main__":
     main()

@@ -29,8 +29,12 @@ def main(name: str, params_path: str, downloads: str, lock_path: str, out: str, 
     src = p.real.models[name]
     lock = Lock(lock_path, relock=Lock.relock_setting(relock))
     try:
-        fetch_or_skip(p.data.source, out, lambda: fetch_model(name, src, p.real, out, downloads, lock,
-                                                              progress=not quiet))
+        fetch_or_skip(
+            p.data.source,
+            out,
+            lambda: fetch_model(name, src, p.real, out, downloads, lock, progress=not quiet),
+            stand_in=p.data.stand_in,
+        )
     except DownloadError as e:
         raise click.ClickException(f"download_{name}: {e}") from None
 

@@ -502,12 +502,16 @@ def test_synthetic_source_writes_placeholders_without_network(tmp_path, monkeypa
         monkeypatch.setattr(genemi.download, name, no_network)
         monkeypatch.setattr(genemi.data.sources, name, no_network)
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    params = SimpleNamespace(data=SimpleNamespace(source="synthetic", hnc_subset=0.1), real=_real_params())
+    params = SimpleNamespace(
+        data=SimpleNamespace(source="synthetic", hnc_subset=0.1, stand_in="none", stand_in_size=10),
+        real=_real_params(),
+    )
     run = CliRunner().invoke
     for script, args in (
         ("download_hnc", []),
         ("download_gqa", []),
         ("download_coco", []),
+        ("download_genemi_val", []),
         ("download_stanza", []),
         ("download_model", ["--name", "sam_vit_h"]),
     ):
@@ -541,7 +545,7 @@ def test_stage_reports_a_download_failure_in_one_line(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     real = _real_params(gqa_images_url=f"http://127.0.0.1:{_closed_port()}/images.zip")
-    params = SimpleNamespace(data=SimpleNamespace(source="hnc"), real=real)
+    params = SimpleNamespace(data=SimpleNamespace(source="hnc", stand_in="none"), real=real)
     res = CliRunner().invoke(
         _stage("download_gqa", monkeypatch, params),
         [

@@ -278,10 +278,11 @@ def write_hnc_manifests(
     ``hnc_dir``, keeping ``data.hnc_subset`` of train and ``real.hnc_val_subset`` of val images.
 
     Returns the stats to record: per split its subset fraction and :class:`HncStats`. With
-    ``data.source == "synthetic"`` it writes empty manifests (DVC expects the outputs) and returns
-    a "skipped" note. Raises ValueError when a split found none of its images (an incomplete
-    GQA download), which would otherwise train on nothing. The folder is replaced whole, and only once
-    every split converted: a failure leaves the previous output as it was.
+    ``data.source`` other than ``hnc`` (synthetic, or genemi, which trains on COCO) it writes empty
+    manifests (DVC expects the outputs) and returns a "skipped" note. Raises ValueError when a split
+    found none of its images (an incomplete GQA download), which would otherwise train on nothing.
+    The folder is replaced whole, and only once every split converted: a failure leaves the
+    previous output as it was.
     """
     from genemi.download import atomic_dir
 
@@ -290,10 +291,10 @@ def write_hnc_manifests(
 
 
 def _write_hnc_manifests(data, real, hnc_dir, image_root, out_dir: Path, log) -> dict:
-    if data.source == "synthetic":
+    if data.source != "hnc":  # synthetic, or genemi (which trains on COCO): download_hnc skipped too
         for split in HNC_FILES:
             write_manifest(out_dir / f"{split}.jsonl", [])
-        return {"skipped": "data.source is synthetic"}
+        return {"skipped": f"data.source is {data.source}"}
     fractions = {"train": data.hnc_subset, "val": real.hnc_val_subset, "test": 1.0}
     stats = {}
     for split, fname in HNC_FILES.items():

@@ -9,6 +9,7 @@ Layouts of the outputs (what the loaders and mining stages read):
 * ``coco``:  ``<out>/images/val2014/COCO_val2014_*.jpg``        (image root: ``<out>/images``)
              ``<out>/annotations_trainval2014/annotations/captions_val2014.json``
              ``<out>/caption_datasets/dataset_coco.json``       (Karpathy split)
+* ``genemi_val``: ``<out>/test.jsonl`` (or ``.json`` / ``.parquet``) and the images its rows name
 * ``stanza``: ``<out>/`` a stanza model dir (``resources.json``, ``en/...``), for ``stanza.Pipeline(dir=...)``
 * a model:  ``<out>/<file name>`` (url source) or the repo snapshot (HF source), for ``from_pretrained``
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from genemi.config import ModelSource, RealDataParams
 from genemi.data.hnc import HNC_FILES
 from genemi.download import (
+    DownloadError,
     Lock,
     atomic_dir,
     fetch,
@@ -45,17 +47,55 @@ SKIPPED = (
     "Turn the real pipeline on with: dvc exp run -S data.source=hnc   (docs/real-data.md)\n"
 )
 
+# The data.source values ("roads") each stand-in-capable download feeds: HNC training reads HNC
+# captions on GQA images (and scores COCO); GeNeMi mines COCO and scores its own validation set.
+ROADS = {"hnc": ("hnc",), "gqa": ("hnc",), "coco": ("hnc", "genemi"), "genemi_val": ("genemi",)}
 
-def fetch_or_skip(data_source: str, out: PathLike, fetch_real: Callable[[], object]) -> bool:
-    """The gate of every download stage: run ``fetch_real()`` unless ``data_source`` is
-    ``synthetic``; then write only ``<out>/SKIPPED.txt`` (no network), because DVC expects every
-    declared output to exist. Returns whether it fetched."""
+
+def fetch_or_skip(
+    data_source: str,
+    out: PathLike,
+    fetch_real: Callable[[], object],
+    *,
+    roads: tuple[str, ...] | None = None,
+    stand_in: str = "none",
+    write_stand_in: Callable[[Path], object] | None = None,
+) -> bool:
+    """The gate of every download stage; returns whether it fetched.
+
+    * ``data_source`` is ``synthetic``, or not one of ``roads`` (the sources this download feeds;
+      None = every real source): only ``<out>/SKIPPED.txt`` is written (no network), because DVC
+      expects every declared output to exist.
+    * ``stand_in == "synthetic"``: ``write_stand_in(folder)`` writes the synthetic world in this
+      download's published format and layout instead (no network, nothing in the lock file; the
+      writers are in :mod:`genemi.data.standin`); a download without a stand-in writes only
+      SKIPPED.txt, saying so.
+    * otherwise ``fetch_real()``.
+
+    Whatever is written replaces ``out`` whole, only once complete.
+    """
     if data_source == "synthetic":
+        why = SKIPPED
+    elif roads is not None and data_source not in roads:
+        why = (
+            f"data.source is {data_source!r}: this download feeds only data.source "
+            f"{' / '.join(roads)}; nothing was downloaded into this folder.\n"
+        )
+    elif stand_in == "synthetic" and write_stand_in is None:
+        why = (
+            "data.stand_in is 'synthetic' and this download has no synthetic stand-in (only HNC, GQA, COCO "
+            "and genemi_val do); nothing was downloaded into this folder.\n"
+        )
+    elif stand_in == "synthetic":
         with atomic_dir(out) as tmp:
-            (tmp / "SKIPPED.txt").write_text(SKIPPED, encoding="utf-8")
+            write_stand_in(tmp)
         return False
-    fetch_real()
-    return True
+    else:
+        fetch_real()
+        return True
+    with atomic_dir(out) as tmp:
+        (tmp / "SKIPPED.txt").write_text(why, encoding="utf-8")
+    return False
 
 
 def _url_name(url: str) -> str:
@@ -155,6 +195,33 @@ def fetch_coco(
     with atomic_dir(out) as tmp:
         for sub, archive in archives.items():
             safe_extract_zip(archive, tmp / sub, reserve_bytes=reserve, progress=progress)
+    return Path(out)
+
+
+GENEMI_VAL_FILES = ("test.jsonl", "test.json", "test.parquet")  # what load_genemi_val reads
+GENEMI_VAL_SOURCE = (
+    "https://huggingface.co/datasets/ugursahin/generative-negative-mining-dataset (split test)"
+)
+
+
+def fetch_genemi_val(real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock) -> Path:
+    """GeNeMi's validation set, placed by hand in ``<downloads>/genemi_val/`` (its hub dataset needs a
+    login): ``test.jsonl`` (or ``.json`` / ``.parquet``) and the images its rows name, verified as one
+    tree against the lock (pinned on first use) and hard-linked into ``out``."""
+    src = Path(downloads) / "genemi_val"
+    if not src.is_dir() or not any((src / f).is_file() for f in GENEMI_VAL_FILES):
+        raise DownloadError(
+            f"genemi_val is fetched by hand: export {GENEMI_VAL_SOURCE} as "
+            f"{src.resolve()}/test.jsonl (rows num_sample, caption_i, image_i: {{path}}) with its images "
+            f"beside it, or test.parquet with embedded images (docs/benchmarks.md), then run again"
+        )
+
+    def fill(d: Path) -> None:  # never called: the folder exists
+        raise DownloadError(f"{src}: vanished while being verified")
+
+    tree = fetch_tree(src, fill, key="genemi_val", lock=lock, source=GENEMI_VAL_SOURCE)
+    with atomic_dir(out) as tmp:
+        _mirror(tree, tmp)
     return Path(out)
 
 

@@ -95,22 +95,29 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
         yield rec, world.render(scene, p.image_size)
 
 
+def scene_negatives(rec: Record, p: SynthParams, m: MineParams, seed: int) -> list[negs.SceneNegative]:
+    """The negatives :func:`mine_record` mines for ``rec``, as edited scenes (no images drawn)."""
+    scene = rec.meta.get("scene")
+    if scene is None:
+        raise ValueError(
+            f"record {rec.id}: no meta.scene; only synthetic records can be mined from a scene graph"
+        )
+    index = int(rec.id.rsplit("-", 1)[-1])
+    rng = seeding.rng(seed, _SPLIT_CODE.get(rec.split, 9), index, 1)
+    held = set(p.heldout_combos) if rec.split != "gen" else set()
+    return negs.mine(
+        scene, rng, m.types, m.max_per_type, p.colors, p.shapes, p.image_size, lambda c, s: f"{c} {s}" not in held
+    )
+
+
 def mine_record(
     rec: Record, image: Image.Image, p: SynthParams, m: MineParams, seed: int
 ) -> tuple[Record, list[tuple[str, Image.Image]]]:
     """Hard negatives for one synthetic record: the record with ``negatives`` filled in, and
     the edited images to write, as ``(relative path, image)``.
     """
-    scene = rec.meta.get("scene")
-    if scene is None:
-        raise ValueError(f"record {rec.id}: no meta.scene; only synthetic records can be mined from a scene graph")
-    index = int(rec.id.rsplit("-", 1)[-1])
-    rng = seeding.rng(seed, _SPLIT_CODE.get(rec.split, 9), index, 1)
+    found = scene_negatives(rec, p, m, seed)
     segmenter, editor = PixelSegmenter(), ShapePainter()
-    held = set(p.heldout_combos) if rec.split != "gen" else set()
-    found = negs.mine(
-        scene, rng, m.types, m.max_per_type, p.colors, p.shapes, p.image_size, lambda c, s: f"{c} {s}" not in held
-    )
     out_negs, files = [], []
     stem = rec.image.rsplit(".", 1)[0]
     for n, neg in enumerate(found):

@@ -1,0 +1,385 @@
+"""Stand-ins for the real datasets: the synthetic world written out in their published formats.
+
+With ``data.stand_in: synthetic`` the download stages write these files instead of downloading, so
+every real road (the HNC and COCO readers, the conversions, the loaders, the genemi_val reader) runs
+offline, end to end, on files that only differ from the real ones in where they come from.
+Each writer takes the synthetic world (``synth`` params), a ``seed`` and ``size`` and writes
+into an existing folder (the download stage's temporary output, renamed into place when complete):
+
+* :func:`write_hnc`:  ``hnc_clean_strict_{train,val,test}.json`` in HNC's two schemas (train/val:
+  keyed by GQA image id, a ``captions`` object, negatives pointing to their positive by
+  ``cpt_p_id``; test: keyed by ``<name>.jpg``, a positive followed by its negatives in consecutive keys).
+* :func:`write_gqa`:  ``images/<gqa id>.jpg`` (JPEG, like GQA) for every image id of those files.
+* :func:`write_coco`: ``images/val2014/COCO_val2014_<cocoid:012d>.jpg``,
+  ``caption_datasets/dataset_coco.json`` (Karpathy) and
+  ``annotations_trainval2014/annotations/captions_val2014.json`` (official captions), the layout of
+  download_coco's real output.
+* :func:`write_genemi_val`: ``test.jsonl`` (GeNeMi's validation rows ``num_sample``, ``caption_i``,
+  ``image_i: {"path"}``) with its images, one row per COCO stand-in test image.
+
+Sizes: each road's largest split has ``size`` scenes (HNC train, Karpathy ``restval``), its ``val``
+and ``test`` splits ``size // 5`` each (at least 1); genemi_val has one row per Karpathy test image.
+
+Scenes come from :func:`genemi.synth.dataset.generate_split` (train scenes for the largest split,
+held-out-free test scenes for val/test), with a seed derived from ``(seed, road)`` so the HNC and
+COCO stand-ins hold different scenes. Captions are the world's own (its 27-word vocabulary, lower
+case, no full stop), so the word tokenizer reads them too. Negatives are the synthetic miner's
+(:func:`genemi.synth.dataset.scene_negatives`, every type, one per type): real compositional edits.
+
+HNC: every image gets one positive per true wording of its scene (a pair scene also reads "B right
+of A" for "A left of B"; a count scene has one wording), each followed by all mined negatives in that
+wording. The synthetic types map to HNC type names (:data:`HNC_TYPES`, :data:`HNC_TEST_TYPES`).
+
+COCO: every image has 2-4 true captions (the scene caption, the other wording of a pair, and a
+caption of each object and its place, e.g. "a red circle on the left"), since Karpathy images have
+several captions each.
+
+genemi_val: a row is the scene (caption and image) and up to three of its mined variations, each an
+edited image (the synthetic miner's segment -> repaint edit) with the caption true of it; the
+variations' scenes differ from each other and from the original, so each caption matches exactly
+one image of its row, like GeNeMi's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from genemi import seeding
+from genemi.config import MineParams, SynthParams
+from genemi.manifest import Record
+from genemi.synth import dataset, world
+from genemi.synth.negatives import NEGATIVE_TYPES, SceneNegative
+
+PathLike = str | os.PathLike
+
+# every negative type, one of each per scene: the richest caption set the miner gives
+MINE = MineParams(types=NEGATIVE_TYPES, max_per_type=1)
+JPEG_QUALITY = 95  # high, with no chroma subsampling, so the flat colours survive the compression
+
+# (scene kind, synthetic type) -> HNC train/val type. Pair captions are relation captions ("a red
+# circle left of a blue square"), count captions attribute/count captions. "_subj"/"_obj" follow the
+# object whose word changed; see _hnc_type.
+HNC_TYPES = {
+    ("pair", "attribute_swap"): "attribute_subg",
+    ("pair", "attribute_replace"): "relation_attr",  # + _subj / _obj
+    ("pair", "object_replace"): "relation",  # + _subj / _obj
+    ("pair", "relation_flip"): "relation_pred",
+    ("count", "attribute_replace"): "attribute",
+    ("count", "object_replace"): "object",
+    ("count", "count_change"): "obj_count",
+}
+# the same, for the test file's own type names
+HNC_TEST_TYPES = {
+    ("pair", "attribute_swap"): "attribute_relation",
+    ("pair", "attribute_replace"): "relation_attribute",
+    ("pair", "object_replace"): "relation",
+    ("pair", "relation_flip"): "relation",
+    ("count", "attribute_replace"): "verify_object_attribute",
+    ("count", "object_replace"): "verify_object_relation",
+    ("count", "count_change"): "object_count",
+}
+# id bases of the stand-in images: distinct per split, unique for up to 10**6 scenes a split
+HNC_ID_BASE = {"train": 1_000_000, "val": 2_000_000}
+COCO_ID_BASE = {"restval": 1_000_000, "val": 2_000_000, "test": 3_000_000}
+
+
+def split_sizes(size: int) -> dict[str, int]:
+    """Scenes per split of a road: ``{"train": size, "val": size // 5, "test": size // 5}``, val/test >= 1."""
+    if size < 1:
+        raise ValueError(f"data.stand_in_size must be >= 1, got {size}")
+    small = max(1, size // 5)
+    return {"train": size, "val": small, "test": small}
+
+
+def _road_seed(seed: int, road: str) -> int:
+    """An own scene seed per road, so HNC and COCO stand-ins do not hold the same scenes."""
+    return int(seeding.rng(seed, "stand_in", road).integers(2**31))
+
+
+def scenes(p: SynthParams, seed: int, size: int, road: str) -> Iterator[tuple[str, Record, np.ndarray]]:
+    """``(split, record, image)`` for every stand-in scene of ``road``, split by split (train, val, test).
+
+    Train scenes come from the world's train split (no held-out combination), val and test from
+    consecutive runs of its test split; ``image`` is HWC uint8 RGB at ``p.image_size``.
+    """
+    n = split_sizes(size)
+    s = _road_seed(seed, road)
+    for rec, img in dataset.generate_split(dataclasses.replace(p, n_train=n["train"]), "train", s):
+        yield "train", rec, img
+    held_free = dataclasses.replace(p, n_test=n["val"] + n["test"])
+    for i, (rec, img) in enumerate(dataset.generate_split(held_free, "test", s)):
+        yield ("val" if i < n["val"] else "test"), rec, img
+
+
+def _indexed(
+    p: SynthParams, seed: int, size: int, road: str
+) -> Iterator[tuple[str, int, Record, np.ndarray]]:
+    """:func:`scenes` with each scene's index inside its split."""
+    for split, group in itertools.groupby(scenes(p, seed, size, road), key=lambda t: t[0]):
+        for i, (_, rec, img) in enumerate(group):
+            yield split, i, rec, img
+
+
+def _save_jpeg(img: np.ndarray | Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = img if isinstance(img, Image.Image) else Image.fromarray(img)
+    im.convert("RGB").save(path, "JPEG", quality=JPEG_QUALITY, subsampling=0)
+
+
+def _write_json(path: Path, obj: object) -> None:
+    """Insertion order kept (the published files' order: a positive, then its negatives)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+
+
+# -------------------------------------------------------------------------------------------- HNC + GQA
+
+
+def hnc_image_key(split: str, i: int) -> str:
+    """GQA id of stand-in image ``i`` of ``split``: numeric for train/val, ``n<digits>`` for test."""
+    return f"n{100000 + i}" if split == "test" else str(HNC_ID_BASE[split] + i)
+
+
+def wordings(scene: dict) -> list[dict]:
+    """The scene as each of its true wordings: a pair names either object first; a count scene has one."""
+    if scene["kind"] == "pair":
+        return [scene, dict(scene, order=scene["order"][::-1])]
+    return [scene]
+
+
+def _reword(neg_scene: dict, flip: bool) -> str:
+    """The negative's caption in the wording of the positive (``flip``: the reversed mention order)."""
+    return world.caption(dict(neg_scene, order=neg_scene["order"][::-1]) if flip else neg_scene)
+
+
+def _diff(pos: str, neg: str) -> tuple[int, list[str] | None]:
+    """(index of the first differing word, [original, replacement]) of two captions; (-1, None) if equal."""
+    a, b = pos.split(), neg.split()
+    for i, (x, y) in enumerate(itertools.zip_longest(a, b, fillvalue="")):
+        if x != y:
+            return i, [x, y]
+    return -1, None
+
+
+def _hnc_type(kind: str, neg_type: str, first_diff: int, test: bool) -> str:
+    name = (HNC_TEST_TYPES if test else HNC_TYPES)[(kind, neg_type)]
+    if not test and name in ("relation_attr", "relation"):
+        # "a C S left of a C S": words 0-2 name the subject, 3-4 the relation, 5-7 the object
+        name += "_subj" if first_diff < 3 else "_obj"
+    return name
+
+
+def _bboxes(scene: dict, image_key: str, size: int) -> dict:
+    """HNC's ``bboxes``: GQA object id -> ``{"bbox": {x, y, w, h}, "name"}`` for every object of the scene."""
+    out = {}
+    for k, o in enumerate(sorted(scene["objects"], key=lambda o: o["slot"])):
+        x0, y0, x1, y1 = world.box(o, size)
+        out[f"{int(image_key) * 10 + k}"] = {
+            "bbox": {"x": int(x0), "y": int(y0), "w": int(x1 - x0), "h": int(y1 - y0)},
+            "name": o["shape"],
+        }
+    return out
+
+
+def hnc_pairs(rec: Record, p: SynthParams, seed: int) -> list[tuple[str, list[tuple[str, str, list | None]]]]:
+    """What one stand-in image holds, one entry per wording of the scene, with every mined negative
+    rewritten in that wording: ``[(positive caption, [(negative caption, synthetic type, replaced)])]``."""
+    scene = rec.meta["scene"]
+    found: list[SceneNegative] = dataset.scene_negatives(rec, p, MINE, seed)
+    out = []
+    for w, worded in enumerate(wordings(scene)):
+        pos = world.caption(worded)
+        negs = []
+        for n in found:
+            cap = _reword(n.scene, flip=w == 1)
+            if cap != pos:
+                negs.append((cap, n.type, _diff(pos, cap)[1]))
+        out.append((pos, negs))
+    return out
+
+
+def _hnc_entry(
+    split: str, key: str, rec: Record, p: SynthParams, seed: int, counter: itertools.count
+) -> dict:
+    kind = rec.meta["scene"]["kind"]
+    test = split == "test"
+    caps: dict[str, dict] = {}
+    bboxes = {} if test else _bboxes(rec.meta["scene"], key, p.image_size)
+    for pos, negs in hnc_pairs(rec, p, seed):
+        if not negs:
+            continue
+        pos_id = next(counter)
+        types = [_hnc_type(kind, t, _diff(pos, cap)[0], test) for cap, t, _ in negs]
+        if test:  # the test schema: caption, label, type, replaced; pairs in consecutive keys
+            caps[str(pos_id)] = {"caption": pos, "label": 1, "type": types[0], "replaced": None}
+            for (cap, _, _), ty in zip(negs, types, strict=True):
+                caps[str(next(counter))] = {"caption": cap, "label": 0, "type": ty, "replaced": None}
+            continue
+        caps[str(pos_id)] = {
+            "caption": pos, "label": 1, "type": types[0], "textual_label": None, "bboxes": bboxes,
+            "ambiguity": {"ambiguous": False, "count": 0}, "noisy": False, "replaced": None, "cpt_p_id": None,
+        }  # fmt: skip
+        for (cap, _, replaced), ty in zip(negs, types, strict=True):
+            caps[str(next(counter))] = {
+                "caption": cap, "label": 0, "type": ty, "textual_label": replaced[0] if replaced else None,
+                "bboxes": bboxes, "ambiguity": {"ambiguous": False, "count": 0}, "noisy": False,
+                "replaced": replaced, "cpt_p_id": pos_id,
+            }  # fmt: skip
+    return caps
+
+
+def write_hnc(p: SynthParams, seed: int, size: int, out: PathLike) -> dict[str, int]:
+    """``<out>/hnc_clean_strict_{train,val,test}.json``; returns the number of images per split.
+
+    Caption ids are a running counter per file (as HNC's); a test image's counter restarts at 0.
+    """
+    from genemi.data.hnc import HNC_FILES
+
+    out = Path(out)
+    files: dict[str, dict] = {s: {} for s in HNC_FILES}
+    counter = itertools.count()
+    for split, i, rec, _ in _indexed(p, seed, size, "hnc"):
+        key = hnc_image_key(split, i)
+        caps = _hnc_entry(split, key, rec, p, seed, itertools.count() if split == "test" else counter)
+        if not caps:  # no negative was found (cannot happen with every type on): HNC has no empty entries
+            continue
+        if split == "test":
+            files[split][f"{key}.jpg"] = caps
+        else:
+            files[split][key] = {"captions": caps}
+    for split, fname in HNC_FILES.items():
+        _write_json(out / fname, files[split])
+    return {s: len(v) for s, v in files.items()}
+
+
+def write_gqa(p: SynthParams, seed: int, size: int, out: PathLike) -> int:
+    """``<out>/images/<gqa id>.jpg`` for every image of :func:`write_hnc`'s files; returns their number."""
+    n = 0
+    for split, i, _, img in _indexed(p, seed, size, "hnc"):
+        _save_jpeg(img, Path(out) / "images" / f"{hnc_image_key(split, i)}.jpg")
+        n += 1
+    return n
+
+
+# ------------------------------------------------------------------------------------------------- COCO
+
+KARPATHY_SPLIT = {"train": "restval", "val": "val", "test": "test"}  # all of them are val2014 images
+
+
+def coco_captions(scene: dict) -> list[str]:
+    """2-4 true captions of a scene: its wordings, then each object with its place (lone objects: "a ...")."""
+    caps = [world.caption(w) for w in wordings(scene)]
+    objs = sorted(scene["objects"], key=lambda o: o["slot"])
+    for o in objs:
+        caps.append(f"a {o['color']} {o['shape']} {world.PLACE[o['slot']]}")
+    return list(dict.fromkeys(caps))[:4]
+
+
+def coco_file_name(cocoid: int) -> str:
+    return f"COCO_val2014_{cocoid:012d}.jpg"
+
+
+def write_coco(p: SynthParams, seed: int, size: int, out: PathLike) -> dict[str, int]:
+    """download_coco's layout (module docstring); returns the number of images per Karpathy split."""
+    out = Path(out)
+    images, anns, official = [], [], []
+    counts: dict[str, int] = {}
+    sentid = 0
+    for split, i, rec, img in _indexed(p, seed, size, "coco"):
+        ksplit = KARPATHY_SPLIT[split]
+        cocoid = COCO_ID_BASE[ksplit] + i
+        fname = coco_file_name(cocoid)
+        _save_jpeg(img, out / "images" / "val2014" / fname)
+        imgid = len(images)
+        sentences = []
+        for cap in coco_captions(rec.meta["scene"]):
+            sentences.append({"tokens": cap.split(), "raw": cap, "imgid": imgid, "sentid": sentid})
+            anns.append({"image_id": cocoid, "id": sentid, "caption": cap})
+            sentid += 1
+        images.append({
+            "filepath": "val2014", "sentids": [s["sentid"] for s in sentences], "filename": fname,
+            "imgid": imgid, "split": ksplit, "sentences": sentences, "cocoid": cocoid,
+        })  # fmt: skip
+        official.append({"id": cocoid, "file_name": fname, "height": p.image_size, "width": p.image_size})
+        counts[ksplit] = counts.get(ksplit, 0) + 1
+    _write_json(out / "caption_datasets" / "dataset_coco.json", {"images": images, "dataset": "coco"})
+    _write_json(
+        out / "annotations_trainval2014" / "annotations" / "captions_val2014.json",
+        {"info": {"description": "genemi synthetic stand-in"}, "images": official, "annotations": anns},
+    )
+    return counts
+
+
+# ------------------------------------------------------------------------------------------- mining
+
+
+def synthetic_lexicon(p: SynthParams):
+    """The substitution lexicon of the synthetic world, for GeNeMi's miner on stand-in captions.
+
+    The packaged lexicon knows COCO's objects and a wide palette: on the world's captions its caption
+    tagger finds no object ("circle" is no COCO category), and its portrayals would paint colours the
+    world has no word for. This one has ``p.colors`` as the only colour scale, ``p.shapes`` as the only
+    kind of object and "left of" / "right of" as inverse relations, so every rewritten caption stays in
+    the world's vocabulary. Pass it as the ``lexicon`` of the miner's tagger, portrayer, rewriter and
+    rule negatives (:mod:`genemi.mining`).
+    """
+    from genemi.mining.lexicon import Lexicon
+
+    return Lexicon(
+        scales={"colors": {"color": tuple((c,) for c in p.colors)}, "materials": {}, "sizes": {}},
+        relations={"left of": "right of", "right of": "left of"},
+        supercategories={"shape": tuple(p.shapes)},
+        aliases={},
+        subtypes={},
+        irregular_plurals={s: world.PLURAL[s] for s in p.shapes},
+    )
+
+
+# ------------------------------------------------------------------------------------------- genemi_val
+
+GENEMI_VAL_MAX = 4  # GeNeMi rows hold 2-4 image-caption pairs
+
+
+def genemi_val_row(
+    rec: Record, image: np.ndarray, p: SynthParams, seed: int
+) -> list[tuple[str, Image.Image]]:
+    """``[(caption, image)]`` of one row: the scene, then up to three mined variations whose scenes differ
+    from the original and from each other (so each caption is true of exactly one image of the row)."""
+    mined, files = dataset.mine_record(rec, Image.fromarray(image), p, MINE, seed)
+    keys = {rec.meta["key"]}
+    row = [(rec.caption, Image.fromarray(image))]
+    for neg, (_, img), key in zip(mined.negatives, files, mined.meta["negative_keys"], strict=True):
+        if key in keys or len(row) == GENEMI_VAL_MAX:
+            continue
+        keys.add(key)
+        row.append((neg.caption, img))
+    return row
+
+
+def write_genemi_val(p: SynthParams, seed: int, size: int, out: PathLike) -> int:
+    """``<out>/test.jsonl`` and ``<out>/<row:06d>/<i>.jpg``, one row per COCO stand-in test image (GeNeMi's
+    validation set was made from Karpathy test); returns the number of rows."""
+    out = Path(out)
+    lines = []
+    for split, i, rec, img in _indexed(p, seed, size, "coco"):
+        if split != "test":
+            continue
+        row: dict = {}
+        pairs = genemi_val_row(rec, img, p, seed)
+        row["num_sample"] = len(pairs)
+        for k, (cap, im) in enumerate(pairs):
+            rel = f"{i:06d}/{k}.jpg"
+            _save_jpeg(im, out / rel)
+            row[f"caption_{k}"] = cap
+            row[f"image_{k}"] = {"path": rel}
+        lines.append(json.dumps(row, ensure_ascii=False))
+    (out / "test.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return len(lines)
