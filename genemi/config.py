@@ -451,7 +451,8 @@ def _check_real_run(p: Params) -> None:
             f"use a recipe (python -m genemi.recipe list) or set finetune.lr <= {MAX_PRETRAINED_LR:g}"
         )
     src = p.eval.benchmarks.get(p.eval.monitor)
-    if p.data.source != "synthetic" and src is not None and src.file.startswith("negatives/"):
+    real = p.data.source != "synthetic" and p.data.stand_in == "none"  # the stand-in is the synthetic world
+    if real and src is not None and src.file.startswith("negatives/"):
         raise ConfigError(
             f"eval.monitor={p.eval.monitor!r} scores the synthetic world during a data.source="
             f"{p.data.source} run; set eval.monitor=hnc_val (HNC val, as the thesis) or \"\" to turn it off"

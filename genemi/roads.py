@@ -32,6 +32,7 @@ DOWNLOADS = {
     "download_sam_vit_h": "models/sam_vit_h",
     "download_sd_inpaint": "models/sd_inpaint",
     "download_blip_itm": "models/blip_itm",
+    "download_genemi_val": "raw/eval/genemi_val",
 }
 MINING_MODELS = ("download_grounding_dino", "download_sam_vit_h", "download_sd_inpaint", "download_blip_itm")
 

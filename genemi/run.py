@@ -116,6 +116,7 @@ def training_records(p: Params, synthetic: tuple, hnc: tuple, genemi: tuple = (N
     from genemi.manifest import read_manifest, read_records
     from genemi.samplers import add_regular
 
+    check_base(p)  # the base stage does not rerun on a data.source switch (its weights do not depend on it)
     path, root = training_set(p.data.source, synthetic=synthetic, hnc=hnc, genemi=genemi)
     records, inputs = read_records(path), [path]
     reg_path, reg_root = regular
@@ -131,7 +132,8 @@ def check_base(p: Params) -> None:
     """Real data needs a pretrained model and its tokenizer: the synthetic base knows 27 words. A road fed
     by the synthetic stand-in (``data.stand_in: synthetic``) speaks the synthetic world's words, so it
     fine-tunes the synthetic base."""
-    if p.data.source != "synthetic" and p.data.stand_in == "none" and (not p.model.pretrained or p.model.tokenizer == "word"):
+    stand_in = p.data.stand_in == "synthetic"
+    if p.data.source != "synthetic" and not stand_in and (not p.model.pretrained or p.model.tokenizer == "word"):
         raise ValueError(
             f"data.source={p.data.source} needs a pretrained model and its tokenizer, e.g. "
             "-S model.arch=ViT-B-32-quickgelu -S model.pretrained=openai -S model.tokenizer=open_clip "

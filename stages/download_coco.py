@@ -1,8 +1,8 @@
 """Stage download_coco: COCO 2014 val images, 2014 annotations and the Karpathy split
 (real.coco_images_url, real.coco_annotations_url, real.karpathy_url), extracted under OUT.
 
-Gated by data.source: it fetches for data.source hnc or genemi, else only writes OUT/SKIPPED.txt (no
-network). With data.stand_in=synthetic it writes the same layout from synthetic scenes and their
+Needed only when its road or a listed benchmark reads it (genemi/roads.py); otherwise it writes only
+OUT/SKIPPED.txt (no network). With data.stand_in=synthetic it writes the same layout from synthetic scenes and their
 captions instead (genemi/data/standin.py): no network, no lock entry.
 """
 
@@ -11,7 +11,7 @@ from download_options import download_command
 from genemi.data.sources import fetch_coco
 from genemi.data.standin import write_coco
 
-main = download_command("download_coco", fetch_coco, __doc__, source="coco", stand_in=write_coco)
+main = download_command("download_coco", fetch_coco, __doc__, stand_in=write_coco)
 
 if __name__ == "__main__":
     main()

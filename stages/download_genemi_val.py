@@ -2,8 +2,8 @@
 
 Its Hugging Face dataset needs a login, so the files are placed by hand in DOWNLOADS/genemi_val/
 (test.jsonl and its images, or test.parquet) and verified against the lock; absent, the stage fails
-saying where they go. Gated by data.source: it runs for data.source genemi, else only writes
-OUT/SKIPPED.txt. With data.stand_in=synthetic it writes OUT/test.jsonl and its images from synthetic
+saying where they go. Needed when a listed benchmark reads its folder (genemi_val in eval.benchmarks;
+genemi/roads.py), else it only writes OUT/SKIPPED.txt. With data.stand_in=synthetic it writes OUT/test.jsonl and its images from synthetic
 scenes and their mined variations instead: no network, no lock entry.
 """
 
@@ -17,7 +17,6 @@ main = download_command(
     fetch_genemi_val,
     __doc__,
     progress=False,
-    source="genemi_val",
     stand_in=write_genemi_val,
 )
 

@@ -1,18 +1,19 @@
 """Stages download_<name>: one generative-mining checkpoint, real.models.<name> in params.yaml.
 
 Either a single file (url) or a Hugging Face snapshot (repo), into OUT for ``from_pretrained``.
-Gated by data.source: with the default ``synthetic`` it only writes OUT/SKIPPED.txt (no network).
+Needed only on the genemi road with mine_real.backend=pretrained (genemi/roads.py); otherwise it only
+writes OUT/SKIPPED.txt (no network).
 """
 
 from __future__ import annotations
 
 import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
 import click
-from download_options import download_options, quiet_option
+from download_options import download_options, quiet_option, run_gate
 
 from genemi.config import load_params
-from genemi.data.sources import fetch_model, fetch_or_skip
-from genemi.download import DownloadError, Lock
+from genemi.data.sources import fetch_model
+from genemi.download import Lock
 from genemi.errors import Stage
 
 
@@ -28,16 +29,7 @@ def main(name: str, params_path: str, downloads: str, lock_path: str, out: str, 
         )
     src = p.real.models[name]
     lock = Lock(lock_path, relock=Lock.relock_setting(relock))
-    try:
-        fetch_or_skip(
-            p.data.source,
-            out,
-            lambda: fetch_model(name, src, p.real, out, downloads, lock, progress=not quiet),
-            stand_in=p.data.stand_in,
-        )
-    except DownloadError as e:
-        raise click.ClickException(f"download_{name}: {e}") from None
-
+    run_gate(p, f"download_{name}", out, lambda: fetch_model(name, src, p.real, out, downloads, lock, progress=not quiet))
 
 if __name__ == "__main__":
     main()

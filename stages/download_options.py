@@ -1,5 +1,5 @@
 """The click command the download stage scripts share (not a stage): --params, --downloads, --lock,
---out, and one fetcher of :mod:`genemi.data.sources` behind the data.source gate (docs/real-data.md).
+--out, and one fetcher of :mod:`genemi.data.sources` behind the gate of :mod:`genemi.roads` (docs/real-data.md).
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from collections.abc import Callable
 import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
 import click
 
+from genemi import roads
 from genemi.config import load_params
-from genemi.data.sources import ROADS, fetch_or_skip
+from genemi.data.sources import fetch_or_skip
 from genemi.download import DownloadError, Lock
 from genemi.errors import Stage
 
@@ -32,40 +33,38 @@ _OPTIONS = (
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
+def run_gate(p, stage: str, out: str, fetch: Callable[[], object], stand_in: Callable | None = None) -> None:
+    """Fetch (``fetch()``), write the stand-in, or only OUT/SKIPPED.txt, as :mod:`genemi.roads` decides."""
+    writer = None
+    if stand_in is not None:
+        writer = lambda folder: stand_in(p.synth, p.real.subset_seed, p.data.stand_in_size, folder)  # noqa: E731
+    try:
+        fetch_or_skip(roads.download_needed(p, stage), out, fetch, skipped=roads.skipped_note(p, stage),
+                      stand_in=p.data.stand_in, write_stand_in=writer)  # fmt: skip
+    except DownloadError as e:  # its message names the URL and where a hand-fetched file goes
+        raise click.ClickException(f"{stage}: {e}") from None
+
+
 def download_options(fn: Callable) -> Callable:
     """--params, --downloads, --lock, --out: what every download stage takes."""
     return functools.reduce(lambda f, opt: opt(f), reversed(_OPTIONS), fn)
 
 
 def download_command(
-    stage: str,
-    fetch: Callable,
-    doc: str,
-    progress: bool = True,
-    source: str | None = None,
-    stand_in: Callable | None = None,
+    stage: str, fetch: Callable, doc: str, progress: bool = True, stand_in: Callable | None = None
 ) -> click.Command:
-    """The command of download stage ``stage``: ``fetch(real, out, downloads, lock[, progress=])``
-    unless data.source is synthetic (then only OUT/SKIPPED.txt). ``progress``: the fetcher shows
-    progress bars, and the command takes --quiet to turn them off. ``source``: a key of
-    :data:`~genemi.data.sources.ROADS` -- the download then runs only for the data.source values it feeds.
-    ``stand_in``: a writer ``(synth, seed, size, folder)`` of :mod:`genemi.data.standin`, run instead of
-    ``fetch`` when data.stand_in is synthetic (no network, no lock entry), with real.subset_seed: the data's
-    own seed, so a training-seed sweep keeps the same stand-in (and does not rerun a real download)."""
+    """The command of download stage ``stage``: ``fetch(real, out, downloads, lock[, progress=])`` when
+    something downstream needs its folder (:func:`genemi.roads.download_needed`), else only
+    OUT/SKIPPED.txt. ``progress``: the fetcher shows progress bars, and the command takes --quiet to turn
+    them off. ``stand_in``: a writer ``(synth, seed, size, folder)`` of :mod:`genemi.data.standin`, run
+    instead of ``fetch`` when data.stand_in is synthetic (no network, no lock entry), with
+    real.subset_seed: the data's own seed, so a training-seed sweep keeps the same stand-in."""
 
     def main(params_path: str, downloads: str, lock_path: str, out: str, relock: bool, quiet: bool = False) -> None:
         p = load_params(params_path)
         bars = {"progress": not quiet} if progress else {}
         lock = Lock(lock_path, relock=Lock.relock_setting(relock))
-        gate = {"stand_in": p.data.stand_in, "roads": ROADS[source] if source else None}
-        if stand_in is not None:
-            gate["write_stand_in"] = lambda folder: stand_in(
-                p.synth, p.real.subset_seed, p.data.stand_in_size, folder
-            )
-        try:
-            fetch_or_skip(p.data.source, out, lambda: fetch(p.real, out, downloads, lock, **bars), **gate)
-        except DownloadError as e:  # its message names the URL and where a hand-fetched file goes
-            raise click.ClickException(f"{stage}: {e}") from None
+        run_gate(p, stage, out, lambda: fetch(p.real, out, downloads, lock, **bars), stand_in)
 
     main = download_options(quiet_option(main) if progress else main)
     return click.command(cls=Stage, help=doc)(main)

@@ -1,8 +1,8 @@
 """Stage download_stanza: stanza models (real.stanza_lang, real.stanza_processors) for GeNeMi's
 caption editing, into OUT (a stanza model dir).
 
-Gated by data.source: with the default ``synthetic`` it only writes OUT/SKIPPED.txt (no network);
-``dvc exp run -S data.source=hnc`` fetches for real.
+Needed by mine_real's parser (data.source=genemi, mine_real.backend=pretrained) and by ARO Order
+benchmarks (genemi/roads.py); otherwise it only writes OUT/SKIPPED.txt (no network).
 """
 
 from download_options import download_command

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's ge
 
 from genemi import roads  # noqa: E402
 from genemi.config import load_params  # noqa: E402
+from genemi.data.standin import synthetic_lexicon  # noqa: E402
 from genemi.errors import Output, Stage  # noqa: E402
 from genemi.io import write_json  # noqa: E402
 from genemi.mining.pipeline import mine_real  # noqa: E402
@@ -53,8 +54,10 @@ def main(
         import torch
 
         torch.set_num_threads(params.threads)
-    totals = mine_real(p, params.seed, manifest, image_root, work_dir, out_manifest, sheets,
-                       do_mine=not merge_only, do_merge=not no_merge, enabled=enabled, log=click.echo)  # fmt: skip
+    # the synthetic stand-in's captions use the world's words only: tag, portray and rewrite with them
+    lexicon = synthetic_lexicon(params.synth) if params.data.stand_in == "synthetic" else None
+    totals = mine_real(p, params.seed, manifest, image_root, work_dir, out_manifest, sheets, do_mine=not merge_only,
+                       do_merge=not no_merge, enabled=enabled, lexicon=lexicon, log=click.echo)  # fmt: skip
     if totals is not None:
         write_json(metrics, totals)
 

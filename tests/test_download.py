@@ -505,6 +505,8 @@ def test_synthetic_source_writes_placeholders_without_network(tmp_path, monkeypa
     params = SimpleNamespace(
         data=SimpleNamespace(source="synthetic", hnc_subset=0.1, stand_in="none", stand_in_size=10),
         real=_real_params(),
+        eval=SimpleNamespace(benchmarks={}),
+        mine_real=SimpleNamespace(backend="pretrained"),
     )
     run = CliRunner().invoke
     for script, args in (
@@ -520,7 +522,7 @@ def test_synthetic_source_writes_placeholders_without_network(tmp_path, monkeypa
         res = run(cmd, [*args, "--out", str(out), "--downloads", str(tmp_path / "dl")])
         assert res.exit_code == 0, res.output
         assert [p.name for p in out.iterdir()] == ["SKIPPED.txt"]
-        assert "dvc exp run -S data.source=hnc" in (out / "SKIPPED.txt").read_text()
+        assert "nothing downstream needs this folder" in (out / "SKIPPED.txt").read_text()
     # the two conversions write empty manifests and say why in their stats
     for script, args in (
         ("hnc_manifest", ["--hnc", "download_hnc", "--images", "download_gqa", "--out", "man"]),
@@ -545,7 +547,12 @@ def test_stage_reports_a_download_failure_in_one_line(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     real = _real_params(gqa_images_url=f"http://127.0.0.1:{_closed_port()}/images.zip")
-    params = SimpleNamespace(data=SimpleNamespace(source="hnc", stand_in="none"), real=real)
+    params = SimpleNamespace(
+        data=SimpleNamespace(source="hnc", stand_in="none"),
+        real=real,
+        eval=SimpleNamespace(benchmarks={}),
+        mine_real=SimpleNamespace(backend="pretrained"),
+    )
     res = CliRunner().invoke(
         _stage("download_gqa", monkeypatch, params),
         [

@@ -35,7 +35,7 @@ def _png(path: Path, color=(200, 30, 30), size=(8, 8)) -> None:
 
 
 def _eval_params(sources: dict[str, EvalSource]):
-    return dataclasses.replace(load_params(ROOT / "params.yaml").eval, sources=sources)
+    return dataclasses.replace(load_params(ROOT / "params.yaml").eval, benchmarks=sources)
 
 
 def _raw_params() -> dict:
@@ -574,7 +574,8 @@ def test_apply_rewrites_params_yaml_keeping_comments_and_only_named_keys(tmp_pat
     assert "# Every knob that shapes a result." in text and "(thesis hnc_l2: 5e-6)" in text  # comments kept
     after = yaml.safe_load(text)
     assert after["finetune"]["lr"] == 5e-6 and after["loss"]["l2_weight"] == 5e-6
-    assert after["eval"]["benchmarks"] == ["hnc_test", "coco_neg"] and after["eval"]["monitor"] == "hnc_val"
+    assert list(after["eval"]["benchmarks"]) == ["hnc_test", "coco_neg", "hnc_val"] and after["eval"]["monitor"] == "hnc_val"
+    assert after["eval"]["benchmarks"]["hnc_test"]["file"] == "raw/hnc/hnc_clean_strict_test.json"  # catalogue entry
     assert after["base"] == before["base"] and after["synth"] == before["synth"]  # untouched sections
     assert ("finetune.lr", 0.002, 5e-6) in changed
     load_params(params)  # still a valid params file

@@ -247,8 +247,9 @@ def test_bad_stand_in_params_name_the_key(key, value, match):
     assert "\n" not in str(e.value)
 
 
-def test_gate_writes_stand_ins_only_for_their_roads(tmp_path):
-    from genemi.data.sources import ROADS, fetch_or_skip
+def test_gate_writes_stand_ins_only_where_a_road_or_benchmark_needs_them(tmp_path):
+    from genemi import roads
+    from genemi.data.sources import fetch_or_skip
 
     def no_network():
         raise AssertionError("a stand-in or a skipped download must not fetch")
@@ -256,16 +257,27 @@ def test_gate_writes_stand_ins_only_for_their_roads(tmp_path):
     def write(folder: Path):
         (folder / "x.json").write_text("{}")
 
-    cases = [("hnc", "gqa", ["x.json"]), ("genemi", "gqa", ["SKIPPED.txt"]),
-             ("genemi", "coco", ["x.json"]), ("synthetic", "coco", ["SKIPPED.txt"])]  # fmt: skip
-    for source, name, want in cases:
-        out = tmp_path / f"{source}-{name}"
-        fetched = fetch_or_skip(
-            source, out, no_network, roads=ROADS[name], stand_in="synthetic", write_stand_in=write
-        )
-        assert not fetched and sorted(p.name for p in out.iterdir()) == want
-    out = tmp_path / "stanza"  # a download without a stand-in: skipped, saying why
-    assert not fetch_or_skip("hnc", out, no_network, stand_in="synthetic")
+    hnc_test = {"loader": "hnc", "file": "raw/hnc/hnc_clean_strict_test.json", "images": "raw/gqa/images",
+                "subset": 1.0}  # fmt: skip
+    cases = [  # (data.source, extra benchmarks, stage, what the folder then holds)
+        ("hnc", {}, "download_gqa", ["x.json"]),
+        ("genemi", {}, "download_gqa", ["SKIPPED.txt"]),
+        ("genemi", {}, "download_coco", ["x.json"]),
+        ("synthetic", {}, "download_coco", ["SKIPPED.txt"]),
+        ("hnc", {}, "download_coco", ["SKIPPED.txt"]),  # HNC training reads no COCO ...
+        ("synthetic", {"hnc_test": hnc_test}, "download_gqa", ["x.json"]),  # ... a listed benchmark's folder
+        ("genemi", {}, "download_genemi_val", ["SKIPPED.txt"]),
+    ]
+    for source, extra, stage, want in cases:
+        raw = _raw_params(source=source, stand_in="synthetic")
+        raw["eval"]["benchmarks"].update(extra)
+        p = params_from_dict(raw)
+        out = tmp_path / f"{source}-{stage}-{len(extra)}"
+        fetched = fetch_or_skip(roads.download_needed(p, stage), out, no_network,
+                                skipped=roads.skipped_note(p, stage), stand_in="synthetic", write_stand_in=write)  # fmt: skip
+        assert not fetched and sorted(p.name for p in out.iterdir()) == want, (source, extra, stage)
+    out = tmp_path / "stanza"  # a needed download without a stand-in: skipped, saying why
+    assert not fetch_or_skip("mine_real parses", out, no_network, stand_in="synthetic")
     assert "no synthetic stand-in" in (out / "SKIPPED.txt").read_text()
 
     def broken(folder: Path):
@@ -275,9 +287,7 @@ def test_gate_writes_stand_ins_only_for_their_roads(tmp_path):
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "old.json").write_text("{}")
     with pytest.raises(ValueError, match="generator failed"):
-        fetch_or_skip(
-            "hnc", tmp_path / "kept", no_network, roads=("hnc",), stand_in="synthetic", write_stand_in=broken
-        )
+        fetch_or_skip("hnc road", tmp_path / "kept", no_network, stand_in="synthetic", write_stand_in=broken)
     assert [p.name for p in (tmp_path / "kept").iterdir()] == ["old.json"]  # the previous output is intact
 
 
@@ -318,7 +328,7 @@ def test_download_stages_write_stand_ins_that_the_manifest_stages_convert(tmp_pa
     for name in ("hnc", "gqa", "coco", "genemi_val"):
         run(f"download_{name}", "--out", raw / name, *common)
     assert not (tmp_path / "lock.json").exists() and not (tmp_path / "dl").exists()
-    assert (raw / "genemi_val" / "SKIPPED.txt").is_file()  # genemi_val feeds data.source=genemi only
+    assert (raw / "genemi_val" / "SKIPPED.txt").is_file()  # no listed benchmark reads it
     assert len(list((raw / "gqa" / "images").iterdir())) == 28
     assert len(list((raw / "coco" / "images" / "val2014").iterdir())) == 28
     run("hnc_manifest", "--hnc", raw / "hnc", "--images", raw / "gqa" / "images", "--out", tmp_path / "hnc",

@@ -42,30 +42,20 @@ from genemi.download import (
 PathLike = str | os.PathLike
 
 
-SKIPPED = (
-    "data.source is 'synthetic': nothing was downloaded into this folder.\n"
-    "Turn the real pipeline on with: dvc exp run -S data.source=hnc   (docs/real-data.md)\n"
-)
-
-# The data.source values ("roads") each stand-in-capable download feeds: HNC training reads HNC
-# captions on GQA images (and scores COCO); GeNeMi mines COCO and scores its own validation set.
-ROADS = {"hnc": ("hnc",), "gqa": ("hnc",), "coco": ("hnc", "genemi"), "genemi_val": ("genemi",)}
-
-
 def fetch_or_skip(
-    data_source: str,
+    needed: str | None,
     out: PathLike,
     fetch_real: Callable[[], object],
     *,
-    roads: tuple[str, ...] | None = None,
+    skipped: str = "nothing downstream needs this folder, so nothing was downloaded into it.\n",
     stand_in: str = "none",
     write_stand_in: Callable[[Path], object] | None = None,
 ) -> bool:
     """The gate of every download stage; returns whether it fetched.
 
-    * ``data_source`` is ``synthetic``, or not one of ``roads`` (the sources this download feeds;
-      None = every real source): only ``<out>/SKIPPED.txt`` is written (no network), because DVC
-      expects every declared output to exist.
+    * ``needed`` is None (nothing downstream needs the folder: :func:`genemi.roads.download_needed`):
+      only ``<out>/SKIPPED.txt`` is written, saying ``skipped`` (no network), because DVC expects every
+      declared output to exist.
     * ``stand_in == "synthetic"``: ``write_stand_in(folder)`` writes the synthetic world in this
       download's published format and layout instead (no network, nothing in the lock file; the
       writers are in :mod:`genemi.data.standin`); a download without a stand-in writes only
@@ -74,17 +64,12 @@ def fetch_or_skip(
 
     Whatever is written replaces ``out`` whole, only once complete.
     """
-    if data_source == "synthetic":
-        why = SKIPPED
-    elif roads is not None and data_source not in roads:
-        why = (
-            f"data.source is {data_source!r}: this download feeds only data.source "
-            f"{' / '.join(roads)}; nothing was downloaded into this folder.\n"
-        )
+    if needed is None:
+        why = skipped
     elif stand_in == "synthetic" and write_stand_in is None:
         why = (
-            "data.stand_in is 'synthetic' and this download has no synthetic stand-in (only HNC, GQA, COCO "
-            "and genemi_val do); nothing was downloaded into this folder.\n"
+            f"needed ({needed}), but data.stand_in is 'synthetic' and this download has no synthetic stand-in "
+            "(only HNC, GQA, COCO and genemi_val do); nothing was downloaded into this folder.\n"
         )
     elif stand_in == "synthetic":
         with atomic_dir(out) as tmp:

@@ -208,18 +208,3 @@ def edited(scene: dict, **changes) -> dict:
         new["objects"][i].update(fields)
     return new
 
-
-def lexicon(colors: Sequence[str], shapes: Sequence[str]):
-    """The mining lexicon of this world (``genemi.mining.lexicon.Lexicon``): its colours as the one colour
-    scale, its shapes as one object category, "left of" <-> "right of". Mining a stand-in of this world with
-    it keeps every rewritten caption inside :func:`vocabulary` (the word tokenizer's)."""
-    from genemi.mining.lexicon import Lexicon
-
-    return Lexicon(
-        scales={"colors": {"color": tuple((c,) for c in colors)}, "materials": {}, "sizes": {}},
-        relations={"left of": "right of", "right of": "left of"},
-        supercategories={"shape": tuple(shapes)},
-        aliases={},
-        subtypes={},
-        irregular_plurals={s: PLURAL[s] for s in shapes},
-    )
