@@ -1,5 +1,5 @@
-"""Stage download_stanza: stanza models (real.stanza_lang, real.stanza_processors) for GeNeMi's
-caption editing, into OUT (a stanza model dir).
+"""Stage download_stanza: the stanza models listed in genemi/config.py (GeNeMi's caption parser and
+ARO Order's POS tagger), into OUT (a stanza model dir).
 
 Gated by data.source: with the default ``synthetic`` it only writes OUT/SKIPPED.txt (no network);
 ``dvc exp run -S data.source=hnc`` fetches for real.
