@@ -8,9 +8,9 @@ import shutil
 import typing
 from pathlib import Path
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from genemi import benchmarks
@@ -29,7 +29,7 @@ from genemi.benchmarks.pairwise import (
     sugarcrepe_records,
 )
 from genemi.benchmarks.retrieval import image_folder, karpathy_retrieval
-from genemi.config import EvalSource, load_params
+from genemi.config import EvalSource
 from genemi.evalsets import ImageStore, distinct_inputs
 
 ROOT = Path(__file__).parents[1]
@@ -46,7 +46,7 @@ def _png(path: Path, size=(8, 8), color=(200, 30, 30)) -> None:
 
 
 def _params(sources: dict[str, EvalSource]):
-    return dataclasses.replace(load_params(ROOT / "params.yaml").eval, sources=sources)
+    return dataclasses.replace(frozen_params.load().eval, sources=sources)
 
 
 # ------------------------------------------------------------------------------ registry / params
@@ -55,16 +55,16 @@ def _params(sources: dict[str, EvalSource]):
 def test_registry_matches_config_and_params():
     allowed = set(typing.get_args(typing.get_type_hints(EvalSource)["loader"]))
     assert allowed == set(benchmarks.loaders())
-    p = load_params(ROOT / "params.yaml").eval
+    p = frozen_params.load().eval
     assert p.benchmarks == ("synth_test", "synth_gen")  # offline default
     for name in p.benchmarks:
         assert name in p.sources
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())["eval"]["sources"]
+    raw = frozen_params.raw()["eval"]["sources"]
     assert set(raw) == set(p.sources)
 
 
 def test_enabled_benchmark_without_files_fails_fast_naming_them(tmp_path):
-    p = load_params(ROOT / "params.yaml").eval
+    p = frozen_params.load().eval
     with pytest.raises(FileNotFoundError) as e:
         benchmarks.load_benchmark(p, "winoground", tmp_path)
     msg = str(e.value)
@@ -382,5 +382,5 @@ def test_every_loader_and_default_source_is_documented():
     doc = (ROOT / "docs" / "benchmarks.md").read_text()
     for name in benchmarks.loaders():
         assert f"`{name}`" in doc, name
-    for name in load_params(ROOT / "params.yaml").eval.sources:
+    for name in frozen_params.load().eval.sources:
         assert f"`{name}`" in doc, name

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import numpy as np
 import pytest
 import torch
@@ -35,11 +36,11 @@ def _png(path: Path, color=(200, 30, 30), size=(8, 8)) -> None:
 
 
 def _eval_params(sources: dict[str, EvalSource]):
-    return dataclasses.replace(load_params(ROOT / "params.yaml").eval, sources=sources)
+    return dataclasses.replace(frozen_params.load().eval, sources=sources)
 
 
 def _raw_params() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+    return frozen_params.raw()
 
 
 # ------------------------------------------------------------------------------ 1. coco_neg paths
@@ -492,7 +493,8 @@ def test_mine_real_input_follows_a_param_in_dvc_yaml():
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["mine_real"]
     assert "--manifest data/${mine_real.input}" in dvc["cmd"] and "data/${mine_real.input}" in dvc["deps"]
     assert "data/synth/train.jsonl" not in dvc["cmd"]
-    assert load_params(ROOT / "params.yaml").mine_real.input == "synth/train.jsonl"
+    # the shipped default is checked by test_pipeline_spec.py::test_shipped_defaults_stay_offline
+    assert frozen_params.load().mine_real.input == "synth/train.jsonl"
 
 
 # ------------------------------------------------------------------------------------ 4. recipes
@@ -506,7 +508,7 @@ def test_every_named_recipe_exists_and_validates():
     assert {"hnc_l2", "hnc_kl", "dpo_kl", "genemi", "negclip"} <= set(RECIPES)
     for name in RECIPES:
         r = recipe.load_recipe(name, ROOT / "recipes")
-        new = recipe.check(r, ROOT / "params.yaml")
+        new = recipe.check(r, frozen_params.PATH)
         p = params_from_dict(new)
         assert r.description and r.targets, name
         if p.model.pretrained:
@@ -520,7 +522,7 @@ def test_thesis_recipe_values_are_the_thesis_configs():
     0.001; DPO_KL_full.yaml: mode dpo_kl, dpo_beta 0.1."""
     from genemi import recipe
 
-    l2 = params_from_dict(recipe.check(recipe.load_recipe("hnc_l2", ROOT / "recipes"), ROOT / "params.yaml"))
+    l2 = params_from_dict(recipe.check(recipe.load_recipe("hnc_l2", ROOT / "recipes"), frozen_params.PATH))
     assert (l2.finetune.lr, l2.finetune.weight_decay, l2.finetune.warmup_steps, l2.finetune.batch_size) == (
         5e-6,
         1e-4,
@@ -534,16 +536,16 @@ def test_thesis_recipe_values_are_the_thesis_configs():
         "full",
     )
     assert l2.batching.dedupe_images and l2.deepspeed.zero_stage == 2 and l2.eval.monitor == "hnc_val"
-    kl = params_from_dict(recipe.check(recipe.load_recipe("hnc_kl", ROOT / "recipes"), ROOT / "params.yaml"))
+    kl = params_from_dict(recipe.check(recipe.load_recipe("hnc_kl", ROOT / "recipes"), frozen_params.PATH))
     assert (kl.loss.kl_weight, kl.loss.l2_weight, kl.loss.kl_temperature) == (1e-3, 0.0, 1.0)
-    dpo = params_from_dict(recipe.check(recipe.load_recipe("dpo_kl", ROOT / "recipes"), ROOT / "params.yaml"))
+    dpo = params_from_dict(recipe.check(recipe.load_recipe("dpo_kl", ROOT / "recipes"), frozen_params.PATH))
     assert (dpo.loss.contrastive_weight, dpo.loss.dpo_weight, dpo.loss.dpo_beta, dpo.loss.dpo_reference) == (
         0.0,
         1.0,
         0.1,
         True,
     )
-    g = params_from_dict(recipe.check(recipe.load_recipe("genemi", ROOT / "recipes"), ROOT / "params.yaml"))
+    g = params_from_dict(recipe.check(recipe.load_recipe("genemi", ROOT / "recipes"), frozen_params.PATH))
     assert (
         g.batching.mode,
         g.batching.variations_per_group,
@@ -551,7 +553,7 @@ def test_thesis_recipe_values_are_the_thesis_configs():
         g.finetune.lr,
         g.finetune.batch_size,
     ) == ("item_based", 2, 8, 1e-6, 200)
-    n = params_from_dict(recipe.check(recipe.load_recipe("negclip", ROOT / "recipes"), ROOT / "params.yaml"))
+    n = params_from_dict(recipe.check(recipe.load_recipe("negclip", ROOT / "recipes"), frozen_params.PATH))
     assert (n.finetune.batch_size, n.finetune.lr, n.loss.image_negatives) == (256, 1e-6, True)
 
 
@@ -559,7 +561,7 @@ def test_apply_rewrites_params_yaml_keeping_comments_and_only_named_keys(tmp_pat
     from genemi import recipe
 
     params = tmp_path / "params.yaml"
-    params.write_text((ROOT / "params.yaml").read_text())
+    params.write_text(frozen_params.PATH.read_text())
     before = _raw_params()
     changed = recipe.apply(recipe.load_recipe("hnc_l2", ROOT / "recipes"), params)
     text = params.read_text()
@@ -577,7 +579,7 @@ def test_a_bad_recipe_fails_before_writing(tmp_path):
     from genemi import recipe
 
     params = tmp_path / "params.yaml"
-    params.write_text((ROOT / "params.yaml").read_text())
+    params.write_text(frozen_params.PATH.read_text())
     original = params.read_bytes()
     bad = tmp_path / "bad.yaml"
     bad.write_text("description: x\nparams:\n  finetune.lr: 5.0e-6\n  loss.hn_wieght: 1.0\n")
@@ -686,7 +688,7 @@ def test_documented_byo_command_adds_a_benchmark_params_yaml_lacks(tmp_path):
 
     if shutil.which("git") is None:
         pytest.skip("git not installed")
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(frozen_params.PATH, tmp_path / "params.yaml")
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n  s:\n    cmd: echo ok > out.txt\n    params: [eval]\n    outs: [out.txt]\n"
     )

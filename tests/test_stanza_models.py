@@ -152,10 +152,10 @@ def test_a_tree_for_an_older_list_is_refused_before_it_is_pinned(tmp_path, monke
 )
 def test_the_params_record_of_the_list_cannot_be_edited(key, value):
     """real.stanza_* only record the list for dvc.lock: an edit would download what no pipeline loads."""
-    import yaml
+    import frozen_params
 
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    C.params_from_dict(raw)  # the shipped record matches
+    raw = frozen_params.raw()
+    C.params_from_dict(raw)  # the record matches (the live file: test_the_shipped_params_are_in_range)
     raw["real"][key] = value
     with pytest.raises(C.ConfigError, match=rf"real\.{key} = '{value}': fixed by the stanza model list"):
         C.params_from_dict(raw)
