@@ -24,6 +24,32 @@ class ConfigError(ValueError):
     """A params file does not match the schema; the message names the key."""
 
 
+# ----------------------------------------------------------------------------------------- stanza models
+# The one list of stanza models: the download_stanza stage fetches their union, and every stanza.Pipeline
+# asks for its own user's share. Code, not a knob: the processors are fixed by the code that reads their
+# output, the language by the English lexicon and ARO Order's PTB tags. real.stanza_lang and
+# real.stanza_processors in params.yaml only record them for dvc.lock, and must equal them (checked on load).
+
+STANZA_LANG = "en"
+# What each user's stanza.Pipeline loads, in stanza's dependency order.
+STANZA_USERS: dict[str, tuple[str, ...]] = {
+    "parser": ("tokenize", "pos", "lemma", "depparse", "constituency"),  # mining: rewrites, rule negatives
+    "aro_order": ("tokenize", "pos"),  # ARO Order: PTB xpos of the nouns/adjectives it shuffles
+}
+# The union, in first-use order: what download_stanza fetches.
+STANZA_PROCESSORS: tuple[str, ...] = tuple(dict.fromkeys(p for ps in STANZA_USERS.values() for p in ps))
+
+
+def stanza_processors(user: str | None = None) -> str:
+    """The ``processors=`` string of ``user``'s ``stanza.Pipeline`` (``"tokenize,pos"``); with no user,
+    the union that ``stanza.download`` fetches."""
+    if user is None:
+        return ",".join(STANZA_PROCESSORS)
+    if user not in STANZA_USERS:
+        raise KeyError(f"no stanza user {user!r}; known: {sorted(STANZA_USERS)}")
+    return ",".join(STANZA_USERS[user])
+
+
 @dataclass(frozen=True)
 class DataParams:
     source: Literal["synthetic", "hnc", "genemi"]  # which training data feeds the pipeline
@@ -185,8 +211,8 @@ class RealDataParams:
     coco_annotations_url: str  # COCO 2014 train/val annotations (captions_val2014.json)
     karpathy_url: str  # Karpathy splits (dataset_coco.json)
     coco_splits: tuple[str, ...]  # Karpathy splits written to the COCO manifest
-    stanza_lang: str
-    stanza_processors: str  # what GeNeMi's caption editing needs (constituency parse)
+    stanza_lang: str  # a record, not a knob: must equal STANZA_LANG (checked on load)
+    stanza_processors: str  # a record, not a knob: must equal stanza_processors() (checked on load)
     models: dict[str, ModelSource]  # generative-mining checkpoints, one download stage each
     timeout_s: float  # connect/read timeout; without network a download fails after at most this
     retries: int  # resumptions after a cut connection within one run
@@ -434,7 +460,19 @@ def params_from_dict(raw: dict) -> Params:
             "negative rows already are columns of the batch; use loss.form=additive or negative_rows=false"
         )
     _check_real_run(p)
+    _check_stanza(p.real)
     return p
+
+
+def _check_stanza(real: RealDataParams) -> None:
+    """``real.stanza_*`` record the list above for dvc.lock; another value would download models that
+    the caption parser or ARO Order's tagger cannot load."""
+    for key, want in (("stanza_lang", STANZA_LANG), ("stanza_processors", stanza_processors())):
+        if getattr(real, key) != want:
+            raise ConfigError(
+                f"real.{key} = {getattr(real, key)!r}: fixed by the stanza model list in genemi/config.py "
+                f"(what the caption parser and ARO Order's tagger load); set it back to {want!r}"
+            )
 
 
 # Above every published fine-tuning rate of a pretrained CLIP (thesis 5e-6..2e-4, NegCLIP 1e-6..1e-5,

@@ -1,5 +1,5 @@
-"""Stage download_stanza: stanza models (real.stanza_lang, real.stanza_processors) for GeNeMi's
-caption editing, into OUT (a stanza model dir).
+"""Stage download_stanza: the stanza models listed in genemi/config.py (GeNeMi's caption parser and
+ARO Order's POS tagger), into OUT (a stanza model dir).
 
 Needed by mine_real's parser (data.source=genemi, mine_real.backend=pretrained) and by ARO Order
 benchmarks (genemi/roads.py); otherwise it only writes OUT/SKIPPED.txt (no network).

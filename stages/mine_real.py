@@ -48,8 +48,6 @@ def main(
     p, enabled = params.mine_real, tiny or roads.mines(params)
     if tiny:
         p = dataclasses.replace(p, backend="tiny", device="cpu")
-    if p.backend == "tiny":  # random-init models; download_stanza is skipped on this road
-        p = dataclasses.replace(p, stanza_dir="")
     if params.threads and enabled:
         import torch
 

@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # when run as a script
     sys.path.insert(0, str(ROOT))
+
+import frozen_params  # noqa: E402  (tests/fixtures/params.yaml, not the live params.yaml)
 
 from genemi.config import MineRealParams, _build  # noqa: E402
 from genemi.manifest import Record, read_manifest, write_manifest  # noqa: E402
@@ -79,8 +80,8 @@ def fake_chain(delay: float = 0.0, **kw) -> Chain:
 
 
 def params(**over) -> MineRealParams:
-    """The shipped ``mine_real`` section of params.yaml with overrides (checked like the loader)."""
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())["mine_real"]
+    """The ``mine_real`` section of the frozen test params with overrides (checked like the loader)."""
+    raw = frozen_params.raw()["mine_real"]
     raw.update(over)
     return _build(MineRealParams, raw, "mine_real")
 

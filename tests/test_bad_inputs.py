@@ -20,6 +20,7 @@ import typing
 from pathlib import Path
 
 import click
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import numpy as np
 import pytest
 import yaml
@@ -107,7 +108,7 @@ def _write_rows(path: Path, rows: list) -> Path:
 def world(tmp_path_factory):
     """A tiny valid world: params (small steps, no monitor), 4 records + images, base weights."""
     root = tmp_path_factory.mktemp("world")
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = frozen_params.raw()
     raw["base"].update(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=1)
     raw["finetune"].update(steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2)
     raw["eval"].update(monitor="", bootstrap=0)
@@ -364,6 +365,7 @@ def test_every_numeric_knob_declares_a_range():
 
 
 def test_the_shipped_params_are_in_range():
+    """Checks the shipped file itself, so it reads the live params.yaml (not the frozen test copy)."""
     from genemi.config import load_params
 
     load_params(ROOT / "params.yaml")
@@ -789,12 +791,12 @@ def test_relock_through_the_stage_flag_and_environment(tmp_path, monkeypatch):
         def fetch(real, out, downloads, lock, seen=seen):
             seen["lock"] = lock
 
-        raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+        raw = frozen_params.raw()
         raw["data"]["source"] = "hnc"  # the fetcher runs only for a real source
         raw["eval"]["monitor"] = ""
         params = tmp_path / "params.yaml"
         params.write_text(yaml.safe_dump(raw))
-        cmd = download_command("probe", fetch, "probe", progress=False)
+        cmd = download_command("download_hnc", fetch, "probe", progress=False)  # needed on the hnc road
         code, text = _invoke(cmd, [*argv, "--params", params, "--lock", tmp_path / "lock.json",
                                    "--out", tmp_path / "out"])
         assert code == 0, text
@@ -1053,7 +1055,7 @@ def test_unexpected_errors_keep_their_type_in_one_line():
 
 
 def test_a_stage_process_prints_one_error_line_and_no_traceback(tmp_path):
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = frozen_params.raw()
     raw["finetune"]["steps"] = -5
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -8,9 +8,9 @@ import shutil
 import typing
 from pathlib import Path
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from genemi import benchmarks
@@ -29,7 +29,7 @@ from genemi.benchmarks.pairwise import (
     sugarcrepe_records,
 )
 from genemi.benchmarks.retrieval import image_folder, karpathy_retrieval
-from genemi.config import EvalSource, load_params
+from genemi.config import EvalSource
 from genemi.evalsets import ImageStore, distinct_inputs
 
 ROOT = Path(__file__).parents[1]
@@ -46,7 +46,7 @@ def _png(path: Path, size=(8, 8), color=(200, 30, 30)) -> None:
 
 
 def _params(sources: dict[str, EvalSource]):
-    return dataclasses.replace(load_params(ROOT / "params.yaml").eval, benchmarks=sources)
+    return dataclasses.replace(frozen_params.load().eval, benchmarks=sources)
 
 
 def _catalogue_params():
@@ -60,7 +60,7 @@ def _catalogue_params():
 def test_registry_matches_config_and_params():
     allowed = set(typing.get_args(typing.get_type_hints(EvalSource)["loader"]))
     assert allowed == set(benchmarks.loaders())
-    p = load_params(ROOT / "params.yaml").eval
+    p = frozen_params.load().eval
     assert list(p.benchmarks) == ["synth_test", "synth_gen"]  # offline default
     cat = _catalogue_params().benchmarks
     for name, src in p.benchmarks.items():  # the shipped entries are the catalogue's

@@ -2,16 +2,15 @@
 
 import copy
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import pytest
-import yaml
 
 from genemi.config import ConfigError, load_params, params_from_dict, to_dict
 
 
 @pytest.fixture(scope="module")
 def raw():
-    with open("params.yaml") as f:
-        return yaml.safe_load(f)
+    return frozen_params.raw()
 
 
 def test_project_params_load_and_round_trip(raw):
@@ -70,7 +69,7 @@ def test_the_base_runs_plain_clip_whatever_the_loss_section_says():
     from genemi.config import LossParams
     from genemi.losses import needs_teacher, uses_negatives
 
-    p = load_params("params.yaml").loss
+    p = frozen_params.load().loss
     busy = dataclasses.replace(p, hn_weight=1.0, form="in_softmax", image_negatives=True, l2_weight=1.0,
                                kl_weight=1.0, dpo_weight=1.0, dpo_reference=True, temperature=0.07,
                                contrastive_weight=0.5, negatives_per_sample=3)

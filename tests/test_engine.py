@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import pytest
 import torch
 
-from genemi.config import load_params
 from genemi.engine import deepspeed_config, frozen_copy, reference_weights, set_trainable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ WORKER = str(ROOT / "tests" / "train_worker.py")
 
 @pytest.fixture(scope="module")
 def params():
-    return load_params(ROOT / "params.yaml")
+    return frozen_params.load()
 
 
 def test_deepspeed_config_from_params(params):

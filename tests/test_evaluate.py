@@ -7,6 +7,7 @@ import json
 import zlib
 from pathlib import Path
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import numpy as np
 import pytest
 import torch
@@ -109,7 +110,7 @@ def test_winoground_fixture_end_to_end_with_fake_encoder(tmp_path):
 
 
 def _tiny_world(tmp_path: Path) -> tuple[Path, Path]:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = frozen_params.raw()
     raw["synth"].update(n_train=8, n_test=24, n_gen=16)
     raw["eval"]["bootstrap"] = 50
     raw["threads"] = 1
@@ -185,7 +186,7 @@ def test_stage_fails_fast_on_enabled_benchmark_without_files(tmp_path):
     from stages import evaluate as stage
 
     params = tmp_path / "params.yaml"
-    params.write_text((ROOT / "params.yaml").read_text())
+    params.write_text(frozen_params.PATH.read_text())
     res = CliRunner().invoke(
         stage.main,
         [

@@ -8,12 +8,12 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from genemi.config import load_params
 from genemi.manifest import Negative, Record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def test_bf16_finetuning_of_vit_b32_on_jpegs(tmp_path):
     from genemi.run import make_run, training_bank
     from genemi.train import train
 
-    p = load_params(ROOT / "params.yaml")
+    p = frozen_params.load()
     p = dataclasses.replace(
         p,
         data=dataclasses.replace(p.data, workers=2),

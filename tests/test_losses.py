@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import pytest
 import torch
 import torch.nn.functional as F
 
-from genemi.config import load_params
 from genemi.losses import (
     caption_logits,
     dpo_loss,
@@ -215,7 +215,7 @@ def test_dpo_matches_loop(feats, with_ref):
 
 
 def test_training_loss_default_is_hard_negative_loss(feats):
-    lp = load_params("params.yaml").loss
+    lp = frozen_params.load().loss
     a = training_loss(feats, SCALE, lp)
     b = hard_negative_loss(**feats, logit_scale=SCALE, hn_weight=lp.hn_weight, form=lp.form)
     assert set(a) == set(b) and torch.equal(a["loss"], b["loss"])
@@ -223,7 +223,7 @@ def test_training_loss_default_is_hard_negative_loss(feats):
 
 def test_training_loss_combines_terms(feats):
     lp = dataclasses.replace(
-        load_params("params.yaml").loss, contrastive_weight=0.5, kl_weight=0.3, dpo_weight=0.5, l2_weight=0.01
+        frozen_params.load().loss, contrastive_weight=0.5, kl_weight=0.3, dpo_weight=0.5, l2_weight=0.01
     )
     model = torch.nn.Linear(2, 2).double()
     ref = {n: p.detach() + 1.0 for n, p in model.named_parameters()}

@@ -20,6 +20,7 @@ from genemi.mining.contact_sheet import origin_sheet
 from genemi.mining.parse import doc_from_dicts
 
 sys.path.insert(0, str(Path(__file__).parent))
+import frozen_params  # noqa: E402  (tests/fixtures/params.yaml, not the live params.yaml)
 import mining_fakes as F  # noqa: E402
 
 
@@ -212,7 +213,7 @@ def test_tiny_real_models_run_the_whole_chain(data, tmp_path):
 def _params_file(tmp_path: Path, **mine_real) -> Path:
     import yaml
 
-    raw = yaml.safe_load((Path(F.ROOT) / "params.yaml").read_text())  # valid values (ranges are checked)
+    raw = frozen_params.raw()  # valid values (ranges are checked)
     raw["mine_real"] = raw["mine_real"] | mine_real
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -247,7 +248,7 @@ def test_stage_is_off_by_default(data, tmp_path):
 
     res = CliRunner().invoke(mine_real.main, _stage_args(data, tmp_path, _params_file(tmp_path)))
     assert res.exit_code == 0, res.output
-    assert "disabled" in res.output and read_manifest(tmp_path / "variations.jsonl") == []
+    assert "data.source is not genemi" in res.output and read_manifest(tmp_path / "variations.jsonl") == []
 
 
 def test_stage_tiny_smoke_run_and_fingerprint_guard(data, tmp_path):

@@ -10,6 +10,8 @@ from genemi.config import load_params
 
 ROOT = Path(__file__).resolve().parent.parent
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+# The shipped params.yaml, not the frozen tests/fixtures/params.yaml the other tests read: this file's job
+# is to check the shipped dvc.yaml <-> params.yaml pair (and that its defaults stay offline).
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
@@ -45,11 +47,86 @@ def test_every_stage_lists_its_script_and_existing_params(name, stage):
         assert _lookup(key) is not None, f"{name}: params key {key!r} not in params.yaml"
 
 
-def test_default_pipeline_is_the_synthetic_one():
-    p = load_params(ROOT / "params.yaml")
-    assert p.data.source == "synthetic"
-    assert p.model.pretrained == ""
-    assert set(p.eval.benchmarks) == {"synth_test", "synth_gen"}
+def _producers() -> dict[str, str]:
+    """Each ``outs`` path of dvc.yaml (templated ``foreach`` stages aside) -> the stage writing it."""
+    out = {}
+    for name, stage in DVC["stages"].items():
+        for o in stage.get("outs", []):
+            out[next(iter(o)) if isinstance(o, dict) else o] = name
+    return out
+
+
+def _producer(path: str) -> str | None:
+    """The stage whose output ``path`` is or lies under; None if no stage writes it (placed by hand)."""
+    for out, name in _producers().items():
+        if path == out or path.startswith(out.rstrip("/") + "/"):
+            return name
+    return None
+
+
+def _upstream(stage: str) -> set[str]:
+    """``stage`` and every stage it depends on through dvc.yaml's outs -> deps edges."""
+    seen, todo = set(), [stage]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        deps = DVC["stages"][name].get("deps", [])
+        todo += [p for d in deps if (p := _producer(str(d))) is not None]
+    return seen
+
+
+def _runs_download(stage: str) -> bool:
+    cmd = DVC["stages"][stage].get("cmd", "")
+    return "stages/download_" in (" ".join(cmd) if isinstance(cmd, list) else cmd)
+
+
+def test_shipped_defaults_stay_offline(tmp_path):
+    """A fresh clone's `dvc repro` must run without network. Reads the live params.yaml on purpose (what a
+    user gets); each check is one way a default would reach the network or a hand-placed file."""
+    from genemi import roads
+    from genemi.data.sources import fetch_or_skip
+
+    raw, p = PARAMS, load_params(ROOT / "params.yaml")
+    # every download stage asks genemi.roads whether it is needed: with the shipped params none is
+    assert raw["data"]["source"] == "synthetic"
+    assert raw["data"].get("stand_in", "none") in ("none", ""), "a stand-in data set is opt-in"
+
+    def network(*a, **k):
+        raise AssertionError("the shipped params reach the download code")
+
+    downloads = [name for name, _ in _stages() if _runs_download(name)]
+    assert set(downloads) == set(roads.DOWNLOADS), "genemi/roads.py must know every download stage"
+    for name in downloads:
+        assert roads.download_needed(p, name) is None, f"{name} is needed by the shipped params"
+        assert fetch_or_skip(roads.download_needed(p, name), tmp_path / name, network) is False
+        assert {"data.source", "eval.benchmarks"} <= {str(k).split()[0] for k in DVC["stages"][name]["params"]}
+
+    # the base model is trained from scratch: an open_clip tag downloads weights, a path needs a file
+    assert raw["model"]["pretrained"] == ""
+    # ... from a local architecture whose towers and tokenizer come from no hub
+    arch = ROOT / "genemi" / "model_configs" / f"{raw['model']['arch']}.json"
+    assert arch.is_file(), f"model.arch {raw['model']['arch']!r} is not one of genemi/model_configs"
+    assert "hf_model_name" not in arch.read_text() and "hf_tokenizer_name" not in arch.read_text()
+
+    # GeNeMi's mining (multi-GB models from the hub) runs on the genemi road only
+    assert not roads.mines(p) and not raw["mine_real"]["portrayer"]
+
+    # every evaluated benchmark (and the fine-tuning monitor) reads a set this pipeline generates,
+    # upstream of no download stage; a hand-placed benchmark is not there on a fresh clone
+    ev = raw["eval"]
+    selected = ev["benchmarks"]
+    entries = selected if isinstance(selected, dict) else {n: ev["sources"][n] for n in selected}
+    if ev.get("monitor"):
+        entries[ev["monitor"]] = entries.get(ev["monitor"]) or (ev.get("sources") or selected)[ev["monitor"]]
+    assert entries, "no benchmark evaluated by default"
+    for name, src in entries.items():
+        stage = _producer(f"data/{src['file']}")
+        assert stage is not None, f"eval benchmark {name}: data/{src['file']} is written by no stage"
+        bad = sorted(s for s in _upstream(stage) if _runs_download(s))
+        assert not bad, f"eval benchmark {name}: its file comes through {bad}, which need network"
+        assert src["loader"] not in ("aro_order",), f"{name}: ARO Order needs downloaded stanza models"
 
 
 def test_every_benchmark_is_registered_and_configured():

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,7 @@ from PIL import Image
 
 from genemi import benchmarks
 from genemi.benchmarks.pairwise import ARO_SYMMETRIC_RELATIONS, aro_records
+from genemi.benchmarks import catalogue
 from genemi.benchmarks.retrieval import karpathy_retrieval
 from genemi.bootstrap import compare
 from genemi.config import ConfigError, EvalSource, load_params, params_from_dict
@@ -35,11 +37,11 @@ def _png(path: Path, color=(200, 30, 30), size=(8, 8)) -> None:
 
 
 def _eval_params(sources: dict[str, EvalSource]):
-    return dataclasses.replace(load_params(ROOT / "params.yaml").eval, benchmarks=sources)
+    return dataclasses.replace(frozen_params.load().eval, benchmarks=sources)
 
 
 def _raw_params() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+    return frozen_params.raw()
 
 
 # ------------------------------------------------------------------------------ 1. coco_neg paths
@@ -497,7 +499,6 @@ def test_the_genemi_road_is_wired_in_dvc_yaml():
     for name in ("stanza", "grounding_dino", "sam_vit_h", "sd_inpaint", "blip_itm"):
         out = stages[f"download_{name}"]["outs"][0]
         assert f"data/models/{name}" in mine["deps"] and f"data/models/{name}" in (out if isinstance(out, str) else out)
-    assert load_params(ROOT / "params.yaml").mine_real.sam_checkpoint.startswith("data/models/sam_vit_h/")
     for flag, path in (("--genemi-train", "data/mine_real/variations.jsonl"), ("--regular", "data/coco/karpathy.jsonl")):
         assert f"{flag} {path}" in ft["cmd"] and path in ft["deps"]
     assert "data/mine_real/work" in ft["deps"] and "data/raw/coco" in ft["deps"]
@@ -514,7 +515,7 @@ def test_every_named_recipe_exists_and_validates():
     assert {"hnc_l2", "hnc_kl", "dpo_kl", "genemi", "negclip"} <= set(RECIPES)
     for name in RECIPES:
         r = recipe.load_recipe(name, ROOT / "recipes")
-        new = recipe.check(r, ROOT / "params.yaml")
+        new = recipe.check(r, frozen_params.PATH)
         p = params_from_dict(new)
         assert r.description and r.targets, name
         if p.model.pretrained:
@@ -528,7 +529,7 @@ def test_thesis_recipe_values_are_the_thesis_configs():
     0.001; DPO_KL_full.yaml: mode dpo_kl, dpo_beta 0.1."""
     from genemi import recipe
 
-    l2 = params_from_dict(recipe.check(recipe.load_recipe("hnc_l2", ROOT / "recipes"), ROOT / "params.yaml"))
+    l2 = params_from_dict(recipe.check(recipe.load_recipe("hnc_l2", ROOT / "recipes"), frozen_params.PATH))
     assert (l2.finetune.lr, l2.finetune.weight_decay, l2.finetune.warmup_steps, l2.finetune.batch_size) == (
         5e-6,
         1e-4,
@@ -542,16 +543,16 @@ def test_thesis_recipe_values_are_the_thesis_configs():
         "full",
     )
     assert l2.batching.dedupe_images and l2.deepspeed.zero_stage == 2 and l2.eval.monitor == "hnc_val"
-    kl = params_from_dict(recipe.check(recipe.load_recipe("hnc_kl", ROOT / "recipes"), ROOT / "params.yaml"))
+    kl = params_from_dict(recipe.check(recipe.load_recipe("hnc_kl", ROOT / "recipes"), frozen_params.PATH))
     assert (kl.loss.kl_weight, kl.loss.l2_weight, kl.loss.kl_temperature) == (1e-3, 0.0, 1.0)
-    dpo = params_from_dict(recipe.check(recipe.load_recipe("dpo_kl", ROOT / "recipes"), ROOT / "params.yaml"))
+    dpo = params_from_dict(recipe.check(recipe.load_recipe("dpo_kl", ROOT / "recipes"), frozen_params.PATH))
     assert (dpo.loss.contrastive_weight, dpo.loss.dpo_weight, dpo.loss.dpo_beta, dpo.loss.dpo_reference) == (
         0.0,
         1.0,
         0.1,
         True,
     )
-    g = params_from_dict(recipe.check(recipe.load_recipe("genemi", ROOT / "recipes"), ROOT / "params.yaml"))
+    g = params_from_dict(recipe.check(recipe.load_recipe("genemi", ROOT / "recipes"), frozen_params.PATH))
     assert (
         g.batching.mode,
         g.batching.variations_per_group,
@@ -559,7 +560,7 @@ def test_thesis_recipe_values_are_the_thesis_configs():
         g.finetune.lr,
         g.finetune.batch_size,
     ) == ("item_based", 2, 8, 1e-6, 200)
-    n = params_from_dict(recipe.check(recipe.load_recipe("negclip", ROOT / "recipes"), ROOT / "params.yaml"))
+    n = params_from_dict(recipe.check(recipe.load_recipe("negclip", ROOT / "recipes"), frozen_params.PATH))
     assert (n.finetune.batch_size, n.finetune.lr, n.loss.image_negatives) == (256, 1e-6, True)
 
 
@@ -567,7 +568,7 @@ def test_apply_rewrites_params_yaml_keeping_comments_and_only_named_keys(tmp_pat
     from genemi import recipe
 
     params = tmp_path / "params.yaml"
-    params.write_text((ROOT / "params.yaml").read_text())
+    params.write_text(frozen_params.PATH.read_text())
     before = _raw_params()
     changed = recipe.apply(recipe.load_recipe("hnc_l2", ROOT / "recipes"), params)
     text = params.read_text()
@@ -586,7 +587,7 @@ def test_a_bad_recipe_fails_before_writing(tmp_path):
     from genemi import recipe
 
     params = tmp_path / "params.yaml"
-    params.write_text((ROOT / "params.yaml").read_text())
+    params.write_text(frozen_params.PATH.read_text())
     original = params.read_bytes()
     bad = tmp_path / "bad.yaml"
     bad.write_text("description: x\nparams:\n  finetune.lr: 5.0e-6\n  loss.hn_wieght: 1.0\n")
@@ -602,7 +603,7 @@ def test_flags_are_dvc_overrides_and_cli_runs(tmp_path):
     from genemi import recipe
 
     r = recipe.load_recipe("hnc_l2", ROOT / "recipes")
-    fl = recipe.flags(r, yaml.safe_load((ROOT / "params.yaml").read_text()))
+    fl = recipe.flags(r, frozen_params.raw())
     assert set(fl[::2]) == {"-S"}
     assert "finetune.lr=5.0e-06" in fl and "loss.negative_types=[]" in fl
     # a mapping is merged by DVC, not replaced: the recipe's entries are set one by one, the others removed
@@ -632,6 +633,12 @@ def test_pretrained_model_with_a_from_scratch_lr_or_synthetic_monitor_is_refused
     with pytest.raises(ConfigError, match="eval.monitor='synth_test'"):
         params_from_dict(raw)
     raw["eval"]["monitor"] = "hnc_val"
+    with pytest.raises(ConfigError, match="eval.monitor = 'hnc_val': must be .* one of eval.benchmarks"):
+        params_from_dict(raw)  # the monitored benchmark is listed, so its files are a dependency too
+    raw["eval"]["benchmarks"]["hnc_val"] = catalogue()["hnc_val"]
+    params_from_dict(raw)
+    raw["data"]["stand_in"] = "synthetic"  # the stand-in is the synthetic world: monitoring it is fine
+    raw["eval"]["monitor"] = "synth_test"
     params_from_dict(raw)
 
 
@@ -697,7 +704,7 @@ def test_documented_byo_command_adds_a_benchmark_params_yaml_lacks(tmp_path):
 
     if shutil.which("git") is None:
         pytest.skip("git not installed")
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(frozen_params.PATH, tmp_path / "params.yaml")
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n  s:\n    cmd: echo ok > out.txt\n    params: [eval]\n    outs: [out.txt]\n"
     )

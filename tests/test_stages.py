@@ -2,6 +2,7 @@
 
 import json
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -10,8 +11,7 @@ from click.testing import CliRunner
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    with open("params.yaml") as f:
-        raw = yaml.safe_load(f)
+    raw = frozen_params.raw()
     raw["synth"].update(n_train=96, n_test=24, n_gen=24)
     raw["base"].update(steps=4, batch_size=32, warmup_steps=1)
     raw["finetune"].update(steps=3, batch_size=16, warmup_steps=1)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
+import frozen_params
 from PIL import Image
 
 from genemi.config import ConfigError, EvalSource, MineParams, SynthParams, params_from_dict
@@ -227,7 +229,7 @@ def test_same_params_same_bytes_and_seed_changes_them(tmp_path):
 
 
 def _raw_params(**data) -> dict:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = frozen_params.raw()
     raw["data"].update(data)
     raw["eval"]["monitor"] = ""
     return raw

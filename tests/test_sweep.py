@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import pytest
 import yaml
 
@@ -99,7 +100,7 @@ def test_queued_sweep_runs_two_experiments_in_parallel(tmp_path):
         pytest.skip("dvc is not installed in this environment")
     repo = tmp_path / "repo"
     _copy_worktree(repo)
-    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw = frozen_params.raw()  # not the workspace's params.yaml, which `dvc exp run -S` may have changed
     for section, values in TINY.items():
         if isinstance(values, dict):
             raw[section].update(values)

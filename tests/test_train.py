@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import pytest
 import torch
 
-from genemi.config import load_params
 from genemi.losses import uses_negatives
 from genemi.train import encode, forward_loss
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def params():
-    return load_params(ROOT / "params.yaml")
+    return frozen_params.load()
 
 
 def _run(params, loss=None, trainable="full", steps=3):

@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import frozen_params  # noqa: E402  (tests/fixtures/params.yaml, not the live params.yaml)
 import torch  # noqa: E402
 
 from genemi.bank import PairBank  # noqa: E402
-from genemi.config import load_params  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 N, M, KMAX = 48, 80, 3  # records, distinct images, negative slots
@@ -79,7 +79,7 @@ def main() -> None:
     from genemi.run import make_run
     from genemi.train import train
 
-    p = load_params(ROOT / "params.yaml")
+    p = frozen_params.load()
     opt = dataclasses.replace(
         p.finetune,
         steps=args.steps,

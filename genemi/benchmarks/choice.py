@@ -22,6 +22,7 @@ import numpy as np
 from genemi import seeding
 from genemi.benchmarks import Loader
 from genemi.benchmarks.pairwise import _str, needs_file_and_dir, subset_of
+from genemi.config import STANZA_LANG, stanza_processors
 from genemi.data.hnc import in_subset
 from genemi.evalsets import Choice, EvalSet, ImageStore
 from genemi.io import iter_jsonl, iter_jsonl_lines, read_json
@@ -152,7 +153,11 @@ def stanza_tagger(stanza_dir: str | Path) -> Tagger:
 
     try:
         nlp = stanza.Pipeline(
-            "en", dir=str(stanza_dir), processors="tokenize,pos", download_method=None, logging_level="WARN"
+            STANZA_LANG,
+            dir=str(stanza_dir),
+            processors=stanza_processors("aro_order"),
+            download_method=None,
+            logging_level="WARN",
         )
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise FileNotFoundError(

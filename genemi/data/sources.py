@@ -25,7 +25,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from genemi.config import ModelSource, RealDataParams
+from genemi.config import STANZA_LANG, STANZA_PROCESSORS, ModelSource, RealDataParams, stanza_processors
 from genemi.data.hnc import HNC_FILES
 from genemi.download import (
     DownloadError,
@@ -211,24 +211,41 @@ def fetch_genemi_val(real: RealDataParams, out: PathLike, downloads: PathLike, l
 
 
 def fetch_stanza(real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock) -> Path:
-    """Stanza models for ``real.stanza_lang`` / ``real.stanza_processors`` into ``out``."""
+    """The stanza models of ``genemi.config.STANZA_USERS`` (every parser's and tagger's) into ``out``."""
+    lang, processors = STANZA_LANG, stanza_processors()
+    key = f"stanza/{lang}"
+    dest = Path(downloads) / "stanza" / lang
+
+    def require_all(d: Path) -> None:
+        # checked before the lock pins a tree: one fetched (or placed) for an older, shorter list
+        # would pass the lock and fail only later, in the parser or ARO Order
+        lacking = stanza_missing(d)
+        if lacking:
+            raise DownloadError(
+                f"{d}: no stanza model for {', '.join(lacking)} (needed: {processors}); delete that folder "
+                f"and run again, or place there a folder from stanza.download('{lang}', processors="
+                f"'{processors}') and rerun with --relock (GENEMI_RELOCK={key} under dvc repro)"
+            )
 
     def fill(d: Path) -> None:
         import stanza
 
-        stanza.download(real.stanza_lang, model_dir=str(d), processors=real.stanza_processors, verbose=False)
+        stanza.download(lang, model_dir=str(d), processors=processors, verbose=False)
+        require_all(d)
 
-    key = f"stanza/{real.stanza_lang}"
-    src = fetch_tree(
-        Path(downloads) / "stanza" / real.stanza_lang,
-        fill,
-        key=key,
-        lock=lock,
-        source=f"stanza models {real.stanza_lang}:{real.stanza_processors}",
-    )
+    if dest.is_dir():
+        require_all(dest)
+    src = fetch_tree(dest, fill, key=key, lock=lock, source=f"stanza models {lang}:{processors}")
     with atomic_dir(out) as tmp:
         _mirror(src, tmp)
     return Path(out)
+
+
+def stanza_missing(model_dir: PathLike) -> list[str]:
+    """The processors of ``STANZA_PROCESSORS`` with no model in ``model_dir`` (stanza's layout:
+    ``<model_dir>/<lang>/<processor>/<package>.pt``); [] when the folder serves every user."""
+    root = Path(model_dir) / STANZA_LANG
+    return [p for p in STANZA_PROCESSORS if not any((root / p).glob("*.pt"))]
 
 
 def check_model_source(name: str, src: ModelSource) -> None:

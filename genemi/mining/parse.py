@@ -16,9 +16,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from genemi.config import STANZA_LANG, stanza_processors
 from genemi.mining.lexicon import Lexicon, default_lexicon
 
-STANZA_PROCESSORS = "tokenize,pos,lemma,depparse,constituency"
+STANZA_PROCESSORS = stanza_processors("parser")
 _NO_SPACE_BEFORE = {",", ".", "!", "?", ";", ":", "'s", "'", "n't", ")", "%"}
 
 
@@ -29,17 +30,18 @@ class StanzaParser:
         self.pipeline = pipeline
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path, lang: str = "en", use_gpu: bool = False) -> StanzaParser:
+    def from_pretrained(cls, model_dir: str | Path, use_gpu: bool = False) -> StanzaParser:
         """Load stanza models from ``model_dir`` offline; never downloads.
 
         Raises FileNotFoundError naming the folder and the command that fills it.
         """
         model_dir = Path(model_dir)
+        lang = STANZA_LANG
         how = (
             f"stanza models for {lang!r} not found under {model_dir}. On a machine with internet run "
             f"`python -c \"import stanza; stanza.download('{lang}', model_dir='{model_dir}', "
-            f"processors='{STANZA_PROCESSORS}')\"` and copy that folder here "
-            f"(or set mine_real.stanza_dir in params.yaml to where it is)."
+            f"processors='{stanza_processors()}')\"` (what the download_stanza stage "
+            f"fetches) and copy that folder here (or set mine_real.stanza_dir in params.yaml to where it is)."
         )
         if not (model_dir / "resources.json").is_file() or not (model_dir / lang).is_dir():
             raise FileNotFoundError(how)
@@ -47,9 +49,9 @@ class StanzaParser:
 
         try:
             pipe = stanza.Pipeline(
-                lang,
+                STANZA_LANG,
                 dir=str(model_dir),
-                processors=STANZA_PROCESSORS,
+                processors=stanza_processors("parser"),
                 download_method=None,
                 use_gpu=use_gpu,
                 logging_level="WARN",

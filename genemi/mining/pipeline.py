@@ -321,9 +321,9 @@ def build_chain(
     from genemi.mining import models as M
     from genemi.mining.parse import StanzaParser
 
-    parse = (
+    parse = (  # the tiny road has no stanza models (download_stanza is not needed there: genemi.roads)
         StanzaParser.from_pretrained(p.stanza_dir, use_gpu=device.startswith("cuda"))
-        if p.stanza_dir
+        if p.stanza_dir and p.backend != "tiny"
         else None
     )
     gd, sam, sam_type, sd, blip = (
