@@ -1,5 +1,6 @@
 """Stage coco_manifest: Karpathy-split COCO captions (splits real.coco_splits, val2014 images only)
--> one manifest, counts -> --stats. With data.source synthetic it writes an empty manifest.
+-> one manifest, counts -> --stats. Only the genemi road reads it (mine_real, regular pairs); with any
+other data.source it writes an empty manifest.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def test_write_karpathy_manifest_keeps_splits_with_images(tmp_path):
     from genemi.manifest import read_manifest
 
     root = _coco_dir(tmp_path, ["COCO_val2014_000000391895.jpg"])
-    stats = write_karpathy_manifest("hnc", ("test", "val"), root, tmp_path / "k.jsonl")
+    stats = write_karpathy_manifest("genemi", ("test", "val"), root, tmp_path / "k.jsonl")
     assert stats == {"splits": ["test", "val"], "images": 4, "images_other_split": 2, "images_missing": 1,
                      "records": 2}  # fmt: skip
     assert [r.id for r in read_manifest(tmp_path / "k.jsonl")] == ["coco-391895-770337", "coco-391895-771687"]
@@ -95,4 +95,4 @@ def test_write_karpathy_manifest_refuses_when_no_image_is_there(tmp_path):
     from genemi.data.coco import write_karpathy_manifest
 
     with pytest.raises(ValueError, match=r"no COCO caption of splits \['test'\] has its image under"):
-        write_karpathy_manifest("hnc", ("test",), _coco_dir(tmp_path, []), tmp_path / "k.jsonl")
+        write_karpathy_manifest("genemi", ("test",), _coco_dir(tmp_path, []), tmp_path / "k.jsonl")

@@ -531,7 +531,7 @@ def test_synthetic_source_writes_placeholders_without_network(tmp_path, monkeypa
         paths = [a if a.startswith("--") else str(tmp_path / a) for a in args]
         res = run(_stage(script, monkeypatch, params), [*paths, "--stats", str(stats)])
         assert res.exit_code == 0, res.output
-        assert json.loads(stats.read_text()) == {"skipped": "data.source is synthetic"}
+        assert json.loads(stats.read_text())["skipped"].startswith("data.source is synthetic")
     assert sorted(p.name for p in (tmp_path / "man").iterdir()) == ["test.jsonl", "train.jsonl", "val.jsonl"]
     assert all(p.read_text() == "" for p in (tmp_path / "man").iterdir())
     assert (tmp_path / "k.jsonl").read_text() == ""

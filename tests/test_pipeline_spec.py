@@ -243,3 +243,32 @@ def test_readme_graph_is_dvc_dag():
     drawn = {(a.replace("evaluate_", "evaluate@"), b.replace("evaluate_", "evaluate@")) for a, b in drawn}
     dag = _dag_edges()
     assert drawn == dag, f"only in README: {sorted(drawn - dag)}; only in dvc dag: {sorted(dag - drawn)}"
+
+
+def test_each_evaluate_stage_depends_on_its_own_benchmark_files_only(tmp_path):
+    """evaluate@<name> (resolved by DVC itself) reads exactly data/<file> and data/<images> of its entry
+    besides the two models and its code, so a changed benchmark file marks that stage and no other
+    evaluate stage stale; listing a benchmark adds its stage, with its own paths."""
+    import shutil
+
+    from dvc.repo import Repo
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, repo / name)
+    (repo / ".dvc").mkdir()
+    (repo / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    from genemi.benchmarks import catalogue
+
+    raw["eval"]["benchmarks"]["winoground"] = catalogue()["winoground"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+    stages = {s.name: s for s in Repo(str(repo)).index.stages}
+    evaluated = sorted(n for n in stages if n.startswith("evaluate@"))
+    assert evaluated == sorted(f"evaluate@{b}" for b in raw["eval"]["benchmarks"])
+    for name in evaluated:
+        entry = raw["eval"]["benchmarks"][name.split("@")[1]]
+        data = {d.def_path for d in stages[name].deps if not d.def_path.startswith(("genemi/", "stages/"))}
+        assert data == {f"data/{entry['file']}", f"data/{entry['images']}", "models/base.safetensors",
+                        "models/finetuned.safetensors", "params.yaml"}, name  # fmt: skip

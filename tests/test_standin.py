@@ -20,6 +20,7 @@ import yaml
 import frozen_params
 from PIL import Image
 
+from genemi.benchmarks import catalogue
 from genemi.config import ConfigError, EvalSource, MineParams, SynthParams, params_from_dict
 from genemi.data import standin
 from genemi.download import DownloadError, Lock, tree_digest
@@ -318,9 +319,13 @@ def test_download_stages_write_stand_ins_that_the_manifest_stages_convert(tmp_pa
     raw_params = _raw_params(source="hnc", stand_in="synthetic", stand_in_size=20, hnc_subset=1.0)
     raw_params["real"]["hnc_val_subset"] = 1.0  # the real 1% of 4 stand-in val images would be none
     params.write_text(yaml.safe_dump(raw_params))
+    genemi = tmp_path / "genemi.yaml"  # the genemi road, scoring genemi_val: COCO and genemi_val are needed
+    raw_genemi = _raw_params(source="genemi", stand_in="synthetic", stand_in_size=20)
+    raw_genemi["eval"]["benchmarks"]["genemi_val"] = catalogue()["genemi_val"]
+    genemi.write_text(yaml.safe_dump(raw_genemi))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-    def run(script: str, *args) -> None:
+    def run(script: str, *args, params=params) -> None:
         cmd = [sys.executable, f"stages/{script}.py", "--params", str(params), *map(str, args)]
         res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
@@ -329,15 +334,17 @@ def test_download_stages_write_stand_ins_that_the_manifest_stages_convert(tmp_pa
     raw = tmp_path / "raw"
     for name in ("hnc", "gqa", "coco", "genemi_val"):
         run(f"download_{name}", "--out", raw / name, *common)
+    for name in ("coco", "genemi_val"):  # not needed by the hnc road (no listed benchmark reads them)
+        assert [f.name for f in (raw / name).iterdir()] == ["SKIPPED.txt"]
+        run(f"download_{name}", "--out", raw / name, *common, params=genemi)
     assert not (tmp_path / "lock.json").exists() and not (tmp_path / "dl").exists()
-    assert (raw / "genemi_val" / "SKIPPED.txt").is_file()  # no listed benchmark reads it
+    assert (raw / "genemi_val" / "test.jsonl").is_file()
     assert len(list((raw / "gqa" / "images").iterdir())) == 28
     assert len(list((raw / "coco" / "images" / "val2014").iterdir())) == 28
     run("hnc_manifest", "--hnc", raw / "hnc", "--images", raw / "gqa" / "images", "--out", tmp_path / "hnc",
         "--stats", tmp_path / "hnc.json")  # fmt: skip
-    run(
-        "coco_manifest", "--coco", raw / "coco", "--out", tmp_path / "k.jsonl", "--stats", tmp_path / "k.json"
-    )
+    run("coco_manifest", "--coco", raw / "coco", "--out", tmp_path / "k.jsonl", "--stats", tmp_path / "k.json",
+        params=genemi)  # fmt: skip
     hs, ks = json.loads((tmp_path / "hnc.json").read_text()), json.loads((tmp_path / "k.json").read_text())
     assert hs["train"]["images"] == 20 and hs["train"]["records"] >= 20 and hs["test"]["images_missing"] == 0
     assert ks["images_missing"] == 0 and ks["records"] >= 2 * 4  # Karpathy test: 4 images, 2-4 captions each

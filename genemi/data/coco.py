@@ -140,12 +140,13 @@ def write_karpathy_manifest(
     """The coco_manifest stage: the captions of Karpathy ``splits`` whose val2014 image is under
     ``<coco_dir>/images`` -> one manifest at ``out``; returns the stats to record.
 
-    With ``data_source == "synthetic"`` it writes an empty manifest and returns a "skipped" note.
-    Raises ValueError when no caption has its image (an incomplete download_coco output).
+    Only the genemi road reads it (mining, regular pairs: ``genemi.roads``); on another ``data_source`` it
+    writes an empty manifest and returns a "skipped" note. Raises ValueError when no caption has its image
+    (an incomplete download_coco output).
     """
-    if data_source == "synthetic":
+    if data_source != "genemi":
         write_manifest(out, [])
-        return {"skipped": "data.source is synthetic"}
+        return {"skipped": f"data.source is {data_source}: only the genemi road reads the COCO manifest"}
     root = Path(coco_dir)
     s = CocoStats()
     write_manifest(

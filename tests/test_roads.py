@@ -1,0 +1,71 @@
+"""Both real roads run end to end offline through `dvc repro`, on the synthetic stand-ins at a tiny size:
+the hnc road (HNC JSON + GQA JPEGs -> hnc_manifest -> fine-tune -> evaluate@hnc_test) and the genemi road
+(COCO Karpathy -> coco_manifest -> tiny mining -> GeNeMi batches with regular COCO pairs ->
+evaluate@genemi_val). What runs is the published recipe of each rehearsal (recipes/standin_*.yaml)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from test_sweep import BIN, TINY, _copy_worktree, _dvc, _git
+
+ROAD_TINY = {**TINY, "data": {"stand_in_size": 40}, "mine_real": {"max_images": 6}}
+
+
+def _tiny_road(tmp_path, recipe_name: str):
+    from genemi import recipe
+
+    if not (BIN / "dvc").is_file():
+        pytest.skip("dvc is not installed in this environment")
+    repo = tmp_path / "repo"
+    _copy_worktree(repo)
+    recipe.apply(recipe.load_recipe(recipe_name, repo / "recipes"), repo / "params.yaml")
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    for section, values in ROAD_TINY.items():
+        if isinstance(values, dict):
+            raw[section].update(values)
+        else:
+            raw[section] = values
+    raw["finetune"]["batch_size"] = 20 if raw["batching"]["mode"] == "item_based" else 16
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    (repo / "dvc.lock").unlink(missing_ok=True)
+    _git(repo, "init", "-q")
+    _dvc(repo, "repro", timeout=1200)
+    return repo, raw
+
+
+def _downloaded(repo) -> dict[str, list[str]]:
+    raw = repo / "data" / "raw"
+    return {d.name: sorted(p.name for p in d.iterdir())[:3] for d in sorted(raw.iterdir()) if d.is_dir()}
+
+
+@pytest.mark.slow
+def test_the_hnc_road_runs_offline_on_its_stand_in(tmp_path):
+    repo, raw = _tiny_road(tmp_path, "standin_hnc")
+    assert list(raw["eval"]["benchmarks"]) == ["hnc_test"]
+    stats = json.loads((repo / "metrics" / "hnc_data.json").read_text())
+    assert stats["train"]["records"] > 0 and stats["train"]["images_missing"] == 0
+    head = json.loads((repo / "metrics" / "headline" / "hnc_test.json").read_text())
+    assert head and all(isinstance(v, (int, float)) for v in head.values())
+    items = json.loads((repo / "metrics" / "eval" / "hnc_test.json").read_text())
+    assert items["finetuned/all/n"] > 0
+    got = _downloaded(repo)  # the road's downloads wrote stand-ins; nothing else was needed
+    assert "SKIPPED.txt" not in got["hnc"] + got["gqa"] and got["coco"] == ["SKIPPED.txt"], got
+    assert not (repo / "downloads.lock.json").exists()
+
+
+@pytest.mark.slow
+def test_the_genemi_road_runs_offline_on_its_stand_in(tmp_path):
+    repo, raw = _tiny_road(tmp_path, "standin_genemi")
+    mined = json.loads((repo / "metrics" / "mine_real.json").read_text())
+    assert mined["enabled"] and mined["backend"] == "tiny" and mined["origins"] == 6 and mined["kept"] > 0
+    rows = [json.loads(x) for x in (repo / "data" / "mine_real" / "variations.jsonl").read_text().splitlines()]
+    assert rows and all(r["source"] == "genemi" for r in rows)
+    head = json.loads((repo / "metrics" / "headline" / "genemi_val.json").read_text())
+    assert head and all(isinstance(v, (int, float)) for v in head.values())
+    got = _downloaded(repo)
+    assert got["hnc"] == got["gqa"] == ["SKIPPED.txt"] and "SKIPPED.txt" not in got["coco"], got
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert "data/mine_real/variations.jsonl" in {d["path"] for d in lock["finetune"]["deps"]}
