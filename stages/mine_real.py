@@ -27,12 +27,13 @@ from genemi.io import write_json  # noqa: E402
 from genemi.mining.pipeline import mine_real  # noqa: E402
 
 Dir, File = Output(folder=True), Output()
-InDir, InFile = click.Path(exists=True, file_okay=False), click.Path(exists=True, dir_okay=False)
+InFile = click.Path(exists=True, dir_okay=False)
 
 
 @click.command(cls=Stage, help=__doc__)
 @click.option("--manifest", required=True, type=InFile, help="Records (JSONL) to mine.")
-@click.option("--image-root", required=True, type=InDir, help="Root of their image paths.")
+@click.option("--image-root", required=True, type=click.Path(file_okay=False),
+              help="Root of their image paths (read only when mining: off the genemi road it may not exist).")
 @click.option("--work-dir", required=True, type=Dir, help="Variation images and per-origin parts.")
 @click.option("--out", "out_manifest", required=True, type=File, help="Variation manifest to write.")
 @click.option("--sheets", required=True, type=Dir, help="Folder for contact-sheet PNGs.")
