@@ -236,7 +236,7 @@ def test_readme_graph_is_dvc_dag():
     for line in block.group(1).splitlines():
         nodes = [re.sub(r"\[.*?\]|\(.*?\)", "", n).strip() for n in re.split(r"-->|-\.->", line)]
         if len(nodes) > 1:
-            for a, b in zip(nodes, nodes[1:]):
+            for a, b in zip(nodes, nodes[1:], strict=False):
                 for x in a.split("&"):
                     for y in b.split("&"):
                         drawn.add((x.strip(), y.strip()))

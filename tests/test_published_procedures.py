@@ -19,8 +19,8 @@ import yaml
 from PIL import Image
 
 from genemi import benchmarks
-from genemi.benchmarks.pairwise import ARO_SYMMETRIC_RELATIONS, aro_records
 from genemi.benchmarks import catalogue
+from genemi.benchmarks.pairwise import ARO_SYMMETRIC_RELATIONS, aro_records
 from genemi.benchmarks.retrieval import karpathy_retrieval
 from genemi.bootstrap import compare
 from genemi.config import ConfigError, EvalSource, load_params, params_from_dict

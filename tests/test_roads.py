@@ -69,3 +69,28 @@ def test_the_genemi_road_runs_offline_on_its_stand_in(tmp_path):
     assert got["hnc"] == got["gqa"] == ["SKIPPED.txt"] and "SKIPPED.txt" not in got["coco"], got
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert "data/mine_real/variations.jsonl" in {d["path"] for d in lock["finetune"]["deps"]}
+
+
+def test_each_download_is_needed_by_its_road_or_a_listed_benchmark_only():
+    import frozen_params
+
+    from genemi import roads
+    from genemi.benchmarks import catalogue
+    from genemi.config import params_from_dict
+
+    def needed(source="synthetic", backend="pretrained", extra=()):
+        raw = frozen_params.raw()
+        raw["data"]["source"], raw["mine_real"]["backend"], raw["eval"]["monitor"] = source, backend, ""
+        raw["eval"]["benchmarks"].update({n: catalogue()[n] for n in extra})
+        p = params_from_dict(raw)
+        return {s for s in roads.DOWNLOADS if roads.download_needed(p, s)}
+
+    models = set(roads.MINING_MODELS)
+    assert needed() == set()
+    assert needed("hnc") == {"download_hnc", "download_gqa"}
+    assert needed("genemi") == {"download_coco", "download_stanza"} | models
+    assert needed("genemi", "tiny") == {"download_coco"}
+    assert needed(extra=["hnc_test"]) == {"download_hnc", "download_gqa"}
+    assert needed(extra=["coco_neg", "genemi_val"]) == {"download_coco", "download_genemi_val"}
+    assert needed(extra=["aro_coco_order"]) == {"download_coco", "download_stanza"}  # images + POS tagger
+    assert needed(extra=["winoground"]) == set()  # hand-placed (gated): `dvc add` it, no download stage

@@ -13,11 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import frozen_params
 import numpy as np
 import pytest
 import yaml
-
-import frozen_params
 from PIL import Image
 
 from genemi.benchmarks import catalogue
