@@ -185,8 +185,12 @@ def test_stage_on_tiny_synthetic_world_keeps_keys_and_is_deterministic(tmp_path)
 def test_stage_fails_fast_on_enabled_benchmark_without_files(tmp_path):
     from stages import evaluate as stage
 
+    from genemi.benchmarks import catalogue
+
     params = tmp_path / "params.yaml"
-    params.write_text(frozen_params.PATH.read_text())
+    raw = frozen_params.raw()
+    raw["eval"]["benchmarks"]["aro_vg_relation"] = catalogue()["aro_vg_relation"]  # listed, files absent
+    params.write_text(yaml.safe_dump(raw))
     res = CliRunner().invoke(
         stage.main,
         [

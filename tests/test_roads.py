@@ -32,6 +32,8 @@ def _tiny_road(tmp_path, recipe_name: str):
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     (repo / "dvc.lock").unlink(missing_ok=True)
     _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "road")  # dvclive needs a commit
     _dvc(repo, "repro", timeout=1200)
     return repo, raw
 

@@ -88,13 +88,17 @@ def test_finetune_on_hnc_without_its_data_says_what_to_do(tiny, tmp_path):
     raw["data"]["source"] = "hnc"
     raw["eval"]["monitor"] = ""  # a real run may not monitor the synthetic world (config check)
     p2 = tmp_path / "params.yaml"
-    p2.write_text(yaml.safe_dump(raw))
     empty = tmp_path / "train.jsonl"
     empty.write_text("")
-    r = CliRunner().invoke(finetune.main, [
-        "--params", str(p2), "--train", str(empty), "--image-root", str(tmp_path),
-        "--hnc-train", str(empty), "--hnc-image-root", str(tmp_path),
-        "--base", str(tmp_path / "b.safetensors"), "--out", str(tmp_path / "o"), "--metrics", str(tmp_path / "m")])
+    args = ["--params", str(p2), "--train", str(empty), "--image-root", str(tmp_path),
+            "--hnc-train", str(empty), "--hnc-image-root", str(tmp_path),
+            "--base", str(tmp_path / "b.safetensors"), "--out", str(tmp_path / "o"), "--metrics", str(tmp_path / "m")]
+    p2.write_text(yaml.safe_dump(raw))  # real HNC with the synthetic base: refused before any data is read
+    r = CliRunner().invoke(finetune.main, args)
+    assert r.exit_code == 1 and "needs a pretrained model and its tokenizer" in r.output
+    raw["data"]["stand_in"] = "synthetic"  # the stand-in speaks the synthetic world's words: the base may train on it
+    p2.write_text(yaml.safe_dump(raw))
+    r = CliRunner().invoke(finetune.main, args)
     assert r.exit_code == 1
     assert "Error: " in r.output and "HNC training manifest is missing or empty" in r.output
     assert "data.source=hnc" in r.output

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+NAMES = {"hnc": "HNC", "genemi": "GeNeMi variation"}
 HOW = {  # how each real road's training manifest comes to exist
     "hnc": "`dvc exp run -S data.source=hnc ...` runs download_hnc/download_gqa/hnc_manifest (or place the files "
     "by hand, docs/real-data.md)",
@@ -23,5 +24,5 @@ def training_set(source: str, **roads: tuple[str | None, str | None]) -> tuple[s
     if not manifest or not root:
         raise ValueError(f"data.source={source} needs --{source}-train and --{source}-image-root (see dvc.yaml)")
     if source != "synthetic" and (not Path(manifest).is_file() or Path(manifest).stat().st_size == 0):
-        raise ValueError(f"{manifest}: the {source} training manifest is missing or empty. {HOW[source]}")
+        raise ValueError(f"{manifest}: the {NAMES[source]} training manifest is missing or empty. {HOW[source]}")
     return manifest, root
