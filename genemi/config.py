@@ -449,6 +449,9 @@ def params_from_dict(raw: dict) -> Params:
     if not isinstance(raw, dict):
         raise ConfigError("params: top level must be a mapping")
     p = _build(Params, raw, "")
+    for name in p.eval.benchmarks:  # a DVC stage name (evaluate@<name>) and a file name (metrics/eval/<name>.json)
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            raise ConfigError(f"eval.benchmarks.{name}: a benchmark name may hold only letters, digits and _")
     if p.eval.monitor and p.eval.monitor not in p.eval.benchmarks:
         raise ConfigError(
             f"eval.monitor = {p.eval.monitor!r}: must be \"\" (off) or one of eval.benchmarks "

@@ -314,6 +314,12 @@ CONFIG_CASES = [  # (dotted key, bad value, what the message must say, stage)
         "evaluate",
     ),
     ("eval.benchmarks", ["synth_test"], "eval.benchmarks: expected a mapping", "evaluate"),
+    (
+        "eval.benchmarks",
+        {"my bench": {"loader": "byo", "file": "b.jsonl", "images": "img", "subset": 1.0}},
+        "eval.benchmarks.my bench: a benchmark name may hold only letters, digits and _",
+        "evaluate",
+    ),
 ]
 
 
