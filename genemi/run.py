@@ -108,23 +108,24 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
     )
 
 
-def training_records(p: Params, synthetic: tuple, hnc: tuple, genemi: tuple = (None, None), regular: tuple = (None, None)):
+def training_records(p: Params, train_path, image_root, hnc_train=None, hnc_image_root=None, genemi_train=None,
+                     genemi_image_root=None, regular_path=None, regular_image_root=None):
     """``(records, image_root, inputs)`` of the data ``data.source`` selects, checked before any model is
-    built. Each road is a (manifest, image root) pair; ``regular`` = the pairs mixed into GeNeMi batches
-    (COCO), read on the genemi road only."""
+    built: the finetune stage's paths, one (manifest, image root) pair per road (synthetic: ``train_path``),
+    and the ``regular`` pairs mixed into GeNeMi batches (COCO), read on the genemi road only."""
     from genemi.data import training_set
     from genemi.manifest import read_manifest, read_records
     from genemi.samplers import add_regular
 
     check_base(p)  # the base stage does not rerun on a data.source switch (its weights do not depend on it)
-    path, root = training_set(p.data.source, synthetic=synthetic, hnc=hnc, genemi=genemi)
+    path, root = training_set(p.data.source, synthetic=(train_path, image_root), hnc=(hnc_train, hnc_image_root),
+                              genemi=(genemi_train, genemi_image_root))
     records, inputs = read_records(path), [path]
-    reg_path, reg_root = regular
-    if p.data.source == "genemi" and reg_path:
-        if not reg_root:
+    if p.data.source == "genemi" and regular_path:
+        if not regular_image_root:
             raise ValueError("--regular needs --regular-image-root")
-        records = add_regular(records, root, read_manifest(reg_path), reg_root)
-        inputs.append(reg_path)
+        records = add_regular(records, root, read_manifest(regular_path), regular_image_root)
+        inputs.append(regular_path)
     return records, root, inputs
 
 

@@ -1,6 +1,5 @@
-"""The click command the download stage scripts share (not a stage): --params, --downloads, --lock,
---out, and one fetcher of :mod:`genemi.data.sources` behind the gate of :mod:`genemi.roads` (docs/real-data.md).
-"""
+"""The click command the download stage scripts share (not a stage): --params, --downloads, --lock, --out,
+and one fetcher of :mod:`genemi.data.sources` behind the gate of :mod:`genemi.roads` (docs/real-data.md)."""
 
 from __future__ import annotations
 
@@ -10,9 +9,8 @@ from collections.abc import Callable
 import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
 import click
 
-from genemi import roads
 from genemi.config import load_params
-from genemi.data.sources import fetch_or_skip
+from genemi.data.sources import gated_fetch
 from genemi.download import DownloadError, Lock
 from genemi.errors import Stage
 
@@ -34,13 +32,9 @@ quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
 def run_gate(p, stage: str, out: str, fetch: Callable[[], object], stand_in: Callable | None = None) -> None:
-    """Fetch (``fetch()``), write the stand-in, or only OUT/SKIPPED.txt, as :mod:`genemi.roads` decides."""
-    writer = None
-    if stand_in is not None:
-        writer = lambda folder: stand_in(p.synth, p.real.subset_seed, p.data.stand_in_size, folder)  # noqa: E731
+    """:func:`genemi.data.sources.gated_fetch`, a download failure as one error line naming the stage."""
     try:
-        fetch_or_skip(roads.download_needed(p, stage), out, fetch, skipped=roads.skipped_note(p, stage),
-                      stand_in=p.data.stand_in, write_stand_in=writer)  # fmt: skip
+        gated_fetch(p, stage, out, fetch, stand_in)
     except DownloadError as e:  # its message names the URL and where a hand-fetched file goes
         raise click.ClickException(f"{stage}: {e}") from None
 
@@ -50,15 +44,11 @@ def download_options(fn: Callable) -> Callable:
     return functools.reduce(lambda f, opt: opt(f), reversed(_OPTIONS), fn)
 
 
-def download_command(
-    stage: str, fetch: Callable, doc: str, progress: bool = True, stand_in: Callable | None = None
-) -> click.Command:
-    """The command of download stage ``stage``: ``fetch(real, out, downloads, lock[, progress=])`` when
-    something downstream needs its folder (:func:`genemi.roads.download_needed`), else only
-    OUT/SKIPPED.txt. ``progress``: the fetcher shows progress bars, and the command takes --quiet to turn
-    them off. ``stand_in``: a writer ``(synth, seed, size, folder)`` of :mod:`genemi.data.standin`, run
-    instead of ``fetch`` when data.stand_in is synthetic (no network, no lock entry), with
-    real.subset_seed: the data's own seed, so a training-seed sweep keeps the same stand-in."""
+def download_command(stage: str, fetch: Callable, doc: str, progress: bool = True,
+                     stand_in: Callable | None = None) -> click.Command:
+    """The command of download stage ``stage``: ``fetch(real, out, downloads, lock[, progress=])``, the
+    ``stand_in`` writer or nothing, as :func:`~genemi.data.sources.gated_fetch` decides. ``progress``: the
+    fetcher shows progress bars, and the command takes --quiet to turn them off."""
 
     def main(params_path: str, downloads: str, lock_path: str, out: str, relock: bool, quiet: bool = False) -> None:
         p = load_params(params_path)

@@ -24,20 +24,17 @@ _file, _dir = click.Path(dir_okay=False), click.Path(file_okay=False)
 @click.option("--out", "out_path", required=True, type=Output())
 @click.option("--metrics", "metrics_path", required=True, type=Output())
 @click.option("--live-dir", default="dvclive/finetune", show_default=True, type=Output(folder=True), help="Curves.")
-@click.option("--data", "data_dir", default="data", show_default=True, type=_dir,
-              help="Where eval.monitor's benchmark files live (the val/* curves); see eval.benchmarks.")
+@click.option("--data", "data_dir", default="data", show_default=True, type=_dir, help="Root of eval.monitor's files (val/*).")
 @click.option("--checkpoint-dir", default=None, type=Output(folder=True),
               help="Resumable checkpoints every finetune.checkpoint_every steps; cleared at the end.")
 @click.option("--genemi-train", type=_file, help="Mined variations (mine_real), used instead when data.source=genemi.")
 @click.option("--genemi-image-root", type=_dir, help="Image root of --genemi-train.")
-@click.option("--regular", "regular_path", type=_file, help="Regular pairs mixed into GeNeMi batches (COCO; "
-              "data.source=genemi only).")
+@click.option("--regular", "regular_path", type=_file, help="COCO pairs mixed into GeNeMi batches (genemi only).")
 @click.option("--regular-image-root", type=_dir, help="Image root of --regular.")
 @click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True,
               help="Passed by the deepspeed launcher; the rank is read from the environment.")
-def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_path, out_path, metrics_path,
-         live_dir, data_dir, checkpoint_dir, genemi_train, genemi_image_root, regular_path, regular_image_root,
-         local_rank) -> None:
+def main(params_path, base_path, out_path, metrics_path, live_dir, data_dir, checkpoint_dir, local_rank,
+         **data_paths) -> None:
     from genemi import live, runtime
 
     p = load_params(params_path)
@@ -46,8 +43,7 @@ def main(params_path, train_path, image_root, hnc_train, hnc_image_root, base_pa
     from genemi.run import finish, make_run, training_bank, training_records
     from genemi.train import train
 
-    records, root, inputs = training_records(p, (train_path, image_root), (hnc_train, hnc_image_root),
-                                             (genemi_train, genemi_image_root), (regular_path, regular_image_root))
+    records, root, inputs = training_records(p, **data_paths)
     monitor = live.load_monitor(p.eval, data_dir)
     clip = Clip.from_params(p.model, base_path, batch_size=p.eval.batch_size)
     run = make_run(p, "finetune", clip.module, training_bank(p, "finetune", clip, records, root), records,

@@ -11,7 +11,6 @@ stages/mine_real.py ... --no-merge`, then `--merge-only`; a killed run resumes w
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -19,12 +18,10 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's genemi under torchrun
 
-from genemi import roads  # noqa: E402
 from genemi.config import load_params  # noqa: E402
-from genemi.data.standin import synthetic_lexicon  # noqa: E402
 from genemi.errors import Output, Stage  # noqa: E402
 from genemi.io import write_json  # noqa: E402
-from genemi.mining.pipeline import mine_real  # noqa: E402
+from genemi.mining.pipeline import mine_real, stage_settings  # noqa: E402
 
 Dir, File = Output(folder=True), Output()
 InFile = click.Path(exists=True, dir_okay=False)
@@ -39,22 +36,18 @@ InFile = click.Path(exists=True, dir_okay=False)
 @click.option("--sheets", required=True, type=Dir, help="Folder for contact-sheet PNGs.")
 @click.option("--metrics", required=True, type=File, help="Counts as JSON.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--tiny", is_flag=True, help="Mine whatever data.source says, backend=tiny, device=cpu: a smoke run.")
+@click.option("--tiny", is_flag=True, help="Mine whatever the road, backend=tiny, device=cpu: a smoke run.")
 @click.option("--no-merge", is_flag=True, help="Only mine this rank's share (under a launcher).")
 @click.option("--merge-only", is_flag=True, help="Only merge parts; write manifest, sheets, metrics.")
 def main(
     manifest, image_root, work_dir, out_manifest, sheets, metrics, params_path, tiny, no_merge, merge_only
 ):
     params = load_params(params_path)
-    p, enabled = params.mine_real, tiny or roads.mines(params)
-    if tiny:
-        p = dataclasses.replace(p, backend="tiny", device="cpu")
+    p, enabled, lexicon = stage_settings(params, tiny)
     if params.threads and enabled:
         import torch
 
         torch.set_num_threads(params.threads)
-    # the synthetic stand-in's captions use the world's words only: tag, portray and rewrite with them
-    lexicon = synthetic_lexicon(params.synth) if params.data.stand_in == "synthetic" else None
     totals = mine_real(p, params.seed, manifest, image_root, work_dir, out_manifest, sheets, do_mine=not merge_only,
                        do_merge=not no_merge, enabled=enabled, lexicon=lexicon, log=click.echo)  # fmt: skip
     if totals is not None:

@@ -193,6 +193,16 @@ def import_closure(script: str) -> set[str]:
 STAGE_HELPERS = ("_checkout", "download_options")  # modules in stages/ that stage scripts import
 
 
+def stage_closure(script: str) -> set[str]:
+    """:func:`import_closure` of a stage script plus the stage helpers it imports, with their closures."""
+    closure = import_closure(script)
+    text = (ROOT / script).read_text()
+    for m in STAGE_HELPERS:
+        if f"import {m}" in text or f"from {m} import" in text:
+            closure |= {f"stages/{m}.py"} | stage_closure(f"stages/{m}.py")
+    return closure
+
+
 @pytest.mark.parametrize("name,stage", list(_stages()))
 def test_code_deps_are_exactly_the_code_the_stage_runs(name, stage):
     """Editing a module a stage imports must rerun it, and a dep it does not import must not: the code deps
@@ -200,11 +210,7 @@ def test_code_deps_are_exactly_the_code_the_stage_runs(name, stage):
     cmd = " ".join(stage["cmd"]) if isinstance(stage["cmd"], list) else stage["cmd"]
     closure: set[str] = set()
     for script in re.findall(r"python (stages/\w+\.py)", cmd):
-        closure |= import_closure(script)
-        text = (ROOT / script).read_text()
-        closure |= {f"stages/{m}.py" for m in STAGE_HELPERS if f"import {m}" in text or f"from {m} import" in text}
-    if "stages/download_options.py" in closure:
-        closure.add("stages/_checkout.py")  # which it imports
+        closure |= stage_closure(script)
     code = {str(d) for d in stage["deps"] if str(d).startswith(("genemi/", *(f"stages/{m}" for m in STAGE_HELPERS)))}
     data_dirs = {"genemi/model_configs", "genemi/lexicon"}  # data the code reads, not imports
     folders = {d for d in code if (ROOT / d).is_dir() and d not in data_dirs}

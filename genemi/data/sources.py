@@ -83,6 +83,20 @@ def fetch_or_skip(
     return False
 
 
+def gated_fetch(p, stage: str, out: PathLike, fetch: Callable[[], object], stand_in: Callable | None = None) -> bool:
+    """Download stage ``stage`` under params ``p``: ``fetch()``, the synthetic stand-in (``stand_in(synth,
+    seed, size, folder)`` of :mod:`genemi.data.standin`, drawn with ``real.subset_seed``, the data's own
+    seed, so a training-seed sweep keeps the same stand-in) or only ``SKIPPED.txt``, as
+    :func:`genemi.roads.download_needed` decides. Returns whether it fetched."""
+    from genemi import roads
+
+    writer = None
+    if stand_in is not None:
+        writer = lambda folder: stand_in(p.synth, p.real.subset_seed, p.data.stand_in_size, folder)  # noqa: E731
+    return fetch_or_skip(roads.download_needed(p, stage), out, fetch, skipped=roads.skipped_note(p, stage),
+                         stand_in=p.data.stand_in, write_stand_in=writer)  # fmt: skip
+
+
 def _url_name(url: str) -> str:
     name = posixpath.basename(urllib.parse.urlparse(url).path)
     if not name:

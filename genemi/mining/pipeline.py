@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from genemi import seeding
-from genemi.config import MineRealParams
+from genemi.config import MineRealParams, Params
 from genemi.images import read_image
 from genemi.io import read_json, write_json, write_png
 from genemi.manifest import Negative, Record, read_manifest, write_manifest
@@ -363,6 +363,19 @@ def build_chain(
         parse=parse,
         lexicon=lexicon,
     )
+
+
+def stage_settings(params: Params, tiny: bool = False) -> tuple[MineRealParams, bool, Lexicon | None]:
+    """What the mine_real stage runs with: the mining params (``tiny``: random-init models on the CPU),
+    whether it mines (the genemi road, ``genemi.roads``, or a ``tiny`` smoke run whatever the road) and the
+    lexicon (the synthetic stand-in's captions use the world's words only: tag, portray and rewrite with
+    those; else the packaged one)."""
+    from genemi import roads
+    from genemi.data.standin import synthetic_lexicon
+
+    p = replace(params.mine_real, backend="tiny", device="cpu") if tiny else params.mine_real
+    lexicon = synthetic_lexicon(params.synth) if params.data.stand_in == "synthetic" else None
+    return p, tiny or roads.mines(params), lexicon
 
 
 def mine_real(
