@@ -32,12 +32,16 @@ class ImageStore:
     def file(self, path: str) -> Path:
         """``root / path``; when that is absent and the path's first folder repeats the root's own name
         (Structure-CLIP's ``val2014/COCO_val2014_...jpg`` under ``images: .../val2014``), the path
-        without that folder. Both published layouts then resolve; an existing file always wins."""
+        without that folder. Both published layouts then resolve; an existing image always wins.
+        Either may be a loose file or a zip member (:func:`genemi.images.locate`)."""
+        from genemi.images import image_exists
+
         f = self.root / path
         parts = Path(path).parts
-        if len(parts) > 1 and parts[0] == self.root.name and not f.is_file():
+        name = self.root.name.removesuffix(".zip")  # a root may be the archive itself: images: .../val2014.zip
+        if len(parts) > 1 and parts[0] == name and not image_exists(f):
             alt = self.root.joinpath(*parts[1:])
-            if alt.is_file():
+            if image_exists(alt):
                 return alt
         return f
 

@@ -146,19 +146,21 @@ def image_digest(root: str | os.PathLike, manifests: Iterable[str | os.PathLike]
     """sha256 over every image the ``manifests`` reference (record and negative images, relative to ``root``).
 
     A downstream DVC stage depends on the manifests plus this digest instead of the image
-    folder, so `dvc status` hashes one small file rather than tens of thousands of images,
-    while any changed image (or a changed path) still changes the digest.
+    shards, and any changed image (or a changed path) still changes the digest. The digest is
+    of the encoded bytes, so it is the same whether the images sit loose or in a shard.
     """
     import hashlib
     from pathlib import Path
+
+    from genemi.images import ImageNotFound, read_bytes
 
     total, n = hashlib.sha256(), 0
     for m in manifests:
         for r in iter_manifest(m):
             for rel in (r.image, *(x.image for x in r.negatives if x.image)):
                 try:
-                    data = (Path(root) / rel).read_bytes()
-                except FileNotFoundError:
+                    data = read_bytes(Path(root) / rel)  # a loose file or a shard member
+                except ImageNotFound:
                     raise FileNotFoundError(f"{m}: record {r.id!r} names image {rel!r}, not found under {root}") from None
                 total.update(f"{rel}\0{hashlib.sha256(data).hexdigest()}\n".encode())
                 n += 1

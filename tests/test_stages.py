@@ -28,6 +28,7 @@ def _ok(result):
 
 @pytest.mark.slow
 def test_default_pipeline_runs_stage_by_stage(tiny):
+    from genemi.images import image_exists
     from stages import base, evaluate, finetune, mine, synth_data
 
     root, params = tiny
@@ -37,7 +38,10 @@ def test_default_pipeline_runs_stage_by_stage(tiny):
     assert (data / "synth" / "train.jsonl").is_file()
     _ok(r.invoke(mine.main, ["--params", str(params), "--root", str(data), "--sheet", str(root / "sheet.png")]))
     first = json.loads((data / "negatives" / "test.jsonl").read_text().splitlines()[0])
-    assert first["negatives"] and all((data / n["image"]).is_file() for n in first["negatives"])
+    assert first["negatives"] and all(image_exists(data / n["image"]) for n in first["negatives"])
+    # the images are in one shard per split, not loose files
+    assert sorted(f.name for f in (data / "negatives").iterdir()) == [
+        "digest.json", "gen.jsonl", "gen.zip", "test.jsonl", "test.zip", "train.jsonl", "train.zip"]
     _ok(r.invoke(base.main, ["--params", str(params), "--train", str(data / "negatives" / "train.jsonl"),
                              "--image-root", str(data), "--out", str(models / "base.safetensors"),
                              "--metrics", str(metrics / "base.json")]))

@@ -134,6 +134,7 @@ def check_images(es: EvalSet) -> int:
     """Decode every image ``es`` refers to once, so a truncated or corrupt file fails (naming it) before
     any model is built rather than halfway through scoring; returns how many were read."""
     from genemi.evalsets import distinct_inputs
+    from genemi.images import image_exists
 
     refs, _ = distinct_inputs(es)
     for ref in refs:
@@ -144,10 +145,11 @@ def check_images(es: EvalSet) -> int:
 def missing_images(es: EvalSet, limit: int = 5) -> tuple[int, list[str]]:
     """How many referenced image files are absent, and the first ``limit`` of them (cheap: stat only)."""
     from genemi.evalsets import distinct_inputs
+    from genemi.images import image_exists
 
     refs, _ = distinct_inputs(es)
     paths = {es.store.crops.get(r, (r, None))[0] for r in refs if r not in es.store.blobs}
-    absent = sorted(p for p in paths if not es.store.file(p).is_file())
+    absent = sorted(p for p in paths if not image_exists(es.store.file(p)))
     return len(absent), [str(es.store.root / p) for p in absent[:limit]]
 
 

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from genemi.io import read_json
+from genemi.images import image_exists
 from genemi.manifest import Record, write_manifest
 
 
@@ -83,7 +84,7 @@ def iter_karpathy_records(
                 if keep is not None and split not in keep:
                     stats.images_other_split += 1
                     continue
-                if root is not None and not (root / image).is_file():
+                if root is not None and not image_exists(root / image):
                     stats.images_missing += 1
                     continue
                 for j, s in enumerate(sentences):
@@ -126,7 +127,7 @@ def iter_caption_annotation_records(
         if a["image_id"] not in files:
             raise ValueError(f"{path}: annotation {a['id']} refers to unknown image_id {a['image_id']}")
         image = f"{image_dir}/{files[a['image_id']]}"
-        if root is not None and not (root / image).is_file():
+        if root is not None and not image_exists(root / image):
             missing.add(a["image_id"])
             continue
         stats.records += 1

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from genemi import seeding
 from genemi.config import DataParams, RealDataParams
+from genemi.images import image_exists
 from genemi.manifest import Negative, Record, write_manifest
 
 HNC_FILES = {
@@ -217,7 +218,7 @@ def iter_hnc_records(
             stats.images_outside_subset += 1
             continue
         image = f"{key}.jpg" if schema == "trainval" else key  # see _pairs
-        if root is not None and not (root / image).is_file():
+        if root is not None and not image_exists(root / image):
             stats.images_missing += 1
             continue
         image, pairs = _pairs(key, entry, where, stats)

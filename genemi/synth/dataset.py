@@ -18,8 +18,8 @@ from PIL import Image
 
 from genemi import seeding
 from genemi.config import MineParams, SynthParams
-from genemi.images import read_image
-from genemi.io import write_json, write_png
+from genemi.images import ShardWriter, encode_png, read_image
+from genemi.io import write_json
 from genemi.manifest import DIGEST, Negative, Record, image_digest, iter_manifest, write_manifest
 from genemi.plots import Tile
 from genemi.synth import negatives as negs
@@ -134,7 +134,8 @@ _PNG_LEVEL = 1
 
 
 def write_synth_data(p: SynthParams, seed: int, root: Path, log: Callable[[str], object] = print) -> None:
-    """The synth_data stage: every split's scenes as ``<root>/synth/<split>/<id>.png`` and
+    """The synth_data stage: every split's scenes as ``<root>/synth/<split>/<id>.png``, stored in the
+    one shard ``<root>/synth/<split>.zip`` (:class:`~genemi.images.ShardWriter`), and
     ``<root>/synth/<split>.jsonl`` (image paths relative to ``root``), then
     ``<root>/synth/digest.json`` over all of them."""
     from tqdm import tqdm
@@ -142,10 +143,11 @@ def write_synth_data(p: SynthParams, seed: int, root: Path, log: Callable[[str],
     root = Path(root)
     for split in SPLITS:
         records = []
-        for rec, img in tqdm(generate_split(p, split, seed), desc=f"synth {split}", mininterval=2):
-            rec = dataclasses.replace(rec, image=f"synth/{rec.image}")
-            write_png(root / rec.image, Image.fromarray(img), _PNG_LEVEL)
-            records.append(rec)
+        with ShardWriter(root / "synth" / split) as shard:
+            for rec, img in tqdm(generate_split(p, split, seed), desc=f"synth {split}", mininterval=2):
+                rec = dataclasses.replace(rec, image=f"synth/{rec.image}")
+                shard.write(root / rec.image, encode_png(Image.fromarray(img), _PNG_LEVEL))
+                records.append(rec)
         n = write_manifest(root / "synth" / f"{split}.jsonl", records)
         log(f"{split}: {n} scenes")
     write_json(root / "synth" / DIGEST, image_digest(root, [root / "synth" / f"{s}.jsonl" for s in SPLITS]))
@@ -162,7 +164,7 @@ def mine_synth_data(
 ) -> list[list[Tile]]:
     """The mine stage: every record of ``<root>/synth/<split>.jsonl`` with its hard negatives
     (:func:`mine_record`) as ``<root>/<out_name>/<split>.jsonl``, the record's image and its edited
-    images under ``<root>/<out_name>/<split>/``, then ``<root>/<out_name>/digest.json``.
+    images under ``<root>/<out_name>/<split>/`` (stored in the shard ``<split>.zip``), then ``<root>/<out_name>/digest.json``.
 
     Returns the contact-sheet rows of the first ``sheet_rows`` test records: each original
     beside its negatives."""
@@ -173,18 +175,19 @@ def mine_synth_data(
     for split in SPLITS:
         mined = []
         records = iter_manifest(root / "synth" / f"{split}.jsonl")
-        for rec in tqdm(records, desc=f"mine {split}", mininterval=2):
-            image = read_image(root / rec.image, what=f"record {rec.id!r}")
-            rec = dataclasses.replace(rec, image=rec.image.replace("synth/", f"{out_name}/", 1))
-            out, files = mine_record(rec, image, p, m, seed)
-            write_png(root / out.image, image, _PNG_LEVEL)
-            for rel, img in files:
-                write_png(root / rel, img, _PNG_LEVEL)
-            mined.append(out)
-            if split == "test" and len(rows) < sheet_rows:
-                pairs = zip(files, out.negatives, strict=True)
-                tiles = [Tile(img, f"{n.type}: {n.caption}") for (_, img), n in pairs]
-                rows.append([Tile(image, "TRUE: " + out.caption), *tiles])
+        with ShardWriter(root / out_name / split) as shard:
+            for rec in tqdm(records, desc=f"mine {split}", mininterval=2):
+                image = read_image(root / rec.image, what=f"record {rec.id!r}")
+                rec = dataclasses.replace(rec, image=rec.image.replace("synth/", f"{out_name}/", 1))
+                out, files = mine_record(rec, image, p, m, seed)
+                shard.write(root / out.image, encode_png(image, _PNG_LEVEL))
+                for rel, img in files:
+                    shard.write(root / rel, encode_png(img, _PNG_LEVEL))
+                mined.append(out)
+                if split == "test" and len(rows) < sheet_rows:
+                    pairs = zip(files, out.negatives, strict=True)
+                    tiles = [Tile(img, f"{n.type}: {n.caption}") for (_, img), n in pairs]
+                    rows.append([Tile(image, "TRUE: " + out.caption), *tiles])
         write_manifest(root / out_name / f"{split}.jsonl", mined)
         log(f"{split}: {len(mined)} records, {sum(len(r.negatives) for r in mined)} negatives")
     write_json(root / out_name / DIGEST, image_digest(root, [root / out_name / f"{s}.jsonl" for s in SPLITS]))
