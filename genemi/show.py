@@ -1,0 +1,102 @@
+"""Look at images that live in shards: export them as files, or draw records beside their negatives.
+
+The pipeline keeps image collections in zip shards (``data/synth/train.zip``,
+``data/negatives/test.zip``) and reads the published GQA/COCO zips in place, so there is no
+folder to browse. This command gets any of them out:
+
+\b
+    # the files themselves, byte for byte, into a folder
+    python -m genemi.show data/negatives/test/test-000003.png --out shown/
+    # a record and its hard negatives as one captioned picture
+    python -m genemi.show --manifest data/negatives/test.jsonl --id test-000003 --out shown/
+    # the first 8 records of a manifest, one row each
+    python -m genemi.show --manifest data/negatives/test.jsonl --first 8 --out shown/
+    # what a shard holds
+    python -m genemi.show --list data/negatives/test.zip | head
+
+Image paths are given as they would sit on disk unzipped (what manifests name); a shard or zip
+beside the folder is read without extracting it (:mod:`genemi.images`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import click
+
+from genemi.errors import Stage
+
+
+def record_rows(manifest: Path, root: Path, ids: tuple[str, ...], first: int) -> list[list]:
+    """Contact-sheet rows: each chosen record's image, then each negative (its type and caption)."""
+    from genemi.images import read_image
+    from genemi.manifest import iter_manifest
+    from genemi.plots import DROPPED, Tile
+
+    wanted = set(ids)
+    chosen = [r for r in iter_manifest(manifest) if r.id in wanted] if ids else \
+        list(itertools.islice(iter_manifest(manifest), first))
+    missing = wanted - {r.id for r in chosen}
+    if missing:
+        raise ValueError(f"{manifest}: no record with id {sorted(missing)[0]!r} ({len(missing)} not found)")
+    if not chosen:
+        raise ValueError(f"{manifest}: no records to show")
+    rows = []
+    for r in chosen:
+        original = read_image(root / r.image, what=f"record {r.id!r}")
+        row = [Tile(original, f"TRUE: {r.caption}")]
+        for n in r.negatives:
+            image = read_image(root / n.image, what=f"record {r.id!r}") if n.image else original
+            caption = n.caption if n.caption is not None else r.caption
+            row.append(Tile(image, f"{n.type}: {caption}", frame=DROPPED))
+        rows.append(row)
+    return rows
+
+
+@click.command(cls=Stage, help=__doc__)
+@click.argument("images", nargs=-1)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="shown", show_default=True,
+              help="Folder the exported files and pictures go to.")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False),
+              help="Draw records of this manifest with their negatives instead of exporting files.")
+@click.option("--root", type=click.Path(file_okay=False),
+              help="Image root of the manifest's paths [default: the folder above the manifest's folder, "
+                   "as the pipeline lays out data/]")
+@click.option("--id", "ids", multiple=True, help="Record id to draw (repeatable).")
+@click.option("--first", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Without --id: draw this many records from the top.")
+@click.option("--list", "list_shard", type=click.Path(exists=True, dir_okay=False),
+              help="Print the member names of this shard or zip and stop.")
+def main(images, out_dir, manifest, root, ids, first, list_shard) -> None:
+    from genemi.images import read_bytes, shard_members
+    from genemi.io import atomic_path, write_png
+    from genemi.plots import contact_sheet
+
+    if list_shard:
+        try:
+            for name in shard_members(list_shard):
+                click.echo(name)
+        except BrokenPipeError:  # `| head` closed the pipe: that is not an error
+            pass
+        return
+    if not images and not manifest:
+        raise click.UsageError("give image paths to export, --manifest to draw records, or --list SHARD")
+    out = Path(out_dir)
+    for image in images:
+        target = out / Path(image).name
+        data = read_bytes(image, what="asked for on the command line")
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
+        click.echo(f"{image} -> {target}")
+    if manifest:
+        manifest = Path(manifest)
+        rows = record_rows(manifest, Path(root) if root else manifest.parent.parent, ids, first)
+        name = ids[0] if len(ids) == 1 else f"{manifest.stem}-{len(rows)}"
+        sheet = out / f"{name}.sheet.png"  # not the name an exported image of the record gets
+        write_png(sheet, contact_sheet(rows))
+        click.echo(f"{len(rows)} record(s) of {manifest} -> {sheet}")
+
+
+if __name__ == "__main__":
+    main()
