@@ -101,12 +101,17 @@ def test_forward_loss_encodes_negatives_in_one_pass(params):
 @pytest.mark.slow
 def test_worker_processes_change_no_bit_of_the_weights(params, tmp_path):
     """Real-format images (JPEGs of different sizes, decoded per batch through the model transform):
-    0 vs 2 worker processes give bit-identical weights, since a step's batch depends on (seed, step) only."""
+    0 vs 2 worker processes give bit-identical weights, since a step's batch depends on (seed, step) only.
+    The same JPEGs read out of a zip shard (each worker process opens the archive itself) give the same
+    weights again."""
+    import io
+
     import numpy as np
     from PIL import Image
 
     from genemi.bank import PairBank
     from genemi.clip import Clip
+    from genemi.images import ShardWriter
     from genemi.manifest import Negative, Record
     from genemi.run import make_run
     from genemi.train import train
@@ -114,27 +119,35 @@ def test_worker_processes_change_no_bit_of_the_weights(params, tmp_path):
     rng = np.random.default_rng(0)
     words = ["red", "blue", "green", "white"]
     recs = []
-    for i in range(12):
-        for name in (f"{i}.jpg", f"{i}n.jpg"):
-            h, w = rng.integers(30, 90, size=2)
-            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / name)
-        a, b = words[i % 4], words[(i + 1) % 4]
-        recs.append(Record(id=str(i), image=f"{i}.jpg", caption=f"one {a} circle",
-                           negatives=(Negative("attribute_replace", caption=f"one {b} circle", image=f"{i}n.jpg"),)))
+    (tmp_path / "loose").mkdir()
+    with ShardWriter(tmp_path / "shard" / "imgs") as shard:
+        for i in range(12):
+            for name in (f"{i}.jpg", f"{i}n.jpg"):
+                h, w = rng.integers(30, 90, size=2)
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "JPEG")
+                (tmp_path / "loose" / name).write_bytes(buf.getvalue())
+                shard.write(tmp_path / "shard" / "imgs" / name, buf.getvalue())
+            a, b = words[i % 4], words[(i + 1) % 4]
+            recs.append(Record(id=str(i), image=f"{i}.jpg", caption=f"one {a} circle",
+                               negatives=(Negative("attribute_replace", caption=f"one {b} circle",
+                                                   image=f"{i}n.jpg"),)))
+    assert not (tmp_path / "shard" / "imgs").exists()  # only imgs.zip: every read goes into the archive
     weights = []
-    for workers in (0, 2):
+    for root, workers in ((tmp_path / "loose", 0), (tmp_path / "loose", 2), (tmp_path / "shard" / "imgs", 2)):
         opt = dataclasses.replace(params.finetune, steps=3, batch_size=8, warmup_steps=1, lr=1e-3)
         p = dataclasses.replace(params, finetune=opt, data=dataclasses.replace(params.data, workers=workers))
         torch.manual_seed(0)
         clip = Clip.from_params(dataclasses.replace(p.model, tokenizer="word"))
         # file-backed, as for every real source: decoded per batch through a real model's preprocessing
         tf = Clip.from_params(dataclasses.replace(p.model, tokenizer="open_clip")).transform
-        bank = PairBank.from_records(recs, tmp_path, clip.tokenizer, transform=tf)
+        bank = PairBank.from_records(recs, root, clip.tokenizer, transform=tf)
         run = make_run(p, "finetune", clip.module, bank, recs, fingerprint="")
         assert bank.reads_files and run.workers == workers and run.negative_rows
         train(run, progress=False)
         weights.append({k: v.detach().clone() for k, v in run.engine.module.state_dict().items()})
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    for other in weights[1:]:
+        assert all(torch.equal(weights[0][k], other[k]) for k in weights[0])
 
 
 def test_a_training_step_keeps_every_tensor_on_the_models_device(params):
