@@ -101,7 +101,7 @@ def _track_and_time(repo: Path, target: str, runs: int) -> dict:
               help="Of those, how many to also track loose in a folder for comparison (0 = skip).")
 @click.option("--pixels", type=int, default=16, show_default=True, help="Image side.")
 @click.option("--runs", type=int, default=3, show_default=True, help="Timed `dvc status` runs (median).")
-@click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Scratch parent [system temp].")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Scratch parent [temp].")
 @click.option("--out", default="benchmarks/results/dvc_status_scale.json", show_default=True)
 def main(files: int, loose_files: int, pixels: int, runs: int, workdir: str | None, out: str) -> None:
     record: dict = {
@@ -121,7 +121,8 @@ def main(files: int, loose_files: int, pixels: int, runs: int, workdir: str | No
             for name, data in _jpegs(files, pixels):
                 shard.write(folder / name, data)
         zip_path = folder.with_name("images.zip")
-        record["zip"] = {"write_s": round(time.perf_counter() - t, 2), "mbytes": round(zip_path.stat().st_size / 2**20, 1)}
+        record["zip"] = {"write_s": round(time.perf_counter() - t, 2),
+                         "mbytes": round(zip_path.stat().st_size / 2**20, 1)}
         last = folder / f"{1_000_000 + files - 1}.jpg"
         assert read_rgb(last).shape == (pixels, pixels, 3)  # a member reads back through the reader
         record["zip"].update(_track_and_time(repo, "data/gqa/images.zip", runs))

@@ -439,7 +439,7 @@ def test_coco_source_layout_matches_the_coco_loader(server, tmp_path):
     ({"gqa/1.jpg": b"a", "readme.txt": b"r"}, r"images\.zip: no images/<name>\.jpg images in it"),
     (None, r"images\.zip: not a readable zip archive"),
 ])  # fmt: skip
-def test_an_image_zip_of_the_wrong_layout_is_refused_before_it_becomes_the_output(server, tmp_path, members, match):
+def test_an_image_zip_of_the_wrong_layout_is_refused_before_it_is_the_output(server, tmp_path, members, match):
     from genemi.data.sources import fetch_gqa
 
     server.files["/gqa/images.zip"] = _zip_bytes(members) if members else b"PK\x03\x04 not a zip"

@@ -110,7 +110,8 @@ def test_coco_neg_reads_download_cocos_val2014_zip_in_both_path_forms(tmp_path):
             buf = io.BytesIO()
             Image.new("RGB", (8, 8), (10 * i, 0, 0)).save(buf, format="PNG")
             z.writestr(f"val2014/COCO_val2014_{i:012d}.jpg", buf.getvalue())
-    es = benchmarks.load_benchmark(_eval_params({"c": EvalSource("coco_neg", str(ann), images, 1.0)}), "c", data)
+    p = _eval_params({"c": EvalSource("coco_neg", str(ann), images, 1.0)})
+    es = benchmarks.load_benchmark(p, "c", data)
     assert benchmarks.missing_images(es)[0] == 0
     assert sorted(es.store.load(r.image).getpixel((0, 0))[0] for r in es.records) == [10, 20]
 
@@ -526,7 +527,8 @@ def test_the_genemi_road_is_wired_in_dvc_yaml():
     for flag, path in (("--genemi-train", "data/mine_real/variations.jsonl"), ("--regular", "data/coco/karpathy.jsonl")):
         assert f"{flag} {path}" in ft["cmd"] and path in ft["deps"]
     # the variations' images: one shard packed at merge (the work dir is resume state, not an output)
-    assert "--genemi-image-root data/mine_real/images " in ft["cmd"] and "--shard data/mine_real/images.zip" in mine["cmd"]
+    assert "--genemi-image-root data/mine_real/images " in ft["cmd"]
+    assert "--shard data/mine_real/images.zip" in mine["cmd"]
     assert "data/mine_real/images.zip" in ft["deps"] and "data/mine_real/images.zip" in mine["outs"]
     assert "data/raw/coco" in ft["deps"]
 

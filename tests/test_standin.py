@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import zipfile
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import frozen_params

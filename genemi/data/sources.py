@@ -6,7 +6,7 @@ Layouts of the outputs (what the loaders and mining stages read):
 
 * ``hnc``:   ``<out>/hnc_clean_strict_{train,val,test}.json``
 * ``gqa``:   ``<out>/images.zip``, members ``images/<gqa id>.jpg``  (image root: ``<out>/images``)
-* ``coco``:  ``<out>/images/val2014.zip``, members ``val2014/COCO_val2014_*.jpg``  (image root: ``<out>/images``)
+* ``coco``:  ``<out>/images/val2014.zip``, members ``val2014/COCO_val2014_*.jpg`` (root: ``<out>/images``)
              ``<out>/annotations_trainval2014/annotations/captions_val2014.json``
              ``<out>/caption_datasets/dataset_coco.json``       (Karpathy split)
 * ``genemi_val``: ``<out>/test.jsonl`` (or ``.json`` / ``.parquet``) and the images its rows name

@@ -287,7 +287,8 @@ def pack_images(records: Sequence[Record], images_dir: str | Path, shard: str | 
     names = sorted({rel for r in records for rel in (r.image, *(n.image for n in r.negatives if n.image))})
     with ShardWriter(folder) as w:
         for rel in names:
-            w.write(folder / rel, read_bytes(Path(images_dir) / rel, what=f"a mined variation; re-mine into {images_dir}"))
+            data = read_bytes(Path(images_dir) / rel, what=f"a mined variation; re-mine into {images_dir}")
+            w.write(folder / rel, data)
     return len(names)
 
 
