@@ -11,7 +11,7 @@ only ``SKIPPED.txt``, ``mine_real`` an empty manifest. This module is the one pl
   pretrained`` only (``tiny`` builds random-init ones).
 
 Besides its road, a download is needed when a listed benchmark (``eval.benchmarks``) reads files inside
-its output folder (``hnc_test`` reads ``raw/gqa/images``), and stanza when an ARO Order benchmark is listed.
+its output folder (``hnc_test`` reads ``raw/gqa/images.zip``), and stanza when an ARO Order benchmark is listed.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def training_records(p: Params, train_path, image_root, hnc_train=None, hnc_imag
     if p.data.source == "genemi" and regular_path:
         if not regular_image_root:
             raise ValueError("--regular needs --regular-image-root")
-        records = add_regular(records, root, read_manifest(regular_path), regular_image_root)
+        records, root = add_regular(records, root, read_manifest(regular_path), regular_image_root)
         inputs.append(regular_path)
     return records, root, inputs
 

@@ -152,29 +152,43 @@ class GroupSampler:
         return torch.tensor(rows, dtype=torch.long)
 
 
-def add_regular(records: list[Record], image_root, regular: Sequence[Record], regular_root) -> list[Record]:
-    """``records`` plus the ``regular`` pairs (GeNeMi's COCO mixing), re-rooted under ``image_root``.
+def add_regular(
+    records: list[Record], image_root, regular: Sequence[Record], regular_root
+) -> tuple[list[Record], Path]:
+    """``(records + the regular pairs, root)`` (GeNeMi's COCO mixing), both re-rooted under ``root``, the
+    deepest folder holding ``image_root`` and ``regular_root``, so one bank reads both.
 
-    Regular pairs keep their ``source`` (e.g. ``coco``), which ``batching.regular_sources``
-    matches. Their image paths become relative to ``image_root`` (``../``), so one bank reads both.
+    Image paths gain a prefix (``images/...``, ``raw/coco/images/...``), never ``..``: an image root may be
+    a folder that exists only as its zip (``data/mine_real/images`` read from ``images.zip``,
+    :mod:`genemi.images`), and the OS cannot climb out of a folder that is not there. Regular pairs keep
+    their ``source`` (e.g. ``coco``), which ``batching.regular_sources`` matches.
     """
     import dataclasses
 
-    def move(path: str) -> str:
-        return os.path.relpath(Path(regular_root) / path, image_root)
+    a, b = os.path.normpath(image_root), os.path.normpath(regular_root)
+    if os.path.isabs(a) != os.path.isabs(b):
+        a, b = os.path.abspath(a), os.path.abspath(b)
+    root = os.path.commonpath([a, b])
 
-    moved = [
-        dataclasses.replace(
-            r,
-            image=move(r.image),
-            group=move(r.group) if r.group == r.image else r.group,
-            negatives=tuple(
-                dataclasses.replace(n, image=move(n.image)) if n.image else n for n in r.negatives
-            ),
-        )
-        for r in regular
-    ]
-    return list(records) + moved
+    def rebase(recs: Sequence[Record], folder: str) -> list[Record]:
+        prefix = os.path.relpath(folder, root)
+
+        def move(path: str) -> str:
+            return Path(os.path.normpath(os.path.join(prefix, path))).as_posix()
+
+        return [
+            dataclasses.replace(
+                r,
+                image=move(r.image),
+                group=move(r.group) if r.group == r.image else r.group,
+                negatives=tuple(
+                    dataclasses.replace(n, image=move(n.image)) if n.image else n for n in r.negatives
+                ),
+            )
+            for r in recs
+        ]
+
+    return rebase(records, a) + rebase(regular, b), Path(root or ".")
 
 
 class DedupedSampler:

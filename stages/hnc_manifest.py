@@ -1,7 +1,7 @@
 """Stage hnc_manifest: HNC -> OUT/{train,val,test}.jsonl manifests, counts -> --stats.
 
 --hnc holds hnc_clean_strict_{train,val,test}.json (download_hnc's output); --images is the GQA
-image root (download_gqa's output + /images). Counts: records, skipped missing images, orphans.
+image root (download_gqa's output + /images: the images.zip beside it is read in place, or a folder). Counts: records, skipped missing images, orphans.
 
 Train keeps data.hnc_subset of its images, val real.hnc_val_subset, test all (drawn with
 real.subset_seed). With data.source synthetic it writes empty manifests.

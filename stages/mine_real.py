@@ -3,8 +3,8 @@
 One origin per image (all its captions in meta.original_captions, as GeNeMi does); per origin image
 and tagged object: inpainted variations with rewritten captions, scored by BLIP
 ITM and IVA. --work-dir gets images/<origin>/<item>/<short>.png and parts/<origin>.json; --out the
-variations that pass itm_min / iva_min; --sheets a contact sheet per origin (green = kept, red =
-dropped). Mines on the genemi road only (data.source=genemi; otherwise an empty manifest). --tiny
+variations that pass itm_min / iva_min, --shard their images in one zip; --sheets a contact sheet per
+origin (green = kept, red = dropped). Mines on the genemi road only (data.source=genemi; otherwise an empty manifest). --tiny
 (or mine_real.backend=tiny): random-init tiny models on CPU, a seconds-long smoke run, no stanza. Multi-GPU: `torchrun --nproc_per_node 8
 stages/mine_real.py ... --no-merge`, then `--merge-only`; a killed run resumes where it stopped.
 """
@@ -33,23 +33,25 @@ InFile = click.Path(exists=True, dir_okay=False)
               help="Root of their image paths (read only when mining: off the genemi road it may not exist).")
 @click.option("--work-dir", required=True, type=Dir, help="Variation images and per-origin parts.")
 @click.option("--out", "out_manifest", required=True, type=File, help="Variation manifest to write.")
+@click.option("--shard", type=File, help="Zip of the kept variations' images, read as <SHARD minus .zip>/"
+              "<image> (the DVC output; the work dir's loose PNGs are only resume state). Omitted: no shard.")
 @click.option("--sheets", required=True, type=Dir, help="Folder for contact-sheet PNGs.")
 @click.option("--metrics", required=True, type=File, help="Counts as JSON.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--tiny", is_flag=True, help="Mine whatever the road, backend=tiny, device=cpu: a smoke run.")
 @click.option("--no-merge", is_flag=True, help="Only mine this rank's share (under a launcher).")
 @click.option("--merge-only", is_flag=True, help="Only merge parts; write manifest, sheets, metrics.")
-def main(
-    manifest, image_root, work_dir, out_manifest, sheets, metrics, params_path, tiny, no_merge, merge_only
-):
+def main(manifest, image_root, work_dir, out_manifest, shard, sheets, metrics, params_path, tiny, no_merge,
+         merge_only):
     params = load_params(params_path)
     p, enabled, lexicon = stage_settings(params, tiny)
     if params.threads and enabled:
         import torch
 
         torch.set_num_threads(params.threads)
-    totals = mine_real(p, params.seed, manifest, image_root, work_dir, out_manifest, sheets, do_mine=not merge_only,
-                       do_merge=not no_merge, enabled=enabled, lexicon=lexicon, log=click.echo)  # fmt: skip
+    totals = mine_real(p, params.seed, manifest, image_root, work_dir, out_manifest, sheets, shard=shard,
+                       do_mine=not merge_only, do_merge=not no_merge, enabled=enabled, lexicon=lexicon,
+                       log=click.echo)  # fmt: skip
     if totals is not None:
         write_json(metrics, totals)
 

@@ -262,7 +262,29 @@ def test_add_regular_reroots_coco_pairs(tmp_path):
     Image.fromarray(np.full((4, 4, 3), 9, np.uint8)).save(tmp_path / "coco" / "val2014" / "c.png")
     var = [Record(id="v", image="v.png", caption="a", source="genemi", group="o:x")]
     coco = [Record(id="c", image="val2014/c.png", caption="b", source="coco")]
-    merged = add_regular(var, tmp_path / "var", coco, tmp_path / "coco")
-    assert merged[1].image == "../coco/val2014/c.png" and merged[1].source == "coco"
-    bank = PairBank.from_records(merged, tmp_path / "var", lambda t: torch.zeros(len(t), 1, dtype=torch.long))
+    merged, root = add_regular(var, tmp_path / "var", coco, tmp_path / "coco")
+    assert root == tmp_path and [r.image for r in merged] == ["var/v.png", "coco/val2014/c.png"]
+    assert merged[0].group == "o:x" and merged[1].source == "coco"
+    bank = PairBank.from_records(merged, root, lambda t: torch.zeros(len(t), 1, dtype=torch.long))
     assert int(bank.images[bank.pos_image[1]].max()) == 9
+
+
+def test_add_regular_reads_variations_from_a_zip_without_climbing_out_of_it(tmp_path):
+    """The mined variations live only in data/mine_real/images.zip (no folder): a path through the
+    absent folder (images/../../raw/...) cannot be opened, so both sets are rooted at their common folder."""
+    from genemi.images import ShardWriter, encode_png
+    from genemi.samplers import add_regular
+
+    data = tmp_path / "data"
+    mined = data / "mine_real" / "images"
+    with ShardWriter(mined) as shard:
+        shard.write(mined / "o" / "v.png", encode_png(Image.new("RGB", (4, 4), (7, 7, 7))))
+    (data / "raw" / "coco" / "images" / "val2014").mkdir(parents=True)
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(data / "raw" / "coco" / "images" / "val2014" / "c.png")
+    var = [Record(id="v", image="o/v.png", caption="a", source="genemi", group="o:x")]
+    coco = [Record(id="c", image="val2014/c.png", caption="b", source="coco")]
+    merged, root = add_regular(var, mined, coco, data / "raw" / "coco" / "images")
+    assert root == data
+    assert [r.image for r in merged] == ["mine_real/images/o/v.png", "raw/coco/images/val2014/c.png"]
+    bank = PairBank.from_records(merged, root, lambda t: torch.zeros(len(t), 1, dtype=torch.long))
+    assert [int(bank.images[bank.pos_image[i]].max()) for i in (0, 1)] == [7, 9]

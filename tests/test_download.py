@@ -17,6 +17,7 @@ import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import pytest
 
 from genemi.download import DownloadError, Lock, fetch, fetch_tree, safe_extract_zip
+from genemi.images import read_bytes
 
 
 class _Server:
@@ -393,6 +394,10 @@ def test_hnc_and_gqa_sources_feed_the_loader(server, tmp_path):
     assert {r.image for r in recs} == {"2386621.jpg"} and stats.images_missing == 2
     recs = list(iter_hnc_records(hnc / "hnc_clean_strict_test.json", "test", image_root=gqa / "images"))
     assert {r.image for r in recs} == {"n100552.jpg"}
+    # the output is the verified zip itself (a hard link to the download), never extracted
+    assert [p.name for p in gqa.iterdir()] == ["images.zip"]
+    assert (gqa / "images.zip").stat().st_ino == (dl / "gqa" / "images.zip").stat().st_ino
+    assert read_bytes(gqa / "images" / "n100552.jpg") == b"b"
     # a second run finds everything in the downloads folder: no request at all
     n = len(server.log)
     fetch_gqa(real, tmp_path / "raw" / "gqa", dl, lock, progress=False)
@@ -425,6 +430,23 @@ def test_coco_source_layout_matches_the_coco_loader(server, tmp_path):
     assert [r.id for r in recs] == ["coco-391895-770337", "coco-391895-771687"]
     anns = out / "annotations_trainval2014" / "annotations" / "captions_val2014.json"
     assert len(list(iter_caption_annotation_records(anns, image_root=out / "images"))) == 2
+    # val2014.zip kept whole (the annotation zips, a few files each, are extracted)
+    assert [p.name for p in (out / "images").iterdir()] == ["val2014.zip"]
+    assert read_bytes(out / "images" / "val2014" / "COCO_val2014_000000391895.jpg") == b"x"
+
+
+@pytest.mark.parametrize("members,match", [
+    ({"gqa/1.jpg": b"a", "readme.txt": b"r"}, r"images\.zip: no images/<name>\.jpg images in it"),
+    (None, r"images\.zip: not a readable zip archive"),
+])  # fmt: skip
+def test_an_image_zip_of_the_wrong_layout_is_refused_before_it_is_the_output(server, tmp_path, members, match):
+    from genemi.data.sources import fetch_gqa
+
+    server.files["/gqa/images.zip"] = _zip_bytes(members) if members else b"PK\x03\x04 not a zip"
+    real = _real_params(gqa_images_url=server.url("/gqa/images.zip"), retries=0)
+    with pytest.raises(DownloadError, match=match):
+        fetch_gqa(real, tmp_path / "raw" / "gqa", tmp_path / "dl", Lock(tmp_path / "l.json"), progress=False)
+    assert not (tmp_path / "raw" / "gqa").exists()
 
 
 def test_model_sources_single_file_and_hf_snapshot(server, tmp_path, monkeypatch):

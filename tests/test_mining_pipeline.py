@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from genemi.images import read_bytes
 from genemi.manifest import read_manifest
 from genemi.mining import pipeline as P
 from genemi.mining.contact_sheet import origin_sheet
@@ -246,9 +248,11 @@ def test_stage_is_off_by_default(data, tmp_path):
     sys.path.insert(0, str(Path(F.ROOT) / "stages"))
     import mine_real
 
-    res = CliRunner().invoke(mine_real.main, _stage_args(data, tmp_path, _params_file(tmp_path)))
+    args = [*_stage_args(data, tmp_path, _params_file(tmp_path)), "--shard", str(tmp_path / "v.zip")]
+    res = CliRunner().invoke(mine_real.main, args)
     assert res.exit_code == 0, res.output
     assert "data.source is not genemi" in res.output and read_manifest(tmp_path / "variations.jsonl") == []
+    assert zipfile.ZipFile(tmp_path / "v.zip").namelist() == []  # the declared output exists, empty
 
 
 def test_stage_tiny_smoke_run_and_fingerprint_guard(data, tmp_path):
@@ -262,12 +266,21 @@ def test_stage_tiny_smoke_run_and_fingerprint_guard(data, tmp_path):
     args = _stage_args(
         data,
         tmp_path,
-        _params_file(tmp_path, max_images=2, items_per_image=1, variations_per_item=2, contact_sheets=2),
+        _params_file(tmp_path, max_images=2, items_per_image=1, variations_per_item=2, contact_sheets=2,
+                     itm_min=-1e9, iva_min=0.0),  # random-init scorers: keep what they mine: a shard to check
     )
-    res = CliRunner().invoke(mine_real.main, [*args, "--tiny"])
+    res = CliRunner().invoke(mine_real.main, [*args, "--tiny", "--shard", str(tmp_path / "variations.zip")])
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["enabled"] and metrics["origins"] == 2 and metrics["variations"] > 0
+    # the kept variations' images are packed into one shard, read as <shard minus .zip>/<image>
+    kept = read_manifest(tmp_path / "variations.jsonl")
+    names = zipfile.ZipFile(tmp_path / "variations.zip").namelist()
+    assert kept and metrics["images_packed"] == len(names) == len({r.image for r in kept})
+    assert names == sorted(names) and all(n.startswith("variations/") for n in names)
+    for r in kept:
+        loose = (tmp_path / "work" / P.IMAGES / r.image).read_bytes()
+        assert read_bytes(tmp_path / "variations" / r.image) == loose
     assert sorted(p.name for p in (tmp_path / "sheets").glob("*.png")) == ["img_000.png", "img_001.png"]
     # the work dir remembers its settings: resuming under other params is refused
     args2 = _stage_args(

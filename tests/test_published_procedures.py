@@ -91,6 +91,31 @@ def test_coco_neg_accepts_bare_and_val2014_prefixed_image_paths(tmp_path):
     assert n == 1 and first[0].endswith("val2014/val2014/COCO_val2014_000000391895.jpg")
 
 
+def test_coco_neg_reads_download_cocos_val2014_zip_in_both_path_forms(tmp_path):
+    """download_coco keeps COCO's val2014.zip (members ``val2014/COCO_val2014_*.jpg``) unextracted and the
+    catalogue's coco_neg names it as its images; bare and val2014-prefixed paths both read from it."""
+    import io
+    import zipfile
+
+    rows = [{"image": f"{prefix}COCO_val2014_{i:012d}.jpg", "text": "a cat", "neg_text": "a dog"}
+            for i, prefix in ((1, "val2014/"), (2, ""))]  # fmt: skip
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(rows))
+    data = tmp_path / "data"
+    images = catalogue()["coco_neg"]["images"]
+    assert images.endswith(".zip")  # the evaluate stage depends on data/<images>: it must exist
+    (data / images).parent.mkdir(parents=True)
+    with zipfile.ZipFile(data / images, "w") as z:
+        for i in (1, 2):
+            buf = io.BytesIO()
+            Image.new("RGB", (8, 8), (10 * i, 0, 0)).save(buf, format="PNG")
+            z.writestr(f"val2014/COCO_val2014_{i:012d}.jpg", buf.getvalue())
+    p = _eval_params({"c": EvalSource("coco_neg", str(ann), images, 1.0)})
+    es = benchmarks.load_benchmark(p, "c", data)
+    assert benchmarks.missing_images(es)[0] == 0
+    assert sorted(es.store.load(r.image).getpixel((0, 0))[0] for r in es.records) == [10, 20]
+
+
 def test_a_leading_folder_is_stripped_only_when_it_repeats_the_root(tmp_path):
     """The rule is general (any loader), and narrow: only a first component equal to the root's name."""
     _png(tmp_path / "images/a.png")
@@ -501,7 +526,11 @@ def test_the_genemi_road_is_wired_in_dvc_yaml():
         assert f"data/models/{name}" in mine["deps"] and f"data/models/{name}" in (out if isinstance(out, str) else out)
     for flag, path in (("--genemi-train", "data/mine_real/variations.jsonl"), ("--regular", "data/coco/karpathy.jsonl")):
         assert f"{flag} {path}" in ft["cmd"] and path in ft["deps"]
-    assert "data/mine_real/work" in ft["deps"] and "data/raw/coco" in ft["deps"]
+    # the variations' images: one shard packed at merge (the work dir is resume state, not an output)
+    assert "--genemi-image-root data/mine_real/images " in ft["cmd"]
+    assert "--shard data/mine_real/images.zip" in mine["cmd"]
+    assert "data/mine_real/images.zip" in ft["deps"] and "data/mine_real/images.zip" in mine["outs"]
+    assert "data/raw/coco" in ft["deps"]
 
 
 # ------------------------------------------------------------------------------------ 4. recipes
@@ -610,7 +639,7 @@ def test_flags_are_dvc_overrides_and_cli_runs(tmp_path):
     assert "~eval.benchmarks.synth_test" in fl and "~eval.benchmarks.synth_gen" in fl
     assert (
         "++eval.benchmarks.hnc_test={loader:hnc,file:raw/hnc/hnc_clean_strict_test.json,"
-        "images:raw/gqa/images,subset:1.0}" in fl
+        "images:raw/gqa/images.zip,subset:1.0}" in fl
     )
     out = subprocess.run(
         [sys.executable, "-m", "genemi.recipe", "list", "--dir", str(ROOT / "recipes")],

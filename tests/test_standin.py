@@ -7,10 +7,12 @@ and against the published schemas (field names, HNC type names), not against the
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import frozen_params
@@ -23,6 +25,7 @@ from genemi.benchmarks import catalogue
 from genemi.config import ConfigError, EvalSource, MineParams, SynthParams, params_from_dict
 from genemi.data import standin
 from genemi.download import DownloadError, Lock, tree_digest
+from genemi.images import image_exists, read_bytes
 from genemi.synth import dataset, world
 from genemi.synth.negatives import NEGATIVE_TYPES
 
@@ -68,7 +71,7 @@ def _true_captions(scene: dict) -> set[str]:
 
 
 def _close_to_render(path: Path, scene: dict) -> None:
-    im = Image.open(path)
+    im = Image.open(io.BytesIO(read_bytes(path)))  # a loose file or a member of the published zip
     assert im.format == "JPEG" and im.size == (P.image_size, P.image_size), path
     diff = np.abs(np.asarray(im.convert("RGB"), dtype=np.int16) - world.render(scene, P.image_size))
     assert diff.mean() < 4, f"{path}: not the render of its scene (mean abs diff {diff.mean():.1f})"
@@ -150,7 +153,7 @@ def test_hnc_stand_in_through_the_manifest_conversion(hnc, tmp_path):
     for split, n in (("train", 15), ("val", 3), ("test", 3)):
         recs = list(iter_manifest(tmp_path / "m" / f"{split}.jsonl"))
         assert stats[split]["images"] == n and stats[split]["records"] == len(recs) >= n
-        assert all((hnc / "gqa" / "images" / r.image).is_file() and r.negatives for r in recs)
+        assert all(image_exists(hnc / "gqa" / "images" / r.image) and r.negatives for r in recs)
 
 
 def test_karpathy_stand_in_read_by_the_coco_readers(tmp_path):
@@ -225,7 +228,24 @@ def test_same_params_same_bytes_and_seed_changes_them(tmp_path):
     assert all(x != y for x, y in zip(a, c, strict=True))
     # the synthetic world's colours and size shape the stand-in too
     standin.write_gqa(dataclasses.replace(P, image_size=32, jitter=1), 0, 5, tmp_path / "d")
-    assert Image.open(next((tmp_path / "d" / "images").iterdir())).size == (32, 32)
+    with zipfile.ZipFile(tmp_path / "d" / "images.zip") as z:
+        assert Image.open(io.BytesIO(z.read(z.namelist()[0]))).size == (32, 32)
+
+
+def test_gqa_and_coco_stand_ins_are_the_published_zips(hnc, tmp_path):
+    """GQA's images.zip holds images/<id>.jpg, COCO's val2014.zip val2014/COCO_val2014_<12 digits>.jpg; the
+    download stages keep such zips unextracted, so the stand-ins write no loose image at all."""
+    import re
+
+    assert sorted(p.name for p in (hnc / "gqa").iterdir()) == ["images.zip"]
+    with zipfile.ZipFile(hnc / "gqa" / "images.zip") as z:
+        names = z.namelist()
+    assert len(names) == 21 and all(re.fullmatch(r"images/(\d+|n\d+)\.jpg", n) for n in names)
+    standin.write_coco(P, 0, SIZE, tmp_path / "coco")
+    assert sorted(p.name for p in (tmp_path / "coco" / "images").iterdir()) == ["val2014.zip"]
+    with zipfile.ZipFile(tmp_path / "coco" / "images" / "val2014.zip") as z:
+        names = z.namelist()
+    assert len(names) == 21 and all(re.fullmatch(r"val2014/COCO_val2014_\d{12}\.jpg", n) for n in names)
 
 
 def _raw_params(**data) -> dict:
@@ -259,7 +279,7 @@ def test_gate_writes_stand_ins_only_where_a_road_or_benchmark_needs_them(tmp_pat
     def write(folder: Path):
         (folder / "x.json").write_text("{}")
 
-    hnc_test = {"loader": "hnc", "file": "raw/hnc/hnc_clean_strict_test.json", "images": "raw/gqa/images",
+    hnc_test = {"loader": "hnc", "file": "raw/hnc/hnc_clean_strict_test.json", "images": "raw/gqa/images.zip",
                 "subset": 1.0}  # fmt: skip
     cases = [  # (data.source, extra benchmarks, stage, what the folder then holds)
         ("hnc", {}, "download_gqa", ["x.json"]),
@@ -338,8 +358,9 @@ def test_download_stages_write_stand_ins_that_the_manifest_stages_convert(tmp_pa
         run(f"download_{name}", "--out", raw / name, *common, params=genemi)
     assert not (tmp_path / "lock.json").exists() and not (tmp_path / "dl").exists()
     assert (raw / "genemi_val" / "test.jsonl").is_file()
-    assert len(list((raw / "gqa" / "images").iterdir())) == 28
-    assert len(list((raw / "coco" / "images" / "val2014").iterdir())) == 28
+    assert [f.name for f in (raw / "gqa").iterdir()] == ["images.zip"]  # the published zip, not extracted
+    assert len(zipfile.ZipFile(raw / "gqa" / "images.zip").namelist()) == 28
+    assert len(zipfile.ZipFile(raw / "coco" / "images" / "val2014.zip").namelist()) == 28
     run("hnc_manifest", "--hnc", raw / "hnc", "--images", raw / "gqa" / "images", "--out", tmp_path / "hnc",
         "--stats", tmp_path / "hnc.json")  # fmt: skip
     run("coco_manifest", "--coco", raw / "coco", "--out", tmp_path / "k.jsonl", "--stats", tmp_path / "k.json",
@@ -375,8 +396,8 @@ def test_benchmark_loaders_read_the_stand_ins_where_the_download_stages_put_them
     standin.write_coco(P, 0, SIZE, data / "raw" / "coco")
     standin.write_genemi_val(P, 0, SIZE, data / "raw" / "eval" / "genemi_val")
     cases = [  # (loader, file, images, what must be read)
-        (pairwise.LOADERS["hnc"], "raw/hnc/hnc_clean_strict_test.json", "raw/gqa/images", "records"),
-        (pairwise.LOADERS["hnc"], "raw/hnc/hnc_clean_strict_val.json", "raw/gqa/images", "records"),
+        (pairwise.LOADERS["hnc"], "raw/hnc/hnc_clean_strict_test.json", "raw/gqa/images.zip", "records"),
+        (pairwise.LOADERS["hnc"], "raw/hnc/hnc_clean_strict_val.json", "raw/gqa/images.zip", "records"),
         (retrieval.LOADERS["karpathy_retrieval"], "raw/coco/caption_datasets/dataset_coco.json",
          "raw/coco/images", "retrieval"),
         (choice.LOADERS["genemi_val"], "raw/eval/genemi_val/test.jsonl", "raw/eval/genemi_val", "choices"),

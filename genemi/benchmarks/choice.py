@@ -239,7 +239,7 @@ LOADERS = {
         load_winoground,
         needs_file_and_dir(
             "Winoground data/examples.jsonl (HF facebook/winoground, gated)",
-            "Winoground images/ (data/images.zip, extracted)",
+            "Winoground images/ (data/images.zip, extracted; or name the zip itself in images:)",
         ),
         "HF facebook/winoground: data/examples.jsonl and data/images.zip",
     ),

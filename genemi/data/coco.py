@@ -12,9 +12,9 @@ Two inputs:
   "annotations": [{"id": int, "image_id": int, "caption": str}]}``;
   record split = ``split`` argument, image = ``<image_dir>/<file_name>``.
 
-Image paths are relative to the COCO root (the folder holding ``val2014/``). Only val2014 images are
-downloaded by this project, so Karpathy train images (train2014) are skipped as missing when an
-image root is given.
+Image paths are relative to the COCO root (the folder holding ``val2014/``, or ``val2014.zip`` read in
+place: :mod:`genemi.images`). Only val2014 images are downloaded by this project, so Karpathy train
+images (train2014) are skipped as missing when an image root is given.
 """
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ def iter_hnc_records(
     if stats.records == 0:  # raised inside the writer's loop: no empty manifest is left behind
         if stats.images_missing:
             why = (f"none of the {stats.images_missing} drawn images is under {root}; "
-                   "is download_gqa's output complete (images/<id>.jpg)?")
+                   "is download_gqa's output complete (images.zip holding images/<id>.jpg, or a folder)?")
         elif stats.images_outside_subset == stats.images:
             why = f"the subset ({subset:g} of {stats.images} images, seed {seed}) drew none; raise it"
         else:
@@ -310,7 +310,7 @@ def _write_hnc_manifests(data, real, hnc_dir, image_root, out_dir: Path, log) ->
         if s.records == 0 and s.images_missing:
             raise ValueError(
                 f"{fname}: none of its {s.images_missing} images is under {image_root}; is download_gqa's "
-                f"output complete (images/<id>.jpg)?"
+                f"output complete (images.zip holding images/<id>.jpg, or a folder)?"
             )
         stats[split] = {"subset": fractions[split], **s.as_dict()}
         log(f"hnc {split}: {s.records} records, {s.images_missing} images missing (skipped)")

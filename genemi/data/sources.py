@@ -5,8 +5,8 @@ persistent downloads folder (resume state and the place for manually fetched fil
 Layouts of the outputs (what the loaders and mining stages read):
 
 * ``hnc``:   ``<out>/hnc_clean_strict_{train,val,test}.json``
-* ``gqa``:   ``<out>/images/<gqa id>.jpg``                      (image root: ``<out>/images``)
-* ``coco``:  ``<out>/images/val2014/COCO_val2014_*.jpg``        (image root: ``<out>/images``)
+* ``gqa``:   ``<out>/images.zip``, members ``images/<gqa id>.jpg``  (image root: ``<out>/images``)
+* ``coco``:  ``<out>/images/val2014.zip``, members ``val2014/COCO_val2014_*.jpg`` (root: ``<out>/images``)
              ``<out>/annotations_trainval2014/annotations/captions_val2014.json``
              ``<out>/caption_datasets/dataset_coco.json``       (Karpathy split)
 * ``genemi_val``: ``<out>/test.jsonl`` (or ``.json`` / ``.parquet``) and the images its rows name
@@ -14,6 +14,12 @@ Layouts of the outputs (what the loaders and mining stages read):
 * a model:  ``<out>/<file name>`` (url source) or the repo snapshot (HF source), for ``from_pretrained``
 
 Large files live once in the downloads folder; outputs hold hard links to them (no second copy).
+
+Image archives are kept as the verified published zip, never extracted: an image root names the
+folder the zip would unzip to (``<out>/images``), and :mod:`genemi.images` reads ``<folder>/<name>``
+as a member of ``<folder>.zip`` beside it (an extracted folder placed there by hand wins). DVC then
+tracks one file per image set instead of GQA's 148k or COCO's 40k images, so ``dvc status`` stays
+fast. The small archives of a few annotation files (COCO annotations, Karpathy split) are extracted.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import os
 import posixpath
 import shutil
 import urllib.parse
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -161,37 +168,56 @@ def _fetch_zip(
     return _fetch_file(url, f"{subdir}/{_url_name(url)}", downloads, lock, real, progress)
 
 
+def check_image_zip(archive: Path, folder: str, what: str) -> int:
+    """Check that ``archive`` opens as a zip holding ``.jpg`` images at ``<folder>/<name>`` or at its top
+    (the two layouts :func:`genemi.images.locate` reads); return how many. The bytes were verified
+    against the lock already; this catches a zip of the wrong thing before a stage reads it."""
+    try:
+        with zipfile.ZipFile(archive) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DownloadError(f"{archive}: not a readable zip archive ({e}); delete it and run again") from None
+    n = sum(1 for m in names if m.lower().endswith(".jpg") and m.count("/") <= 1
+            and (m.count("/") == 0 or m.startswith(f"{folder}/")))  # fmt: skip
+    if n == 0:
+        raise DownloadError(
+            f"{archive}: no {folder}/<name>.jpg images in it (the published {what} layout); delete it and "
+            "run again, or pin the right file with --relock"
+        )
+    return n
+
+
 def fetch_gqa(
     real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock, *, progress: bool = True
 ) -> Path:
-    """GQA ``images.zip`` (20 GB; its entries are ``images/<id>.jpg``) extracted into ``out``."""
+    """GQA ``images.zip`` (20 GB; its entries are ``images/<id>.jpg``) kept whole as ``<out>/images.zip``
+    (a hard link to the verified download); the image root ``<out>/images`` reads its members."""
     archive = _fetch_zip(real.gqa_images_url, "gqa", Path(downloads), lock, real, progress)
-    reserve = int(real.reserve_gb * 2**30)
+    check_image_zip(archive, "images", "GQA images.zip")
     with atomic_dir(out) as tmp:
-        safe_extract_zip(archive, tmp / "x", reserve_bytes=reserve, progress=progress)
-        # The archive's top folder is "images/"; lift it so the image root is <out>/images.
-        inner = tmp / "x" / "images"
-        if not inner.is_dir():
-            raise ValueError(f"{archive}: expected a top-level 'images/' folder (GQA images.zip layout)")
-        os.replace(inner, tmp / "images")
-        shutil.rmtree(tmp / "x")
+        link_or_copy(archive, tmp / "images.zip")
     return Path(out)
 
 
 def fetch_coco(
     real: RealDataParams, out: PathLike, downloads: PathLike, lock: Lock, *, progress: bool = True
 ) -> Path:
-    """COCO 2014 val images, the 2014 annotations and the Karpathy split, extracted into ``out``."""
+    """COCO 2014 val images kept whole as ``<out>/images/val2014.zip`` (its entries are
+    ``val2014/COCO_val2014_*.jpg``; the image root ``<out>/images`` reads them), the 2014 annotations and
+    the Karpathy split extracted into ``out`` (a few JSON files each)."""
     downloads = Path(downloads)
     reserve = int(real.reserve_gb * 2**30)
+    images = _fetch_zip(real.coco_images_url, "coco", downloads, lock, real, progress)
     archives = {
-        "images": _fetch_zip(real.coco_images_url, "coco", downloads, lock, real, progress),
         "annotations_trainval2014": _fetch_zip(
             real.coco_annotations_url, "coco", downloads, lock, real, progress
         ),
         "caption_datasets": _fetch_zip(real.karpathy_url, "coco", downloads, lock, real, progress),
     }
+    folder = images.name.removesuffix(".zip")  # val2014 (train2014 if the URL names that zip)
+    check_image_zip(images, folder, "COCO val2014.zip")
     with atomic_dir(out) as tmp:
+        link_or_copy(images, tmp / "images" / images.name)
         for sub, archive in archives.items():
             safe_extract_zip(archive, tmp / sub, reserve_bytes=reserve, progress=progress)
     return Path(out)

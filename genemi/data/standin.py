@@ -9,8 +9,10 @@ into an existing folder (the download stage's temporary output, renamed into pla
 * :func:`write_hnc`:  ``hnc_clean_strict_{train,val,test}.json`` in HNC's two schemas (train/val:
   keyed by GQA image id, a ``captions`` object, negatives pointing to their positive by
   ``cpt_p_id``; test: keyed by ``<name>.jpg``, a positive followed by its negatives in consecutive keys).
-* :func:`write_gqa`:  ``images/<gqa id>.jpg`` (JPEG, like GQA) for every image id of those files.
-* :func:`write_coco`: ``images/val2014/COCO_val2014_<cocoid:012d>.jpg``,
+* :func:`write_gqa`:  ``images.zip`` with members ``images/<gqa id>.jpg`` (JPEG, like GQA's published
+  zip, which download_gqa keeps unextracted) for every image id of those files.
+* :func:`write_coco`: ``images/val2014.zip`` with members ``val2014/COCO_val2014_<cocoid:012d>.jpg``
+  (COCO's published val2014.zip, kept unextracted),
   ``caption_datasets/dataset_coco.json`` (Karpathy) and
   ``annotations_trainval2014/annotations/captions_val2014.json`` (official captions), the layout of
   download_coco's real output.
@@ -43,6 +45,7 @@ one image of its row, like GeNeMi's.
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
 import json
 import os
@@ -54,6 +57,7 @@ from PIL import Image
 
 from genemi import seeding
 from genemi.config import MineParams, SynthParams
+from genemi.images import ShardWriter
 from genemi.manifest import Record
 from genemi.synth import dataset, world
 from genemi.synth.negatives import NEGATIVE_TYPES, SceneNegative
@@ -128,10 +132,16 @@ def _indexed(
             yield split, i, rec, img
 
 
+def _jpeg(img: np.ndarray | Image.Image) -> bytes:
+    im = img if isinstance(img, Image.Image) else Image.fromarray(img)
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, "JPEG", quality=JPEG_QUALITY, subsampling=0)
+    return buf.getvalue()
+
+
 def _save_jpeg(img: np.ndarray | Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    im = img if isinstance(img, Image.Image) else Image.fromarray(img)
-    im.convert("RGB").save(path, "JPEG", quality=JPEG_QUALITY, subsampling=0)
+    path.write_bytes(_jpeg(img))
 
 
 def _write_json(path: Path, obj: object) -> None:
@@ -261,11 +271,14 @@ def write_hnc(p: SynthParams, seed: int, size: int, out: PathLike) -> dict[str, 
 
 
 def write_gqa(p: SynthParams, seed: int, size: int, out: PathLike) -> int:
-    """``<out>/images/<gqa id>.jpg`` for every image of :func:`write_hnc`'s files; returns their number."""
+    """``<out>/images.zip`` holding ``images/<gqa id>.jpg`` for every image of :func:`write_hnc`'s files
+    (read as ``<out>/images/<gqa id>.jpg``); returns their number."""
     n = 0
-    for split, i, _, img in _indexed(p, seed, size, "hnc"):
-        _save_jpeg(img, Path(out) / "images" / f"{hnc_image_key(split, i)}.jpg")
-        n += 1
+    folder = Path(out) / "images"
+    with ShardWriter(folder) as shard:
+        for split, i, _, img in _indexed(p, seed, size, "hnc"):
+            shard.write(folder / f"{hnc_image_key(split, i)}.jpg", _jpeg(img))
+            n += 1
     return n
 
 
@@ -293,11 +306,13 @@ def write_coco(p: SynthParams, seed: int, size: int, out: PathLike) -> dict[str,
     images, anns, official = [], [], []
     counts: dict[str, int] = {}
     sentid = 0
+    folder = out / "images" / "val2014"
+    jpegs: dict[str, bytes] = {}
     for split, i, rec, img in _indexed(p, seed, size, "coco"):
         ksplit = KARPATHY_SPLIT[split]
         cocoid = COCO_ID_BASE[ksplit] + i
         fname = coco_file_name(cocoid)
-        _save_jpeg(img, out / "images" / "val2014" / fname)
+        jpegs[fname] = _jpeg(img)
         imgid = len(images)
         sentences = []
         for cap in coco_captions(rec.meta["scene"]):
@@ -310,6 +325,9 @@ def write_coco(p: SynthParams, seed: int, size: int, out: PathLike) -> dict[str,
         })  # fmt: skip
         official.append({"id": cocoid, "file_name": fname, "height": p.image_size, "width": p.image_size})
         counts[ksplit] = counts.get(ksplit, 0) + 1
+    with ShardWriter(folder) as shard:
+        for fname, data in jpegs.items():
+            shard.write(folder / fname, data)
     _write_json(out / "caption_datasets" / "dataset_coco.json", {"images": images, "dataset": "coco"})
     _write_json(
         out / "annotations_trainval2014" / "annotations" / "captions_val2014.json",
