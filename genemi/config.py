@@ -14,7 +14,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import yaml
@@ -83,7 +83,7 @@ class MineParams:
 @dataclass(frozen=True)
 class ModelParams:
     arch: str  # open_clip architecture name (ours live in genemi/model_configs/)
-    pretrained: str  # open_clip pretrained tag or a local checkpoint path; "" = random init
+    pretrained: str  # open_clip pretrained tag, or a checkpoint file under PRETRAINED_DIR; "" = random init
     tokenizer: Literal["word", "open_clip"]  # "word": the synthetic world's small vocabulary
 
 
@@ -166,6 +166,10 @@ class EvalSource:
     images: str  # folder holding its images; the other DVC dependency of evaluate@<name>
     subset: float  # fraction of items kept, drawn by a hash of the item id (1.0 = all)
     root: str = ""  # folder the annotation's image paths start from, when not `images` (genemi manifests: ".")
+    # Folder of the models its reader runs besides CLIP (ARO Order: stanza POS models); the third DVC
+    # dependency of evaluate@<name>. In params.yaml every entry has it, because dvc.yaml's templated stage
+    # names data/${item.models} for each: a reader that runs no model repeats its `file` there.
+    models: str = ""
 
     @property
     def image_root(self) -> str:
@@ -182,7 +186,6 @@ class EvalParams:
     retrieval_ks: tuple[int, ...]  # K of the retrieval R@K
     hard_types: tuple[str, ...]  # negative types averaged into the headline's hard_text (genemi/headline.py)
     zeroshot_templates: tuple[str, ...]  # prompts of zero-shot classification, "{}" = class name
-    stanza_dir: str  # stanza models (POS) for ARO Order's noun/adjective shuffles, relative to --data
     monitor: str  # benchmark scored during fine-tuning for the val/* curves ("" = none)
     monitor_every: int  # fine-tuning steps between those scorings
     monitor_records: int  # its first records scored (a fixed subset keeps it cheap)
@@ -464,7 +467,64 @@ def params_from_dict(raw: dict) -> Params:
         )
     _check_real_run(p)
     _check_stanza(p.real)
+    _check_benchmark_models(raw["eval"]["benchmarks"], p.eval.benchmarks)
+    _check_pretrained(p.model.pretrained)
     return p
+
+
+# Loaders whose reader runs a model of its own besides CLIP: what eval.benchmarks.<name>.models holds.
+MODEL_LOADERS = {"aro_order": "its stanza POS models (models/stanza, the download_stanza stage's output)"}
+
+
+def _check_benchmark_models(raw: dict, sources: dict[str, EvalSource]) -> None:
+    """``models`` is evaluate@<name>'s third dependency in dvc.yaml: present in every entry (DVC's template
+    fails without it), a model folder where the reader runs one, else the entry's own ``file`` (no new
+    dependency)."""
+    for name, src in sources.items():
+        key = f"eval.benchmarks.{name}.models"
+        if "models" not in raw[name]:
+            raise ConfigError(
+                f"{key}: missing; dvc.yaml's evaluate stage depends on data/<models> of every entry: "
+                + (f"set it to {MODEL_LOADERS[src.loader]}" if src.loader in MODEL_LOADERS
+                   else f"loader {src.loader} runs no model, so repeat its file ({src.file!r})")
+            )
+        if src.loader in MODEL_LOADERS and src.models in ("", src.file):
+            raise ConfigError(
+                f"{key} = {src.models!r}: loader {src.loader} needs {MODEL_LOADERS[src.loader]}"
+            )
+        if src.loader not in MODEL_LOADERS and src.models != src.file:
+            raise ConfigError(
+                f"{key} = {src.models!r}: loader {src.loader} runs no model; set it to its file "
+                f"{src.file!r} so evaluate@{name} gains no dependency it does not read"
+            )
+
+
+# Where hand-placed model.pretrained checkpoints go: `base` depends on this folder in dvc.yaml, so
+# replacing the file there reruns it (DVC cannot track a file named only by a params string).
+PRETRAINED_DIR = "data/models/pretrained"
+
+
+def pretrained_is_file(pretrained: str) -> bool:
+    """Whether ``model.pretrained`` names a checkpoint file rather than an open_clip tag (tags hold no
+    ``/`` and no weights-file suffix)."""
+    return "/" in pretrained or "\\" in pretrained or pretrained.endswith(
+        (".pt", ".pth", ".bin", ".safetensors")
+    )
+
+
+def _check_pretrained(pretrained: str) -> None:
+    """A checkpoint file must lie in PRETRAINED_DIR (given relative to the project root), where base
+    depends on it; anywhere else DVC would track only its name."""
+    if not pretrained_is_file(pretrained):
+        return
+    path = PurePosixPath(pretrained.replace("\\", "/"))
+    top = PurePosixPath(PRETRAINED_DIR)
+    inside = path.parts[: len(top.parts)] == top.parts and len(path.parts) > len(top.parts)
+    if path.is_absolute() or ".." in path.parts or not inside:
+        raise ConfigError(
+            f"model.pretrained = {pretrained!r}: put the checkpoint file in {PRETRAINED_DIR}/ (the folder "
+            f"the base stage depends on) and set model.pretrained={PRETRAINED_DIR}/{path.name}"
+        )
 
 
 def _check_stanza(real: RealDataParams) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from genemi.config import ModelParams
+from genemi.config import PRETRAINED_DIR, ModelParams, pretrained_is_file
 
 
 def check_quickgelu(arch: str, pretrained: str) -> None:
@@ -50,12 +50,12 @@ def load_pretrained(p: ModelParams):
 
     register_configs()
     tag = p.pretrained
-    looks_like_path = os.sep in tag or tag.endswith((".pt", ".pth", ".bin", ".safetensors"))
-    if looks_like_path:
+    if pretrained_is_file(tag):
         if not Path(tag).is_file():
             raise FileNotFoundError(
                 f"model.pretrained: checkpoint file {tag} not found; place the {p.arch} checkpoint there "
-                "(e.g. the NegCLIP .pt) or set model.pretrained to an open_clip tag"
+                f"(e.g. the NegCLIP .pt, in {PRETRAINED_DIR}/ for the pipeline) or set model.pretrained "
+                "to an open_clip tag"
             )
         return build_model(p, pretrained=tag)
     if p.arch in open_clip.list_models():

@@ -11,7 +11,8 @@ only ``SKIPPED.txt``, ``mine_real`` an empty manifest. This module is the one pl
   pretrained`` only (``tiny`` builds random-init ones).
 
 Besides its road, a download is needed when a listed benchmark (``eval.benchmarks``) reads files inside
-its output folder (``hnc_test`` reads ``raw/gqa/images.zip``), and stanza when an ARO Order benchmark is listed.
+its output folder (``hnc_test`` reads ``raw/gqa/images.zip``; an ARO Order entry's ``models`` is
+``models/stanza``, the POS tagger of its shuffles).
 """
 
 from __future__ import annotations
@@ -52,11 +53,12 @@ def _inside(path: str, folder: str) -> bool:
 
 
 def benchmarks_reading(p: Params, folder: str) -> list[str]:
-    """Listed benchmarks whose annotation or images lie inside ``folder`` (relative to data/)."""
+    """Listed benchmarks whose annotation, images or models (ARO Order's stanza) lie inside ``folder``
+    (relative to data/)."""
     return [
         name
         for name, src in p.eval.benchmarks.items()
-        if any(_inside(path, folder) for path in (src.file, src.images, src.root) if path)
+        if any(_inside(path, folder) for path in (src.file, src.images, src.root, src.models) if path)
     ]
 
 
@@ -71,12 +73,9 @@ def download_needed(p: Params, stage: str) -> str | None:
         return "data.source=genemi mines COCO and mixes regular COCO pairs into its batches"
     if stage in MINING_MODELS and mines_with_real_models(p):
         return "data.source=genemi mines with mine_real.backend=pretrained"
-    if stage == "download_stanza":
-        if mines_with_real_models(p):
-            return "mine_real parses captions with stanza (data.source=genemi, mine_real.backend=pretrained)"
-        order = [n for n, s in p.eval.benchmarks.items() if s.loader == "aro_order"]
-        if order:
-            return f"ARO Order tags words with stanza ({', '.join(order)} in eval.benchmarks)"
+    if stage == "download_stanza" and mines_with_real_models(p):
+        return "mine_real parses captions with stanza (data.source=genemi, mine_real.backend=pretrained)"
+    # ARO Order's POS tagger reaches stanza this way too: its entry's `models` is models/stanza
     readers = benchmarks_reading(p, DOWNLOADS[stage])
     if readers:
         return f"{', '.join(readers)} in eval.benchmarks read{'s' if len(readers) == 1 else ''} its files"

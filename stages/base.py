@@ -3,9 +3,9 @@
 Synthetic default (`model.pretrained: ""`): trains the tiny CLIP from scratch with the plain
 CLIP loss on the synthetic training pairs (no hard negatives), so that it learns colours,
 shapes and counts but, like real CLIP, has no reason to learn binding or word order.
-Real runs (`model.pretrained: <open_clip tag or checkpoint file>`, e.g. `ViT-B-32-quickgelu` +
-`openai`): loads those weights and saves them unchanged. Offline, missing weights fail with a
-message naming the file and where to place it.
+Real runs (`model.pretrained: <open_clip tag or a checkpoint file in data/models/pretrained/>`, e.g.
+`ViT-B-32-quickgelu` + `openai`): loads those weights and saves them unchanged. Offline, missing
+weights fail with a message naming the file and where to place it.
 """
 
 from __future__ import annotations

@@ -437,7 +437,8 @@ def test_bad_evaluation_image_names_the_file_and_writes_nothing(tmp_path, world,
     while the one decoding pass runs (each image is decoded once, for both models: issue 12), naming it."""
     data = _world_copy(tmp_path, world)
     _bad_image(data / "img" / "n3.png", kind)
-    params = _params(tmp_path, world["raw"], **{"eval.benchmarks.synth_test.file": "train.jsonl"})
+    moved = {f"eval.benchmarks.synth_test.{k}": "train.jsonl" for k in ("file", "models")}
+    params = _params(tmp_path, world["raw"], **moved)
     code, text, outs = run_evaluate(tmp_path, params, data, "synth_test", world)
     assert_failed(code, text, str(data / "img" / "n3.png"))
     assert_not_written(*outs)
@@ -617,7 +618,8 @@ def test_bad_benchmark_file_names_file_and_record_before_scoring(tmp_path, world
     params = _params(
         tmp_path,
         world["raw"],
-        **{"eval.benchmarks.bad": {"loader": loader, "file": name, "images": ".", "subset": 1.0}},
+        **{"eval.benchmarks.bad": {"loader": loader, "file": name, "images": ".", "models": name,
+                                   "subset": 1.0}},  # fmt: skip
     )
     code, text, outs = run_evaluate(tmp_path, params, data, "bad", world)
     assert_failed(code, text, str(data / name), message)
@@ -627,7 +629,7 @@ def test_bad_benchmark_file_names_file_and_record_before_scoring(tmp_path, world
 def test_a_subset_that_draws_nothing_is_an_error_not_empty_metrics(tmp_path, world):
     data = _world_copy(tmp_path, world)
     _write_rows(data / "one.jsonl", _rows(1))
-    src = {"loader": "manifest", "file": "one.jsonl", "images": ".", "subset": 1e-9}
+    src = {"loader": "manifest", "file": "one.jsonl", "images": ".", "models": "one.jsonl", "subset": 1e-9}
     params = _params(tmp_path, world["raw"], **{"eval.benchmarks.bad": src})
     code, text, outs = run_evaluate(tmp_path, params, data, "bad", world)
     assert_failed(code, text, str(data / "one.jsonl"), "0 items", "eval.benchmarks.bad.subset")

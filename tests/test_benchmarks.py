@@ -337,7 +337,7 @@ def test_every_loader_through_the_registry_with_images(tmp_path):
 
 def test_stanza_tagger_wiring_and_order_through_the_registry(tmp_path, monkeypatch):
     """The stanza adapter with a stand-in pipeline (no models offline): tokens and PTB tags come through,
-    and an aro_order source loads via the registry with eval.stanza_dir resolved against --data."""
+    and an aro_order source loads via the registry with its own `models` folder resolved against --data."""
     import stanza
 
     from genemi.mining.parse import doc_from_dicts
@@ -375,7 +375,8 @@ def test_stanza_tagger_wiring_and_order_through_the_registry(tmp_path, monkeypat
     (d / "models" / "stanza").mkdir(parents=True)
     for name in ("COCO_val2014_000000391895.jpg", "COCO_val2014_000000522418.jpg"):
         _png(d / "coco" / "val2014" / name)
-    p = _params({"ord": EvalSource("aro_order", str(EV / "coco_karpathy_test.json"), "coco", 1.0)})
+    p = _params({"ord": EvalSource("aro_order", str(EV / "coco_karpathy_test.json"), "coco", 1.0,
+                                   models="models/stanza")})
     es = benchmarks.load_benchmark(p, "ord", d)
     assert seen["dir"] == str(d / "models" / "stanza") and seen["processors"] == "tokenize,pos"
     assert len(es.choices) == 3 and benchmarks.missing_images(es)[0] == 0

@@ -80,3 +80,49 @@ def test_the_base_runs_plain_clip_whatever_the_loss_section_says():
             assert getattr(plain, f.name) == 0, f"loss.{f.name} is not off in the base run"
     assert plain.contrastive_weight == 1.0 and plain.temperature == 0.0 and plain.form == "additive"
     assert not uses_negatives(plain) and not needs_teacher(plain)
+
+
+def test_every_benchmark_entry_names_the_models_its_reader_runs(raw):
+    """``models`` is evaluate@<name>'s third dvc.yaml dependency: ARO Order's stanza folder, else the entry's
+    own file (no dependency it does not read); an entry without it fails here as DVC's template would."""
+    from genemi.benchmarks import catalogue
+
+    ok = copy.deepcopy(raw)
+    ok["eval"]["benchmarks"]["aro_coco_order"] = catalogue()["aro_coco_order"]
+    assert params_from_dict(ok).eval.benchmarks["aro_coco_order"].models == "models/stanza"
+    for name, value, message in [
+        ("aro_coco_order", None, "aro_coco_order.models: missing.*models/stanza"),
+        ("aro_coco_order", "raw/eval/aro/coco_karpathy_test.json", "aro_order needs its stanza POS models"),
+        ("synth_test", None, r"synth_test.models: missing.*repeat its file \('negatives/test.jsonl'\)"),
+        ("synth_test", "models/stanza", "manifest runs no model; set it to its file 'negatives/test.jsonl'"),
+    ]:
+        bad = copy.deepcopy(ok)
+        if value is None:
+            del bad["eval"]["benchmarks"][name]["models"]
+        else:
+            bad["eval"]["benchmarks"][name]["models"] = value
+        with pytest.raises(ConfigError, match=message):
+            params_from_dict(bad)
+
+
+@pytest.mark.parametrize("pretrained,ok", [
+    ("", True),  # the synthetic base
+    ("openai", True),  # open_clip tags: the tag is the record, nothing hand-placed
+    ("laion2b_s34b_b79k", True),
+    ("data/models/pretrained/negclip.pt", True),
+    ("./data/models/pretrained/sub/negclip.pt", True),
+    ("negclip.pt", False),  # a file, but not where `base` depends on it
+    ("/home/me/negclip.pt", False),
+    ("data/models/pretrained/../negclip.pt", False),
+    ("data/models/negclip.safetensors", False),
+    ("data/models/pretrained", False),  # the folder itself is no checkpoint
+])
+def test_a_pretrained_checkpoint_file_must_sit_where_base_depends_on_it(raw, pretrained, ok):
+    cfg = copy.deepcopy(raw)
+    cfg["model"]["pretrained"], cfg["finetune"]["lr"] = pretrained, 1e-5
+    if ok:
+        assert params_from_dict(cfg).model.pretrained == pretrained
+    else:
+        with pytest.raises(ConfigError, match=r"model.pretrained = .*put the checkpoint file in "
+                           r"data/models/pretrained/ .* set model.pretrained=data/models/pretrained/\w+"):
+            params_from_dict(cfg)

@@ -251,13 +251,14 @@ def test_readme_graph_is_dvc_dag():
     assert drawn == dag, f"only in README: {sorted(drawn - dag)}; only in dvc dag: {sorted(dag - drawn)}"
 
 
-def test_each_evaluate_stage_depends_on_its_own_benchmark_files_only(tmp_path):
-    """evaluate@<name> (resolved by DVC itself) reads exactly data/<file> and data/<images> of its entry
-    besides the two models and its code, so a changed benchmark file marks that stage and no other
-    evaluate stage stale; listing a benchmark adds its stage, with its own paths."""
+def _dvc_stages(tmp_path, extra_benchmarks=()):
+    """The stages DVC itself resolves from the shipped dvc.yaml + params.yaml (with the catalogue entries
+    ``extra_benchmarks`` listed too): ``(name -> Stage, params mapping)``."""
     import shutil
 
     from dvc.repo import Repo
+
+    from genemi.benchmarks import catalogue
 
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -266,15 +267,54 @@ def test_each_evaluate_stage_depends_on_its_own_benchmark_files_only(tmp_path):
     (repo / ".dvc").mkdir()
     (repo / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
     raw = yaml.safe_load((repo / "params.yaml").read_text())
-    from genemi.benchmarks import catalogue
-
-    raw["eval"]["benchmarks"]["winoground"] = catalogue()["winoground"]
+    raw["eval"]["benchmarks"].update({n: catalogue()[n] for n in extra_benchmarks})
     (repo / "params.yaml").write_text(yaml.safe_dump(raw))
-    stages = {s.name: s for s in Repo(str(repo)).index.stages}
+    return {s.name: s for s in Repo(str(repo)).index.stages}, raw
+
+
+def _data_deps(stage) -> set[str]:
+    return {d.def_path for d in stage.deps if not d.def_path.startswith(("genemi/", "stages/"))}
+
+
+def test_each_evaluate_stage_depends_on_its_own_benchmark_files_only(tmp_path):
+    """evaluate@<name> (resolved by DVC itself) reads exactly data/<file> and data/<images> of its entry
+    besides the two models and its code, plus the stanza models for ARO Order alone, so a changed benchmark
+    file (or tagger) marks that stage and no other evaluate stage stale; listing a benchmark adds its stage,
+    with its own paths."""
+    stages, raw = _dvc_stages(tmp_path, ["winoground", "aro_coco_order", "aro_flickr_order", "sugarcrepe"])
     evaluated = sorted(n for n in stages if n.startswith("evaluate@"))
     assert evaluated == sorted(f"evaluate@{b}" for b in raw["eval"]["benchmarks"])
+    stanza = next(o for o in stages["download_stanza"].outs).def_path
     for name in evaluated:
         entry = raw["eval"]["benchmarks"][name.split("@")[1]]
-        data = {d.def_path for d in stages[name].deps if not d.def_path.startswith(("genemi/", "stages/"))}
-        assert data == {f"data/{entry['file']}", f"data/{entry['images']}", "models/base.safetensors",
-                        "models/finetuned.safetensors", "params.yaml"}, name  # fmt: skip
+        want = {f"data/{entry['file']}", f"data/{entry['images']}", "models/base.safetensors",
+                "models/finetuned.safetensors", "params.yaml"}  # fmt: skip
+        if entry["loader"] == "aro_order":
+            want.add(stanza)  # its POS tagger: download_stanza's output, and nothing else's
+        assert _data_deps(stages[name]) == want, name
+    assert stanza in _data_deps(stages["evaluate@aro_coco_order"]) and stanza in _data_deps(
+        stages["evaluate@aro_flickr_order"]
+    )
+    # the stage's params: its own entry, and no eval key only one loader reads
+    params = {k for d in stages["evaluate@synth_test"].deps if hasattr(d, "params") for k in d.params}
+    assert "eval.benchmarks.synth_test" in params and not any("stanza" in k for k in params)
+
+
+def test_base_depends_on_the_hand_placed_checkpoint_folder(tmp_path):
+    """model.pretrained as a file must lie in PRETRAINED_DIR (genemi/config.py), which base (and only
+    base: the others read its output) depends on; git keeps the folder so the dep exists on a fresh clone,
+    and DVC skips its README."""
+    import subprocess
+
+    from genemi.config import PRETRAINED_DIR
+
+    stages, _ = _dvc_stages(tmp_path)
+    assert PRETRAINED_DIR in _data_deps(stages["base"])
+    assert [n for n, s in stages.items() if PRETRAINED_DIR in _data_deps(s)] == ["base"]
+    readme = f"{PRETRAINED_DIR}/README.md"
+    tracked = subprocess.run(["git", "ls-files", PRETRAINED_DIR], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode == 0:  # a git checkout: the README keeps the folder, nothing else is committed
+        assert tracked.stdout.split() == [readme]
+        ignored = subprocess.run(["git", "check-ignore", "-q", f"{PRETRAINED_DIR}/negclip.pt"], cwd=ROOT)
+        assert ignored.returncode == 0, "a checkpoint placed there must stay out of git"
+    assert f"/{readme}" in (ROOT / ".dvcignore").read_text().splitlines()

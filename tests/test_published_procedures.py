@@ -639,7 +639,7 @@ def test_flags_are_dvc_overrides_and_cli_runs(tmp_path):
     assert "~eval.benchmarks.synth_test" in fl and "~eval.benchmarks.synth_gen" in fl
     assert (
         "++eval.benchmarks.hnc_test={loader:hnc,file:raw/hnc/hnc_clean_strict_test.json,"
-        "images:raw/gqa/images.zip,subset:1.0}" in fl
+        "images:raw/gqa/images.zip,models:raw/hnc/hnc_clean_strict_test.json,subset:1.0}" in fl
     )
     out = subprocess.run(
         [sys.executable, "-m", "genemi.recipe", "list", "--dir", str(ROOT / "recipes")],
@@ -748,14 +748,17 @@ def test_documented_byo_command_adds_a_benchmark_params_yaml_lacks(tmp_path):
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"],
     ):
         assert run(*cmd).returncode == 0, cmd
-    entry = "{loader: byo, file: raw/eval/my_bench.jsonl, images: raw/eval/my_bench_images, subset: 1.0}"
+    entry = ("{loader: byo, file: raw/eval/my_bench.jsonl, images: raw/eval/my_bench_images, "
+             "models: raw/eval/my_bench.jsonl, subset: 1.0}")
     without = run(sys.executable, "-m", "dvc", "exp", "run", "-S", f"eval.benchmarks.my_bench={entry}")
     assert "+eval.benchmarks.my_bench" in without.stderr + without.stdout  # DVC names the fix
     ok = run(sys.executable, "-m", "dvc", "exp", "run", "-S", f"+eval.benchmarks.my_bench={entry}")
     assert ok.returncode == 0, ok.stderr
     p = load_params(tmp_path / "params.yaml").eval
     assert list(p.benchmarks)[-1] == "my_bench"
-    assert p.benchmarks["my_bench"] == EvalSource("byo", "raw/eval/my_bench.jsonl", "raw/eval/my_bench_images", 1.0)
+    assert p.benchmarks["my_bench"] == EvalSource(
+        "byo", "raw/eval/my_bench.jsonl", "raw/eval/my_bench_images", 1.0, models="raw/eval/my_bench.jsonl"
+    )
 
 
 def test_negclip_training_file_to_manifest(tmp_path):

@@ -83,7 +83,8 @@ def test_each_download_is_needed_by_its_road_or_a_listed_benchmark_only():
     def needed(source="synthetic", backend="pretrained", extra=()):
         raw = frozen_params.raw()
         raw["data"]["source"], raw["mine_real"]["backend"], raw["eval"]["monitor"] = source, backend, ""
-        raw["eval"]["benchmarks"].update({n: catalogue()[n] for n in extra})
+        entries = [(n, catalogue()[n]) if isinstance(n, str) else n for n in extra]  # names or (name, entry)
+        raw["eval"]["benchmarks"].update(dict(entries))
         p = params_from_dict(raw)
         return {s for s in roads.DOWNLOADS if roads.download_needed(p, s)}
 
@@ -95,4 +96,7 @@ def test_each_download_is_needed_by_its_road_or_a_listed_benchmark_only():
     assert needed(extra=["hnc_test"]) == {"download_hnc", "download_gqa"}
     assert needed(extra=["coco_neg", "genemi_val"]) == {"download_coco", "download_genemi_val"}
     assert needed(extra=["aro_coco_order"]) == {"download_coco", "download_stanza"}  # images + POS tagger
+    assert needed(extra=["aro_flickr_order"]) == {"download_stanza"}  # its `models` only (hand-placed images)
+    own = {**catalogue()["aro_flickr_order"], "models": "raw/eval/stanza"}  # stanza models placed by hand
+    assert needed(extra=[("aro_own", own)]) == set()
     assert needed(extra=["winoground"]) == set()  # hand-placed (gated): `dvc add` it, no download stage

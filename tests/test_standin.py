@@ -279,8 +279,7 @@ def test_gate_writes_stand_ins_only_where_a_road_or_benchmark_needs_them(tmp_pat
     def write(folder: Path):
         (folder / "x.json").write_text("{}")
 
-    hnc_test = {"loader": "hnc", "file": "raw/hnc/hnc_clean_strict_test.json", "images": "raw/gqa/images.zip",
-                "subset": 1.0}  # fmt: skip
+    hnc_test = catalogue()["hnc_test"]  # raw/hnc/hnc_clean_strict_test.json + raw/gqa/images.zip
     cases = [  # (data.source, extra benchmarks, stage, what the folder then holds)
         ("hnc", {}, "download_gqa", ["x.json"]),
         ("genemi", {}, "download_gqa", ["SKIPPED.txt"]),

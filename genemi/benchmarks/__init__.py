@@ -54,9 +54,9 @@ def resolve(data_dir: str | Path, rel: str) -> Path:
     return p if p.is_absolute() else Path(data_dir) / p
 
 
-def _resolved(p: EvalParams, data_dir: str | Path) -> EvalParams:
-    """``p`` with its own paths (``stanza_dir``) resolved like the sources' paths."""
-    return dataclasses.replace(p, stanza_dir=str(resolve(data_dir, p.stanza_dir)))
+def _resolved(src: EvalSource, data_dir: str | Path) -> EvalSource:
+    """``src`` with its model folder (``models``: ARO Order's stanza models) resolved like its files."""
+    return dataclasses.replace(src, models=str(resolve(data_dir, src.models))) if src.models else src
 
 
 CATALOGUE = Path(__file__).with_name("catalogue.yaml")
@@ -93,7 +93,7 @@ def required_files(p: EvalParams, name: str, data_dir: str | Path) -> list[tuple
     src = source(p, name)
     loader = _registry()[src.loader]
     return loader.needs(
-        src, resolve(data_dir, src.file), resolve(data_dir, src.image_root), _resolved(p, data_dir)
+        _resolved(src, data_dir), resolve(data_dir, src.file), resolve(data_dir, src.image_root), p
     )
 
 
@@ -116,7 +116,7 @@ def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0
     check_files(p, name, data_dir)
     src = source(p, name)
     es = _registry()[src.loader].load(
-        src, resolve(data_dir, src.file), resolve(data_dir, src.image_root), _resolved(p, data_dir), seed
+        _resolved(src, data_dir), resolve(data_dir, src.file), resolve(data_dir, src.image_root), p, seed
     )
     es.name = name
     if not (es.records or es.choices or es.retrieval or es.classification):

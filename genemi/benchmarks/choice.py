@@ -162,7 +162,7 @@ def stanza_tagger(stanza_dir: str | Path) -> Tagger:
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise FileNotFoundError(
             f"{stanza_dir}: no usable stanza English tokenize+pos models ({type(e).__name__}: {e}); run the "
-            "download_stanza stage or set eval.stanza_dir (ARO Order needs POS tags)"
+            "download_stanza stage or set eval.benchmarks.<name>.models (ARO Order needs POS tags)"
         ) from e
 
     def tag(texts: list[str]) -> list[list[tuple[str, str]]]:
@@ -211,7 +211,7 @@ def order_choices(
 
 
 def load_order(src, file, images, p, seed) -> EvalSet:
-    tagger = stanza_tagger(p.stanza_dir)  # already resolved against --data by the registry
+    tagger = stanza_tagger(src.models)  # already resolved against --data by the registry
     return EvalSet("aro_order", ImageStore(images), [], order_choices(file, tagger, seed, src.subset))
 
 
@@ -228,7 +228,7 @@ def _needs_order(src, file, images, p):
             "(COCO: the folder holding val2014/; Flickr30k: the folder holding flickr30k-images/)",
         ),
         (
-            Path(p.stanza_dir),
+            Path(src.models),
             "stanza English models (download_stanza stage), for the POS tags of the noun/adjective shuffles",
         ),
     ]
