@@ -1,12 +1,10 @@
 """Sharing a run across machines through a DVC remote (README "Sharing a run across machines").
 
 One clone runs the pipeline (tiny settings) and pushes to a local-directory remote; a fresh `git clone` of
-it pulls and must then have nothing to compute: no stage that DVC stores outputs for runs again, no
-output's file is touched, and its metrics are the first clone's, byte for byte. That is how a second
-machine reuses results instead of recomputing them (float results differ across CPUs).
-
-Stages whose outputs DVC neither caches nor leaves to git (`cache: false` and git-ignored: the download
-folders) cannot be pulled; those, and only those, may run again on the fresh clone."""
+it pulls and must then have nothing to compute: `dvc status` is up to date, `dvc repro` runs no stage and
+touches no file, and its metrics are the first clone's, byte for byte. That is how a second machine reuses
+results instead of recomputing them (float results differ across CPUs). Every output is either cached
+(pushed) or small and in git; an output that is neither would have to be recomputed, and the test names it."""
 
 from __future__ import annotations
 
@@ -96,35 +94,24 @@ def test_a_pulled_clone_reuses_the_pushed_run(tmp_path):
     assert "up to date" in _dvc(first, "status")
     _dvc(first, "push", timeout=300)
     assert "in sync" in _dvc(first, "status", "--cloud")
-    objects = [p for p in (remote / "files").rglob("*") if p.is_file()]
-    print(f"remote objects after push: {len(objects)}, {sum(p.stat().st_size for p in objects)} bytes")
 
     _git(tmp_path, "clone", "-q", str(first), str(second))
     assert str(remote) in (second / ".dvc" / "config").read_text()
     _dvc(second, "pull", timeout=300)
-    unpullable = _unpullable(second)
-    regenerated = {p for paths in unpullable.values() for p in paths}
-    # right after the pull, the only differences DVC sees are the outputs no remote can hold
-    status = json.loads(_dvc(second, "status", "--json") or "{}")
-    for stage, changes in status.items():
-        for change in changes:
-            assert isinstance(change, dict), (stage, change)
-            for kind, paths in change.items():
-                assert kind in ("changed outs", "changed deps"), (stage, kind, paths)
-                assert set(paths) <= regenerated and set(paths.values()) == {"deleted"}, (stage, paths)
-    assert {s for s, ch in status.items() if any("changed outs" in c for c in ch)} == set(unpullable)
+    assert _unpullable(second) == {}, "outputs no remote or git carries: they would be recomputed"
+    assert "up to date" in _dvc(second, "status")
+    objects = [p for p in (remote / "files").rglob("*") if p.is_file()]
+    assert len(objects) < 60, f"{len(objects)} objects pushed: image sets should be a few shards"
 
-    before = _files(second, skip=tuple(regenerated))
+    before = _files(second, skip=())
     lock_before = (second / "dvc.lock").read_bytes()
     log = _dvc(second, "repro", timeout=900)
     ran = set(re.findall(r"Running stage '([^']+)'", log))
     restored = set(re.findall(r"Stage '([^']+)' is cached", log))
-    assert ran == set(unpullable) and not restored, log[-3000:]
-    after = _files(second, skip=tuple(regenerated))
-    # DVC rewrites dvc.lock after running a stage; its bytes are checked below instead of its mtime
-    touched = sorted(p for p in before if after.get(p) != before[p] and p != "dvc.lock")
-    assert not touched, f"rewritten by the repro on the pulled clone: {touched[:10]}"
-    assert set(after) - set(before) <= {"downloads.lock.json"}, sorted(set(after) - set(before))[:10]
+    assert not ran and not restored, log[-3000:]
+    after = _files(second, skip=())
+    touched = sorted(p for p in before if after.get(p) != before[p])
+    assert not touched and set(after) == set(before), f"rewritten by the repro on the pulled clone: {touched[:10]}"
     assert (second / "dvc.lock").read_bytes() == lock_before
     assert "up to date" in _dvc(second, "status")
 
