@@ -7,12 +7,17 @@ DVC cache (the one a `dvc repro` filled; nothing is recomputed):
   data/synth and data/negatives);
 * ``shards`` -- ``--shards-rev`` (default HEAD: one zip shard per split).
 
+With ``--full``, each clone instead runs the whole default pipeline from scratch (``dvc repro``, its own
+cache; the two one after the other), records the time, and checks that both layouts give byte-identical
+weights and metrics. Then the no-op rounds below.
+
 Each clone is timed with DVC's YAML parsing in pure Python (what ruamel.yaml 0.19.1 gives without
 ``ruamel.yaml.clib``) and with the C parser, so the two changes are measured apart. Rounds alternate
 between the set-ups so that a change in machine load hits all of them alike; medians are reported.
 Both clones must be up to date after checkout (a no-op is what is timed); the script stops otherwise.
 
     python benchmarks/dvc_noop.py --cache .dvc/cache --rounds 3
+    python benchmarks/dvc_noop.py --full --rounds 3      # ~20 min on 2 cores
 
 Writes ``benchmarks/results/dvc_noop.json`` (and prints a markdown table).
 """
@@ -34,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # a sitecustomize that hides the C parser: ruamel.yaml then falls back to pure Python
 PURE = "import sys\nsys.modules['_ruamel_yaml'] = None\n"
+FULL: dict[str, float] = {}
 
 
 def sh(cmd: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -43,9 +49,20 @@ def sh(cmd: list[str], cwd: Path, env: dict | None = None) -> subprocess.Complet
     return r
 
 
-def clone(rev: str, where: Path, cache: Path) -> Path:
+COMPARED = ["models/base.safetensors", "models/finetuned.safetensors", "metrics/base.json", "metrics/finetune.json",
+            "metrics/eval/synth_test.json", "metrics/eval/synth_gen.json", "metrics/headline/synth_test.json",
+            "metrics/headline/synth_gen.json"]
+
+
+def clone(rev: str, where: Path, cache: Path | None) -> Path:
     sh(["git", "clone", "-q", "--no-checkout", str(ROOT), str(where)], ROOT)
     sh(["git", "checkout", "-q", rev], where)
+    if cache is None:  # --full: build everything here
+        t = time.perf_counter()
+        sh(["dvc", "repro", "-f"], where)
+        FULL[where.name] = round(time.perf_counter() - t, 1)
+        print(f"{where.name}: full dvc repro of {rev} in {FULL[where.name]} s", file=sys.stderr)
+        return where
     sh(["dvc", "cache", "dir", "--local", str(cache)], where)
     sh(["dvc", "config", "--local", "cache.type", "hardlink,copy"], where)
     t = time.perf_counter()
@@ -70,6 +87,7 @@ def main() -> None:
     ap.add_argument("--loose-rev", default="6ef6a14")
     ap.add_argument("--shards-rev", default="HEAD")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--full", action="store_true", help="build both pipelines from scratch and time that too")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "dvc_noop.json")
     args = ap.parse_args()
 
@@ -78,9 +96,11 @@ def main() -> None:
     pure_dir.mkdir()
     (pure_dir / "sitecustomize.py").write_text(PURE)
     try:
-        repos = {"loose": clone(args.loose_rev, work / "loose", args.cache.resolve()),
-                 "shards": clone(sh(["git", "rev-parse", args.shards_rev], ROOT).stdout.strip(), work / "shards",
-                                 args.cache.resolve())}
+        cache = None if args.full else args.cache.resolve()
+        revs = {k: sh(["git", "rev-parse", "--short", r], ROOT).stdout.strip()
+                for k, r in (("loose", args.loose_rev), ("shards", args.shards_rev))}
+        repos = {k: clone(rev, work / k, cache) for k, rev in revs.items()}
+        same = {f: (repos["loose"] / f).read_bytes() == (repos["shards"] / f).read_bytes() for f in COMPARED}
         base_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         envs = {"pure-yaml": {**base_env, "PYTHONPATH": str(pure_dir)}, "c-yaml": base_env}
         for name, repo in repos.items():  # warm DVC's state db (file hashes) and check it is a no-op
@@ -101,8 +121,10 @@ def main() -> None:
             "what": "no-op dvc status / dvc repro on the default pipeline (outputs checked out, nothing to run)",
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "loadavg_after": os.getloadavg()},
-            "revs": {"loose": args.loose_rev, "shards": args.shards_rev},
+            "revs": revs,
             "files_under_data": {r: files_under(p) for r, p in repos.items()},
+            "full_repro_seconds": FULL,
+            "identical_outputs": same,
             "seconds": times,
             "median": {k: {w: statistics.median(v) for w, v in d.items()} for k, d in times.items()},
         }
@@ -111,6 +133,7 @@ def main() -> None:
         print("| set-up | files under data/ | dvc status (s) | dvc repro (s) |\n|---|---|---|---|")
         for k, m in result["median"].items():
             print(f"| {k} | {result['files_under_data'][k.split('/')[0]]} | {m['status']:.2f} | {m['repro']:.2f} |")
+        print(f"full repro: {FULL}; identical outputs: {same}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
