@@ -9,7 +9,7 @@ import json
 
 import pytest
 import yaml
-from test_sweep import BIN, TINY, _copy_worktree, _dvc, _git
+from test_sweep import BIN, TINY, _copy_worktree, _dvc, commit_params, with_tiny
 
 ROAD_TINY = {**TINY, "data": {"stand_in_size": 40}, "mine_real": {"max_images": 6}}
 
@@ -22,18 +22,9 @@ def _tiny_road(tmp_path, recipe_name: str):
     repo = tmp_path / "repo"
     _copy_worktree(repo)
     recipe.apply(recipe.load_recipe(recipe_name, repo / "recipes"), repo / "params.yaml")
-    raw = yaml.safe_load((repo / "params.yaml").read_text())
-    for section, values in ROAD_TINY.items():
-        if isinstance(values, dict):
-            raw[section].update(values)
-        else:
-            raw[section] = values
+    raw = with_tiny(yaml.safe_load((repo / "params.yaml").read_text()), ROAD_TINY)
     raw["finetune"]["batch_size"] = 20 if raw["batching"]["mode"] == "item_based" else 16
-    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    (repo / "dvc.lock").unlink(missing_ok=True)
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "road")  # dvclive needs a commit
+    commit_params(repo, raw, "road")
     _dvc(repo, "repro", timeout=1200)
     return repo, raw
 
@@ -63,7 +54,8 @@ def test_the_genemi_road_runs_offline_on_its_stand_in(tmp_path):
     repo, raw = _tiny_road(tmp_path, "standin_genemi")
     mined = json.loads((repo / "metrics" / "mine_real.json").read_text())
     assert mined["enabled"] and mined["backend"] == "tiny" and mined["origins"] == 6 and mined["kept"] > 0
-    rows = [json.loads(x) for x in (repo / "data" / "mine_real" / "variations.jsonl").read_text().splitlines()]
+    variations = repo / "data" / "mine_real" / "variations.jsonl"
+    rows = [json.loads(x) for x in variations.read_text().splitlines()]
     assert rows and all(r["source"] == "genemi" for r in rows)
     head = json.loads((repo / "metrics" / "headline" / "genemi_val.json").read_text())
     assert head and all(isinstance(v, (int, float)) for v in head.values())

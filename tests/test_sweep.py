@@ -94,23 +94,34 @@ TINY = {  # a few steps on a small world: the pipeline's plumbing, not its resul
 }
 
 
+def with_tiny(raw: dict, overrides: dict = TINY) -> dict:
+    """``raw`` params with each section of ``overrides`` merged in (a dict section key by key)."""
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            raw[section].update(values)
+        else:
+            raw[section] = values
+    return raw
+
+
+def commit_params(repo: Path, raw: dict, message: str = "tiny") -> None:
+    """Write ``raw`` as the repo's params.yaml, drop its dvc.lock, and make it a one-commit git repo
+    (dvclive needs a commit)."""
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    (repo / "dvc.lock").unlink(missing_ok=True)
+    _git(repo, "init", "-q")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
+
+
 @pytest.mark.slow
 def test_queued_sweep_runs_two_experiments_in_parallel(tmp_path):
     if not (BIN / "dvc").is_file():
         pytest.skip("dvc is not installed in this environment")
     repo = tmp_path / "repo"
     _copy_worktree(repo)
-    raw = frozen_params.raw()  # not the workspace's params.yaml, which `dvc exp run -S` may have changed
-    for section, values in TINY.items():
-        if isinstance(values, dict):
-            raw[section].update(values)
-        else:
-            raw[section] = values
-    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    (repo / "dvc.lock").unlink(missing_ok=True)
-    _git(repo, "init", "-q")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
+    # not the workspace's params.yaml, which `dvc exp run -S` may have changed
+    commit_params(repo, with_tiny(frozen_params.raw()))
     # the README's order: the stages every experiment shares are built once, then the variations queued. Two
     # workers building the same output at the same moment can collide in DVC's shared cache ("unable to
     # remove 'models/base.safetensors' without a confirmation", seen once in CI)
