@@ -46,13 +46,22 @@ FULL: dict[str, float] = {}
 def sh(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} in {cwd} failed ({r.returncode}):\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+        raise SystemExit(
+            f"{' '.join(cmd)} in {cwd} failed ({r.returncode}):\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
+        )
     return r
 
 
-COMPARED = ["models/base.safetensors", "models/finetuned.safetensors", "metrics/base.json", "metrics/finetune.json",
-            "metrics/eval/synth_test.json", "metrics/eval/synth_gen.json", "metrics/headline/synth_test.json",
-            "metrics/headline/synth_gen.json"]
+COMPARED = [
+    "models/base.safetensors",
+    "models/finetuned.safetensors",
+    "metrics/base.json",
+    "metrics/finetune.json",
+    "metrics/eval/synth_test.json",
+    "metrics/eval/synth_gen.json",
+    "metrics/headline/synth_test.json",
+    "metrics/headline/synth_gen.json",
+]
 
 
 def clone(rev: str, where: Path, cache: Path | None) -> Path:
@@ -70,7 +79,9 @@ def clone(rev: str, where: Path, cache: Path | None) -> Path:
     sh(["dvc", "checkout", "-q"], where, check=False)
     # outputs the cache cannot hold (`cache: false` before d45662e: the download stages' notes) are rebuilt
     ran = re.findall(r"Running stage '([^']+)'", sh(["dvc", "repro"], where).stdout)
-    print(f"{where.name}: checked out {rev} in {time.perf_counter() - t:.1f} s; rebuilt {ran}", file=sys.stderr)
+    print(
+        f"{where.name}: checked out {rev} in {time.perf_counter() - t:.1f} s; rebuilt {ran}", file=sys.stderr
+    )
     return where
 
 
@@ -86,7 +97,12 @@ def timed(cmd: list[str], repo: Path, env: dict) -> tuple[float, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cache", type=Path, default=ROOT / ".dvc" / "cache", help="DVC cache holding both revisions' outputs")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / ".dvc" / "cache",
+        help="DVC cache holding both revisions' outputs",
+    )
     ap.add_argument("--loose-rev", default="6ef6a14")
     ap.add_argument("--shards-rev", default="HEAD")
     ap.add_argument("--rounds", type=int, default=3)
@@ -100,8 +116,10 @@ def main() -> None:
     (pure_dir / "sitecustomize.py").write_text(PURE)
     try:
         cache = None if args.full else args.cache.resolve()
-        revs = {k: sh(["git", "rev-parse", "--short", r], ROOT).stdout.strip()
-                for k, r in (("loose", args.loose_rev), ("shards", args.shards_rev))}
+        revs = {
+            k: sh(["git", "rev-parse", "--short", r], ROOT).stdout.strip()
+            for k, r in (("loose", args.loose_rev), ("shards", args.shards_rev))
+        }
         repos = {k: clone(rev, work / k, cache) for k, rev in revs.items()}
         same = {f: (repos["loose"] / f).read_bytes() == (repos["shards"] / f).read_bytes() for f in COMPARED}
         base_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -111,7 +129,9 @@ def main() -> None:
             if "up to date" not in out:
                 raise SystemExit(f"{name}: `dvc status` is not clean after checkout:\n{out[-2000:]}")
         setups = [(r, y) for r in repos for y in envs]
-        times: dict[str, dict[str, list[float]]] = {f"{r}/{y}": {"status": [], "repro": []} for r, y in setups}
+        times: dict[str, dict[str, list[float]]] = {
+            f"{r}/{y}": {"status": [], "repro": []} for r, y in setups
+        }
         for i in range(args.rounds):
             for r, y in setups:
                 for what, cmd in (("status", ["dvc", "status"]), ("repro", ["dvc", "repro"])):
@@ -121,9 +141,12 @@ def main() -> None:
                     times[f"{r}/{y}"][what].append(round(s, 3))
             print(f"round {i + 1}/{args.rounds} done", file=sys.stderr)
         result = {
-            "what": "no-op dvc status / dvc repro on the default pipeline (outputs checked out, nothing to run)",
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "loadavg_after": os.getloadavg()},
+            "what": "no-op dvc status / dvc repro on the default pipeline (outputs in place, nothing to run)",
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "loadavg_after": os.getloadavg(),
+            },
             "revs": revs,
             "files_under_data": {r: files_under(p) for r, p in repos.items()},
             "full_repro_seconds": FULL,
@@ -135,7 +158,8 @@ def main() -> None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         print("| set-up | files under data/ | dvc status (s) | dvc repro (s) |\n|---|---|---|---|")
         for k, m in result["median"].items():
-            print(f"| {k} | {result['files_under_data'][k.split('/')[0]]} | {m['status']:.2f} | {m['repro']:.2f} |")
+            files = result["files_under_data"][k.split("/")[0]]
+            print(f"| {k} | {files} | {m['status']:.2f} | {m['repro']:.2f} |")
         print(f"full repro: {FULL}; identical outputs: {same}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

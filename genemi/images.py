@@ -76,9 +76,11 @@ class Located:
             return self.file.read_bytes()
         try:
             return _archive(self.archive).read(self.member)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:  # a damaged archive (bad CRC, cut short)
-            raise ImageError(f"{self}: cannot read from the archive ({e}); replace {self.archive.name} "
-                             "(re-download or regenerate it)") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:  # damaged: bad CRC, cut short
+            raise ImageError(
+                f"{self}: cannot read from the archive ({e}); replace {self.archive.name} "
+                "(re-download or regenerate it)"
+            ) from None
 
     def __str__(self) -> str:
         return str(self.file) if self.file is not None else f"{self.archive}:{self.member}"
@@ -94,7 +96,9 @@ class _Archive:
         try:
             self.zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile as e:
-            raise ImageError(f"{path}: not a readable zip archive ({e}); replace the file (re-download or regenerate it)") from None
+            raise ImageError(
+                f"{path}: not a readable zip archive ({e}); replace the file (re-download or regenerate it)"
+            ) from None
         self.names = set(self.zip.namelist())
         self.lock = threading.Lock()
 
@@ -129,10 +133,12 @@ def locate(path: str | os.PathLike) -> Located | None:
     parts = path.parts
     for i in range(len(parts) - 1, 0, -1):
         head = Path(*parts[:i])
+        if not head.name:  # the file system's root: nothing above it to look in
+            return None
         if _is_zip(head):  # a component is the archive itself
             archive, members = head, ["/".join(parts[i:]), "/".join((head.stem, *parts[i:]))]
         elif _is_zip(z := head.with_name(head.name + ".zip")):  # the folder's zip beside it
-            archive, members = z, ["/".join(parts[i - 1:]), "/".join(parts[i:])]
+            archive, members = z, ["/".join(parts[i - 1 :]), "/".join(parts[i:])]
         elif head.is_dir():
             return None  # the deepest folder that exists has no archive on the way down
         else:
@@ -155,8 +161,10 @@ def read_bytes(path: str | os.PathLike, *, what: str = "") -> bytes:
     loc = locate(path)
     if loc is None:
         ref = f" ({what})" if what else ""
-        raise ImageNotFound(f"{path}: image not found, neither as a file nor in a zip beside its folder{ref}; "
-                            "fix the path or the image root")
+        raise ImageNotFound(
+            f"{path}: image not found, neither as a file nor in a zip beside its folder{ref}; "
+            "fix the path or the image root"
+        )
     return loc.read_bytes()
 
 
@@ -206,8 +214,10 @@ class ShardWriter:
         self.folder = Path(folder)
         self.path = self.folder.with_name(self.folder.name + ".zip")
         if self.folder.is_dir():  # its loose files would shadow the shard's members
-            raise FileExistsError(f"{self.folder}: a folder of loose images is in the way of its shard "
-                                  f"{self.path.name}; remove the folder and run again")
+            raise FileExistsError(
+                f"{self.folder}: a folder of loose images is in the way of its shard "
+                f"{self.path.name}; remove the folder and run again"
+            )
         self._atomic = atomic_path(self.path, suffix=".zip")
         self._tmp = self._atomic.__enter__()
         self._zip = zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED)

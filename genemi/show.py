@@ -35,8 +35,11 @@ def record_rows(manifest: Path, root: Path, ids: tuple[str, ...], first: int) ->
     from genemi.plots import DROPPED, Tile
 
     wanted = set(ids)
-    chosen = [r for r in iter_manifest(manifest) if r.id in wanted] if ids else \
-        list(itertools.islice(iter_manifest(manifest), first))
+    chosen = (
+        [r for r in iter_manifest(manifest) if r.id in wanted]
+        if ids
+        else list(itertools.islice(iter_manifest(manifest), first))
+    )
     missing = wanted - {r.id for r in chosen}
     if missing:
         raise ValueError(f"{manifest}: no record with id {sorted(missing)[0]!r} ({len(missing)} not found)")
@@ -56,18 +59,39 @@ def record_rows(manifest: Path, root: Path, ids: tuple[str, ...], first: int) ->
 
 @click.command(cls=Stage, help=__doc__)
 @click.argument("images", nargs=-1)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="shown", show_default=True,
-              help="Folder the exported files and pictures go to.")
-@click.option("--manifest", type=click.Path(exists=True, dir_okay=False),
-              help="Draw records of this manifest with their negatives instead of exporting files.")
-@click.option("--root", type=click.Path(file_okay=False),
-              help="Image root of the manifest's paths [default: the folder above the manifest's folder, "
-                   "as the pipeline lays out data/]")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="shown",
+    show_default=True,
+    help="Folder the exported files and pictures go to.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Draw records of this manifest with their negatives instead of exporting files.",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False),
+    help="Image root of the manifest's paths [default: the folder above the manifest's folder, "
+    "as the pipeline lays out data/]",
+)
 @click.option("--id", "ids", multiple=True, help="Record id to draw (repeatable).")
-@click.option("--first", default=4, show_default=True, type=click.IntRange(min=1),
-              help="Without --id: draw this many records from the top.")
-@click.option("--list", "list_shard", type=click.Path(exists=True, dir_okay=False),
-              help="Print the member names of this shard or zip and stop.")
+@click.option(
+    "--first",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Without --id: draw this many records from the top.",
+)
+@click.option(
+    "--list",
+    "list_shard",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Print the member names of this shard or zip and stop.",
+)
 def main(images, out_dir, manifest, root, ids, first, list_shard) -> None:
     from genemi.images import read_bytes, shard_members
     from genemi.io import atomic_path, write_png

@@ -87,8 +87,11 @@ def test_a_loose_file_wins_over_the_zip_beside_its_folder(tmp_path):
     assert not image_exists(tmp_path / "images" / "c.jpg")
 
 
-@pytest.mark.parametrize("members", [{"images/x/a.jpg": _png(7)}, {"x/a.jpg": _png(7)}],
-                         ids=["zip-holds-the-folder", "zip-holds-its-contents"])
+@pytest.mark.parametrize(
+    "members",
+    [{"images/x/a.jpg": _png(7)}, {"x/a.jpg": _png(7)}],
+    ids=["zip-holds-the-folder", "zip-holds-its-contents"],
+)
 def test_a_published_zip_is_read_in_place_of_its_folder(tmp_path, members):
     _zip(tmp_path / "gqa" / "images.zip", members)
     path = tmp_path / "gqa" / "images" / "x" / "a.jpg"
@@ -113,6 +116,14 @@ def test_missing_member_corrupt_member_and_broken_archive_name_the_image(tmp_pat
     (tmp_path / "e.zip").write_bytes(b"PK\x03\x04 this is not a zip")
     with pytest.raises(ImageError, match=r"e\.zip: not a readable zip archive"):
         read_rgb(tmp_path / "e" / "x.png")
+
+
+def test_a_path_under_nothing_that_exists_is_simply_not_found(tmp_path):
+    missing = tmp_path.anchor + "no-such-top-folder-genemi/a/b.png"  # an absolute path up to the root
+    assert locate(missing) is None
+    with pytest.raises(ImageNotFound, match="no-such-top-folder-genemi/a/b.png: image not found"):
+        read_rgb(missing)
+    assert locate("no-such-relative-folder/b.png") is None
 
 
 def test_a_rewritten_archive_is_reopened(tmp_path):

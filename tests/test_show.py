@@ -20,9 +20,20 @@ def _world(tmp_path):
             blobs[name] = encode_png(Image.fromarray(np.full((8, 8, 3), v, np.uint8)))
             shard.write(folder / name, blobs[name])
     manifest = root / "negatives" / "test.jsonl"
-    write_manifest(manifest, [Record(id="r0", image="negatives/test/r0.png", caption="a red ring",
-                                     negatives=(Negative("colour", "a blue ring", "negatives/test/r0.neg.png"),
-                                                Negative("words", "a ring red")))])
+    write_manifest(
+        manifest,
+        [
+            Record(
+                id="r0",
+                image="negatives/test/r0.png",
+                caption="a red ring",
+                negatives=(
+                    Negative("colour", "a blue ring", "negatives/test/r0.neg.png"),
+                    Negative("words", "a ring red"),
+                ),
+            )
+        ],
+    )
     return root, manifest, blobs
 
 
@@ -47,8 +58,12 @@ def test_a_record_is_drawn_beside_each_of_its_negatives(tmp_path):
 
 def test_unknown_ids_and_images_fail_naming_them(tmp_path):
     root, manifest, _ = _world(tmp_path)
-    r = CliRunner().invoke(show.main, ["--manifest", str(manifest), "--id", "nope", "--out", str(tmp_path / "o")])
+    r = CliRunner().invoke(
+        show.main, ["--manifest", str(manifest), "--id", "nope", "--out", str(tmp_path / "o")]
+    )
     assert r.exit_code == 1 and "test.jsonl: no record with id 'nope'" in r.output
-    r = CliRunner().invoke(show.main, [str(root / "negatives" / "test" / "x.png"), "--out", str(tmp_path / "o")])
+    r = CliRunner().invoke(
+        show.main, [str(root / "negatives" / "test" / "x.png"), "--out", str(tmp_path / "o")]
+    )
     assert r.exit_code == 1 and "x.png: image not found" in r.output
     assert not (tmp_path / "o").exists()
