@@ -66,7 +66,6 @@ def _decode(opener, label: str, what: str) -> Image.Image:
 class Located:
     """Where an image's bytes are: a loose ``file``, or ``member`` of the zip ``archive``."""
 
-    path: Path  # the path as asked for (errors name it)
     file: Path | None = None
     archive: Path | None = None
     member: str = ""
@@ -129,7 +128,7 @@ def locate(path: str | os.PathLike) -> Located | None:
     """Where the image ``path`` is (see the module doc), or ``None`` when it is nowhere."""
     path = Path(path)
     if path.is_file():
-        return Located(path, file=path)
+        return Located(file=path)
     parts = path.parts
     for i in range(len(parts) - 1, 0, -1):
         head = Path(*parts[:i])
@@ -146,7 +145,7 @@ def locate(path: str | os.PathLike) -> Located | None:
         names = _archive(archive).names
         for m in members:
             if m in names:
-                return Located(path, archive=archive, member=m)
+                return Located(archive=archive, member=m)
         return None
     return None
 
@@ -171,12 +170,10 @@ def read_bytes(path: str | os.PathLike, *, what: str = "") -> bytes:
 def read_image(path: str | os.PathLike, *, what: str = "") -> Image.Image:
     """The image at ``path`` (a file or an archive member) fully decoded, as PIL RGB. ``what`` names the
     referrer in errors."""
-    path = Path(path)
-    if path.is_file():
-        return _decode(lambda: Image.open(path), str(path), what)
     loc = locate(path)
-    if loc is None:
-        return _decode(lambda: Image.open(path), str(path), what)  # raises ImageNotFound naming the path
+    if loc is None or loc.file is not None:  # a missing file raises ImageNotFound naming the path
+        file = Path(path) if loc is None else loc.file
+        return _decode(lambda: Image.open(file), str(file), what)
     data = loc.read_bytes()
     return _decode(lambda: Image.open(io.BytesIO(data)), str(loc), what)
 

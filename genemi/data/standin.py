@@ -307,27 +307,24 @@ def write_coco(p: SynthParams, seed: int, size: int, out: PathLike) -> dict[str,
     counts: dict[str, int] = {}
     sentid = 0
     folder = out / "images" / "val2014"
-    jpegs: dict[str, bytes] = {}
-    for split, i, rec, img in _indexed(p, seed, size, "coco"):
-        ksplit = KARPATHY_SPLIT[split]
-        cocoid = COCO_ID_BASE[ksplit] + i
-        fname = coco_file_name(cocoid)
-        jpegs[fname] = _jpeg(img)
-        imgid = len(images)
-        sentences = []
-        for cap in coco_captions(rec.meta["scene"]):
-            sentences.append({"tokens": cap.split(), "raw": cap, "imgid": imgid, "sentid": sentid})
-            anns.append({"image_id": cocoid, "id": sentid, "caption": cap})
-            sentid += 1
-        images.append({
-            "filepath": "val2014", "sentids": [s["sentid"] for s in sentences], "filename": fname,
-            "imgid": imgid, "split": ksplit, "sentences": sentences, "cocoid": cocoid,
-        })  # fmt: skip
-        official.append({"id": cocoid, "file_name": fname, "height": p.image_size, "width": p.image_size})
-        counts[ksplit] = counts.get(ksplit, 0) + 1
-    with ShardWriter(folder) as shard:
-        for fname, data in jpegs.items():
-            shard.write(folder / fname, data)
+    with ShardWriter(folder) as shard:  # the JPEGs go straight into the zip
+        for split, i, rec, img in _indexed(p, seed, size, "coco"):
+            ksplit = KARPATHY_SPLIT[split]
+            cocoid = COCO_ID_BASE[ksplit] + i
+            fname = coco_file_name(cocoid)
+            shard.write(folder / fname, _jpeg(img))
+            imgid = len(images)
+            sentences = []
+            for cap in coco_captions(rec.meta["scene"]):
+                sentences.append({"tokens": cap.split(), "raw": cap, "imgid": imgid, "sentid": sentid})
+                anns.append({"image_id": cocoid, "id": sentid, "caption": cap})
+                sentid += 1
+            images.append({
+                "filepath": "val2014", "sentids": [s["sentid"] for s in sentences], "filename": fname,
+                "imgid": imgid, "split": ksplit, "sentences": sentences, "cocoid": cocoid,
+            })  # fmt: skip
+            official.append({"id": cocoid, "file_name": fname, "height": p.image_size, "width": p.image_size})
+            counts[ksplit] = counts.get(ksplit, 0) + 1
     _write_json(out / "caption_datasets" / "dataset_coco.json", {"images": images, "dataset": "coco"})
     _write_json(
         out / "annotations_trainval2014" / "annotations" / "captions_val2014.json",
