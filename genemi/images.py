@@ -25,10 +25,13 @@ the file and what refers to it (``what``: the record, benchmark or manifest line
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
+import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +56,8 @@ def _decode(opener, label: str, what: str) -> Image.Image:
             return im.convert("RGB")
     except FileNotFoundError:
         raise ImageNotFound(f"{label}: image not found{ref}; fix the path or the image root") from None
+    except PermissionError:
+        raise ImageError(f"{label}: cannot read the image (permission denied){ref}; make it readable") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{label}: image too large to decode{ref}: {e}") from None
     except (OSError, SyntaxError, ValueError) as e:  # PIL raises all three for corrupt data
@@ -64,20 +69,39 @@ def _decode(opener, label: str, what: str) -> Image.Image:
 
 @dataclass(frozen=True)
 class Located:
-    """Where an image's bytes are: a loose ``file``, or ``member`` of the zip ``archive``."""
+    """Where an image's bytes are: a loose ``file``, or ``member`` of the zip ``archive`` (its name as
+    stored, which may differ from the asked one by the spellings :func:`_aliases` accepts)."""
 
     file: Path | None = None
     archive: Path | None = None
     member: str = ""
 
-    def read_bytes(self) -> bytes:
+    def read_bytes(self, what: str = "") -> bytes:
+        ref = f" ({what})" if what else ""
         if self.file is not None:
-            return self.file.read_bytes()
+            try:
+                return self.file.read_bytes()
+            except OSError as e:
+                raise ImageError(f"{self.file}: cannot read the image ({e.strerror or e}){ref}; "
+                                 "check that it is a readable file") from None
         try:
-            return _archive(self.archive).read(self.member)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:  # damaged: bad CRC, cut short
+            return _archive(self.archive, what).read(self.member)
+        except ImageError:
+            raise
+        except NotImplementedError:  # zipfile cannot inflate it (Deflate64 from Windows Explorer, PPMd...)
             raise ImageError(
-                f"{self}: cannot read from the archive ({e}); replace {self.archive.name} "
+                f"{self}: compressed with a method Python's zipfile cannot read{ref}; re-zip "
+                f"{self.archive.name} with plain deflate or no compression (zip -r)"
+            ) from None
+        except RuntimeError as e:  # an encrypted member
+            raise ImageError(f"{self}: cannot read from the archive ({e}){ref}; re-zip "
+                             f"{self.archive.name} without a password") from None
+        except KeyError:  # the archive was replaced between the look-up and the read
+            raise ImageNotFound(f"{self}: the member vanished: {self.archive.name} was replaced while "
+                                f"being read{ref}; run again") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as e:  # bad CRC, cut short
+            raise ImageError(
+                f"{self}: cannot read from the archive ({e}){ref}; replace {self.archive.name} "
                 "(re-download or regenerate it)"
             ) from None
 
@@ -85,21 +109,80 @@ class Located:
         return str(self.file) if self.file is not None else f"{self.archive}:{self.member}"
 
 
-class _Archive:
-    """An open zip and its member names; one per archive and process (a forked worker reopens it:
-    a shared file offset between processes would interleave their reads)."""
-
-    def __init__(self, path: Path) -> None:
-        st = path.stat()
-        self.signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+def _aliases(info: zipfile.ZipInfo) -> set[str]:
+    """Other spellings a member is found by, besides its stored name: ``/`` for Windows' ``\\``, no
+    leading ``./``, Unicode NFC (macOS writes NFD), and the UTF-8 reading of a name stored without
+    the UTF-8 flag (which zipfile decodes as cp437). Never a case change or a dropped folder: those
+    could find a different image than the one asked for."""
+    names = {info.filename}
+    if not info.flag_bits & 0x800 and not info.filename.isascii():
         try:
+            names.add(info.filename.encode("cp437").decode("utf-8"))
+        except UnicodeError:
+            pass
+    out = set()
+    for n in names:
+        n = n.replace("\\", "/")
+        while n.startswith("./"):
+            n = n[2:]
+        out |= {n, unicodedata.normalize("NFC", n)}
+    return out - {info.filename}
+
+
+def _is_member(name: str) -> bool:
+    """An image member: not a folder entry, not macOS's ``__MACOSX/`` resource-fork junk."""
+    return not name.endswith(("/", "\\")) and not name.startswith("__MACOSX/")
+
+
+class _Archive:
+    """An open zip and its member index; one per archive and process (a forked worker reopens it:
+    a shared file offset between processes would interleave their reads).
+
+    ``index`` maps every name a member is looked up by to its stored name: the stored names
+    themselves, then the spellings of :func:`_aliases` that no stored name already has. An alias
+    two members share maps to ``None`` (ambiguous: an error, never a guess). Built once on open,
+    so a read is a dict look-up and a read."""
+
+    def __init__(self, path: Path, what: str = "") -> None:
+        ref = f" ({what})" if what else ""
+        try:
+            st = path.stat()
+            self.signature = (st.st_mtime_ns, st.st_size, st.st_ino)
             self.zip = zipfile.ZipFile(path)
-        except zipfile.BadZipFile as e:
+        except PermissionError:
+            raise ImageError(f"{path}: cannot open the archive (permission denied){ref}; make it "
+                             "readable") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
             raise ImageError(
-                f"{path}: not a readable zip archive ({e}); replace the file (re-download or regenerate it)"
+                f"{path}: not a readable zip archive ({e}){ref}; replace the file (re-download or "
+                "regenerate it)"
             ) from None
-        self.names = set(self.zip.namelist())
+        infos = [i for i in self.zip.infolist() if _is_member(i.filename)]
+        self.index: dict[str, str | None] = {i.filename: i.filename for i in infos}
+        self.clashes: dict[str, list[str]] = {}
+        for info in infos:
+            for alias in _aliases(info):
+                if alias in self.index and self.index[alias] == alias:
+                    continue  # a stored name is always itself
+                if alias in self.index:
+                    self.clashes.setdefault(alias, [self.index[alias]]).append(info.filename)
+                    self.index[alias] = None
+                else:
+                    self.index[alias] = info.filename
         self.lock = threading.Lock()
+
+    def find(self, member: str) -> str | None:
+        """The stored name of ``member`` (asked in any spelling of :func:`_aliases`), or ``None``."""
+        key = member
+        name = self.index.get(key, "")
+        if name == "":  # not a stored name: the asked spelling may be NFD (macOS) where the zip is NFC
+            key = unicodedata.normalize("NFC", member)
+            name = self.index.get(key, "")
+        if name is None:
+            first, second = sorted(set(self.clashes[key]))[:2]
+            raise ImageError(f"{self.zip.filename}: members {first!r} and {second!r} both stand for "
+                             f"{member!r}; re-zip it without one of them")
+        return name or None
 
     def read(self, member: str) -> bytes:
         with self.lock:
@@ -109,45 +192,107 @@ class _Archive:
 _ARCHIVES: dict[tuple[int, str], _Archive] = {}
 
 
-def _archive(path: Path) -> _Archive:
+def _archive(path: Path, what: str = "") -> _Archive:
     key = (os.getpid(), str(path))
     a = _ARCHIVES.get(key)
-    st = path.stat()
-    if a is None or a.signature != (st.st_mtime_ns, st.st_size, st.st_ino):  # rewritten since: reopen
-        if a is not None:
-            a.zip.close()
-        a = _ARCHIVES[key] = _Archive(path)
+    try:
+        st = path.stat()
+    except OSError:
+        st = None  # gone or unreadable: _Archive names the problem
+    if a is None or st is None or a.signature != (st.st_mtime_ns, st.st_size, st.st_ino):
+        # rewritten since: reopen. The old zip is not closed here: another thread may still be
+        # reading from it; it closes when its last reference goes.
+        a = _ARCHIVES[key] = _Archive(path, what)
     return a
+
+
+def _zip_beside(head: Path) -> Path | None:
+    """``<head>.zip`` (or ``.ZIP``, as some Windows tools name it) when it is a file."""
+    for suffix in (".zip", ".ZIP"):
+        z = head.with_name(head.name + suffix)
+        if z.is_file():
+            return z
+    return None
 
 
 def _is_zip(p: Path) -> bool:
     return p.suffix.lower() == ".zip" and p.is_file()
 
 
-def locate(path: str | os.PathLike) -> Located | None:
+def locate(path: str | os.PathLike, what: str = "") -> Located | None:
     """Where the image ``path`` is (see the module doc), or ``None`` when it is nowhere."""
-    path = Path(path)
+    return _locate(Path(path), what)[0]
+
+
+def _locate(path: Path, what: str = "") -> tuple[Located | None, tuple[Path, list[str]] | None]:
+    """:func:`locate`, and on a miss the archive and members it looked in (for the error message)."""
     if path.is_file():
-        return Located(file=path)
+        return Located(file=path), None
+    if ".." in path.parts:  # a folder on the way may exist only inside a zip, where the OS cannot climb
+        lexical = Path(os.path.normpath(path))  # out of it: ``..`` means its parent, written out
+        if lexical != path:
+            return _locate(lexical, what)
     parts = path.parts
     for i in range(len(parts) - 1, 0, -1):
         head = Path(*parts[:i])
         if not head.name:  # the file system's root: nothing above it to look in
-            return None
+            return None, None
         if _is_zip(head):  # a component is the archive itself
             archive, members = head, ["/".join(parts[i:]), "/".join((head.stem, *parts[i:]))]
-        elif _is_zip(z := head.with_name(head.name + ".zip")):  # the folder's zip beside it
+        elif z := _zip_beside(head):  # the folder's zip beside it
             archive, members = z, ["/".join(parts[i - 1 :]), "/".join(parts[i:])]
         elif head.is_dir():
-            return None  # the deepest folder that exists has no archive on the way down
+            return None, None  # the deepest folder that exists has no archive on the way down
         else:
             continue
-        names = _archive(archive).names
+        a = _archive(archive, what)
         for m in members:
-            if m in names:
-                return Located(archive=archive, member=m)
-        return None
-    return None
+            if (name := a.find(m)) is not None:
+                return Located(archive=archive, member=name), None
+        return None, (archive, members)
+    return None, None
+
+
+def _not_found(path: Path, looked: tuple[Path, list[str]] | None, what: str) -> ImageNotFound:
+    """The one-line error for an image that is nowhere: where it looked, and the likely cause."""
+    ref = f" ({what})" if what else ""
+    if looked is not None:
+        archive, members = looked
+        folder = archive.with_name(archive.stem)
+        why = f"no such file, and {archive} has no member {' or '.join(dict.fromkeys(members))}"
+        if folder.is_dir() and not _is_zip(archive.parent):
+            why = f"{folder} exists but lacks it, and {archive.name} beside it has no member " + (
+                " or ".join(dict.fromkeys(members)))
+        names = [i.filename for i in _archive(archive).zip.infolist() if _is_member(i.filename)]
+        deeper = [n for n in names if n.endswith("/" + members[0])]
+        if deeper:  # zipped one folder too high: every member sits under one more folder
+            top = deeper[0][: -len(members[0]) - 1]
+            return ImageNotFound(
+                f"{path}: image not found: {why}, but it holds {deeper[0]}{ref}; point the image root "
+                f"into the archive ({archive}/{top}) or re-zip it from inside {top}"
+            )
+        elif names:
+            why += f" (it holds {len(names)} file(s), e.g. {min(names)})"
+        else:
+            why += " (it holds no files)"
+        return ImageNotFound(f"{path}: image not found: {why}{ref}; fix the path or the image root")
+    if path.is_dir():
+        return ImageNotFound(f"{path}: is a folder, not an image{ref}; fix the path or the image root")
+    why = "neither as a file nor in a zip beside its folder"
+    for anc in path.parents:  # the deepest thing on the way that explains the miss
+        zips = [anc.with_name(anc.name + s) for s in (".zip", ".ZIP")] if anc.name else []
+        if broken := [z for z in zips if z.is_symlink() and not z.exists()]:
+            why = f"{broken[0]} is a broken symbolic link (to {os.readlink(broken[0])})"
+            break
+        if (folders := [z for z in zips if z.is_dir()]) and not anc.is_dir():
+            why = f"{folders[0]} is a folder, not a zip archive"
+            break
+        if anc.is_dir():
+            break
+        if anc.is_file():
+            why = f"{anc} is a file, not a folder"
+            break
+    return ImageNotFound(f"{path}: image not found, {why}{ref}; fix the path or the image root")
 
 
 def image_exists(path: str | os.PathLike) -> bool:
@@ -157,24 +302,21 @@ def image_exists(path: str | os.PathLike) -> bool:
 
 def read_bytes(path: str | os.PathLike, *, what: str = "") -> bytes:
     """The encoded bytes of image ``path`` (loose or archived); missing raises :class:`ImageNotFound`."""
-    loc = locate(path)
+    loc, looked = _locate(Path(path), what)
     if loc is None:
-        ref = f" ({what})" if what else ""
-        raise ImageNotFound(
-            f"{path}: image not found, neither as a file nor in a zip beside its folder{ref}; "
-            "fix the path or the image root"
-        )
-    return loc.read_bytes()
+        raise _not_found(Path(path), looked, what)
+    return loc.read_bytes(what)
 
 
 def read_image(path: str | os.PathLike, *, what: str = "") -> Image.Image:
     """The image at ``path`` (a file or an archive member) fully decoded, as PIL RGB. ``what`` names the
     referrer in errors."""
-    loc = locate(path)
-    if loc is None or loc.file is not None:  # a missing file raises ImageNotFound naming the path
-        file = Path(path) if loc is None else loc.file
-        return _decode(lambda: Image.open(file), str(file), what)
-    data = loc.read_bytes()
+    loc, looked = _locate(Path(path), what)
+    if loc is None:
+        raise _not_found(Path(path), looked, what)
+    if loc.file is not None:  # PIL reads the file itself (no copy of the bytes)
+        return _decode(lambda: Image.open(loc.file), str(loc.file), what)
+    data = loc.read_bytes(what)
     return _decode(lambda: Image.open(io.BytesIO(data)), str(loc), what)
 
 
@@ -208,33 +350,61 @@ class ShardWriter:
     def __init__(self, folder: str | os.PathLike) -> None:
         from genemi.io import atomic_path
 
-        self.folder = Path(folder)
+        self.folder = Path(os.path.normpath(folder))
+        self._abs_folder = Path(os.path.abspath(folder))
+        if self.folder.name in ("", ".", ".."):
+            raise ValueError(f"{folder}: a shard needs a folder name (it is written as <folder>.zip)")
         self.path = self.folder.with_name(self.folder.name + ".zip")
         if self.folder.is_dir():  # its loose files would shadow the shard's members
             raise FileExistsError(
                 f"{self.folder}: a folder of loose images is in the way of its shard "
                 f"{self.path.name}; remove the folder and run again"
             )
-        self._atomic = atomic_path(self.path, suffix=".zip")
+        if self.path.is_dir():
+            raise IsADirectoryError(f"{self.path}: a folder is in the way of the shard; remove it and run again")
+        self._atomic = atomic_path(self.path, suffix=".zip")  # fails here, naming the path, when unwritable
         self._tmp = self._atomic.__enter__()
-        self._zip = zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED)
+        try:
+            self._zip = zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED)
+        except BaseException as e:
+            self._atomic.__exit__(type(e), e, e.__traceback__)
+            raise
         self._names: set[str] = set()
+        self._closed = False
 
     def write(self, path: str | os.PathLike, data: bytes) -> None:
-        rel = Path(path).relative_to(self.folder.parent).as_posix()
+        """Add image ``path`` (under ``folder``; ``..`` is resolved first) with its encoded ``data``."""
+        p = Path(os.path.abspath(path))  # absolute and without ``..``: a member never climbs out
+        if self._abs_folder not in p.parents:
+            raise ValueError(
+                f"{self.path}: cannot add {path}: it is not inside {self.folder}, the folder this shard "
+                "stands for; write it to the shard of its own folder"
+            )
+        rel = p.relative_to(self._abs_folder.parent).as_posix()
         if rel in self._names:
-            raise ValueError(f"{self.path}: image {rel} written twice")
+            raise ValueError(f"{self.path}: image {rel} written twice; give each image its own name")
         self._names.add(rel)
         info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
         info.external_attr = 0o644 << 16
         self._zip.writestr(info, data)
 
     def close(self, error: BaseException | None = None) -> None:
-        self._zip.close()
-        if error is None:
-            self._atomic.__exit__(None, None, None)
-        else:
+        """Finish the shard and move it to ``<folder>.zip``; with ``error`` (or if finishing fails)
+        remove the temporary file instead and leave any old shard as it was. Closing twice is a no-op."""
+        if self._closed:
+            return
+        self._closed = True
+        if error is not None:  # the shard is abandoned: the zip's end matters not, only the temp file
+            with contextlib.suppress(Exception):
+                self._zip.close()
             self._atomic.__exit__(type(error), error, error.__traceback__)
+            return
+        try:
+            self._zip.close()
+        except BaseException as e:  # e.g. the disk filled while writing the central directory
+            self._atomic.__exit__(type(e), e, e.__traceback__)  # removes the temp file (or raises, naming it)
+            raise
+        self._atomic.__exit__(None, None, None)
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -244,5 +414,6 @@ class ShardWriter:
 
 
 def shard_members(archive: str | os.PathLike) -> Iterator[str]:
-    """The member names of a shard, in the order they were written."""
-    yield from (i.filename for i in _archive(Path(archive)).zip.infolist() if not i.is_dir())
+    """The member names of a shard or zip, in the order they were written (no folder entries, no
+    ``__MACOSX/`` junk)."""
+    yield from (i.filename for i in _archive(Path(archive)).zip.infolist() if _is_member(i.filename))
