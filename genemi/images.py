@@ -288,6 +288,8 @@ def _not_found(path: Path, looked: tuple[Path, list[str]] | None, what: str) -> 
             why = f"{folders[0]} is a folder, not a zip archive"
             break
         if anc.is_dir():
+            if anc == path.parent:  # its folder is there, the file is not: nothing more to say
+                return ImageNotFound(f"{path}: image not found{ref}; fix the path or the image root")
             break
         if anc.is_file():
             why = f"{anc} is a file, not a folder"
