@@ -85,7 +85,7 @@ class Located:
                 raise ImageError(f"{self.file}: cannot read the image ({e.strerror or e}){ref}; "
                                  "check that it is a readable file") from None
         try:
-            return _archive(self.archive, what).read(self.member)
+            return _archive(self.archive, what).read(self.member, what)
         except ImageError:
             raise
         except NotImplementedError:  # zipfile cannot inflate it (Deflate64 from Windows Explorer, PPMd...)
@@ -184,12 +184,20 @@ class _Archive:
                              f"{member!r}; re-zip it without one of them")
         return name or None
 
-    def read(self, member: str) -> bytes:
+    def read(self, member: str, what: str = "") -> bytes:
+        info = self.zip.getinfo(member)  # the look-up zip.read does anyway
+        if info.file_size > MAX_MEMBER_BYTES:  # zipfile stops at the declared size: this bounds memory
+            raise ImageError(
+                f"{self.zip.filename}:{member}: declares {info.file_size} bytes, more than any image "
+                f"here ({MAX_MEMBER_BYTES} bytes){f' ({what})' if what else ''}; the archive is damaged "
+                "or not an image set: replace it"
+            )
         with self.lock:
-            return self.zip.read(member)
+            return self.zip.read(info)
 
 
 _ARCHIVES: dict[tuple[int, str], _Archive] = {}
+MAX_MEMBER_BYTES = 1 << 30  # an encoded image above 1 GiB is a damaged header or a zip bomb
 
 
 def _archive(path: Path, what: str = "") -> _Archive:

@@ -473,3 +473,14 @@ def test_a_read_only_folder_fails_before_work_naming_the_shard(tmp_path, monkeyp
     monkeypatch.setattr(tempfile, "mkstemp", denied)  # as root a chmod 555 folder stays writable
     with pytest.raises(OSError, match=r"train\.zip: cannot write \(Permission denied\); make the folder writable"):
         ShardWriter(tmp_path / "train")
+
+
+
+def test_a_member_declaring_a_huge_size_is_refused_before_it_is_inflated(tmp_path, monkeypatch):
+    from genemi import images
+
+    with zipfile.ZipFile(tmp_path / "images.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("images/bomb.png", b"\0" * 200_000)  # inflates 1000x: a small zip bomb
+    monkeypatch.setattr(images, "MAX_MEMBER_BYTES", 100_000)
+    with pytest.raises(ImageError, match=r"images\.zip:images/bomb\.png: declares 200000 bytes, more than any image .* \(rec 9\); the"):
+        read_rgb(tmp_path / "images" / "bomb.png", what="rec 9")
