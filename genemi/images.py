@@ -11,6 +11,23 @@ unzipped (``data/synth/train/train-000001.png``). The reader finds it in one of 
   looked up with the folder's name as its first component and, failing that, without it, so
   both ways people zip a folder resolve.
 
+Member names. Zips come from many tools, so a member is also found under the names they store:
+``./`` prefixes, Windows ``\\`` separators, macOS NFD Unicode, UTF-8 names stored without the
+zip's UTF-8 flag (zipfile reads those as cp437). These spellings are indexed once when the
+archive is opened; a stored name always wins, and two members that spell the same name are an
+error, never a guess. There is no case folding and no dropped folder: a zip that holds
+``images/images/x.jpg`` is not read as ``images/x.jpg`` (the error says to point the image root
+into the archive, ``images.zip/images``). Folder entries and ``__MACOSX/`` junk are not members.
+``..`` in a path is resolved before the look-up (a folder that exists only inside a zip cannot
+be climbed out of by the OS), so a member named ``../x`` or ``/x`` is never reached. A folder
+that exists but lacks an image reads it from ``<folder>.zip`` beside it when that holds it (a
+partly extracted archive); when neither does, the error names both places.
+
+The open archive is cached per process and path, and reopened when the file's mtime, size or
+inode changes (a rewritten shard) or in a forked worker (a shared file offset would interleave
+reads); threads share it under a lock. A member declaring more than 1 GiB is refused before
+it is inflated (a damaged header or a zip bomb).
+
 Collections of many images are written as zip shards (:class:`ShardWriter`): one file per
 split instead of tens of thousands, so DVC checks a handful of files on every ``dvc status``.
 Members are stored uncompressed (PNG/JPEG are compressed already), so a member read is a seek
