@@ -164,7 +164,7 @@ class _Archive:
         ref = f" ({what})" if what else ""
         try:
             st = path.stat()
-            self.signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+            self.signature = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
             self.zip = zipfile.ZipFile(path)
         except PermissionError:
             raise ImageError(f"{path}: cannot open the archive (permission denied){ref}; make it "
@@ -224,7 +224,7 @@ def _archive(path: Path, what: str = "") -> _Archive:
         st = path.stat()
     except OSError:
         st = None  # gone or unreadable: _Archive names the problem
-    if a is None or st is None or a.signature != (st.st_mtime_ns, st.st_size, st.st_ino):
+    if a is None or st is None or a.signature != (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev):
         # rewritten since: reopen. The old zip is not closed here: another thread may still be
         # reading from it; it closes when its last reference goes.
         a = _ARCHIVES[key] = _Archive(path, what)
@@ -251,12 +251,24 @@ def locate(path: str | os.PathLike, what: str = "") -> Located | None:
 
 def _locate(path: Path, what: str = "") -> tuple[Located | None, tuple[Path, list[str]] | None]:
     """:func:`locate`, and on a miss the archive and members it looked in (for the error message)."""
+    try:
+        return _find(path, what)
+    except ImageError:
+        raise
+    except OSError as e:  # a folder on the way cannot be searched (permission denied, I/O error)
+        ref = f" ({what})" if what else ""
+        where = f" at {e.filename}" if e.filename and str(e.filename) != str(path) else ""
+        raise ImageError(f"{path}: cannot look for the image ({e.strerror or e}{where}){ref}; check that "
+                         "its folders are readable") from None
+
+
+def _find(path: Path, what: str) -> tuple[Located | None, tuple[Path, list[str]] | None]:
     if path.is_file():
         return Located(file=path), None
     if ".." in path.parts:  # a folder on the way may exist only inside a zip, where the OS cannot climb
         lexical = Path(os.path.normpath(path))  # out of it: ``..`` means its parent, written out
         if lexical != path:
-            return _locate(lexical, what)
+            return _find(lexical, what)
     parts = path.parts
     for i in range(len(parts) - 1, 0, -1):
         head = Path(*parts[:i])

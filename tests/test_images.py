@@ -484,3 +484,13 @@ def test_a_member_declaring_a_huge_size_is_refused_before_it_is_inflated(tmp_pat
     monkeypatch.setattr(images, "MAX_MEMBER_BYTES", 100_000)
     with pytest.raises(ImageError, match=r"images\.zip:images/bomb\.png: declares 200000 bytes, more than any image .* \(rec 9\); the"):
         read_rgb(tmp_path / "images" / "bomb.png", what="rec 9")
+
+
+
+def test_a_folder_that_cannot_be_searched_is_one_image_error(tmp_path, monkeypatch):
+    def denied(self, *a, **k):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "stat", denied)  # what stat gives under a chmod 000 folder (root is exempt)
+    with pytest.raises(ImageError, match=r"/a/b\.png: cannot look for the image \(Permission denied\) \(rec 6\); check"):
+        read_rgb(tmp_path / "a" / "b.png", what="rec 6")
