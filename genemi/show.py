@@ -7,6 +7,8 @@ folder to browse. This command gets any of them out:
 \b
     # the files themselves, byte for byte, into a folder (each keeps its file name)
     python -m genemi.show data/negatives/test/test-000003.png --out shown/
+    # the same, named as error messages name a member (ARCHIVE:MEMBER)
+    python -m genemi.show data/negatives/test.zip:test/test-000003.png --out shown/
     # a record and its hard negatives as one captioned picture: shown/test-000003.sheet.png
     python -m genemi.show --manifest data/negatives/test.jsonl --id test-000003 --out shown/
     # the first 8 records of a manifest, one row each: shown/test-8.sheet.png
@@ -29,6 +31,15 @@ from pathlib import Path
 import click
 
 from genemi.errors import Output, Stage
+
+
+def image_path(arg: str) -> Path:
+    """The reader's path for a command-line image: ``ARCHIVE.zip:MEMBER`` (how error messages name a
+    member) becomes ``ARCHIVE.zip/MEMBER``, a root inside the archive; anything else is taken as is."""
+    head, sep, member = arg.partition(".zip:")
+    if sep and member and not Path(arg).exists():
+        return Path(head + ".zip") / member
+    return Path(arg)
 
 
 def record_rows(manifest: Path, root: Path, ids: tuple[str, ...], first: int) -> list[list]:
@@ -125,13 +136,13 @@ def main(images, out_dir, manifest, root, ids, first, list_shard) -> None:
     # read everything first: a missing image or bad manifest line fails before anything is written
     exports: dict[Path, tuple[str, bytes]] = {}
     for image in images:
-        target = out / Path(image).name
+        target = out / image_path(image).name
         if target in exports and exports[target][0] != image:
             raise ValueError(
                 f"{image} and {exports[target][0]} would both be exported as {target}; export them "
                 "in two runs with different --out folders"
             )
-        exports[target] = (image, read_bytes(image, what="asked for on the command line"))
+        exports[target] = (image, read_bytes(image_path(image), what="asked for on the command line"))
     sheet = None
     if manifest:
         manifest = Path(manifest)

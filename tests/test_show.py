@@ -152,3 +152,12 @@ def test_list_prints_image_members_only(tmp_path):
     root, _, _ = _world(tmp_path)
     r = CliRunner().invoke(show.main, ["--list", str(root / "negatives" / "test.zip")])
     assert r.exit_code == 0 and r.output.split() == ["test/r0.png", "test/r0.neg.png"]
+
+
+
+def test_an_image_named_as_errors_name_members_is_exported(tmp_path):
+    root, _, blobs = _world(tmp_path)
+    arg = f"{root / 'negatives' / 'test.zip'}:test/r0.neg.png"  # ARCHIVE:MEMBER, as in an error message
+    r = CliRunner().invoke(show.main, [arg, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "o" / "r0.neg.png").read_bytes() == blobs["r0.neg.png"]
