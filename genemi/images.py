@@ -177,7 +177,9 @@ class _Archive:
         infos = [i for i in self.zip.infolist() if _is_member(i.filename)]
         self.index: dict[str, str | None] = {i.filename: i.filename for i in infos}
         self.clashes: dict[str, list[str]] = {}
-        for info in infos:
+        plain = str.isascii  # an ASCII name without ``\\`` or a ``./`` prefix has no other spelling
+        odd = (i for i in infos if not plain(i.filename) or "\\" in i.filename or i.filename.startswith("./"))
+        for info in odd:
             for alias in _aliases(info):
                 if alias in self.index and self.index[alias] == alias:
                     continue  # a stored name is always itself
@@ -249,7 +251,7 @@ def locate(path: str | os.PathLike, what: str = "") -> Located | None:
     return _locate(Path(path), what)[0]
 
 
-def _locate(path: Path, what: str = "") -> tuple[Located | None, tuple[Path, list[str]] | None]:
+def _locate(path: Path, what: str = "") -> tuple[Located | None, tuple[Path, list[str], str] | None]:
     """:func:`locate`, and on a miss the archive and members it looked in (for the error message)."""
     try:
         return _find(path, what)
@@ -262,7 +264,7 @@ def _locate(path: Path, what: str = "") -> tuple[Located | None, tuple[Path, lis
                          "its folders are readable") from None
 
 
-def _find(path: Path, what: str) -> tuple[Located | None, tuple[Path, list[str]] | None]:
+def _find(path: Path, what: str) -> tuple[Located | None, tuple[Path, list[str], str] | None]:
     if path.is_file():
         return Located(file=path), None
     if ".." in path.parts:  # a folder on the way may exist only inside a zip, where the OS cannot climb
@@ -275,9 +277,11 @@ def _find(path: Path, what: str) -> tuple[Located | None, tuple[Path, list[str]]
         if not head.name:  # the file system's root: nothing above it to look in
             return None, None
         if _is_zip(head):  # a component is the archive itself
-            archive, members = head, ["/".join(parts[i:]), "/".join((head.stem, *parts[i:]))]
+            rest = "/".join(parts[i:])
+            archive, members = head, [rest, f"{head.stem}/{rest}"]
         elif z := _zip_beside(head):  # the folder's zip beside it
-            archive, members = z, ["/".join(parts[i - 1 :]), "/".join(parts[i:])]
+            rest = "/".join(parts[i:])
+            archive, members = z, [f"{parts[i - 1]}/{rest}", rest]
         elif head.is_dir():
             return None, None  # the deepest folder that exists has no archive on the way down
         else:
@@ -286,27 +290,27 @@ def _find(path: Path, what: str) -> tuple[Located | None, tuple[Path, list[str]]
         for m in members:
             if (name := a.find(m)) is not None:
                 return Located(archive=archive, member=name), None
-        return None, (archive, members)
+        return None, (archive, members, rest)
     return None, None
 
 
-def _not_found(path: Path, looked: tuple[Path, list[str]] | None, what: str) -> ImageNotFound:
+def _not_found(path: Path, looked: tuple[Path, list[str], str] | None, what: str) -> ImageNotFound:
     """The one-line error for an image that is nowhere: where it looked, and the likely cause."""
     ref = f" ({what})" if what else ""
     if looked is not None:
-        archive, members = looked
+        archive, members, rest = looked
         folder = archive.with_name(archive.stem)
         why = f"no such file, and {archive} has no member {' or '.join(dict.fromkeys(members))}"
         if folder.is_dir() and not _is_zip(archive.parent):
             why = f"{folder} exists but lacks it, and {archive.name} beside it has no member " + (
                 " or ".join(dict.fromkeys(members)))
         names = [i.filename for i in _archive(archive).zip.infolist() if _is_member(i.filename)]
-        deeper = [n for n in names if n.endswith("/" + members[0])]
-        if deeper:  # zipped one folder too high: every member sits under one more folder
-            top = deeper[0][: -len(members[0]) - 1]
+        deeper = sorted(n for n in names if n.endswith("/" + members[0]))
+        if deeper:  # zipped from a folder too high: the members sit under more folders
+            root = f"{archive}/{deeper[0][: -len(rest) - 1]}"  # root/rest is then that member
             return ImageNotFound(
                 f"{path}: image not found: {why}, but it holds {deeper[0]}{ref}; point the image root "
-                f"into the archive ({archive}/{top}) or re-zip it from inside {top}"
+                f"into the archive ({root}) or re-zip it so its members are {members[0]}"
             )
         elif names:
             why += f" (it holds {len(names)} file(s), e.g. {min(names)})"

@@ -239,12 +239,19 @@ def test_no_lenient_match_finds_another_image(tmp_path):
         assert locate(tmp_path / "images" / asked) is None
 
 
-def test_a_zip_one_folder_too_deep_says_where_its_images_are(tmp_path):
-    _zip(tmp_path / "images.zip", {"images/images/x.jpg": _png(4)})
-    with pytest.raises(ImageNotFound, match=r"it holds images/images/x\.jpg \(rec\); point the image root into "
-                       r"the archive \(.*images\.zip/images\)"):
-        read_rgb(tmp_path / "images" / "x.jpg", what="rec")
-    assert read_rgb(tmp_path / "images.zip" / "images" / "x.jpg")[0, 0, 0] == 4  # what the message proposes
+@pytest.mark.parametrize(
+    ("stored", "asked", "root"),
+    [
+        ("images/images/x.jpg", "x.jpg", "images.zip/images/images"),
+        ("gqa/images/sub/x.jpg", "sub/x.jpg", "images.zip/gqa/images"),
+    ],
+)
+def test_a_zip_made_from_a_folder_too_high_says_where_its_images_are(tmp_path, stored, asked, root):
+    _zip(tmp_path / "images.zip", {stored: _png(4)})
+    with pytest.raises(ImageNotFound, match=rf"it holds {stored} \(rec\); point the image root into "
+                       rf"the archive \(.*/{root}\)"):
+        read_rgb(tmp_path / "images" / asked, what="rec")
+    assert read_rgb(tmp_path / root / asked)[0, 0, 0] == 4  # what the message proposes works
 
 
 # ------------------------------------------------------------------------------------- faults
