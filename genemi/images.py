@@ -295,47 +295,50 @@ def _find(path: Path, what: str) -> tuple[Located | None, tuple[Path, list[str],
 
 
 def _not_found(path: Path, looked: tuple[Path, list[str], str] | None, what: str) -> ImageNotFound:
-    """The one-line error for an image that is nowhere: where it looked, and the likely cause."""
+    """The one-line error for an image that is nowhere: where it looked, the likely cause, what to do."""
     ref = f" ({what})" if what else ""
+    why, todo = _why_missing(path, looked)
+    return ImageNotFound(f"{path}: {why}{ref}; {todo}")
+
+
+def _why_missing(path: Path, looked: tuple[Path, list[str], str] | None) -> tuple[str, str]:
+    todo = "fix the path or the image root"
     if looked is not None:
         archive, members, rest = looked
         folder = archive.with_name(archive.stem)
-        why = f"no such file, and {archive} has no member {' or '.join(dict.fromkeys(members))}"
+        tried = " or ".join(dict.fromkeys(members))
+        why = f"image not found: no such file, and {archive} has no member {tried}"
         if folder.is_dir() and not _is_zip(archive.parent):
-            why = f"{folder} exists but lacks it, and {archive.name} beside it has no member " + (
-                " or ".join(dict.fromkeys(members)))
+            why = f"image not found: {folder} exists but lacks it, and {archive.name} beside it has no member {tried}"
         names = [i.filename for i in _archive(archive).zip.infolist() if _is_member(i.filename)]
         deeper = sorted(n for n in names if n.endswith("/" + members[0]))
         if deeper:  # zipped from a folder too high: the members sit under more folders
             root = f"{archive}/{deeper[0][: -len(rest) - 1]}"  # root/rest is then that member
-            return ImageNotFound(
-                f"{path}: image not found: {why}, but it holds {deeper[0]}{ref}; point the image root "
-                f"into the archive ({root}) or re-zip it so its members are {members[0]}"
-            )
-        elif names:
-            why += f" (it holds {len(names)} file(s), e.g. {min(names)})"
-        else:
-            why += " (it holds no files)"
-        return ImageNotFound(f"{path}: image not found: {why}{ref}; fix the path or the image root")
+            return (f"{why}, but it holds {deeper[0]}",
+                    f"point the image root into the archive ({root}) or re-zip it so its members are {members[0]}")
+        return f"{why} (it holds {len(names)} file(s){f', e.g. {min(names)}' if names else ''})", todo
     if path.is_dir():
-        return ImageNotFound(f"{path}: is a folder, not an image{ref}; fix the path or the image root")
-    why = "neither as a file nor in a zip beside its folder"
+        return "is a folder, not an image", todo
     for anc in path.parents:  # the deepest thing on the way that explains the miss
         zips = [anc.with_name(anc.name + s) for s in (".zip", ".ZIP")] if anc.name else []
         if broken := [z for z in zips if z.is_symlink() and not z.exists()]:
-            why = f"{broken[0]} is a broken symbolic link (to {os.readlink(broken[0])})"
-            break
+            return f"image not found, {broken[0]} is a broken symbolic link (to {os.readlink(broken[0])})", todo
         if (folders := [z for z in zips if z.is_dir()]) and not anc.is_dir():
-            why = f"{folders[0]} is a folder, not a zip archive"
-            break
+            return f"image not found, {folders[0]} is a folder, not a zip archive", todo
         if anc.is_dir():
             if anc == path.parent:  # its folder is there, the file is not: nothing more to say
-                return ImageNotFound(f"{path}: image not found{ref}; fix the path or the image root")
+                return "image not found", todo
             break
         if anc.is_file():
-            why = f"{anc} is a file, not a folder"
-            break
-    return ImageNotFound(f"{path}: image not found, {why}{ref}; fix the path or the image root")
+            return f"image not found, {anc} is a file, not a folder", todo
+    return "image not found, neither as a file nor in a zip beside its folder", todo
+
+
+def explain_missing(path: str | os.PathLike) -> str:
+    """Why :func:`read_image` would not find ``path`` (its error message after the path, without what
+    to do), or ``""`` when the image is there. For callers that count missing images before reading."""
+    loc, looked = _locate(Path(path))
+    return "" if loc is not None else _why_missing(Path(path), looked)[0]
 
 
 def image_exists(path: str | os.PathLike) -> bool:
