@@ -26,6 +26,7 @@ replaced.
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import click
@@ -40,6 +41,26 @@ def image_path(arg: str) -> Path:
     if sep and member and not Path(arg).exists():
         return Path(head + ".zip") / member
     return Path(arg)
+
+
+def sheet_name(text: str) -> str:
+    """A file name from a record id or manifest name: a manifest's id may hold ``/`` or ``..``, and the
+    contact sheet must land in --out, nowhere else."""
+    safe = re.sub(r"[^\w.=+-]", "_", text).lstrip(".")
+    return safe or "record"
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out inside the folder of a shard (``data/negatives/test`` beside ``test.zip``): loose
+    files there would shadow the shard's members, and the stage that writes the shard refuses a loose
+    folder in its way, so the next ``dvc repro`` would fail."""
+    for folder in (out.absolute(), *out.absolute().parents[:-1]):  # not the file system's root
+        for suffix in (".zip", ".ZIP"):
+            shard = folder.with_name(folder.name + suffix)
+            if shard.is_file():
+                raise click.BadParameter(
+                    f"{out} is inside {folder}, the folder of the shard {shard}: files there would shadow "
+                    "its images; pick another folder", param_hint="--out")
 
 
 def record_rows(manifest: Path, root: Path, ids: tuple[str, ...], first: int) -> list[list]:
@@ -133,6 +154,7 @@ def main(images, out_dir, manifest, root, ids, first, list_shard) -> None:
     if ids and ctx.get_parameter_source("first") == click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--first draws records from the top; with --id give one or the other")
     out = Path(out_dir)
+    check_out(out)
     # read everything first: a missing image or bad manifest line fails before anything is written
     exports: dict[Path, tuple[str, bytes]] = {}
     for image in images:
@@ -148,7 +170,7 @@ def main(images, out_dir, manifest, root, ids, first, list_shard) -> None:
         manifest = Path(manifest)
         rows = record_rows(manifest, Path(root) if root else manifest.parent.parent, ids, first)
         name = ids[0] if len(ids) == 1 else f"{manifest.stem}-{len(rows)}"
-        sheet = out / f"{name}.sheet.png"  # not the name an exported image of the record gets
+        sheet = out / f"{sheet_name(name)}.sheet.png"  # not the name an exported image of the record gets
         if sheet in exports:
             raise ValueError(
                 f"{exports[sheet][0]} would be overwritten by the contact sheet {sheet}; export it "

@@ -108,13 +108,15 @@ def _bad_args(tmp_path):
         "root-without-manifest": ([str(shard / "r0.png"), "--root", "x"], 2, "--root applies to --manifest"),
         "first-and-id": (["--manifest", str(manifest), "--id", "r0", "--first", "2"], 2, "one or the other"),
         "nothing": ([], 2, "give image paths to export"),
+        "out-inside-a-shard-folder": ([str(shard / "r0.png"), "--out", str(shard / "sub")], 2,
+                                      "the folder of the shard"),
     }
 
 
 NAMES = ["missing-image", "second-image-missing", "manifest-bad-line", "unknown-id", "record-image-missing",
          "record-image-missing-names-record", "image-ok-then-manifest-fails", "list-not-a-zip", "list-missing",
          "list-with-images", "out-is-a-file", "out-under-a-file", "names-collide", "id-without-manifest",
-         "root-without-manifest", "first-and-id", "nothing"]
+         "root-without-manifest", "first-and-id", "nothing", "out-inside-a-shard-folder"]
 
 
 @pytest.mark.parametrize("case", NAMES)
@@ -161,3 +163,14 @@ def test_an_image_named_as_errors_name_members_is_exported(tmp_path):
     r = CliRunner().invoke(show.main, [arg, "--out", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "o" / "r0.neg.png").read_bytes() == blobs["r0.neg.png"]
+
+
+
+def test_a_sheet_named_after_a_hostile_record_id_stays_in_out(tmp_path):
+    root, manifest, _ = _world(tmp_path)
+    manifest.write_text(manifest.read_text().replace('"id":"r0"', '"id":"../../x/r0"').replace('"id": "r0"', '"id": "../../x/r0"'))
+    out = tmp_path / "deep" / "er" / "o"
+    r = CliRunner().invoke(show.main, ["--manifest", str(manifest), "--id", "../../x/r0", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in out.iterdir()] == ["_.._x_r0.sheet.png"]
+    assert not (tmp_path / "deep" / "x").exists()
