@@ -140,6 +140,8 @@ def _aliases(info: zipfile.ZipInfo) -> set[str]:
     out = set()
     for n in names:
         n = n.replace("\\", "/")
+        while "//" in n:
+            n = n.replace("//", "/")
         while n.startswith("./"):
             n = n[2:]
         out |= {n, unicodedata.normalize("NFC", n)}
@@ -177,11 +179,18 @@ class _Archive:
         infos = [i for i in self.zip.infolist() if _is_member(i.filename)]
         self.index: dict[str, str | None] = {i.filename: i.filename for i in infos}
         self.clashes: dict[str, list[str]] = {}
-        plain = str.isascii  # an ASCII name without ``\\`` or a ``./`` prefix has no other spelling
-        odd = (i for i in infos if not plain(i.filename) or "\\" in i.filename or i.filename.startswith("./"))
+        if len(self.index) < len(infos):  # a name stored twice: which one is meant is unknowable
+            seen: set[str] = set()
+            for i in infos:
+                if i.filename in seen:
+                    self.clashes[i.filename] = [i.filename, i.filename]
+                    self.index[i.filename] = None
+                seen.add(i.filename)
+        plain = str.isascii  # an ASCII name without ``\\``, ``//`` or a ``./`` prefix has no other spelling
+        odd = (i for i in infos if not plain(n := i.filename) or "\\" in n or "//" in n or n.startswith("./"))
         for info in odd:
             for alias in _aliases(info):
-                if alias in self.index and self.index[alias] == alias:
+                if alias in self.index and (self.index[alias] == alias or alias in self.clashes):
                     continue  # a stored name is always itself
                 if alias in self.index:
                     self.clashes.setdefault(alias, [self.index[alias]]).append(info.filename)
@@ -198,9 +207,10 @@ class _Archive:
             key = unicodedata.normalize("NFC", member)
             name = self.index.get(key, "")
         if name is None:
-            first, second = sorted(set(self.clashes[key]))[:2]
-            raise ImageError(f"{self.zip.filename}: members {first!r} and {second!r} both stand for "
-                             f"{member!r}; re-zip it without one of them")
+            first, second = sorted(self.clashes[key])[:2]
+            what = "is stored twice" if first == second else f"and {second!r} both stand for {member!r}"
+            raise ImageError(f"{self.zip.filename}: member {first!r} {what}, so which image is meant is "
+                             "unknown; re-zip it without the duplicate")
         return name or None
 
     def read(self, member: str, what: str = "") -> bytes:
@@ -311,6 +321,7 @@ def _why_missing(path: Path, looked: tuple[Path, list[str], str] | None) -> tupl
         if folder.is_dir() and not _is_zip(archive.parent):
             why = f"image not found: {folder} exists but lacks it, and {archive.name} beside it has no member {tried}"
         names = [i.filename for i in _archive(archive).zip.infolist() if _is_member(i.filename)]
+        names = [n if n.isprintable() else repr(n) for n in names]  # the message stays one line
         deeper = sorted(n for n in names if n.endswith("/" + members[0]))
         if deeper:  # zipped from a folder too high: the members sit under more folders
             root = f"{archive}/{deeper[0][: -len(rest) - 1]}"  # root/rest is then that member

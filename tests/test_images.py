@@ -164,6 +164,7 @@ def _cp437_flagless(path: Path, name: str, data: bytes) -> Path:
         (unicodedata.normalize("NFD", "images/café.png"), "café.png"),  # macOS writes NFD names
         ("images/café.png", unicodedata.normalize("NFD", "café.png")),  # a manifest in NFD
         ("images/über/ß.png", "über/ß.png"),
+        ("images//a.png", "a.png"),
     ],
 )
 def test_member_names_as_other_tools_write_them_are_found(tmp_path, stored, asked):
@@ -229,8 +230,22 @@ def test_a_stored_name_beats_another_members_alias(tmp_path, members):
 
 def test_two_members_spelling_the_same_name_are_an_error_not_a_guess(tmp_path):
     _zip(tmp_path / "images.zip", {"./images/a.png": _png(1), "images\\a.png": _png(2)})
-    with pytest.raises(ImageError, match=r"images\.zip: members .* and .* both stand for 'images/a.png'"):
+    with pytest.raises(ImageError, match=r"images\.zip: member .* and .* both stand for 'images/a.png', so which"):
         read_rgb(tmp_path / "images" / "a.png")
+
+
+def test_a_name_stored_twice_is_an_error_not_the_last_one(tmp_path):
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        _zip(tmp_path / "images.zip", {"images/a.png": _png(1), zipfile.ZipInfo("images/a.png"): _png(2)})
+    with pytest.raises(ImageError, match=r"images\.zip: member 'images/a.png' is stored twice"):
+        read_rgb(tmp_path / "images" / "a.png")
+
+
+def test_a_member_name_with_a_newline_keeps_the_error_on_one_line(tmp_path):
+    _zip(tmp_path / "images.zip", {"images/a\nb.png": _png(1)})
+    with pytest.raises(ImageNotFound) as e:
+        read_rgb(tmp_path / "images" / "c.png")
+    assert "\n" not in str(e.value) and "a\\nb.png" in str(e.value)
 
 
 def test_no_lenient_match_finds_another_image(tmp_path):
