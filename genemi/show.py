@@ -31,7 +31,7 @@ from pathlib import Path
 
 import click
 
-from genemi.errors import Output, Stage
+from genemi.errors import Stage
 
 
 def image_path(arg: str) -> Path:
@@ -98,7 +98,7 @@ def record_rows(manifest: Path, root: Path, ids: tuple[str, ...], first: int) ->
 @click.option(
     "--out",
     "out_dir",
-    type=Output(folder=True),  # checked writable before any image is read
+    type=click.Path(file_okay=False),
     default="shown",
     show_default=True,
     help="Folder the exported files and pictures go to.",
@@ -131,7 +131,7 @@ def record_rows(manifest: Path, root: Path, ids: tuple[str, ...], first: int) ->
 )
 def main(images, out_dir, manifest, root, ids, first, list_shard) -> None:
     from genemi.images import read_bytes, shard_members
-    from genemi.io import atomic_path, write_png
+    from genemi.io import atomic_path, check_writable, write_png
     from genemi.plots import contact_sheet
 
     ctx = click.get_current_context()
@@ -155,6 +155,7 @@ def main(images, out_dir, manifest, root, ids, first, list_shard) -> None:
         raise click.UsageError("--first draws records from the top; with --id give one or the other")
     out = Path(out_dir)
     check_out(out)
+    check_writable(dirs=(out,))  # before any image is read (not for --list: it writes nothing)
     # read everything first: a missing image or bad manifest line fails before anything is written
     exports: dict[Path, tuple[str, bytes]] = {}
     for image in images:

@@ -174,3 +174,19 @@ def test_a_sheet_named_after_a_hostile_record_id_stays_in_out(tmp_path):
     assert r.exit_code == 0, r.output
     assert [p.name for p in out.iterdir()] == ["_.._x_r0.sheet.png"]
     assert not (tmp_path / "deep" / "x").exists()
+
+
+
+def test_list_needs_no_writable_folder(tmp_path, monkeypatch):
+    root, _, _ = _world(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    monkeypatch.chdir(ro)
+    import genemi.io
+
+    def refuse(*a, **k):
+        raise AssertionError("--list probed an output folder")
+
+    monkeypatch.setattr(genemi.io, "check_writable", refuse)
+    r = CliRunner().invoke(show.main, ["--list", str(root / "negatives" / "test.zip")])
+    assert r.exit_code == 0, r.output
