@@ -12,19 +12,20 @@ unzipped (``data/synth/train/train-000001.png``). The reader finds it in one of 
   both ways people zip a folder resolve.
 
 Member names. Zips come from many tools, so a member is also found under the names they store:
-``./`` prefixes, Windows ``\\`` separators, macOS NFD Unicode, UTF-8 names stored without the
-zip's UTF-8 flag (zipfile reads those as cp437). These spellings are indexed once when the
-archive is opened; a stored name always wins, and two members that spell the same name are an
-error, never a guess. There is no case folding and no dropped folder: a zip that holds
-``images/images/x.jpg`` is not read as ``images/x.jpg`` (the error says to point the image root
-into the archive, ``images.zip/images``). Folder entries and ``__MACOSX/`` junk are not members.
+``./`` prefixes, Windows ``\\`` separators, doubled ``//``, macOS NFD Unicode, UTF-8 names
+stored without the zip's UTF-8 flag (zipfile reads those as cp437); ``<folder>.ZIP`` is found
+like ``<folder>.zip``. These spellings are indexed once when the archive is opened (a read stays
+a dict look-up); a stored name always wins, and two members that spell the same name, or one
+name stored twice, are an error, never a guess. There is no case folding and no dropped
+folder: a zip that holds ``images/images/x.jpg`` is not read as ``images/x.jpg`` (the error
+says to point the image root into the archive, ``images.zip/images/images``). Folder entries and ``__MACOSX/`` junk are not members.
 ``..`` in a path is resolved before the look-up (a folder that exists only inside a zip cannot
 be climbed out of by the OS), so a member named ``../x`` or ``/x`` is never reached. A folder
 that exists but lacks an image reads it from ``<folder>.zip`` beside it when that holds it (a
 partly extracted archive); when neither does, the error names both places.
 
-The open archive is cached per process and path, and reopened when the file's mtime, size or
-inode changes (a rewritten shard) or in a forked worker (a shared file offset would interleave
+The open archive is cached per process and path, and reopened when the file's mtime, size,
+inode or device changes (a rewritten shard) or in a forked worker (a shared file offset would interleave
 reads); threads share it under a lock. A member declaring more than 1 GiB is refused before
 it is inflated (a damaged header or a zip bomb).
 
@@ -36,8 +37,12 @@ and a read.
 PIL opens lazily: ``Image.open`` reads the header only, and a truncated or corrupt body
 fails later, inside whatever first touches the pixels, with a message naming no file. Here
 the whole image is decoded inside the ``try``, so every failure (missing file, truncated
-data, unidentified format, any other ``OSError``) becomes one :class:`ImageError` that names
-the file and what refers to it (``what``: the record, benchmark or manifest line).
+data, unidentified format, any other ``OSError``, and every archive fault: cut short, bad CRC,
+a compression method zipfile lacks, encryption, permission denied) becomes one
+:class:`ImageError` on one line that names the file (``archive:member`` for a member), what
+refers to it (``what``: the record, benchmark or manifest line) and what to do. A miss says
+where the reader looked and what is in the way (a broken link, a folder named ``.zip``, a file
+where a folder should be).
 """
 
 from __future__ import annotations
