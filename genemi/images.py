@@ -48,8 +48,10 @@ where a folder should be).
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
+import stat
 import threading
 import unicodedata
 import zipfile
@@ -248,17 +250,30 @@ def _archive(path: Path, what: str = "") -> _Archive:
     return a
 
 
+def _mode(p: Path) -> int:
+    """``st_mode`` of ``p``, 0 when nothing is there. A name too long for the file system is not
+    there either: a zip member's name has no such limit, so the look-up goes on into archives."""
+    try:
+        return os.stat(p).st_mode
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the path
+        return 0
+    except OSError as e:
+        if e.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+            return 0
+        raise
+
+
 def _zip_beside(head: Path) -> Path | None:
     """``<head>.zip`` (or ``.ZIP``, as some Windows tools name it) when it is a file."""
     for suffix in (".zip", ".ZIP"):
         z = head.with_name(head.name + suffix)
-        if z.is_file():
+        if stat.S_ISREG(_mode(z)):
             return z
     return None
 
 
 def _is_zip(p: Path) -> bool:
-    return p.suffix.lower() == ".zip" and p.is_file()
+    return p.suffix.lower() == ".zip" and stat.S_ISREG(_mode(p))
 
 
 def locate(path: str | os.PathLike, what: str = "") -> Located | None:
@@ -275,12 +290,12 @@ def _locate(path: Path, what: str = "") -> tuple[Located | None, tuple[Path, lis
     except OSError as e:  # a folder on the way cannot be searched (permission denied, I/O error)
         ref = f" ({what})" if what else ""
         where = f" at {e.filename}" if e.filename and str(e.filename) != str(path) else ""
-        raise ImageError(f"{path}: cannot look for the image ({e.strerror or e}{where}){ref}; check that "
-                         "its folders are readable") from None
+        raise ImageError(f"{_shown(path)}: cannot look for the image ({e.strerror or e}{where}){ref}; "
+                         "check that its folders are readable") from None
 
 
 def _find(path: Path, what: str) -> tuple[Located | None, tuple[Path, list[str], str] | None]:
-    if path.is_file():
+    if stat.S_ISREG(_mode(path)):
         return Located(file=path), None
     if ".." in path.parts:  # a folder on the way may exist only inside a zip, where the OS cannot climb
         lexical = Path(os.path.normpath(path))  # out of it: ``..`` means its parent, written out
@@ -297,7 +312,7 @@ def _find(path: Path, what: str) -> tuple[Located | None, tuple[Path, list[str],
         elif z := _zip_beside(head):  # the folder's zip beside it
             rest = "/".join(parts[i:])
             archive, members = z, [f"{parts[i - 1]}/{rest}", rest]
-        elif head.is_dir():
+        elif stat.S_ISDIR(_mode(head)):
             return None, None  # the deepest folder that exists has no archive on the way down
         else:
             continue
@@ -313,7 +328,12 @@ def _not_found(path: Path, looked: tuple[Path, list[str], str] | None, what: str
     """The one-line error for an image that is nowhere: where it looked, the likely cause, what to do."""
     ref = f" ({what})" if what else ""
     why, todo = _why_missing(path, looked)
-    return ImageNotFound(f"{path}: {why}{ref}; {todo}")
+    return ImageNotFound(f"{_shown(path)}: {why}{ref}; {todo}")
+
+
+def _shown(path: Path) -> str:
+    """``path`` for a one-line message: escaped when it holds a newline, a NUL or another control."""
+    return str(path) if str(path).isprintable() else repr(str(path))
 
 
 def _why_missing(path: Path, looked: tuple[Path, list[str], str] | None) -> tuple[str, str]:

@@ -510,9 +510,28 @@ def test_a_member_declaring_a_huge_size_is_refused_before_it_is_inflated(tmp_pat
 
 
 def test_a_folder_that_cannot_be_searched_is_one_image_error(tmp_path, monkeypatch):
-    def denied(self, *a, **k):
-        raise PermissionError(13, "Permission denied", str(self))
+    real_stat = os.stat
 
-    monkeypatch.setattr(Path, "stat", denied)  # what stat gives under a chmod 000 folder (root is exempt)
+    def denied(p, *a, **k):
+        if str(p).startswith(str(tmp_path)):
+            raise PermissionError(13, "Permission denied", str(p))
+        return real_stat(p, *a, **k)
+
+    monkeypatch.setattr(os, "stat", denied)  # what stat gives under a chmod 000 folder (root is exempt)
     with pytest.raises(ImageError, match=r"/a/b\.png: cannot look for the image \(Permission denied\) \(rec 6\); check"):
         read_rgb(tmp_path / "a" / "b.png", what="rec 6")
+
+
+
+def test_a_member_with_a_name_too_long_for_the_file_system_is_read(tmp_path):
+    long = "d" * 300  # a zip name has no 255-byte limit; stat-ing it as a loose path fails ENAMETOOLONG
+    _zip(tmp_path / "images.zip", {f"images/{long}/x.png": _png(5)})
+    (tmp_path / "images").mkdir()  # a partly extracted folder: the OS sees the long component
+    assert read_rgb(tmp_path / "images" / long / "x.png")[0, 0, 0] == 5
+
+
+@pytest.mark.parametrize("bad", ["a\nb.png", "a\x00b.png"])
+def test_a_path_with_control_characters_gives_a_one_line_error(tmp_path, bad):
+    with pytest.raises(ImageNotFound) as e:
+        read_rgb(str(tmp_path / bad), what="rec")
+    assert "\n" not in str(e.value) and "\x00" not in str(e.value) and "(rec)" in str(e.value)
