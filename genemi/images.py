@@ -343,7 +343,7 @@ def _why_missing(path: Path, looked: tuple[Path, list[str], str] | None) -> tupl
         folder = archive.with_name(archive.stem)
         tried = " or ".join(dict.fromkeys(members))
         why = f"image not found: no such file, and {archive} has no member {tried}"
-        if folder.is_dir() and not _is_zip(archive.parent):
+        if _is_dir(folder) and not _is_zip(archive.parent):
             why = f"image not found: {folder} exists but lacks it, and {archive.name} beside it has no member {tried}"
         names = [i.filename for i in _archive(archive).zip.infolist() if _is_member(i.filename)]
         names = [n if n.isprintable() else repr(n) for n in names]  # the message stays one line
@@ -353,21 +353,32 @@ def _why_missing(path: Path, looked: tuple[Path, list[str], str] | None) -> tupl
             return (f"{why}, but it holds {deeper[0]}",
                     f"point the image root into the archive ({root}) or re-zip it so its members are {members[0]}")
         return f"{why} (it holds {len(names)} file(s){f', e.g. {min(names)}' if names else ''})", todo
-    if path.is_dir():
+    if _is_dir(path):
         return "is a folder, not an image", todo
     for anc in path.parents:  # the deepest thing on the way that explains the miss
         zips = [anc.with_name(anc.name + s) for s in (".zip", ".ZIP")] if anc.name else []
-        if broken := [z for z in zips if z.is_symlink() and not z.exists()]:
+        if broken := [z for z in zips if _is_link(z) and not _mode(z)]:
             return f"image not found, {broken[0]} is a broken symbolic link (to {os.readlink(broken[0])})", todo
-        if (folders := [z for z in zips if z.is_dir()]) and not anc.is_dir():
+        if (folders := [z for z in zips if _is_dir(z)]) and not _is_dir(anc):
             return f"image not found, {folders[0]} is a folder, not a zip archive", todo
-        if anc.is_dir():
+        if _is_dir(anc):
             if anc == path.parent:  # its folder is there, the file is not: nothing more to say
                 return "image not found", todo
             break
-        if anc.is_file():
+        if stat.S_ISREG(_mode(anc)):
             return f"image not found, {anc} is a file, not a folder", todo
     return "image not found, neither as a file nor in a zip beside its folder", todo
+
+
+def _is_dir(p: Path) -> bool:
+    return stat.S_ISDIR(_mode(p))
+
+
+def _is_link(p: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(p).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def explain_missing(path: str | os.PathLike) -> str:

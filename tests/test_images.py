@@ -528,6 +528,8 @@ def test_a_member_with_a_name_too_long_for_the_file_system_is_read(tmp_path):
     _zip(tmp_path / "images.zip", {f"images/{long}/x.png": _png(5)})
     (tmp_path / "images").mkdir()  # a partly extracted folder: the OS sees the long component
     assert read_rgb(tmp_path / "images" / long / "x.png")[0, 0, 0] == 5
+    with pytest.raises(ImageNotFound, match=r"image not found.* \(rec\); fix the path"):
+        read_rgb(tmp_path / long / "y.png", what="rec")  # the miss itself is explained, not an OSError
 
 
 @pytest.mark.parametrize("bad", ["a\nb.png", "a\x00b.png"])
