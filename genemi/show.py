@@ -178,6 +178,10 @@ def main(images, out_dir, manifest, root, ids, first, list_shard) -> None:
                 "in a separate run with another --out"
             )
         picture = contact_sheet(rows)
+    for target in [*exports, *([sheet] if sheet is not None else [])]:
+        if target.exists() and not target.is_file():  # found now, not after writing the others
+            raise IsADirectoryError(f"{target}: a folder is in the way of an exported file; move it or pick "
+                                    "another --out")
     for target, (image, data) in exports.items():
         with atomic_path(target) as tmp:
             tmp.write_bytes(data)

@@ -108,6 +108,8 @@ def _bad_args(tmp_path):
         "root-without-manifest": ([str(shard / "r0.png"), "--root", "x"], 2, "--root applies to --manifest"),
         "first-and-id": (["--manifest", str(manifest), "--id", "r0", "--first", "2"], 2, "one or the other"),
         "nothing": ([], 2, "give image paths to export"),
+        "a-folder-in-the-way": ([str(shard / "r0.png"), str(shard / "r0.neg.png")], 1,
+                                "r0.neg.png: a folder is in the way"),
         "out-inside-a-shard-folder": ([str(shard / "r0.png"), "--out", str(shard / "sub")], 2,
                                       "the folder of the shard"),
     }
@@ -116,7 +118,8 @@ def _bad_args(tmp_path):
 NAMES = ["missing-image", "second-image-missing", "manifest-bad-line", "unknown-id", "record-image-missing",
          "record-image-missing-names-record", "image-ok-then-manifest-fails", "list-not-a-zip", "list-missing",
          "list-with-images", "out-is-a-file", "out-under-a-file", "names-collide", "id-without-manifest",
-         "root-without-manifest", "first-and-id", "nothing", "out-inside-a-shard-folder"]
+         "root-without-manifest", "first-and-id", "nothing", "out-inside-a-shard-folder",
+         "a-folder-in-the-way"]
 
 
 @pytest.mark.parametrize("case", NAMES)
@@ -127,12 +130,15 @@ def test_every_bad_argument_is_one_error_line_and_writes_nothing(tmp_path, case)
     out = tmp_path / "o"
     if "--out" not in args:
         args = [*args, "--out", str(out)]
+    if case == "a-folder-in-the-way":
+        (out / "r0.neg.png").mkdir(parents=True)
     r = CliRunner().invoke(show.main, args)
     assert r.exit_code == status, r.output
     assert "Traceback" not in r.output and isinstance(r.exception, SystemExit)
     error = [line for line in r.output.splitlines() if line.startswith("Error: ")]
     assert len(error) == 1 and text in error[0], r.output
-    assert not out.exists() or list(out.iterdir()) == []  # nothing half-written
+    written = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    assert written in ([], ["r0.neg.png"] if case == "a-folder-in-the-way" else [])  # nothing written
 
 
 def test_help_names_every_mode_and_what_is_written():
