@@ -18,7 +18,8 @@ like ``<folder>.zip``. These spellings are indexed once when the archive is open
 a dict look-up); a stored name always wins, and two members that spell the same name, or one
 name stored twice, are an error, never a guess. There is no case folding and no dropped
 folder: a zip that holds ``images/images/x.jpg`` is not read as ``images/x.jpg`` (the error
-says to point the image root into the archive, ``images.zip/images/images``). Folder entries and ``__MACOSX/`` junk are not members.
+says to point the image root into the archive, ``images.zip/images/images``). Folder entries
+and ``__MACOSX/`` junk are not members.
 ``..`` in a path is resolved before the look-up (a folder that exists only inside a zip cannot
 be climbed out of by the OS), so a member named ``../x`` or ``/x`` is never reached. A folder
 that exists but lacks an image reads it from ``<folder>.zip`` beside it when that holds it (a
@@ -81,7 +82,9 @@ def _decode(opener, label: str, what: str) -> Image.Image:
     except FileNotFoundError:
         raise ImageNotFound(f"{label}: image not found{ref}; fix the path or the image root") from None
     except PermissionError:
-        raise ImageError(f"{label}: cannot read the image (permission denied){ref}; make it readable") from None
+        raise ImageError(
+            f"{label}: cannot read the image (permission denied){ref}; make it readable"
+        ) from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{label}: image too large to decode{ref}: {e}") from None
     except (OSError, SyntaxError, ValueError) as e:  # PIL raises all three for corrupt data
@@ -106,8 +109,10 @@ class Located:
             try:
                 return self.file.read_bytes()
             except OSError as e:
-                raise ImageError(f"{self.file}: cannot read the image ({e.strerror or e}){ref}; "
-                                 "check that it is a readable file") from None
+                raise ImageError(
+                    f"{self.file}: cannot read the image ({e.strerror or e}){ref}; "
+                    "check that it is a readable file"
+                ) from None
         try:
             return _archive(self.archive, what).read(self.member, what)
         except ImageError:
@@ -118,11 +123,15 @@ class Located:
                 f"{self.archive.name} with plain deflate or no compression (zip -r)"
             ) from None
         except RuntimeError as e:  # an encrypted member
-            raise ImageError(f"{self}: cannot read from the archive ({e}){ref}; re-zip "
-                             f"{self.archive.name} without a password") from None
+            raise ImageError(
+                f"{self}: cannot read from the archive ({e}){ref}; re-zip "
+                f"{self.archive.name} without a password"
+            ) from None
         except KeyError:  # the archive was replaced between the look-up and the read
-            raise ImageNotFound(f"{self}: the member vanished: {self.archive.name} was replaced while "
-                                f"being read{ref}; run again") from None
+            raise ImageNotFound(
+                f"{self}: the member vanished: {self.archive.name} was replaced while "
+                f"being read{ref}; run again"
+            ) from None
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as e:  # bad CRC, cut short
             raise ImageError(
                 f"{self}: cannot read from the archive ({e}){ref}; replace {self.archive.name} "
@@ -176,8 +185,9 @@ class _Archive:
             self.signature = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
             self.zip = zipfile.ZipFile(path)
         except PermissionError:
-            raise ImageError(f"{path}: cannot open the archive (permission denied){ref}; make it "
-                             "readable") from None
+            raise ImageError(
+                f"{path}: cannot open the archive (permission denied){ref}; make it readable"
+            ) from None
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
             raise ImageError(
                 f"{path}: not a readable zip archive ({e}){ref}; replace the file (re-download or "
@@ -216,8 +226,10 @@ class _Archive:
         if name is None:
             first, second = sorted(self.clashes[key])[:2]
             what = "is stored twice" if first == second else f"and {second!r} both stand for {member!r}"
-            raise ImageError(f"{self.zip.filename}: member {first!r} {what}, so which image is meant is "
-                             "unknown; re-zip it without the duplicate")
+            raise ImageError(
+                f"{self.zip.filename}: member {first!r} {what}, so which image is meant is "
+                "unknown; re-zip it without the duplicate"
+            )
         return name or None
 
     def read(self, member: str, what: str = "") -> bytes:
@@ -290,8 +302,10 @@ def _locate(path: Path, what: str = "") -> tuple[Located | None, tuple[Path, lis
     except OSError as e:  # a folder on the way cannot be searched (permission denied, I/O error)
         ref = f" ({what})" if what else ""
         where = f" at {e.filename}" if e.filename and str(e.filename) != str(path) else ""
-        raise ImageError(f"{_shown(path)}: cannot look for the image ({e.strerror or e}{where}){ref}; "
-                         "check that its folders are readable") from None
+        raise ImageError(
+            f"{_shown(path)}: cannot look for the image ({e.strerror or e}{where}){ref}; "
+            "check that its folders are readable"
+        ) from None
 
 
 def _find(path: Path, what: str) -> tuple[Located | None, tuple[Path, list[str], str] | None]:
@@ -344,21 +358,30 @@ def _why_missing(path: Path, looked: tuple[Path, list[str], str] | None) -> tupl
         tried = " or ".join(dict.fromkeys(members))
         why = f"image not found: no such file, and {archive} has no member {tried}"
         if _is_dir(folder) and not _is_zip(archive.parent):
-            why = f"image not found: {folder} exists but lacks it, and {archive.name} beside it has no member {tried}"
+            why = (
+                f"image not found: {folder} exists but lacks it, and {archive.name} beside it has no "
+                f"member {tried}"
+            )
         names = [i.filename for i in _archive(archive).zip.infolist() if _is_member(i.filename)]
         names = [n if n.isprintable() else repr(n) for n in names]  # the message stays one line
         deeper = sorted(n for n in names if n.endswith("/" + members[0]))
         if deeper:  # zipped from a folder too high: the members sit under more folders
             root = f"{archive}/{deeper[0][: -len(rest) - 1]}"  # root/rest is then that member
-            return (f"{why}, but it holds {deeper[0]}",
-                    f"point the image root into the archive ({root}) or re-zip it so its members are {members[0]}")
+            return (
+                f"{why}, but it holds {deeper[0]}",
+                f"point the image root into the archive ({root}) or re-zip it so its members are "
+                f"{members[0]}",
+            )
         return f"{why} (it holds {len(names)} file(s){f', e.g. {min(names)}' if names else ''})", todo
     if _is_dir(path):
         return "is a folder, not an image", todo
     for anc in path.parents:  # the deepest thing on the way that explains the miss
         zips = [anc.with_name(anc.name + s) for s in (".zip", ".ZIP")] if anc.name else []
         if broken := [z for z in zips if _is_link(z) and not _mode(z)]:
-            return f"image not found, {broken[0]} is a broken symbolic link (to {os.readlink(broken[0])})", todo
+            return (
+                f"image not found, {broken[0]} is a broken symbolic link (to {os.readlink(broken[0])})",
+                todo,
+            )
         if (folders := [z for z in zips if _is_dir(z)]) and not _is_dir(anc):
             return f"image not found, {folders[0]} is a folder, not a zip archive", todo
         if _is_dir(anc):
@@ -454,7 +477,9 @@ class ShardWriter:
                 f"{self.path.name}; remove the folder and run again"
             )
         if self.path.is_dir():
-            raise IsADirectoryError(f"{self.path}: a folder is in the way of the shard; remove it and run again")
+            raise IsADirectoryError(
+                f"{self.path}: a folder is in the way of the shard; remove it and run again"
+            )
         self._atomic = atomic_path(self.path, suffix=".zip")  # fails here, naming the path, when unwritable
         self._tmp = self._atomic.__enter__()
         try:

@@ -60,7 +60,9 @@ def check_out(out: Path) -> None:
             if shard.is_file():
                 raise click.BadParameter(
                     f"{out} is inside {folder}, the folder of the shard {shard}: files there would shadow "
-                    "its images; pick another folder", param_hint="--out")
+                    "its images; pick another folder",
+                    param_hint="--out",
+                )
 
 
 def record_rows(manifest: Path, root: Path, ids: tuple[str, ...], first: int) -> list[list]:
@@ -147,8 +149,11 @@ def main(images, out_dir, manifest, root, ids, first, list_shard) -> None:
     if not images and not manifest:
         raise click.UsageError("give image paths to export, --manifest to draw records, or --list SHARD")
     if not manifest:
-        given = [o for o, n in (("--id", "ids"), ("--root", "root"), ("--first", "first"))
-                 if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+        given = [
+            o
+            for o, n in (("--id", "ids"), ("--root", "root"), ("--first", "first"))
+            if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE
+        ]
         if given:
             raise click.UsageError(f"{given[0]} applies to --manifest records; give --manifest too")
     if ids and ctx.get_parameter_source("first") == click.core.ParameterSource.COMMANDLINE:
@@ -180,8 +185,9 @@ def main(images, out_dir, manifest, root, ids, first, list_shard) -> None:
         picture = contact_sheet(rows)
     for target in [*exports, *([sheet] if sheet is not None else [])]:
         if target.exists() and not target.is_file():  # found now, not after writing the others
-            raise IsADirectoryError(f"{target}: a folder is in the way of an exported file; move it or pick "
-                                    "another --out")
+            raise IsADirectoryError(
+                f"{target}: a folder is in the way of an exported file; move it or pick another --out"
+            )
     for target, (image, data) in exports.items():
         with atomic_path(target) as tmp:
             tmp.write_bytes(data)

@@ -485,11 +485,12 @@ def _shard_with_fault(folder: Path, member: str, fault: str) -> Path:
         ("deflate64", ["img.zip:img/n3.png: compressed with a method", "re-zip img.zip"]),
     ],
 )
-def test_a_faulty_image_shard_in_evaluation_names_archive_member_and_writes_nothing(tmp_path, world, fault, named):
+def test_a_faulty_image_shard_in_evaluation_names_archive_member(tmp_path, world, fault, named):
     data = _world_copy(tmp_path, world)
     _shard_with_fault(data / "img", "n3.png", fault)
     moved = {f"eval.benchmarks.synth_test.{k}": "train.jsonl" for k in ("file", "models")}
-    code, text, outs = run_evaluate(tmp_path, _params(tmp_path, world["raw"], **moved), data, "synth_test", world)
+    params = _params(tmp_path, world["raw"], **moved)
+    code, text, outs = run_evaluate(tmp_path, params, data, "synth_test", world)
     assert_failed(code, text, *named)
     assert_not_written(*outs)
 

@@ -113,7 +113,9 @@ def test_a_root_may_point_into_an_archive(tmp_path, name):
 
 def test_missing_member_corrupt_member_and_broken_archive_name_the_image(tmp_path):
     _zip(tmp_path / "d.zip", {"d/ok.png": _png(1), "d/bad.png": b"\x89PNG not really"})
-    with pytest.raises(ImageNotFound, match=r"d/none\.png: image not found: .*d\.zip has no member d/none\.png.*\(record 7\)"):
+    with pytest.raises(
+        ImageNotFound, match=r"d/none\.png: image not found: .*d\.zip has no member d/none\.png.*\(record 7\)"
+    ):
         read_rgb(tmp_path / "d" / "none.png", what="record 7")
     with pytest.raises(ImageError, match=r"d\.zip:d/bad\.png: cannot decode image \(record 8\)"):
         read_rgb(tmp_path / "d" / "bad.png", what="record 8")
@@ -136,7 +138,6 @@ def test_a_rewritten_archive_is_reopened(tmp_path):
     _zip(tmp_path / "s.zip", {"s/a.png": _png(2), "s/b.png": _png(3)})
     assert read_rgb(tmp_path / "s" / "a.png")[0, 0, 0] == 2
     assert read_rgb(tmp_path / "s" / "b.png")[0, 0, 0] == 3
-
 
 
 # ------------------------------------------------------------------ zips as people make them
@@ -184,7 +185,9 @@ def test_zip_r_of_a_folder_uppercase_zip_and_deflate_are_read(tmp_path):
     folder.mkdir(parents=True)
     (folder / "x.png").write_bytes(_png(3))
     (tmp_path / "a" / "images" / ".DS_Store").write_bytes(b"junk")
-    subprocess.run(["zip", "-qr", "images.zip", "images"], cwd=tmp_path / "a", check=True)  # has folder entries
+    subprocess.run(
+        ["zip", "-qr", "images.zip", "images"], cwd=tmp_path / "a", check=True
+    )  # has folder entries
     subprocess.run(["rm", "-r", str(tmp_path / "a" / "images")], check=True)
     assert "images/sub/" in zipfile.ZipFile(tmp_path / "a" / "images.zip").namelist()
     assert read_rgb(tmp_path / "a" / "images" / "sub" / "x.png")[0, 0, 0] == 3
@@ -197,10 +200,19 @@ def test_zip_r_of_a_folder_uppercase_zip_and_deflate_are_read(tmp_path):
 
 
 def test_macos_junk_and_folder_entries_are_not_members(tmp_path):
-    _zip(tmp_path / "images.zip", {"images/": b"", "images/x.png": _png(1), "__MACOSX/images/._x.png": b"AppleDouble",
-                                   "images/y.png/": b""})
+    _zip(
+        tmp_path / "images.zip",
+        {
+            "images/": b"",
+            "images/x.png": _png(1),
+            "__MACOSX/images/._x.png": b"AppleDouble",
+            "images/y.png/": b"",
+        },
+    )
     assert list(shard_members(tmp_path / "images.zip")) == ["images/x.png"]
-    with pytest.raises(ImageNotFound, match="has no member images/y.png"):  # a folder entry named like an image
+    with pytest.raises(
+        ImageNotFound, match="has no member images/y.png"
+    ):  # a folder entry named like an image
         read_rgb(tmp_path / "images" / "y.png")
 
 
@@ -220,7 +232,10 @@ def test_many_members_zip64(tmp_path):
 
 @pytest.mark.parametrize(
     "members",
-    [{"./images/a.png": _png(1), "images/a.png": _png(2)}, {"images\\a.png": _png(1), "images/a.png": _png(2)}],
+    [
+        {"./images/a.png": _png(1), "images/a.png": _png(2)},
+        {"images\\a.png": _png(1), "images/a.png": _png(2)},
+    ],
     ids=["dot-slash", "backslash"],
 )
 def test_a_stored_name_beats_another_members_alias(tmp_path, members):
@@ -230,7 +245,9 @@ def test_a_stored_name_beats_another_members_alias(tmp_path, members):
 
 def test_two_members_spelling_the_same_name_are_an_error_not_a_guess(tmp_path):
     _zip(tmp_path / "images.zip", {"./images/a.png": _png(1), "images\\a.png": _png(2)})
-    with pytest.raises(ImageError, match=r"images\.zip: member .* and .* both stand for 'images/a.png', so which"):
+    with pytest.raises(
+        ImageError, match=r"images\.zip: member .* and .* both stand for 'images/a.png', so which"
+    ):
         read_rgb(tmp_path / "images" / "a.png")
 
 
@@ -263,8 +280,11 @@ def test_no_lenient_match_finds_another_image(tmp_path):
 )
 def test_a_zip_made_from_a_folder_too_high_says_where_its_images_are(tmp_path, stored, asked, root):
     _zip(tmp_path / "images.zip", {stored: _png(4)})
-    with pytest.raises(ImageNotFound, match=rf"it holds {stored} \(rec\); point the image root into "
-                       rf"the archive \(.*/{root}\)"):
+    with pytest.raises(
+        ImageNotFound,
+        match=rf"it holds {stored} \(rec\); point the image root into "
+        rf"the archive \(.*/{root}\)",
+    ):
         read_rgb(tmp_path / "images" / asked, what="rec")
     assert read_rgb(tmp_path / root / asked)[0, 0, 0] == 4  # what the message proposes works
 
@@ -274,13 +294,18 @@ def _good_zip(tmp_path: Path) -> bytes:
     return _zip(tmp_path / "good" / "images.zip", {f"images/{i}.png": _png(i) for i in range(4)}).read_bytes()
 
 
-@pytest.mark.parametrize("cut", [0, 10, 0.5, -30, -5], ids=["empty", "in-first-header", "in-a-member",
-                                                          "in-central-dir", "in-end-record"])
+@pytest.mark.parametrize(
+    "cut",
+    [0, 10, 0.5, -30, -5],
+    ids=["empty", "in-first-header", "in-a-member", "in-central-dir", "in-end-record"],
+)
 def test_a_truncated_zip_is_named_with_what_to_do(tmp_path, cut):
     good = _good_zip(tmp_path)
     n = int(len(good) * cut) if isinstance(cut, float) else cut if cut >= 0 else len(good) + cut
     (tmp_path / "images.zip").write_bytes(good[:n])
-    with pytest.raises(ImageError, match=r"images\.zip: not a readable zip archive .*\(rec 3\); replace the file"):
+    with pytest.raises(
+        ImageError, match=r"images\.zip: not a readable zip archive .*\(rec 3\); replace the file"
+    ):
         read_rgb(tmp_path / "images" / "1.png", what="rec 3")
 
 
@@ -288,8 +313,11 @@ def test_damaged_member_bytes_name_the_member_and_the_referrer(tmp_path):
     raw = bytearray(_good_zip(tmp_path))
     raw[raw.find(b"IDAT") + 6] ^= 0xFF  # inside member 0's data: its CRC no longer matches
     (tmp_path / "images.zip").write_bytes(bytes(raw))
-    with pytest.raises(ImageError, match=r"images\.zip:images/0\.png: cannot read from the archive \(Bad CRC-32"
-                       r".*\(rec 4\); replace images\.zip"):
+    with pytest.raises(
+        ImageError,
+        match=r"images\.zip:images/0\.png: cannot read from the archive \(Bad CRC-32"
+        r".*\(rec 4\); replace images\.zip",
+    ):
         read_rgb(tmp_path / "images" / "0.png", what="rec 4")
     assert read_rgb(tmp_path / "images" / "1.png")[0, 0, 0] == 1  # the archive stays usable
 
@@ -318,7 +346,9 @@ def test_an_unreadable_archive_is_one_image_error(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied", str(tmp_path / "images.zip"))
 
     monkeypatch.setattr(zipfile, "ZipFile", denied)  # as root a chmod 000 file stays readable
-    with pytest.raises(ImageError, match=r"images\.zip: cannot open the archive \(permission denied\) \(r\); make it"):
+    with pytest.raises(
+        ImageError, match=r"images\.zip: cannot open the archive \(permission denied\) \(r\); make it"
+    ):
         read_rgb(tmp_path / "images" / "0.png", what="r")
 
 
@@ -326,7 +356,10 @@ def test_an_unreadable_archive_is_one_image_error(tmp_path, monkeypatch):
     ("make", "match"),
     [
         (lambda t: (t / "images.zip").mkdir(), r"images\.zip is a folder, not a zip archive"),
-        (lambda t: (t / "images.zip").symlink_to(t / "gone.zip"), r"images\.zip is a broken symbolic link \(to "),
+        (
+            lambda t: (t / "images.zip").symlink_to(t / "gone.zip"),
+            r"images\.zip is a broken symbolic link \(to ",
+        ),
         (lambda t: (t / "images").write_bytes(b"x"), r"/images is a file, not a folder"),
         (lambda t: None, r"neither as a file nor in a zip beside its folder"),
     ],
@@ -347,8 +380,11 @@ def test_a_folder_is_not_an_image(tmp_path):
 def test_a_partly_extracted_folder_says_both_places_it_looked(tmp_path):
     _zip(tmp_path / "images.zip", {"images/a.png": _png(1)})
     (tmp_path / "images").mkdir()
-    with pytest.raises(ImageNotFound, match=r"/images exists but lacks it, and images\.zip beside it has no member "
-                       r"images/b\.png"):
+    with pytest.raises(
+        ImageNotFound,
+        match=r"/images exists but lacks it, and images\.zip beside it has no member "
+        r"images/b\.png",
+    ):
         read_rgb(tmp_path / "images" / "b.png")
 
 
@@ -475,8 +511,11 @@ def test_a_writer_failing_to_finish_leaves_no_temp_file(tmp_path, monkeypatch):
     ("make", "error", "match"),
     [
         (lambda t: (t / "out").write_bytes(b""), OSError, r"out/train\.zip: cannot write"),
-        (lambda t: (t / "out" / "train.zip").mkdir(parents=True), IsADirectoryError,
-         r"train\.zip: a folder is in the way of the shard"),
+        (
+            lambda t: (t / "out" / "train.zip").mkdir(parents=True),
+            IsADirectoryError,
+            r"train\.zip: a folder is in the way of the shard",
+        ),
     ],
     ids=["parent-is-a-file", "shard-path-is-a-folder"],
 )
@@ -493,9 +532,10 @@ def test_a_read_only_folder_fails_before_work_naming_the_shard(tmp_path, monkeyp
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(tempfile, "mkstemp", denied)  # as root a chmod 555 folder stays writable
-    with pytest.raises(OSError, match=r"train\.zip: cannot write \(Permission denied\); make the folder writable"):
+    with pytest.raises(
+        OSError, match=r"train\.zip: cannot write \(Permission denied\); make the folder writable"
+    ):
         ShardWriter(tmp_path / "train")
-
 
 
 def test_a_member_declaring_a_huge_size_is_refused_before_it_is_inflated(tmp_path, monkeypatch):
@@ -504,9 +544,11 @@ def test_a_member_declaring_a_huge_size_is_refused_before_it_is_inflated(tmp_pat
     with zipfile.ZipFile(tmp_path / "images.zip", "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("images/bomb.png", b"\0" * 200_000)  # inflates 1000x: a small zip bomb
     monkeypatch.setattr(images, "MAX_MEMBER_BYTES", 100_000)
-    with pytest.raises(ImageError, match=r"images\.zip:images/bomb\.png: declares 200000 bytes, more than any image .* \(rec 9\); the"):
+    with pytest.raises(
+        ImageError,
+        match=r"images\.zip:images/bomb\.png: declares 200000 bytes, more than any image .* \(rec 9\); the",
+    ):
         read_rgb(tmp_path / "images" / "bomb.png", what="rec 9")
-
 
 
 def test_a_folder_that_cannot_be_searched_is_one_image_error(tmp_path, monkeypatch):
@@ -518,9 +560,10 @@ def test_a_folder_that_cannot_be_searched_is_one_image_error(tmp_path, monkeypat
         return real_stat(p, *a, **k)
 
     monkeypatch.setattr(os, "stat", denied)  # what stat gives under a chmod 000 folder (root is exempt)
-    with pytest.raises(ImageError, match=r"/a/b\.png: cannot look for the image \(Permission denied\) \(rec 6\); check"):
+    with pytest.raises(
+        ImageError, match=r"/a/b\.png: cannot look for the image \(Permission denied\) \(rec 6\); check"
+    ):
         read_rgb(tmp_path / "a" / "b.png", what="rec 6")
-
 
 
 def test_a_member_with_a_name_too_long_for_the_file_system_is_read(tmp_path):

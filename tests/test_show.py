@@ -70,7 +70,6 @@ def test_unknown_ids_and_images_fail_naming_them(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-
 def _bad_args(tmp_path):
     """(args, exit status, text the one-line error holds) for every kind of bad argument."""
     root, manifest, _ = _world(tmp_path)
@@ -87,39 +86,78 @@ def _bad_args(tmp_path):
         "missing-image": ([str(shard / "x.png")], 1, "x.png: image not found"),
         "second-image-missing": ([str(shard / "r0.png"), str(shard / "x.png")], 1, "x.png: image not found"),
         "manifest-bad-line": (["--manifest", str(bad_line), "--first", "5"], 1, "bad.jsonl:2: invalid JSON"),
-        "unknown-id": (["--manifest", str(manifest), "--id", "nope"], 1, "test.jsonl: no record with id 'nope'"),
+        "unknown-id": (
+            ["--manifest", str(manifest), "--id", "nope"],
+            1,
+            "test.jsonl: no record with id 'nope'",
+        ),
         "record-image-missing": (
-            ["--manifest", str(no_image), "--root", str(root)], 1,
-            "gone.png: image not found"),
+            ["--manifest", str(no_image), "--root", str(root)],
+            1,
+            "gone.png: image not found",
+        ),
         "record-image-missing-names-record": (
-            ["--manifest", str(no_image), "--root", str(root)], 1,
-            "colour negative of record 'r0' of"),
+            ["--manifest", str(no_image), "--root", str(root)],
+            1,
+            "colour negative of record 'r0' of",
+        ),
         "image-ok-then-manifest-fails": (
-            [str(shard / "r0.png"), "--manifest", str(manifest), "--id", "nope"], 1, "no record with id 'nope'"),
+            [str(shard / "r0.png"), "--manifest", str(manifest), "--id", "nope"],
+            1,
+            "no record with id 'nope'",
+        ),
         "list-not-a-zip": (["--list", str(manifest)], 1, "test.jsonl: not a readable zip archive"),
         "list-missing": (["--list", str(tmp_path / "none.zip")], 2, "none.zip' does not exist"),
-        "list-with-images": (["--list", str(root / "negatives" / "test.zip"), str(shard / "r0.png")], 2,
-                             "--list prints a shard's members and stops"),
+        "list-with-images": (
+            ["--list", str(root / "negatives" / "test.zip"), str(shard / "r0.png")],
+            2,
+            "--list prints a shard's members and stops",
+        ),
         "out-is-a-file": ([str(shard / "r0.png"), "--out", str(tmp_path / "afile")], 2, "afile' is a file"),
         "out-under-a-file": ([str(shard / "r0.png"), "--out", str(tmp_path / "afile" / "o")], 1, "afile"),
-        "names-collide": ([str(shard / "r0.png"), str(tmp_path / "a" / "r0.png")], 1,
-                          "would both be exported as"),
+        "names-collide": (
+            [str(shard / "r0.png"), str(tmp_path / "a" / "r0.png")],
+            1,
+            "would both be exported as",
+        ),
         "id-without-manifest": ([str(shard / "r0.png"), "--id", "r0"], 2, "--id applies to --manifest"),
         "root-without-manifest": ([str(shard / "r0.png"), "--root", "x"], 2, "--root applies to --manifest"),
         "first-and-id": (["--manifest", str(manifest), "--id", "r0", "--first", "2"], 2, "one or the other"),
         "nothing": ([], 2, "give image paths to export"),
-        "a-folder-in-the-way": ([str(shard / "r0.png"), str(shard / "r0.neg.png")], 1,
-                                "r0.neg.png: a folder is in the way"),
-        "out-inside-a-shard-folder": ([str(shard / "r0.png"), "--out", str(shard / "sub")], 2,
-                                      "the folder of the shard"),
+        "a-folder-in-the-way": (
+            [str(shard / "r0.png"), str(shard / "r0.neg.png")],
+            1,
+            "r0.neg.png: a folder is in the way",
+        ),
+        "out-inside-a-shard-folder": (
+            [str(shard / "r0.png"), "--out", str(shard / "sub")],
+            2,
+            "the folder of the shard",
+        ),
     }
 
 
-NAMES = ["missing-image", "second-image-missing", "manifest-bad-line", "unknown-id", "record-image-missing",
-         "record-image-missing-names-record", "image-ok-then-manifest-fails", "list-not-a-zip", "list-missing",
-         "list-with-images", "out-is-a-file", "out-under-a-file", "names-collide", "id-without-manifest",
-         "root-without-manifest", "first-and-id", "nothing", "out-inside-a-shard-folder",
-         "a-folder-in-the-way"]
+NAMES = [
+    "missing-image",
+    "second-image-missing",
+    "manifest-bad-line",
+    "unknown-id",
+    "record-image-missing",
+    "record-image-missing-names-record",
+    "image-ok-then-manifest-fails",
+    "list-not-a-zip",
+    "list-missing",
+    "list-with-images",
+    "out-is-a-file",
+    "out-under-a-file",
+    "names-collide",
+    "id-without-manifest",
+    "root-without-manifest",
+    "first-and-id",
+    "nothing",
+    "out-inside-a-shard-folder",
+    "a-folder-in-the-way",
+]
 
 
 @pytest.mark.parametrize("case", NAMES)
@@ -162,7 +200,6 @@ def test_list_prints_image_members_only(tmp_path):
     assert r.exit_code == 0 and r.output.split() == ["test/r0.png", "test/r0.neg.png"]
 
 
-
 def test_an_image_named_as_errors_name_members_is_exported(tmp_path):
     root, _, blobs = _world(tmp_path)
     arg = f"{root / 'negatives' / 'test.zip'}:test/r0.neg.png"  # ARCHIVE:MEMBER, as in an error message
@@ -171,16 +208,18 @@ def test_an_image_named_as_errors_name_members_is_exported(tmp_path):
     assert (tmp_path / "o" / "r0.neg.png").read_bytes() == blobs["r0.neg.png"]
 
 
-
 def test_a_sheet_named_after_a_hostile_record_id_stays_in_out(tmp_path):
     root, manifest, _ = _world(tmp_path)
-    manifest.write_text(manifest.read_text().replace('"id":"r0"', '"id":"../../x/r0"').replace('"id": "r0"', '"id": "../../x/r0"'))
+    manifest.write_text(
+        manifest.read_text()
+        .replace('"id":"r0"', '"id":"../../x/r0"')
+        .replace('"id": "r0"', '"id": "../../x/r0"')
+    )
     out = tmp_path / "deep" / "er" / "o"
     r = CliRunner().invoke(show.main, ["--manifest", str(manifest), "--id", "../../x/r0", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert [p.name for p in out.iterdir()] == ["_.._x_r0.sheet.png"]
     assert not (tmp_path / "deep" / "x").exists()
-
 
 
 def test_list_needs_no_writable_folder(tmp_path, monkeypatch):
