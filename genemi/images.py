@@ -184,6 +184,7 @@ class _Archive:
             st = path.stat()
             self.signature = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
             self.zip = zipfile.ZipFile(path)
+            self.lock = threading.Lock()
         except PermissionError:
             raise ImageError(
                 f"{path}: cannot open the archive (permission denied){ref}; make it readable"
@@ -193,28 +194,35 @@ class _Archive:
                 f"{path}: not a readable zip archive ({e}){ref}; replace the file (re-download or "
                 "regenerate it)"
             ) from None
-        infos = [i for i in self.zip.infolist() if _is_member(i.filename)]
-        self.index: dict[str, str | None] = {i.filename: i.filename for i in infos}
+        # Folder entries and __MACOSX/ junk stay in the index: an asked path never ends with "/", and
+        # filtering 150k names in Python would cost more than the look-ups they could never match.
+        names = self.zip.namelist()
+        self.index: dict[str, str | None] = dict(zip(names, names, strict=True))
         self.clashes: dict[str, list[str]] = {}
-        if len(self.index) < len(infos):  # a name stored twice: which one is meant is unknowable
+        if len(self.index) < len(names):  # a name stored twice: which one is meant is unknowable
             seen: set[str] = set()
-            for i in infos:
-                if i.filename in seen:
-                    self.clashes[i.filename] = [i.filename, i.filename]
-                    self.index[i.filename] = None
-                seen.add(i.filename)
-        plain = str.isascii  # an ASCII name without ``\\``, ``//`` or a ``./`` prefix has no other spelling
-        odd = (i for i in infos if not plain(n := i.filename) or "\\" in n or "//" in n or n.startswith("./"))
-        for info in odd:
+            for n in names:
+                if n in seen:
+                    self.clashes[n] = [n, n]
+                    self.index[n] = None
+                seen.add(n)
+        joined = "\n".join(names)  # one C-speed test for the common case: nothing to alias
+        if joined.isascii() and "\\" not in joined and "//" not in joined and "./" not in joined:
+            return
+        for info in self.zip.infolist():
+            n = info.filename
+            if not _is_member(n) or (
+                n.isascii() and "\\" not in n and "//" not in n and not n.startswith("./")
+            ):
+                continue  # an ASCII name without ``\\``, ``//`` or a ``./`` prefix has no other spelling
             for alias in _aliases(info):
                 if alias in self.index and (self.index[alias] == alias or alias in self.clashes):
                     continue  # a stored name is always itself
                 if alias in self.index:
-                    self.clashes.setdefault(alias, [self.index[alias]]).append(info.filename)
+                    self.clashes.setdefault(alias, [self.index[alias]]).append(n)
                     self.index[alias] = None
                 else:
-                    self.index[alias] = info.filename
-        self.lock = threading.Lock()
+                    self.index[alias] = n
 
     def find(self, member: str) -> str | None:
         """The stored name of ``member`` (asked in any spelling of :func:`_aliases`), or ``None``."""
