@@ -580,3 +580,29 @@ def test_a_path_with_control_characters_gives_a_one_line_error(tmp_path, bad):
     with pytest.raises(ImageNotFound) as e:
         read_rgb(str(tmp_path / bad), what="rec")
     assert "\n" not in str(e.value) and "\x00" not in str(e.value) and "(rec)" in str(e.value)
+
+
+class _Shard:
+    """A map-style dataset over a shard's members, as the training banks read them in workers."""
+
+    def __init__(self, folder: Path, n: int) -> None:
+        self.folder, self.n = folder, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return int(read_rgb(self.folder / f"{i}.png")[0, 0, 0])
+
+
+@pytest.mark.slow
+def test_dataloader_workers_read_a_shard_the_parent_has_open(tmp_path):
+    from torch.utils.data import DataLoader
+
+    folder = tmp_path / "s"
+    with ShardWriter(folder) as shard:
+        for i in range(64):
+            shard.write(folder / f"{i}.png", _png(i))
+    assert read_rgb(folder / "3.png")[0, 0, 0] == 3  # cached in the parent before the workers fork
+    loader = DataLoader(_Shard(folder, 64), batch_size=8, num_workers=2, multiprocessing_context="fork")
+    assert [int(v) for batch in loader for v in batch] == list(range(64))
