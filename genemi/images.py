@@ -392,6 +392,14 @@ def _why_missing(path: Path, looked: tuple[Path, list[str], str] | None) -> tupl
             )
         if (folders := [z for z in zips if _is_dir(z)]) and not _is_dir(anc):
             return f"image not found, {folders[0]} is a folder, not a zip archive", todo
+        others = (
+            [anc.with_name(anc.name + s) for s in OTHER_ARCHIVES] if anc.name and not _is_dir(anc) else []
+        )
+        if other := [a for a in others if stat.S_ISREG(_mode(a))]:
+            return (
+                f"image not found; {other[0]} is beside its folder, but only zip archives are read",
+                f"extract it there ({anc}/...) or re-pack it as {anc.name}.zip",
+            )
         if _is_dir(anc):
             if anc == path.parent:  # its folder is there, the file is not: nothing more to say
                 return "image not found", todo
@@ -399,6 +407,9 @@ def _why_missing(path: Path, looked: tuple[Path, list[str], str] | None) -> tupl
         if stat.S_ISREG(_mode(anc)):
             return f"image not found, {anc} is a file, not a folder", todo
     return "image not found, neither as a file nor in a zip beside its folder", todo
+
+
+OTHER_ARCHIVES = (".tar", ".tar.gz", ".tgz", ".tar.zst", ".7z", ".rar")  # named in a miss, never read
 
 
 def _is_dir(p: Path) -> bool:

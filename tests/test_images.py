@@ -362,12 +362,16 @@ def test_an_unreadable_archive_is_one_image_error(tmp_path, monkeypatch):
         ),
         (lambda t: (t / "images").write_bytes(b"x"), r"/images is a file, not a folder"),
         (lambda t: None, r"neither as a file nor in a zip beside its folder"),
+        (
+            lambda t: (t / "images.tar").write_bytes(b"x"),
+            r"images\.tar is beside its folder, but only zip archives are read",
+        ),
     ],
-    ids=["zip-is-a-folder", "zip-is-a-broken-link", "parent-is-a-file", "nothing"],
+    ids=["zip-is-a-folder", "zip-is-a-broken-link", "parent-is-a-file", "nothing", "a-tar-beside"],
 )
 def test_a_missing_image_says_what_is_in_the_way(tmp_path, make, match):
     make(tmp_path)
-    with pytest.raises(ImageNotFound, match=match + r".* \(rec 5\); fix the path"):
+    with pytest.raises(ImageNotFound, match=match + r".* \(rec 5\); (fix the path|extract it there)"):
         read_rgb(tmp_path / "images" / "0.png", what="rec 5")
 
 
@@ -606,3 +610,16 @@ def test_dataloader_workers_read_a_shard_the_parent_has_open(tmp_path):
     assert read_rgb(folder / "3.png")[0, 0, 0] == 3  # cached in the parent before the workers fork
     loader = DataLoader(_Shard(folder, 64), batch_size=8, num_workers=2, multiprocessing_context="fork")
     assert [int(v) for batch in loader for v in batch] == list(range(64))
+
+
+def test_a_loose_image_without_read_permission_says_so(tmp_path, monkeypatch):
+    (tmp_path / "a.png").write_bytes(_png(1))
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Image, "open", denied)  # as root a chmod 000 file stays readable
+    with pytest.raises(
+        ImageError, match=r"a\.png: cannot read the image \(permission denied\) \(rec\); make it"
+    ):
+        read_rgb(tmp_path / "a.png", what="rec")
