@@ -20,8 +20,9 @@ name stored twice, are an error, never a guess. There is no case folding and no 
 folder: a zip that holds ``images/images/x.jpg`` is not read as ``images/x.jpg`` (the error
 says to point the image root into the archive, ``images.zip/images/images``). Folder entries
 and ``__MACOSX/`` junk are not members.
-``..`` in a path is resolved before the look-up (a folder that exists only inside a zip cannot
-be climbed out of by the OS), so a member named ``../x`` or ``/x`` is never reached. A folder
+A ``..`` after a folder that exists only inside a zip is applied by name before the look-up
+(the OS cannot climb out of a folder it does not have; after a real folder the OS resolves it,
+following symbolic links), so a member named ``../x`` or ``/x`` is never reached. A folder
 that exists but lacks an image reads it from ``<folder>.zip`` beside it when that holds it (a
 partly extracted archive); when neither does, the error names both places.
 
@@ -316,13 +317,24 @@ def _locate(path: Path, what: str = "") -> tuple[Located | None, tuple[Path, lis
         ) from None
 
 
+def _climb(path: Path) -> Path:
+    """``path`` with each ``..`` that follows a folder absent from disk (one that exists only inside a
+    zip, where the OS cannot climb out of it) applied by name. A ``..`` after a folder that exists is
+    left to the OS, which follows symbolic links: the same file a loose read would open."""
+    out: list[str] = []
+    for part in path.parts:
+        if part == ".." and out and out[-1] != ".." and not _is_dir(Path(*out)):
+            out.pop()
+        else:
+            out.append(part)
+    return Path(*out) if out else Path(".")
+
+
 def _find(path: Path, what: str) -> tuple[Located | None, tuple[Path, list[str], str] | None]:
     if stat.S_ISREG(_mode(path)):
         return Located(file=path), None
-    if ".." in path.parts:  # a folder on the way may exist only inside a zip, where the OS cannot climb
-        lexical = Path(os.path.normpath(path))  # out of it: ``..`` means its parent, written out
-        if lexical != path:
-            return _find(lexical, what)
+    if ".." in path.parts and (climbed := _climb(path)) != path:
+        return _find(climbed, what)
     parts = path.parts
     for i in range(len(parts) - 1, 0, -1):
         head = Path(*parts[:i])

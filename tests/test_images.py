@@ -447,6 +447,16 @@ def test_dotdot_through_a_zipped_folder_means_its_parent_not_a_hostile_member(tm
     assert read_rgb(tmp_path / "other" / ".." / "images" / "x.png")[0, 0, 0] == 1
 
 
+def test_dotdot_after_a_real_folder_follows_the_os_not_the_spelling(tmp_path):
+    (tmp_path / "elsewhere" / "dir").mkdir(parents=True)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "link").symlink_to(tmp_path / "elsewhere" / "dir")
+    (tmp_path / "a" / "x.png").write_bytes(_png(1))  # what `a/link/..` would be by name
+    (tmp_path / "elsewhere" / "y.png").write_bytes(_png(2))  # what it is to the OS
+    assert read_rgb(tmp_path / "a" / "link" / ".." / "y.png")[0, 0, 0] == 2
+    assert locate(tmp_path / "a" / "link" / ".." / "x.png") is None  # never the other folder's file
+
+
 @pytest.mark.parametrize("hostile", ["/etc/x.png", "../x.png", "images/../../x.png"])
 def test_absolute_and_climbing_member_names_are_never_reached(tmp_path, hostile):
     _zip(tmp_path / "images.zip", {hostile: _png(66)})
