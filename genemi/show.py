@@ -20,7 +20,8 @@ Image paths are given as they would sit on disk unzipped (what manifests name); 
 zip beside the folder is read without extracting it. Every image is read before anything is
 written, so a missing or damaged one writes nothing; two images with the same file name would
 overwrite each other in --out and are refused. Files of the same name already in --out are
-replaced.
+replaced. A bad argument or file stops with one "Error: ..." line naming it and
+exit status 1 (2 for a misused option).
 """
 
 from __future__ import annotations
@@ -103,12 +104,14 @@ def record_rows(manifest: Path, root: Path, ids: tuple[str, ...], first: int) ->
     type=click.Path(file_okay=False),
     default="shown",
     show_default=True,
-    help="Folder the exported files and pictures go to.",
+    help="Folder the exported files and contact sheets go to (created; not inside a shard's "
+    "folder, where files would shadow the shard).",
 )
 @click.option(
     "--manifest",
     type=click.Path(exists=True, dir_okay=False),
-    help="Draw records of this manifest with their negatives instead of exporting files.",
+    help="Draw records of this manifest beside their negatives as one contact sheet "
+    "(IMAGES given too are exported as well).",
 )
 @click.option(
     "--root",
