@@ -104,10 +104,13 @@ def load_complete(ev, name: str, data_dir) -> EvalSet:
     es = load_benchmark(ev, name, data_dir, seed=ev.seed)
     n_missing, first = missing_images(es)
     if n_missing:
+        from genemi.images import explain_missing
+
+        why = explain_missing(first[0])  # e.g. which zip it looked in, or what is in the way
         raise FileNotFoundError(
             f"benchmark {name!r}: {n_missing} referenced image file(s) are missing under "
-            f"{es.store.root}, e.g. {', '.join(first)}; complete the image folder (docs/benchmarks.md) "
-            f"or fix eval.benchmarks.{name}.images"
+            f"{es.store.root}, e.g. {', '.join(first)}{f' ({first[0]}: {why})' if why else ''}; complete "
+            f"the image folder (docs/benchmarks.md) or fix eval.benchmarks.{name}.images"
         )
     return es
 

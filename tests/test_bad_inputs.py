@@ -444,6 +444,57 @@ def test_bad_evaluation_image_names_the_file_and_writes_nothing(tmp_path, world,
     assert_not_written(*outs)
 
 
+def _shard_with_fault(folder: Path, member: str, fault: str) -> Path:
+    """Pack the loose ``folder`` into ``<folder>.zip`` (the pipeline's shard layout) and damage ``member``."""
+    import shutil
+    import zipfile
+
+    from genemi.images import ShardWriter
+
+    files = sorted(f for f in folder.iterdir() if f.is_file())
+    blobs = {f.name: f.read_bytes() for f in files}
+    shutil.rmtree(folder)
+    with ShardWriter(folder) as shard:
+        for name, data in blobs.items():
+            if not (fault == "missing_member" and name == member):
+                shard.write(folder / name, data)
+    zip_path = folder.with_name(folder.name + ".zip")
+    raw = bytearray(zip_path.read_bytes())
+    info = zipfile.ZipFile(zip_path).getinfo(f"{folder.name}/{member}") if fault != "missing_member" else None
+    if fault == "bad_crc":  # flip a byte inside the member's data
+        raw[info.header_offset + 30 + len(info.filename) + info.file_size // 2] ^= 0xFF
+    elif fault == "cut":  # the end of the zip (its central directory) is gone
+        raw = raw[: len(raw) // 2]
+    elif fault == "deflate64":  # what Windows Explorer writes for big zips; zipfile cannot inflate it
+        raw[info.header_offset + 8 : info.header_offset + 10] = (9).to_bytes(2, "little")
+        central = raw.find(b"PK\x01\x02" + raw[raw.find(b"PK\x01\x02") + 4 : raw.find(b"PK\x01\x02") + 6])
+        while central != -1:
+            if raw[central + 46 : central + 46 + len(info.filename)] == info.filename.encode():
+                raw[central + 10 : central + 12] = (9).to_bytes(2, "little")
+            central = raw.find(b"PK\x01\x02", central + 4)
+    zip_path.write_bytes(bytes(raw))
+    return zip_path
+
+
+@pytest.mark.parametrize(
+    ("fault", "named"),
+    [
+        ("bad_crc", ["img.zip:img/n3.png", "Bad CRC-32", "replace img.zip"]),
+        ("cut", ["img.zip: not a readable zip archive", "replace the file"]),
+        ("missing_member", ["1 referenced image file(s) are missing", "img.zip has no member img/n3.png"]),
+        ("deflate64", ["img.zip:img/n3.png: compressed with a method", "re-zip img.zip"]),
+    ],
+)
+def test_a_faulty_image_shard_in_evaluation_names_archive_member(tmp_path, world, fault, named):
+    data = _world_copy(tmp_path, world)
+    _shard_with_fault(data / "img", "n3.png", fault)
+    moved = {f"eval.benchmarks.synth_test.{k}": "train.jsonl" for k in ("file", "models")}
+    params = _params(tmp_path, world["raw"], **moved)
+    code, text, outs = run_evaluate(tmp_path, params, data, "synth_test", world)
+    assert_failed(code, text, *named)
+    assert_not_written(*outs)
+
+
 def test_truncated_scene_in_the_mine_stage_names_file_and_record(tmp_path, world):
     root = tmp_path / "mroot"
     rows = [
