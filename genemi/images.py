@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 
 class ImageError(ValueError):
@@ -90,6 +90,8 @@ def _decode(opener, label: str, what: str) -> Image.Image:
         raise ImageError(f"{label}: image too large to decode{ref}: {e}") from None
     except (OSError, SyntaxError, ValueError) as e:  # PIL raises all three for corrupt data
         why = str(e) or type(e).__name__
+        if isinstance(e, UnidentifiedImageError):  # PIL's text names a BytesIO's memory address
+            why = "not an image format PIL can read"
         raise ImageError(
             f"{label}: cannot decode image{ref}: {why}; replace the file (re-download or regenerate it)"
         ) from None

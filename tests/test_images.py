@@ -124,6 +124,20 @@ def test_missing_member_corrupt_member_and_broken_archive_name_the_image(tmp_pat
         read_rgb(tmp_path / "e" / "x.png")
 
 
+def test_bytes_that_are_no_image_say_so_without_a_memory_address(tmp_path):
+    _zip(tmp_path / "d.zip", {"d/text.png": b"hello, not an image"})
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "text.png").write_bytes(b"hello, not an image")
+    for path, shown in (
+        (tmp_path / "d" / "text.png", "d.zip:d/text.png"),
+        (tmp_path / "loose" / "text.png", "text.png"),
+    ):
+        with pytest.raises(ImageError) as e:
+            read_rgb(path, what="record 9")
+        assert shown in str(e.value) and "(record 9)" in str(e.value)
+        assert "not an image format PIL can read" in str(e.value) and "0x" not in str(e.value)
+
+
 def test_a_path_under_nothing_that_exists_is_simply_not_found(tmp_path):
     missing = tmp_path.anchor + "no-such-top-folder-genemi/a/b.png"  # an absolute path up to the root
     assert locate(missing) is None
