@@ -98,8 +98,10 @@ def build_model(p: ModelParams, pretrained: str | None = None) -> torch.nn.Modul
 
 def preprocess_array(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """``[N, H, W, 3]`` uint8 -> ``[N, 3, H, W]`` float, scaled to [-1, 1]."""
-    t = torch.as_tensor(images)
-    return t.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    # numpy converts to float itself: a read-only array (np.asarray of a PIL image) then needs no
+    # writable view, and the float copy is made once either way
+    t = torch.from_numpy(images.astype(np.float32)) if isinstance(images, np.ndarray) else images.float()
+    return t.permute(0, 3, 1, 2).div_(127.5).sub_(1.0)
 
 
 def save_weights(model: torch.nn.Module, path: str | Path, meta: dict) -> None:
