@@ -55,7 +55,10 @@ def check_out(out: Path) -> None:
     """Refuse an --out inside the folder of a shard (``data/negatives/test`` beside ``test.zip``): loose
     files there would shadow the shard's members, and the stage that writes the shard refuses a loose
     folder in its way, so the next ``dvc repro`` would fail."""
+    cwd = Path.cwd()
     for folder in (out.absolute(), *out.absolute().parents[:-1]):  # not the file system's root
+        if folder == cwd or folder in cwd.parents:  # the folders one works in, not a shard's (a
+            break  # backup ~/project.zip beside the project must not refuse every --out)
         for suffix in (".zip", ".ZIP"):
             shard = folder.with_name(folder.name + suffix)
             if shard.is_file():

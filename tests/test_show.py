@@ -235,3 +235,18 @@ def test_list_needs_no_writable_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(genemi.io, "check_writable", refuse)
     r = CliRunner().invoke(show.main, ["--list", str(root / "negatives" / "test.zip")])
     assert r.exit_code == 0, r.output
+
+
+def test_a_zip_beside_the_folder_one_works_in_does_not_refuse_every_out(tmp_path, monkeypatch):
+    """A backup ``project.zip`` beside the project is not a shard whose folder --out would shadow."""
+    root, _, blobs = _world(tmp_path / "project")
+    (tmp_path / "project.zip").write_bytes(b"a backup, not a shard")
+    monkeypatch.chdir(tmp_path / "project")
+    r = CliRunner().invoke(show.main, [str(root / "negatives" / "test" / "r0.png"), "--out", "shown"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "project" / "shown" / "r0.png").read_bytes() == blobs["r0.png"]
+    # below the working folder the rule still holds: data/negatives/test beside test.zip is refused
+    r = CliRunner().invoke(
+        show.main, [str(root / "negatives" / "test" / "r0.png"), "--out", "data/negatives/test/x"]
+    )
+    assert r.exit_code == 2 and "the folder of the shard" in r.output
