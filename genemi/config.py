@@ -319,7 +319,8 @@ class Range:
     def why(self, v: float) -> str:
         """What is wrong with ``v`` (which fails :meth:`ok`)."""
         if self.cap is not None and v > self.cap:
-            return (f"must be <= {self.cap:g}: a larger value would exhaust the machine (threads, processes, "
+            cap = int(self.cap) if float(self.cap).is_integer() else self.cap
+            return (f"must be <= {cap}: a larger value would exhaust the machine (threads, processes, "
                     "memory) or overflow what it seeds or counts")
         return str(self)
 

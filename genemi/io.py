@@ -148,6 +148,26 @@ def decode_utf8(data: bytes, label: str | os.PathLike, first_line: int = 1) -> s
         ) from None
 
 
+def check_utf8(path: str | os.PathLike, chunk: int = 1 << 20) -> None:
+    """Raise :class:`EncodingError` naming ``path:<line>`` at the first byte that is not UTF-8; for
+    streaming parsers (ijson) whose own error gives only a byte offset. Reads the file once, in chunks."""
+    import codecs
+
+    decoder, line, done = codecs.getincrementaldecoder("utf-8")(), 1, b""
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(chunk)
+            try:
+                decoder.decode(data, final=not data)
+            except UnicodeDecodeError:
+                decode_utf8(done[-4:] + data, path, line - done[-4:].count(b"\n"))  # raises, naming the line
+                raise
+            if not data:
+                return
+            line += data.count(b"\n")
+            done = data
+
+
 def read_text(path: str | os.PathLike) -> str:
     """A UTF-8 text file; a missing file or bytes that are not UTF-8 raise naming the file (and line)."""
     path = Path(path)
