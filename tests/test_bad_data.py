@@ -38,9 +38,8 @@ from test_bad_inputs import (  # the shared harness: a tiny valid world and the 
     run_base,
     run_evaluate,
     run_finetune,
-    run_hnc_manifest,
-    world,  # noqa: F401  (fixture)
 )
+from test_bad_inputs import world as world  # noqa: F401, PLC0414  (the fixture, by its name)
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD = b"old output\n"
@@ -590,7 +589,8 @@ def test_negative_equal_to_its_positive_in_a_benchmark(tmp_path, world):
     entry = _byo(data, rows)
     params = _params_text(tmp_path, world["raw"], **{"eval.benchmarks.byo": entry})
     code, text, outs = _evaluate(tmp_path, params, data, "byo", world)
-    assert_failed(code, text, f"{data / 'byo.jsonl'}: benchmark 'byo': record 'tie'", "identical to the positive")
+    assert_failed(code, text, f"{data / 'byo.jsonl'}: benchmark 'byo': record 'tie'",
+                  "identical to the positive")
     assert_unchanged(*outs)
 
 
