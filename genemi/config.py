@@ -501,6 +501,13 @@ def params_from_dict(raw: dict) -> Params:
     return p
 
 
+# The negative types the code names (the rest come from data files: HNC, ARO, bring-your-own). Copies of
+# genemi.synth.negatives.NEGATIVE_TYPES and genemi.mining.rules.NEGATIVE_TYPES, kept here so that loading
+# params imports neither (tests/test_bad_data.py checks that they are equal).
+SYNTH_TYPES = ("attribute_swap", "attribute_replace", "object_replace", "relation_flip", "count_change")
+RULE_TYPES = ("attribute", "object", "relation_pred", "obj_count")
+
+
 def _names(values: tuple[str, ...], key: str, known: tuple[str, ...] | None = None, what: str = "") -> None:
     """A list of type names: no empty or repeated entry, and each one of ``known`` when given."""
     for i, v in enumerate(values):
@@ -519,9 +526,7 @@ def _names(values: tuple[str, ...], key: str, known: tuple[str, ...] | None = No
 def _check_negatives(p: Params) -> None:
     """Type names must name something, and a hard-negative run must get hard negatives: with none,
     ``hn_weight > 0`` trains plain CLIP and reports it as the hard-negative run (exit 0)."""
-    from genemi.synth.negatives import NEGATIVE_TYPES
-
-    _names(p.mine.types, "mine.types", NEGATIVE_TYPES, "a negative type the synthetic miner makes")
+    _names(p.mine.types, "mine.types", SYNTH_TYPES, "a negative type the synthetic miner makes")
     _names(p.loss.negative_types, "loss.negative_types")
     _names(p.eval.hard_types, "eval.hard_types")
     _names(p.mine_real.rule_types, "mine_real.rule_types")

@@ -127,11 +127,10 @@ def known_types() -> tuple[str, ...]:
     SugarCrepe's categories and the fixed types of the COCO-neg, NegCLIP and bring-your-own readers.
     Other benchmarks (HNC, ARO) take their types from their files."""
     from genemi.benchmarks.pairwise import SUGARCREPE
-    from genemi.mining.rules import NEGATIVE_TYPES as RULES
-    from genemi.synth.negatives import NEGATIVE_TYPES as SYNTH
+    from genemi.config import RULE_TYPES, SYNTH_TYPES
 
-    fixed = ("object", "neg_text", "neg_caption", "negative")  # variations, COCO-neg, NegCLIP, BYO default
-    return tuple(dict.fromkeys((*SYNTH, *RULES, *SUGARCREPE, *fixed)))
+    fixed = ("neg_text", "neg_caption", "negative")  # COCO-neg, NegCLIP, the bring-your-own default
+    return tuple(dict.fromkeys((*SYNTH_TYPES, *RULE_TYPES, *SUGARCREPE, *fixed)))
 
 
 def check_hard_types(ev, es: EvalSet, where: str = "") -> None:
@@ -154,6 +153,24 @@ def check_hard_types(ev, es: EvalSet, where: str = "") -> None:
             )
 
 
+def check_intervals(es: EvalSet, bootstrap: int) -> None:
+    """With bootstrap intervals on, a benchmark of pairwise or multiple-choice items needs 2 distinct ones:
+    over one item (or one item repeated) every resample is the same, and the zero-width 95% interval
+    would read as certainty. Retrieval and zero-shot sets are left to their own size."""
+    if bootstrap <= 0 or not (es.records or es.choices):
+        return
+    distinct = {(c.images, c.texts) for c in es.choices}
+    distinct |= {(r.image, r.caption, tuple((n.type, n.caption, n.image) for n in r.negatives))
+                 for r in es.records}
+    if len(distinct) < 2:
+        where = f"{es.file}: " if es.file else ""
+        raise ValueError(
+            f"{where}benchmark {es.name!r}: {len(distinct)} distinct item(s) "
+            f"({len(es.records) + len(es.choices)} in all): a 95% interval over one item has zero width and "
+            "would read as certainty; add items, or set eval.bootstrap=0 for point values without intervals"
+        )
+
+
 def load_complete(ev, name: str, data_dir, where: str = "") -> EvalSet:
     """Benchmark ``name`` with every file and referenced image present, checked before any model is built
     (and ``eval.hard_types`` against its types; ``where``: the params file, for that message)."""
@@ -161,6 +178,7 @@ def load_complete(ev, name: str, data_dir, where: str = "") -> EvalSet:
 
     es = load_benchmark(ev, name, data_dir, seed=ev.seed)
     check_hard_types(ev, es, f"{where}: " if where else "")
+    check_intervals(es, ev.bootstrap)
     n_missing, first = missing_images(es)
     if n_missing:
         from genemi.images import explain_missing

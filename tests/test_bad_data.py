@@ -120,6 +120,8 @@ def _byo_rows(n: int = 4) -> list[dict]:
 
 # ==================================================================== 3. params that mean nothing
 
+MOVED = {f"eval.benchmarks.synth_test.{k}": "train.jsonl" for k in ("file", "models")}  # the world's records
+
 PARAMS_CASES = [  # (id, dotted overrides or text edit, stage, what the message must name)
     ("key_twice", lambda t: t.replace("  hn_weight: 1.0\n", "  hn_weight: 1.0\n  hn_weight: 0.0\n"),
      "finetune", ["key 'loss.hn_weight' is given twice"]),
@@ -154,7 +156,8 @@ PARAMS_CASES = [  # (id, dotted overrides or text edit, stage, what the message 
 def test_params_that_mean_nothing_are_refused_at_load(tmp_path, world, case):
     _, change, stage, names = case
     edit = change if callable(change) else None
-    params = _params_text(tmp_path, world["raw"], edit, **({} if edit else change))
+    moved = MOVED if stage == "evaluate" else {}  # the world's records as synth_test: only the params are wrong
+    params = _params_text(tmp_path, world["raw"], edit, **({} if edit else change), **moved)
     data, train = world["data"], world["data"] / "train.jsonl"
     code, text, outs = {
         "base": lambda: _base(tmp_path, params, train, data),
@@ -194,9 +197,6 @@ def test_every_integer_knob_has_an_upper_bound():
             if is_int and (rng is None or (rng.hi is None and rng.cap is None)):
                 missing.append(f"{cls.__name__}.{f.name}")
     assert not missing, f"integer knobs without an upper bound: {missing}"
-
-
-MOVED = {f"eval.benchmarks.synth_test.{k}": "train.jsonl" for k in ("file", "models")}  # the world's records
 
 
 def test_hard_types_typo_is_refused_before_any_model(tmp_path, world):
@@ -705,3 +705,12 @@ def test_report_names_runs_with_the_same_params_and_seed(tmp_path):
     md = (out / "results.md").read_text()
     assert f"`{tmp_path / 'b'}` repeats `{tmp_path / 'a'}` (seed 0)" in md
     assert f"| loss.hn_weight=1 | 0 | `{tmp_path / 'b'}`: same params and seed as `{tmp_path / 'a'}`" in md
+
+
+def test_the_type_lists_in_config_are_the_miners_own():
+    """config.py keeps copies (loading params imports no miner): they must equal the miners' lists."""
+    from genemi.config import RULE_TYPES, SYNTH_TYPES
+    from genemi.mining.rules import NEGATIVE_TYPES as RULES
+    from genemi.synth.negatives import NEGATIVE_TYPES as SYNTH
+
+    assert (SYNTH_TYPES, RULE_TYPES) == (SYNTH, RULES)

@@ -127,16 +127,15 @@ def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0
             f"{resolve(data_dir, src.file)}: benchmark {name!r} yields 0 items{subset}; check the file's "
             f"content against its format ({src.loader}, docs/benchmarks.md)"
         )
-    check_items(es, resolve(data_dir, src.file), p.bootstrap)
+    check_items(es, resolve(data_dir, src.file))
     return es
 
 
-def check_items(es: EvalSet, file, bootstrap: int = 0) -> None:
+def check_items(es: EvalSet, file) -> None:
     """Refuse what makes a score meaningless, naming the file and the item: an image path that leaves the
-    image root (absolute, ``..``), a negative identical to its positive (a tie by construction), two
-    options of one multiple-choice item that are the same image or the same true caption, and, with
-    bootstrap intervals on, a benchmark of fewer than 2 distinct items (its interval would have zero
-    width, reported as certainty). Cheap: one pass over the items, no image is read."""
+    image root (absolute, ``..``), a negative identical to its positive (a tie by construction), and two
+    options of one multiple-choice item that are the same image or the same true caption. Cheap: one
+    pass over the items, no image is read."""
     from genemi.manifest import IDENTICAL, escapes, identical_negative, same_caption
 
     label = f"{file}: benchmark {es.name!r}"
@@ -144,32 +143,19 @@ def check_items(es: EvalSet, file, bootstrap: int = 0) -> None:
     for ref in refs:
         if why := escapes(ref):
             raise ValueError(f"{label}: image {ref!r} {why}")
-    distinct: set = set()
     for r in es.records:
         if (i := identical_negative(r.image, r.caption, r.negatives)) is not None:
             raise ValueError(f"{label}: record {r.id!r}: negatives[{i}] {IDENTICAL}")
-        distinct.add((r.image, r.caption, tuple((n.type, n.caption, n.image) for n in r.negatives)))
     for c in es.choices:
         n = len(c.images)
-        true = c.texts[:n]
         for i in range(n):
             for j in range(i):
-                if c.images[i] == c.images[j] or same_caption(true[i], true[j]):
+                if c.images[i] == c.images[j] or same_caption(c.texts[i], c.texts[j]):
                     same = "image" if c.images[i] == c.images[j] else "caption"
                     raise ValueError(
                         f"{label}: item {c.id!r}: options {j} and {i} have the same {same}, so no model can "
                         "tell them apart (a tie, scored as wrong); fix or remove the item"
                     )
-        distinct.add((c.images, c.texts))
-    for task in (es.retrieval, es.classification):
-        if task is not None:
-            distinct.update(task.images)
-    if bootstrap > 0 and len(distinct) < 2:
-        raise ValueError(
-            f"{label}: {len(distinct)} distinct item(s) ({len(es.records) + len(es.choices)} in all): a 95% "
-            "interval over one item has zero width and would read as certainty; add items, or set "
-            "eval.bootstrap=0 for point values without intervals"
-        )
 
 
 def _refs(es: EvalSet) -> list[str]:
