@@ -372,6 +372,15 @@ def test_latin1_negclip_csv_names_file_and_line(tmp_path):
     assert_failed(code, text, f"{f}:3: not UTF-8")
 
 
+def test_latin1_download_lock_names_file_and_line(tmp_path):
+    from genemi.download import Lock
+
+    f = tmp_path / "downloads.lock.json"
+    f.write_bytes(b'{\n  "models/x": {"sha256": "ab", "note": "caf\xe9"}\n}\n')
+    code, text = as_stage(lambda: Lock(f).read())
+    assert_failed(code, text, f"{f}:2: not UTF-8")
+
+
 def test_byte_order_mark_is_read_as_utf8(tmp_path, world):
     """A Windows editor's BOM is not an error (json.loads alone refuses it)."""
     from genemi.manifest import read_records
