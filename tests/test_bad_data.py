@@ -723,3 +723,32 @@ def test_the_type_lists_in_config_are_the_miners_own():
     from genemi.synth.negatives import NEGATIVE_TYPES as SYNTH
 
     assert (SYNTH_TYPES, RULE_TYPES) == (SYNTH, RULES)
+
+
+class _KeepCaption:
+    """A caption rewriter that leaves every caption as it was (an item the caption does not name)."""
+
+    def rewrite(self, text, item, short):
+        return text
+
+
+def test_mining_writes_no_negative_equal_to_its_positive(tmp_path):
+    """A variation whose caption rewrite changed nothing keeps the original caption as its positive, so
+    the original caption is no object negative of it: the miner drops such negatives (the readers would
+    refuse the record)."""
+    import mining_fakes as F
+
+    from genemi.manifest import read_manifest
+    from genemi.mining import pipeline as P
+
+    root = tmp_path / "data"
+    root.mkdir()
+    recs = F.make_dataset(root)
+    P.run_shard(recs, root, tmp_path / "o", F.fake_chain(rewriter=_KeepCaption()), F.params(variations_per_item=2),
+                seed=0)
+    P.merge(tmp_path / "o", tmp_path / "m.jsonl", keep_failed=True)
+    out = read_manifest(tmp_path / "m.jsonl")  # the readers' own check passes
+    objects = [r for r in out if r.meta["type"] == "object"]
+    assert objects, "the fixture must mine object edits, or this test checks nothing"
+    assert all(r.caption in [x.caption for x in recs] for r in objects)  # the rewrite kept the caption
+    assert not any(n.caption == r.caption for r in out for n in r.negatives)
