@@ -156,7 +156,7 @@ PARAMS_CASES = [  # (id, dotted overrides or text edit, stage, what the message 
 def test_params_that_mean_nothing_are_refused_at_load(tmp_path, world, case):
     _, change, stage, names = case
     edit = change if callable(change) else None
-    moved = MOVED if stage == "evaluate" else {}  # the world's records as synth_test: only the params are wrong
+    moved = MOVED if stage == "evaluate" else {}  # the world's records as synth_test: only params are wrong
     params = _params_text(tmp_path, world["raw"], edit, **({} if edit else change), **moved)
     data, train = world["data"], world["data"] / "train.jsonl"
     code, text, outs = {
@@ -744,8 +744,8 @@ def test_mining_writes_no_negative_equal_to_its_positive(tmp_path):
     root = tmp_path / "data"
     root.mkdir()
     recs = F.make_dataset(root)
-    P.run_shard(recs, root, tmp_path / "o", F.fake_chain(rewriter=_KeepCaption()), F.params(variations_per_item=2),
-                seed=0)
+    chain = F.fake_chain(rewriter=_KeepCaption())
+    P.run_shard(recs, root, tmp_path / "o", chain, F.params(variations_per_item=2), seed=0)
     P.merge(tmp_path / "o", tmp_path / "m.jsonl", keep_failed=True)
     out = read_manifest(tmp_path / "m.jsonl")  # the readers' own check passes
     objects = [r for r in out if r.meta["type"] == "object"]
