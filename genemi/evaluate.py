@@ -154,21 +154,31 @@ def check_hard_types(ev, es: EvalSet, where: str = "") -> None:
 
 
 def check_intervals(es: EvalSet, bootstrap: int) -> None:
-    """With bootstrap intervals on, a benchmark of pairwise or multiple-choice items needs 2 distinct ones:
-    over one item (or one item repeated) every resample is the same, and the zero-width 95% interval
-    would read as certainty. Retrieval and zero-shot sets are left to their own size."""
-    if bootstrap <= 0 or not (es.records or es.choices):
+    """With bootstrap intervals on, every task of a benchmark needs 2 distinct units: over one item (or one
+    item repeated), one retrieval image or one zero-shot image or class, every resample is the same and
+    the zero-width 95% interval would read as certainty."""
+    if bootstrap <= 0:
         return
-    distinct = {(c.images, c.texts) for c in es.choices}
-    distinct |= {(r.image, r.caption, tuple((n.type, n.caption, n.image) for n in r.negatives))
-                 for r in es.records}
-    if len(distinct) < 2:
-        where = f"{es.file}: " if es.file else ""
-        raise ValueError(
-            f"{where}benchmark {es.name!r}: {len(distinct)} distinct item(s) "
-            f"({len(es.records) + len(es.choices)} in all): a 95% interval over one item has zero width and "
-            "would read as certainty; add items, or set eval.bootstrap=0 for point values without intervals"
-        )
+    items = {(c.images, c.texts) for c in es.choices}
+    items |= {(r.image, r.caption, tuple((n.type, n.caption, n.image) for n in r.negatives))
+              for r in es.records}
+    counts = []
+    if es.records or es.choices:
+        counts.append(("item(s)", len(items), len(es.records) + len(es.choices)))
+    if es.retrieval is not None:
+        counts.append(("retrieval image(s)", len(set(es.retrieval.images)), len(es.retrieval.images)))
+    if es.classification is not None:
+        c = es.classification
+        counts.append(("zero-shot image(s)", len(set(c.images)), len(c.images)))
+        counts.append(("zero-shot class(es)", len(set(c.labels)), len(set(c.labels))))
+    for what, distinct, total in counts:
+        if distinct < 2:
+            where = f"{es.file}: " if es.file else ""
+            raise ValueError(
+                f"{where}benchmark {es.name!r}: {distinct} distinct {what} ({total} in all): a 95% interval "
+                "over one has zero width and would read as certainty; add items, or set eval.bootstrap=0 "
+                "for point values without intervals"
+            )
 
 
 def load_complete(ev, name: str, data_dir, where: str = "") -> EvalSet:

@@ -554,6 +554,17 @@ def test_array_transform_resizes_like_open_clip(size):
     assert (got - want).abs().max() <= 2 / 127.5  # one grey level: rounding of the two resizers
 
 
+@pytest.mark.parametrize("size", [(1, 1), (64, 40)], ids=["1x1", "64x40"])
+def test_training_image_of_another_size_names_the_file(tmp_path, world, size):
+    """The synthetic training bank holds one size in memory: an odd image is refused, naming it."""
+    data = _world_copy(tmp_path, world)
+    Image.fromarray(np.zeros((size[1], size[0], 3), np.uint8)).save(data / "img" / "2.png")
+    code, text, outs = _base(tmp_path, _params_text(tmp_path, world["raw"]), data / "train.jsonl", data)
+    assert_failed(code, text, f"{data / 'img' / '2.png'}: training images differ in size: this one is "
+                              f"{size[0]}x{size[1]}")
+    assert_unchanged(*outs)
+
+
 def test_untransformable_image_names_the_file(tmp_path, world):
     """An image the model's transform refuses (here: a crop box of zero width, e.g. a damaged ARO box)
     is named, not raised from inside the worker."""
@@ -642,6 +653,21 @@ def test_one_item_or_all_identical_benchmark_with_intervals_is_refused(tmp_path,
     assert_failed(code, text, f"{data / 'byo.jsonl'}: benchmark 'byo': 1 distinct item(s) ({copies} in all)",
                   "zero width", "eval.bootstrap=0")
     assert_unchanged(*outs)
+
+
+def test_one_image_retrieval_or_one_class_zero_shot_with_intervals_is_refused():
+    """The same for the other tasks: one retrieval image (five captions), one zero-shot class."""
+    from genemi.evalsets import Classification, EvalSet, ImageStore, Retrieval
+    from genemi.evaluate import check_intervals
+
+    ret = EvalSet("k", ImageStore(Path(".")), retrieval=Retrieval(("a",), ("1",), ("t",) * 5, ("1",) * 5))
+    with pytest.raises(ValueError, match=r"1 distinct retrieval image\(s\) \(1 in all\)"):
+        check_intervals(ret, 100)
+    check_intervals(ret, 0)  # no interval claimed: scored
+    one_class = Classification(("a", "b"), (0, 0), ("cat",), ("{}",))
+    zs = EvalSet("z", ImageStore(Path(".")), classification=one_class)
+    with pytest.raises(ValueError, match=r"1 distinct zero-shot class\(es\)"):
+        check_intervals(zs, 100)
 
 
 def test_one_item_benchmark_without_intervals_is_scored(tmp_path, world):
