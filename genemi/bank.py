@@ -160,9 +160,12 @@ class PairBank:
         arrays = [read_rgb(root / p, what="a training image") for p in paths]
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
+            first = arrays[0].shape  # name the first image that differs from the first one read
+            i = next(i for i, a in enumerate(arrays) if a.shape != first)
             raise ValueError(
-                f"{root}: training images differ in size {sorted(shapes)[:3]}; resize them first, "
-                "or pass a transform (stages do for model.tokenizer=open_clip, i.e. real models)"
+                f"{root / paths[i]}: training images differ in size: this one is {arrays[i].shape[1]}x"
+                f"{arrays[i].shape[0]}, {root / paths[0]} is {first[1]}x{first[0]}; resize them first, or "
+                "pass a transform (stages do for model.tokenizer=open_clip, i.e. real models)"
             )
         return cls(images=torch.from_numpy(np.stack(arrays)), **tables)
 

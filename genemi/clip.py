@@ -16,6 +16,7 @@ Two image pipelines exist, and this module alone decides between them:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,33 @@ def array_transform(image: Image.Image) -> torch.Tensor:
     return preprocess_array(np.asarray(image.convert("RGB"))[None])[0]
 
 
+@dataclass(frozen=True)
+class ArrayTransform:
+    """:func:`array_transform` at the model's input ``size``: an image of another size (a bring-your-own
+    benchmark, a 1x1 file) is first resized as open_clip's eval preprocessing does (shortest side to
+    ``size``, bicubic, centre crop), as a real model's would be; one of the model's size is untouched.
+    Equal instances compare equal, so models that share it decode each image once."""
+
+    size: int
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        if image.size != (self.size, self.size):
+            w, h = image.size
+            if min(w, h) < 1:
+                raise ValueError(f"the image is {w}x{h} pixels: nothing to resize")
+            # torchvision's Resize(size) and CenterCrop(size) arithmetic, which open_clip's eval uses
+            rw, rh = (self.size, int(self.size * h / w)) if w <= h else (int(self.size * w / h), self.size)
+            image = image.convert("RGB").resize((rw, rh), Image.Resampling.BICUBIC)
+            left, top = int(round((rw - self.size) / 2.0)), int(round((rh - self.size) / 2.0))
+            image = image.crop((left, top, left + self.size, top + self.size))
+        return array_transform(image)
+
+
 def image_transform(model: torch.nn.Module, p: ModelParams) -> Callable[[Image.Image], torch.Tensor]:
     """PIL RGB -> ``[3, H, W]`` float model input of ``model``; the only preprocessing builder."""
     if uses_arrays(p):
-        return array_transform
+        size = model.visual.image_size
+        return ArrayTransform(int(size[0] if isinstance(size, (tuple, list)) else size))
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
     cfg = dict(getattr(model.visual, "preprocess_cfg", None) or {})

@@ -283,18 +283,23 @@ _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 @dataclass(frozen=True)
 class Range:
     """The valid values of one numeric knob: ``lo``/``hi`` bounds (None = unbounded), each inclusive
-    unless ``*_open``; ``multiple_of`` for sizes that must tile. Tuples are checked element by element."""
+    unless ``*_open``; ``multiple_of`` for sizes that must tile; ``cap``: an inclusive upper limit that
+    is no part of the knob's meaning but keeps the machine alive (threads, processes, counts).
+    Tuples are checked element by element."""
 
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False
     hi_open: bool = False
     multiple_of: int = 0
+    cap: float | None = None
 
     def ok(self, v: float) -> bool:
         if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
             return False
         if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi):
+            return False
+        if self.cap is not None and v > self.cap:
             return False
         return not (self.multiple_of and v % self.multiple_of)
 
@@ -311,6 +316,14 @@ class Range:
             text = "any number"
         return text + (f" and a multiple of {self.multiple_of}" if self.multiple_of else "")
 
+    def why(self, v: float) -> str:
+        """What is wrong with ``v`` (which fails :meth:`ok`)."""
+        if self.cap is not None and v > self.cap:
+            cap = int(self.cap) if float(self.cap).is_integer() else self.cap
+            return (f"must be <= {cap}: a larger value would exhaust the machine (threads, processes, "
+                    "memory) or overflow what it seeds or counts")
+        return str(self)
+
 
 def _at_least(lo: float) -> Range:
     return Range(lo=lo)
@@ -323,48 +336,62 @@ _ANY = Range()  # declared unbounded on purpose (e.g. a raw logit threshold)
 
 # Every int/float field of every params dataclass has an entry here (tests/test_config.py checks that
 # none is missing), checked at load so `-S finetune.steps=-5` fails before any work, naming the key.
+# Every integer knob also has an upper bound (tests/test_bad_data.py checks that): counts of threads,
+# processes, images and steps far past any real run starve the machine (torch.set_num_threads(100000)
+# spawns threads until it segfaults), and a seed past 2**32 - 1 overflows the RNGs it seeds.
+_SEED = Range(lo=0, cap=2**32 - 1)  # numpy's legacy seed and every torch/numpy generator take it
+_COUNT = Range(lo=1, cap=10**9)  # steps, items, records: large, but not an overflow
+_BATCH = Range(lo=1, cap=2**20)
 RANGES: dict[type, dict[str, Range]] = {
-    Params: {"seed": _at_least(0), "threads": _at_least(0)},
+    Params: {"seed": _SEED, "threads": Range(lo=0, cap=1024)},
     DataParams: {
-        "hnc_subset": _FRACTION, "workers": _at_least(-1),
+        "hnc_subset": _FRACTION, "workers": Range(lo=-1, cap=64),  # each worker is a process holding torch
         "stand_in_size": Range(lo=1, hi=1_000_000),  # stand-in GQA/COCO ids are unique up to 10**6 scenes
     },
     SynthParams: {
-        "image_size": _at_least(16), "n_train": _at_least(1), "n_test": _at_least(1), "n_gen": _at_least(1),
-        "max_objects": Range(lo=1, hi=3), "jitter": _at_least(0),  # 3 slots per scene (genemi/synth/world.py)
+        "image_size": Range(lo=16, cap=1024), "n_train": Range(lo=1, cap=10**7),
+        "n_test": Range(lo=1, cap=10**7), "n_gen": Range(lo=1, cap=10**7),
+        "max_objects": Range(lo=1, hi=3),  # 3 slots per scene (genemi/synth/world.py)
+        "jitter": Range(lo=0, cap=1024),
     },
-    MineParams: {"max_per_type": _at_least(1)},
+    MineParams: {"max_per_type": Range(lo=1, cap=1000)},
     OptimParams: {
-        "steps": _at_least(1), "batch_size": _at_least(1), "lr": _POSITIVE, "weight_decay": _at_least(0),
-        "warmup_steps": _at_least(0), "grad_clip": _at_least(0), "last_blocks": _at_least(1),
-        "checkpoint_every": _at_least(0),
+        "steps": _COUNT, "batch_size": _BATCH, "lr": _POSITIVE, "weight_decay": _at_least(0),
+        "warmup_steps": Range(lo=0, cap=10**9), "grad_clip": _at_least(0),
+        "last_blocks": Range(lo=1, cap=1000),
+        "checkpoint_every": Range(lo=0, cap=10**9),
     },
     LossParams: {
-        "hn_weight": _at_least(0), "negatives_per_sample": _at_least(0), "contrastive_weight": _at_least(0),
+        "hn_weight": _at_least(0), "negatives_per_sample": Range(lo=0, cap=1000),
+        "contrastive_weight": _at_least(0),
         "temperature": _at_least(0), "l2_weight": _at_least(0), "kl_weight": _at_least(0),
         "kl_temperature": _POSITIVE, "dpo_weight": _at_least(0), "dpo_beta": _POSITIVE,
     },
     BatchingParams: {
-        "variations_per_group": _at_least(1), "regular_per_group": _at_least(0), "score_eps": _POSITIVE,
+        "variations_per_group": Range(lo=1, cap=10**6), "regular_per_group": Range(lo=0, cap=10**6),
+        "score_eps": _POSITIVE,
     },
-    DeepSpeedParams: {"zero_stage": Range(lo=0, hi=3), "grad_accum": _at_least(1)},
+    DeepSpeedParams: {"zero_stage": Range(lo=0, hi=3), "grad_accum": Range(lo=1, cap=2**16)},
     EvalSource: {"subset": _FRACTION},
     EvalParams: {
-        "batch_size": _at_least(1), "seed": _at_least(0), "bootstrap": _at_least(0), "acc_taus": _POSITIVE,
-        "retrieval_ks": _at_least(1), "monitor_every": _at_least(0), "monitor_records": _at_least(1),
+        "batch_size": _BATCH, "seed": _SEED, "bootstrap": Range(lo=0, cap=10**6), "acc_taus": _POSITIVE,
+        "retrieval_ks": Range(lo=1, cap=10**7), "monitor_every": Range(lo=0, cap=10**9),
+        "monitor_records": Range(lo=1, cap=10**7),
     },
     ModelSource: {},
     RealDataParams: {
-        "hnc_val_subset": _FRACTION, "subset_seed": _at_least(0), "timeout_s": _POSITIVE,
-        "retries": _at_least(0), "reserve_gb": _at_least(0),
+        "hnc_val_subset": _FRACTION, "subset_seed": _SEED, "timeout_s": _POSITIVE,
+        "retries": Range(lo=0, cap=1000), "reserve_gb": _at_least(0),
     },
     MineRealParams: {
-        "box_threshold": _UNIT, "text_threshold": _UNIT, "nms_iou": _UNIT, "sd_steps": _at_least(1),
-        "sd_guidance": _at_least(0), "sd_window": Range(lo=64, multiple_of=8),
-        "items_per_image": _at_least(1),
-        "variations_per_item": _at_least(2),  # the image-variation area needs >= 2 variations
+        "box_threshold": _UNIT, "text_threshold": _UNIT, "nms_iou": _UNIT,
+        "sd_steps": Range(lo=1, cap=10_000),
+        "sd_guidance": _at_least(0), "sd_window": Range(lo=64, cap=8192, multiple_of=8),
+        "items_per_image": Range(lo=1, cap=1000),
+        "variations_per_item": Range(lo=2, cap=1000),  # the image-variation area needs >= 2 variations
         "itm_min": _ANY, "iva_min": Range(lo=0, hi=100), "iva_pixel_std": _at_least(0),
-        "rule_max_per_type": _at_least(0), "max_images": _at_least(0), "contact_sheets": _at_least(0),
+        "rule_max_per_type": Range(lo=0, cap=1000), "max_images": Range(lo=0, cap=10**9),
+        "contact_sheets": Range(lo=0, cap=10**6),
     },
 }
 
@@ -375,7 +402,7 @@ def _check_range(value: Any, rng: Range, key: str) -> None:
         if isinstance(v, float) and not math.isfinite(v):
             raise ConfigError(f"{where} = {v!r}: must be a finite number ({rng})")
         if not rng.ok(v):
-            raise ConfigError(f"{where} = {v!r}: {rng}")
+            raise ConfigError(f"{where} = {v!r}: {rng.why(v)}")
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
@@ -466,10 +493,75 @@ def params_from_dict(raw: dict) -> Params:
             "negative rows already are columns of the batch; use loss.form=additive or negative_rows=false"
         )
     _check_real_run(p)
+    _check_negatives(p)
+    _check_synthetic_model(p)
     _check_stanza(p.real)
     _check_benchmark_models(raw["eval"]["benchmarks"], p.eval.benchmarks)
     _check_pretrained(p.model.pretrained)
     return p
+
+
+# The negative types the code names (the rest come from data files: HNC, ARO, bring-your-own). Copies of
+# genemi.synth.negatives.NEGATIVE_TYPES and genemi.mining.rules.NEGATIVE_TYPES, kept here so that loading
+# params imports neither (tests/test_bad_data.py checks that they are equal).
+SYNTH_TYPES = ("attribute_swap", "attribute_replace", "object_replace", "relation_flip", "count_change")
+RULE_TYPES = ("attribute", "object", "relation_pred", "obj_count")
+
+
+def _names(values: tuple[str, ...], key: str, known: tuple[str, ...] | None = None, what: str = "") -> None:
+    """A list of type names: no empty or repeated entry, and each one of ``known`` when given."""
+    for i, v in enumerate(values):
+        if not v.strip():
+            raise ConfigError(f"{key}[{i}] = {v!r}: an empty name; remove it")
+        if v in values[:i]:
+            raise ConfigError(f"{key}[{i}] = {v!r}: listed twice; remove one")
+        if known is not None and v not in known:
+            import difflib
+
+            close = difflib.get_close_matches(v, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"{key}[{i}] = {v!r}: not {what} ({', '.join(known)}); {hint}fix the name")
+
+
+def _check_negatives(p: Params) -> None:
+    """Type names must name something, and a hard-negative run must get hard negatives: with none,
+    ``hn_weight > 0`` trains plain CLIP and reports it as the hard-negative run (exit 0)."""
+    _names(p.mine.types, "mine.types", SYNTH_TYPES, "a negative type the synthetic miner makes")
+    _names(p.loss.negative_types, "loss.negative_types")
+    _names(p.eval.hard_types, "eval.hard_types")
+    _names(p.mine_real.rule_types, "mine_real.rule_types")
+    wants = [k for k in ("hn_weight", "dpo_weight") if getattr(p.loss, k) > 0]
+    if not wants:
+        return
+    key = f"loss.{wants[0]} = {getattr(p.loss, wants[0]):g}"
+    if p.loss.negatives_per_sample == 0:
+        raise ConfigError(
+            f"{key} with loss.negatives_per_sample = 0: no hard negative reaches the loss, so the run is "
+            f"plain CLIP; set loss.negatives_per_sample >= 1, or loss.{wants[0]}=0 for the control"
+        )
+    if p.data.source == "synthetic":  # the synthetic road trains on the negatives `mine` writes
+        if not p.mine.types:
+            raise ConfigError(
+                f"{key} with mine.types = []: the synthetic road mines no negatives, so the run is plain "
+                f"CLIP; list types in mine.types, or set loss.{wants[0]}=0 for the control"
+            )
+        _names(p.loss.negative_types, "loss.negative_types", p.mine.types, "a type in mine.types")
+
+
+def _check_synthetic_model(p: Params) -> None:
+    """The synthetic world's model reads its images as they are: their size must be its input size."""
+    import json
+
+    cfg = Path(__file__).parent / "model_configs" / f"{p.model.arch}.json"
+    if p.model.tokenizer != "word" or not cfg.is_file():
+        return
+    size = json.loads(cfg.read_text(encoding="utf-8")).get("vision_cfg", {}).get("image_size")
+    if isinstance(size, int) and p.synth.image_size != size:
+        raise ConfigError(
+            f"synth.image_size = {p.synth.image_size}: model.arch {p.model.arch} reads {size}-pixel images "
+            f"(genemi/model_configs/{cfg.name}); set synth.image_size={size} or use an architecture of that "
+            "size"
+        )
 
 
 # Loaders whose reader runs a model of its own besides CLIP: what eval.benchmarks.<name>.models holds.
@@ -560,15 +652,64 @@ def _check_real_run(p: Params) -> None:
         )
 
 
+# ------------------------------------------------------------------------------------------ YAML files
+
+
+def _duplicates(node: yaml.Node, label: str, prefix: str = "") -> None:
+    """Refuse a key given twice in one mapping (PyYAML keeps the last silently; DVC refuses the file)."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _duplicates(item, label, f"{prefix}[{i}]")
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[str, int] = {}
+    for key, value in node.value:
+        if key.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` entries may be overridden by design
+            continue
+        name = key.value if isinstance(key, yaml.ScalarNode) else f"<{key.tag}>"
+        dotted = f"{prefix}.{name}" if prefix else name
+        line = key.start_mark.line + 1
+        if name in seen:
+            raise ConfigError(
+                f"{label}:{line}: key {dotted!r} is given twice (first on line {seen[name]}); a YAML "
+                "reader keeps only the last silently: delete one of them"
+            )
+        seen[name] = line
+        _duplicates(value, label, dotted)
+
+
+def load_yaml(source: str | Path | bytes, label: str | Path | None = None) -> Any:
+    """A YAML file (or its bytes, named ``label``) parsed safely; text that is not UTF-8 and a key given
+    twice in one mapping raise :class:`ConfigError` naming ``file:line`` and the key."""
+    from genemi.io import EncodingError, decode_utf8
+
+    if isinstance(source, bytes):
+        data, label = source, label or "<yaml>"
+    else:
+        data, label = Path(source).read_bytes(), label or source
+    try:
+        text = decode_utf8(data, label)
+    except EncodingError as e:
+        raise ConfigError(str(e)) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _duplicates(node, str(label))
+        return loader.construct_document(node)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{label}: not valid YAML: {e}") from e
+    finally:
+        loader.dispose()
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Load and validate ``params.yaml``; errors name the file and the key."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found (run from the project root or pass --params)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    raw = load_yaml(path)
     try:
         return params_from_dict(raw)
     except ConfigError as e:

@@ -37,7 +37,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
-from genemi.io import write_json
+from genemi.io import decode_utf8, write_json
 
 CHUNK = 1 << 20  # 1 MiB: large enough that Python overhead is negligible, small enough for a smooth bar
 
@@ -90,7 +90,7 @@ class Lock:
         if not self.path.is_file():
             return {}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(decode_utf8(self.path.read_bytes(), self.path))  # non-UTF-8: named by line
         except json.JSONDecodeError as e:
             raise DownloadError(
                 f"{self.path}: lock file is not valid JSON ({e.msg}); fix or delete it"

@@ -45,6 +45,13 @@ class ImageStore:
                 return alt
         return f
 
+    def describe(self, ref: str) -> str:
+        """Where image ``ref`` comes from, for messages: its file (and crop box), or the embedded cell."""
+        if ref in self.blobs:
+            return f"{self.root}: embedded image {ref!r}"
+        path, box = self.crops.get(ref, (ref, None))
+        return f"{self.file(path)}" + (f" (crop {box})" if box is not None else "")
+
     def load(self, ref: str) -> Image.Image:
         """Image ``ref`` fully decoded (PIL RGB); a missing, truncated or corrupt file raises naming it."""
         from genemi.images import read_image, read_image_bytes
@@ -104,7 +111,19 @@ class EvalSet:
     # types left out of macro/* (ARO VG-Relation drops its symmetric relations); with any, the mean over
     # every type is reported too, as macro_all/*
     macro_exclude: frozenset[str] = frozenset()
+    file: str = ""  # the annotation file it was read from (named in errors)
 
+
+
+def caption_owner(es: EvalSet, caption: str) -> str:
+    """The first item that uses ``caption`` (``record 'id'``, ``item 'id'``), for messages."""
+    for r in es.records:
+        if caption == r.caption or any(caption == n.caption for n in r.negatives):
+            return f"record {r.id!r}"
+    for c in es.choices:
+        if caption in c.texts:
+            return f"item {c.id!r}"
+    return "a caption"
 
 
 def distinct_inputs(es: EvalSet) -> tuple[list[str], list[str]]:

@@ -30,9 +30,13 @@ class _Decoded(Dataset):
     def __getitem__(self, i: int):
         try:
             im = self.store.load(self.refs[i])
-            return tuple(t(im) for t in self.transforms)
         except Exception as e:  # re-raised as itself by the reader, not as a worker traceback
             return Raised(e)
+        try:
+            return tuple(t(im) for t in self.transforms)
+        except Exception as e:  # the image decoded, the model's preprocessing refused it: name the image
+            return Raised(ValueError(f"{self.store.describe(self.refs[i])}: cannot preprocess this "
+                                     f"{im.size[0]}x{im.size[1]} image for the model: {e}; replace the file"))
 
 
 def encode_set(encoders: Mapping[str, object], es: EvalSet, workers: int = 0,
@@ -68,10 +72,27 @@ def encode_set(encoders: Mapping[str, object], es: EvalSet, workers: int = 0,
     out = {}
     for n in names:
         img = torch.cat(chunks[n]) if chunks[n] else torch.zeros(0, 0)
-        txt = encoders[n].encode_texts(texts) if texts else torch.zeros(0, 0)
+        txt = _encode_texts(encoders[n], texts, es) if texts else torch.zeros(0, 0)
         out[n] = Features({r: i for i, r in enumerate(image_refs)}, img.float(),
                           {t: i for i, t in enumerate(texts)}, txt.float())
     return out
+
+
+def _encode_texts(encoder, texts: list[str], es: EvalSet) -> torch.Tensor:
+    """``encoder.encode_texts(texts)``; a caption its tokenizer refuses (a word outside the synthetic
+    vocabulary, more words than its context) is named with the benchmark file and the item using it."""
+    try:
+        return encoder.encode_texts(texts)
+    except ValueError as e:
+        from genemi.evalsets import caption_owner
+
+        for t in texts:
+            try:
+                encoder.tokenizer([t])
+            except ValueError:
+                where = f"{es.file}: " if es.file else ""
+                raise ValueError(f"{where}benchmark {es.name!r}, {caption_owner(es, t)}: {e}") from None
+        raise
 
 
 def _stack(items):
@@ -79,6 +100,10 @@ def _stack(items):
     for item in items:
         if isinstance(item, Raised):
             return item
+    shapes = {tuple(t.shape for t in item) for item in items}
+    if len(shapes) > 1:  # a transform without a fixed output size: stacking would fail in the worker
+        return Raised(ValueError(f"images of one batch preprocess to different sizes {sorted(shapes)[:3]}; "
+                                 "the model's transform must give one input size"))
     return tuple(torch.stack(col) for col in zip(*items, strict=True))
 
 
@@ -97,11 +122,73 @@ def monitor_scores(clip, es: EvalSet) -> dict[str, float]:
     return {k: v for k, v in values.items() if k.endswith("/text") or k.endswith("_r@1")}
 
 
-def load_complete(ev, name: str, data_dir) -> EvalSet:
-    """Benchmark ``name`` with every file and referenced image present, checked before any model is built."""
+def known_types() -> tuple[str, ...]:
+    """Negative types named in code: the synthetic miner's, the rule miner's, the mined variations',
+    SugarCrepe's categories and the fixed types of the COCO-neg, NegCLIP and bring-your-own readers.
+    Other benchmarks (HNC, ARO) take their types from their files."""
+    from genemi.benchmarks.pairwise import SUGARCREPE
+    from genemi.config import RULE_TYPES, SYNTH_TYPES
+
+    fixed = ("neg_text", "neg_caption", "negative")  # COCO-neg, NegCLIP, the bring-your-own default
+    return tuple(dict.fromkeys((*SYNTH_TYPES, *RULE_TYPES, *SUGARCREPE, *fixed)))
+
+
+def check_hard_types(ev, es: EvalSet, where: str = "") -> None:
+    """Each ``eval.hard_types`` entry must be a type this benchmark has or a type the code names: a
+    benchmark lacking a type leaves it out of ``hard_text`` by design, so a misspelt one would silently
+    change the headline."""
+    present = sorted({n.type for r in es.records for n in r.negatives} | {c.type for c in es.choices})
+    known = set(known_types()) | set(present)
+    for i, t in enumerate(ev.hard_types):
+        if t not in known:
+            import difflib
+
+            close = difflib.get_close_matches(t, sorted(known), n=1)
+            raise ValueError(
+                f"{where}eval.hard_types[{i}] = {t!r}: no negative type has this name (benchmark {es.name!r} "
+                f"has {', '.join(present[:12]) or 'none'}{' ...' if len(present) > 12 else ''}; the miners "
+                f"make {', '.join(known_types()[:9])}); "
+                + (f"did you mean {close[0]!r}? " if close else "") + "a misspelt type would silently leave "
+                "the headline hard_text; fix the name"
+            )
+
+
+def check_intervals(es: EvalSet, bootstrap: int) -> None:
+    """With bootstrap intervals on, every task of a benchmark needs 2 distinct units: over one item (or one
+    item repeated), one retrieval image or one zero-shot image or class, every resample is the same and
+    the zero-width 95% interval would read as certainty."""
+    if bootstrap <= 0:
+        return
+    items = {(c.images, c.texts) for c in es.choices}
+    items |= {(r.image, r.caption, tuple((n.type, n.caption, n.image) for n in r.negatives))
+              for r in es.records}
+    counts = []
+    if es.records or es.choices:
+        counts.append(("item(s)", len(items), len(es.records) + len(es.choices)))
+    if es.retrieval is not None:
+        counts.append(("retrieval image(s)", len(set(es.retrieval.images)), len(es.retrieval.images)))
+    if es.classification is not None:
+        c = es.classification
+        counts.append(("zero-shot image(s)", len(set(c.images)), len(c.images)))
+        counts.append(("zero-shot class(es)", len(set(c.labels)), len(set(c.labels))))
+    for what, distinct, total in counts:
+        if distinct < 2:
+            where = f"{es.file}: " if es.file else ""
+            raise ValueError(
+                f"{where}benchmark {es.name!r}: {distinct} distinct {what} ({total} in all): a 95% interval "
+                "over one has zero width and would read as certainty; add items, or set eval.bootstrap=0 "
+                "for point values without intervals"
+            )
+
+
+def load_complete(ev, name: str, data_dir, where: str = "") -> EvalSet:
+    """Benchmark ``name`` with every file and referenced image present, checked before any model is built
+    (and ``eval.hard_types`` against its types; ``where``: the params file, for that message)."""
     from genemi.benchmarks import load_benchmark, missing_images
 
     es = load_benchmark(ev, name, data_dir, seed=ev.seed)
+    check_hard_types(ev, es, f"{where}: " if where else "")
+    check_intervals(es, ev.bootstrap)
     n_missing, first = missing_images(es)
     if n_missing:
         from genemi.images import explain_missing

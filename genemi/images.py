@@ -74,12 +74,62 @@ class ImageNotFound(ImageError, FileNotFoundError):
     """The referenced image file does not exist."""
 
 
+_ORIENTATION = 0x0112  # the EXIF tag cameras and phones set instead of rotating the pixels
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def as_seen(im: Image.Image) -> Image.Image:
+    """``im`` as PIL RGB, the way an image viewer shows it. ``convert("RGB")`` alone does not:
+
+    * 16-bit greyscale (``I;16*``, PNG/TIFF) and 32-bit ``I`` are clipped at 255, so nearly every pixel
+      turns white; they are scaled from 0..65535 to 0..255 (``I`` whose values stay within 0..255 is taken
+      as 8-bit levels). Float ``F`` in [0, 1] is scaled by 255, other float ranges are clipped to 0..255;
+    * transparency (``RGBA``, ``LA``, ``PA``, ``P`` with a transparent colour) is dropped, showing
+      whatever colour the transparent pixels store (often black); it is composited over white;
+    * an EXIF orientation (phone photos) is ignored; the pixels are turned upright;
+    * CMYK with an embedded ICC profile is converted through it to sRGB.
+
+    An ``RGB`` image without an EXIF orientation comes back as ``im.convert("RGB")``, the same pixels.
+    """
+    orientation = im.getexif().get(_ORIENTATION, 1) if "exif" in im.info or im.format == "TIFF" else 1
+    if orientation not in (1, None):
+        from PIL import ImageOps
+
+        im = ImageOps.exif_transpose(im)
+    mode = im.mode
+    if mode == "RGB":
+        return im.convert("RGB")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        if mode == "F":
+            a = a * 255.0 if a.size and np.nanmin(a) >= 0 and np.nanmax(a) <= 1 else a
+        elif mode.startswith("I;16") or (a.size and a.max() > 255):
+            a = np.clip(a, 0, 65535) / 257.0
+        a = np.nan_to_num(a, nan=0.0)
+        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode == "P" and "transparency" in im.info:
+        im, mode = im.convert("RGBA"), "RGBA"
+    if mode in _ALPHA_MODES:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode == "CMYK" and im.info.get("icc_profile"):
+        try:
+            from PIL import ImageCms
+
+            src = ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"]))
+            return ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except Exception:  # a damaged profile or no littlecms: PIL's plain conversion below
+            pass
+    return im.convert("RGB")
+
+
 def _decode(opener, label: str, what: str) -> Image.Image:
     ref = f" ({what})" if what else ""
     try:
         with opener() as im:
             im.load()  # force the full decode here: a truncated body fails now, not in a later convert
-            return im.convert("RGB")
+            return as_seen(im)
     except FileNotFoundError:
         raise ImageNotFound(f"{label}: image not found{ref}; fix the path or the image root") from None
     except PermissionError:

@@ -128,14 +128,60 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, dumps(obj))
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    """Read JSON, naming the file in the error if it is missing or malformed."""
+class EncodingError(ValueError):
+    """A text file that is not UTF-8; the message names the file, the line and the byte."""
+
+
+def decode_utf8(data: bytes, label: str | os.PathLike, first_line: int = 1) -> str:
+    """``data`` as UTF-8 text (a leading byte-order mark dropped); bytes that are not UTF-8 raise
+    :class:`EncodingError` naming ``label:<line>`` (``first_line``: the line ``data`` starts on)."""
+    bom = 3 if first_line == 1 and data.startswith(b"\xef\xbb\xbf") else 0  # Windows editors write one
+    try:
+        return data[bom:].decode("utf-8") if bom else data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        start = e.start + bom
+        line = first_line + data.count(b"\n", 0, start)
+        col = start - (data.rfind(b"\n", 0, start) + 1) + 1
+        raise EncodingError(
+            f"{label}:{line}: not UTF-8 (byte 0x{data[start]:02x} at column {col}; Latin-1 or another legacy "
+            f"encoding?); re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+
+
+def check_utf8(path: str | os.PathLike, chunk: int = 1 << 20) -> None:
+    """Raise :class:`EncodingError` naming ``path:<line>`` at the first byte that is not UTF-8; for
+    streaming parsers (ijson) whose own error gives only a byte offset. Reads the file once, in chunks."""
+    import codecs
+
+    decoder, line, done = codecs.getincrementaldecoder("utf-8")(), 1, b""
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(chunk)
+            try:
+                decoder.decode(data, final=not data)
+            except UnicodeDecodeError:
+                decode_utf8(done[-4:] + data, path, line - done[-4:].count(b"\n"))  # raises, naming the line
+                raise
+            if not data:
+                return
+            line += data.count(b"\n")
+            done = data
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A UTF-8 text file; a missing file or bytes that are not UTF-8 raise naming the file (and line)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
+    return decode_utf8(path.read_bytes(), path)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read JSON, naming the file in the error if it is missing, not UTF-8 or malformed."""
+    path = Path(path)
+    text = read_text(path)
     try:
-        with path.open(encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
 
@@ -162,8 +208,9 @@ def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:  # bytes, decoded per line: an encoding error names its line
+        for lineno, raw in enumerate(f, 1):
+            line = decode_utf8(raw, path, lineno)
             if not line.strip():
                 continue
             try:

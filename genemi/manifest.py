@@ -93,6 +93,12 @@ class Record:
                 if n.get(key) is not None:
                     _text(n[key], where, f"{field_}.{key}")
             negs.append(Negative(type=n["type"], caption=n.get("caption"), image=n.get("image")))
+        images = (("image", d["image"]), *((f"negatives[{i}].image", n.image) for i, n in enumerate(negs)))
+        for key, value in images:
+            if value is not None and (why := escapes(value)):
+                raise ValueError(f"{where}: field {key!r} = {value!r} {why}")
+        if (i := identical_negative(d["image"], d["caption"], negs)) is not None:
+            raise ValueError(f"{where}: field 'negatives[{i}]' {IDENTICAL}")
         return cls(
             id=d["id"],
             image=d["image"],
@@ -103,6 +109,41 @@ class Record:
             negatives=tuple(negs),
             meta=dict(d.get("meta", {})),
         )
+
+
+IDENTICAL = (
+    "is identical to the positive (same caption, or same image): no model can tell them apart, so it would "
+    "score as a tie; fix or remove the negative"
+)
+
+
+def same_caption(a: str, b: str) -> bool:
+    """Captions a tokenizer reads alike: equal up to case and runs of whitespace."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def identical_negative(image: str, caption: str, negatives: Iterable[Negative]) -> int | None:
+    """Index of the first negative that is its positive (its caption, or its image): a tie by
+    construction, which makes an accuracy meaningless and a hard-negative loss a constant."""
+    pos = None
+    for i, n in enumerate(negatives):
+        if n.image is not None and n.image == image:
+            return i
+        if n.caption is not None:
+            pos = " ".join(caption.split()).casefold() if pos is None else pos
+            if " ".join(n.caption.split()).casefold() == pos:
+                return i
+    return None
+
+
+def escapes(path: str) -> str:
+    """Why an image path from a data file would be read from outside its image root ("" if it would not):
+    an absolute path, a drive, or a ``..`` part. Data files name images relative to their root."""
+    if path[:1] in ("/", "\\") or path[1:2] == ":":
+        return "is absolute: image paths are relative to the image root; make it relative"
+    if ".." in path and ".." in path.replace("\\", "/").split("/"):
+        return "climbs out of the image root ('..'): image paths stay inside it; fix the path"
+    return ""
 
 
 def _text(value: Any, where: str, key: str) -> str:
@@ -128,10 +169,24 @@ def read_manifest(path: str | os.PathLike) -> list[Record]:
     return list(iter_manifest(path))
 
 
-def read_records(path: str | os.PathLike, what: str = "training manifest") -> list[Record]:
+HELD_OUT_SPLITS = ("test", "gen", "val")  # evaluated (or monitored) splits: never trained on
+
+
+def read_records(path: str | os.PathLike, what: str = "training manifest",
+                 held_out: Iterable[str] = HELD_OUT_SPLITS) -> list[Record]:
     """:func:`read_manifest` that refuses a manifest without records, naming it: training or scoring
-    on nothing must fail, not write an untrained model or empty metrics with exit status 0."""
-    records = read_manifest(path)
+    on nothing must fail, not write an untrained model or empty metrics with exit status 0. A record
+    of a ``held_out`` split (``test``, ``gen``, ``val``: what evaluation scores) is refused, naming it."""
+    held_out, records = tuple(held_out), []
+    for lineno, row in iter_jsonl_lines(path):
+        where = f"{path}:{lineno} (record id={row.get('id')!r})"
+        r = Record.from_dict(row, where=where)
+        if r.split in held_out:
+            raise ValueError(
+                f"{where}: split {r.split!r}: the {what} holds a record of a held-out split "
+                f"({', '.join(held_out)}), which evaluation scores; train on the train split's manifest"
+            )
+        records.append(r)
     if not records:
         raise ValueError(
             f"{path}: the {what} has no records; regenerate it (dvc repro) or fix the stage that writes it"

@@ -57,15 +57,23 @@ class WordTokenizer:
             for w in text.lower().split():
                 if w not in self.vocab:
                     raise ValueError(
-                        f"word {w!r} in caption {text!r} is not in the synthetic vocabulary; "
+                        f"word {w[:40]!r} in caption {_show(text)} is not in the synthetic vocabulary; "
                         "use model.tokenizer=open_clip for free text"
                     )
                 ids.append(self.vocab[w])
             ids.append(self.EOT)
             if len(ids) > self.context_length:
-                raise ValueError(f"caption {text!r} is longer than the context length {self.context_length}")
+                raise ValueError(
+                    f"caption {_show(text)} has {len(ids) - 2} words, more than the "
+                    f"{self.context_length - 2} the synthetic text tower reads; shorten it"
+                )
             out[r, : len(ids)] = torch.tensor(ids)
         return out
+
+
+def _show(text: str, limit: int = 80) -> str:
+    """A caption for a one-line message: its start, and its length when it is cut."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def make_tokenizer(p: ModelParams):

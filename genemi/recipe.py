@@ -28,9 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from genemi.config import ConfigError, params_from_dict
+from genemi.config import ConfigError, load_yaml, params_from_dict
 
 RECIPE_DIR = Path("recipes")
 
@@ -61,15 +59,8 @@ def available(recipe_dir: str | Path = RECIPE_DIR) -> list[str]:
 
 def load_recipe(name: str, recipe_dir: str | Path = RECIPE_DIR) -> Recipe:
     path = recipe_path(name, recipe_dir)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
-    if not isinstance(raw, dict) or not isinstance(raw.get("params"), dict) or not raw["params"]:
-        raise ConfigError(f"{path}: a recipe needs a non-empty 'params' mapping of dotted params.yaml keys")
-    unknown = sorted(set(raw) - {"description", "targets", "params"})
-    if unknown:
-        raise ConfigError(f"{path}: unknown recipe field(s) {unknown}; allowed: description, targets, params")
+    raw = load_yaml(path)  # a key given twice or bytes that are not UTF-8: refused, naming the line
+    _check_fields(raw, path)
     targets = raw.get("targets") or {}
     params = dict(raw["params"])
     if isinstance(params.get("eval.benchmarks"), list):  # names -> their entries in the benchmark catalogue
@@ -89,6 +80,29 @@ def load_recipe(name: str, recipe_dir: str | Path = RECIPE_DIR) -> Recipe:
         {str(k): str(v) for k, v in targets.items()},
         params,
     )
+
+
+def _check_fields(raw: Any, path: Path) -> None:
+    """The recipe file's shape: a mapping of description (text), targets (a mapping of text) and params
+    (a non-empty mapping of dotted keys); anything else is refused naming the field."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("params"), dict) or not raw["params"]:
+        found = type(raw.get("params") if isinstance(raw, dict) else raw).__name__
+        raise ConfigError(
+            f"{path}: a recipe needs a non-empty 'params' mapping of dotted params.yaml keys (found {found})"
+        )
+    unknown = sorted(set(raw) - {"description", "targets", "params"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown recipe field(s) {unknown}; allowed: description, targets, params")
+    if not isinstance(raw.get("description", ""), str):
+        raise ConfigError(f"{path}: 'description' must be text, found {type(raw['description']).__name__}")
+    targets = raw.get("targets") or {}
+    if not isinstance(targets, dict) or any(isinstance(v, (dict, list)) for v in targets.values()):
+        raise ConfigError(f"{path}: 'targets' must be a mapping of benchmark -> published number (text)")
+    for key in raw["params"]:
+        if not isinstance(key, str) or not all(key.split(".")):
+            raise ConfigError(
+                f"{path}: params key {key!r} is not a dotted params.yaml key (e.g. finetune.lr)"
+            )
 
 
 def apply_to(raw: dict, overrides: dict[str, Any], where: str = "params.yaml") -> dict:
@@ -112,7 +126,13 @@ def apply_to(raw: dict, overrides: dict[str, Any], where: str = "params.yaml") -
 def check(recipe: Recipe, params_path: str | Path = "params.yaml") -> dict:
     """The params mapping with ``recipe`` applied, validated like ``load_params`` (nothing written)."""
     params_path = Path(params_path)
-    raw = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    if not params_path.is_file():
+        raise FileNotFoundError(
+            f"{params_path}: params file not found (run from the project root or pass --params)"
+        )
+    raw = load_yaml(params_path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{params_path}: top level must be a mapping of params sections")
     new = apply_to(raw, recipe.params, f"recipe {recipe.name}")
     try:
         params_from_dict(new)
@@ -227,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.command == "list":
+            if not available(a.dir):
+                raise FileNotFoundError(
+                    f"no recipes in {Path(a.dir).resolve()}; run from the project root or pass "
+                    "--dir <project>/recipes"
+                )
             for n in available(a.dir):
                 r = load_recipe(n, a.dir)
                 print(f"{n}: {r.description.splitlines()[0] if r.description else ''}")
@@ -244,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k, v in r.targets.items():
                     print(f"  {k}: {v}")
         elif a.command == "flags":
-            current = check(r, a.params) and yaml.safe_load(Path(a.params).read_text(encoding="utf-8"))
+            current = check(r, a.params) and load_yaml(a.params)
             print(" ".join(flags(r, current)))  # for `dvc exp run $(python -m genemi.recipe flags NAME)`: no blanks
         else:
             changed = apply(r, a.params)

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from genemi.bootstrap import bootstrap_means
 from genemi.headline import HEADLINES
@@ -155,7 +154,11 @@ def load_run(name: str, read: Callable[[str], bytes | None], layout: Layout = La
     raw = read(layout.params)
     if raw is None:
         raise FileNotFoundError(f"run {name!r}: {layout.params} not found")
-    raw_params = yaml.safe_load(raw) or {}
+    from genemi.config import load_yaml
+
+    raw_params = load_yaml(raw, f"run {name!r}: {layout.params}") or {}
+    if not isinstance(raw_params, dict):
+        raise ValueError(f"run {name!r}: {layout.params}: top level must be a mapping of params sections")
     params = flatten(raw_params)
     benches = ((raw_params.get("eval") or {}).get("benchmarks")) or ()  # a mapping; a list in older runs
     run = Run(name, params, {}, {})
@@ -250,6 +253,8 @@ class Group:
     label: str = ""
     control: Group | None = None
     is_control: bool = False
+    # (run, the run of this group it repeats): same params and seed, so counted once; shown, not hidden
+    repeats: list[tuple[Run, Run]] = field(default_factory=list)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -266,14 +271,18 @@ class Group:
 
 
 def group_runs(runs: Sequence[Run]) -> list[Group]:
-    """Runs with equal params (``IGNORED`` left out) form a group; one run per seed (first kept);
+    """Runs with equal params (``IGNORED`` left out) form a group; one run per seed (first kept, a
+    later run with the same params and seed is recorded in ``repeats`` and listed by the report);
     labels name the params that differ between groups; controls are matched (module docstring)."""
     groups: dict[tuple, Group] = {}
     for r in runs:
         key = tuple(sorted((k, v) for k, v in r.params.items() if k not in IGNORED))
         g = groups.setdefault(key, Group(key, []))
-        if r.seed not in g.seeds():
+        kept = next((k for k in g.runs if k.seed == r.seed), None)
+        if kept is None:
             g.runs.append(r)
+        else:
+            g.repeats.append((r, kept))
     out = list(groups.values())
     for g in out:
         g.runs.sort(key=lambda r: r.seed)
@@ -434,6 +443,7 @@ def results_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0)
         "**control** = `loss.hn_weight=0` with the same `finetune.steps`. "
         "hard = mean text accuracy over `eval.hard_types`; macro = mean over all types; R@1 = mean of "
         "image→text and text→image.",
+        *repeats_note(groups),
         "",
         "## Headline",
         "",
@@ -515,7 +525,22 @@ def results_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0)
     for g in groups:
         for r in g.runs:
             lines.append(f"| {g.label} | {r.seed} | `{r.name}` |")
+        for r, kept in g.repeats:
+            lines.append(
+                f"| {g.label} | {r.seed} | `{r.name}`: same params and seed as `{kept.name}`, not counted |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def repeats_note(groups: Sequence[Group]) -> list[str]:
+    """A paragraph naming the runs left out because another run has the same params and seed (a seed
+    counted twice would narrow the interval over seeds); none when every run counts."""
+    pairs = [(r, kept) for g in groups for r, kept in g.repeats]
+    if not pairs:
+        return []
+    named = "; ".join(f"`{r.name}` repeats `{kept.name}` (seed {r.seed})" for r, kept in pairs)
+    return ["", f"**{len(pairs)} run(s) not counted**: same params and seed as another run, so each seed "
+            f"counts once: {named}. Give them other seeds (`-S seed=N`) to count them."]
 
 
 # ---------------------------------------------------------------------------------------- figures

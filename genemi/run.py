@@ -57,8 +57,25 @@ def training_bank(p: Params, name: str, clip, records: Sequence[Record], image_r
     """The bank of phase ``name``: only the negative types it trains (none when no term reads them)."""
     _, loss, _ = phase(p, name)
     types = (loss.negative_types or None) if uses_negatives(loss) else ()
+    check_negatives(loss, records)
     transform = None if clip.fixed_size else clip.transform
     return PairBank.from_records(records, image_root, clip.tokenizer, types=types, transform=transform)
+
+
+def check_negatives(loss: LossParams, records: Sequence[Record]) -> None:
+    """A hard-negative term (``hn_weight``, ``dpo_weight`` > 0) on records without a single negative (of the
+    trained types) would train plain CLIP and report it as the hard-negative run: refused."""
+    terms = [k for k in ("hn_weight", "dpo_weight") if getattr(loss, k) > 0]
+    if not terms:
+        return
+    types = set(loss.negative_types)
+    if any(not types or n.type in types for r in records for n in r.negatives):
+        return
+    which = f" of loss.negative_types {sorted(types)}" if types else ""
+    raise ValueError(
+        f"loss.{terms[0]} = {getattr(loss, terms[0]):g}, but no training record has a hard negative{which}: "
+        f"the run would be plain CLIP; mine negatives (mine.types), or train the control: loss.{terms[0]}=0"
+    )
 
 
 def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
@@ -114,13 +131,15 @@ def training_records(p: Params, train_path, image_root, hnc_train=None, hnc_imag
     built: the finetune stage's paths, one (manifest, image root) pair per road (synthetic: ``train_path``),
     and the ``regular`` pairs mixed into GeNeMi batches (COCO), read on the genemi road only."""
     from genemi.data import training_set
-    from genemi.manifest import read_manifest, read_records
+    from genemi.manifest import HELD_OUT_SPLITS, read_manifest, read_records
     from genemi.samplers import add_regular
 
     check_base(p)  # the base stage does not rerun on a data.source switch (its weights do not depend on it)
     path, root = training_set(p.data.source, synthetic=(train_path, image_root), hnc=(hnc_train, hnc_image_root),
                               genemi=(genemi_train, genemi_image_root))
-    records, inputs = read_records(path), [path]
+    # the genemi road mines the COCO images of real.coco_splits, whose records keep their Karpathy split
+    held_out = () if p.data.source == "genemi" else HELD_OUT_SPLITS
+    records, inputs = read_records(path, held_out=held_out), [path]
     if p.data.source == "genemi" and regular_path:
         if not regular_image_root:
             raise ValueError("--regular needs --regular-image-root")

@@ -42,7 +42,7 @@ def main(params_path, benchmark, data_dir, base_path, ft_path, metrics_path, plo
     from genemi.metrics import summarize
     from genemi.plots import eval_plots
 
-    es = load_complete(p.eval, benchmark, data_dir)
+    es = load_complete(p.eval, benchmark, data_dir, where=params_path)
     clips = {n: Clip.from_params(p.model, w, device, p.eval.batch_size)
              for n, w in (("base", base_path), ("finetuned", ft_path))}
     outcomes, feats = evaluate_models(clips, es, p.eval.acc_taus, p.eval.retrieval_ks, p.eval.seed,

@@ -46,8 +46,10 @@ def main(exps, run_dirs, repo, out_dir, n_boot, seed, gallery_run, per_type) -> 
 
     runs = report.collect_runs(list(exps), list(run_dirs), repo)
     groups, chosen = report.write_report(runs, out_dir, n_boot, seed, gallery_run, per_type)
+    repeats = sum(len(g.repeats) for g in groups)  # same params and seed as another run: counted once
     click.echo(f"report: {len(runs)} runs in {len(groups)} groups -> {out_dir}/results.md, tradeoff.png, "
-               f"failures/ (gallery: {chosen.name})")
+               f"failures/ (gallery: {chosen.name})" + (f"; {repeats} repeated run(s) not counted, named "
+               "in results.md" if repeats else ""))
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0
     es = _registry()[src.loader].load(
         _resolved(src, data_dir), resolve(data_dir, src.file), resolve(data_dir, src.image_root), p, seed
     )
-    es.name = name
+    es.name, es.file = name, str(resolve(data_dir, src.file))
     if not (es.records or es.choices or es.retrieval or es.classification):
         subset = ""
         if src.subset < 1:
@@ -127,7 +127,41 @@ def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0
             f"{resolve(data_dir, src.file)}: benchmark {name!r} yields 0 items{subset}; check the file's "
             f"content against its format ({src.loader}, docs/benchmarks.md)"
         )
+    check_items(es, resolve(data_dir, src.file))
     return es
+
+
+def check_items(es: EvalSet, file) -> None:
+    """Refuse what makes a score meaningless, naming the file and the item: an image path that leaves the
+    image root (absolute, ``..``), a negative identical to its positive (a tie by construction), and two
+    options of one multiple-choice item that are the same image or the same true caption. Cheap: one
+    pass over the items, no image is read."""
+    from genemi.manifest import IDENTICAL, escapes, identical_negative, same_caption
+
+    label = f"{file}: benchmark {es.name!r}"
+    refs = [es.store.crops.get(r, (r, None))[0] for r in _refs(es) if r not in es.store.blobs]
+    for ref in refs:
+        if why := escapes(ref):
+            raise ValueError(f"{label}: image {ref!r} {why}")
+    for r in es.records:
+        if (i := identical_negative(r.image, r.caption, r.negatives)) is not None:
+            raise ValueError(f"{label}: record {r.id!r}: negatives[{i}] {IDENTICAL}")
+    for c in es.choices:
+        n = len(c.images)
+        for i in range(n):
+            for j in range(i):
+                if c.images[i] == c.images[j] or same_caption(c.texts[i], c.texts[j]):
+                    same = "image" if c.images[i] == c.images[j] else "caption"
+                    raise ValueError(
+                        f"{label}: item {c.id!r}: options {j} and {i} have the same {same}, so no model can "
+                        "tell them apart (a tie, scored as wrong); fix or remove the item"
+                    )
+
+
+def _refs(es: EvalSet) -> list[str]:
+    from genemi.evalsets import distinct_inputs
+
+    return distinct_inputs(es)[0]
 
 
 def check_images(es: EvalSet) -> int:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from genemi.io import read_json
+from genemi.io import check_utf8, read_json
 from genemi.images import image_exists
 from genemi.manifest import Record, write_manifest
 
@@ -98,6 +98,7 @@ def iter_karpathy_records(
                         f"{where} (cocoid {cocoid}) sentences[{j}]",
                     )
         except ijson.JSONError as e:
+            check_utf8(path)  # bytes that are not UTF-8: named by line, not by the parser's byte offset
             raise ValueError(f"{path}: invalid JSON near byte {f.tell()}: {e}") from None
 
 

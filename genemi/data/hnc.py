@@ -27,6 +27,7 @@ from pathlib import Path
 from genemi import seeding
 from genemi.config import DataParams, RealDataParams
 from genemi.images import image_exists
+from genemi.io import check_utf8
 from genemi.manifest import Negative, Record, write_manifest
 
 HNC_FILES = {
@@ -110,6 +111,7 @@ def iter_hnc_entries(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
                 n += 1
                 yield key, value
         except ijson.JSONError as e:
+            check_utf8(path)  # bytes that are not UTF-8: named by line, not by the parser's byte offset
             raise ValueError(f"{path}: invalid JSON near byte {f.tell()}: {e}") from None
     if n == 0:
         raise ValueError(f"{path}: no image entries (found {{}}); expected {EXPECTED}")

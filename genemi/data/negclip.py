@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import os
 from pathlib import Path
 
+from genemi.io import read_text
 from genemi.manifest import Negative, Record
 
 COLUMNS = ("title", "filepath", "neg_caption", "neg_image")
@@ -40,8 +42,7 @@ def _literal_list(text: str, kind: type, where: str) -> list:
 def negclip_records(path: str | os.PathLike, sep: str = "\t") -> list[Record]:
     """Records of a NegCLIP training/validation file, in file order (see the module docstring)."""
     path = Path(path)
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f, delimiter=sep))
+    rows = list(csv.reader(io.StringIO(read_text(path), newline=""), delimiter=sep))  # non-UTF-8: file:line
     if not rows:
         raise ValueError(f"{path}: empty file; expected a header with {', '.join(COLUMNS)}")
     header = rows[0]

@@ -47,6 +47,16 @@ def _hf_load(loader: Callable[..., Any], name: str, what: str, key: str, **kw: A
         raise _missing(what, name, key, e) from e
 
 
+def _text_limit(model, key: str) -> int | None:
+    """The most text tokens ``model`` takes (``config.<key>`` or ``config.text_config.<key>``), or None."""
+    cfg = getattr(model, "config", None)
+    for c in (cfg, getattr(cfg, "text_config", None)):
+        value = getattr(c, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def _rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
@@ -150,7 +160,8 @@ class GroundingDinoGrounder:
         image = _rgb(image)
         text = phrase.lower().strip()
         text = text if text.endswith(".") else text + "."  # GD separates phrases with " ."
-        inputs = self.processor(images=image, text=text, return_tensors="pt").to(self.device)
+        inputs = self.processor(images=image, text=text, return_tensors="pt", truncation=True,
+                                max_length=_text_limit(self.model, "max_text_len")).to(self.device)
         with torch.no_grad():
             out = self.model(**inputs)
         # target size is (height, width): the seed swapped them (H, W = image.size)
@@ -349,7 +360,10 @@ class BlipItmScorer:
     def score(self, image: Image.Image, caption: str) -> float:
         import torch
 
-        inputs = self.processor(images=_rgb(image), text=caption, return_tensors="pt").to(self.device)
+        # a caption past the text tower's positions is cut to them, as open_clip's tokenizer cuts to its
+        # context: the score of a very long caption reads its beginning instead of crashing
+        inputs = self.processor(images=_rgb(image), text=caption, return_tensors="pt", truncation=True,
+                                max_length=_text_limit(self.model, "max_position_embeddings")).to(self.device)
         with torch.no_grad():
             out = self.model(**inputs, use_itm_head=True)
         return float(out.itm_score[0, 1])  # [1, 2] logits (no-match, match)

@@ -37,7 +37,7 @@ from genemi import seeding
 from genemi.config import MineRealParams, Params
 from genemi.images import ShardWriter, read_bytes, read_image
 from genemi.io import read_json, write_json, write_png
-from genemi.manifest import Negative, Record, read_manifest, write_manifest
+from genemi.manifest import Negative, Record, read_manifest, same_caption, write_manifest
 from genemi.mining.lexicon import Lexicon
 from genemi.mining.models import iva_score
 from genemi.mining.portrayals import LexiconPortrayer, edit_type
@@ -161,6 +161,9 @@ def mine_origin(
             if chain.parse is not None and p.rule_types:
                 nrng = seeding.rng(seed, name, "rules")
                 negs += rule_negatives(chain.parse(captions[0]), nrng, p.rule_types, p.rule_max_per_type)
+            # a rewrite that left the caption as it was makes the original caption no negative: a record
+            # whose negative equals its positive is refused by every reader (genemi.manifest)
+            negs = [n for n in negs if not same_caption(n.caption, captions[0])]
             meta = {
                 "name": name,
                 "origin_name": origin,
