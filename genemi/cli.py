@@ -24,7 +24,7 @@ from genemi.errors import Output, Stage
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-@click.group(help=__doc__, context_settings=CONTEXT)
+@click.group("genemi", help=__doc__, context_settings=CONTEXT)
 @click.version_option(package_name="genemi", prog_name="genemi")
 def main() -> None:
     pass
