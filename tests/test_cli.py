@@ -214,6 +214,62 @@ def test_eval_precisions_agree_with_fp32(tmp_path):
     assert res.exit_code == 0, res.output
 
 
+def _hf_folder(folder: Path) -> None:
+    """A tiny random-init transformers ``CLIPModel`` folder as ``save_pretrained`` writes one, with
+    OpenAI CLIP's BPE vocabulary (open_clip's copy, written as vocab.json + merges.txt) and an image
+    processor."""
+    import gzip
+
+    from open_clip.tokenizer import SimpleTokenizer, default_bpe
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    folder.mkdir(parents=True)
+    special = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+    vocab = {special.get(k, k): v for k, v in SimpleTokenizer().encoder.items()}
+    merges = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = CLIPConfig(
+        text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                     "vocab_size": 49408, "max_position_embeddings": 77},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        projection_dim=16)
+    CLIPModel(cfg).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+
+
+def test_eval_reads_a_transformers_clipmodel_folder_with_its_own_tokenizer_and_processor(tmp_path):
+    """A transformers CLIPModel folder is scored with its own tokenizer and image processor: the
+    accuracies are those of the model's own forward (``logits_per_image``) on the processor's inputs."""
+    pytest.importorskip("transformers")
+    from transformers import AutoProcessor, CLIPModel
+
+    folder = tmp_path / "tiny-hf-clip"
+    _hf_folder(folder)
+    byo = _byo(tmp_path)
+    res = invoke(["eval", "--model", str(folder), "-b", str(byo), "--out", str(tmp_path / "o"), "-q",
+                  "--workers", "0", "--bootstrap", "0"])
+    assert res.exit_code == 0, res.output
+    flat = json.loads((tmp_path / "o/pairs.json").read_text())
+    model = CLIPModel.from_pretrained(folder).eval()
+    proc = AutoProcessor.from_pretrained(folder)
+    hits: dict[str, list[bool]] = {}
+    with torch.no_grad():
+        for line in byo.read_text().splitlines():
+            r = json.loads(line)
+            inputs = proc(text=[r["positive"], *r["negatives"]], images=Image.open(byo.parent / r["image"]),
+                          return_tensors="pt", padding=True)
+            logits = model(**inputs).logits_per_image[0]
+            hits.setdefault(r["type"], []).extend(bool(logits[0] > logits[j]) for j in range(1, len(logits)))
+    for t, h in hits.items():
+        assert flat[f"model/{t}/text"] == pytest.approx(100.0 * np.mean(h), abs=1e-3), t
+    res = invoke(["eval", "--model", str(tmp_path / "byo"), "-b", str(byo)])  # a folder without config.json
+    assert res.exit_code == 1 and "config.json" in res.output
+
+
 @pytest.mark.slow
 def test_vit_b_32_checkpoint_on_sugarcrepe_in_its_published_layout(tmp_path):
     """The issue's target: `genemi eval --model ViT-B-32 --checkpoint <file> --benchmark sugarcrepe`
@@ -241,7 +297,9 @@ def test_vit_b_32_checkpoint_on_sugarcrepe_in_its_published_layout(tmp_path):
                   "--data", str(data), "--out", str(tmp_path / "out"), "-q", "--workers", "0"])
     assert res.exit_code == 0, res.output
     flat = json.loads((tmp_path / "out/sugarcrepe.json").read_text())
-    prep = open_clip.image_transform_v2(open_clip.PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    prep = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
     tok = open_clip.get_tokenizer("ViT-B-32")
     model.eval()
     hits: dict[str, list[bool]] = {}
