@@ -36,8 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def _timed(args: list[str], cwd: Path) -> tuple[float, float | None]:
     """``(wall seconds of the process, seconds it reports for scoring the benchmark)``."""
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "genemi", *args], cwd=cwd, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    res = subprocess.run(
+        [sys.executable, "-m", "genemi", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"genemi {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
@@ -68,8 +73,10 @@ def main(params_path: str, repeats: int, out: str) -> None:
         data = tmp / "data"
         t0 = time.perf_counter()
         synth_data.main.main(["--params", str(params), "--out", str(data)], standalone_mode=False)
-        mine.main.main(["--params", str(params), "--root", str(data), "--sheet", str(tmp / "sheet.png")],
-                       standalone_mode=False)
+        mine.main.main(
+            ["--params", str(params), "--root", str(data), "--sheet", str(tmp / "sheet.png")],
+            standalone_mode=False,
+        )
         prep = time.perf_counter() - t0
         p = load_params(params)
         meta = {"arch": p.model.arch, "pretrained": "", "tokenizer": p.model.tokenizer}
@@ -81,8 +88,14 @@ def main(params_path: str, repeats: int, out: str) -> None:
         runs = {
             "help": ["--help"],
             "eval": ["eval", "--model", str(tmp / "w.safetensors"), *common, "--out", str(tmp / "ev")],
-            "compare": ["compare", f"base={tmp / 'w.safetensors'}", f"other={tmp / 'w2.safetensors'}", *common,
-                        "--out", str(tmp / "cmp")],
+            "compare": [
+                "compare",
+                f"base={tmp / 'w.safetensors'}",
+                f"other={tmp / 'w2.safetensors'}",
+                *common,
+                "--out",
+                str(tmp / "cmp"),
+            ],
         }
         load = os.getloadavg()[0]
         measured = {k: [_timed(a, tmp) for _ in range(repeats)] for k, a in runs.items()}
@@ -90,7 +103,7 @@ def main(params_path: str, repeats: int, out: str) -> None:
         scoring = {k: [s for _, s in v] for k, v in measured.items() if k != "help"}
         flat = json.loads((tmp / "ev/synth_test.json").read_text())
     result = {
-        "what": "wall seconds of `genemi eval` / `genemi compare` (fresh process each) on the synthetic test split",
+        "what": "wall seconds of `genemi eval` / `genemi compare` (fresh process each), synthetic test split",
         "records": n_records,
         "n_test_scenes": p.synth.n_test,
         "bootstrap": p.eval.bootstrap,

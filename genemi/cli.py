@@ -33,39 +33,98 @@ def main() -> None:
 def _benchmark_options(fn):
     """The options `eval` and `compare` share: what to score on, where, how fast, where the results go."""
     options = [
-        click.option("--benchmark", "-b", "benchmarks", multiple=True, required=True, metavar="NAME|FILE",
-                     help="A benchmark of the catalogue (genemi/benchmarks/catalogue.yaml, docs/benchmarks.md; "
-                          "its files under --data) or a bring-your-own file; repeatable."),
-        click.option("--data", "data_dir", default="data", show_default=True, type=click.Path(file_okay=False),
-                     help="Folder the catalogue's paths are relative to (the pipeline's data/)."),
-        click.option("--images", default=None, type=click.Path(),
-                     help="Image folder (or zip) of the benchmark, replacing the catalogue's; for a "
-                          "bring-your-own file, default: the file's folder."),
-        click.option("--loader", default=None,
-                     help="Format of a benchmark given as a file (default byo: the bring-your-own JSONL); "
-                          "e.g. winoground, sugarcrepe, image_folder (docs/benchmarks.md)."),
-        click.option("--subset", default=None, type=click.FloatRange(0, 1, min_open=True),
-                     help="Fraction of items kept, drawn by a hash of the item id (default: the catalogue's)."),
-        click.option("--params", "params_path", default=None, type=click.Path(dir_okay=False, exists=True),
-                     help="Take the evaluation settings (bootstrap, seed, thresholds, prompts, benchmark "
-                          "entries) from this params.yaml's eval section instead of the pipeline's defaults."),
-        click.option("--device", default="auto", show_default=True,
-                     help="cpu, cuda, cuda:1, ...; auto = cuda when available."),
-        click.option("--batch-size", default=None, type=click.IntRange(min=1),
-                     help="Images / captions per forward pass [default: 512, or --params' eval.batch_size]."),
-        click.option("--workers", default=-1, show_default=True, type=click.IntRange(min=-1),
-                     help="Image-decoding worker processes (0 = this process; -1 = the CPUs less one, at most 8)."),
-        click.option("--precision", default="fp32", show_default=True,
-                     type=click.Choice(["fp32", "fp16", "bf16", "amp"]),
-                     help="fp16/bf16: weights and inputs in that type; amp: fp32 weights under autocast "
-                          "(fp16 on CUDA, bf16 on the CPU)."),
-        click.option("--bootstrap", "n_boot", default=None, type=click.IntRange(min=0),
-                     help="Cluster-bootstrap resamples of the 95% intervals [default: 200, or --params']; 0 = none."),
-        click.option("--seed", default=None, type=int,
-                     help="Evaluation seed: subsets, ARO Order shuffles, bootstrap [default: 0, or --params']."),
-        click.option("--tokenizer", default=None, type=click.Choice(["word", "open_clip"]),
-                     help="Tokenizer of open_clip models [default: the weights' metadata; word for genemi's "
-                          "synthetic-world architectures, else open_clip's]."),
+        click.option(
+            "--benchmark",
+            "-b",
+            "benchmarks",
+            multiple=True,
+            required=True,
+            metavar="NAME|FILE",
+            help="A benchmark of the catalogue (genemi/benchmarks/catalogue.yaml, docs/benchmarks.md; "
+            "its files under --data) or a bring-your-own file; repeatable.",
+        ),
+        click.option(
+            "--data",
+            "data_dir",
+            default="data",
+            show_default=True,
+            type=click.Path(file_okay=False),
+            help="Folder the catalogue's paths are relative to (the pipeline's data/).",
+        ),
+        click.option(
+            "--images",
+            default=None,
+            type=click.Path(),
+            help="Image folder (or zip) of the benchmark, replacing the catalogue's; for a "
+            "bring-your-own file, default: the file's folder.",
+        ),
+        click.option(
+            "--loader",
+            default=None,
+            help="Format of a benchmark given as a file (default byo: the bring-your-own JSONL); "
+            "e.g. winoground, sugarcrepe, image_folder (docs/benchmarks.md).",
+        ),
+        click.option(
+            "--subset",
+            default=None,
+            type=click.FloatRange(0, 1, min_open=True),
+            help="Fraction of items kept, drawn by a hash of the item id (default: the catalogue's).",
+        ),
+        click.option(
+            "--params",
+            "params_path",
+            default=None,
+            type=click.Path(dir_okay=False, exists=True),
+            help="Take the evaluation settings (bootstrap, seed, thresholds, prompts, benchmark "
+            "entries) from this params.yaml's eval section instead of the pipeline's defaults.",
+        ),
+        click.option(
+            "--device",
+            default="auto",
+            show_default=True,
+            help="cpu, cuda, cuda:1, ...; auto = cuda when available.",
+        ),
+        click.option(
+            "--batch-size",
+            default=None,
+            type=click.IntRange(min=1),
+            help="Images / captions per forward pass [default: 512, or --params' eval.batch_size].",
+        ),
+        click.option(
+            "--workers",
+            default=-1,
+            show_default=True,
+            type=click.IntRange(min=-1),
+            help="Image-decoding worker processes (0 = this process; -1 = the CPUs less one, at most 8).",
+        ),
+        click.option(
+            "--precision",
+            default="fp32",
+            show_default=True,
+            type=click.Choice(["fp32", "fp16", "bf16", "amp"]),
+            help="fp16/bf16: weights and inputs in that type; amp: fp32 weights under autocast "
+            "(fp16 on CUDA, bf16 on the CPU).",
+        ),
+        click.option(
+            "--bootstrap",
+            "n_boot",
+            default=None,
+            type=click.IntRange(min=0),
+            help="Cluster-bootstrap resamples of the 95% intervals [default: 200, or --params']; 0 = none.",
+        ),
+        click.option(
+            "--seed",
+            default=None,
+            type=int,
+            help="Evaluation seed: subsets, ARO Order shuffles, bootstrap [default: 0, or --params'].",
+        ),
+        click.option(
+            "--tokenizer",
+            default=None,
+            type=click.Choice(["word", "open_clip"]),
+            help="Tokenizer of open_clip models [default: the weights' metadata; word for genemi's "
+            "synthetic-world architectures, else open_clip's].",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
     ]
     for option in reversed(options):
@@ -95,14 +154,18 @@ def _run(specs, opts: dict, out_dir: str, reference: str | None) -> None:
     from genemi import runtime, scorecard, zoo
     from genemi.io import write_json, write_text
 
-    ev = scorecard.eval_params(opts["params_path"], batch_size=opts["batch_size"], bootstrap=opts["n_boot"],
-                               seed=opts["seed"])
+    if opts["images"] is not None and len(opts["benchmarks"]) > 1:
+        raise click.UsageError("--images applies to one benchmark; run one command per image folder")
+    ev = scorecard.eval_params(
+        opts["params_path"], batch_size=opts["batch_size"], bootstrap=opts["n_boot"], seed=opts["seed"]
+    )
     runtime.setup(ev.seed)
     # every benchmark's files are checked before any model is loaded (a ViT-L takes a while)
     sets = []
     for b in opts["benchmarks"]:
-        name, src = scorecard.benchmark_source(b, ev, images=opts["images"], loader=opts["loader"],
-                                               subset=opts["subset"])
+        name, src = scorecard.benchmark_source(
+            b, ev, images=opts["images"], loader=opts["loader"], subset=opts["subset"]
+        )
         sets.append(scorecard.load_set(name, src, ev, opts["data_dir"]))
     names = [es.name for es in sets]
     if len(set(names)) < len(names):
@@ -112,8 +175,11 @@ def _run(specs, opts: dict, out_dir: str, reference: str | None) -> None:
     for s in specs:
         t0 = time.perf_counter()
         clips[s.name] = zoo.load(s, device, ev.batch_size, opts["precision"])
-        click.echo(f"{s.name}: {s.describe()} on {device}, {opts['precision']} "
-                   f"({time.perf_counter() - t0:.1f} s to load)", err=True)
+        click.echo(
+            f"{s.name}: {s.describe()} on {device}, {opts['precision']} "
+            f"({time.perf_counter() - t0:.1f} s to load)",
+            err=True,
+        )
     workers = runtime.loader_workers(opts["workers"], in_memory=False)
     out = Path(out_dir)
     per_bench = {}
@@ -125,32 +191,65 @@ def _run(specs, opts: dict, out_dir: str, reference: str | None) -> None:
         written = [out / f"{es.name}.json"]
         if reference is not None:
             png = out / f"{es.name}.png"
-            scorecard.difference_figure(flat, list(clips), reference, f"{es.name}: difference from {reference}", png)
+            scorecard.difference_figure(
+                flat, list(clips), reference, f"{es.name}: difference from {reference}", png
+            )
             written.append(png)
-        click.echo(f"\n## {es.name} ({time.perf_counter() - t0:.1f} s)\n\n"
-                   + scorecard.table(flat, list(clips), reference) + "\n")
+        click.echo(
+            f"\n## {es.name} ({time.perf_counter() - t0:.1f} s)\n\n"
+            + scorecard.table(flat, list(clips), reference)
+            + "\n"
+        )
         click.echo("-> " + ", ".join(map(str, written)), err=True)
     md = out / ("comparison.md" if reference else "results.md")
-    write_text(md, scorecard.report_markdown(per_bench, {s.name: s.describe() for s in specs}, reference,
-                                             ev.bootstrap, ev.seed))
+    write_text(
+        md,
+        scorecard.report_markdown(
+            per_bench, {s.name: s.describe() for s in specs}, reference, ev.bootstrap, ev.seed
+        ),
+    )
     click.echo(f"-> {md}", err=True)
 
 
 @main.command("eval", cls=Stage, context_settings=CONTEXT)
-@click.option("--model", "-m", "model", required=True, metavar="ARCH|SPEC",
-              help="An open_clip architecture (ViT-B-32, an open_clip config .json), with --pretrained or "
-                   "--checkpoint; or a whole spec: ARCH:TAG, ARCH:FILE, a genemi weights file, a "
-                   "transformers CLIPModel folder.")
-@click.option("--pretrained", default=None, metavar="TAG",
-              help="open_clip pretrained tag (e.g. laion2b_s34b_b79k), read from the local cache.")
-@click.option("--checkpoint", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="Checkpoint file: an open_clip or OpenAI-layout state dict (.safetensors, or "
-                   ".pt/.bin/.pth read with torch.load(weights_only=True)).")
-@click.option("--name", default="model", show_default=True,
-              help="The model's name in the metric keys (<name>/<type>/text ...).")
+@click.option(
+    "--model",
+    "-m",
+    "model",
+    required=True,
+    metavar="ARCH|SPEC",
+    help="An open_clip architecture (ViT-B-32, an open_clip config .json), with --pretrained or "
+    "--checkpoint; or a whole spec: ARCH:TAG, ARCH:FILE, a genemi weights file, a "
+    "transformers CLIPModel folder.",
+)
+@click.option(
+    "--pretrained",
+    default=None,
+    metavar="TAG",
+    help="open_clip pretrained tag (e.g. laion2b_s34b_b79k), read from the local cache.",
+)
+@click.option(
+    "--checkpoint",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Checkpoint file: an open_clip or OpenAI-layout state dict (.safetensors, or "
+    ".pt/.bin/.pth read with torch.load(weights_only=True)).",
+)
+@click.option(
+    "--name",
+    default="model",
+    show_default=True,
+    help="The model's name in the metric keys (<name>/<type>/text ...).",
+)
 @_benchmark_options
-@click.option("--out", "out_dir", default="eval-results", show_default=True, type=Output(folder=True),
-              help="Folder for <benchmark>.json (the evaluate stage's metrics, for this model) and results.md.")
+@click.option(
+    "--out",
+    "out_dir",
+    default="eval-results",
+    show_default=True,
+    type=Output(folder=True),
+    help="Folder for <benchmark>.json (the evaluate stage's metrics, for this model) and results.md.",
+)
 def eval_cmd(model, pretrained, checkpoint, name, out_dir, **opts) -> None:
     """Score one model on benchmarks: per-type accuracies, retrieval R@K, zero-shot top-k, with 95%
     cluster-bootstrap intervals. No params.yaml, DVC or training needed; weights are read offline
@@ -175,12 +274,19 @@ def eval_cmd(model, pretrained, checkpoint, name, out_dir, **opts) -> None:
 
 @main.command("compare", cls=Stage, context_settings=CONTEXT)
 @click.argument("models", nargs=-1, required=True, metavar="MODEL MODEL [MODEL ...]")
-@click.option("--reference", default=None,
-              help="Name of the model the others are compared with [default: the first].")
+@click.option(
+    "--reference", default=None, help="Name of the model the others are compared with [default: the first]."
+)
 @_benchmark_options
-@click.option("--out", "out_dir", default="compare-results", show_default=True, type=Output(folder=True),
-              help="Folder for <benchmark>.json (all models' metrics and the paired differences), "
-                   "<benchmark>.png (the differences) and comparison.md (the tables).")
+@click.option(
+    "--out",
+    "out_dir",
+    default="compare-results",
+    show_default=True,
+    type=Output(folder=True),
+    help="Folder for <benchmark>.json (all models' metrics and the paired differences), "
+    "<benchmark>.png (the differences) and comparison.md (the tables).",
+)
 def compare_cmd(models, reference, out_dir, **opts) -> None:
     """Score several models on the same items and test their differences: per negative type, each
     model's difference from the reference with a paired 95% cluster-bootstrap interval and p-value

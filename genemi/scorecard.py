@@ -45,8 +45,14 @@ def eval_params(params_path: str | Path | None = None, **overrides) -> EvalParam
     return dataclasses.replace(ev, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def benchmark_source(name: str, ev: EvalParams, file: str | None = None, images: str | None = None,
-                     loader: str | None = None, subset: float | None = None) -> tuple[str, EvalSource]:
+def benchmark_source(
+    name: str,
+    ev: EvalParams,
+    file: str | None = None,
+    images: str | None = None,
+    loader: str | None = None,
+    subset: float | None = None,
+) -> tuple[str, EvalSource]:
     """``(benchmark name, its files)`` for ``name``: an entry of ``ev.benchmarks`` (a --params file), else
     of the catalogue (``genemi/benchmarks/catalogue.yaml``), else a file or folder read with ``loader``
     (default ``byo``: the bring-your-own JSONL) whose images lie under ``images`` (default: its folder).
@@ -69,8 +75,9 @@ def benchmark_source(name: str, ev: EvalParams, file: str | None = None, images:
         path = Path(file or name).expanduser().resolve()
         if not path.exists():
             raise FileNotFoundError(
-                f"benchmark {name!r}: neither a catalogue benchmark ({', '.join(sorted(catalogue()))}) nor an "
-                "existing file; give a catalogue name, or a bring-your-own file (docs/benchmarks.md) with --images"
+                f"benchmark {name!r}: neither a catalogue benchmark ({', '.join(sorted(catalogue()))}) "
+                "nor an existing file; give a catalogue name, or a bring-your-own file (docs/benchmarks.md) "
+                "with --images"
             )
         loader = loader or "byo"
         img = images if images is not None else str(path if path.is_dir() else path.parent)
@@ -88,8 +95,14 @@ def load_set(name: str, src: EvalSource, ev: EvalParams, data_dir: str | Path):
     return load_complete(dataclasses.replace(ev, benchmarks={name: src}), name, data_dir)
 
 
-def score(clips: Mapping[str, object], es, ev: EvalParams, workers: int = 0, progress: bool = True,
-          reference: str | None = None) -> tuple[dict, dict[str, float]]:
+def score(
+    clips: Mapping[str, object],
+    es,
+    ev: EvalParams,
+    workers: int = 0,
+    progress: bool = True,
+    reference: str | None = None,
+) -> tuple[dict, dict[str, float]]:
     """``(outcomes per model, flat metrics)``: the evaluate stage's metrics of every model
     (:func:`genemi.bootstrap.compare`), plus with ``reference`` the paired differences of every other
     model from it (:func:`genemi.bootstrap.paired`)."""
@@ -112,15 +125,22 @@ _SPECIAL = ("all", "macro", "macro_all")
 def rows_of(flat: Mapping[str, float], model: str) -> list[tuple[str, str]]:
     """``(row, metric)`` of the table: per negative type the text/image/group accuracies, then the
     overall and macro averages, retrieval R@K and zero-shot top-k."""
-    keys = {k[len(model) + 1:] for k in flat if k.startswith(f"{model}/")}
+    keys = {k[len(model) + 1 :] for k in flat if k.startswith(f"{model}/")}
     rows = []
     types = sorted({k.rsplit("/", 1)[0] for k in keys if k.rsplit("/", 1)[-1] in _PRIMARY} - set(_SPECIAL))
     for t in [*types, *_SPECIAL]:
         rows += [(t, m) for m in _PRIMARY if f"{t}/{m}" in keys]
     for task in ("retrieval", "zeroshot"):
-        metrics = sorted((k.split("/", 1)[1] for k in keys if k.startswith(f"{task}/")
-                          and not k.endswith(("_lo", "_hi")) and not k.split("/", 1)[1].startswith("n")),
-                         key=lambda m: (m.split("@")[0], int(re.sub(r"\D", "", m) or 0)))
+        metrics = sorted(
+            (
+                k.split("/", 1)[1]
+                for k in keys
+                if k.startswith(f"{task}/")
+                and not k.endswith(("_lo", "_hi"))
+                and not k.split("/", 1)[1].startswith("n")
+            ),
+            key=lambda m: (m.split("@")[0], int(re.sub(r"\D", "", m) or 0)),
+        )
         rows += [(task, m) for m in metrics]
     return rows
 
@@ -172,15 +192,28 @@ def table(flat: Mapping[str, float], models: Sequence[str], reference: str | Non
     return "\n".join(lines)
 
 
-def report_markdown(per_bench: Mapping[str, Mapping[str, float]], models: Mapping[str, str],
-                    reference: str | None, n_boot: int, seed: int) -> str:
+def report_markdown(
+    per_bench: Mapping[str, Mapping[str, float]],
+    models: Mapping[str, str],
+    reference: str | None,
+    n_boot: int,
+    seed: int,
+) -> str:
     """The whole comparison: which models, how the intervals were drawn, one table per benchmark."""
     lines = ["# Model comparison" if reference else "# Evaluation", ""]
     for name, what in models.items():
         lines.append(f"- `{name}`: {what}" + (" (reference)" if name == reference else ""))
-    lines += ["", f"Values are percentages with 95% cluster-bootstrap intervals ({n_boot} resamples, seed {seed});"
-              + (" differences are paired (the same resampled items for every model), with two-sided "
-                 "bootstrap p-values." if reference else ""), ""]
+    lines += [
+        "",
+        f"Values are percentages with 95% cluster-bootstrap intervals ({n_boot} resamples, seed {seed});"
+        + (
+            " differences are paired (the same resampled items for every model), with two-sided "
+            "bootstrap p-values."
+            if reference
+            else ""
+        ),
+        "",
+    ]
     for bench, flat in per_bench.items():
         lines += [f"## {bench}", "", table(flat, list(models), reference), ""]
     return "\n".join(lines)
@@ -188,7 +221,10 @@ def report_markdown(per_bench: Mapping[str, Mapping[str, float]], models: Mappin
 
 # ------------------------------------------------------------------------------------------ picture
 
-def difference_figure(flat: Mapping[str, float], models: Sequence[str], reference: str, title: str, path) -> None:
+
+def difference_figure(
+    flat: Mapping[str, float], models: Sequence[str], reference: str, title: str, path
+) -> None:
     """Each model's difference from ``reference`` per row of :func:`table` (the first metric of each
     negative type, the averages, R@K, top-k) as points with paired 95% intervals; filled markers where
     p < 0.05. Saved as PNG."""
@@ -219,8 +255,14 @@ def difference_figure(flat: Mapping[str, float], models: Sequence[str], referenc
             if lo is not None:
                 ax.plot([lo, hi], [y[j] + off] * 2, color=color, lw=1.5)
             filled = p is not None and p < 0.05
-            ax.plot([d], [y[j] + off], "o", color=color, mfc=color if filled else "white",
-                    label=f"{m} − {reference}" if j == 0 else None)
+            ax.plot(
+                [d],
+                [y[j] + off],
+                "o",
+                color=color,
+                mfc=color if filled else "white",
+                label=f"{m} − {reference}" if j == 0 else None,
+            )
     ax.axvline(0, color="grey", lw=0.8, ls="--")
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlabel("difference (percentage points), paired 95% interval; filled: p < 0.05", fontsize=8)

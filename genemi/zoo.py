@@ -80,7 +80,7 @@ def _arch(arch: str) -> str:
     if arch not in open_clip.list_models():
         near = [m for m in open_clip.list_models() if arch.lower().split("-")[0] in m.lower()][:8]
         raise ValueError(
-            f"unknown architecture {arch!r}; `python -c \"import open_clip; print(open_clip.list_models())\"` "
+            f'unknown architecture {arch!r}; `python -c "import open_clip; print(open_clip.list_models())"` '
             f"lists them{f' (e.g. {near})' if near else ''}, or give an open_clip model config .json file"
         )
     return arch
@@ -161,8 +161,9 @@ def load_state_dict(model: torch.nn.Module, path: Path) -> None:
     if path.suffix not in (".safetensors",) and _is_torchscript(path):
         raise ValueError(
             f"{path}: a TorchScript archive (OpenAI's released .pt files are), which genemi does not load "
-            "(loading it runs code from the file). Use the open_clip tag instead (e.g. ViT-B-32-quickgelu:openai "
-            "from the cache), or, if you trust the file, save its state dict once: python -c \"import torch; "
+            "(loading it runs code from the file). Use the open_clip tag instead (e.g. "
+            "ViT-B-32-quickgelu:openai "
+            'from the cache), or, if you trust the file, save its state dict once: python -c "import torch; '
             f"torch.save(torch.jit.load('{path}', map_location='cpu').state_dict(), 'state_dict.pt')\""
         )
     try:
@@ -170,11 +171,14 @@ def load_state_dict(model: torch.nn.Module, path: Path) -> None:
     except Exception as e:
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "WeightsUnpickler" in str(e):
             raise ValueError(
-                f"{path}: holds Python objects besides tensors, which a safe load refuses ({str(e).splitlines()[0]}). "
+                f"{path}: holds Python objects besides tensors, which a safe load refuses "
+                f"({str(e).splitlines()[0]}). "
                 "Save the weights alone (torch.save(model.state_dict(), ...) or safetensors)"
             ) from e
         if isinstance(e, RuntimeError) and "size mismatch" in str(e):
-            raise ValueError(f"{path}: weights do not fit the architecture: {str(e).splitlines()[-1].strip()}") from e
+            raise ValueError(
+                f"{path}: weights do not fit the architecture: {str(e).splitlines()[-1].strip()}"
+            ) from e
         raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
     missing = list(result.missing_keys) if result else []
     unexpected = [k for k in (result.unexpected_keys if result else []) if k not in _OPENAI_EXTRA]
@@ -242,8 +246,9 @@ class _HFTokens:
         self.tokenizer, self.context = tokenizer, context
 
     def __call__(self, texts):
-        return self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=self.context,
-                              return_tensors="pt").input_ids
+        return self.tokenizer(
+            list(texts), padding="max_length", truncation=True, max_length=self.context, return_tensors="pt"
+        ).input_ids
 
 
 class _HFPixels:
@@ -266,7 +271,9 @@ def _hf_parts(folder: Path):
     try:
         model = CLIPModel.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as e:
-        raise ValueError(f"{folder}: not a loadable transformers CLIPModel folder ({str(e).splitlines()[0]})") from e
+        raise ValueError(
+            f"{folder}: not a loadable transformers CLIPModel folder ({str(e).splitlines()[0]})"
+        ) from e
     try:
         tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, TypeError) as e:
@@ -309,8 +316,9 @@ def load(spec: ModelSpec, device: str = "cpu", batch_size: int = 256, precision:
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
     tokenizer = transform = None
-    params = ModelParams(arch=spec.arch or "hf", pretrained="", tokenizer="word" if spec.tokenizer == "word"
-                         else "open_clip")
+    params = ModelParams(
+        arch=spec.arch or "hf", pretrained="", tokenizer="word" if spec.tokenizer == "word" else "open_clip"
+    )
     if spec.kind == "hf":
         module, tokenizer, transform = _hf_parts(Path(spec.source))
     elif spec.kind == "tag":

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import numpy as np
 import pytest
 import torch
@@ -58,9 +57,14 @@ def _byo(tmp_path: Path, n: int = 6) -> Path:
     rows = []
     for i in range(n):
         _noise_png(tmp_path / "byo" / f"{i}.png", i)
-        rows.append({"image": f"{i}.png", "positive": f"a photo of thing number {i}",
-                     "negatives": [f"a photo of thing number {i + 1}", f"a drawing of item {i}"],
-                     "type": "swap" if i % 2 else "replace"})
+        rows.append(
+            {
+                "image": f"{i}.png",
+                "positive": f"a photo of thing number {i}",
+                "negatives": [f"a photo of thing number {i + 1}", f"a drawing of item {i}"],
+                "type": "swap" if i % 2 else "replace",
+            }
+        )
     path = tmp_path / "byo" / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -80,11 +84,15 @@ def test_help_lists_the_subcommands_and_python_m_genemi_is_the_same_command():
     assert "--precision [fp32|fp16|bf16|amp]" in invoke(["eval", "--help"]).output
     out = subprocess.run([sys.executable, "-m", "genemi", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and "compare" in out.stdout
-    recipes = subprocess.run([sys.executable, "-m", "genemi", "recipe", "list"], capture_output=True, text=True,
-                             cwd=ROOT)
-    assert recipes.returncode == 0 and len(recipes.stdout.splitlines()) == len(list((ROOT / "recipes").glob("*.yaml")))
-    report = subprocess.run([sys.executable, "-m", "genemi", "report", "--help"], capture_output=True, text=True,
-                            cwd=ROOT)
+    recipes = subprocess.run(
+        [sys.executable, "-m", "genemi", "recipe", "list"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert recipes.returncode == 0 and len(recipes.stdout.splitlines()) == len(
+        list((ROOT / "recipes").glob("*.yaml"))
+    )
+    report = subprocess.run(
+        [sys.executable, "-m", "genemi", "report", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
     assert report.returncode == 0 and "Usage: genemi report" in report.stdout and "--run-dir" in report.stdout
 
 
@@ -97,7 +105,8 @@ def test_console_script_is_declared():
 
 
 def test_import_genemi_stays_light():
-    code = "import sys, genemi; print(sorted(m for m in ('torch', 'open_clip', 'genemi.cli') if m in sys.modules))"
+    heavy = ("torch", "open_clip", "genemi.cli")
+    code = f"import sys, genemi; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
 
@@ -143,10 +152,17 @@ def test_eval_reads_every_checkpoint_layout_and_matches_the_model_called_by_hand
 
     cfg, sd = _tiny_arch(tmp_path)
     byo = _byo(tmp_path)
-    files = {"plain.pt": sd, "plain.bin": sd,
-             "train.pt": {"epoch": 3, "state_dict": {f"module.{k}": v for k, v in sd.items()}},
-             "openai.pt": {**sd, "input_resolution": torch.tensor(32), "context_length": torch.tensor(77),
-                           "vocab_size": torch.tensor(49408)}}
+    files = {
+        "plain.pt": sd,
+        "plain.bin": sd,
+        "train.pt": {"epoch": 3, "state_dict": {f"module.{k}": v for k, v in sd.items()}},
+        "openai.pt": {
+            **sd,
+            "input_resolution": torch.tensor(32),
+            "context_length": torch.tensor(77),
+            "vocab_size": torch.tensor(49408),
+        },
+    }
     for name, obj in files.items():
         torch.save(obj, tmp_path / name)
     save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "plain.safetensors"))
@@ -156,8 +172,24 @@ def test_eval_reads_every_checkpoint_layout_and_matches_the_model_called_by_hand
     results = []
     for name in [*files, "plain.safetensors"]:
         out = tmp_path / f"out-{name}"
-        res = invoke(["eval", "--model", str(cfg), "--checkpoint", str(tmp_path / name), "-b", str(byo),
-                      "--out", str(out), "--workers", "0", "-q", "--bootstrap", "20"])
+        res = invoke(
+            [
+                "eval",
+                "--model",
+                str(cfg),
+                "--checkpoint",
+                str(tmp_path / name),
+                "-b",
+                str(byo),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "-q",
+                "--bootstrap",
+                "20",
+            ]
+        )
         assert res.exit_code == 0, res.output
         results.append(json.loads((out / "pairs.json").read_text()))
         assert "| replace | text |" in res.output  # the table on the terminal
@@ -179,21 +211,54 @@ def test_eval_refuses_unsafe_or_mismatched_files_in_one_line_and_writes_nothing(
     script = torch.jit.script(torch.nn.Linear(2, 2))
     script.save(str(tmp_path / "scripted.pt"))
     torch.save({k: v for k, v in sd.items() if not k.startswith("visual.")}, tmp_path / "half.pt")
-    cases = {"pickled.pt": "safe load refuses", "scripted.pt": "TorchScript archive",
-             "half.pt": "do not match the architecture"}
+    cases = {
+        "pickled.pt": "safe load refuses",
+        "scripted.pt": "TorchScript archive",
+        "half.pt": "do not match the architecture",
+    }
     for name, says in cases.items():
         out = tmp_path / f"out-{name}"
-        res = invoke(["eval", "--model", str(cfg), "--checkpoint", str(tmp_path / name), "-b", str(byo),
-                      "--out", str(out), "--workers", "0", "-q"])
+        res = invoke(
+            [
+                "eval",
+                "--model",
+                str(cfg),
+                "--checkpoint",
+                str(tmp_path / name),
+                "-b",
+                str(byo),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "-q",
+            ]
+        )
         assert res.exit_code == 1 and res.output.startswith("Error: ") and says in res.output, res.output
         assert str(tmp_path / name) in res.output
         assert not (out / "pairs.json").exists()
-    res = invoke(["eval", "--model", "ViT-B-32", "--pretrained", "laion2b_s34b_b79k", "-b", str(byo),
-                  "--out", str(tmp_path / "o"), "-q"])
-    assert res.exit_code == 1 and "not available offline" in res.output and "huggingface" in res.output.lower()
+    res = invoke(
+        [
+            "eval",
+            "--model",
+            "ViT-B-32",
+            "--pretrained",
+            "laion2b_s34b_b79k",
+            "-b",
+            str(byo),
+            "--out",
+            str(tmp_path / "o"),
+            "-q",
+        ]
+    )
+    assert (
+        res.exit_code == 1 and "not available offline" in res.output and "huggingface" in res.output.lower()
+    )
     res = invoke(["eval", "--model", "ViT-B-99", "--checkpoint", str(tmp_path / "half.pt"), "-b", str(byo)])
     assert res.exit_code == 1 and "unknown architecture 'ViT-B-99'" in res.output
-    res = invoke(["eval", "--model", str(cfg), "--checkpoint", str(tmp_path / "half.pt"), "-b", "no_such_bench"])
+    res = invoke(
+        ["eval", "--model", str(cfg), "--checkpoint", str(tmp_path / "half.pt"), "-b", "no_such_bench"]
+    )
     assert res.exit_code == 1 and "sugarcrepe" in res.output  # lists the catalogue
 
 
@@ -209,8 +274,22 @@ def test_eval_precisions_agree_with_fp32(tmp_path):
     for precision, tol in (("bf16", 0.05), ("amp", 0.05), ("fp16", 0.01)):
         got = zoo.load(spec, "cpu", 4, precision).encode_texts(texts)
         assert got.dtype == torch.float32 and torch.allclose(got, ref, atol=tol), precision
-    res = invoke(["eval", "--model", f"{cfg}:{tmp_path / 'w.pt'}", "-b", str(byo), "--precision", "bf16",
-                  "--out", str(tmp_path / "o"), "-q", "--workers", "0"])
+    res = invoke(
+        [
+            "eval",
+            "--model",
+            f"{cfg}:{tmp_path / 'w.pt'}",
+            "-b",
+            str(byo),
+            "--precision",
+            "bf16",
+            "--out",
+            str(tmp_path / "o"),
+            "-q",
+            "--workers",
+            "0",
+        ]
+    )
     assert res.exit_code == 0, res.output
 
 
@@ -232,13 +311,28 @@ def _hf_folder(folder: Path) -> None:
     CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt")).save_pretrained(folder)
     torch.manual_seed(0)
     cfg = CLIPConfig(
-        text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "vocab_size": 49408, "max_position_embeddings": 77},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
-        projection_dim=16)
+        text_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "vocab_size": 49408,
+            "max_position_embeddings": 77,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
     CLIPModel(cfg).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        folder
+    )
 
 
 def test_eval_reads_a_transformers_clipmodel_folder_with_its_own_tokenizer_and_processor(tmp_path):
@@ -250,8 +344,22 @@ def test_eval_reads_a_transformers_clipmodel_folder_with_its_own_tokenizer_and_p
     folder = tmp_path / "tiny-hf-clip"
     _hf_folder(folder)
     byo = _byo(tmp_path)
-    res = invoke(["eval", "--model", str(folder), "-b", str(byo), "--out", str(tmp_path / "o"), "-q",
-                  "--workers", "0", "--bootstrap", "0"])
+    res = invoke(
+        [
+            "eval",
+            "--model",
+            str(folder),
+            "-b",
+            str(byo),
+            "--out",
+            str(tmp_path / "o"),
+            "-q",
+            "--workers",
+            "0",
+            "--bootstrap",
+            "0",
+        ]
+    )
     assert res.exit_code == 0, res.output
     flat = json.loads((tmp_path / "o/pairs.json").read_text())
     model = CLIPModel.from_pretrained(folder).eval()
@@ -260,8 +368,12 @@ def test_eval_reads_a_transformers_clipmodel_folder_with_its_own_tokenizer_and_p
     with torch.no_grad():
         for line in byo.read_text().splitlines():
             r = json.loads(line)
-            inputs = proc(text=[r["positive"], *r["negatives"]], images=Image.open(byo.parent / r["image"]),
-                          return_tensors="pt", padding=True)
+            inputs = proc(
+                text=[r["positive"], *r["negatives"]],
+                images=Image.open(byo.parent / r["image"]),
+                return_tensors="pt",
+                padding=True,
+            )
             logits = model(**inputs).logits_per_image[0]
             hits.setdefault(r["type"], []).extend(bool(logits[0] > logits[j]) for j in range(1, len(logits)))
     for t, h in hits.items():
@@ -293,8 +405,24 @@ def test_vit_b_32_checkpoint_on_sugarcrepe_in_its_published_layout(tmp_path):
             pairs.append((f.stem, item))
     for _, item in pairs:
         _noise_png(data / "raw/eval/coco2017/val2017" / item["filename"], 7, (320, 240))
-    res = invoke(["eval", "--model", "ViT-B-32", "--checkpoint", str(ckpt), "--benchmark", "sugarcrepe",
-                  "--data", str(data), "--out", str(tmp_path / "out"), "-q", "--workers", "0"])
+    res = invoke(
+        [
+            "eval",
+            "--model",
+            "ViT-B-32",
+            "--checkpoint",
+            str(ckpt),
+            "--benchmark",
+            "sugarcrepe",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "out"),
+            "-q",
+            "--workers",
+            "0",
+        ]
+    )
     assert res.exit_code == 0, res.output
     flat = json.loads((tmp_path / "out/sugarcrepe.json").read_text())
     from open_clip.transform import PreprocessCfg, image_transform_v2
@@ -305,7 +433,9 @@ def test_vit_b_32_checkpoint_on_sugarcrepe_in_its_published_layout(tmp_path):
     hits: dict[str, list[bool]] = {}
     with torch.no_grad():
         for cat, item in pairs:
-            img = model.encode_image(prep(Image.open(data / "raw/eval/coco2017/val2017" / item["filename"]))[None])
+            img = model.encode_image(
+                prep(Image.open(data / "raw/eval/coco2017/val2017" / item["filename"]))[None]
+            )
             txt = model.encode_text(tok([item["caption"], item["negative_caption"]]))
             s = torch.nn.functional.normalize(img, dim=-1) @ torch.nn.functional.normalize(txt, dim=-1).T
             hits.setdefault(cat, []).append(bool(s[0, 0] > s[0, 1]))
@@ -320,12 +450,15 @@ def test_vit_b_32_checkpoint_on_sugarcrepe_in_its_published_layout(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_world(tmp_path_factory):
     """The evaluate stage's tiny synthetic world (tests/test_evaluate.py) and the stage's own metrics."""
-    from stages import evaluate as stage
     from test_evaluate import _tiny_world, stage_args
+
+    from stages import evaluate as stage
 
     tmp = tmp_path_factory.mktemp("world")
     params, data = _tiny_world(tmp)
-    res = CliRunner().invoke(stage.main, stage_args(tmp, params, data) + ["--metrics", str(tmp / "stage.json")])
+    res = CliRunner().invoke(
+        stage.main, stage_args(tmp, params, data) + ["--metrics", str(tmp / "stage.json")]
+    )
     assert res.exit_code == 0, res.output
     return tmp, params, data, json.loads((tmp / "stage.json").read_text())
 
@@ -335,16 +468,31 @@ def test_compare_reproduces_the_evaluate_stage_to_the_digit(tiny_world):
     evaluate stage wrote (points, intervals, deltas), and its paired differences are the stage's deltas."""
     tmp, params, data, stage = tiny_world
     out = tmp / "cmp"
-    res = invoke(["compare", f"base=genemi-synth-vit:{tmp / 'base.safetensors'}",
-                  f"finetuned=genemi-synth-vit:{tmp / 'finetuned.safetensors'}", "-b", "synth_test",
-                  "--params", str(params), "--data", str(data), "--out", str(out), "-q", "--workers", "0"])
+    res = invoke(
+        [
+            "compare",
+            f"base=genemi-synth-vit:{tmp / 'base.safetensors'}",
+            f"finetuned=genemi-synth-vit:{tmp / 'finetuned.safetensors'}",
+            "-b",
+            "synth_test",
+            "--params",
+            str(params),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "-q",
+            "--workers",
+            "0",
+        ]
+    )
     assert res.exit_code == 0, res.output
     flat = json.loads((out / "synth_test.json").read_text())
     assert {k: flat.get(k) for k in stage} == stage
     deltas = [k for k in stage if k.startswith("delta/")]
     assert any(k.endswith("_lo") for k in deltas)
     for k in deltas:
-        assert flat[f"delta/finetuned/{k[len('delta/'):]}"] == stage[k], k
+        assert flat[f"delta/finetuned/{k[len('delta/') :]}"] == stage[k], k
     ps = [v for k, v in flat.items() if k.endswith("_p")]
     n_boot = yaml.safe_load(params.read_text())["eval"]["bootstrap"]
     assert ps and all(1 / (n_boot + 1) - 1e-9 <= p <= 1.0 for p in ps)
@@ -363,18 +511,35 @@ def test_eval_of_one_model_is_the_stages_numbers_for_it(tiny_world):
     gives the stage's finetuned/* values and intervals; the architecture comes from the file's metadata
     when it has some."""
     tmp, params, data, stage = tiny_world
-    from genemi.models import load_weights, save_weights
-    from genemi.zoo import genemi_meta
-
     from genemi.clip import Clip
     from genemi.config import ModelParams
+    from genemi.models import load_weights, save_weights
+    from genemi.zoo import genemi_meta
 
     clip = Clip.from_params(ModelParams("genemi-synth-vit", "", "word"), tmp / "finetuned.safetensors")
     tagged = tmp / "tagged.safetensors"
     save_weights(clip.module, tagged, {"arch": "genemi-synth-vit", "pretrained": "", "tokenizer": "word"})
     assert genemi_meta(tagged)["arch"] == "genemi-synth-vit" and load_weights(clip.module, tagged)
-    res = invoke(["eval", "--model", str(tagged), "--name", "finetuned", "-b", "synth_test", "--params",
-                  str(params), "--data", str(data), "--out", str(tmp / "ev"), "-q", "--workers", "0"])
+    res = invoke(
+        [
+            "eval",
+            "--model",
+            str(tagged),
+            "--name",
+            "finetuned",
+            "-b",
+            "synth_test",
+            "--params",
+            str(params),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp / "ev"),
+            "-q",
+            "--workers",
+            "0",
+        ]
+    )
     assert res.exit_code == 0, res.output
     flat = json.loads((tmp / "ev/synth_test.json").read_text())
     mine = {k: v for k, v in stage.items() if k.startswith("finetuned/")}
@@ -384,9 +549,27 @@ def test_eval_of_one_model_is_the_stages_numbers_for_it(tiny_world):
 def test_compare_names_and_reference(tiny_world, tmp_path):
     tmp, params, data, _ = tiny_world
     w = tmp / "base.safetensors"
-    res = invoke(["compare", f"genemi-synth-vit:{w}", f"genemi-synth-vit:{w}", f"other=genemi-synth-vit:{tmp / 'finetuned.safetensors'}",
-                  "--reference", "other", "-b", "synth_test", "--data", str(data), "--bootstrap", "30",
-                  "--out", str(tmp_path / "c"), "-q", "--workers", "0"])
+    res = invoke(
+        [
+            "compare",
+            f"genemi-synth-vit:{w}",
+            f"genemi-synth-vit:{w}",
+            f"other=genemi-synth-vit:{tmp / 'finetuned.safetensors'}",
+            "--reference",
+            "other",
+            "-b",
+            "synth_test",
+            "--data",
+            str(data),
+            "--bootstrap",
+            "30",
+            "--out",
+            str(tmp_path / "c"),
+            "-q",
+            "--workers",
+            "0",
+        ]
+    )
     assert res.exit_code == 0, res.output
     flat = json.loads((tmp_path / "c/synth_test.json").read_text())
     # the same weights twice: a zero difference between them; both compared with the reference
@@ -407,11 +590,26 @@ def _karpathy(tmp_path: Path, n_images: int = 12) -> Path:
     for i in range(n_images + 1):
         name = f"COCO_val2014_{i:012d}.jpg"
         _noise_png(tmp_path / "coco/val2014" / name, 100 + i)
-        sents = [{"raw": f"picture {i} caption {j} of a {['cat', 'dog', 'car'][(i + j) % 3]}", "tokens": [],
-                  "imgid": i, "sentid": 10 * i + j} for j in range(5)]
-        images.append({"filepath": "val2014", "filename": name, "imgid": i, "cocoid": 1000 + i,
-                       "split": "test" if i < n_images else "train", "sentences": sents,
-                       "sentids": [s["sentid"] for s in sents]})
+        sents = [
+            {
+                "raw": f"picture {i} caption {j} of a {['cat', 'dog', 'car'][(i + j) % 3]}",
+                "tokens": [],
+                "imgid": i,
+                "sentid": 10 * i + j,
+            }
+            for j in range(5)
+        ]
+        images.append(
+            {
+                "filepath": "val2014",
+                "filename": name,
+                "imgid": i,
+                "cocoid": 1000 + i,
+                "split": "test" if i < n_images else "train",
+                "sentences": sents,
+                "sentids": [s["sentid"] for s in sents],
+            }
+        )
     path = tmp_path / "dataset_coco.json"
     path.write_text(json.dumps({"images": images, "dataset": "coco"}))
     return path
@@ -421,9 +619,14 @@ def _coco_captions(karpathy: Path) -> Path:
     """The same test split in the COCO captions format CLIP_benchmark's mscoco_captions reads."""
     d = json.loads(karpathy.read_text())
     test = [im for im in d["images"] if im["split"] == "test"]
-    ann = {"images": [{"id": im["cocoid"], "file_name": im["filename"]} for im in test],
-           "annotations": [{"id": s["sentid"], "image_id": im["cocoid"], "caption": s["raw"]}
-                           for im in test for s in im["sentences"]]}
+    ann = {
+        "images": [{"id": im["cocoid"], "file_name": im["filename"]} for im in test],
+        "annotations": [
+            {"id": s["sentid"], "image_id": im["cocoid"], "caption": s["raw"]}
+            for im in test
+            for s in im["sentences"]
+        ],
+    }
     path = karpathy.with_name("coco_test_karpathy.json")
     path.write_text(json.dumps(ann))
     return path
@@ -449,24 +652,57 @@ def test_clip_benchmark_and_genemi_eval_agree_on_retrieval_and_zero_shot(tmp_pat
 
     model, transform, tokenizer = load_clip("open_clip", "tiny-test-clip", str(ckpt), None, device="cpu")
     model.eval()
-    ds = build_dataset("mscoco_captions", root=str(tmp_path / "coco"), transform=transform, split="test", task="zeroshot_retrieval",
-                       annotation_file=str(_coco_captions(karpathy)))
-    loader = torch.utils.data.DataLoader(ds, batch_size=5, collate_fn=get_dataset_collate_fn("mscoco_captions"))
-    ref_ret = zeroshot_retrieval.evaluate(model, loader, tokenizer, "cpu", amp=False, recall_k_list=[1, 5, 10])
+    ds = build_dataset(
+        "mscoco_captions",
+        root=str(tmp_path / "coco"),
+        transform=transform,
+        split="test",
+        task="zeroshot_retrieval",
+        annotation_file=str(_coco_captions(karpathy)),
+    )
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=5, collate_fn=get_dataset_collate_fn("mscoco_captions")
+    )
+    ref_ret = zeroshot_retrieval.evaluate(
+        model, loader, tokenizer, "cpu", amp=False, recall_k_list=[1, 5, 10]
+    )
     zs = ImageFolder(str(folder), transform=transform)
     classnames = [c.replace("_", " ") for c in zs.classes]
     # zeroshot_classification.evaluate's own accuracy() calls float() on a 1-element array, an error
     # under numpy 2.4 (clip_benchmark 1.6.2): its classifier and logits, with top-1 read off them
-    classifier = zeroshot_classification.zero_shot_classifier(model, tokenizer, classnames, ["a photo of a {c}."],
-                                                              "cpu", amp=False)
+    classifier = zeroshot_classification.zero_shot_classifier(
+        model, tokenizer, classnames, ["a photo of a {c}."], "cpu", amp=False
+    )
     logits, target = zeroshot_classification.run_classification(
-        model, classifier, torch.utils.data.DataLoader(zs, batch_size=5), "cpu", amp=False)
+        model, classifier, torch.utils.data.DataLoader(zs, batch_size=5), "cpu", amp=False
+    )
     ref_zs = {"acc1": (logits.argmax(1) == target).float().mean().item()}
 
-    common = ["--model", str(cfg), "--checkpoint", str(ckpt), "--out", str(tmp_path / "g"), "-q",
-              "--workers", "0", "--bootstrap", "0"]
-    res = invoke(["eval", *common, "-b", str(karpathy), "--loader", "karpathy_retrieval",
-                  "--images", str(tmp_path / "coco")])
+    common = [
+        "--model",
+        str(cfg),
+        "--checkpoint",
+        str(ckpt),
+        "--out",
+        str(tmp_path / "g"),
+        "-q",
+        "--workers",
+        "0",
+        "--bootstrap",
+        "0",
+    ]
+    res = invoke(
+        [
+            "eval",
+            *common,
+            "-b",
+            str(karpathy),
+            "--loader",
+            "karpathy_retrieval",
+            "--images",
+            str(tmp_path / "coco"),
+        ]
+    )
     assert res.exit_code == 0, res.output
     ret = json.loads((tmp_path / "g/dataset_coco.json").read_text())
     res = invoke(["eval", *common, "-b", str(folder), "--loader", "image_folder"])
@@ -476,8 +712,14 @@ def test_clip_benchmark_and_genemi_eval_agree_on_retrieval_and_zero_shot(tmp_pat
     assert ret["model/retrieval/n_images"] == 12 and ret["model/retrieval/n_texts"] == 60
     got, want = {}, {}
     for k in (1, 5, 10):
-        got[f"t2i_r@{k}"], want[f"t2i_r@{k}"] = ret[f"model/retrieval/t2i_r@{k}"], 100 * ref_ret[f"image_retrieval_recall@{k}"]
-        got[f"i2t_r@{k}"], want[f"i2t_r@{k}"] = ret[f"model/retrieval/i2t_r@{k}"], 100 * ref_ret[f"text_retrieval_recall@{k}"]
+        got[f"t2i_r@{k}"], want[f"t2i_r@{k}"] = (
+            ret[f"model/retrieval/t2i_r@{k}"],
+            100 * ref_ret[f"image_retrieval_recall@{k}"],
+        )
+        got[f"i2t_r@{k}"], want[f"i2t_r@{k}"] = (
+            ret[f"model/retrieval/i2t_r@{k}"],
+            100 * ref_ret[f"text_retrieval_recall@{k}"],
+        )
     got["top1"], want["top1"] = top["model/zeroshot/top1"], 100 * ref_zs["acc1"]
     print("CLIP_benchmark vs genemi eval:", json.dumps({k: (want[k], got[k]) for k in got}))
     for k in got:
