@@ -266,6 +266,11 @@ def eval_cmd(model, pretrained, checkpoint, name, out_dir, **opts) -> None:
     if pretrained and checkpoint:
         raise click.UsageError("give --pretrained or --checkpoint, not both")
     source = pretrained or checkpoint
+    if not source and ":" not in model and not Path(model).exists():
+        raise click.UsageError(
+            f"--model {model}: give its weights, --pretrained TAG (a cached open_clip tag) or "
+            "--checkpoint FILE"
+        )
     if source and ":" in model and not Path(model).exists():
         raise click.UsageError(f"--model {model} already names its weights; drop --pretrained/--checkpoint")
     spec = zoo.parse_spec(f"{model}:{source}" if source else model, name, opts["tokenizer"])

@@ -146,6 +146,8 @@ def rows_of(flat: Mapping[str, float], model: str) -> list[tuple[str, str]]:
 
 
 def _n(flat: Mapping[str, float], model: str, row: str) -> str:
+    if row.startswith("macro"):  # a mean over types, not over items
+        return ""
     n = flat.get(f"{model}/{row}/n", flat.get(f"{model}/{row}/n_texts", flat.get(f"{model}/all/n")))
     if row in ("retrieval", "zeroshot"):
         n = flat.get(f"{model}/{row}/n_images" if row == "retrieval" else f"{model}/{row}/n")

@@ -261,6 +261,8 @@ def test_eval_refuses_unsafe_or_mismatched_files_in_one_line_and_writes_nothing(
         ["eval", "--model", str(cfg), "--checkpoint", str(tmp_path / "half.pt"), "-b", "no_such_bench"]
     )
     assert res.exit_code == 1 and "sugarcrepe" in res.output  # lists the catalogue
+    res = invoke(["eval", "--model", "ViT-B-32", "-b", str(byo)])  # no weights: never a random-init score
+    assert res.exit_code == 2 and "--pretrained TAG" in res.output
 
 
 def test_eval_precisions_agree_with_fp32(tmp_path):
