@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-# headline name -> what it averages (docs: README "Sweeps and the results table")
+# headline name -> what it averages (docs/sweeps.md)
 HEADLINES = ("hard_text", "macro_text", "r@1", "zeroshot_top1")
 
 

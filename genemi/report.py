@@ -699,7 +699,7 @@ def collect_runs(exps: list[str], run_dirs: list, repo) -> list:
         found = dvc_experiments(repo)
         if not found:
             raise ValueError(f"{repo}: `dvc exp show` lists no successful experiment; run a sweep first "
-                             "(README: Sweeps) or name runs with --exp / --run-dir")
+                             "(docs/sweeps.md) or name runs with --exp / --run-dir")
         runs += [load_run(name, git_reader(sha, repo)) for name, sha in found]
     known: dict[str, str] | None = None  # experiment name -> sha, asked of dvc only when needed
     for name in exps:

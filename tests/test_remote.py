@@ -1,4 +1,4 @@
-"""Sharing a run across machines through a DVC remote (README "Sharing a run across machines").
+"""Sharing a run across machines through a DVC remote (docs/remote.md).
 
 One clone runs the pipeline (tiny settings) and pushes to a local-directory remote; a fresh `git clone` of
 it pulls and must then have nothing to compute: `dvc status` is up to date, `dvc repro` runs no stage and
@@ -73,7 +73,7 @@ def test_a_pulled_clone_reuses_the_pushed_run(tmp_path):
     first, second, remote = tmp_path / "first", tmp_path / "second", tmp_path / "remote"
     _tiny_repo(first)
     _dvc(first, "repro", timeout=900)
-    # the README's steps: a shared remote is committed with the run, so every clone knows where to pull from
+    # docs/remote.md's steps: a shared remote is committed with the run, so every clone knows where to pull from
     _dvc(first, "remote", "add", "-d", "local", str(remote))
     _git(first, "add", "-A")
     _git(first, *ID, "commit", "-qm", "run + remote")

@@ -120,13 +120,18 @@ def test_queued_sweep_runs_two_experiments_in_parallel(tmp_path):
         pytest.skip("dvc is not installed in this environment")
     repo = tmp_path / "repo"
     _copy_worktree(repo)
-    # not the workspace's params.yaml, which `dvc exp run -S` may have changed
-    commit_params(repo, with_tiny(frozen_params.raw()))
-    # the README's order: the stages every experiment shares are built once, then the variations queued. Two
-    # workers building the same output at the same moment can collide in DVC's shared cache ("unable to
-    # remove 'models/base.safetensors' without a confirmation", seen once in CI)
-    _dvc(repo, "repro", "base", timeout=600)
-    _git(repo, "add", "dvc.lock")
+    # not the workspace's params.yaml, which `dvc exp run -S` may have changed. The committed weight is
+    # neither experiment's, so both queued experiments train and evaluate, at the same time
+    raw = with_tiny(frozen_params.raw())
+    raw["loss"]["hn_weight"] = 0.5
+    commit_params(repo, raw)
+    # the README's order: every stage the experiments share is built once (the whole pipeline), then the
+    # variations are queued, so no two workers ever build the same stage. Two workers that do (the shared
+    # `mine_real`, `base`) collide in DVC's cache and run cache: "unable to remove 'models/base.safetensors'
+    # without a confirmation", or a run-cache temp file another worker moved (treeverse/dvc#10673)
+    _dvc(repo, "repro", timeout=900)
+    _dvc(repo, "status", "--quiet")  # exit 0: every stage is up to date before anything is queued
+    _git(repo, "add", "-A")  # dvc.lock and the git-tracked metrics
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "shared stages")
     for w in ("0", "1"):
         _dvc(repo, "exp", "run", "--queue", "--name", f"hn{w}", "-S", f"loss.hn_weight={w}")
