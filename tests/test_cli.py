@@ -200,7 +200,11 @@ def test_eval_reads_every_checkpoint_layout_and_matches_the_model_called_by_hand
     assert results[0]["model/all/n"] == 12.0 and "model/all/text_lo" in results[0]
 
 
-def test_eval_refuses_unsafe_or_mismatched_files_in_one_line_and_writes_nothing(tmp_path):
+def test_eval_refuses_unsafe_or_mismatched_files_in_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    # no network here either way; offline mode skips the hub's connection retries (~50 s)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     cfg, sd = _tiny_arch(tmp_path)
     byo = _byo(tmp_path, 2)
 
