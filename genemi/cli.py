@@ -2,8 +2,8 @@
 hand-run tools of the pipeline.
 
 \b
-    genemi eval --model ViT-B-32 --checkpoint negclip.pt --benchmark sugarcrepe
-    genemi compare ViT-B-32:openai negclip=ViT-B-32:negclip.pt --benchmark sugarcrepe --benchmark winoground
+    genemi eval --model ViT-B-32-quickgelu --checkpoint negclip.pt --benchmark sugarcrepe
+    genemi compare ViT-B-32-quickgelu:openai negclip=ViT-B-32-quickgelu:negclip.pt -b sugarcrepe -b winoground
     genemi recipe list
     genemi show --manifest data/negatives/test.jsonl --first 8 --out shown/
     genemi report --out reports/
@@ -256,7 +256,7 @@ def eval_cmd(model, pretrained, checkpoint, name, out_dir, **opts) -> None:
     (an open_clip tag must be in the local cache).
 
     \b
-    genemi eval --model ViT-B-32 --checkpoint negclip.pt --benchmark sugarcrepe
+    genemi eval --model ViT-B-32-quickgelu --checkpoint negclip.pt --benchmark sugarcrepe
     genemi eval --model ViT-B-32 --pretrained laion2b_s34b_b79k -b winoground -b aro_vg_relation
     genemi eval --model models/clip-vit-base-patch32 -b my_pairs.jsonl --images my_images/
     genemi eval --model data/models/finetuned.safetensors -b synth_test
@@ -301,7 +301,7 @@ def compare_cmd(models, reference, out_dir, **opts) -> None:
     CLIPModel folder (docs/cli.md).
 
     \b
-    genemi compare ViT-B-32:openai negclip=ViT-B-32:negclip.pt -b sugarcrepe -b winoground
+    genemi compare ViT-B-32-quickgelu:openai negclip=ViT-B-32-quickgelu:negclip.pt -b sugarcrepe -b winoground
     genemi compare base=data/models/base.safetensors finetuned=data/models/finetuned.safetensors -b synth_test
     """
     from genemi import zoo

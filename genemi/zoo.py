@@ -123,7 +123,7 @@ def parse_spec(text: str, name: str | None = None, tokenizer: str | None = None)
     arch, colon, source = text.partition(":")
     if not colon or not source:
         raise ValueError(
-            f"model {text!r}: give ARCH:TAG (e.g. ViT-B-32:openai), ARCH:CHECKPOINT_FILE, a genemi "
+            f"model {text!r}: give ARCH:TAG (e.g. ViT-B-32-quickgelu:openai), ARCH:CHECKPOINT_FILE, a genemi "
             "weights file or a transformers CLIPModel folder (no file or folder of that name exists)"
         )
     arch = _arch(arch)
