@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,8 +34,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _timed(args: list[str], cwd: Path) -> tuple[float, float | None]:
-    """``(wall seconds of the process, seconds it reports for scoring the benchmark)``."""
+def _timed(args: list[str], cwd: Path) -> tuple[float, float | None, float]:
+    """``(wall seconds of the process, seconds it reports for scoring the benchmark, its CPU seconds)``;
+    the CPU seconds (user + system) depend far less on what else the machine runs than the wall time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     res = subprocess.run(
         [sys.executable, "-m", "genemi", *args],
@@ -44,10 +47,12 @@ def _timed(args: list[str], cwd: Path) -> tuple[float, float | None]:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if res.returncode != 0:
         raise SystemExit(f"genemi {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
     scored = re.search(r"^## synth_test \(([\d.]+) s\)", res.stdout, re.M)
-    return round(wall, 2), float(scored.group(1)) if scored else None
+    return round(wall, 2), float(scored.group(1)) if scored else None, round(cpu, 2)
 
 
 @click.command()
@@ -99,8 +104,9 @@ def main(params_path: str, repeats: int, out: str) -> None:
         }
         load = os.getloadavg()[0]
         measured = {k: [_timed(a, tmp) for _ in range(repeats)] for k, a in runs.items()}
-        times = {k: [w for w, _ in v] for k, v in measured.items()}
-        scoring = {k: [s for _, s in v] for k, v in measured.items() if k != "help"}
+        times = {k: [m[0] for m in v] for k, v in measured.items()}
+        scoring = {k: [m[1] for m in v] for k, v in measured.items() if k != "help"}
+        cpu = {k: [m[2] for m in v] for k, v in measured.items()}
         flat = json.loads((tmp / "ev/synth_test.json").read_text())
     result = {
         "what": "wall seconds of `genemi eval` / `genemi compare` (fresh process each), synthetic test split",
@@ -111,6 +117,8 @@ def main(params_path: str, repeats: int, out: str) -> None:
         "seconds": times,
         "median_s": {k: statistics.median(v) for k, v in times.items()},
         "scoring_s": scoring,  # decoding, encoding, metrics and bootstrap, as the command reports it
+        "cpu_s": cpu,  # user + system CPU seconds of each process
+        "median_cpu_s": {k: statistics.median(v) for k, v in cpu.items()},
         "load_average_1min_before": round(load, 1),
         "model_all_text": flat["model/all/text"],
         "cpus": os.cpu_count(),
