@@ -47,6 +47,26 @@ def bootstrap_means(
     return out
 
 
+def replicates(outcomes: dict[str, Outcomes], n_boot: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Metric key -> ``[len(outcomes), n_boot]`` cluster-bootstrap replicates of every model (in the
+    order of ``outcomes``), for the primary metrics (``CI_METRICS``, retrieval, zero-shot) and the macro
+    averages. One generator per key (``seed``, key), and the same resampled clusters for every model:
+    a model's replicates do not depend on which other models are scored beside it."""
+    models = list(outcomes)
+    reps: dict[str, np.ndarray] = {}
+    keys = sorted(set.intersection(*(set(o.samples) for o in outcomes.values())))
+    for k in keys:
+        metric = k.rsplit("/", 1)[-1]
+        if metric in CI_METRICS or k.startswith(("retrieval/", "zeroshot/")):
+            samples = [outcomes[m].samples[k] for m in models]
+            if len(samples[0].values) and all(len(s.values) == len(samples[0].values) for s in samples):
+                reps[k] = bootstrap_means(samples, n_boot, _rng(seed, k))
+    for k, parts in outcomes[models[0]].macro.items():
+        if all(p in reps for p in parts):
+            reps[k] = np.mean([reps[p] for p in parts], axis=0)
+    return reps
+
+
 def compare(
     outcomes: dict[str, Outcomes], n_boot: int = 0, seed: int = 0, digits: int = 4
 ) -> dict[str, float]:
@@ -71,18 +91,7 @@ def compare(
                     out[f"retention/{k}"] = 100.0 * v / points["base"][k]
     if n_boot > 0:
         models = list(outcomes)
-        reps: dict[str, np.ndarray] = {}  # key -> [len(models), n_boot]
-        keys = sorted(set.intersection(*(set(o.samples) for o in outcomes.values())))
-        for k in keys:
-            metric = k.rsplit("/", 1)[-1]
-            if metric in CI_METRICS or k.startswith(("retrieval/", "zeroshot/")):
-                samples = [outcomes[m].samples[k] for m in models]
-                if len(samples[0].values) and all(len(s.values) == len(samples[0].values) for s in samples):
-                    reps[k] = bootstrap_means(samples, n_boot, _rng(seed, k))
-        for k, parts in outcomes[models[0]].macro.items():
-            if all(p in reps for p in parts):
-                reps[k] = np.mean([reps[p] for p in parts], axis=0)
-        for k, r in reps.items():
+        for k, r in replicates(outcomes, n_boot, seed).items():
             for i, m in enumerate(models):
                 out[f"{m}/{k}_lo"], out[f"{m}/{k}_hi"] = np.percentile(r[i], [2.5, 97.5]).tolist()
             if pair:
@@ -90,3 +99,37 @@ def compare(
                 out[f"delta/{k}_lo"], out[f"delta/{k}_hi"] = np.percentile(d, [2.5, 97.5]).tolist()
     return {k: round(float(v), digits) for k, v in sorted(out.items())}
 
+
+def paired(
+    outcomes: dict[str, Outcomes], reference: str, n_boot: int, seed: int = 0, digits: int = 4
+) -> dict[str, float]:
+    """Every other model against ``reference`` on the same items: ``delta/<model>/<key>`` (point
+    difference), ``_lo`` / ``_hi`` (paired percentile 95% interval) and ``_p`` (two-sided bootstrap
+    p-value of no difference: the share of replicate differences at least ``|delta|`` away from
+    ``delta``, as :func:`genemi.report.paired_test` computes it; at least ``1 / (n_boot + 1)``).
+
+    The replicates are :func:`replicates`' (same generator per key as :func:`compare`), so with models
+    ``base`` and ``finetuned`` the interval of ``delta/finetuned/<key>`` is the evaluate stage's
+    ``delta/<key>_lo`` / ``_hi`` to the digit. Keys without replicates (secondary metrics) get the point
+    difference only.
+    """
+    if reference not in outcomes:
+        raise ValueError(f"reference model {reference!r} is not among the scored models {list(outcomes)}")
+    models = list(outcomes)
+    points = {m: summarize(o) for m, o in outcomes.items()}
+    reps = replicates(outcomes, n_boot, seed) if n_boot > 0 else {}
+    ref = models.index(reference)
+    out: dict[str, float] = {}
+    for i, m in enumerate(models):
+        if m == reference:
+            continue
+        for k, v in points[m].items():
+            if k not in points[reference] or k in outcomes[m].counts:
+                continue
+            d = v - points[reference][k]
+            out[f"delta/{m}/{k}"] = d
+            if k in reps:
+                r = reps[k][i] - reps[k][ref]
+                out[f"delta/{m}/{k}_lo"], out[f"delta/{m}/{k}_hi"] = np.percentile(r, [2.5, 97.5]).tolist()
+                out[f"delta/{m}/{k}_p"] = min(1.0, (1 + int(np.sum(np.abs(r - d) >= abs(d)))) / (1 + n_boot))
+    return {k: round(float(v), digits) for k, v in sorted(out.items())}

@@ -77,11 +77,13 @@ class Clip:
     a bf16/fp16 module gets its inputs in its own dtype."""
 
     def __init__(self, module: torch.nn.Module, params: ModelParams, device: str | torch.device = "cpu",
-                 batch_size: int = 256, meta: dict | None = None):
+                 batch_size: int = 256, meta: dict | None = None, tokenizer=None, transform=None):
+        """``tokenizer`` / ``transform``: given by a model that brings its own (a transformers CLIPModel
+        folder, :mod:`genemi.zoo`); by default built from ``params`` and ``module``."""
         self.params = params
         self.module = module.to(device)
-        self.tokenizer = make_tokenizer(params)
-        self.transform = image_transform(module, params)
+        self.tokenizer = tokenizer if tokenizer is not None else make_tokenizer(params)
+        self.transform = transform if transform is not None else image_transform(module, params)
         self.batch_size = batch_size
         self.meta = meta or {}
 

@@ -202,9 +202,9 @@ def test_genemi_validation_rows():
 
 
 def test_genemi_validation_parquet_with_embedded_images(tmp_path):
-    pa = pytest.importorskip("pyarrow")
     import io
 
+    import pyarrow as pa  # a main dependency (pyproject.toml): this test runs, never skips
     import pyarrow.parquet as pq
 
     buf = io.BytesIO()
