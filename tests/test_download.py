@@ -16,8 +16,11 @@ from pathlib import Path
 import frozen_params  # tests/fixtures/params.yaml, not the live params.yaml
 import pytest
 
-from genemi.download import DownloadError, Lock, fetch, fetch_tree, safe_extract_zip
+from genemi.download import fetch
+from genemi.extract import safe_extract_zip
 from genemi.images import read_bytes
+from genemi.lockfile import DownloadError, Lock
+from genemi.snapshot import fetch_tree
 
 
 class _Server:
@@ -511,6 +514,8 @@ def test_synthetic_source_writes_placeholders_without_network(tmp_path, monkeypa
     from click.testing import CliRunner
 
     import genemi.download
+    import genemi.extract
+    import genemi.snapshot
 
     def no_network(*a, **k):
         raise AssertionError("the synthetic default must not download")
@@ -519,8 +524,9 @@ def test_synthetic_source_writes_placeholders_without_network(tmp_path, monkeypa
 
     import genemi.data.sources
 
-    for name in ("fetch", "fetch_tree", "safe_extract_zip"):
-        monkeypatch.setattr(genemi.download, name, no_network)
+    for module, name in ((genemi.download, "fetch"), (genemi.snapshot, "fetch_tree"),
+                         (genemi.extract, "safe_extract_zip")):
+        monkeypatch.setattr(module, name, no_network)
         monkeypatch.setattr(genemi.data.sources, name, no_network)
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     params = SimpleNamespace(
@@ -629,7 +635,7 @@ def test_pipeline_fragment_names_real_scripts_and_params():
 
 
 def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
-    from genemi.download import atomic_dir
+    from genemi.extract import atomic_dir
 
     out = tmp_path / "out"
     out.mkdir()
