@@ -8,7 +8,7 @@ that resolves the image references they name. The metrics read off them are desc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +105,15 @@ class EvalSet:
     # every type is reported too, as macro_all/*
     macro_exclude: frozenset[str] = frozenset()
 
+
+@dataclass(frozen=True)
+class Loader:
+    """A benchmark reader (``genemi.benchmarks`` registers one per format):
+    ``load(src, file, images, p, seed) -> EvalSet``; ``needs(src, file, images, p) -> [(path, what)]``."""
+
+    load: Callable[..., EvalSet]
+    needs: Callable[..., list[tuple[Path, str]]]
+    doc: str  # where the files come from (shown when they are missing)
 
 
 def distinct_inputs(es: EvalSet) -> tuple[list[str], list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -173,3 +174,8 @@ def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield lineno, row
+
+
+def safe_name(text: str) -> str:
+    """File-name-safe form of an id (runs of anything but ``A-Za-z0-9._:-`` -> "_"; never empty)."""
+    return re.sub(r"[^A-Za-z0-9._:-]+", "_", text.strip()).strip("_") or "_"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,7 +35,7 @@ from PIL import Image
 from genemi import seeding
 from genemi.config import MineRealParams, Params
 from genemi.images import ShardWriter, read_bytes, read_image
-from genemi.io import read_json, write_json, write_png
+from genemi.io import read_json, safe_name, write_json, write_png
 from genemi.manifest import Negative, Record, read_manifest, write_manifest
 from genemi.mining.lexicon import Lexicon
 from genemi.mining.models import iva_score
@@ -66,11 +65,6 @@ class Chain:
 def sample_seed(seed: int, *keys: object) -> int:
     """Stable 31-bit seed for one sample (an editor's own generator takes an int)."""
     return int(seeding.rng(seed, *keys).integers(0, 2**31))
-
-
-def safe_name(text: str) -> str:
-    """File-name-safe form, as the seed did for its paths (spaces and slashes -> "_")."""
-    return re.sub(r"[^A-Za-z0-9._:-]+", "_", text.strip()).strip("_") or "_"
 
 
 def dist_env() -> tuple[int, int]:
