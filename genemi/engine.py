@@ -157,8 +157,11 @@ def deepspeed_config(opt: OptimParams, ds: DeepSpeedParams, world_size: int) -> 
 
 def init_engine(model, opt: OptimParams, ds: DeepSpeedParams):
     """Wrap ``model``'s trainable parameters in a DeepSpeed engine (gloo on CPU, nccl on GPU)."""
-    import deepspeed
     import torch
+
+    if not torch.cuda.is_available():  # DeepSpeed would pick the CPU too, after a warning nobody can act on
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed
 
     ensure_dist_env()
     if int(os.environ["WORLD_SIZE"]) == 1:

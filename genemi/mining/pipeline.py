@@ -35,8 +35,8 @@ from PIL import Image
 from genemi import seeding
 from genemi.config import MineRealParams, Params
 from genemi.images import ShardWriter, read_bytes, read_image
-from genemi.io import read_json, safe_name, write_json, write_png
-from genemi.manifest import Negative, Record, read_manifest, write_manifest
+from genemi.io import read_json, safe_name, write_json, write_png, write_text
+from genemi.manifest import Negative, Record, read_manifest, write_manifest, write_off_road_manifest
 from genemi.mining.lexicon import Lexicon
 from genemi.mining.models import iva_score
 from genemi.mining.portrayals import LexiconPortrayer, edit_type
@@ -419,17 +419,17 @@ def mine_real(
 
     Returns the metrics to record, or None when this process only mined its share (``do_merge``
     off, or several ranks: the merge waits for all of them). Not ``enabled`` (a road other than
-    genemi: ``genemi.roads``), it writes an empty manifest and empty folders (DVC expects every declared
-    output) and mines nothing.
+    genemi: ``genemi.roads``), it writes a placeholder manifest, an empty shard and a note in ``sheets``
+    (DVC expects every declared output, and warns about an empty one) and mines nothing.
     """
     from genemi.mining.contact_sheet import write_sheets
 
     if not enabled:
-        write_manifest(out_manifest, [])
+        write_off_road_manifest(out_manifest)
         if shard is not None:
             pack_images([], work_dir, shard)  # an empty shard: DVC expects every declared output
-        for d in (work_dir, sheets):
-            Path(d).mkdir(parents=True, exist_ok=True)
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        write_text(Path(sheets) / "SKIPPED.txt", "mine_real is off (data.source is not genemi): no sheet.\n")
         log("mine_real: off (data.source is not genemi); wrote an empty manifest")
         return {"enabled": False}
     rank, world = dist_env()
