@@ -119,6 +119,11 @@ def write_png(path: str | os.PathLike, image: Any, compress_level: int | None = 
         image.save(tmp, format="PNG", **opts)
 
 
+def safe_name(text: str) -> str:
+    """File-name-safe form of an id (runs of anything but ``A-Za-z0-9._:-`` -> "_"; never empty)."""
+    return re.sub(r"[^A-Za-z0-9._:-]+", "_", text.strip()).strip("_") or "_"
+
+
 def dumps(obj: Any) -> str:
     """Deterministic JSON: sorted keys, fixed separators, trailing newline."""
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
@@ -174,8 +179,3 @@ def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield lineno, row
-
-
-def safe_name(text: str) -> str:
-    """File-name-safe form of an id (runs of anything but ``A-Za-z0-9._:-`` -> "_"; never empty)."""
-    return re.sub(r"[^A-Za-z0-9._:-]+", "_", text.strip()).strip("_") or "_"
