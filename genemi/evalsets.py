@@ -106,15 +106,6 @@ class EvalSet:
     macro_exclude: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
-class Loader:
-    """A benchmark reader (``genemi.benchmarks`` registers one per format):
-    ``load(src, file, images, p, seed) -> EvalSet``; ``needs(src, file, images, p) -> [(path, what)]``."""
-
-    load: Callable[..., EvalSet]
-    needs: Callable[..., list[tuple[Path, str]]]
-    doc: str  # where the files come from (shown when they are missing)
-
 
 def distinct_inputs(es: EvalSet) -> tuple[list[str], list[str]]:
     """Every image ref and caption the set needs, each once, in first-seen order."""
@@ -165,3 +156,12 @@ def monitor_set(es: EvalSet, n: int) -> EvalSet:
     recs = es.records[:n]
     return EvalSet(es.name, es.store, recs, retrieval=records_retrieval(recs))
 
+
+@dataclass(frozen=True)
+class Loader:
+    """A benchmark reader (``genemi.benchmarks`` registers one per format):
+    ``load(src, file, images, p, seed) -> EvalSet``; ``needs(src, file, images, p) -> [(path, what)]``."""
+
+    load: Callable[..., EvalSet]
+    needs: Callable[..., list[tuple[Path, str]]]
+    doc: str  # where the files come from (shown when they are missing)
