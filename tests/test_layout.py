@@ -154,3 +154,14 @@ def test_no_file_under_genemi_is_over_500_lines():
 def test_stage_scripts_stay_thin(script):
     n = script.read_bytes().count(b"\n")
     assert n <= 60, f"{script.name}: {n} lines; move the logic into genemi/"
+
+
+def test_benchmarks_read_the_committed_params_not_the_workspace_file():
+    """A benchmark measures the set-up it names (``benchmarks/_setup.py``): a recipe or ``dvc exp run -S``
+    left in the workspace's params.yaml must not change it, so no script opens that file itself."""
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        if script.name == "_setup.py":
+            continue
+        text = script.read_text(encoding="utf-8")
+        for reads in ('/ "params.yaml"', "default=\"params.yaml\"", "load_params(ROOT"):
+            assert reads not in text, f"{script.name} reads the workspace params.yaml ({reads}): use _setup"
