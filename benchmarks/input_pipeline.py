@@ -16,13 +16,13 @@ import dataclasses
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import _setup  # this checkout's genemi; the committed params.yaml
+
+ROOT = _setup.ROOT
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -79,7 +79,7 @@ def main() -> None:
 
     from genemi.bank import PairBank
     from genemi.clip import Clip
-    from genemi.config import ModelParams, OptimParams, load_params
+    from genemi.config import ModelParams, OptimParams
     from genemi.manifest import Negative, Record
     from genemi.run import TrainingRun
 
@@ -94,7 +94,7 @@ def main() -> None:
                                      transform=transform)
         opt = OptimParams(steps=a.warm + a.steps, batch_size=a.batch, lr=0.0, weight_decay=0.0, warmup_steps=0,
                           grad_clip=0.0, trainable="full", last_blocks=1, checkpoint_every=0)
-        loss = dataclasses.replace(load_params(ROOT / "params.yaml").loss, negatives_per_sample=1,
+        loss = dataclasses.replace(_setup.shipped_params().loss, negatives_per_sample=1,
                                    image_negatives=True)
         results = {}
         for workers in (0, a.workers):

@@ -16,16 +16,14 @@ Recorded results: none yet (needs a GPU; see the issue-6 report).
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import _setup  # this checkout's genemi; the committed params.yaml
 import click
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _real_models(device: str, dtype: str):
@@ -180,9 +178,7 @@ def main(size, device, dtype, images, steps, variations, out):
     import dataclasses
 
     import torch
-    import yaml
 
-    from genemi.config import MineRealParams, _build
     from genemi.manifest import Record
     from genemi.mining import pipeline as P
     from genemi.mining.models import CaptionNounTagger
@@ -196,9 +192,8 @@ def main(size, device, dtype, images, steps, variations, out):
         grounder, segmenter, make_editor, scorer = _tiny_models(device)
         side, window, steps = (80, 64), 64, min(steps, 2)
     build_s = time.perf_counter() - t0
-    raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "params.yaml").read_text())["mine_real"]
     p = dataclasses.replace(
-        _build(MineRealParams, raw, "mine_real"),
+        _setup.shipped_params().mine_real,
         items_per_image=1,
         variations_per_item=variations,
         sd_steps=steps,

@@ -1,11 +1,11 @@
 """Wall time of writing each synthetic stand-in (genemi/data/standin.py) at the default size.
 
 The stand-ins exist so the real roads run offline in minutes; writing them must take seconds. This
-writes HNC, GQA, COCO and genemi_val stand-ins for params.yaml's synth section and real.subset_seed at
-``--size`` scenes (default: data.stand_in_size) into a temporary folder, times each writer, counts
-the files and bytes written, and records the figures as JSON.
+writes HNC, GQA, COCO and genemi_val stand-ins for the committed params.yaml's synth section and
+real.subset_seed (``--params`` names another file) at ``--size`` scenes (default: data.stand_in_size) into
+a temporary folder, times each writer, counts the files and bytes written, and records the figures as JSON.
 
-    PYTHONPATH=. python benchmarks/standin_speed.py [--size 500] [--out benchmarks/results/standin_speed.json]
+    python benchmarks/standin_speed.py [--size 500] [--out benchmarks/results/standin_speed.json]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import _setup  # this checkout's genemi; the committed params.yaml
 import click
 
 from genemi.config import load_params
@@ -33,11 +34,12 @@ def _jpegs(f: Path) -> int:
 
 
 @click.command()
-@click.option("--params", "params_path", default="params.yaml", show_default=True)
+@click.option("--params", "params_path", default=None,
+              help="A params file to measure [the committed params.yaml, not the workspace's].")
 @click.option("--size", type=int, default=None, help="Scenes of the largest split [data.stand_in_size].")
 @click.option("--out", default="benchmarks/results/standin_speed.json", show_default=True)
 def main(params_path: str, size: int | None, out: str) -> None:
-    p = load_params(params_path)
+    p = load_params(params_path) if params_path else _setup.shipped_params()
     size = size or p.data.stand_in_size
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,6 +59,7 @@ def main(params_path: str, size: int | None, out: str) -> None:
             click.echo(f"{write.__name__}: {rows[write.__name__]}")
     record = {
         "size": size,
+        "params": params_path or _setup.params_source(),
         "image_size": p.synth.image_size,
         "writers": rows,
         "total_seconds": round(sum(r["seconds"] for r in rows.values()), 2),

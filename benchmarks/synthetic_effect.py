@@ -1,7 +1,8 @@
 """Measure the method's effect on the synthetic world: hard-negative fine-tuning vs the same-steps
 plain-CLIP control (``loss.hn_weight=0``), on several seeds, through the real pipeline.
 
-Each run is ``dvc exp run -S seed=S -S loss.hn_weight=W`` with W = params.yaml's weight, then 0;
+Each run is ``dvc exp run -S seed=S -S loss.hn_weight=W`` with W = the committed params.yaml's weight, then
+0, from the committed defaults (the script refuses a workspace params.yaml that differs from them);
 the metrics of the workspace are read right after it (restore it afterwards with
 ``git checkout -- . && dvc checkout``). Results go to ``benchmarks/results/synthetic_effect_seeds.{json,md}``.
 
@@ -12,13 +13,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
-from pathlib import Path
 
+import _setup  # this checkout's genemi; the committed params.yaml
 import click
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = _setup.ROOT
 KEYS = ("attribute_swap/text", "relation_flip/text", "attribute_replace/text", "object_replace/text",
         "count_change/text", "retrieval/i2t_r@1", "retrieval/t2i_r@1")
 BENCHES = ("synth_test", "synth_gen")
@@ -62,12 +62,14 @@ def target_verdict(
 @click.argument("seeds", type=int, nargs=-1)
 def main(seeds: tuple[int, ...]) -> None:
     seeds = seeds or (0, 1)
-    sys.path.insert(0, str(ROOT))
-    import yaml
-
     from genemi.io import write_json, write_text
 
-    hn_weight = yaml.safe_load((ROOT / "params.yaml").read_text())["loss"]["hn_weight"]
+    if not _setup.workspace_is_committed():  # `dvc exp run` starts from the workspace's params.yaml
+        raise click.UsageError(
+            "params.yaml differs from the committed one (a recipe or `dvc exp run -S` left values there), so "
+            "these runs would not measure the defaults; restore it first: git checkout -- params.yaml"
+        )
+    hn_weight = _setup.shipped_params().loss.hn_weight
     if hn_weight <= 0:
         raise click.UsageError(f"params.yaml has loss.hn_weight={hn_weight}; the method's runs need a weight > 0")
     results = {}

@@ -6,6 +6,7 @@ code then scales to ``deepspeed --num_gpus 8 stages/finetune.py ...`` or multi-n
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -155,10 +156,17 @@ def deepspeed_config(opt: OptimParams, ds: DeepSpeedParams, world_size: int) -> 
     }
 
 
+def _not_started_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Attempting to get learning rate from scheduler before it has")
+
+
 def init_engine(model, opt: OptimParams, ds: DeepSpeedParams):
     """Wrap ``model``'s trainable parameters in a DeepSpeed engine (gloo on CPU, nccl on GPU)."""
-    import deepspeed
     import torch
+
+    if not torch.cuda.is_available():  # DeepSpeed would pick the CPU too, after a warning nobody can act on
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed
 
     ensure_dist_env()
     if int(os.environ["WORLD_SIZE"]) == 1:
@@ -175,9 +183,16 @@ def init_engine(model, opt: OptimParams, ds: DeepSpeedParams):
             deepspeed.init_distributed(dist_backend=backend, verbose=False)
     world_size = torch.distributed.get_world_size()
     params = [p for p in model.parameters() if p.requires_grad]
-    engine, _, _, scheduler = deepspeed.initialize(
-        model=model, model_parameters=params, config=deepspeed_config(opt, ds, world_size)
-    )
+    # DeepSpeed's warm-up schedulers read their rate once before step 0 and warn "Attempting to get learning
+    # rate from scheduler before it has started" on every run: nothing for the user to do, so dropped here
+    quiet = logging.getLogger("DeepSpeed")
+    quiet.addFilter(_not_started_notice)
+    try:
+        engine, _, _, scheduler = deepspeed.initialize(
+            model=model, model_parameters=params, config=deepspeed_config(opt, ds, world_size)
+        )
+    finally:
+        quiet.removeFilter(_not_started_notice)
     if world_size == 1 and ds.zero_stage == 0:
         # one rank: the gradient all-reduce is an identity (sum of one, divided by 1) that still
         # flattens and copies every gradient each step; skipping it changes no bit

@@ -8,7 +8,7 @@ that resolves the image references they name. The metrics read off them are desc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,3 +175,12 @@ def monitor_set(es: EvalSet, n: int) -> EvalSet:
     recs = es.records[:n]
     return EvalSet(es.name, es.store, recs, retrieval=records_retrieval(recs))
 
+
+@dataclass(frozen=True)
+class Loader:
+    """A benchmark reader (``genemi.benchmarks`` registers one per format):
+    ``load(src, file, images, p, seed) -> EvalSet``; ``needs(src, file, images, p) -> [(path, what)]``."""
+
+    load: Callable[..., EvalSet]
+    needs: Callable[..., list[tuple[Path, str]]]
+    doc: str  # where the files come from (shown when they are missing)

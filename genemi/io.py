@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -116,6 +117,11 @@ def write_png(path: str | os.PathLike, image: Any, compress_level: int | None = 
     opts = {} if compress_level is None else {"compress_level": compress_level}
     with atomic_path(path, suffix=".png") as tmp:
         image.save(tmp, format="PNG", **opts)
+
+
+def safe_name(text: str) -> str:
+    """File-name-safe form of an id (runs of anything but ``A-Za-z0-9._:-`` -> "_"; never empty)."""
+    return re.sub(r"[^A-Za-z0-9._:-]+", "_", text.strip()).strip("_") or "_"
 
 
 def dumps(obj: Any) -> str:

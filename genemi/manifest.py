@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from genemi.io import iter_jsonl_lines, write_jsonl
+from genemi.io import iter_jsonl_lines, write_jsonl, write_text
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,20 @@ def _text(value: Any, where: str, key: str) -> str:
 def write_manifest(path: str | os.PathLike, records: Iterable[Record]) -> int:
     """Atomically write records as JSONL (one sorted-key object per line); return the count."""
     return write_jsonl(path, (r.to_dict() for r in records))
+
+
+def write_off_road_manifest(path: str | os.PathLike) -> None:
+    """The placeholder manifest of a road that is off: no record, written as one blank line (readers skip it).
+
+    Not 0 bytes: DVC warns "'<path>' is empty" about every empty output and dependency each time it saves
+    one, and a road that is off by choice leaves the user nothing to act on.
+    """
+    write_text(path, "\n")
+
+
+def has_records(path: str | os.PathLike) -> bool:
+    """Whether the manifest at ``path`` holds at least one row (reads up to the first non-blank line)."""
+    return next(iter_jsonl_lines(path), None) is not None
 
 
 def iter_manifest(path: str | os.PathLike) -> Iterator[Record]:

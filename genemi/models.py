@@ -8,8 +8,10 @@ rows instead of 49,408.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +90,22 @@ def make_tokenizer(p: ModelParams):
     return open_clip.get_tokenizer(p.arch)
 
 
+@contextlib.contextmanager
+def _without_random_init_notice() -> Iterator[None]:
+    """Drop open_clip's "No pretrained weights loaded ... Model initialized randomly" (a root-logger warning
+    it gives every model built without a pretrained tag) while such a model is built on purpose."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
 def build_model(p: ModelParams, pretrained: str | None = None) -> torch.nn.Module:
     """An open_clip model of ``p.arch``; ``pretrained`` is an open_clip tag or a file path.
 
@@ -99,7 +117,11 @@ def build_model(p: ModelParams, pretrained: str | None = None) -> torch.nn.Modul
     register_configs()
     if p.arch not in open_clip.list_models():
         raise ValueError(f"model.arch: unknown architecture {p.arch!r}; see open_clip.list_models()")
-    model = open_clip.create_model(p.arch, pretrained=pretrained or None)
+    if pretrained:
+        model = open_clip.create_model(p.arch, pretrained=pretrained)
+    else:  # random init is the intent: the synthetic model trains from scratch, saved weights load after
+        with _without_random_init_notice():
+            model = open_clip.create_model(p.arch, pretrained=None)
     model.logit_scale = torch.nn.Parameter(model.logit_scale.detach().reshape(1).clone())
     return model
 

@@ -113,7 +113,7 @@ def write_type_table(
     path, results: dict[str, dict[str, float]], flat: dict[str, float] | None = None
 ) -> None:
     """CSV for ``dvc plots``: one row per negative type; columns ``<model>_<metric>`` for text, image and
-    group, then ``delta_text`` and, when ``flat`` (from :func:`genemi.evaluate.compare`) has bootstrap
+    group, then ``delta_text`` and, when ``flat`` (from :func:`genemi.bootstrap.compare`) has bootstrap
     intervals, ``<model>_text_lo`` / ``_hi``. Empty cell = metric not defined for that type."""
     from genemi.io import write_text
 

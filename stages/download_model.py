@@ -13,8 +13,8 @@ from download_options import download_options, quiet_option, run_gate
 
 from genemi.config import load_params
 from genemi.data.sources import fetch_model
-from genemi.download import Lock
 from genemi.errors import Stage
+from genemi.lockfile import Lock
 
 
 @click.command(cls=Stage, help=__doc__)

@@ -11,8 +11,8 @@ import click
 
 from genemi.config import load_params
 from genemi.data.sources import gated_fetch
-from genemi.download import DownloadError, Lock
 from genemi.errors import Stage
+from genemi.lockfile import DownloadError, Lock
 
 _OPTIONS = (
     click.option("--params", "params_path", default="params.yaml", show_default=True,

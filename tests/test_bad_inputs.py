@@ -763,7 +763,8 @@ def test_valid_hnc_files_convert(tmp_path, world):
 
 
 def _fetch(tmp: Path, dest: Path, relock=False):
-    from genemi.download import Lock, fetch
+    from genemi.download import fetch
+    from genemi.lockfile import Lock
 
     src = tmp / "server" / "weights.bin"
     return fetch(
@@ -780,7 +781,7 @@ def published(tmp_path):
 
 
 def test_wrong_file_pinned_then_replaced_names_the_entry_and_the_offline_remedy(tmp_path, published):
-    from genemi.download import Lock
+    from genemi.lockfile import Lock
 
     dest = tmp_path / "dl" / "weights.bin"
     dest.parent.mkdir()
@@ -833,7 +834,7 @@ def test_relock_through_the_stage_flag_and_environment(tmp_path, monkeypatch):
     sys.path.insert(0, str(ROOT / "stages"))
     from download_options import download_command
 
-    from genemi.download import RELOCK_ENV
+    from genemi.lockfile import RELOCK_ENV
 
     for argv, env, want in (
         ([], None, []),

@@ -253,6 +253,9 @@ def test_stage_is_off_by_default(data, tmp_path):
     assert res.exit_code == 0, res.output
     assert "data.source is not genemi" in res.output and read_manifest(tmp_path / "variations.jsonl") == []
     assert zipfile.ZipFile(tmp_path / "v.zip").namelist() == []  # the declared output exists, empty
+    # ... and none is empty as DVC sees it (a 0-byte file or a folder without entries: a warning each run)
+    for out in (tmp_path / "variations.jsonl", tmp_path / "v.zip", tmp_path / "sheets"):
+        assert (any(out.iterdir()) if out.is_dir() else out.stat().st_size > 0), out
 
 
 def test_stage_tiny_smoke_run_and_fingerprint_guard(data, tmp_path):

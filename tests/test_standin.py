@@ -24,8 +24,9 @@ from PIL import Image
 from genemi.benchmarks import catalogue
 from genemi.config import ConfigError, EvalSource, MineParams, SynthParams, params_from_dict
 from genemi.data import standin
-from genemi.download import DownloadError, Lock, tree_digest
 from genemi.images import image_exists, read_bytes
+from genemi.lockfile import DownloadError, Lock
+from genemi.snapshot import tree_digest
 from genemi.synth import dataset, world
 from genemi.synth.negatives import NEGATIVE_TYPES
 

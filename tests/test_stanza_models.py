@@ -109,7 +109,7 @@ def _fetch(tmp_path, monkeypatch, fake):
     import stanza
 
     from genemi.data.sources import fetch_stanza
-    from genemi.download import Lock
+    from genemi.lockfile import Lock
 
     monkeypatch.setattr(stanza, "download", fake)
     lock = Lock(tmp_path / "lock.json")
@@ -133,7 +133,7 @@ def test_download_fetches_what_every_user_loads(tmp_path, monkeypatch):
 
 
 def test_a_tree_for_an_older_list_is_refused_before_it_is_pinned(tmp_path, monkeypatch):
-    from genemi.download import DownloadError
+    from genemi.lockfile import DownloadError
 
     # what the old `real.stanza_processors` fetched: the parser could not load from it
     with pytest.raises(DownloadError, match="no stanza model for lemma, depparse"):

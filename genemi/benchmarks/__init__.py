@@ -25,21 +25,10 @@ loader                    format (``file``; images relative to ``images``)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from genemi.config import EvalParams, EvalSource
-from genemi.evalsets import EvalSet
-
-
-@dataclass(frozen=True)
-class Loader:
-    """``load(src, file, images, p, seed) -> EvalSet``; ``needs(src, file, images, p) -> [(path, what)]``."""
-
-    load: Callable[..., EvalSet]
-    needs: Callable[..., list[tuple[Path, str]]]
-    doc: str  # where the files come from (shown when they are missing)
+from genemi.evalsets import EvalSet, Loader
 
 
 def _registry() -> dict[str, Loader]:

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from genemi import seeding
-from genemi.benchmarks import Loader
 from genemi.benchmarks.pairwise import _str, needs_file_and_dir, subset_of
 from genemi.config import STANZA_LANG, stanza_processors
 from genemi.data.hnc import in_subset
-from genemi.evalsets import Choice, EvalSet, ImageStore
+from genemi.evalsets import Choice, EvalSet, ImageStore, Loader
 from genemi.io import iter_jsonl, iter_jsonl_lines, read_json
 
 # ------------------------------------------------------------------------------------ Winoground

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genemi.benchmarks import Loader
 from genemi.benchmarks.pairwise import needs_file_and_dir
 from genemi.data.coco import iter_karpathy_records
 from genemi.data.hnc import in_subset
-from genemi.evalsets import Classification, EvalSet, ImageStore, Retrieval
+from genemi.evalsets import Classification, EvalSet, ImageStore, Loader, Retrieval
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from genemi.manifest import has_records
+
 NAMES = {"hnc": "HNC", "genemi": "GeNeMi variation"}
 HOW = {  # how each real road's training manifest comes to exist
     "hnc": "`dvc exp run -S data.source=hnc ...` runs download_hnc/download_gqa/hnc_manifest (or place the files "
@@ -23,6 +25,6 @@ def training_set(source: str, **roads: tuple[str | None, str | None]) -> tuple[s
     manifest, root = roads[source]
     if not manifest or not root:
         raise ValueError(f"data.source={source} needs --{source}-train and --{source}-image-root (see dvc.yaml)")
-    if source != "synthetic" and (not Path(manifest).is_file() or Path(manifest).stat().st_size == 0):
+    if source != "synthetic" and (not Path(manifest).is_file() or not has_records(manifest)):
         raise ValueError(f"{manifest}: the {NAMES[source]} training manifest is missing or empty. {HOW[source]}")
     return manifest, root

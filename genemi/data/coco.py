@@ -26,7 +26,7 @@ from pathlib import Path
 
 from genemi.io import check_utf8, read_json
 from genemi.images import image_exists
-from genemi.manifest import Record, write_manifest
+from genemi.manifest import Record, write_manifest, write_off_road_manifest
 
 
 @dataclass
@@ -143,11 +143,11 @@ def write_karpathy_manifest(
     ``<coco_dir>/images`` -> one manifest at ``out``; returns the stats to record.
 
     Only the genemi road reads it (mining, regular pairs: ``genemi.roads``); on another ``data_source`` it
-    writes an empty manifest and returns a "skipped" note. Raises ValueError when no caption has its image
-    (an incomplete download_coco output).
+    writes a placeholder manifest without records and returns a "skipped" note. Raises ValueError when no
+    caption has its image (an incomplete download_coco output).
     """
     if data_source != "genemi":
-        write_manifest(out, [])
+        write_off_road_manifest(out)
         return {"skipped": f"data.source is {data_source}: only the genemi road reads the COCO manifest"}
     root = Path(coco_dir)
     s = CocoStats()

@@ -287,7 +287,7 @@ def write_hnc_manifests(
     The folder is replaced whole, and only once every split converted: a failure leaves the
     previous output as it was.
     """
-    from genemi.download import atomic_dir
+    from genemi.extract import atomic_dir
 
     with atomic_dir(out_dir) as tmp:
         return _write_hnc_manifests(data, real, hnc_dir, image_root, tmp, log)

@@ -34,17 +34,10 @@ from pathlib import Path
 
 from genemi.config import STANZA_LANG, STANZA_PROCESSORS, ModelSource, RealDataParams, stanza_processors
 from genemi.data.hnc import HNC_FILES
-from genemi.download import (
-    DownloadError,
-    Lock,
-    atomic_dir,
-    fetch,
-    fetch_tree,
-    hf_file_url,
-    link_or_copy,
-    link_tree,
-    safe_extract_zip,
-)
+from genemi.download import fetch, hf_file_url
+from genemi.extract import atomic_dir, link_or_copy, link_tree, safe_extract_zip
+from genemi.lockfile import DownloadError, Lock
+from genemi.snapshot import fetch_tree
 
 PathLike = str | os.PathLike
 

@@ -47,8 +47,7 @@ def write_sheets(
     thumb: int = 160,
 ) -> list[Path]:
     """One PNG per mined origin, ``<sheets_dir>/<origin>.png``, written atomically."""
-    from genemi.io import write_png
-    from genemi.mining.pipeline import safe_name
+    from genemi.io import safe_name, write_png
 
     out = []
     for part in parts:

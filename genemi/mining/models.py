@@ -283,6 +283,8 @@ class SDInpaintEditor:
     def from_pretrained(
         cls, name_or_path: str, device: str = "cpu", dtype: str = "float32", **kw: Any
     ) -> SDInpaintEditor:
+        import importlib.util
+
         import torch
         from diffusers import StableDiffusionInpaintPipeline
 
@@ -295,6 +297,8 @@ class SDInpaintEditor:
             safety_checker=None,
             requires_safety_checker=False,
             dtype=getattr(torch, dtype),
+            # diffusers falls back to False itself without `accelerate`, after a hint to install it
+            low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None,
         )
         return cls(pipe, device=device, **kw)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,8 +35,15 @@ from PIL import Image
 from genemi import seeding
 from genemi.config import MineRealParams, Params
 from genemi.images import ShardWriter, read_bytes, read_image
-from genemi.io import read_json, write_json, write_png
-from genemi.manifest import Negative, Record, read_manifest, same_caption, write_manifest
+from genemi.io import read_json, safe_name, write_json, write_png, write_text
+from genemi.manifest import (
+    Negative,
+    Record,
+    read_manifest,
+    same_caption,
+    write_manifest,
+    write_off_road_manifest,
+)
 from genemi.mining.lexicon import Lexicon
 from genemi.mining.models import iva_score
 from genemi.mining.portrayals import LexiconPortrayer, edit_type
@@ -66,11 +72,6 @@ class Chain:
 def sample_seed(seed: int, *keys: object) -> int:
     """Stable 31-bit seed for one sample (an editor's own generator takes an int)."""
     return int(seeding.rng(seed, *keys).integers(0, 2**31))
-
-
-def safe_name(text: str) -> str:
-    """File-name-safe form, as the seed did for its paths (spaces and slashes -> "_")."""
-    return re.sub(r"[^A-Za-z0-9._:-]+", "_", text.strip()).strip("_") or "_"
 
 
 def dist_env() -> tuple[int, int]:
@@ -428,17 +429,17 @@ def mine_real(
 
     Returns the metrics to record, or None when this process only mined its share (``do_merge``
     off, or several ranks: the merge waits for all of them). Not ``enabled`` (a road other than
-    genemi: ``genemi.roads``), it writes an empty manifest and empty folders (DVC expects every declared
-    output) and mines nothing.
+    genemi: ``genemi.roads``), it writes a placeholder manifest, an empty shard and a note in ``sheets``
+    (DVC expects every declared output, and warns about an empty one) and mines nothing.
     """
     from genemi.mining.contact_sheet import write_sheets
 
     if not enabled:
-        write_manifest(out_manifest, [])
+        write_off_road_manifest(out_manifest)
         if shard is not None:
             pack_images([], work_dir, shard)  # an empty shard: DVC expects every declared output
-        for d in (work_dir, sheets):
-            Path(d).mkdir(parents=True, exist_ok=True)
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        write_text(Path(sheets) / "SKIPPED.txt", "mine_real is off (data.source is not genemi): no sheet.\n")
         log("mine_real: off (data.source is not genemi); wrote an empty manifest")
         return {"enabled": False}
     rank, world = dist_env()
