@@ -29,14 +29,13 @@ from pathlib import Path
 
 CHILD = r"""
 import json, sys, time
-root, data, n_images = sys.argv[1], sys.argv[2], int(sys.argv[3])
+root, data, n_images, params = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 sys.path.insert(0, root)
 from pathlib import Path
 from genemi.config import load_params
 from genemi.manifest import read_records, iter_manifest
 from genemi.benchmarks import load_benchmark
 from genemi.images import read_image
-params = Path(root) / "params.yaml"
 out = {}
 t = time.perf_counter(); p = load_params(params); out["load_params"] = time.perf_counter() - t
 t = time.perf_counter(); read_records(Path(data) / "negatives" / "train.jsonl")
@@ -55,8 +54,23 @@ print(json.dumps(out))
 """
 
 
-def run(root: Path, data: Path, images: int) -> dict:
-    r = subprocess.run([sys.executable, "-c", CHILD, str(root), str(data), str(images)], capture_output=True,
+def committed_params_file() -> str:
+    """The committed params.yaml (benchmarks/_setup.py) in a temporary file both code versions load."""
+    import tempfile
+
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _setup import committed_raw
+
+    f = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="validation-cost-", delete=False)
+    with f:
+        f.write(yaml.safe_dump(committed_raw()[0], sort_keys=False))
+    return f.name
+
+
+def run(root: Path, data: Path, images: int, params: str) -> dict:
+    r = subprocess.run([sys.executable, "-c", CHILD, str(root), str(data), str(images), params], capture_output=True,
                        text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     if r.returncode:
         raise SystemExit(f"{root}: {r.stderr[-2000:]}")
@@ -73,9 +87,10 @@ def main() -> None:
     a = ap.parse_args()
     trees = {"current": Path(__file__).resolve().parents[1], "baseline": Path(a.baseline).resolve()}
     best: dict[str, dict[str, float]] = {k: {} for k in trees}
+    params = committed_params_file()
     for _ in range(a.rounds):
         for name, root in trees.items():
-            for k, v in run(root, Path(a.data).resolve(), a.images).items():
+            for k, v in run(root, Path(a.data).resolve(), a.images, params).items():
                 best[name][k] = min(v, best[name].get(k, float("inf")))
     # per default `dvc repro`: load_params in 6 stages, the training manifest read by base and finetune,
     # the two benchmarks loaded by their evaluate stages (and synth_test once more by the monitor)
