@@ -1,7 +1,12 @@
-"""Small, safe file helpers: atomic writes, deterministic JSON, JSONL streaming.
+"""Small, safe file helpers: atomic writes, deterministic JSON, JSONL streaming, and a stage's
+outputs as one unit.
 
 Every writer goes to a temporary file in the destination folder and is renamed into
-place, so an interrupted run never leaves a half-written output behind.
+place, so an interrupted run never leaves a half-written output behind. Inside an
+:class:`OutputSet` (every stage runs in one, :class:`genemi.errors.Stage`) the renames onto the
+stage's declared outputs wait until the stage has finished: then all of them are published together,
+or, when the stage fails, none is and the temporaries are removed. A stage's outputs are therefore
+all new or all old.
 """
 
 from __future__ import annotations
@@ -9,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +72,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp_path
         if tmp_path.is_file():  # the writer may have replaced it by a folder or removed it
             os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, path)
+        outputs = current()
+        if outputs is not None and outputs.defers(path):
+            outputs.add(path, tmp_path)  # published with the stage's other outputs when it succeeds
+        else:
+            os.replace(tmp_path, path)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             tmp_path.unlink()
@@ -133,6 +145,7 @@ def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
+    check_read(path)
     try:
         with path.open(encoding="utf-8") as f:
             return json.load(f)
@@ -162,6 +175,7 @@ def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
+    check_read(path)
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -173,3 +187,274 @@ def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield lineno, row
+
+
+# ------------------------------------------------------------------------------------ output sets
+
+
+def real(path: str | os.PathLike) -> str:
+    """``path`` as the file system reaches it: absolute, symbolic links followed, ``a/../b`` applied."""
+    return os.path.realpath(os.path.abspath(os.fspath(path)))
+
+
+def _inside(inner: str, outer: str) -> bool:
+    return inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Both exist and are one file (a hard link, or another spelling the real path missed)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Port:
+    """One path a stage reads or writes, as the user named it: ``name`` is the option (``--metrics``) or
+    the params key it came from; ``folder``: a folder output (its files are the stage's); ``state``:
+    resume state (checkpoints, a mining work dir, a download cache) written as the stage goes, never
+    held back."""
+
+    name: str
+    path: Path
+    folder: bool = False
+    state: bool = False
+
+    @property
+    def real(self) -> str:
+        return real(self.path)
+
+    def shown(self) -> str:
+        return f"{self.name} {self.path}"
+
+
+def _collision(a: Port, b: Port, b_is_output: bool) -> str | None:
+    """Why output ``a`` collides with ``b`` (another output, or an input), or None."""
+    ra, rb = a.real, b.real
+    if ra == rb or _same_file(a.path, b.path):
+        same = "the same folder" if a.folder or b.folder else "the same file"
+        how = "" if str(os.path.normpath(a.path)) == str(os.path.normpath(b.path)) else (
+            " (a symbolic or hard link, or another spelling of one path)"
+        )
+        return f"{a.shown()} and {b.shown()} are {same}{how}"
+    if _inside(rb, ra):  # an input or output inside an output folder
+        return f"{b.shown()} is inside the output folder {a.shown()}"
+    if b_is_output and _inside(ra, rb):
+        return f"{a.shown()} is inside the output folder {b.shown()}"
+    return None
+
+
+class CollisionError(ValueError):
+    """Two outputs of a stage, or an output and an input, are one path (or one inside the other)."""
+
+
+class OutputSet:
+    """A stage's outputs as one unit (see the module docstring).
+
+    ``outputs``: the :class:`Port` s the stage writes; ``inputs``: those it reads. Creating the set checks
+    that every output is distinct from every other output and every input (same path, one inside
+    another, links): :class:`CollisionError` naming both. While the set is :func:`current`, every
+    :func:`atomic_path` write onto a declared output (a file, or any file under a folder output) is held
+    back as a temporary beside it; :meth:`publish` renames them all into place (undoing the ones done if
+    a rename fails), :meth:`abort` removes them. Writes under ``state`` ports and outside the outputs go
+    straight to disk. Only the process that opened the set defers (a forked worker writes through).
+    """
+
+    def __init__(self, outputs=(), inputs=()) -> None:
+        self.outputs: list[Port] = []
+        self.inputs: list[Port] = []
+        self.files: dict[Path, Path] = {}  # final path -> temporary, in write order
+        self.folders: dict[Path, Path] = {}  # final folder -> staged folder (:meth:`folder`)
+        self.hooks: list = []  # run after a successful publish (e.g. clear the resume checkpoints)
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._held: tuple[str, ...] = ()
+        self._read_ok: set = set()
+        self._state: tuple[str, ...] = ()
+        self.declare(outputs, inputs)
+
+    # -- declaring ------------------------------------------------------------------------------
+    def declare(self, outputs=(), inputs=()) -> None:
+        """Add outputs and inputs (checked against each other and everything declared before)."""
+        outputs, inputs = list(outputs), list(inputs)
+        for i, a in enumerate(outputs):
+            for b in [*self.outputs, *outputs[:i]]:
+                why = _collision(a, b, True)
+                if why:
+                    raise CollisionError(f"{why}; give each output its own path")
+            for b in [*self.inputs, *inputs]:
+                why = _collision(a, b, False)
+                if why:
+                    raise CollisionError(f"{why}: the stage would overwrite what it reads; "
+                                         f"pass another {a.name}")
+        for b in inputs:
+            for a in self.outputs:
+                why = _collision(a, b, False)
+                if why:
+                    raise CollisionError(f"{why}: the stage would overwrite what it reads; "
+                                         f"pass another {a.name}")
+        self.outputs += outputs
+        self.inputs += inputs
+        self._held = tuple(p.real for p in self.outputs if not p.state)
+        self._read_ok = set()
+        self._state = tuple(p.real for p in self.outputs if p.state)
+
+    def check_read(self, path: str | os.PathLike, what: str = "") -> None:
+        """Refuse to read ``path`` when it is one of the held outputs (or inside a folder output): the
+        stage would read the old file and then replace it. Cheap when nothing is declared."""
+        if not self._held or os.getpid() != self.pid or path in self._read_ok:
+            return
+        r = real(path)
+        for port, held in zip((p for p in self.outputs if not p.state), self._held, strict=True):
+            if r == held or _inside(r, held) or (not port.folder and _same_file(path, port.path)):
+                ref = f" ({what})" if what else ""
+                raise CollisionError(
+                    f"{path}{ref} is read by this stage and is also its output {port.shown()}: the stage would "
+                    f"overwrite what it reads; pass another {port.name}"
+                )
+        self._read_ok.add(path)  # an archive read once per image is checked once
+
+    def defers(self, path: str | os.PathLike) -> bool:
+        """Whether a write onto ``path`` is held back until :meth:`publish`."""
+        if not self._held or os.getpid() != self.pid:
+            return False
+        r = real(path)
+        if any(r == s or _inside(r, s) for s in self._state):
+            return False
+        return any(r == h or _inside(r, h) for h in self._held)
+
+    # -- holding writes back -------------------------------------------------------------------
+    def add(self, path: str | os.PathLike, tmp: Path) -> None:
+        """Hold ``tmp`` (written in full) back until :meth:`publish` puts it at ``path``."""
+        path = Path(os.path.abspath(path))
+        with self._lock:
+            old = self.files.pop(path, None)
+            self.files[path] = tmp
+        if old is not None and old != tmp:  # written twice in one run: the last one wins
+            _remove(old)
+
+    def folder(self, path: str | os.PathLike) -> Path:
+        """A fresh empty folder to fill in place of the output folder ``path`` (for writers that manage
+        a folder themselves, e.g. dvclive); it replaces ``path`` whole at :meth:`publish`. Outside a set
+        (or for a path not held back) ``path`` itself."""
+        path = Path(path)
+        if not self.defers(path):
+            return path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        except OSError as e:
+            raise _output_error(path, e) from e
+        with self._lock:
+            self.folders[Path(os.path.abspath(path))] = staged
+        return staged
+
+    def after_publish(self, fn) -> None:
+        """Run ``fn()`` once the outputs are published (never when the stage fails)."""
+        self.hooks.append(fn)
+
+    # -- the end -----------------------------------------------------------------------------------
+    def publish(self) -> None:
+        """Rename every held-back file and folder into place; on a failure undo the renames already
+        done (the old outputs come back) and raise :class:`OutputError` naming the output."""
+        moves = [(p, t, False) for p, t in self.files.items()] + [(p, t, True) for p, t in self.folders.items()]
+        self.files, self.folders = {}, {}
+        done: list[tuple[Path, Path | None, bool]] = []  # (final, backup of the old output, folder)
+        backups: list[tuple[Path, bool]] = []
+        try:
+            for final, tmp, is_dir in moves:
+                backup = None
+                if os.path.lexists(final):
+                    backup = final.with_name(f".{final.name}.{os.urandom(4).hex()}.old")
+                    os.replace(final, backup)
+                    backups.append((backup, is_dir or backup.is_dir()))
+                done.append((final, backup, is_dir))
+                os.replace(tmp, final)
+        except BaseException as e:
+            for final, backup, is_dir in reversed(done):
+                with contextlib.suppress(OSError):
+                    if os.path.lexists(final):  # the new output (the rename went through): take it out
+                        _remove(final)
+                    if backup is not None:
+                        os.replace(backup, final)
+            for _, tmp, _ in moves:
+                _remove(tmp)
+            if isinstance(e, OSError) and not isinstance(e, OutputError):
+                raise _output_error(done[-1][0] if done else moves[0][0], e) from e
+            raise
+        for backup, _ in backups:
+            _remove(backup)
+        hooks, self.hooks = self.hooks, []
+        for fn in hooks:
+            fn()
+
+    def abort(self) -> None:
+        """Remove every held-back temporary; the outputs stay as they were."""
+        moves = [*self.files.values(), *self.folders.values()]
+        self.files, self.folders, self.hooks = {}, {}, []
+        for tmp in moves:
+            _remove(tmp)
+
+    def __enter__(self) -> OutputSet:
+        _stack.append(self)
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        _stack.remove(self)
+        if error is None:
+            self.publish()
+        else:
+            self.abort()
+
+
+_stack: list[OutputSet] = []
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink()
+
+
+def current() -> OutputSet | None:
+    """The output set of the running stage (None outside a stage)."""
+    return _stack[-1] if _stack else None
+
+
+def check_read(path: str | os.PathLike, what: str = "") -> None:
+    """Refuse to read one of the running stage's held outputs (see :meth:`OutputSet.check_read`)."""
+    if _stack:
+        _stack[-1].check_read(path, what)
+
+
+def option_of(path: str | os.PathLike) -> str:
+    """The option or params key the running stage was given ``path`` by (``--base``), or ``""``."""
+    s = current()
+    if s is None:
+        return ""
+    r = real(path)
+    return next((p.name for p in [*s.inputs, *s.outputs] if p.real == r), "")
+
+
+def declare(outputs=(), inputs=()) -> None:
+    """Declare more outputs/inputs of the running stage (those its options do not name, e.g. files
+    params point at); checked for collisions like the options. Outside a stage: checked, then dropped."""
+    (current() or OutputSet()).declare(outputs, inputs)
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """Where to write output folder ``path`` now (see :meth:`OutputSet.folder`)."""
+    s = current()
+    return s.folder(path) if s is not None else Path(path)
+
+
+def after_publish(fn) -> None:
+    """Run ``fn()`` when the running stage's outputs are published; outside a stage, now."""
+    s = current()
+    if s is None:
+        fn()
+    else:
+        s.after_publish(fn)

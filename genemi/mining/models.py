@@ -204,13 +204,21 @@ class SamSegmenter:
             raise ValueError(
                 f"mine_real.sam_model_type: {model_type!r} is not one of {sorted(sam_model_registry)}"
             )
-        sam = sam_model_registry[model_type](checkpoint=None)  # builds only; we load safely below
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        from genemi.models import WeightsError, check_state, read_safetensors
+        from genemi.pretrained import torch_load_problem
 
-            state = load_file(str(path))
+        sam = sam_model_registry[model_type](checkpoint=None)  # builds only; we load safely below
+        key, redo = "mine_real.sam_checkpoint", f"place the sam_{model_type} checkpoint there (re-download it)"
+        if path.suffix == ".safetensors":
+            state, _ = read_safetensors(path, key, redo)
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:
+                raise WeightsError(f"{path} ({key}): {torch_load_problem(e)}; {redo}") from None
+        if not isinstance(state, dict):
+            raise WeightsError(f"{path} ({key}): holds a {type(state).__name__}, not a state dict; {redo}")
+        check_state(sam, state, path, key, remedy=f"set mine_real.sam_model_type to the checkpoint's, or {redo}")
         sam.load_state_dict(state)
         return cls(SamPredictor(sam.to(device).eval()))
 
