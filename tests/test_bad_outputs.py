@@ -715,3 +715,59 @@ def test_default_outputs_are_byte_identical_through_the_output_set(tmp_path, wor
     for folder in ("synth", "negatives"):
         stored = json.loads((t / folder / "digest.json").read_text())
         assert stored == image_digest(t, [t / folder / f"{s}.jsonl" for s in ("train", "test", "gen")])
+
+
+# ----------------------------------------------------------------------------- mining model files
+
+
+@pytest.mark.parametrize("kind", ["truncated", "random", "nan"])
+def test_bad_blip_folder_names_the_folder_and_its_key(tmp_path, kind):
+    """A mining model folder (save_pretrained layout) whose weights file is damaged or non-finite."""
+    from safetensors.torch import load_file, save_file
+
+    from genemi.mining import models as M
+    from genemi.mining import tiny
+    from genemi.models import WeightsError
+
+    folder = tiny.save_blip_itm(tmp_path / "blip")
+    weights = next(folder.glob("*.safetensors"))
+    if kind == "truncated":
+        weights.write_bytes(weights.read_bytes()[:4096])
+    elif kind == "random":
+        weights.write_bytes(os.urandom(4096))
+    else:
+        state = load_file(str(weights))
+        k = next(k for k, v in sorted(state.items()) if v.is_floating_point() and v.numel() > 1)
+        state[k].view(-1)[0] = float("nan")
+        save_file(state, str(weights), metadata={"format": "pt"})
+    before = snapshot(tmp_path)
+    with pytest.raises(WeightsError) as e:
+        M.BlipItmScorer.from_pretrained(str(folder))
+    msg = str(e.value)
+    assert str(folder) in msg and "mine_real.blip_itm" in msg and "\n" not in msg, msg
+    assert_unchanged(before, tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "resnet", "code"])
+def test_bad_sam_checkpoint_names_the_file_and_its_key(tmp_path, kind):
+    from genemi.mining import models as M
+    from genemi.mining import tiny
+    from genemi.models import WeightsError
+
+    tiny.register_tiny_sam()
+    path = tiny.save_sam(tmp_path / "sam.pth")
+    if kind == "truncated":
+        path.write_bytes(path.read_bytes()[:3000])
+    elif kind == "resnet":
+        import torchvision
+
+        torch.save(torchvision.models.resnet18().state_dict(), path)
+    else:
+        path.write_bytes(b"cos\nsystem\n(S'echo unpickled > " + str(tmp_path / "PWNED").encode() + b"'\ntR.")
+    before = snapshot(tmp_path)
+    with pytest.raises(WeightsError) as e:
+        M.SamSegmenter.from_pretrained(path, "tiny")
+    msg = str(e.value)
+    assert str(path) in msg and "mine_real.sam_checkpoint" in msg and "\n" not in msg and "size mismatch" not in msg
+    assert not (tmp_path / "PWNED").exists()
+    assert_unchanged(before, tmp_path)

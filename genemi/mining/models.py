@@ -40,11 +40,31 @@ def _missing(what: str, name: str, key: str, err: Exception | None = None) -> Fi
 
 
 def _hf_load(loader: Callable[..., Any], name: str, what: str, key: str, **kw: Any) -> Any:
-    """``loader(name, local_files_only=True, **kw)``; any 'not there' error becomes a clear one."""
+    """``loader(name, local_files_only=True, **kw)``; any 'not there' error becomes a clear one. A local
+    folder that is there but does not load (a cut-short or foreign weights file, another model's config),
+    or that loads with NaN/infinite weights, is one error naming the folder and ``mine_real.<key>``."""
+    import torch
+
+    from genemi.models import WeightsError
+
+    local = Path(name).is_dir()
     try:
-        return loader(name, local_files_only=True, **kw)
-    except (OSError, ValueError) as e:
-        raise _missing(what, name, key, e) from e
+        obj = loader(name, local_files_only=True, **kw)
+    except Exception as e:
+        if not local:
+            raise _missing(what, name, key, e) from e
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise WeightsError(
+            f"{name} (mine_real.{key}): the {what} in this folder does not load ({type(e).__name__}: {first}); "
+            f"re-download it (dvc repro -f the download stage that writes it) or point mine_real.{key} at a "
+            "complete save_pretrained folder of that model"
+        ) from None
+    if isinstance(obj, torch.nn.Module):
+        bad = next((n for n, t in obj.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+        if bad is not None:
+            raise WeightsError(f"{name} (mine_real.{key}): tensor {bad} of the {what} holds NaN or infinite values; "
+                               f"re-download it or point mine_real.{key} at other weights")
+    return obj
 
 
 def _rgb(image: Image.Image) -> Image.Image:
