@@ -324,6 +324,28 @@ class OutputSet:
             return False
         return any(r == h or _inside(r, h) for h in self._held)
 
+    def sweep(self) -> int:
+        """Remove what a killed run of this stage left beside its outputs: the temporaries
+        :func:`atomic_path`, :meth:`folder` and :meth:`publish` name ``.<output name>.<8 random
+        characters>[suffix]`` (a SIGKILL runs no cleanup). Returns how many were removed."""
+        import re
+
+        n = 0
+        for port in self.outputs:
+            if port.state:
+                continue
+            path = Path(os.path.abspath(port.path))
+            pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}(\.[A-Za-z0-9]+)?")
+            try:
+                entries = list(os.scandir(path.parent))
+            except OSError:
+                continue
+            for entry in entries:
+                if pattern.fullmatch(entry.name):
+                    _remove(Path(entry.path))
+                    n += 1
+        return n
+
     # -- holding writes back -------------------------------------------------------------------
     def add(self, path: str | os.PathLike, tmp: Path) -> None:
         """Hold ``tmp`` (written in full) back until :meth:`publish` puts it at ``path``."""

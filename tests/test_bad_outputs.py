@@ -771,3 +771,33 @@ def test_bad_sam_checkpoint_names_the_file_and_its_key(tmp_path, kind):
     assert str(path) in msg and "mine_real.sam_checkpoint" in msg and "\n" not in msg and "size mismatch" not in msg
     assert not (tmp_path / "PWNED").exists()
     assert_unchanged(before, tmp_path)
+
+
+def test_temporaries_of_a_killed_run_are_swept_at_the_next_start(tmp_path, world):
+    """SIGKILL runs no cleanup: the weights' temporary, a staged curves folder and a publish backup stay
+    beside the outputs. The next run of the stage removes exactly those (not a user's look-alike files)."""
+    t = tmp_path / "t"
+    t.mkdir()
+    script = (
+        "import os, signal, sys\n"
+        "import genemi.io as gio\n"
+        "real = gio.OutputSet.add\n"
+        "def add(self, path, tmp):\n"
+        "    real(self, path, tmp)\n"
+        "    if str(path).endswith('.safetensors'):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "gio.OutputSet.add = add\n"
+        "sys.argv = ['stages/finetune.py'] + sys.argv[1:]\n"
+        "import runpy; runpy.run_path('stages/finetune.py', run_name='__main__')\n"
+    )
+    args = [str(a) for a in _ft_args(t, world)]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'stages'}"}
+    res = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert res.returncode == -9, res.stderr
+    left = sorted(p.name for p in t.iterdir() if p.name.startswith("."))
+    assert any(n.startswith(".ft.safetensors.") for n in left) and any(n.startswith(".live.") for n in left), left
+    assert not (t / "ft.safetensors").exists() and not (t / "live").exists()  # nothing half-published
+    _old(t / ".ft.safetensors.keep-me")  # not a temporary's name: stays
+    code, text = _invoke(_stage("finetune"), args)
+    assert code == 0, text
+    assert sorted(p.name for p in t.iterdir() if p.name.startswith(".")) == [".ft.safetensors.keep-me"]
