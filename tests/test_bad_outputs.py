@@ -320,14 +320,20 @@ def test_bad_base_weights_fail_finetune_before_training(tmp_path, world, kind):
 
 
 def _pt(kind: str, t: Path, world) -> Path:
-    """A ``model.pretrained`` checkpoint file of ``kind`` (PyTorch formats, read with weights_only)."""
+    """A ``model.pretrained`` checkpoint file of ``kind`` in ``t``'s data/models/pretrained/ (where the
+    params check wants it), in PyTorch formats read with weights_only."""
     from safetensors.torch import load_file
 
+    from genemi.config import PRETRAINED_DIR
+
     state = load_file(str(world["base"]))
-    path = t / f"{kind}.pt"
+    path = t / PRETRAINED_DIR / f"{kind}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "truncated":
         torch.save(state, path)
         path.write_bytes(path.read_bytes()[:5000])
+    elif kind == "empty":
+        path.write_bytes(b"")
     elif kind == "resnet":
         import torchvision
 
@@ -340,17 +346,23 @@ def _pt(kind: str, t: Path, world) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["truncated", "resnet", "code", "nan"])
-def test_bad_pretrained_checkpoint_file_is_named_with_its_key(tmp_path, world, kind):
+@pytest.mark.parametrize("kind", ["truncated", "empty", "resnet", "code", "nan"])
+def test_bad_pretrained_checkpoint_file_is_named_with_its_key(tmp_path, world, kind, monkeypatch):
+    from genemi.config import PRETRAINED_DIR
+
     t = tmp_path / "t"
     t.mkdir()
+    monkeypatch.chdir(t)  # model.pretrained is relative to the project root
     bad = _pt(kind, t, world)
-    params = _params(t, world["raw"], **{"model.pretrained": str(bad)})
+    rel = f"{PRETRAINED_DIR}/{bad.name}"
+    params = _params(t, world["raw"], **{"model.pretrained": rel, "model.tokenizer": "word", "finetune.lr": 1e-5})
     _old(t / "b.safetensors")
+    args = _base_args(t, world, **{"--params": params})
     before = snapshot(tmp_path)
-    code, text = _invoke(_stage("base"), _base_args(t, world, **{"--params": params}))
-    assert_failed(code, text, str(bad), "model.pretrained")
-    assert "size mismatch" not in text and "weights_only" not in text.split("Error: ", 1)[1], text
+    code, text = _invoke(_stage("base"), args)
+    assert_failed(code, text, f"{rel} (model.pretrained)")  # the loader's message, not a params check
+    error = text.split("Error: ", 1)[1]
+    assert len(error.strip().splitlines()) == 2 and "weights_only" not in error, error
     assert not (t / "PWNED").exists()
     assert_unchanged(before, tmp_path)
 
