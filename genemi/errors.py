@@ -92,7 +92,8 @@ class Stage(click.Command):
             outputs = OutputSet(outs, ins)  # collisions first: the message names both options
             for port in outs:
                 check_writable(*(() if port.folder else (port.path,)), dirs=(port.path,) if port.folder else ())
-            outputs.sweep()  # temporaries a killed run left beside the outputs
+            if os.environ.get("RANK", "0") == "0":  # one sweeper: another rank may be writing already
+                outputs.sweep()  # temporaries a killed run left beside the outputs
             with outputs:
                 return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):

@@ -366,11 +366,21 @@ class OutputSet:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             staged = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            staged.chmod(0o777 & ~_umask())  # a folder as mkdir makes it (mkdtemp's is 0700)
         except OSError as e:
             raise _output_error(path, e) from e
         with self._lock:
             self.folders[Path(os.path.abspath(path))] = staged
         return staged
+
+    def hold_folder(self, path: str | os.PathLike, staged: Path) -> None:
+        """Hold the filled folder ``staged`` back until :meth:`publish` puts it at ``path`` (replacing the
+        old folder whole)."""
+        with self._lock:
+            old = self.folders.pop(Path(os.path.abspath(path)), None)
+            self.folders[Path(os.path.abspath(path))] = staged
+        if old is not None and old != staged:
+            _remove(old)
 
     def after_publish(self, fn) -> None:
         """Run ``fn()`` once the outputs are published (never when the stage fails)."""

@@ -813,3 +813,23 @@ def test_temporaries_of_a_killed_run_are_swept_at_the_next_start(tmp_path, world
     code, text = _invoke(_stage("finetune"), args)
     assert code == 0, text
     assert sorted(p.name for p in t.iterdir() if p.name.startswith(".")) == [".ft.safetensors.keep-me"]
+
+
+def test_hnc_manifest_stats_fail_and_the_old_manifest_folder_stays(tmp_path, world, monkeypatch):
+    """The manifests folder is filled and ready to replace the old one; the stats hit a full disk: the
+    old folder stays whole (it is published only with the stats)."""
+    t = tmp_path / "t"
+    _old(t / "hnc_out" / "train.jsonl", '{"old": 1}\n')
+    _old(t / "hnc_data.json", '{"old": 1}\n')
+    args = ["--params", _params(t, world["raw"]), "--hnc", t / "hnc", "--images", t / "gqa",
+            "--out", t / "hnc_out", "--stats", t / "hnc_data.json"]
+    before = snapshot(tmp_path)
+    _disk_full_writing(monkeypatch, "hnc_data.json")
+    code, text = _invoke(_stage("hnc_manifest"), args)
+    assert_failed(code, text, str(t / "hnc_data.json"), "No space left")
+    assert_unchanged(before, tmp_path)
+    monkeypatch.undo()
+    code, text = _invoke(_stage("hnc_manifest"), args)  # the reference: without the fault both are new
+    assert code == 0, text
+    assert sorted(p.name for p in (t / "hnc_out").iterdir()) == ["test.jsonl", "train.jsonl", "val.jsonl"]
+    assert "skipped" in (t / "hnc_data.json").read_text()
