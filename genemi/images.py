@@ -65,6 +65,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from genemi import io as _io  # the running stage's outputs, which no image read may be
+
 
 class ImageError(ValueError):
     """An image cannot be read; the message names the file, who refers to it and what to do."""
@@ -451,10 +453,8 @@ def image_exists(path: str | os.PathLike) -> bool:
 
 def _check_read(loc: Located, what: str) -> None:
     """An image that is also an output of the running stage is refused (:func:`genemi.io.check_read`)."""
-    from genemi.io import current
-
-    if current() is not None:
-        current().check_read(loc.file if loc.file is not None else loc.archive, what)
+    if _io._stack:
+        _io._stack[-1].check_read(loc.file if loc.file is not None else loc.archive, what)
 
 
 def read_bytes(path: str | os.PathLike, *, what: str = "") -> bytes:

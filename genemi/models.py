@@ -204,7 +204,9 @@ def check_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: st
         said = f"; the file says it is {claims}" if claims else ""
         raise WeightsError(f"{where}: weights of another architecture: {', '.join(parts)}{said}; {redo}")
     for k, v in state.items():
-        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+        # a NaN or inf anywhere makes the sum non-finite, so one reduction per tensor clears it; a non-finite
+        # sum of finite values (float overflow) is told apart by the exact test
+        if v.is_floating_point() and not bool(torch.isfinite(v.sum())) and not bool(torch.isfinite(v).all()):
             bad = int((~torch.isfinite(v)).sum())
             raise WeightsError(
                 f"{where}: tensor {k} holds {bad} NaN or infinite value(s) (a diverged or damaged run); "
