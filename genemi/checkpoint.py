@@ -125,7 +125,7 @@ def load(engine, directory: str | os.PathLike, fingerprint: str) -> dict | None:
         with _weights_only():
             path, client = engine.load_checkpoint(str(directory), tag=latest["tag"])
     except Exception as e:  # a shard cut short, emptied or replaced: torch.load / DeepSpeed's own errors
-        from genemi.pretrained import torch_load_problem
+        from genemi.weights import torch_load_problem
 
         raise ValueError(f"{folder}: the checkpoint is damaged ({torch_load_problem(e)}); {fresh}") from None
     if path is None or not isinstance(client, dict) or "torch_rng" not in client or client.get("step") != latest["step"]:

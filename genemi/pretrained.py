@@ -92,7 +92,8 @@ def load_checkpoint_file(p: ModelParams, path: Path, what: str = "model.pretrain
     import open_clip
     import torch
 
-    from genemi.models import WeightsError, build_model, check_state, read_safetensors
+    from genemi.models import build_model
+    from genemi.weights import WeightsError, check_state, read_safetensors, torch_load_problem
 
     where = f"{path} ({what})"
     redo = f"place the {p.arch} checkpoint there (re-download it) or set {what} to another file"
@@ -119,15 +120,3 @@ def load_checkpoint_file(p: ModelParams, path: Path, what: str = "model.pretrain
         raise WeightsError(f"{where}: {torch_load_problem(e)}; {redo}") from None
     check_state(model, model.state_dict(), path, what)  # the values: finite
     return model
-
-
-def torch_load_problem(e: BaseException) -> str:
-    """What ``torch.load(weights_only=True)`` refusing a file means, in one clause (never torch's advice to
-    turn ``weights_only`` off: that would run code from the file)."""
-    import pickle
-
-    if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in str(e):
-        return ("not a plain tensor checkpoint: it is not a PyTorch file, or it holds Python objects besides "
-                "tensors, which genemi never unpickles")
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0][:160]
-    return f"not a readable checkpoint (cut short or damaged: {first})"

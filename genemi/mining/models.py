@@ -45,7 +45,7 @@ def _hf_load(loader: Callable[..., Any], name: str, what: str, key: str, **kw: A
     or that loads with NaN/infinite weights, is one error naming the folder and ``mine_real.<key>``."""
     import torch
 
-    from genemi.models import WeightsError
+    from genemi.weights import WeightsError
 
     local = Path(name).is_dir()
     try:
@@ -224,8 +224,7 @@ class SamSegmenter:
             raise ValueError(
                 f"mine_real.sam_model_type: {model_type!r} is not one of {sorted(sam_model_registry)}"
             )
-        from genemi.models import WeightsError, check_state, read_safetensors
-        from genemi.pretrained import torch_load_problem
+        from genemi.weights import WeightsError, check_state, read_safetensors, torch_load_problem
 
         sam = sam_model_registry[model_type](checkpoint=None)  # builds only; we load safely below
         key, redo = "mine_real.sam_checkpoint", f"place the sam_{model_type} checkpoint there (re-download it)"
