@@ -303,7 +303,7 @@ class OutputSet:
     def check_read(self, path: str | os.PathLike, what: str = "") -> None:
         """Refuse to read ``path`` when it is one of the held outputs (or inside a folder output): the
         stage would read the old file and then replace it. Cheap when nothing is declared."""
-        if not self._held or os.getpid() != self.pid or path in self._read_ok:
+        if not self._held or path in self._read_ok:  # forked workers (decoding images) check too
             return
         r = real(path)
         for port, held in zip((p for p in self.outputs if not p.state), self._held, strict=True):

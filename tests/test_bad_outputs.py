@@ -168,6 +168,12 @@ COLLISIONS = [
      lambda t, w: ["--csv", _old(t / "negclip.tsv", "a\tb\tc\td\n"), "--out", t / "negclip.tsv"], ["--out", "--csv"]),
     ("report --out = --run-dir", "report",
      lambda t, w: ["--run-dir", _run_dir(t), "--out", t / "run"], ["--out", "--run-dir"]),
+    ("base --metrics = a training image under --image-root (found when read)", "base",
+     lambda t, w: _base_args(t, w, **{"--image-root": _data_copy(t, w), "--train": t / "data" / "train.jsonl",
+                                      "--metrics": t / "data" / "img" / "2.png"}), ["--metrics", "2.png"]),
+    ("evaluate --items = a benchmark image (found when read)", "evaluate",
+     lambda t, w: _eval_args(t, w, **{"--data": _data_copy(t, w), "--items": t / "data" / "img" / "1.png"}),
+     ["--items", "1.png"]),
     ("synth_data --out a symlink to --params' folder", "synth_data",
      lambda t, w: ["--params", _params_in(t, w), "--out", _link_to(t / "cfg", t / "out_link")], ["--out", "--params"]),
 ]
