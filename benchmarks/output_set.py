@@ -67,21 +67,35 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "stages"))
     import evaluate as stage
 
-    values = {"params_path": str(ROOT / "params.yaml"), "data_dir": str(tmp / "data"),
-              "base_path": str(tmp / "base.safetensors"), "ft_path": str(tmp / "finetuned.safetensors"),
-              "metrics_path": str(tmp / "m" / "synth_test.json"), "plot_dir": str(tmp / "plots"),
-              "headline_path": str(tmp / "h" / "synth_test.json"), "items_path": str(tmp / "i" / "synth_test.npz")}
+    values = {
+        "params_path": str(ROOT / "params.yaml"),
+        "data_dir": str(tmp / "data"),
+        "base_path": str(tmp / "base.safetensors"),
+        "ft_path": str(tmp / "finetuned.safetensors"),
+        "metrics_path": str(tmp / "m" / "synth_test.json"),
+        "plot_dir": str(tmp / "plots"),
+        "headline_path": str(tmp / "h" / "synth_test.json"),
+        "items_path": str(tmp / "i" / "synth_test.npz"),
+    }
 
     def checks():
         outs, ins = ports(stage.main, values)
         s = gio.OutputSet(outs, ins)
         for port in outs:
-            gio.check_writable(*(() if port.folder else (port.path,)), dirs=(port.path,) if port.folder else ())
+            gio.check_writable(
+                *(() if port.folder else (port.path,)), dirs=(port.path,) if port.folder else ()
+            )
         s.sweep()
 
     rng = np.random.default_rng(0)
-    files = {"m/synth_test.json": 20_000, "h/synth_test.json": 1_000, "i/synth_test.npz": 60_000,
-             "plots/synth_test.csv": 3_000, "plots/synth_test_bars.csv": 3_000, "plots/synth_test.png": 40_000}
+    files = {
+        "m/synth_test.json": 20_000,
+        "h/synth_test.json": 1_000,
+        "i/synth_test.npz": 60_000,
+        "plots/synth_test.csv": 3_000,
+        "plots/synth_test_bars.csv": 3_000,
+        "plots/synth_test.png": 40_000,
+    }
     blobs = {k: rng.integers(0, 255, n, dtype=np.uint8).tobytes() for k, n in files.items()}
 
     def write_all():
@@ -126,7 +140,9 @@ def main() -> None:
         model.load_state_dict(load_file(str(tmp / "w.safetensors")), strict=True)
 
     def checked_load():
-        load_weights(model, tmp / "w.safetensors", "--base", {"arch": p.model.arch, "tokenizer": p.model.tokenizer})
+        load_weights(
+            model, tmp / "w.safetensors", "--base", {"arch": p.model.arch, "tokenizer": p.model.tokenizer}
+        )
 
     torch.set_num_threads(1)
     results = {"machine": f"{os.cpu_count()} CPUs (shared)", "rounds": args.rounds}
@@ -146,7 +162,10 @@ def main() -> None:
     for _ in range(r):
         a.append(best(checked_load, 1, 10))
         b.append(best(plain_load, 1, 10))
-    results["load_weights_default_model_us"] = {"checked": round(min(a), 1), "load_file_only": round(min(b), 1)}
+    results["load_weights_default_model_us"] = {
+        "checked": round(min(a), 1),
+        "load_file_only": round(min(b), 1),
+    }
     Path(args.out).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(json.dumps(results, indent=2, sort_keys=True))
     click.echo(f"-> {args.out}")

@@ -128,9 +128,10 @@ def load(engine, directory: str | os.PathLike, fingerprint: str) -> dict | None:
         from genemi.weights import torch_load_problem
 
         raise ValueError(f"{folder}: the checkpoint is damaged ({torch_load_problem(e)}); {fresh}") from None
-    if path is None or not isinstance(client, dict) or "torch_rng" not in client or client.get("step") != latest["step"]:
+    if not isinstance(client, dict) or path is None or "torch_rng" not in client or client.get("step") != latest["step"]:
         raise ValueError(f"{folder}: the checkpoint is incomplete (its state does not match {LATEST}); {fresh}")
-    bad = [n for n, t in engine.module.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    floats = [(n, t) for n, t in engine.module.state_dict().items() if t.is_floating_point()]
+    bad = [n for n, t in floats if not bool(torch.isfinite(t).all())]
     if bad:
         raise ValueError(f"{folder}: tensor {bad[0]} holds NaN or infinite values; {fresh}")
     torch.set_rng_state(client["torch_rng"])

@@ -310,8 +310,8 @@ class OutputSet:
             if r == held or _inside(r, held) or (not port.folder and _same_file(path, port.path)):
                 ref = f" ({what})" if what else ""
                 raise CollisionError(
-                    f"{path}{ref} is read by this stage and is also its output {port.shown()}: the stage would "
-                    f"overwrite what it reads; pass another {port.name}"
+                    f"{path}{ref} is read by this stage and is also its output {port.shown()}: the stage "
+                    f"would overwrite what it reads; pass another {port.name}"
                 )
         self._read_ok.add(path)  # an archive read once per image is checked once
 
@@ -390,33 +390,32 @@ class OutputSet:
     def publish(self) -> None:
         """Rename every held-back file and folder into place; on a failure undo the renames already
         done (the old outputs come back) and raise :class:`OutputError` naming the output."""
-        moves = [(p, t, False) for p, t in self.files.items()] + [(p, t, True) for p, t in self.folders.items()]
+        moves = [*self.files.items(), *self.folders.items()]  # (final, temporary file or staged folder)
         self.files, self.folders = {}, {}
-        done: list[tuple[Path, Path | None, bool]] = []  # (final, backup of the old output, folder)
-        backups: list[tuple[Path, bool]] = []
+        done: list[tuple[Path, Path | None]] = []  # (final, where its old content went aside)
         try:
-            for final, tmp, is_dir in moves:
+            for final, tmp in moves:
                 backup = None
                 if os.path.lexists(final):
                     backup = final.with_name(f".{final.name}.{os.urandom(4).hex()}.old")
                     os.replace(final, backup)
-                    backups.append((backup, is_dir or backup.is_dir()))
-                done.append((final, backup, is_dir))
+                done.append((final, backup))
                 os.replace(tmp, final)
         except BaseException as e:
-            for final, backup, is_dir in reversed(done):
+            for final, backup in reversed(done):
                 with contextlib.suppress(OSError):
                     if os.path.lexists(final):  # the new output (the rename went through): take it out
                         _remove(final)
                     if backup is not None:
                         os.replace(backup, final)
-            for _, tmp, _ in moves:
+            for _, tmp in moves:
                 _remove(tmp)
             if isinstance(e, OSError) and not isinstance(e, OutputError):
                 raise _output_error(done[-1][0] if done else moves[0][0], e) from e
             raise
-        for backup, _ in backups:
-            _remove(backup)
+        for _, backup in done:
+            if backup is not None:
+                _remove(backup)
         hooks, self.hooks = self.hooks, []
         for fn in hooks:
             fn()

@@ -116,7 +116,8 @@ def save_weights(model: torch.nn.Module, path: str | Path, meta: dict) -> None:
         save_file(state, str(tmp), metadata={"genemi": json.dumps(meta, sort_keys=True)})
 
 
-def load_weights(model: torch.nn.Module, path: str | Path, what: str = "", expect: dict | None = None) -> dict:
+def load_weights(model: torch.nn.Module, path: str | Path, what: str = "",
+                 expect: dict | None = None) -> dict:
     """Load genemi's safetensors weights into ``model`` (every tensor, right shapes, finite values);
     returns the stored metadata. ``what`` names where the path came from (``--base``; default: the running
     stage's option for it) in errors. ``expect`` (e.g. ``{"arch": ..., "tokenizer": ...}``): metadata the
@@ -130,7 +131,8 @@ def load_weights(model: torch.nn.Module, path: str | Path, what: str = "", expec
     expect = {k: v for k, v in (expect or {}).items() if v}
     claims = ", ".join(f"model.{k}={meta[k]}" for k in expect if meta.get(k))
     ours = ", ".join(f"model.{k}={v}" for k, v in expect.items())
-    redo = f"this run has {ours}: set model.* as the run that wrote it, or point the option at weights for {ours}"
+    redo = (f"this run has {ours}: set model.* as the run that wrote it, or point the option at weights "
+            f"for {ours}")
     check_state(model, state, path, what, claims, redo if ours else "")
     differ = [k for k, v in expect.items() if meta.get(k) and meta[k] != v]
     if differ:

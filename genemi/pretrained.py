@@ -90,7 +90,6 @@ def load_checkpoint_file(p: ModelParams, path: Path, what: str = "model.pretrain
     import re
 
     import open_clip
-    import torch
 
     from genemi.models import build_model
     from genemi.weights import WeightsError, check_state, read_safetensors, torch_load_problem

@@ -23,7 +23,9 @@ def _label(path: Path, what: str) -> str:
 _MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
 
 
-def read_safetensors(path: str | Path, what: str = "", remedy: str = "") -> tuple[dict[str, torch.Tensor], dict]:
+def read_safetensors(
+    path: str | Path, what: str = "", remedy: str = ""
+) -> tuple[dict[str, torch.Tensor], dict]:
     """``(tensors, metadata)`` of a safetensors file, checked before anything is loaded: an empty,
     truncated or foreign file (random bytes, a PyTorch pickle or zip) raises :class:`WeightsError`
     naming ``path`` and ``what`` (the option or key it came from). Never unpickles anything."""
@@ -49,15 +51,25 @@ def read_safetensors(path: str | Path, what: str = "", remedy: str = "") -> tupl
         meta = None
     if not isinstance(meta, dict):
         raise WeightsError(f"{where}: not a safetensors file{foreign} ({size} bytes); {redo}")
-    end = max((int(v["data_offsets"][1]) for k, v in meta.items()
-               if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v), default=0)
+    end = max(
+        (
+            int(v["data_offsets"][1])
+            for k, v in meta.items()
+            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
+        ),
+        default=0,
+    )
     if 8 + n + end > size:
-        raise WeightsError(f"{where}: the file is cut short ({size} of {8 + n + end} bytes: an interrupted "
-                           f"copy or download); {redo}")
+        raise WeightsError(
+            f"{where}: the file is cut short ({size} of {8 + n + end} bytes: an interrupted "
+            f"copy or download); {redo}"
+        )
     try:
         state = load_file(str(path))
     except Exception as e:  # safetensors' own checks (offsets, dtypes): the file is damaged
-        raise WeightsError(f"{where}: damaged safetensors file ({str(e).splitlines()[0][:200]}); {redo}") from None
+        raise WeightsError(
+            f"{where}: damaged safetensors file ({str(e).splitlines()[0][:200]}); {redo}"
+        ) from None
     info = meta.get("__metadata__") or {}
     try:
         stored = json.loads(info.get("genemi", "{}"))
@@ -69,15 +81,23 @@ def read_safetensors(path: str | Path, what: str = "", remedy: str = "") -> tupl
 def _foreign(head: bytes) -> str:
     """What a non-safetensors file looks like, from its first bytes (a hint for the message)."""
     if head.startswith(b"PK\x03\x04"):
-        return " (it is a zip: a PyTorch .pt/.bin checkpoint? genemi never unpickles files; convert it with " \
-               "safetensors.torch.save_file)"
+        return (
+            " (it is a zip: a PyTorch .pt/.bin checkpoint? genemi never unpickles files; convert it with "
+            "safetensors.torch.save_file)"
+        )
     if head[:1] == b"\x80":
         return " (it is a Python pickle; genemi never unpickles files)"
     return ""
 
 
-def check_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path, what: str = "",
-                claims: str = "", remedy: str = "") -> None:
+def check_state(
+    model: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    path: str | Path,
+    what: str = "",
+    claims: str = "",
+    remedy: str = "",
+) -> None:
     """Refuse ``state`` for ``model`` unless every tensor ``model`` has is there with its shape, nothing
     else is, and every value is finite: one line naming ``path`` (``what``), how many tensors differ with
     the first examples, and what the file says it is (``claims``) -- never torch's per-tensor dump."""
@@ -91,8 +111,10 @@ def check_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: st
         parts = []
         if shapes:
             k = shapes[0]
-            parts.append(f"{len(shapes)} tensors of another shape (e.g. {k}: {list(state[k].shape)}, the model "
-                         f"needs {list(want[k].shape)})")
+            parts.append(
+                f"{len(shapes)} tensors of another shape (e.g. {k}: {list(state[k].shape)}, the model "
+                f"needs {list(want[k].shape)})"
+            )
         if missing:
             parts.append(f"{len(missing)} of the model's {len(want)} tensors missing (e.g. {missing[0]})")
         if extra:
@@ -117,7 +139,9 @@ def torch_load_problem(e: BaseException) -> str:
     import pickle
 
     if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in str(e):
-        return ("not a plain tensor checkpoint: it is not a PyTorch file, or it holds Python objects besides "
-                "tensors, which genemi never unpickles")
+        return (
+            "not a plain tensor checkpoint: it is not a PyTorch file, or it holds Python objects besides "
+            "tensors, which genemi never unpickles"
+        )
     first = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0][:160]
     return f"not a readable checkpoint (cut short or damaged: {first})"

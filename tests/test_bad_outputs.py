@@ -23,13 +23,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import frozen_params
 import pytest
+import test_bad_inputs
 import torch
 from click.testing import CliRunner
-from test_bad_inputs import _invoke, _params, assert_failed, run_base, run_evaluate, run_finetune, world  # noqa: F401
+from test_bad_inputs import _invoke, _params, assert_failed
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """test_bad_inputs' tiny valid world: params, 4 records with images, base weights."""
+    return test_bad_inputs.world.__wrapped__(tmp_path_factory)
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -72,21 +78,49 @@ def _args(defaults: dict, over: dict) -> list:
 
 
 def _eval_args(t: Path, world, **over) -> list:
-    return _args({"--params": lambda: _params(t, world["raw"], **EVAL_ON_TRAIN), "--benchmark": "synth_test",
-                  "--data": world["data"],
-            "--base": world["base"], "--finetuned": world["base"], "--metrics": t / "m.json",
-                  "--plot-dir": t / "plots", "--headline": t / "h.json", "--items": t / "i.npz"}, over)
+    return _args(
+        {
+            "--params": lambda: _params(t, world["raw"], **EVAL_ON_TRAIN),
+            "--benchmark": "synth_test",
+            "--data": world["data"],
+            "--base": world["base"],
+            "--finetuned": world["base"],
+            "--metrics": t / "m.json",
+            "--plot-dir": t / "plots",
+            "--headline": t / "h.json",
+            "--items": t / "i.npz",
+        },
+        over,
+    )
 
 
 def _ft_args(t: Path, world, **over) -> list:
-    return _args({"--params": lambda: _params(t, world["raw"]), "--train": world["data"] / "train.jsonl",
-                  "--image-root": world["data"], "--base": world["base"], "--out": t / "ft.safetensors",
-                  "--metrics": t / "ft.json", "--live-dir": t / "live", "--data": world["data"]}, over)
+    return _args(
+        {
+            "--params": lambda: _params(t, world["raw"]),
+            "--train": world["data"] / "train.jsonl",
+            "--image-root": world["data"],
+            "--base": world["base"],
+            "--out": t / "ft.safetensors",
+            "--metrics": t / "ft.json",
+            "--live-dir": t / "live",
+            "--data": world["data"],
+        },
+        over,
+    )
 
 
 def _base_args(t: Path, world, **over) -> list:
-    return _args({"--params": lambda: _params(t, world["raw"]), "--train": world["data"] / "train.jsonl",
-                  "--image-root": world["data"], "--out": t / "b.safetensors", "--metrics": t / "b.json"}, over)
+    return _args(
+        {
+            "--params": lambda: _params(t, world["raw"]),
+            "--train": world["data"] / "train.jsonl",
+            "--image-root": world["data"],
+            "--out": t / "b.safetensors",
+            "--metrics": t / "b.json",
+        },
+        over,
+    )
 
 
 def _same_file_symlink(t: Path) -> Path:
@@ -109,73 +143,254 @@ def _stage(name: str):
 
 # (id, stage, args builder(t, world), the two names the message must hold)
 COLLISIONS = [
-    ("finetune --out = --metrics", "finetune",
-     lambda t, w: _ft_args(t, w, **{"--metrics": t / "ft.safetensors"}), ["--out", "--metrics"]),
-    ("base --metrics = --out spelled a/../b", "base",
-     lambda t, w: _base_args(t, w, **{"--metrics": t / "sub" / ".." / "b.safetensors"}), ["--out", "--metrics"]),
-    ("evaluate --metrics a symlink to --headline", "evaluate",
-     lambda t, w: _eval_args(t, w, **{"--metrics": _same_file_symlink(t)}), ["--metrics", "--headline"]),
-    ("evaluate --items a hard link of --metrics", "evaluate",
-     lambda t, w: _eval_args(t, w, **{"--items": _hardlink(t)}), ["--metrics", "--items"]),
-    ("evaluate --metrics = --finetuned (an input)", "evaluate",
-     lambda t, w: _eval_args(t, w, **{"--finetuned": _copy_base(t, w), "--metrics": t / "ft_in.safetensors"}),
-     ["--metrics", "--finetuned"]),
-    ("evaluate --headline inside --plot-dir", "evaluate",
-     lambda t, w: _eval_args(t, w, **{"--headline": t / "plots" / "h.json"}), ["--headline", "--plot-dir"]),
-    ("evaluate --plot-dir = --data (holds the inputs)", "evaluate",
-     lambda t, w: _eval_args(t, w, **{"--data": _data_copy(t, w), "--plot-dir": t / "data"}),
-     ["--plot-dir", "--data"]),
-    ("evaluate --metrics = the benchmark's file (a params key)", "evaluate",
-     lambda t, w: _eval_args(t, w, **{"--data": _data_copy(t, w), "--metrics": t / "data" / "train.jsonl"}),
-     ["--metrics", "eval.benchmarks.synth_test.file"]),
-    ("finetune --live-dir = --checkpoint-dir", "finetune",
-     lambda t, w: _ft_args(t, w, **{"--checkpoint-dir": t / "live"}), ["--live-dir", "--checkpoint-dir"]),
-    ("finetune --out inside --checkpoint-dir", "finetune",
-     lambda t, w: _ft_args(t, w, **{"--checkpoint-dir": t / "ck", "--out": t / "ck" / "ft.safetensors"}),
-     ["--out", "--checkpoint-dir"]),
-    ("finetune --metrics = --train", "finetune",
-     lambda t, w: _ft_args(t, w, **{"--train": _train_copy(t, w), "--metrics": t / "train.jsonl"}),
-     ["--metrics", "--train"]),
-    ("base --out = --params", "base",
-     lambda t, w: _base_args(t, w, **{"--out": t / "params.yaml"}), ["--out", "--params"]),
-    ("mine --out = its input folder synth", "mine",
-     lambda t, w: ["--params", _params(t, w["raw"]), "--root", _synth_root(t), "--out", "synth",
-                   "--sheet", t / "sheet.png"], ["--out", "--root"]),
-    ("mine --sheet inside its --out folder", "mine",
-     lambda t, w: ["--params", _params(t, w["raw"]), "--root", _synth_root(t), "--sheet",
-                   t / "root" / "negatives" / "sheet.png"], ["--sheet", "--out"]),
-    ("hnc_manifest --stats inside --out", "hnc_manifest",
-     lambda t, w: ["--params", _params(t, w["raw"]), "--hnc", t / "hnc", "--images", t / "gqa",
-                   "--out", t / "hnc_out", "--stats", t / "hnc_out" / "stats.json"], ["--stats", "--out"]),
-    ("coco_manifest --out = --stats", "coco_manifest",
-     lambda t, w: ["--params", _params(t, w["raw"]), "--coco", t / "coco", "--out", t / "k.jsonl",
-                   "--stats", t / "k.jsonl"], ["--out", "--stats"]),
-    ("mine_real --out inside --work-dir", "mine_real",
-     lambda t, w: ["--params", _params(t, w["raw"]), "--manifest", w["data"] / "train.jsonl", "--image-root",
-                   w["data"], "--work-dir", t / "work", "--out", t / "work" / "v.jsonl", "--sheets", t / "sheets",
-                   "--metrics", t / "mr.json"], ["--out", "--work-dir"]),
-    ("mine_real --sheets = --image-root", "mine_real",
-     lambda t, w: ["--params", _params(t, w["raw"]), "--manifest", w["data"] / "train.jsonl", "--image-root",
-                   _data_copy(t, w), "--work-dir", t / "work", "--out", t / "v.jsonl", "--sheets", t / "data",
-                   "--metrics", t / "mr.json"], ["--sheets", "--image-root"]),
-    ("download --lock inside --out", "download_hnc",
-     lambda t, w: ["--params", _params(t, w["raw"]), "--out", t / "raw", "--downloads", t / "dl",
-                   "--lock", t / "raw" / "lock.json"], ["--lock", "--out"]),
-    ("download --out = --downloads", "download_gqa",
-     lambda t, w: ["--params", _params(t, w["raw"]), "--out", t / "dl", "--downloads", t / "dl",
-                   "--lock", t / "lock.json"], ["--out", "--downloads"]),
-    ("negclip --out = --csv", "negclip_manifest",
-     lambda t, w: ["--csv", _old(t / "negclip.tsv", "a\tb\tc\td\n"), "--out", t / "negclip.tsv"], ["--out", "--csv"]),
-    ("report --out = --run-dir", "report",
-     lambda t, w: ["--run-dir", _run_dir(t), "--out", t / "run"], ["--out", "--run-dir"]),
-    ("base --metrics = a training image under --image-root (found when read)", "base",
-     lambda t, w: _base_args(t, w, **{"--image-root": _data_copy(t, w), "--train": t / "data" / "train.jsonl",
-                                      "--metrics": t / "data" / "img" / "2.png"}), ["--metrics", "2.png"]),
-    ("evaluate --items = a benchmark image (found when read)", "evaluate",
-     lambda t, w: _eval_args(t, w, **{"--data": _data_copy(t, w), "--items": t / "data" / "img" / "1.png"}),
-     ["--items", "1.png"]),
-    ("synth_data --out a symlink to --params' folder", "synth_data",
-     lambda t, w: ["--params", _params_in(t, w), "--out", _link_to(t / "cfg", t / "out_link")], ["--out", "--params"]),
+    (
+        "finetune --out = --metrics",
+        "finetune",
+        lambda t, w: _ft_args(t, w, **{"--metrics": t / "ft.safetensors"}),
+        ["--out", "--metrics"],
+    ),
+    (
+        "base --metrics = --out spelled a/../b",
+        "base",
+        lambda t, w: _base_args(t, w, **{"--metrics": t / "sub" / ".." / "b.safetensors"}),
+        ["--out", "--metrics"],
+    ),
+    (
+        "evaluate --metrics a symlink to --headline",
+        "evaluate",
+        lambda t, w: _eval_args(t, w, **{"--metrics": _same_file_symlink(t)}),
+        ["--metrics", "--headline"],
+    ),
+    (
+        "evaluate --items a hard link of --metrics",
+        "evaluate",
+        lambda t, w: _eval_args(t, w, **{"--items": _hardlink(t)}),
+        ["--metrics", "--items"],
+    ),
+    (
+        "evaluate --metrics = --finetuned (an input)",
+        "evaluate",
+        lambda t, w: _eval_args(
+            t, w, **{"--finetuned": _copy_base(t, w), "--metrics": t / "ft_in.safetensors"}
+        ),
+        ["--metrics", "--finetuned"],
+    ),
+    (
+        "evaluate --headline inside --plot-dir",
+        "evaluate",
+        lambda t, w: _eval_args(t, w, **{"--headline": t / "plots" / "h.json"}),
+        ["--headline", "--plot-dir"],
+    ),
+    (
+        "evaluate --plot-dir = --data (holds the inputs)",
+        "evaluate",
+        lambda t, w: _eval_args(t, w, **{"--data": _data_copy(t, w), "--plot-dir": t / "data"}),
+        ["--plot-dir", "--data"],
+    ),
+    (
+        "evaluate --metrics = the benchmark's file (a params key)",
+        "evaluate",
+        lambda t, w: _eval_args(
+            t, w, **{"--data": _data_copy(t, w), "--metrics": t / "data" / "train.jsonl"}
+        ),
+        ["--metrics", "eval.benchmarks.synth_test.file"],
+    ),
+    (
+        "finetune --live-dir = --checkpoint-dir",
+        "finetune",
+        lambda t, w: _ft_args(t, w, **{"--checkpoint-dir": t / "live"}),
+        ["--live-dir", "--checkpoint-dir"],
+    ),
+    (
+        "finetune --out inside --checkpoint-dir",
+        "finetune",
+        lambda t, w: _ft_args(t, w, **{"--checkpoint-dir": t / "ck", "--out": t / "ck" / "ft.safetensors"}),
+        ["--out", "--checkpoint-dir"],
+    ),
+    (
+        "finetune --metrics = --train",
+        "finetune",
+        lambda t, w: _ft_args(t, w, **{"--train": _train_copy(t, w), "--metrics": t / "train.jsonl"}),
+        ["--metrics", "--train"],
+    ),
+    (
+        "base --out = --params",
+        "base",
+        lambda t, w: _base_args(t, w, **{"--out": t / "params.yaml"}),
+        ["--out", "--params"],
+    ),
+    (
+        "mine --out = its input folder synth",
+        "mine",
+        lambda t, w: [
+            "--params",
+            _params(t, w["raw"]),
+            "--root",
+            _synth_root(t),
+            "--out",
+            "synth",
+            "--sheet",
+            t / "sheet.png",
+        ],
+        ["--out", "--root"],
+    ),
+    (
+        "mine --sheet inside its --out folder",
+        "mine",
+        lambda t, w: [
+            "--params",
+            _params(t, w["raw"]),
+            "--root",
+            _synth_root(t),
+            "--sheet",
+            t / "root" / "negatives" / "sheet.png",
+        ],
+        ["--sheet", "--out"],
+    ),
+    (
+        "hnc_manifest --stats inside --out",
+        "hnc_manifest",
+        lambda t, w: [
+            "--params",
+            _params(t, w["raw"]),
+            "--hnc",
+            t / "hnc",
+            "--images",
+            t / "gqa",
+            "--out",
+            t / "hnc_out",
+            "--stats",
+            t / "hnc_out" / "stats.json",
+        ],
+        ["--stats", "--out"],
+    ),
+    (
+        "coco_manifest --out = --stats",
+        "coco_manifest",
+        lambda t, w: [
+            "--params",
+            _params(t, w["raw"]),
+            "--coco",
+            t / "coco",
+            "--out",
+            t / "k.jsonl",
+            "--stats",
+            t / "k.jsonl",
+        ],
+        ["--out", "--stats"],
+    ),
+    (
+        "mine_real --out inside --work-dir",
+        "mine_real",
+        lambda t, w: [
+            "--params",
+            _params(t, w["raw"]),
+            "--manifest",
+            w["data"] / "train.jsonl",
+            "--image-root",
+            w["data"],
+            "--work-dir",
+            t / "work",
+            "--out",
+            t / "work" / "v.jsonl",
+            "--sheets",
+            t / "sheets",
+            "--metrics",
+            t / "mr.json",
+        ],
+        ["--out", "--work-dir"],
+    ),
+    (
+        "mine_real --sheets = --image-root",
+        "mine_real",
+        lambda t, w: [
+            "--params",
+            _params(t, w["raw"]),
+            "--manifest",
+            w["data"] / "train.jsonl",
+            "--image-root",
+            _data_copy(t, w),
+            "--work-dir",
+            t / "work",
+            "--out",
+            t / "v.jsonl",
+            "--sheets",
+            t / "data",
+            "--metrics",
+            t / "mr.json",
+        ],
+        ["--sheets", "--image-root"],
+    ),
+    (
+        "download --lock inside --out",
+        "download_hnc",
+        lambda t, w: [
+            "--params",
+            _params(t, w["raw"]),
+            "--out",
+            t / "raw",
+            "--downloads",
+            t / "dl",
+            "--lock",
+            t / "raw" / "lock.json",
+        ],
+        ["--lock", "--out"],
+    ),
+    (
+        "download --out = --downloads",
+        "download_gqa",
+        lambda t, w: [
+            "--params",
+            _params(t, w["raw"]),
+            "--out",
+            t / "dl",
+            "--downloads",
+            t / "dl",
+            "--lock",
+            t / "lock.json",
+        ],
+        ["--out", "--downloads"],
+    ),
+    (
+        "negclip --out = --csv",
+        "negclip_manifest",
+        lambda t, w: ["--csv", _old(t / "negclip.tsv", "a\tb\tc\td\n"), "--out", t / "negclip.tsv"],
+        ["--out", "--csv"],
+    ),
+    (
+        "report --out = --run-dir",
+        "report",
+        lambda t, w: ["--run-dir", _run_dir(t), "--out", t / "run"],
+        ["--out", "--run-dir"],
+    ),
+    (
+        "base --metrics = a training image under --image-root (found when read)",
+        "base",
+        lambda t, w: _base_args(
+            t,
+            w,
+            **{
+                "--image-root": _data_copy(t, w),
+                "--train": t / "data" / "train.jsonl",
+                "--metrics": t / "data" / "img" / "2.png",
+            },
+        ),
+        ["--metrics", "2.png"],
+    ),
+    (
+        "evaluate --items = a benchmark image (found when read)",
+        "evaluate",
+        lambda t, w: _eval_args(
+            t, w, **{"--data": _data_copy(t, w), "--items": t / "data" / "img" / "1.png"}
+        ),
+        ["--items", "1.png"],
+    ),
+    (
+        "synth_data --out a symlink to --params' folder",
+        "synth_data",
+        lambda t, w: ["--params", _params_in(t, w), "--out", _link_to(t / "cfg", t / "out_link")],
+        ["--out", "--params"],
+    ),
 ]
 
 
@@ -240,10 +455,27 @@ def test_every_stage_declares_its_paths_as_outputs_or_inputs():
             continue
         cmd = _stage(script.stem)
         for p in cmd.params:
-            looks_like_path = any(w in p.name for w in ("path", "dir", "out", "root", "file", "metrics",
-                                                        "sheet", "shard", "lock", "downloads", "items", "headline"))
+            looks_like_path = any(
+                w in p.name
+                for w in (
+                    "path",
+                    "dir",
+                    "out",
+                    "root",
+                    "file",
+                    "metrics",
+                    "sheet",
+                    "shard",
+                    "lock",
+                    "downloads",
+                    "items",
+                    "headline",
+                )
+            )
             flag = getattr(p, "is_flag", False)
-            if looks_like_path and not flag and p.name not in ("out_name",):  # mine --out: a name under --root
+            if (
+                looks_like_path and not flag and p.name not in ("out_name",)
+            ):  # mine --out: a name under --root
                 assert isinstance(p.type, click.Path), f"{script.name} {p.opts}: not a path type"
 
 
@@ -271,12 +503,16 @@ def _weights(kind: str, t: Path, world) -> Path:
     elif kind == "resnet":
         import torchvision
 
-        save_file({k: v.contiguous() for k, v in torchvision.models.resnet18().state_dict().items()}, str(path))
+        save_file(
+            {k: v.contiguous() for k, v in torchvision.models.resnet18().state_dict().items()}, str(path)
+        )
     elif kind == "other_width":  # the same names, other shapes: the tiny model with another embed width
         from safetensors.torch import load_file
 
         state = load_file(str(world["base"]))
-        save_file({k: torch.zeros(*(s + 1 for s in v.shape)) if v.ndim else v for k, v in state.items()}, str(path))
+        save_file(
+            {k: torch.zeros(*(s + 1 for s in v.shape)) if v.ndim else v for k, v in state.items()}, str(path)
+        )
     elif kind in ("nan", "inf"):
         from safetensors.torch import load_file
 
@@ -294,8 +530,18 @@ def _weights(kind: str, t: Path, world) -> Path:
     return path
 
 
-MODEL_KINDS = ["truncated", "empty", "random", "header_only", "resnet", "other_width", "nan", "inf", "pickle",
-               "other_arch_meta"]
+MODEL_KINDS = [
+    "truncated",
+    "empty",
+    "random",
+    "header_only",
+    "resnet",
+    "other_width",
+    "nan",
+    "inf",
+    "pickle",
+    "other_arch_meta",
+]
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
@@ -361,7 +607,9 @@ def test_bad_pretrained_checkpoint_file_is_named_with_its_key(tmp_path, world, k
     monkeypatch.chdir(t)  # model.pretrained is relative to the project root
     bad = _pt(kind, t, world)
     rel = f"{PRETRAINED_DIR}/{bad.name}"
-    params = _params(t, world["raw"], **{"model.pretrained": rel, "model.tokenizer": "word", "finetune.lr": 1e-5})
+    params = _params(
+        t, world["raw"], **{"model.pretrained": rel, "model.tokenizer": "word", "finetune.lr": 1e-5}
+    )
     _old(t / "b.safetensors")
     args = _base_args(t, world, **{"--params": params})
     before = snapshot(tmp_path)
@@ -395,8 +643,11 @@ def killed(tmp_path_factory, world):
     checkpoint.save = save_then_die
     try:
         with pytest.raises(Killed):
-            CliRunner().invoke(_stage("finetune"), [str(a) for a in _ft_args(t, world, **{
-                "--params": params, "--checkpoint-dir": t / "ck"})], catch_exceptions=False)
+            CliRunner().invoke(
+                _stage("finetune"),
+                [str(a) for a in _ft_args(t, world, **{"--params": params, "--checkpoint-dir": t / "ck"})],
+                catch_exceptions=False,
+            )
     finally:
         checkpoint.save = save
     assert (t / "ck" / checkpoint.LATEST).is_file()
@@ -431,9 +682,18 @@ def _damage(ck: Path, kind: str) -> None:
         raise ValueError(kind)
 
 
-RESUME_KINDS = ["latest_no_tag", "latest_no_step", "latest_no_fingerprint", "latest_not_json",
-                "latest_tag_escapes", "latest_step_text", "model_states_truncated", "every_shard_empty",
-                "model_states_missing", "step_folder_missing"]
+RESUME_KINDS = [
+    "latest_no_tag",
+    "latest_no_step",
+    "latest_no_fingerprint",
+    "latest_not_json",
+    "latest_tag_escapes",
+    "latest_step_text",
+    "model_states_truncated",
+    "every_shard_empty",
+    "model_states_missing",
+    "step_folder_missing",
+]
 
 
 @pytest.mark.parametrize("kind", RESUME_KINDS)
@@ -498,8 +758,14 @@ def _other_weights(path: Path, world) -> Path:
     with safe_open(str(world["base"]), framework="pt") as f:
         meta = f.metadata()
     g = torch.Generator().manual_seed(1)
-    save_file({k: v + 0.05 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
-               for k, v in state.items()}, str(path), metadata=meta)
+    save_file(
+        {
+            k: v + 0.05 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+            for k, v in state.items()
+        },
+        str(path),
+        metadata=meta,
+    )
     return path
 
 
@@ -508,8 +774,11 @@ def test_evaluate_full_disk_on_the_last_plot_leaves_every_output_old(tmp_path, w
     import genemi.io as gio
 
     code, text, before, t = _evaluate_twice(
-        tmp_path, world, monkeypatch,
-        lambda mp: _enospc_on(mp, gio, "atomic_path", lambda path, *a, **k: str(path).endswith(".png")))
+        tmp_path,
+        world,
+        monkeypatch,
+        lambda mp: _enospc_on(mp, gio, "atomic_path", lambda path, *a, **k: str(path).endswith(".png")),
+    )
     assert_failed(code, text, "No space left")
     assert_unchanged(before, tmp_path)
 
@@ -538,7 +807,8 @@ def test_evaluate_fault_while_publishing_restores_the_outputs_already_moved(tmp_
         return real(src, dst)
 
     code, text, before, t = _evaluate_twice(
-        tmp_path, world, monkeypatch, lambda mp: mp.setattr(gio.os, "replace", replace))
+        tmp_path, world, monkeypatch, lambda mp: mp.setattr(gio.os, "replace", replace)
+    )
     assert_failed(code, text, "No space left", str(t))
     assert_unchanged(before, tmp_path)
 
@@ -633,7 +903,9 @@ def test_mine_failing_on_one_split_leaves_train_test_and_digest_old(tmp_path, wo
     t.mkdir()
     raw = _tiny_synth(world["raw"])
     assert _invoke(_stage("synth_data"), ["--params", _params(t, raw), "--out", t / "data"])[0] == 0
-    code, text = _invoke(_stage("mine"), ["--params", _params(t, raw), "--root", t / "data", "--sheet", t / "s.png"])
+    code, text = _invoke(
+        _stage("mine"), ["--params", _params(t, raw), "--root", t / "data", "--sheet", t / "s.png"]
+    )
     assert code == 0, text
     before = snapshot(tmp_path)
     params = _params(t, raw, seed=3)
@@ -674,7 +946,9 @@ def test_evaluate_in_a_subprocess_with_a_failing_write(tmp_path, world):
         "runpy.run_path('stages/evaluate.py', run_name='__main__')\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'stages'}"}
-    res = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert res.returncode == 1, res.stderr
     first = [line for line in res.stderr.splitlines() if line.startswith("Error: ")]
     assert first and "No space left" in first[0] and "Traceback" not in res.stderr, res.stderr
@@ -686,8 +960,12 @@ def test_publish_is_all_or_nothing_for_files_and_folders(tmp_path, monkeypatch):
     no temporary left; without the fault everything new."""
     import genemi.io as gio
 
-    outs = [gio.Port("--a", tmp_path / "a.json"), gio.Port("--b", tmp_path / "sub" / "b.txt"),
-            gio.Port("--c", tmp_path / "c"), gio.Port("--live", tmp_path / "live", folder=True)]
+    outs = [
+        gio.Port("--a", tmp_path / "a.json"),
+        gio.Port("--b", tmp_path / "sub" / "b.txt"),
+        gio.Port("--c", tmp_path / "c"),
+        gio.Port("--live", tmp_path / "live", folder=True),
+    ]
     for p in outs[:3]:
         _old(p.path)
     _old(tmp_path / "live" / "old.tsv")
@@ -729,7 +1007,12 @@ def test_default_outputs_are_byte_identical_through_the_output_set(tmp_path, wor
     raw = _tiny_synth(world["raw"])
     t = tmp_path / "t"
     assert _invoke(_stage("synth_data"), ["--params", _params(tmp_path, raw), "--out", t])[0] == 0
-    assert _invoke(_stage("mine"), ["--params", _params(tmp_path, raw), "--root", t, "--sheet", tmp_path / "s.png"])[0] == 0
+    assert (
+        _invoke(
+            _stage("mine"), ["--params", _params(tmp_path, raw), "--root", t, "--sheet", tmp_path / "s.png"]
+        )[0]
+        == 0
+    )
     for folder in ("synth", "negatives"):
         stored = json.loads((t / folder / "digest.json").read_text())
         assert stored == image_digest(t, [t / folder / f"{s}.jsonl" for s in ("train", "test", "gen")])
@@ -785,7 +1068,12 @@ def test_bad_sam_checkpoint_names_the_file_and_its_key(tmp_path, kind):
     with pytest.raises(Exception) as e:
         M.SamSegmenter.from_pretrained(path, "tiny")
     msg = str(e.value)
-    assert str(path) in msg and "mine_real.sam_checkpoint" in msg and "\n" not in msg and "size mismatch" not in msg
+    assert (
+        str(path) in msg
+        and "mine_real.sam_checkpoint" in msg
+        and "\n" not in msg
+        and "size mismatch" not in msg
+    )
     assert not (tmp_path / "PWNED").exists()
     assert_unchanged(before, tmp_path)
 
@@ -809,10 +1097,14 @@ def test_temporaries_of_a_killed_run_are_swept_at_the_next_start(tmp_path, world
     )
     args = [str(a) for a in _ft_args(t, world)]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'stages'}"}
-    res = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert res.returncode == -9, res.stderr
     left = sorted(p.name for p in t.iterdir() if p.name.startswith("."))
-    assert any(n.startswith(".ft.safetensors.") for n in left) and any(n.startswith(".live.") for n in left), left
+    assert any(n.startswith(".ft.safetensors.") for n in left) and any(
+        n.startswith(".live.") for n in left
+    ), left
     assert not (t / "ft.safetensors").exists() and not (t / "live").exists()  # nothing half-published
     _old(t / ".ft.safetensors.keep-me")  # not a temporary's name: stays
     code, text = _invoke(_stage("finetune"), args)
@@ -826,8 +1118,18 @@ def test_hnc_manifest_stats_fail_and_the_old_manifest_folder_stays(tmp_path, wor
     t = tmp_path / "t"
     _old(t / "hnc_out" / "train.jsonl", '{"old": 1}\n')
     _old(t / "hnc_data.json", '{"old": 1}\n')
-    args = ["--params", _params(t, world["raw"]), "--hnc", t / "hnc", "--images", t / "gqa",
-            "--out", t / "hnc_out", "--stats", t / "hnc_data.json"]
+    args = [
+        "--params",
+        _params(t, world["raw"]),
+        "--hnc",
+        t / "hnc",
+        "--images",
+        t / "gqa",
+        "--out",
+        t / "hnc_out",
+        "--stats",
+        t / "hnc_data.json",
+    ]
     before = snapshot(tmp_path)
     _disk_full_writing(monkeypatch, "hnc_data.json")
     code, text = _invoke(_stage("hnc_manifest"), args)

@@ -60,10 +60,11 @@ def _hf_load(loader: Callable[..., Any], name: str, what: str, key: str, **kw: A
             "complete save_pretrained folder of that model"
         ) from None
     if isinstance(obj, torch.nn.Module):
-        bad = next((n for n, t in obj.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+        floats = [(n, t) for n, t in obj.state_dict().items() if t.is_floating_point()]
+        bad = next((n for n, t in floats if not bool(torch.isfinite(t).all())), None)
         if bad is not None:
-            raise WeightsError(f"{name} (mine_real.{key}): tensor {bad} of the {what} holds NaN or infinite values; "
-                               f"re-download it or point mine_real.{key} at other weights")
+            raise WeightsError(f"{name} (mine_real.{key}): tensor {bad} of the {what} holds NaN or infinite "
+                               f"values; re-download it or point mine_real.{key} at other weights")
     return obj
 
 
