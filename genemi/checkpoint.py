@@ -68,30 +68,72 @@ def save(engine, directory: str | os.PathLike, step: int, fingerprint: str, stat
     dist.barrier()
 
 
-def load(engine, directory: str | os.PathLike, fingerprint: str) -> dict | None:
-    """Restore the newest checkpoint into ``engine``; returns its state (``step`` etc.) or None.
-
-    None when there is none, or when it belongs to other params/inputs (then it is ignored,
-    with a message, and overwritten by this run's checkpoints).
-    """
-    import torch
+def read_latest(directory: str | os.PathLike) -> dict | None:
+    """``latest.json`` of ``directory`` checked field by field (None when there is none). A damaged one
+    raises ``ValueError`` naming the file, the field and the folder to delete."""
+    import re
 
     from genemi.io import read_json
 
     directory = Path(directory)
-    if not (directory / LATEST).is_file():
+    path = directory / LATEST
+    if not path.is_file():
         return None
-    latest = read_json(directory / LATEST)
-    if latest.get("fingerprint") != fingerprint:
+    fresh = f"delete {directory} to start over from step 0 (rm -r {directory})"
+    try:
+        latest = read_json(path)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{e}: the resume state is damaged; {fresh}") from None
+    if not isinstance(latest, dict):
+        raise ValueError(f"{path}: expected an object {{fingerprint, step, tag}}, found "
+                         f"{type(latest).__name__}: the resume state is damaged; {fresh}")
+    want = {"fingerprint": str, "step": int, "tag": str}
+    for key, kind in want.items():
+        value = latest.get(key)
+        if key not in latest or not isinstance(value, kind) or isinstance(value, bool):
+            found = "missing" if key not in latest else f"{value!r:.40} is not a {kind.__name__}"
+            raise ValueError(f"{path}: field {key!r} {found}: the resume state is damaged; {fresh}")
+    if latest["step"] < 1 or not re.fullmatch(r"step\d{8}", latest["tag"]) or \
+            latest["tag"] != f"step{latest['step']:08d}":
+        raise ValueError(f"{path}: tag {latest['tag']!r} does not name step {latest['step']} "
+                         f"(step<8 digits>): the resume state is damaged; {fresh}")
+    return latest
+
+
+def load(engine, directory: str | os.PathLike, fingerprint: str) -> dict | None:
+    """Restore the newest checkpoint into ``engine``; returns its state (``step`` etc.) or None.
+
+    None when there is none, or when it belongs to other params/inputs (then it is ignored,
+    with a message, and overwritten by this run's checkpoints). A checkpoint that is cut short or
+    damaged (a missing or unreadable shard, a ``latest.json`` without a field, non-finite weights)
+    raises ``ValueError`` naming it and the folder to delete; nothing is unpickled beyond tensors.
+    """
+    import torch
+
+    directory = Path(directory)
+    latest = read_latest(directory)
+    if latest is None:
+        return None
+    if latest["fingerprint"] != fingerprint:
         print(f"{directory / LATEST}: checkpoint of other params or inputs; starting from step 0")
         return None
-    with _weights_only():
-        path, client = engine.load_checkpoint(str(directory), tag=latest["tag"])
-    if path is None:
-        raise FileNotFoundError(
-            f"{directory / latest['tag']}: checkpoint named in {LATEST} is missing; "
-            f"delete {directory} to start over"
-        )
+    folder = directory / latest["tag"]
+    fresh = f"delete {directory} to start over from step 0 (rm -r {directory})"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: checkpoint named in {LATEST} is missing; {fresh}")
+    try:
+        with _weights_only():
+            path, client = engine.load_checkpoint(str(directory), tag=latest["tag"])
+    except Exception as e:  # a shard cut short, emptied or replaced: torch.load / DeepSpeed's own errors
+        from genemi.weights import torch_load_problem
+
+        raise ValueError(f"{folder}: the checkpoint is damaged ({torch_load_problem(e)}); {fresh}") from None
+    if not isinstance(client, dict) or path is None or "torch_rng" not in client or client.get("step") != latest["step"]:
+        raise ValueError(f"{folder}: the checkpoint is incomplete (its state does not match {LATEST}); {fresh}")
+    floats = [(n, t) for n, t in engine.module.state_dict().items() if t.is_floating_point()]
+    bad = [n for n, t in floats if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ValueError(f"{folder}: tensor {bad[0]} holds NaN or infinite values; {fresh}")
     torch.set_rng_state(client["torch_rng"])
     return client
 

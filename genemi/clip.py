@@ -89,10 +89,12 @@ class Clip:
 
     @classmethod
     def from_params(cls, p: ModelParams, weights: str | Path | None = None, device: str | torch.device = "cpu",
-                    batch_size: int = 256) -> Clip:
-        """``p.arch`` with random init (from the global torch RNG), then ``weights`` (safetensors) if given."""
+                    batch_size: int = 256, what: str = "") -> Clip:
+        """``p.arch`` with random init (from the global torch RNG), then ``weights`` (safetensors) if given;
+        ``what`` names where they came from in errors (default: the running stage's option for the path)."""
         module = build_model(p)
-        meta = load_weights(module, weights) if weights is not None else {}
+        expect = {"arch": p.arch, "tokenizer": p.tokenizer}
+        meta = load_weights(module, weights, what, expect) if weights is not None else {}
         return cls(module, p, device, batch_size, meta)
 
     @property

@@ -1,8 +1,11 @@
 """One-line errors for every stage script, with the traceback behind ``GENEMI_DEBUG=1``.
 
 A stage declares ``@click.command(cls=Stage)``. Its output options have type :class:`Output` (a file) or
-``Output(folder=True)``: every given one is checked writable before the stage does any work, so a
-read-only location fails in a second instead of after training. Any exception its body raises (a bad value,
+``Output(folder=True)``: before the stage does any work, every given one is checked distinct from the
+others and from every path option it reads (same path, one inside another, links), then writable, so a
+collision or a read-only location fails in a second instead of after training. The body runs inside a
+:class:`genemi.io.OutputSet`: its outputs are published together when it succeeds, and none when it
+fails. Any exception its body raises (a bad value,
 a missing or corrupt file, a full disk, a failure inside torch) is printed as one paragraph
 ``Error: <message>`` on stderr and the process exits with status 1. The library's messages name
 the file, record or key and what to do, so the traceback only helps when debugging genemi
@@ -50,9 +53,31 @@ class StageError(click.ClickException):
 class Output(click.Path):
     """A stage's output path (a file, or a folder with ``folder=True``); :class:`Stage` checks it first."""
 
-    def __init__(self, folder: bool = False):
+    def __init__(self, folder: bool = False, state: bool = False):
         super().__init__(dir_okay=folder, file_okay=not folder)
         self.folder = folder
+        self.state = state  # resume state (checkpoints, a work dir): written as the stage goes
+
+
+def ports(command: click.Command, values: dict) -> tuple[list, list]:
+    """``(outputs, inputs)`` of ``command`` given its parsed ``values``: :class:`Output` options and the
+    other path options, as :class:`genemi.io.Port` s named by their option."""
+    from pathlib import Path
+
+    from genemi.io import Port
+
+    outs, ins = [], []
+    for param in command.params:
+        value = values.get(param.name)
+        if value is None or not isinstance(param.type, click.Path):
+            continue
+        name = max((o for o in param.opts if o.startswith("--")), key=len, default=param.name)
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(param.type, Output):
+                outs.append(Port(name, Path(v), param.type.folder, param.type.state))
+            else:
+                ins.append(Port(name, Path(v), not param.type.file_okay))
+    return outs, ins
 
 
 class Stage(click.Command):
@@ -60,15 +85,17 @@ class Stage(click.Command):
     whose :class:`Output` options are checked writable before it runs."""
 
     def invoke(self, ctx: click.Context):
-        from genemi.io import check_writable
+        from genemi.io import OutputSet, check_writable
 
         try:
-            for param in self.params:
-                value = ctx.params.get(param.name)
-                if isinstance(param.type, Output) and value is not None:
-                    check_writable(*(() if param.type.folder else (value,)),
-                                   dirs=(value,) if param.type.folder else ())
-            return super().invoke(ctx)
+            outs, ins = ports(self, ctx.params)
+            outputs = OutputSet(outs, ins)  # collisions first: the message names both options
+            for port in outs:
+                check_writable(*(() if port.folder else (port.path,)), dirs=(port.path,) if port.folder else ())
+            if os.environ.get("RANK", "0") == "0":  # one sweeper: another rank may be writing already
+                outputs.sweep()  # temporaries a killed run left beside the outputs
+            with outputs:
+                return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as e:

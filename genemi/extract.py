@@ -136,7 +136,8 @@ def link_tree(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary sibling folder; on success it replaces ``path`` (a stage output) whole.
+    """Yield an empty temporary sibling folder; on success it replaces ``path`` (a stage output) whole
+    (inside a stage, together with its other outputs: :class:`genemi.io.OutputSet`).
 
     On any exception the temporary folder is removed and ``path`` is left as it was.
     """
@@ -145,6 +146,12 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = _mkdtemp(path)
     try:
         yield tmp
+        from genemi.io import current
+
+        outputs = current()
+        if outputs is not None and outputs.defers(path):  # replaces path with the stage's other outputs
+            outputs.hold_folder(path, tmp)
+            return
         if path.exists():
             shutil.rmtree(path)  # our own previous output (DVC normally removes it before the run)
         os.replace(tmp, path)

@@ -65,6 +65,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from genemi import outputs as _outputs  # the running stage's outputs, which no image read may be
+
 
 class ImageError(ValueError):
     """An image cannot be read; the message names the file, who refers to it and what to do."""
@@ -499,11 +501,18 @@ def image_exists(path: str | os.PathLike) -> bool:
     return locate(path) is not None
 
 
+def _check_read(loc: Located, what: str) -> None:
+    """An image that is also an output of the running stage is refused (:func:`genemi.outputs.check_read`)."""
+    if _outputs._stack:
+        _outputs._stack[-1].check_read(loc.file if loc.file is not None else loc.archive, what)
+
+
 def read_bytes(path: str | os.PathLike, *, what: str = "") -> bytes:
     """The encoded bytes of image ``path`` (loose or archived); missing raises :class:`ImageNotFound`."""
     loc, looked = _locate(Path(path), what)
     if loc is None:
         raise _not_found(Path(path), looked, what)
+    _check_read(loc, what)
     return loc.read_bytes(what)
 
 
@@ -513,6 +522,7 @@ def read_image(path: str | os.PathLike, *, what: str = "") -> Image.Image:
     loc, looked = _locate(Path(path), what)
     if loc is None:
         raise _not_found(Path(path), looked, what)
+    _check_read(loc, what)
     if loc.file is not None:  # PIL reads the file itself (no copy of the bytes)
         return _decode(lambda: Image.open(loc.file), str(loc.file), what)
     data = loc.read_bytes(what)

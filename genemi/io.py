@@ -1,7 +1,11 @@
-"""Small, safe file helpers: atomic writes, deterministic JSON, JSONL streaming.
+"""Small, safe file helpers: atomic writes, deterministic JSON, UTF-8 text and JSONL streaming.
 
 Every writer goes to a temporary file in the destination folder and is renamed into
-place, so an interrupted run never leaves a half-written output behind.
+place, so an interrupted run never leaves a half-written output behind. Inside an
+:class:`OutputSet` (every stage runs in one, :class:`genemi.errors.Stage`) the renames onto the
+stage's declared outputs wait until the stage has finished: then all of them are published together,
+or, when the stage fails, none is and the temporaries are removed. A stage's outputs are therefore
+all new or all old.
 """
 
 from __future__ import annotations
@@ -15,32 +19,21 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-
-class OutputError(OSError):
-    """An output cannot be written (read-only folder, disk full, a folder in the way); names the path."""
-
-    def __str__(self) -> str:  # the message alone: it already names the path
-        return self.args[0] if self.args else super().__str__()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _output_error(path: Path, e: OSError) -> OutputError:
-    why = e.strerror or str(e)
-    hint = {
-        28: "free disk space or write elsewhere",  # ENOSPC
-        122: "free quota or write elsewhere",  # EDQUOT
-        13: "make the folder writable or pass another output path",  # EACCES
-        1: "the folder does not accept new files; pass another output path",  # EPERM
-        30: "the file system is read-only; pass another output path",  # EROFS
-    }.get(e.errno or 0, "check the path and its folder")
-    err = OutputError(e.errno, f"{path}: cannot write ({why}); {hint}")
-    err.args = (f"{path}: cannot write ({why}); {hint}",)
-    return err
+from genemi.outputs import (  # noqa: F401  (the output set; re-exported for the stages and writers)
+    CollisionError,
+    OutputError,
+    OutputSet,
+    Port,
+    _output_error,
+    _umask,
+    after_publish,
+    check_read,
+    current,
+    declare,
+    option_of,
+    output_folder,
+    real,
+)
 
 
 @contextlib.contextmanager
@@ -65,7 +58,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp_path
         if tmp_path.is_file():  # the writer may have replaced it by a folder or removed it
             os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, path)
+        outputs = current()
+        if outputs is not None and outputs.defers(path):
+            outputs.add(path, tmp_path)  # published with the stage's other outputs when it succeeds
+        else:
+            os.replace(tmp_path, path)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             tmp_path.unlink()
@@ -179,6 +176,7 @@ def read_text(path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
+    check_read(path)
     return decode_utf8(path.read_bytes(), path)
 
 
@@ -214,6 +212,7 @@ def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
+    check_read(path)
     with path.open("rb") as f:  # bytes, decoded per line: an encoding error names its line
         for lineno, raw in enumerate(f, 1):
             line = decode_utf8(raw, path, lineno)

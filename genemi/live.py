@@ -83,4 +83,9 @@ def open_curves(live_dir, clip, monitor: EvalSet | None, every: int, steps: int)
     """The run's curves, written by rank 0 only (a resumed run replays its checkpoint's rows first)."""
     import torch.distributed as dist
 
-    return Curves(live_dir if dist.get_rank() == 0 else None, clip, monitor, every, steps - 1)
+    from genemi.io import output_folder
+
+    # dvclive writes the folder itself: it fills a fresh one that replaces live_dir with the stage's other
+    # outputs (genemi.io.OutputSet), so a failed run leaves the old curves
+    live = output_folder(live_dir) if dist.get_rank() == 0 and live_dir is not None else None
+    return Curves(live, clip, monitor, every, steps - 1)

@@ -223,14 +223,35 @@ def image_digest(root: str | os.PathLike, manifests: Iterable[str | os.PathLike]
 
     from genemi.images import ImageNotFound, read_bytes
 
+    def sha(m, r: Record, rel: str) -> str:
+        try:
+            data = read_bytes(Path(root) / rel)  # a loose file or a shard member
+        except ImageNotFound:
+            raise FileNotFoundError(f"{m}: record {r.id!r} names image {rel!r}, not found under {root}") from None
+        return hashlib.sha256(data).hexdigest()
+
+    return _digest((m, r, sha) for m in manifests for r in iter_manifest(m))
+
+
+def written_digest(records: Iterable[Record], hashes: dict[str, str]) -> dict[str, Any]:
+    """:func:`image_digest` of manifests holding ``records`` (in order), from ``hashes`` (image path ->
+    sha256 hex of the bytes written there), for a stage that has just written them: its outputs are
+    published only when it ends (:class:`genemi.io.OutputSet`), so it cannot read them back."""
+
+    def sha(_, r: Record, rel: str) -> str:
+        if rel not in hashes:
+            raise ValueError(f"record {r.id!r} names image {rel!r}, which this stage did not write")
+        return hashes[rel]
+
+    return _digest((None, r, sha) for r in records)
+
+
+def _digest(rows) -> dict[str, Any]:
+    import hashlib
+
     total, n = hashlib.sha256(), 0
-    for m in manifests:
-        for r in iter_manifest(m):
-            for rel in (r.image, *(x.image for x in r.negatives if x.image)):
-                try:
-                    data = read_bytes(Path(root) / rel)  # a loose file or a shard member
-                except ImageNotFound:
-                    raise FileNotFoundError(f"{m}: record {r.id!r} names image {rel!r}, not found under {root}") from None
-                total.update(f"{rel}\0{hashlib.sha256(data).hexdigest()}\n".encode())
-                n += 1
+    for m, r, sha in rows:
+        for rel in (r.image, *(x.image for x in r.negatives if x.image)):
+            total.update(f"{rel}\0{sha(m, r, rel)}\n".encode())
+            n += 1
     return {"images": n, "sha256": total.hexdigest()}

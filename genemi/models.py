@@ -19,6 +19,7 @@ import torch
 
 from genemi.config import ModelParams
 from genemi.synth import world
+from genemi.weights import WeightsError, _label, check_state, read_safetensors  # noqa: F401  (the model-file checks)
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 _registered = False
@@ -145,17 +146,26 @@ def save_weights(model: torch.nn.Module, path: str | Path, meta: dict) -> None:
         save_file(state, str(tmp), metadata={"genemi": json.dumps(meta, sort_keys=True)})
 
 
-def load_weights(model: torch.nn.Module, path: str | Path) -> dict:
-    """Load safetensors weights into ``model`` (strict); returns the stored metadata."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+def load_weights(model: torch.nn.Module, path: str | Path, what: str = "",
+                 expect: dict | None = None) -> dict:
+    """Load genemi's safetensors weights into ``model`` (every tensor, right shapes, finite values);
+    returns the stored metadata. ``what`` names where the path came from (``--base``; default: the running
+    stage's option for it) in errors. ``expect`` (e.g. ``{"arch": ..., "tokenizer": ...}``): metadata the
+    file must not contradict -- ``ViT-B-32`` weights load into ``ViT-B-32-quickgelu`` without a shape
+    error, and then compute other features."""
+    from genemi.io import option_of
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model weights not found; run the stage that produces it (dvc repro)")
-    state = load_file(str(path))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not match the architecture (missing {missing[:5]}, unexpected {unexpected[:5]})")
-    with safe_open(str(path), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get("genemi", "{}"))
+    what = what or option_of(path)
+    state, meta = read_safetensors(path, what)
+    expect = {k: v for k, v in (expect or {}).items() if v}
+    claims = ", ".join(f"model.{k}={meta[k]}" for k in expect if meta.get(k))
+    ours = ", ".join(f"model.{k}={v}" for k, v in expect.items())
+    redo = (f"this run has {ours}: set model.* as the run that wrote it, or point the option at weights "
+            f"for {ours}")
+    check_state(model, state, path, what, claims, redo if ours else "")
+    differ = [k for k, v in expect.items() if meta.get(k) and meta[k] != v]
+    if differ:
+        raise WeightsError(f"{_label(path, what)}: written for {claims}, but {redo}")
+    model.load_state_dict(state, strict=True)
+    return meta

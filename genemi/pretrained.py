@@ -57,7 +57,7 @@ def load_pretrained(p: ModelParams):
                 f"(e.g. the NegCLIP .pt, in {PRETRAINED_DIR}/ for the pipeline) or set model.pretrained "
                 "to an open_clip tag"
             )
-        return build_model(p, pretrained=tag)
+        return load_checkpoint_file(p, Path(tag))
     if p.arch in open_clip.list_models():
         known = open_clip.list_pretrained_tags_by_model(p.arch)
         if tag not in known:
@@ -80,3 +80,42 @@ def load_pretrained(p: ModelParams):
             f"model.pretrained={tag!r} for {p.arch}: weights are not available offline ({e}). "
             f"Place them in {where}, or download the checkpoint file and set model.pretrained to its path."
         ) from e
+
+
+def load_checkpoint_file(p: ModelParams, path: Path, what: str = "model.pretrained"):
+    """``p.arch`` with the weights of checkpoint file ``path`` (safetensors, or a PyTorch file read with
+    ``weights_only=True``; open_clip's conversions of OpenAI/timm layouts apply), checked like every model
+    file (:mod:`genemi.models`): an empty, cut-short or foreign file, another architecture or non-finite
+    values are one :class:`~genemi.models.WeightsError` naming the file and ``what``."""
+    import re
+
+    import open_clip
+
+    from genemi.models import build_model
+    from genemi.weights import WeightsError, check_state, read_safetensors, torch_load_problem
+
+    where = f"{path} ({what})"
+    redo = f"place the {p.arch} checkpoint there (re-download it) or set {what} to another file"
+    if path.suffix == ".safetensors":
+        read_safetensors(path, what, redo)  # refuses an empty, cut-short or foreign file before open_clip reads it
+    elif path.stat().st_size == 0:
+        raise WeightsError(f"{where}: the checkpoint file is empty (0 bytes); {redo}")
+    model = build_model(p)
+    try:
+        open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
+    except RuntimeError as e:
+        msg = str(e)
+        shapes = re.findall(r"size mismatch for ([\w.]+)", msg)
+        missing = re.search(r"Missing key\(s\) in state_dict: \"([\w.]+)\"", msg)
+        extra = re.search(r"Unexpected key\(s\) in state_dict: \"([\w.]+)\"", msg)
+        if not (shapes or missing or extra):
+            raise WeightsError(f"{where}: {torch_load_problem(e)}; {redo}") from None
+        parts = [f"{len(shapes)} tensors of another shape (e.g. {shapes[0]})"] if shapes else []
+        parts += [f"missing tensors (e.g. {missing.group(1)})"] if missing else []
+        parts += [f"tensors {p.arch} does not have (e.g. {extra.group(1)})"] if extra else []
+        raise WeightsError(f"{where}: weights of another architecture than model.arch={p.arch}: "
+                           f"{', '.join(parts)}; set model.arch to the checkpoint's architecture") from None
+    except Exception as e:  # torch.load's reasons: cut short, not a checkpoint, Python objects beyond tensors
+        raise WeightsError(f"{where}: {torch_load_problem(e)}; {redo}") from None
+    check_state(model, model.state_dict(), path, what)  # the values: finite
+    return model

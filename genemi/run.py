@@ -162,20 +162,20 @@ def check_base(p: Params) -> None:
 
 
 def finish(run: TrainingRun, out_path, meta: dict, metrics_path, metrics: dict, checkpoint_dir=None) -> None:
-    """Rank 0 writes the trained weights (safetensors, ``meta`` attached) and the metrics, then drops the
-    resumable checkpoints: the run is complete."""
+    """Rank 0 writes the trained weights (safetensors, ``meta`` attached) and the metrics, then, once the
+    stage's outputs are published (:func:`genemi.io.after_publish`), drops the resumable checkpoints."""
     import torch.distributed as dist
 
     from genemi import checkpoint
-    from genemi.io import write_json
+    from genemi.io import after_publish, write_json
     from genemi.models import save_weights
 
     if dist.get_rank() != 0:
         return
     save_weights(run.engine.module, out_path, meta)
     write_json(metrics_path, metrics)
-    if checkpoint_dir:
-        checkpoint.clear(checkpoint_dir)
+    if checkpoint_dir:  # only once the outputs are in place: a failure before keeps the resume state
+        after_publish(lambda: checkpoint.clear(checkpoint_dir))
 
 
 def save_pretrained(p_model, out_path, meta: dict, metrics_path) -> None:

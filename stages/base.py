@@ -25,7 +25,7 @@ from genemi.errors import Output, Stage
 @click.option("--out", "out_path", required=True, type=Output(),
               help="Weights file to write (safetensors).")
 @click.option("--metrics", "metrics_path", required=True, type=Output())
-@click.option("--checkpoint-dir", default=None, type=Output(folder=True),
+@click.option("--checkpoint-dir", default=None, type=Output(folder=True, state=True),
               help="Resumable checkpoints every base.checkpoint_every steps (not a DVC output: it must "
                    "survive a killed run); a rerun resumes from it. Cleared when the stage finishes.")
 @click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True,

@@ -11,17 +11,17 @@ import click
 
 from genemi.config import load_params
 from genemi.data.sources import gated_fetch
-from genemi.errors import Stage
+from genemi.errors import Output, Stage
 from genemi.lockfile import DownloadError, Lock
 
 _OPTIONS = (
     click.option("--params", "params_path", default="params.yaml", show_default=True,
                  type=click.Path(dir_okay=False), help="params.yaml to read (data.source, real.*)."),
-    click.option("--downloads", default="data/downloads", show_default=True, type=click.Path(file_okay=False),
+    click.option("--downloads", default="data/downloads", show_default=True, type=Output(folder=True, state=True),
                  help="Persistent download folder: partial files resume here; put hand-fetched files here."),
     click.option("--lock", "lock_path", default="downloads.lock.json", show_default=True,
-                 type=click.Path(dir_okay=False), help="sha256/size of every download (commit it)."),
-    click.option("--out", required=True, type=click.Path(file_okay=False),
+                 type=Output(state=True), help="sha256/size of every download (commit it)."),
+    click.option("--out", required=True, type=Output(folder=True),
                  help="Output folder (a DVC output; replaced whole)."),
     click.option("--relock", is_flag=True,
                  help="Re-pin the lock entries of the files this stage checks to the files now in place (after "

@@ -25,7 +25,7 @@ _file, _dir = click.Path(dir_okay=False), click.Path(file_okay=False)
 @click.option("--metrics", "metrics_path", required=True, type=Output())
 @click.option("--live-dir", default="dvclive/finetune", show_default=True, type=Output(folder=True), help="Curves.")
 @click.option("--data", "data_dir", default="data", show_default=True, type=_dir, help="Root of eval.monitor's files (val/*).")
-@click.option("--checkpoint-dir", default=None, type=Output(folder=True),
+@click.option("--checkpoint-dir", default=None, type=Output(folder=True, state=True),
               help="Resumable checkpoints every finetune.checkpoint_every steps; cleared at the end.")
 @click.option("--genemi-train", type=_file, help="Mined variations (mine_real), used instead when data.source=genemi.")
 @click.option("--genemi-image-root", type=_dir, help="Image root of --genemi-train.")

@@ -8,12 +8,14 @@ and a contact sheet of originals beside their negatives.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
 import click
 
 from genemi.config import load_params
 from genemi.errors import Output, Stage
-from genemi.io import write_png
+from genemi.io import Port, declare, write_png
 from genemi.plots import contact_sheet
 from genemi.synth.dataset import mine_synth_data
 
@@ -28,6 +30,8 @@ from genemi.synth.dataset import mine_synth_data
               help="Contact sheet PNG (originals beside their negatives).")
 def main(params_path: str, root_dir: str, out_name: str, sheet_path: str) -> None:
     p = load_params(params_path)
+    root = Path(root_dir)  # reads <root>/synth, writes <root>/<out>: checked apart like the options
+    declare([Port("--out", root / out_name, folder=True)], [Port("--root", root / "synth", folder=True)])
     rows = mine_synth_data(p.synth, p.mine, p.seed, root_dir, out_name, log=click.echo)
     write_png(sheet_path, contact_sheet(rows))
 

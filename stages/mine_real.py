@@ -23,7 +23,7 @@ from genemi.errors import Output, Stage  # noqa: E402
 from genemi.io import write_json  # noqa: E402
 from genemi.mining.pipeline import mine_real, stage_settings  # noqa: E402
 
-Dir, File = Output(folder=True), Output()
+Dir, File, State = Output(folder=True), Output(), Output(folder=True, state=True)  # State: resume state
 InFile = click.Path(exists=True, dir_okay=False)
 
 
@@ -31,7 +31,7 @@ InFile = click.Path(exists=True, dir_okay=False)
 @click.option("--manifest", required=True, type=InFile, help="Records (JSONL) to mine.")
 @click.option("--image-root", required=True, type=click.Path(file_okay=False),
               help="Root of their image paths (read only when mining: off the genemi road it may not exist).")
-@click.option("--work-dir", required=True, type=Dir, help="Variation images and per-origin parts.")
+@click.option("--work-dir", required=True, type=State, help="Variation images and per-origin parts.")
 @click.option("--out", "out_manifest", required=True, type=File, help="Variation manifest to write.")
 @click.option("--shard", type=File, help="Zip of the kept variations' images, read as <SHARD minus .zip>/"
               "<image> (the DVC output; the work dir's loose PNGs are only resume state). Omitted: no shard.")

@@ -8,14 +8,14 @@ from __future__ import annotations
 import _checkout  # noqa: F401  (this checkout's genemi first; see _checkout.py)
 import click
 
-from genemi.errors import Stage
+from genemi.errors import Output, Stage
 from genemi.manifest import write_manifest
 
 
 @click.command(cls=Stage, help=__doc__)
 @click.option("--csv", "csv_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="NegCLIP's training file (TSV).")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Manifest (JSONL).")
+@click.option("--out", "out_path", required=True, type=Output(), help="Manifest (JSONL).")
 def main(csv_path: str, out_path: str) -> None:
     from genemi.data.negclip import negclip_records
 

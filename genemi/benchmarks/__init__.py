@@ -98,6 +98,12 @@ def check_files(p: EvalParams, name: str, data_dir: str | Path) -> None:
             f"put them there, or point eval.benchmarks.{name}.file/images at them; to skip it, remove it "
             f"(dvc exp run -S '~eval.benchmarks.{name}')."
         )
+    from genemi.io import Port, declare
+
+    # inputs of the running stage: an output onto (or a folder output over) one of them is refused
+    src = source(p, name)
+    declare(inputs=[Port(f"eval.benchmarks.{name}.{key}", resolve(data_dir, rel), key != "file")
+                    for key, rel in (("file", src.file), ("images", src.image_root)) if rel])
 
 
 def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0) -> EvalSet:

@@ -40,11 +40,32 @@ def _missing(what: str, name: str, key: str, err: Exception | None = None) -> Fi
 
 
 def _hf_load(loader: Callable[..., Any], name: str, what: str, key: str, **kw: Any) -> Any:
-    """``loader(name, local_files_only=True, **kw)``; any 'not there' error becomes a clear one."""
+    """``loader(name, local_files_only=True, **kw)``; any 'not there' error becomes a clear one. A local
+    folder that is there but does not load (a cut-short or foreign weights file, another model's config),
+    or that loads with NaN/infinite weights, is one error naming the folder and ``mine_real.<key>``."""
+    import torch
+
+    from genemi.weights import WeightsError
+
+    local = Path(name).is_dir()
     try:
-        return loader(name, local_files_only=True, **kw)
-    except (OSError, ValueError) as e:
-        raise _missing(what, name, key, e) from e
+        obj = loader(name, local_files_only=True, **kw)
+    except Exception as e:
+        if not local:
+            raise _missing(what, name, key, e) from e
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise WeightsError(
+            f"{name} (mine_real.{key}): the {what} in this folder does not load ({type(e).__name__}: {first}); "
+            f"re-download it (dvc repro -f the download stage that writes it) or point mine_real.{key} at a "
+            "complete save_pretrained folder of that model"
+        ) from None
+    if isinstance(obj, torch.nn.Module):
+        floats = [(n, t) for n, t in obj.state_dict().items() if t.is_floating_point()]
+        bad = next((n for n, t in floats if not bool(torch.isfinite(t).all())), None)
+        if bad is not None:
+            raise WeightsError(f"{name} (mine_real.{key}): tensor {bad} of the {what} holds NaN or infinite "
+                               f"values; re-download it or point mine_real.{key} at other weights")
+    return obj
 
 
 def _text_limit(model, key: str) -> int | None:
@@ -215,13 +236,20 @@ class SamSegmenter:
             raise ValueError(
                 f"mine_real.sam_model_type: {model_type!r} is not one of {sorted(sam_model_registry)}"
             )
-        sam = sam_model_registry[model_type](checkpoint=None)  # builds only; we load safely below
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        from genemi.weights import WeightsError, check_state, read_safetensors, torch_load_problem
 
-            state = load_file(str(path))
+        sam = sam_model_registry[model_type](checkpoint=None)  # builds only; we load safely below
+        key, redo = "mine_real.sam_checkpoint", f"place the sam_{model_type} checkpoint there (re-download it)"
+        if path.suffix == ".safetensors":
+            state, _ = read_safetensors(path, key, redo)
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:
+                raise WeightsError(f"{path} ({key}): {torch_load_problem(e)}; {redo}") from None
+        if not isinstance(state, dict):
+            raise WeightsError(f"{path} ({key}): holds a {type(state).__name__}, not a state dict; {redo}")
+        check_state(sam, state, path, key, remedy=f"set mine_real.sam_model_type to the checkpoint's, or {redo}")
         sam.load_state_dict(state)
         return cls(SamPredictor(sam.to(device).eval()))
 

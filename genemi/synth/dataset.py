@@ -20,7 +20,7 @@ from genemi import seeding
 from genemi.config import MineParams, SynthParams
 from genemi.images import ShardWriter, encode_png, read_image
 from genemi.io import write_json
-from genemi.manifest import DIGEST, Negative, Record, image_digest, iter_manifest, write_manifest
+from genemi.manifest import DIGEST, Negative, Record, iter_manifest, write_manifest, written_digest
 from genemi.plots import Tile
 from genemi.synth import negatives as negs
 from genemi.synth import world
@@ -141,16 +141,26 @@ def write_synth_data(p: SynthParams, seed: int, root: Path, log: Callable[[str],
     from tqdm import tqdm
 
     root = Path(root)
+    written: list[Record] = []
+    hashes: dict[str, str] = {}  # image path -> sha256 of its bytes, for the digest
     for split in SPLITS:
         records = []
         with ShardWriter(root / "synth" / split) as shard:
             for rec, img in tqdm(generate_split(p, split, seed), desc=f"synth {split}", mininterval=2):
                 rec = dataclasses.replace(rec, image=f"synth/{rec.image}")
-                shard.write(root / rec.image, encode_png(Image.fromarray(img), _PNG_LEVEL))
+                _write(shard, root, rec.image, encode_png(Image.fromarray(img), _PNG_LEVEL), hashes)
                 records.append(rec)
         n = write_manifest(root / "synth" / f"{split}.jsonl", records)
+        written += records
         log(f"{split}: {n} scenes")
-    write_json(root / "synth" / DIGEST, image_digest(root, [root / "synth" / f"{s}.jsonl" for s in SPLITS]))
+    write_json(root / "synth" / DIGEST, written_digest(written, hashes))
+
+
+def _write(shard: ShardWriter, root: Path, rel: str, data: bytes, hashes: dict[str, str]) -> None:
+    import hashlib
+
+    shard.write(root / rel, data)
+    hashes[rel] = hashlib.sha256(data).hexdigest()
 
 
 def mine_synth_data(
@@ -172,6 +182,8 @@ def mine_synth_data(
 
     root = Path(root)
     rows: list[list[Tile]] = []
+    written: list[Record] = []
+    hashes: dict[str, str] = {}  # image path -> sha256 of its bytes, for the digest
     for split in SPLITS:
         mined = []
         records = iter_manifest(root / "synth" / f"{split}.jsonl")
@@ -180,15 +192,16 @@ def mine_synth_data(
                 image = read_image(root / rec.image, what=f"record {rec.id!r}")
                 rec = dataclasses.replace(rec, image=rec.image.replace("synth/", f"{out_name}/", 1))
                 out, files = mine_record(rec, image, p, m, seed)
-                shard.write(root / out.image, encode_png(image, _PNG_LEVEL))
+                _write(shard, root, out.image, encode_png(image, _PNG_LEVEL), hashes)
                 for rel, img in files:
-                    shard.write(root / rel, encode_png(img, _PNG_LEVEL))
+                    _write(shard, root, rel, encode_png(img, _PNG_LEVEL), hashes)
                 mined.append(out)
                 if split == "test" and len(rows) < sheet_rows:
                     pairs = zip(files, out.negatives, strict=True)
                     tiles = [Tile(img, f"{n.type}: {n.caption}") for (_, img), n in pairs]
                     rows.append([Tile(image, "TRUE: " + out.caption), *tiles])
         write_manifest(root / out_name / f"{split}.jsonl", mined)
+        written += mined
         log(f"{split}: {len(mined)} records, {sum(len(r.negatives) for r in mined)} negatives")
-    write_json(root / out_name / DIGEST, image_digest(root, [root / out_name / f"{s}.jsonl" for s in SPLITS]))
+    write_json(root / out_name / DIGEST, written_digest(written, hashes))
     return rows
