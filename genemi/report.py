@@ -411,7 +411,7 @@ def base_rows(groups: Sequence[Group], bench: str) -> list[tuple[str, str, dict[
 
 
 def types_of(runs: Sequence[Run], bench: str) -> list[str]:
-    from genemi.plots import NOT_TYPES
+    from genemi.plots import is_type
 
     types = {
         k.split("/")[1]
@@ -419,7 +419,7 @@ def types_of(runs: Sequence[Run], bench: str) -> list[str]:
         for k in r.detail.get(bench, {})
         if k.startswith("finetuned/") and k.endswith("/text") and k.count("/") == 2
     }
-    return sorted(types - NOT_TYPES)
+    return sorted(t for t in types if is_type(t))
 
 
 def results_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0) -> str:
