@@ -574,3 +574,22 @@ def test_tradeoff_picture_keeps_every_label_whole(tmp_path):
     im = np.asarray(PILImage.open(tmp_path / "t.png").convert("L"))
     border = np.concatenate([im[:3].ravel(), im[-3:].ravel(), im[:, :3].ravel(), im[:, -3:].ravel()])
     assert border.min() > 250, "something runs off the edge of the picture"
+
+
+def test_readme_exp_show_commands_are_the_measured_ones_that_fit_200_columns():
+    """Every `dvc exp show` the README suggests was measured after its sweep
+    (benchmarks/results/exp_show_columns.json): at most 200 characters wide, every headline column it keeps
+    readable on a 200-column terminal."""
+    import shlex
+
+    root = Path(__file__).parents[1]
+    text = (root / "README.md").read_text().replace("\\\n", " ")
+    commands = [line.split("#")[0].strip() for line in text.splitlines() if line.startswith("dvc exp show")]
+    assert len(commands) >= 2
+    measured = json.loads((root / "benchmarks/results/exp_show_columns.json").read_text())["variants"]
+    by_args = {tuple(shlex.split(v["args"])): v for v in measured}
+    for cmd in commands:
+        v = by_args.get(tuple(shlex.split(cmd)[3:]))
+        assert v is not None, f"README command not measured: {cmd}"
+        assert v["width"] <= 200 and v["headline_columns"] >= 3, v
+        assert v["headline_columns_readable_at_200"] == v["headline_columns"], v
