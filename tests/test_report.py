@@ -443,7 +443,7 @@ def test_controls_follow_the_readme_rule(tmp_path):
     share no benchmark; the 600-step control is the default's. Only a group some group compares against
     is marked control."""
     readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
-    assert "(`loss.hn_weight=0` with the same `finetune.steps`, scored on the same items)" in readme
+    assert "(`loss.hn_weight=0` with the same `finetune.steps`, scored on the same items;" in readme
     runs = _standin_runs(tmp_path)
     groups = {g.runs[0].name: g for g in group_runs(list(runs.values()))}
     assert groups["standin_hnc"].control is None and groups["standin_genemi"].control is None
