@@ -593,3 +593,37 @@ def test_readme_exp_show_commands_are_the_measured_ones_that_fit_200_columns():
         assert v is not None, f"README command not measured: {cmd}"
         assert v["width"] <= 200 and v["headline_columns"] >= 3, v
         assert v["headline_columns_readable_at_200"] == v["headline_columns"], v
+
+
+def test_default_experiment_list_with_full_params_and_the_stand_in_recipes(tmp_path):
+    """The issue's case with every params.yaml key: the two stand-in recipes, the default run and its
+    control. Labels name only what differs (the stand-ins' benchmark lists by name: no
+    `eval.benchmarks.*=None`), the default's control is found, and no stand-in is anyone's control."""
+    from genemi.recipe import apply_to, load_recipe
+
+    root = Path(__file__).parents[1]
+    live = yaml.safe_load((root / "params.yaml").read_text())
+    ok = {"swap": 6, "flip": 5, "color": 9}
+    runs = []
+    specs = {"standin_hnc": ("hnc_test", "h"), "standin_genemi": ("genemi_val", "g"),
+             "default": ("synth_test", "s"), "control": ("synth_test", "s")}  # fmt: skip
+    for name, (bench, digest) in specs.items():
+        raw = live
+        if name.startswith("standin"):
+            raw = apply_to(live, load_recipe(name).params)
+        elif name == "control":
+            raw = apply_to(live, {"loss.hn_weight": 0.0})
+        ft = {"swap": 7, "flip": 6, "color": 10} if name == "control" else {"swap": 9, "flip": 9, "color": 10}
+        for b in [bench] + (["synth_gen"] if bench == "synth_test" else []):
+            _write_run(tmp_path / name, 0, 1.0, ok, ft, digest=digest + b, bench=b)
+        (tmp_path / name / "params.yaml").write_text(yaml.safe_dump(raw))  # the full params of that run
+        runs.append(load_run(name, dir_reader(tmp_path / name)))
+    groups = {g.runs[0].name: g for g in group_runs(runs)}
+    labels = {n: g.label for n, g in groups.items()}
+    assert all("eval.benchmarks." not in lab and len(lab) < 400 for lab in labels.values()), labels
+    assert "eval.benchmarks=[hnc_test]" in labels["standin_hnc"]
+    assert "eval.benchmarks=[genemi_val]" in labels["standin_genemi"]
+    assert "eval.benchmarks=[synth_gen,synth_test]" in labels["control"]
+    assert groups["default"].control is groups["control"]
+    assert [n for n, g in groups.items() if g.is_control] == ["control"]
+    assert groups["standin_hnc"].control is None
