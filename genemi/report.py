@@ -4,8 +4,8 @@ failure galleries.
 A :class:`Run` is one finished pipeline: its flattened params and, per benchmark, the headline and
 detail metrics and the per-item outcomes (:mod:`genemi.items`). Runs are grouped by their params with
 ``seed`` (and ``threads``, which changes no result) left out, so each group's seeds are aggregated:
-each cell is the mean over seeds with a 95% t-interval. Groups are labelled by the params that differ
-among the runs read. Each group is compared with its control -- ``loss.hn_weight == 0`` with the same
+each cell is the mean over seeds with a 95% t-interval. Groups are labelled by the params that set them
+apart from their nearest groups among the runs read. Each group is compared with its control -- ``loss.hn_weight == 0`` with the same
 ``finetune.steps``, scored on the same items (per-item digests agree on a shared benchmark), and
 otherwise the closest params -- by a paired cluster bootstrap over the same items, seed by seed (a seed's
 run and control score the same synthetic world), averaged over the seeds they share.
@@ -296,12 +296,33 @@ def label_keys(groups: Sequence[Group]) -> list[str]:
     return sorted(keys)
 
 
+def _label_value(g: Group, k: str) -> str:
+    return "[" + ",".join(_bench_names(g.params)) + "]" if k == BENCHMARKS else _fmt_param(g.params.get(k))
+
+
 def group_label(g: Group, keys: Sequence[str]) -> str:
-    parts = []
-    for k in keys:
-        v = "[" + ",".join(_bench_names(g.params)) + "]" if k == BENCHMARKS else _fmt_param(g.params.get(k))
-        parts.append(f"{k}={v}")
-    return ", ".join(parts) or "default"
+    return ", ".join(f"{k}={_label_value(g, k)}" for k in keys) or "default"
+
+
+def group_labels(groups: Sequence[Group]) -> list[str]:
+    """Each group's name: of the params that differ among ``groups`` (:func:`label_keys`), those in which it
+    differs from its nearest groups (fewest differing params), so a sweep's groups read ``loss.hn_weight=0.3``
+    even beside a stand-in run that differs in a dozen params. When that would give two groups one name,
+    every differing param names every group."""
+    keys = label_keys(groups)
+    vals = [{k: _label_value(g, k) for k in keys} for g in groups]
+    labels = []
+    for i, v in enumerate(vals):
+        diffs = [{k for k in keys if v[k] != w[k]} for j, w in enumerate(vals) if j != i]
+        if not diffs:
+            labels.append("default")
+            continue
+        fewest = min(map(len, diffs))
+        near = set().union(*(d for d in diffs if len(d) == fewest))
+        labels.append(", ".join(f"{k}={v[k]}" for k in keys if k in near) or "default")
+    if len(set(labels)) < len(labels):
+        labels = [group_label(g, keys) for g in groups]
+    return labels
 
 
 def shares_items(g: Group, c: Group, bench: str) -> bool:
@@ -329,7 +350,7 @@ def is_control_candidate(c: Group, g: Group) -> bool:
 
 def group_runs(runs: Sequence[Run]) -> list[Group]:
     """Runs with equal params (``IGNORED`` left out) form a group; one run per seed (first kept).
-    Labels name the params that differ between the groups read (:func:`label_keys`). A group with
+    Labels name the params that differ between the groups read (:func:`group_labels`). A group with
     ``loss.hn_weight != 0`` gets as control the candidate (:func:`is_control_candidate`) closest to it in
     the other params; a group is marked control when it is some group's control."""
     groups: dict[tuple, Group] = {}
@@ -341,9 +362,8 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
     out = list(groups.values())
     for g in out:
         g.runs.sort(key=lambda r: r.seed)
-    keys = label_keys(out)
-    for g in out:
-        g.label = group_label(g, keys)
+    for g, label in zip(out, group_labels(out), strict=True):
+        g.label = label
     for g in out:
         if g.params.get("loss.hn_weight") == 0:
             continue
