@@ -5,10 +5,11 @@ A :class:`Run` is one finished pipeline: its flattened params and, per benchmark
 detail metrics and the per-item outcomes (:mod:`genemi.items`). Runs are grouped by their params with
 ``seed`` (and ``threads``, which changes no result) left out, so each group's seeds are aggregated:
 each cell is the mean over seeds with a 95% t-interval. Groups are labelled by the params that set them
-apart from their nearest groups among the runs read. Each group is compared with its control -- ``loss.hn_weight == 0`` with the same
-``finetune.steps``, scored on the same items (per-item digests agree on a shared benchmark), and
-otherwise the closest params -- by a paired cluster bootstrap over the same items, seed by seed (a seed's
-run and control score the same synthetic world), averaged over the seeds they share.
+apart from their nearest groups among the runs read. Each group is compared with its control --
+``loss.hn_weight == 0`` with the same ``finetune.steps``, scored on the same items (per-item digests agree
+on a shared benchmark), and otherwise the closest params -- by a paired cluster bootstrap over the same
+items, seed by seed (a seed's run and control score the same synthetic world), averaged over the seeds
+they share.
 
 The p-value is that of the bootstrap distribution of the difference shifted to zero: ``p = (1 +
 #{|D*_b - D| >= |D|}) / (1 + B)`` -- it measures item sampling noise, not seed-to-seed variation
@@ -654,18 +655,26 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
     xlab, ylab, pts = tradeoff_points(groups)
     drawn = {label for label, *_ in pts}
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
-    key, placed = [], []
-    span = max([abs(v) for _, x, y, _ in pts for v in (x.mean, y.mean)] + [1.0])
+    key = []
     for i, (label, x, y, ctrl) in enumerate(pts, 1):
         xe = None if x.half != x.half else x.half
         ye = None if y.half != y.half else y.half
         ax.errorbar(x.mean, y.mean, xerr=xe, yerr=ye, fmt="s" if ctrl else "o", ms=7, capsize=3,
                     color="grey" if ctrl else None)
-        # numbers of (nearly) coinciding points are stacked instead of printed over each other
-        k = sum(abs(px - x.mean) < 0.08 * span and abs(py - y.mean) < 0.05 * span for px, py in placed)
-        placed.append((x.mean, y.mean))
-        ax.annotate(str(i), (x.mean, y.mean), textcoords="offset points", xytext=(5, 4 + 10 * k), fontsize=8)
         key.append(textwrap.fill(f"{i}: {'control ' if ctrl else ''}{label}", 110, subsequent_indent="    "))
+    ax.margins(0.25)
+    ax.autoscale_view()
+    # points that (nearly) coincide on the canvas share one label "1,3" instead of printing over each other
+    clusters: list[tuple[float, float, tuple[float, float], list[str]]] = []  # pixel x, y, point, numbers
+    for i, (_, x, y, _) in enumerate(pts, 1):
+        px, py = ax.transData.transform((x.mean, y.mean))
+        near = next((c for c in clusters if abs(c[0] - px) < 24 and abs(c[1] - py) < 12), None)
+        if near is None:
+            clusters.append((px, py, (x.mean, y.mean), [str(i)]))
+        else:
+            near[3].append(str(i))
+    for _, _, xy, nums in clusters:
+        ax.annotate(",".join(nums), xy, textcoords="offset points", xytext=(5, 4), fontsize=8)
     missing = [g.label for g in groups if g.label not in drawn]
     if missing:
         key.append(textwrap.fill("not drawn (no hard-type and retention headline): " + "; ".join(missing),
@@ -679,7 +688,6 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
     ax.set_xlabel(textwrap.fill(xlab, 60), fontsize=9)
     ax.set_ylabel(textwrap.fill(ylab, 45), fontsize=9)
     ax.set_title("Compositional gain vs retention (mean ± 95% t-interval over seeds)", fontsize=9)
-    ax.margins(0.25)
     fig.tight_layout()
     extra = []
     if key:  # below the x label, in the figure's own coordinates; savefig grows the canvas to hold it

@@ -48,7 +48,7 @@ def main(exps, run_dirs, repo, out_dir, n_boot, seed, gallery_run, per_type) -> 
     runs = report.collect_runs(list(exps), list(run_dirs), repo)
     groups, chosen, written = report.write_report(runs, out_dir, n_boot, seed, gallery_run, per_type)
     kept = sum(len(g.runs) for g in groups)  # a second run of one seed in a group is left out
-    left = f" ({len(runs) - kept} repeated seeds left out)" if kept < len(runs) else ""
+    left = f" (left out, a seed its group has already: {len(runs) - kept})" if kept < len(runs) else ""
     click.echo(f"report: {kept} runs in {len(groups)} groups{left} -> " + ", ".join(map(str, written)))
     if not any(p.parent.name == "failures" for p in written):
         click.echo(f"no failure gallery: the per-item files of run {chosen.name} hold no text-side mistakes")
