@@ -1,8 +1,12 @@
-"""Count the columns `dvc exp show` would draw: metric, param and dependency columns per row.
+"""Count the columns `dvc exp show` would draw, and measure how wide each given variant renders.
 
-Usage: `python benchmarks/exp_show_columns.py [--repo .] [--out FILE.json]` in a repository with
-metrics (a `dvc repro`'d workspace or finished experiments). A metric column is one flattened key
-of one metrics file, as `dvc exp show` lays them out; `--only-changed` keeps those that vary.
+Usage: `python benchmarks/exp_show_columns.py [--repo .] [--out FILE.json] [--show ARGS ...]` in a
+repository with metrics (a `dvc repro`'d workspace or finished experiments). A metric column is one
+flattened key of one metrics file, as `dvc exp show` lays them out; `--only-changed` keeps those that vary.
+
+Each `--show "ARGS"` runs `dvc exp show --no-pager ARGS` twice: on a terminal wide enough for the whole
+table (its natural width, the longest line) and on a 200-column one, where DVC collapses the columns that
+do not fit to "…"; the result lists the headline metric columns still readable there.
 """
 
 from __future__ import annotations
@@ -36,10 +40,38 @@ def columns(data: dict) -> dict[str, dict]:
     return out
 
 
+def rendered(repo: str, args: str, columns: int) -> list[str]:
+    """The lines of ``dvc exp show --no-pager ARGS`` on a terminal ``columns`` wide."""
+    import os
+    import shlex
+
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "200"}
+    cmd = ["dvc", "exp", "show", "--no-pager", *shlex.split(args)]
+    r = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise click.ClickException(f"dvc exp show {args} failed: {r.stderr.strip()[-300:]}")
+    return r.stdout.rstrip("\n").splitlines()
+
+
+def measure(repo: str, args: str, headline: list[str], screen: int = 200) -> dict:
+    """Natural width of one variant, and which headline columns a ``screen``-wide terminal still shows."""
+    wide = rendered(repo, args, 4000)
+    narrow = "\n".join(rendered(repo, args, screen))
+    shown = [h for h in headline if h in "\n".join(wide)]
+    return {
+        "args": args,
+        "width": max(map(len, wide)),
+        "rows": len(wide),
+        "headline_columns": len(shown),
+        f"headline_columns_readable_at_{screen}": sum(h in narrow for h in shown),
+    }
+
+
 @click.command(help=__doc__)
 @click.option("--repo", default=".", type=click.Path(file_okay=False, exists=True))
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False))
-def main(repo, out_path) -> None:
+@click.option("--show", "variants", multiple=True, help="Arguments of one `dvc exp show` variant to measure.")
+def main(repo, out_path, variants) -> None:
     r = subprocess.run(["dvc", "exp", "show", "--json", "-A"], cwd=repo, capture_output=True, text=True)
     if r.returncode != 0:
         raise click.ClickException(f"dvc exp show --json failed: {r.stderr.strip()[-300:]}")
@@ -63,6 +95,14 @@ def main(repo, out_path) -> None:
         for kind in ("metrics", "params"):
             keys = set().union(*(c[kind] for c in cols))
             result[f"{kind}_changed"] = sum(len({json.dumps(c[kind].get(k)) for c in cols}) > 1 for k in keys)
+    if variants:
+        # a headline column's header as DVC prints it: the key, prefixed by its file when another file
+        # has the same key (synth_test and synth_gen share every headline key)
+        keys = [k for c in cols for k in c["metrics"] if k.startswith("metrics/headline/")]
+        names = [k.split(":", 1)[1] for k in dict.fromkeys(keys)]
+        headline = [k if names.count(k.split(":", 1)[1]) > 1 else k.split(":", 1)[1]
+                    for k in dict.fromkeys(keys)]
+        result["variants"] = [measure(repo, v, headline) for v in variants]
     text = json.dumps(result, indent=2, sort_keys=True) + "\n"
     if out_path:
         Path(out_path).write_text(text)

@@ -15,7 +15,7 @@ from genemi import seeding
 from genemi.metrics import Outcomes, Sample, _ids, summarize
 
 # Metrics whose bootstrap interval is reported; the secondary thesis metrics are point values only.
-CI_METRICS = ("text", "image", "group", "text_1", "image_1", "group_1", "margin")
+CI_METRICS = ("text", "image", "group", "text_1", "image_1", "group_1", "margin", "tot", "pair", "set")
 
 
 def _rng(seed: int, key: str) -> np.random.Generator:

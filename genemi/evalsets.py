@@ -53,18 +53,41 @@ class ImageStore:
         return f"{self.file(path)}" + (f" (crop {box})" if box is not None else "")
 
     def load(self, ref: str) -> Image.Image:
-        """Image ``ref`` fully decoded (PIL RGB); a missing, truncated or corrupt file raises naming it."""
+        """Image ``ref`` fully decoded (PIL RGB); a missing, truncated or corrupt file raises naming it.
+        A ``.npy`` file is an ``[H, W, 3]`` uint8 BGR array (EqBen's YouCook2 frames, which EqBen's own
+        loader reads the same way), loaded without unpickling."""
         from genemi.images import read_image, read_image_bytes
 
         if ref in self.blobs:
             return read_image_bytes(self.blobs[ref], label=f"{self.root}: embedded image {ref!r}",
                                     what="an evaluation image")
         path, box = self.crops.get(ref, (ref, None))
-        im = read_image(self.file(path), what="an evaluation image; see docs/benchmarks.md")
+        if path.endswith(".npy"):
+            im = _npy_bgr(self.file(path))
+        else:
+            im = read_image(self.file(path), what="an evaluation image; see docs/benchmarks.md")
         if box is not None:
             x, y, w, h = box
             im = im.crop((x, y, x + w, y + h))
         return im
+
+
+def _npy_bgr(path: Path) -> Image.Image:
+    """An ``[H, W, 3]`` uint8 BGR array saved with ``np.save`` as a PIL RGB image (never unpickles)."""
+    import io
+
+    import numpy as np
+
+    from genemi.images import read_bytes
+
+    data = read_bytes(path, what="an evaluation image (.npy frame); see docs/benchmarks.md")
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as e:
+        raise ValueError(f"{path}: not a plain .npy array ({e}); expected [H, W, 3] uint8 BGR") from None
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ValueError(f"{path}: expected an [H, W, 3] uint8 BGR array, got {arr.dtype} {arr.shape}")
+    return Image.fromarray(np.ascontiguousarray(arr[:, :, ::-1]), "RGB")
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,19 @@ class Choice:
     id: str
     images: tuple[str, ...]
     texts: tuple[str, ...]
+    type: str = "all"
+
+
+@dataclass(frozen=True)
+class Triplet:
+    """Two captions true for ``image`` and one false (SugarCrepe++): scored image-to-text (both true
+    captions above the false one) and text-only (the true captions closer to each other than either is to
+    the false one)."""
+
+    id: str
+    image: str
+    positives: tuple[str, str]
+    negative: str
     type: str = "all"
 
 
@@ -112,7 +148,14 @@ class EvalSet:
     # every type is reported too, as macro_all/*
     macro_exclude: frozenset[str] = frozenset()
     file: str = ""  # the annotation file it was read from (named in errors)
-
+    # SugarCrepe++ triplets (two true captions, one false)
+    triplets: list[Triplet] = field(default_factory=list)
+    # metric name -> groups of choice ids that count as one unit, right only when every choice in it is
+    # (WhatsUp's pair and set accuracy: the left/right or on/under images of one object pair)
+    choice_groups: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+    # extra macro averages of the text metric: name -> the types it averages (VL-CheckList's aspects);
+    # reported as <name>/text
+    macro_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def caption_owner(es: EvalSet, caption: str) -> str:
@@ -141,6 +184,9 @@ def distinct_inputs(es: EvalSet) -> tuple[list[str], list[str]]:
     for c in es.choices:
         images.update(dict.fromkeys(c.images))
         texts.update(dict.fromkeys(c.texts))
+    for t in es.triplets:
+        images[t.image] = None
+        texts.update(dict.fromkeys((*t.positives, t.negative)))
     if es.retrieval is not None:
         images.update(dict.fromkeys(es.retrieval.images))
         texts.update(dict.fromkeys(es.retrieval.texts))

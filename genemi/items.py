@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 # metric names whose per-unit values are 0/1 outcomes (the others are cosines or thresholds)
-BINARY = ("text", "image", "group", "text_1", "image_1", "group_1")
+BINARY = ("text", "image", "group", "text_1", "image_1", "group_1", "tot", "text_p1", "text_p2", "pair",
+          "set")
 THUMB = 96  # thumbnail side (pixels) of a saved failure
 
 

@@ -25,14 +25,14 @@ Each metric is kept as per-unit outcomes with a cluster id (the record group a p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from genemi import seeding
-from genemi.evalsets import Choice, Classification, EvalSet, Retrieval
+from genemi.evalsets import Choice, Classification, EvalSet, Retrieval, Triplet
 from genemi.manifest import Record
 
 
@@ -111,8 +111,10 @@ def pairwise_outcomes(
     seed: int = 0,
     macro_min_count: int = 0,
     macro_exclude: frozenset[str] = frozenset(),
+    macro_groups: Mapping[str, Sequence[str]] | None = None,
 ) -> Outcomes:
-    """Hard-negative metrics of manifest records (module docstring), per negative type and over ``all``."""
+    """Hard-negative metrics of manifest records (module docstring), per negative type and over ``all``.
+    ``macro_groups`` (name -> types) adds ``<name>/text``, the mean text accuracy over those types."""
     # (type, pos image, pos caption, neg image, neg caption, cluster); the cluster is the record's group
     # (its image, or the scene an ARO crop was cut from), so correlated pairs resample together
     rows = {"text": [], "image": [], "group": []}
@@ -174,6 +176,10 @@ def pairwise_outcomes(
         for key, ts in macros.items():
             if len(ts) > 1:
                 out.macro[f"{key}/{name}"] = [f"{t}/{name}" for t in ts]
+    for key, ts in (macro_groups or {}).items():
+        parts = [f"{t}/text" for t in ts if f"{t}/text" in out.samples]
+        if parts:
+            out.macro[f"{key}/text"] = parts
     # Avg_Rand_Neg: each distinct image against another image's caption (a seeded derangement)
     first: dict[str, str] = {}
     for r in records:
@@ -186,11 +192,15 @@ def pairwise_outcomes(
     return out
 
 
-def choice_outcomes(choices: Sequence[Choice], f: Features) -> Outcomes:
+def choice_outcomes(
+    choices: Sequence[Choice], f: Features, groups: Mapping[str, Sequence[Sequence[str]]] | None = None
+) -> Outcomes:
     """Per-element and per-sample accuracies of multiple-choice samples (module docstring).
 
     Strict inequalities: a tie counts as wrong (Winoground's ``>``; GeNeMi's argmax breaks ties towards
-    index 0, which would favour the first element).
+    index 0, which would favour the first element). ``groups`` (metric name -> groups of choice ids) adds
+    ``all/<name>``: one unit per group, right when the per-sample ``text`` of every choice in it is
+    (WhatsUp's pair and set accuracy); groups naming a choice that is not there (``subset``) are dropped.
     """
     per = {k: [] for k in ("text_1", "image_1", "group_1", "text", "image", "group")}  # (type, sample, value)
     for si, c in enumerate(choices):
@@ -227,11 +237,58 @@ def choice_outcomes(choices: Sequence[Choice], f: Features) -> Outcomes:
             if name in ("text", "image"):
                 out.counts[f"{t}/n"] = float(len(set(clusters[m].tolist())))
     out.counts["all/n"] = float(len(choices))
+    text_of = {choices[si].id: v for _, si, v in per["text"]}
+    for name, gs in (groups or {}).items():
+        vals = [float(all(text_of[i] for i in g)) for g in gs if g and all(i in text_of for i in g)]
+        if vals:
+            out.samples[f"all/{name}"] = Sample(np.array(vals), np.arange(len(vals)))
+            out.counts[f"all/n_{name}"] = float(len(vals))
     type_names = sorted({c.type for c in choices})
     for name in ("text", "image", "group"):
         keep = [f"{t}/{name}" for t in type_names if f"{t}/{name}" in out.samples]
         if len(keep) > 1:
             out.macro[f"macro/{name}"] = keep
+    return out
+
+
+def triplet_outcomes(triplets: Sequence[Triplet], f: Features) -> Outcomes:
+    """SugarCrepe++'s scores per type and over ``all`` (strict ``>``: a tie counts as wrong):
+
+    - ``text`` (its image-to-text task, ITT): ``s(I,P1) > s(I,N)`` and ``s(I,P2) > s(I,N)``;
+    - ``tot`` (its text-only task): ``s(P1,P2) > s(P1,N)`` and ``s(P1,P2) > s(P2,N)``;
+    - ``text_p1`` / ``text_p2``: ``s(I,P1) > s(I,N)`` / ``s(I,P2) > s(I,N)`` alone.
+
+    One unit per triplet; triplets of one image resample together.
+    """
+    out = Outcomes()
+    if not triplets:
+        return out
+    im = f.img(t.image for t in triplets)
+    p1, p2 = f.txt(t.positives[0] for t in triplets), f.txt(t.positives[1] for t in triplets)
+    neg = f.txt(t.negative for t in triplets)
+    i_p1, i_p2, i_n = _cos(im, p1), _cos(im, p2), _cos(im, neg)
+    p1_p2, p1_n, p2_n = _cos(p1, p2), _cos(p1, neg), _cos(p2, neg)
+    metrics = {
+        "text": (i_p1 > i_n) & (i_p2 > i_n),
+        "tot": (p1_p2 > p1_n) & (p1_p2 > p2_n),
+        "text_p1": i_p1 > i_n,
+        "text_p2": i_p2 > i_n,
+    }
+    types = np.array([t.type for t in triplets])
+    clusters = _ids([t.image for t in triplets])
+    for name, ok in metrics.items():
+        vals = ok.astype(float)
+        out.samples[f"all/{name}"] = Sample(vals, clusters)
+        for t in sorted(set(types.tolist())):
+            m = types == t
+            out.samples[f"{t}/{name}"] = Sample(vals[m], clusters[m])
+    type_names = sorted(set(types.tolist()))
+    for t in type_names:
+        out.counts[f"{t}/n"] = float((types == t).sum())
+    out.counts["all/n"] = float(len(triplets))
+    if len(type_names) > 1:
+        for name in ("text", "tot"):
+            out.macro[f"macro/{name}"] = [f"{t}/{name}" for t in type_names]
     return out
 
 
@@ -300,9 +357,12 @@ def evaluate_set(es: EvalSet, f: Features, taus=(1.0,), ks=(1, 5, 10), seed: int
     """All outcomes of one model on ``es`` (features from :func:`encode_set`)."""
     out = Outcomes()
     if es.records:
-        out.merge(pairwise_outcomes(es.records, f, taus, seed, es.macro_min_count, es.macro_exclude))
+        out.merge(pairwise_outcomes(es.records, f, taus, seed, es.macro_min_count, es.macro_exclude,
+                                    es.macro_groups))
     if es.choices:
-        out.merge(choice_outcomes(es.choices, f))
+        out.merge(choice_outcomes(es.choices, f, es.choice_groups))
+    if es.triplets:
+        out.merge(triplet_outcomes(es.triplets, f))
     if es.retrieval is not None:
         out.merge(retrieval_outcomes(es.retrieval, f, ks))
     if es.classification is not None:

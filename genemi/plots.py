@@ -53,8 +53,14 @@ def contact_sheet(rows: Sequence[Sequence[Tile]], thumb: int = 160, text_h: int 
     return sheet
 
 
-# Summary rows that are not negative types; kept out of the per-type charts.
+# Summary rows that are not negative types; kept out of the per-type charts (as is every "macro_*" average,
+# e.g. VL-CheckList's macro_object).
 NOT_TYPES = {"all", "macro", "macro_all", "retrieval", "zeroshot"}
+
+
+def is_type(name: str) -> bool:
+    """Whether ``name`` (the part of a metric key before its metric) is a negative type, not a summary."""
+    return name not in NOT_TYPES and not name.startswith("macro_")
 
 
 def per_type(
@@ -62,7 +68,8 @@ def per_type(
 ) -> tuple[list[str], dict[str, list[float]]]:
     """Negative types present in any model's results, and each model's ``metric`` per type (NaN if absent)."""
     types = sorted(
-        {k.rsplit("/", 1)[0] for r in results.values() for k in r if k.endswith(f"/{metric}")} - NOT_TYPES
+        t for t in {k.rsplit("/", 1)[0] for r in results.values() for k in r if k.endswith(f"/{metric}")}
+        if is_type(t)
     )
     return types, {m: [r.get(f"{t}/{metric}", float("nan")) for t in types] for m, r in results.items()}
 

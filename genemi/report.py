@@ -4,10 +4,12 @@ failure galleries.
 A :class:`Run` is one finished pipeline: its flattened params and, per benchmark, the headline and
 detail metrics and the per-item outcomes (:mod:`genemi.items`). Runs are grouped by their params with
 ``seed`` (and ``threads``, which changes no result) left out, so each group's seeds are aggregated:
-each cell is the mean over seeds with a 95% t-interval. Each group is compared with its control --
-``loss.hn_weight == 0`` with the same ``finetune.steps`` and otherwise the closest params -- by a
-paired cluster bootstrap over the same items, seed by seed (a seed's run and control score the same
-synthetic world), averaged over the seeds they share.
+each cell is the mean over seeds with a 95% t-interval. Groups are labelled by the params that set them
+apart from their nearest groups among the runs read. Each group is compared with its control --
+``loss.hn_weight == 0`` with the same ``finetune.steps``, scored on the same items (per-item digests agree
+on a shared benchmark), and otherwise the closest params -- by a paired cluster bootstrap over the same
+items, seed by seed (a seed's run and control score the same synthetic world), averaged over the seeds
+they share.
 
 The p-value is that of the bootstrap distribution of the difference shifted to zero: ``p = (1 +
 #{|D*_b - D| >= |D|}) / (1 + B)`` -- it measures item sampling noise, not seed-to-seed variation
@@ -270,10 +272,94 @@ class Group:
         return seed_stat([r.detail[bench][key] for r in self.runs if key in r.detail.get(bench, {})])
 
 
+BENCHMARKS = "eval.benchmarks"  # a mapping name -> entry: labelled by its names, not by every entry key
+
+
+def _bench_names(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The benchmark names a run lists (``eval.benchmarks`` as a mapping, or a list in older runs)."""
+    if isinstance(params.get(BENCHMARKS), tuple):
+        return tuple(sorted(map(str, params[BENCHMARKS])))
+    prefix = BENCHMARKS + "."
+    return tuple(sorted({k[len(prefix) :].split(".")[0] for k in params if k.startswith(prefix)}))
+
+
+def label_keys(groups: Sequence[Group]) -> list[str]:
+    """The params whose values differ between ``groups`` -- the runs read, nothing else. Benchmark entries
+    count by name: when the groups list different benchmarks the key is ``eval.benchmarks`` (labelled with
+    the names), and an entry's own keys count only for benchmarks every group lists."""
+    if len(groups) < 2:
+        return []
+    names = [_bench_names(g.params) for g in groups]
+    common = set.intersection(*map(set, names))
+    keys = []
+    if len(set(names)) > 1:
+        keys.append(BENCHMARKS)
+    for k in sorted(set().union(*(g.params for g in groups))):
+        if k == BENCHMARKS or (k.startswith(BENCHMARKS + ".") and k.split(".")[2] not in common):
+            continue
+        if len({_fmt_param(g.params.get(k)) for g in groups}) > 1:
+            keys.append(k)
+    return sorted(keys)
+
+
+def _label_value(g: Group, k: str) -> str:
+    return "[" + ",".join(_bench_names(g.params)) + "]" if k == BENCHMARKS else _fmt_param(g.params.get(k))
+
+
+def group_label(g: Group, keys: Sequence[str]) -> str:
+    return ", ".join(f"{k}={_label_value(g, k)}" for k in keys) or "default"
+
+
+def group_labels(groups: Sequence[Group]) -> list[str]:
+    """Each group's name: of the params that differ among ``groups`` (:func:`label_keys`), those in which it
+    differs from its nearest groups (fewest differing params), so a sweep's groups read ``loss.hn_weight=0.3``
+    even beside a stand-in run that differs in a dozen params. When that would give two groups one name,
+    every differing param names every group."""
+    keys = label_keys(groups)
+    vals = [{k: _label_value(g, k) for k in keys} for g in groups]
+    labels = []
+    for i, v in enumerate(vals):
+        diffs = [{k for k in keys if v[k] != w[k]} for j, w in enumerate(vals) if j != i]
+        if not diffs:
+            labels.append("default")
+            continue
+        fewest = min(map(len, diffs))
+        near = set().union(*(d for d in diffs if len(d) == fewest))
+        labels.append(", ".join(f"{k}={v[k]}" for k in keys if k in near) or "default")
+    if len(set(labels)) < len(labels):
+        labels = [group_label(g, keys) for g in groups]
+    return labels
+
+
+def shares_items(g: Group, c: Group, bench: str) -> bool:
+    """Whether ``g`` and ``c`` scored the same items of ``bench`` (per-item digests of their shared seeds)."""
+    by_seed = {r.seed: r for r in c.runs}
+    pairs = [(r, by_seed[r.seed]) for r in g.runs if r.seed in by_seed]
+    if not pairs or any(bench not in r.items_loader or bench not in x.items_loader for r, x in pairs):
+        return False
+    try:
+        return all(r.items(bench).digest == x.items(bench).digest for r, x in pairs)
+    except FileNotFoundError:
+        return False
+
+
+def is_control_candidate(c: Group, g: Group) -> bool:
+    """The README's rule: ``c`` trains without the hard-negative term (``loss.hn_weight=0``) for the same
+    ``finetune.steps`` as ``g``, on the same items (the same seeds, data and at least one benchmark)."""
+    return (
+        c is not g
+        and c.params.get("loss.hn_weight") == 0
+        and c.params.get("finetune.steps") == g.params.get("finetune.steps")
+        and any(shares_items(g, c, b) for b in set(_bench_names(g.params)) & set(_bench_names(c.params)))
+    )
+
+
 def group_runs(runs: Sequence[Run]) -> list[Group]:
     """Runs with equal params (``IGNORED`` left out) form a group; one run per seed (first kept, a
-    later run with the same params and seed is recorded in ``repeats`` and listed by the report);
-    labels name the params that differ between groups; controls are matched (module docstring)."""
+    later run with the same params and seed is recorded in ``repeats`` and listed by the report).
+    Labels name the params that differ between the groups read (:func:`group_labels`). A group with
+    ``loss.hn_weight != 0`` gets as control the candidate (:func:`is_control_candidate`) closest to it in
+    the other params; a group is marked control when it is some group's control."""
     groups: dict[tuple, Group] = {}
     for r in runs:
         key = tuple(sorted((k, v) for k, v in r.params.items() if k not in IGNORED))
@@ -286,19 +372,19 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
     out = list(groups.values())
     for g in out:
         g.runs.sort(key=lambda r: r.seed)
-    varying = sorted(
-        {k for g in out for k in g.params if len({_fmt_param(h.params.get(k)) for h in out}) > 1}
-    )
+    for g, label in zip(out, group_labels(out), strict=True):
+        g.label = label
     for g in out:
-        g.label = ", ".join(f"{k}={_fmt_param(g.params.get(k))}" for k in varying) or "default"
-        g.is_control = g.params.get("loss.hn_weight") == 0
-    for g in out:
-        if g.is_control:
+        if g.params.get("loss.hn_weight") == 0:
             continue
-        steps = g.params.get("finetune.steps")
-        cands = [c for c in out if c.is_control and c.params.get("finetune.steps") == steps]
+        cands = [c for c in out if is_control_candidate(c, g)]
         if cands:
-            g.control = min(cands, key=lambda c: sum(c.params.get(k) != v for k, v in g.params.items()))
+            every = set(g.params) | {k for c in cands for k in c.params}
+            g.control = min(
+                cands, key=lambda c: (sum(c.params.get(k) != g.params.get(k) for k in every), c.label)
+            )
+    for g in out:
+        g.is_control = any(h.control is g for h in out)
     # controls first, then by label: the table reads from the baseline down
     out.sort(key=lambda g: (not g.is_control, g.label))
     return out
@@ -420,7 +506,7 @@ def base_rows(groups: Sequence[Group], bench: str) -> list[tuple[str, str, dict[
 
 
 def types_of(runs: Sequence[Run], bench: str) -> list[str]:
-    from genemi.plots import NOT_TYPES
+    from genemi.plots import is_type
 
     types = {
         k.split("/")[1]
@@ -428,7 +514,7 @@ def types_of(runs: Sequence[Run], bench: str) -> list[str]:
         for k in r.detail.get(bench, {})
         if k.startswith("finetuned/") and k.endswith("/text") and k.count("/") == 2
     }
-    return sorted(types - NOT_TYPES)
+    return sorted(t for t in types if is_type(t))
 
 
 def results_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0) -> str:
@@ -440,7 +526,7 @@ def results_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0)
         "",
         f"{len(runs)} runs in {len(groups)} groups (same params, seeds aggregated). Cells: fine-tuned model, "
         "mean ± half-width of the 95% t-interval over seeds (no interval with one seed), in %. "
-        "**control** = `loss.hn_weight=0` with the same `finetune.steps`. "
+        "**control** = `loss.hn_weight=0` with the same `finetune.steps`, scored on the same items. "
         "hard = mean text accuracy over `eval.hard_types`; macro = mean over all types; R@1 = mean of "
         "image→text and text→image.",
         *repeats_note(groups),
@@ -472,7 +558,9 @@ def results_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0)
     compared = [g for g in groups if g.control is not None]
     if not compared:
         lines.append(
-            "No run has a control (`loss.hn_weight=0` with the same `finetune.steps`) among the runs read."
+            "No group has a control among the runs read: a run with `loss.hn_weight=0`, the same "
+            "`finetune.steps` and the same items (seed, data, a shared benchmark); add one with "
+            "`dvc exp run -S loss.hn_weight=0` on the same params."
         )
     else:
         lines += [
@@ -485,7 +573,7 @@ def results_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0)
         for g in compared:
             cells = []
             for b, n in cols:
-                t = paired_test(g, g.control, b, n, n_boot, seed)
+                t = paired_test(g, g.control, b, n, n_boot, seed) if shares_items(g, g.control, b) else None
                 cells.append("–" if t is None else f"{t.diff:+.1f} [{t.lo:+.1f}, {t.hi:+.1f}] {_p(t.p)}")
             lines.append(f"| {g.label} | {g.control.label} | " + " | ".join(cells) + " |")
     for b in benches:
@@ -578,6 +666,8 @@ def tradeoff_points(groups: Sequence[Group]) -> tuple[str, str, list[tuple[str, 
 
 
 def tradeoff_figure(groups: Sequence[Group], path) -> None:
+    """Compositional gain against retention, one numbered point per group; the key below the axes gives
+    each number's full label (wrapped, never cut), and groups without both headlines are named there too."""
     import textwrap
 
     import matplotlib
@@ -588,49 +678,50 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
     from genemi.io import atomic_path
 
     xlab, ylab, pts = tradeoff_points(groups)
+    drawn = {label for label, *_ in pts}
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
-    placed: list[tuple[float, float]] = []
-    span = max([abs(v) for _, x, y, _ in pts for v in (x.mean, y.mean)] + [1.0])
-    for label, x, y, ctrl in pts:
+    key = []
+    for i, (label, x, y, ctrl) in enumerate(pts, 1):
         xe = None if x.half != x.half else x.half
         ye = None if y.half != y.half else y.half
-        ax.errorbar(
-            x.mean,
-            y.mean,
-            xerr=xe,
-            yerr=ye,
-            fmt="s" if ctrl else "o",
-            ms=7,
-            capsize=3,
-            color="grey" if ctrl else None,
-        )
-        # labels of (nearly) coinciding points are stacked instead of printed over each other
-        k = sum(abs(px - x.mean) < 0.08 * span and abs(py - y.mean) < 0.05 * span for px, py in placed)
-        placed.append((x.mean, y.mean))
-        ax.annotate(
-            ("control " if ctrl else "") + label,
-            (x.mean, y.mean),
-            textcoords="offset points",
-            xytext=(6, 6 + 11 * k),
-            fontsize=8,
-        )
+        ax.errorbar(x.mean, y.mean, xerr=xe, yerr=ye, fmt="s" if ctrl else "o", ms=7, capsize=3,
+                    color="grey" if ctrl else None)
+        key.append(textwrap.fill(f"{i}: {'control ' if ctrl else ''}{label}", 110, subsequent_indent="    "))
+    ax.margins(0.25)
+    ax.autoscale_view()
+    # points that (nearly) coincide on the canvas share one label "1,3" instead of printing over each other
+    clusters: list[tuple[float, float, tuple[float, float], list[str]]] = []  # pixel x, y, point, numbers
+    for i, (_, x, y, _) in enumerate(pts, 1):
+        px, py = ax.transData.transform((x.mean, y.mean))
+        near = next((c for c in clusters if abs(c[0] - px) < 24 and abs(c[1] - py) < 12), None)
+        if near is None:
+            clusters.append((px, py, (x.mean, y.mean), [str(i)]))
+        else:
+            near[3].append(str(i))
+    for _, _, xy, nums in clusters:
+        ax.annotate(",".join(nums), xy, textcoords="offset points", xytext=(5, 4), fontsize=8)
+    missing = [g.label for g in groups if g.label not in drawn]
+    if missing:
+        key.append(textwrap.fill("not drawn (no hard-type and retention headline): " + "; ".join(missing),
+                                 110,
+                                 subsequent_indent="    "))
     if not pts:
-        ax.text(
-            0.5,
-            0.5,
-            "no run has both a hard-type and a retention headline",
-            ha="center",
-            transform=ax.transAxes,
-        )
+        ax.text(0.5, 0.5, "no run has both a hard-type and a retention headline", ha="center",
+                transform=ax.transAxes)
     ax.axhline(0, color="grey", lw=0.7, ls="--")
     ax.axvline(0, color="grey", lw=0.7, ls="--")
     ax.set_xlabel(textwrap.fill(xlab, 60), fontsize=9)
     ax.set_ylabel(textwrap.fill(ylab, 45), fontsize=9)
     ax.set_title("Compositional gain vs retention (mean ± 95% t-interval over seeds)", fontsize=9)
-    ax.margins(0.25)
     fig.tight_layout()
+    extra = []
+    if key:  # below the x label, in the figure's own coordinates; savefig grows the canvas to hold it
+        extra.append(
+            fig.text(0.02, -0.01, "\n".join(key), ha="left", va="top", fontsize=7, family="monospace")
+        )
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
+        fig.savefig(tmp, format="png", metadata={"Software": None}, bbox_inches="tight",
+                    bbox_extra_artists=extra, pad_inches=0.15)
     plt.close(fig)
 
 
@@ -740,16 +831,22 @@ def collect_runs(exps: list[str], run_dirs: list, repo) -> list:
 
 
 def write_report(runs: list, out_dir, n_boot: int, seed: int, gallery_run: str | None, per_type: int):
-    """``results.md``, ``tradeoff.png`` and ``failures/<benchmark>.png`` under ``out_dir``; returns the
-    groups and the run the galleries show."""
+    """``results.md``, ``tradeoff.png`` and ``failures/<benchmark>.png`` (for each benchmark whose per-item
+    file holds text-side mistakes of the chosen run) under ``out_dir``; returns the groups, the run the
+    galleries show and the paths written."""
     from genemi.io import write_text
 
     groups = group_runs(runs)
     out = Path(out_dir)
-    write_text(out / "results.md", results_markdown(groups, n_boot, seed))
-    tradeoff_figure(groups, out / "tradeoff.png")
+    written = [out / "results.md", out / "tradeoff.png"]
+    write_text(written[0], results_markdown(groups, n_boot, seed))
+    tradeoff_figure(groups, written[1])
     chosen = pick_gallery_run(groups, gallery_run)
     for bench in benchmarks_of([chosen]):
+        if bench not in chosen.items_loader:
+            continue
         title = f"{bench}: most confident mistakes of run {chosen.name}"
-        failure_figure(chosen.items(bench), title, out / "failures" / f"{bench}.png", per_type)
-    return groups, chosen
+        path = out / "failures" / f"{bench}.png"
+        if failure_figure(chosen.items(bench), title, path, per_type):
+            written.append(path)
+    return groups, chosen, written

@@ -153,7 +153,8 @@ class EvalSource:
 
     loader: Literal[
         "manifest", "byo", "hnc", "coco_neg", "sugarcrepe", "aro_relation", "aro_attribution", "aro_order",
-        "winoground", "genemi_val", "karpathy_retrieval", "image_folder",
+        "winoground", "genemi_val", "karpathy_retrieval", "image_folder", "valse", "vl_checklist", "whatsup",
+        "whatsup_qa", "sugarcrepe_pp", "eqben",
     ]  # the format reader (docs/benchmarks.md)
     file: str  # annotation file (or folder: sugarcrepe, image_folder); a DVC dependency of evaluate@<name>
     images: str  # folder holding its images; the other DVC dependency of evaluate@<name>

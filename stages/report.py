@@ -5,11 +5,12 @@ Reads runs -- every DVC experiment (`dvc exp show --json`, the default), the one
 groups them by params with the seeds aggregated, and writes into --out:
 
   results.md             headline numbers per benchmark (mean ± 95% t-interval over seeds), each run's
-                         difference from its control (loss.hn_weight=0, same finetune.steps) with a
-                         paired bootstrap p-value over the same items, per-type detail, the run list
+                         difference from its control (loss.hn_weight=0, same finetune.steps, same
+                         items) with a paired bootstrap p-value over them, per-type detail, the run list
   tradeoff.png           compositional gain against retention, one point per group
   failures/<bench>.png   the fine-tuned model's most confident mistakes per type, with the base model's
-                         verdict on the same pairs (from the run of --gallery-run, else the best group)
+                         verdict on the same pairs (from the run of --gallery-run, else the best group),
+                         for each benchmark whose per-item file holds such mistakes
 
 Not a DVC stage: it reads git refs of experiments, which no stage can declare as dependencies.
 Example: `python stages/report.py` after `dvc queue start`; `python stages/report.py --exp exp-a1b2c
@@ -45,11 +46,12 @@ def main(exps, run_dirs, repo, out_dir, n_boot, seed, gallery_run, per_type) -> 
     from genemi import report
 
     runs = report.collect_runs(list(exps), list(run_dirs), repo)
-    groups, chosen = report.write_report(runs, out_dir, n_boot, seed, gallery_run, per_type)
+    groups, chosen, written = report.write_report(runs, out_dir, n_boot, seed, gallery_run, per_type)
     repeats = sum(len(g.repeats) for g in groups)  # same params and seed as another run: counted once
-    click.echo(f"report: {len(runs)} runs in {len(groups)} groups -> {out_dir}/results.md, tradeoff.png, "
-               f"failures/ (gallery: {chosen.name})" + (f"; {repeats} repeated run(s) not counted, named "
-               "in results.md" if repeats else ""))
+    click.echo(f"report: {len(runs)} runs in {len(groups)} groups -> " + ", ".join(map(str, written))
+               + (f"; {repeats} repeated run(s) not counted, named in results.md" if repeats else ""))
+    if not any(p.parent.name == "failures" for p in written):
+        click.echo(f"no failure gallery: the per-item files of run {chosen.name} hold no text-side mistakes")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,25 +74,32 @@ def _outcomes(correct: dict[str, int]) -> Outcomes:
     return o
 
 
-def _write_run(root, seed, hn, base_ok, ft_ok, digest="same-items"):
-    """A run folder: params, headline (via genemi.headline, as the stage does), detail, items."""
+def _write_run(root, seed, hn, base_ok, ft_ok, digest="same-items", bench=BENCH, steps=600, params=None,
+               mistakes=True):
+    """A run folder: params, headline (via genemi.headline, as the stage does), detail, items. ``params``
+    (nested) are merged over the defaults; ``bench`` names the benchmark its files are for."""
     root.mkdir(parents=True, exist_ok=True)
-    params = {
+    base_params = {
         "seed": seed,
         "threads": 2,
         "loss": {"hn_weight": hn},
-        "finetune": {"steps": 600},
-        "eval": {"benchmarks": [BENCH]},
+        "finetune": {"steps": steps},
+        "eval": {"benchmarks": [bench]},
     }
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    for section, values in (params or {}).items():
+        if isinstance(values, dict):
+            base_params.setdefault(section, {}).update(values)
+        else:
+            base_params[section] = values
+    (root / "params.yaml").write_text(yaml.safe_dump(base_params))
     outcomes = {"base": _outcomes(base_ok), "finetuned": _outcomes(ft_ok)}
     points = {m: {k: s.value for k, s in o.samples.items()} for m, o in outcomes.items()}
     parts = headline_parts(points["base"], outcomes["base"].macro, ["swap", "flip"])
     (root / "metrics" / "headline").mkdir(parents=True, exist_ok=True)
-    (root / "metrics" / "headline" / f"{BENCH}.json").write_text(json.dumps(headline(points, parts)))
+    (root / "metrics" / "headline" / f"{bench}.json").write_text(json.dumps(headline(points, parts)))
     detail = {f"{m}/{k}": v for m, vals in points.items() for k, v in vals.items()}
     (root / "metrics" / "eval").mkdir(parents=True, exist_ok=True)
-    (root / "metrics" / "eval" / f"{BENCH}.json").write_text(json.dumps(detail))
+    (root / "metrics" / "eval" / f"{bench}.json").write_text(json.dumps(detail))
     fails = [
         Failure(
             "flip",
@@ -102,7 +110,9 @@ def _write_run(root, seed, hn, base_ok, ft_ok, digest="same-items"):
         )
     ]
     thumbs = [np.full((96, 96, 3), 128, np.uint8)]
-    save_items(root / "metrics" / "items" / f"{BENCH}.npz", outcomes, digest, parts, fails, thumbs)
+    if not mistakes:
+        fails, thumbs = [], []
+    save_items(root / "metrics" / "items" / f"{bench}.npz", outcomes, digest, parts, fails, thumbs)
 
 
 @pytest.fixture
@@ -307,3 +317,315 @@ def test_report_reads_runs_from_git_revisions(tmp_path):
     assert "| loss.hn_weight=1 | loss.hn_weight=0 | +35.0 [" in md
     res = CliRunner().invoke(main, ["--repo", str(repo), "--exp", "no-such-rev", "--out", str(out)])
     assert res.exit_code != 0
+
+
+# ------------------------------------------------------- labels, controls, written files, the picture
+
+
+def _standin_runs(tmp_path):
+    """The README's default experiment list in miniature: the two stand-in recipes (their own data,
+    benchmarks and steps; GeNeMi's with loss.hn_weight=0) and a same-steps control of the synthetic
+    default."""
+    hnc_entry = {
+        "loader": "hnc",
+        "file": "raw/hnc/hnc_clean_strict_test.json",
+        "images": "raw/gqa/images.zip",
+        "models": "raw/hnc/hnc_clean_strict_test.json",
+        "subset": 1.0,
+    }
+    val_entry = {
+        "loader": "genemi_val",
+        "file": "raw/eval/genemi_val/test.jsonl",
+        "images": "raw/eval/genemi_val",
+        "models": "raw/eval/genemi_val/test.jsonl",
+        "subset": 1.0,
+    }
+    toy_entry = {
+        "loader": "manifest",
+        "file": "negatives/test.jsonl",
+        "images": "negatives/test.zip",
+        "models": "negatives/test.jsonl",
+        "root": ".",
+        "subset": 1.0,
+    }
+    ok = {"swap": 6, "flip": 5, "color": 9}
+    specs = {
+        "standin_hnc": dict(
+            hn=1.0,
+            steps=200,
+            bench="hnc_test",
+            digest="hnc",
+            params={
+                "data": {"source": "hnc"},
+                "loss": {"form": "in_softmax"},
+                "eval": {"benchmarks": {"hnc_test": hnc_entry}},
+            },
+        ),
+        "standin_genemi": dict(
+            hn=0.0,
+            steps=200,
+            bench="genemi_val",
+            digest="gval",
+            params={
+                "data": {"source": "genemi"},
+                "batching": {"mode": "item_based"},
+                "eval": {"benchmarks": {"genemi_val": val_entry}},
+            },
+        ),
+        "control": dict(
+            hn=0.0, steps=600, bench="toy", digest="toy", params={"eval": {"benchmarks": {"toy": toy_entry}}}
+        ),
+        "default": dict(
+            hn=1.0, steps=600, bench="toy", digest="toy", params={"eval": {"benchmarks": {"toy": toy_entry}}}
+        ),
+    }
+    runs = {}
+    for name, spec in specs.items():
+        ft = {"swap": 7, "flip": 6, "color": 10} if name == "control" else {"swap": 9, "flip": 8, "color": 10}
+        _write_run(
+            tmp_path / name,
+            0,
+            spec["hn"],
+            ok,
+            ft,
+            digest=spec["digest"],
+            bench=spec["bench"],
+            steps=spec["steps"],
+            params=spec["params"],
+        )
+        runs[name] = load_run(name, dir_reader(tmp_path / name))
+    return runs
+
+
+def test_labels_name_only_what_differs_among_the_runs_read(tmp_path):
+    """Runs listing different benchmark mappings are labelled by the benchmark names, never by each key of
+    each entry (``eval.benchmarks.hnc_test.file=None``, ...)."""
+    runs = _standin_runs(tmp_path)
+    groups = group_runs(list(runs.values()))
+    labels = {g.runs[0].name: g.label for g in groups}
+    # the HNC stand-in is nearest to the default run: named by what sets it apart from that one
+    assert labels["standin_hnc"] == (
+        "data.source=hnc, eval.benchmarks=[hnc_test], finetune.steps=200, loss.form=in_softmax"
+    )
+    assert labels["control"] == "loss.hn_weight=0" and labels["default"] == "loss.hn_weight=1"
+    assert "eval.benchmarks=[genemi_val]" in labels["standin_genemi"]
+    assert max(map(len, labels.values())) < 150 and "eval.benchmarks." not in "".join(labels.values())
+    # runs that agree on the benchmarks: only the differing param
+    two = group_runs([runs["control"], runs["default"]])
+    assert [g.label for g in two] == ["loss.hn_weight=0", "loss.hn_weight=1"]
+    # an entry's own key counts when every run lists the benchmark
+    _write_run(
+        tmp_path / "half",
+        0,
+        1.0,
+        {"swap": 6},
+        {"swap": 9},
+        digest="other",
+        bench="toy",
+        params={"eval": {"benchmarks": {"toy": {"loader": "manifest", "subset": 0.5}}}},
+    )
+    _write_run(
+        tmp_path / "full",
+        0,
+        1.0,
+        {"swap": 6},
+        {"swap": 9},
+        digest="toy",
+        bench="toy",
+        params={"eval": {"benchmarks": {"toy": {"loader": "manifest", "subset": 1.0}}}},
+    )
+    pair = group_runs([load_run(n, dir_reader(tmp_path / n)) for n in ("half", "full")])
+    assert sorted(g.label for g in pair) == ["eval.benchmarks.toy.subset=0.5", "eval.benchmarks.toy.subset=1"]
+
+
+def test_controls_follow_the_readme_rule(tmp_path):
+    """README: a group's control has `loss.hn_weight=0` and the same `finetune.steps` and scores the same
+    items. The GeNeMi stand-in (hn_weight 0, 200 steps) is no control of the HNC stand-in (200 steps): they
+    share no benchmark; the 600-step control is the default's. Only a group some group compares against
+    is marked control."""
+    root = Path(__file__).parents[1]
+    readme = " ".join(((root / "README.md").read_text() + (root / "docs/sweeps.md").read_text()).split())
+    assert "(`loss.hn_weight=0` with the same `finetune.steps`, scored on the same items;" in readme
+    runs = _standin_runs(tmp_path)
+    groups = {g.runs[0].name: g for g in group_runs(list(runs.values()))}
+    assert groups["standin_hnc"].control is None and groups["standin_genemi"].control is None
+    assert groups["default"].control is groups["control"]
+    assert [n for n, g in groups.items() if g.is_control] == ["control"]
+    md = results_markdown(list(groups.values()), n_boot=100)
+    diff = md.split("## Difference from the control")[1].split("##")[0]
+    rows = [line for line in diff.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 1 and rows[0].startswith(f"| {groups['default'].label} | {groups['control'].label} |")
+    assert "+20.0 [" in rows[0]  # hard (swap, flip): (90+80)/2 - (70+60)/2 on the same items
+    # a same-steps hn_weight=0 run on different items (another seed of the data) is no control either
+    _write_run(
+        tmp_path / "other_items",
+        0,
+        0.0,
+        {"swap": 6},
+        {"swap": 7},
+        digest="elsewhere",
+        bench="toy",
+        params={"eval": {"benchmarks": {"toy": {"loader": "manifest"}}}, "synth": {"n_test": 5}},
+    )
+    g2 = group_runs([runs["default"], load_run("o", dir_reader(tmp_path / "other_items"))])
+    assert all(g.control is None for g in g2)
+
+
+def test_report_writes_every_file_it_names_and_no_gallery_it_cannot(tmp_path):
+    from stages.report import main
+
+    for name, mistakes in (("a", True), ("b", False)):
+        _write_run(
+            tmp_path / name,
+            0,
+            1.0 if name == "a" else 0.0,
+            {"swap": 6, "flip": 5},
+            {"swap": 9, "flip": 8},
+            mistakes=mistakes,
+        )
+    out = tmp_path / "reports"
+    res = CliRunner().invoke(
+        main,
+        [
+            "--run-dir",
+            str(tmp_path / "a"),
+            "--run-dir",
+            str(tmp_path / "b"),
+            "--out",
+            str(out),
+            "--bootstrap",
+            "100",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    named = [x.strip() for x in res.output.split("->", 1)[1].splitlines()[0].split(", ")]
+    assert {Path(p).name for p in named} == {"results.md", "tradeoff.png", "toy.png"}
+    assert all(Path(p).is_file() for p in named)
+    res = CliRunner().invoke(
+        main,
+        [
+            "--run-dir",
+            str(tmp_path / "b"),
+            "--out",
+            str(tmp_path / "r2"),
+            "--gallery-run",
+            str(tmp_path / "b"),
+            "--bootstrap",
+            "100",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "failures" not in res.output.split("\n")[0] and "no failure gallery" in res.output
+    assert not (tmp_path / "r2" / "failures").exists()
+
+
+def test_tradeoff_picture_keeps_every_label_whole(tmp_path):
+    """Long labels go into a wrapped key below the axes: each label's full text is in the picture's text,
+    and nothing reaches the PNG's border (a cut label would run off the canvas)."""
+    from PIL import Image as PILImage
+
+    from genemi.report import Group, Stat, tradeoff_figure
+
+    long = {
+        "loss.hn_weight": 1.0,
+        "loss.form": "in_softmax",
+        "data.source": "hnc",
+        "finetune.steps": 200,
+        "batching.negative_rows": False,
+        "data.stand_in": "synthetic",
+        "eval.monitor": "",
+        "x" * 40: "y" * 60,
+    }
+    groups = []
+    for hn in (0.0, 1.0):
+        g = Group(
+            tuple(sorted({**long, "loss.hn_weight": hn}.items())),
+            [],
+            label=", ".join(f"{k}={v}" for k, v in {**long, "loss.hn_weight": hn}.items()),
+        )
+        groups.append(g)
+    import genemi.report as rep
+
+    def fake_points(gs):
+        return (
+            "x",
+            "y",
+            [(g.label, Stat(1.0 + i, 0.5, 2), Stat(2.0 * i, 0.4, 2), i == 0) for i, g in enumerate(gs)],
+        )
+
+    texts = []
+    orig = rep.tradeoff_points
+    import matplotlib.figure
+
+    orig_text = matplotlib.figure.Figure.text
+
+    def spy(self, x, y, s, *a, **k):
+        texts.append(s)
+        return orig_text(self, x, y, s, *a, **k)
+
+    try:
+        rep.tradeoff_points = fake_points
+        matplotlib.figure.Figure.text = spy
+        tradeoff_figure(groups, tmp_path / "t.png")
+    finally:
+        rep.tradeoff_points = orig
+        matplotlib.figure.Figure.text = orig_text
+    key = " ".join(" ".join(texts).split())
+    for g in groups:
+        assert " ".join(g.label.split()) in key.replace("\n", " ")
+    im = np.asarray(PILImage.open(tmp_path / "t.png").convert("L"))
+    border = np.concatenate([im[:3].ravel(), im[-3:].ravel(), im[:, :3].ravel(), im[:, -3:].ravel()])
+    assert border.min() > 250, "something runs off the edge of the picture"
+
+
+def test_readme_exp_show_commands_are_the_measured_ones_that_fit_200_columns():
+    """Every `dvc exp show` the README suggests was measured after its sweep
+    (benchmarks/results/exp_show_columns.json): at most 200 characters wide, every headline column it keeps
+    readable on a 200-column terminal."""
+    import shlex
+
+    root = Path(__file__).parents[1]
+    text = ((root / "README.md").read_text() + (root / "docs/sweeps.md").read_text()).replace("\\\n", " ")
+    commands = [line.split("#")[0].strip() for line in text.splitlines() if line.startswith("dvc exp show")]
+    assert len(commands) >= 2
+    measured = json.loads((root / "benchmarks/results/exp_show_columns.json").read_text())["variants"]
+    by_args = {tuple(shlex.split(v["args"])): v for v in measured}
+    for cmd in commands:
+        v = by_args.get(tuple(shlex.split(cmd)[3:]))
+        assert v is not None, f"README command not measured: {cmd}"
+        assert v["width"] <= 200 and v["headline_columns"] >= 3, v
+        assert v["headline_columns_readable_at_200"] == v["headline_columns"], v
+
+
+def test_default_experiment_list_with_full_params_and_the_stand_in_recipes(tmp_path):
+    """The issue's case with every params.yaml key: the two stand-in recipes, the default run and its
+    control. Labels name only what differs (the stand-ins' benchmark lists by name: no
+    `eval.benchmarks.*=None`), the default's control is found, and no stand-in is anyone's control."""
+    from genemi.recipe import apply_to, load_recipe
+
+    root = Path(__file__).parents[1]
+    live = yaml.safe_load((root / "params.yaml").read_text())
+    ok = {"swap": 6, "flip": 5, "color": 9}
+    runs = []
+    specs = {"standin_hnc": ("hnc_test", "h"), "standin_genemi": ("genemi_val", "g"),
+             "default": ("synth_test", "s"), "control": ("synth_test", "s")}  # fmt: skip
+    for name, (bench, digest) in specs.items():
+        raw = live
+        if name.startswith("standin"):
+            raw = apply_to(live, load_recipe(name).params)
+        elif name == "control":
+            raw = apply_to(live, {"loss.hn_weight": 0.0})
+        ft = {"swap": 7, "flip": 6, "color": 10} if name == "control" else {"swap": 9, "flip": 9, "color": 10}
+        for b in [bench] + (["synth_gen"] if bench == "synth_test" else []):
+            _write_run(tmp_path / name, 0, 1.0, ok, ft, digest=digest + b, bench=b)
+        (tmp_path / name / "params.yaml").write_text(yaml.safe_dump(raw))  # the full params of that run
+        runs.append(load_run(name, dir_reader(tmp_path / name)))
+    groups = {g.runs[0].name: g for g in group_runs(runs)}
+    labels = {n: g.label for n, g in groups.items()}
+    assert all("eval.benchmarks." not in lab and len(lab) < 300 for lab in labels.values()), labels
+    assert "eval.benchmarks=[hnc_test]" in labels["standin_hnc"]
+    assert "eval.benchmarks=[genemi_val]" in labels["standin_genemi"]
+    assert labels["control"] == "loss.hn_weight=0" and labels["default"] == "loss.hn_weight=1"
+    assert groups["default"].control is groups["control"]
+    assert [n for n, g in groups.items() if g.is_control] == ["control"]
+    assert groups["standin_hnc"].control is None

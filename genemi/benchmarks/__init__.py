@@ -19,6 +19,12 @@ loader                    format (``file``; images relative to ``images``)
 ``genemi_val``            GeNeMi test rows ``num_sample``, ``caption_i``, ``image_i`` (JSONL/JSON/parquet)
 ``karpathy_retrieval``    Karpathy ``dataset_coco.json``, split ``test`` (5k images, first 5 captions each)
 ``image_folder``          ``<class>/<image>`` folders for zero-shot classification
+``valse``                 VALSE ``data/<piece>.json`` (validated foils), images per piece
+``vl_checklist``          VL-CheckList checkout (``corpus/v1/**.yaml`` naming ``data/**.json``)
+``whatsup``               WhatsUp Controlled-A/B ``[{"image_path", "caption_options"}]`` (4-way)
+``whatsup_qa``            WhatsUp COCO-QA / VG-QA ``[[image id, true, false]]``
+``sugarcrepe_pp``         folder of the 5 SugarCrepe++ ``<category>.json`` (two positives, one negative)
+``eqben``                 EqBen Winoground-style ``[{"image0", "caption0", "image1", "caption1"}]``
 ========================  ==========================================================================
 """
 
@@ -32,9 +38,9 @@ from genemi.evalsets import EvalSet, Loader
 
 
 def _registry() -> dict[str, Loader]:
-    from genemi.benchmarks import choice, pairwise, retrieval
+    from genemi.benchmarks import choice, compositional, pairwise, retrieval
 
-    return {**pairwise.LOADERS, **choice.LOADERS, **retrieval.LOADERS}
+    return {**pairwise.LOADERS, **choice.LOADERS, **retrieval.LOADERS, **compositional.LOADERS}
 
 
 def resolve(data_dir: str | Path, rel: str) -> Path:
@@ -114,7 +120,7 @@ def load_benchmark(p: EvalParams, name: str, data_dir: str | Path, seed: int = 0
         _resolved(src, data_dir), resolve(data_dir, src.file), resolve(data_dir, src.image_root), p, seed
     )
     es.name, es.file = name, str(resolve(data_dir, src.file))
-    if not (es.records or es.choices or es.retrieval or es.classification):
+    if not (es.records or es.choices or es.triplets or es.retrieval or es.classification):
         subset = ""
         if src.subset < 1:
             subset = f" (eval.benchmarks.{name}.subset = {src.subset:g} may have drawn none)"
