@@ -49,32 +49,27 @@ where a folder should be).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import os
 import stat
-import threading
-import unicodedata
-import zipfile
-import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from genemi import outputs as _outputs  # the running stage's outputs, which no image read may be
-
-
-class ImageError(ValueError):
-    """An image cannot be read; the message names the file, who refers to it and what to do."""
-
-
-class ImageNotFound(ImageError, FileNotFoundError):
-    """The referenced image file does not exist."""
-
+from genemi.archives import (  # noqa: F401  (re-exported)
+    MAX_MEMBER_BYTES,
+    ImageError,
+    ImageNotFound,
+    Located,
+    _aliases,
+    _Archive,
+    _archive,
+    _is_member,
+)
+from genemi.shards import ShardWriter, encode_png, shard_members  # noqa: F401  (re-exported)
 
 _ORIENTATION = 0x0112  # the EXIF tag cameras and phones set instead of rotating the pixels
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -147,182 +142,6 @@ def _decode(opener, label: str, what: str) -> Image.Image:
         raise ImageError(
             f"{label}: cannot decode image{ref}: {why}; replace the file (re-download or regenerate it)"
         ) from None
-
-
-@dataclass(frozen=True)
-class Located:
-    """Where an image's bytes are: a loose ``file``, or ``member`` of the zip ``archive`` (its name as
-    stored, which may differ from the asked one by the spellings :func:`_aliases` accepts)."""
-
-    file: Path | None = None
-    archive: Path | None = None
-    member: str = ""
-
-    def read_bytes(self, what: str = "") -> bytes:
-        ref = f" ({what})" if what else ""
-        if self.file is not None:
-            try:
-                return self.file.read_bytes()
-            except OSError as e:
-                raise ImageError(
-                    f"{self.file}: cannot read the image ({e.strerror or e}){ref}; "
-                    "check that it is a readable file"
-                ) from None
-        try:
-            return _archive(self.archive, what).read(self.member, what)
-        except ImageError:
-            raise
-        except NotImplementedError:  # zipfile cannot inflate it (Deflate64 from Windows Explorer, PPMd...)
-            raise ImageError(
-                f"{self}: compressed with a method Python's zipfile cannot read{ref}; re-zip "
-                f"{self.archive.name} with plain deflate or no compression (zip -r)"
-            ) from None
-        except RuntimeError as e:  # an encrypted member
-            raise ImageError(
-                f"{self}: cannot read from the archive ({e}){ref}; re-zip "
-                f"{self.archive.name} without a password"
-            ) from None
-        except KeyError:  # the archive was replaced between the look-up and the read
-            raise ImageNotFound(
-                f"{self}: the member vanished: {self.archive.name} was replaced while "
-                f"being read{ref}; run again"
-            ) from None
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as e:  # bad CRC, cut short
-            raise ImageError(
-                f"{self}: cannot read from the archive ({e}){ref}; replace {self.archive.name} "
-                "(re-download or regenerate it)"
-            ) from None
-
-    def __str__(self) -> str:
-        return str(self.file) if self.file is not None else f"{self.archive}:{self.member}"
-
-
-def _aliases(info: zipfile.ZipInfo) -> set[str]:
-    """Other spellings a member is found by, besides its stored name: ``/`` for Windows' ``\\``, no
-    leading ``./``, Unicode NFC (macOS writes NFD), and the UTF-8 reading of a name stored without
-    the UTF-8 flag (which zipfile decodes as cp437). Never a case change or a dropped folder: those
-    could find a different image than the one asked for."""
-    names = {info.filename}
-    if not info.flag_bits & 0x800 and not info.filename.isascii():
-        try:
-            names.add(info.filename.encode("cp437").decode("utf-8"))
-        except UnicodeError:
-            pass
-    out = set()
-    for n in names:
-        n = n.replace("\\", "/")
-        while "//" in n:
-            n = n.replace("//", "/")
-        while n.startswith("./"):
-            n = n[2:]
-        out |= {n, unicodedata.normalize("NFC", n)}
-    return out - {info.filename}
-
-
-def _is_member(name: str) -> bool:
-    """An image member: not a folder entry, not macOS's ``__MACOSX/`` resource-fork junk."""
-    return not name.endswith(("/", "\\")) and not name.startswith("__MACOSX/")
-
-
-class _Archive:
-    """An open zip and its member index; one per archive and process (a forked worker reopens it:
-    a shared file offset between processes would interleave their reads).
-
-    ``index`` maps every name a member is looked up by to its stored name: the stored names
-    themselves, then the spellings of :func:`_aliases` that no stored name already has. An alias
-    two members share maps to ``None`` (ambiguous: an error, never a guess). Built once on open,
-    so a read is a dict look-up and a read."""
-
-    def __init__(self, path: Path, what: str = "") -> None:
-        ref = f" ({what})" if what else ""
-        try:
-            st = path.stat()
-            self.signature = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
-            self.zip = zipfile.ZipFile(path)
-            self.lock = threading.Lock()
-        except PermissionError:
-            raise ImageError(
-                f"{path}: cannot open the archive (permission denied){ref}; make it readable"
-            ) from None
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            raise ImageError(
-                f"{path}: not a readable zip archive ({e}){ref}; replace the file (re-download or "
-                "regenerate it)"
-            ) from None
-        # Folder entries and __MACOSX/ junk stay in the index: an asked path never ends with "/", and
-        # filtering 150k names in Python would cost more than the look-ups they could never match.
-        names = self.zip.namelist()
-        self.index: dict[str, str | None] = dict(zip(names, names, strict=True))
-        self.clashes: dict[str, list[str]] = {}
-        if len(self.index) < len(names):  # a name stored twice: which one is meant is unknowable
-            seen: set[str] = set()
-            for n in names:
-                if n in seen:
-                    self.clashes[n] = [n, n]
-                    self.index[n] = None
-                seen.add(n)
-        joined = "\n".join(names)  # one C-speed test for the common case: nothing to alias
-        if joined.isascii() and "\\" not in joined and "//" not in joined and "./" not in joined:
-            return
-        for info in self.zip.infolist():
-            n = info.filename
-            if not _is_member(n) or (
-                n.isascii() and "\\" not in n and "//" not in n and not n.startswith("./")
-            ):
-                continue  # an ASCII name without ``\\``, ``//`` or a ``./`` prefix has no other spelling
-            for alias in _aliases(info):
-                if alias in self.index and (self.index[alias] == alias or alias in self.clashes):
-                    continue  # a stored name is always itself
-                if alias in self.index:
-                    self.clashes.setdefault(alias, [self.index[alias]]).append(n)
-                    self.index[alias] = None
-                else:
-                    self.index[alias] = n
-
-    def find(self, member: str) -> str | None:
-        """The stored name of ``member`` (asked in any spelling of :func:`_aliases`), or ``None``."""
-        key = member
-        name = self.index.get(key, "")
-        if name == "":  # not a stored name: the asked spelling may be NFD (macOS) where the zip is NFC
-            key = unicodedata.normalize("NFC", member)
-            name = self.index.get(key, "")
-        if name is None:
-            first, second = sorted(self.clashes[key])[:2]
-            what = "is stored twice" if first == second else f"and {second!r} both stand for {member!r}"
-            raise ImageError(
-                f"{self.zip.filename}: member {first!r} {what}, so which image is meant is "
-                "unknown; re-zip it without the duplicate"
-            )
-        return name or None
-
-    def read(self, member: str, what: str = "") -> bytes:
-        info = self.zip.getinfo(member)  # the look-up zip.read does anyway
-        if info.file_size > MAX_MEMBER_BYTES:  # zipfile stops at the declared size: this bounds memory
-            raise ImageError(
-                f"{self.zip.filename}:{member}: declares {info.file_size} bytes, more than any image "
-                f"here ({MAX_MEMBER_BYTES} bytes){f' ({what})' if what else ''}; the archive is damaged "
-                "or not an image set: replace it"
-            )
-        with self.lock:
-            return self.zip.read(info)
-
-
-_ARCHIVES: dict[tuple[int, str], _Archive] = {}
-MAX_MEMBER_BYTES = 1 << 30  # an encoded image above 1 GiB is a damaged header or a zip bomb
-
-
-def _archive(path: Path, what: str = "") -> _Archive:
-    key = (os.getpid(), str(path))
-    a = _ARCHIVES.get(key)
-    try:
-        st = path.stat()
-    except OSError:
-        st = None  # gone or unreadable: _Archive names the problem
-    if a is None or st is None or a.signature != (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev):
-        # rewritten since: reopen. The old zip is not closed here: another thread may still be
-        # reading from it; it closes when its last reference goes.
-        a = _ARCHIVES[key] = _Archive(path, what)
-    return a
 
 
 def _mode(p: Path) -> int:
@@ -537,94 +356,3 @@ def read_image_bytes(data: bytes, *, label: str, what: str = "") -> Image.Image:
 def read_rgb(path: str | os.PathLike, *, what: str = "") -> np.ndarray:
     """``[H, W, 3]`` uint8 RGB of the image at ``path`` (see :func:`read_image`)."""
     return np.asarray(read_image(path, what=what))
-
-
-def encode_png(image: Image.Image, compress_level: int | None = None) -> bytes:
-    """PNG bytes of ``image`` (the same bytes :func:`genemi.io.write_png` writes to a file)."""
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", **({} if compress_level is None else {"compress_level": compress_level}))
-    return buf.getvalue()
-
-
-class ShardWriter:
-    """Write the images of one folder as one zip shard, ``<folder>.zip``, atomically.
-
-    ``write(path, data)`` takes the image's path as readers will name it (under ``folder``); the
-    member is that path relative to the folder's parent, so unzipping the shard beside it
-    recreates ``folder``. Members are stored (no recompression) with fixed timestamps, so the same
-    images in the same order give a byte-identical shard and DVC sees no change. Nothing appears
-    at ``<folder>.zip`` until :meth:`close` (the ``with`` block) succeeds.
-    """
-
-    def __init__(self, folder: str | os.PathLike) -> None:
-        from genemi.io import atomic_path
-
-        self.folder = Path(os.path.normpath(folder))
-        self._abs_folder = Path(os.path.abspath(folder))
-        if self.folder.name in ("", ".", ".."):
-            raise ValueError(f"{folder}: a shard needs a folder name (it is written as <folder>.zip)")
-        self.path = self.folder.with_name(self.folder.name + ".zip")
-        if self.folder.is_dir():  # its loose files would shadow the shard's members
-            raise FileExistsError(
-                f"{self.folder}: a folder of loose images is in the way of its shard "
-                f"{self.path.name}; remove the folder and run again"
-            )
-        if self.path.is_dir():
-            raise IsADirectoryError(
-                f"{self.path}: a folder is in the way of the shard; remove it and run again"
-            )
-        self._atomic = atomic_path(self.path, suffix=".zip")  # fails here, naming the path, when unwritable
-        self._tmp = self._atomic.__enter__()
-        try:
-            self._zip = zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED)
-        except BaseException as e:
-            self._atomic.__exit__(type(e), e, e.__traceback__)
-            raise
-        self._names: set[str] = set()
-        self._closed = False
-
-    def write(self, path: str | os.PathLike, data: bytes) -> None:
-        """Add image ``path`` (under ``folder``; ``..`` is resolved first) with its encoded ``data``."""
-        p = Path(os.path.abspath(path))  # absolute and without ``..``: a member never climbs out
-        if self._abs_folder not in p.parents:
-            raise ValueError(
-                f"{self.path}: cannot add {path}: it is not inside {self.folder}, the folder this shard "
-                "stands for; write it to the shard of its own folder"
-            )
-        rel = p.relative_to(self._abs_folder.parent).as_posix()
-        if rel in self._names:
-            raise ValueError(f"{self.path}: image {rel} written twice; give each image its own name")
-        self._names.add(rel)
-        info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
-        info.external_attr = 0o644 << 16
-        self._zip.writestr(info, data)
-
-    def close(self, error: BaseException | None = None) -> None:
-        """Finish the shard and move it to ``<folder>.zip``; with ``error`` (or if finishing fails)
-        remove the temporary file instead and leave any old shard as it was. Closing twice is a no-op."""
-        if self._closed:
-            return
-        self._closed = True
-        if error is not None:  # the shard is abandoned: the zip's end matters not, only the temp file
-            with contextlib.suppress(Exception):
-                self._zip.close()
-            self._atomic.__exit__(type(error), error, error.__traceback__)
-            return
-        try:
-            self._zip.close()
-        except BaseException as e:  # e.g. the disk filled while writing the central directory
-            self._atomic.__exit__(type(e), e, e.__traceback__)  # removes the temp file (or raises, naming it)
-            raise
-        self._atomic.__exit__(None, None, None)
-
-    def __enter__(self) -> ShardWriter:
-        return self
-
-    def __exit__(self, kind, error, tb) -> None:
-        self.close(error)
-
-
-def shard_members(archive: str | os.PathLike) -> Iterator[str]:
-    """The member names of a shard or zip, in the order they were written (no folder entries, no
-    ``__MACOSX/`` junk)."""
-    yield from (i.filename for i in _archive(Path(archive)).zip.infolist() if _is_member(i.filename))

@@ -567,11 +567,11 @@ def test_a_read_only_folder_fails_before_work_naming_the_shard(tmp_path, monkeyp
 
 
 def test_a_member_declaring_a_huge_size_is_refused_before_it_is_inflated(tmp_path, monkeypatch):
-    from genemi import images
+    from genemi import archives
 
     with zipfile.ZipFile(tmp_path / "images.zip", "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("images/bomb.png", b"\0" * 200_000)  # inflates 1000x: a small zip bomb
-    monkeypatch.setattr(images, "MAX_MEMBER_BYTES", 100_000)
+    monkeypatch.setattr(archives, "MAX_MEMBER_BYTES", 100_000)
     with pytest.raises(
         ImageError,
         match=r"images\.zip:images/bomb\.png: declares 200000 bytes, more than any image .* \(rec 9\); the",
