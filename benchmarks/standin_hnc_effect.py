@@ -135,13 +135,21 @@ def summarize(results: dict, seeds, work: Path) -> tuple[list[dict], dict]:
     return rows, verdict
 
 
-def markdown(rows: list[dict], verdict: dict, results: dict, seeds, extra) -> str:
+def markdown(
+    rows: list[dict], verdict: dict, results: dict, seeds, extra, runs_dir: Path | None = None
+) -> str:
+    command = " ".join(
+        ["python benchmarks/standin_hnc_effect.py", *map(str, seeds), *(f"-S {e}" for e in extra)]
+    )
+    how = (
+        f"Measured with `{command}`"
+        if runs_dir is None
+        else f"Summarized with `{command} --runs {runs_dir}` from runs made before (see the note below)"
+    )
     head = [
         "# HNC stand-in: the thesis loss vs the same-steps control, per HNC type",
         "",
-        "Measured with `python benchmarks/standin_hnc_effect.py "
-        + " ".join([*map(str, seeds), *(f"-S {e}" for e in extra)])
-        + "` (2-core CPU): "
+        how + " (2-core CPU): "
         "`recipes/standin_hnc.yaml` at `loss.hn_weight` 1 (treatment) and 0 (control), same steps, same "
         "stand-in, per seed. Text accuracy `s(I,T) > s(I,T-)` on the hnc_test stand-in, in %; the interval "
         "is a paired cluster bootstrap (by image) of treatment - control.",
@@ -213,7 +221,7 @@ def main(seeds: tuple[int, ...], extra: tuple[str, ...], runs_dir: Path | None) 
             "seconds": {k: v["seconds"] for k, v in results.items()},
         },
     )
-    write_text(RESULTS / "standin_hnc_effect.md", markdown(rows, verdict, results, seeds, extra))
+    write_text(RESULTS / "standin_hnc_effect.md", markdown(rows, verdict, results, seeds, extra, runs_dir))
     click.echo(verdict["text"])
     if runs_dir is None:
         click.echo(
