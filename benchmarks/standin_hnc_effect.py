@@ -144,7 +144,8 @@ def markdown(
     how = (
         f"Measured with `{command}`"
         if runs_dir is None
-        else f"Summarized with `{command} --runs {runs_dir}` from runs made before (see the note below)"
+        else f"Summarized with `{command} --runs <folder>` from runs made outside it "
+        "(benchmarks/results/standin_hnc_investigation.md says how)"
     )
     head = [
         "# HNC stand-in: the thesis loss vs the same-steps control, per HNC type",
