@@ -280,16 +280,21 @@ def test_malformed_recipe_is_refused_naming_file_and_line(tmp_path, case):
     before = params.read_bytes()
     r = _recipe_cli("apply", str(recipe), "--params", str(params), cwd=tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
-    assert "Traceback" not in r.stderr and r.stderr.startswith("error: "), r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.startswith("Error: "), r.stderr
     for n in names:
         assert n in r.stderr, f"{n!r} not in {r.stderr}"
     assert params.read_bytes() == before
 
 
 def test_recipe_list_in_a_folder_without_recipes_is_an_error(tmp_path):
+    """From another folder `list` shows the shipped recipes; a --dir without recipes is an error, not an
+    empty list with exit 0."""
     r = _recipe_cli("list", cwd=tmp_path)
+    assert r.returncode == 0 and "hnc_l2:" in r.stdout, r.stdout + r.stderr
+    (tmp_path / "none").mkdir()
+    r = _recipe_cli("list", "--dir", str(tmp_path / "none"), cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert f"no recipes in {tmp_path.resolve() / 'recipes'}" in r.stderr and "--dir" in r.stderr
+    assert str(tmp_path / "none") in r.stderr and "--dir" in r.stderr
     assert r.stdout == ""
 
 

@@ -544,7 +544,7 @@ def test_every_named_recipe_exists_and_validates():
     assert {"hnc_l2", "hnc_kl", "dpo_kl", "genemi", "negclip"} <= set(RECIPES)
     for name in RECIPES:
         r = recipe.load_recipe(name, ROOT / "recipes")
-        new = recipe.check(r, frozen_params.PATH)
+        new = recipe.check(r, base=_raw_params())
         p = params_from_dict(new)
         assert r.description and r.targets, name
         if p.model.pretrained:
@@ -558,7 +558,7 @@ def test_thesis_recipe_values_are_the_thesis_configs():
     0.001; DPO_KL_full.yaml: mode dpo_kl, dpo_beta 0.1."""
     from genemi import recipe
 
-    l2 = params_from_dict(recipe.check(recipe.load_recipe("hnc_l2", ROOT / "recipes"), frozen_params.PATH))
+    l2 = params_from_dict(recipe.check(recipe.load_recipe("hnc_l2", ROOT / "recipes"), base=_raw_params()))
     assert (l2.finetune.lr, l2.finetune.weight_decay, l2.finetune.warmup_steps, l2.finetune.batch_size) == (
         5e-6,
         1e-4,
@@ -572,16 +572,16 @@ def test_thesis_recipe_values_are_the_thesis_configs():
         "full",
     )
     assert l2.batching.dedupe_images and l2.deepspeed.zero_stage == 2 and l2.eval.monitor == "hnc_val"
-    kl = params_from_dict(recipe.check(recipe.load_recipe("hnc_kl", ROOT / "recipes"), frozen_params.PATH))
+    kl = params_from_dict(recipe.check(recipe.load_recipe("hnc_kl", ROOT / "recipes"), base=_raw_params()))
     assert (kl.loss.kl_weight, kl.loss.l2_weight, kl.loss.kl_temperature) == (1e-3, 0.0, 1.0)
-    dpo = params_from_dict(recipe.check(recipe.load_recipe("dpo_kl", ROOT / "recipes"), frozen_params.PATH))
+    dpo = params_from_dict(recipe.check(recipe.load_recipe("dpo_kl", ROOT / "recipes"), base=_raw_params()))
     assert (dpo.loss.contrastive_weight, dpo.loss.dpo_weight, dpo.loss.dpo_beta, dpo.loss.dpo_reference) == (
         0.0,
         1.0,
         0.1,
         True,
     )
-    g = params_from_dict(recipe.check(recipe.load_recipe("genemi", ROOT / "recipes"), frozen_params.PATH))
+    g = params_from_dict(recipe.check(recipe.load_recipe("genemi", ROOT / "recipes"), base=_raw_params()))
     assert (
         g.batching.mode,
         g.batching.variations_per_group,
@@ -589,7 +589,7 @@ def test_thesis_recipe_values_are_the_thesis_configs():
         g.finetune.lr,
         g.finetune.batch_size,
     ) == ("item_based", 2, 8, 1e-6, 200)
-    n = params_from_dict(recipe.check(recipe.load_recipe("negclip", ROOT / "recipes"), frozen_params.PATH))
+    n = params_from_dict(recipe.check(recipe.load_recipe("negclip", ROOT / "recipes"), base=_raw_params()))
     assert (n.finetune.batch_size, n.finetune.lr, n.loss.image_negatives) == (256, 1e-6, True)
 
 
@@ -599,7 +599,7 @@ def test_apply_rewrites_params_yaml_keeping_comments_and_only_named_keys(tmp_pat
     params = tmp_path / "params.yaml"
     params.write_text(frozen_params.PATH.read_text())
     before = _raw_params()
-    changed = recipe.apply(recipe.load_recipe("hnc_l2", ROOT / "recipes"), params)
+    changed = recipe.apply(recipe.load_recipe("hnc_l2", ROOT / "recipes"), params, base=_raw_params())
     text = params.read_text()
     assert "# Every knob that shapes a result." in text and "(thesis hnc_l2: 5e-6)" in text  # comments kept
     after = yaml.safe_load(text)
@@ -609,7 +609,7 @@ def test_apply_rewrites_params_yaml_keeping_comments_and_only_named_keys(tmp_pat
     assert after["base"] == before["base"] and after["synth"] == before["synth"]  # untouched sections
     assert ("finetune.lr", 0.002, 5e-6) in changed
     load_params(params)  # still a valid params file
-    assert recipe.apply(recipe.load_recipe("hnc_l2", ROOT / "recipes"), params) == []  # idempotent
+    assert recipe.apply(recipe.load_recipe("hnc_l2", ROOT / "recipes"), params, base=_raw_params()) == []
 
 
 def test_a_bad_recipe_fails_before_writing(tmp_path):
@@ -621,10 +621,10 @@ def test_a_bad_recipe_fails_before_writing(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("description: x\nparams:\n  finetune.lr: 5.0e-6\n  loss.hn_wieght: 1.0\n")
     with pytest.raises(ConfigError, match="loss.hn_wieght"):
-        recipe.apply(recipe.load_recipe(str(bad)), params)
+        recipe.apply(recipe.load_recipe(str(bad)), params, base=_raw_params())
     bad.write_text("description: x\nparams:\n  model.pretrained: openai\n  model.arch: ViT-B-32-quickgelu\n")
     with pytest.raises(ConfigError, match=r"finetune.lr=0.002 with model.pretrained='openai'"):
-        recipe.apply(recipe.load_recipe(str(bad)), params)
+        recipe.apply(recipe.load_recipe(str(bad)), params, base=_raw_params())
     assert params.read_bytes() == original
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import frozen_params
 import pytest
 import yaml
 from test_sweep import BIN, TINY, _copy_worktree, _dvc, commit_params, with_tiny
@@ -21,7 +22,9 @@ def _tiny_road(tmp_path, recipe_name: str):
         pytest.skip("dvc is not installed in this environment")
     repo = tmp_path / "repo"
     _copy_worktree(repo)
-    recipe.apply(recipe.load_recipe(recipe_name, repo / "recipes"), repo / "params.yaml")
+    # the committed-params start of `recipe apply`, from the frozen copy: not the live params.yaml
+    r = recipe.load_recipe(recipe_name, repo / "recipes")
+    recipe.apply(r, repo / "params.yaml", base=frozen_params.raw())
     raw = with_tiny(yaml.safe_load((repo / "params.yaml").read_text()), ROAD_TINY)
     raw["finetune"]["batch_size"] = 20 if raw["batching"]["mode"] == "item_based" else 16
     commit_params(repo, raw, "road")

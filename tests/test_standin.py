@@ -93,22 +93,30 @@ def test_hnc_files_follow_the_published_schemas(hnc):
         caps = entry["captions"]
         for cid, cap in caps.items():
             assert set(cap) == TRAINVAL_FIELDS and cap["type"] in HNC_TRAINVAL_TYPES
-            if cap["label"] == 0:  # points to a positive of the same image
-                assert caps[str(cap["cpt_p_id"])]["label"] == 1 and int(cid) > cap["cpt_p_id"]
+            if cap["label"] == 0:  # points to a positive of the same image: the one just before it
+                assert caps[str(cap["cpt_p_id"])]["label"] == 1 and int(cid) == cap["cpt_p_id"] + 1
+                assert caps[str(cap["cpt_p_id"])]["type"] == cap["type"]
             else:
                 assert cap["cpt_p_id"] is None and cap["replaced"] is None
+        # HNC pairs each positive with exactly one negative (pos/neg counts are equal)
+        parents = [c["cpt_p_id"] for c in caps.values() if c["label"] == 0]
+        assert len(parents) == len(set(parents)) == sum(c["label"] == 1 for c in caps.values())
     test = json.loads((hnc / "hnc" / "hnc_clean_strict_test.json").read_text())
     for key, entry in test.items():
         assert key.startswith("n") and key.endswith(".jpg")
         ids = sorted(entry, key=int)
         assert ids == [str(i) for i in range(len(ids))] and entry[ids[0]]["label"] == 1  # consecutive keys
+        # a positive at each even key, its one negative at the next key, both of one type
+        assert [entry[i]["label"] for i in ids] == [1, 0] * (len(ids) // 2)
+        assert all(entry[ids[k]]["type"] == entry[ids[k + 1]]["type"] for k in range(0, len(ids), 2))
         for cap in entry.values():
             assert set(cap) == {"caption", "label", "type", "replaced"} and cap["type"] in HNC_TEST_TYPES
 
 
 def test_hnc_reader_reads_the_scenes_and_their_mined_negatives(hnc):
-    """Per image, the reader finds one positive per true wording of the scene; each negative is false of the
-    scene; the negatives of the scene's own wording are exactly the synthetic miner's captions."""
+    """Per image, the reader finds the scene's caption in the world's wording (left-first: the one caption the
+    synthetic world writes), once per mined negative with that one negative; each negative is false of the
+    scene, and together they are exactly the synthetic miner's captions."""
     from genemi.data.hnc import HNC_FILES, HncStats, iter_hnc_records
 
     mine = MineParams(types=NEGATIVE_TYPES, max_per_type=1)
@@ -130,16 +138,34 @@ def test_hnc_reader_reads_the_scenes_and_their_mined_negatives(hnc):
             image = f"n{100000 + i}.jpg" if split == "test" else f"{standin.HNC_ID_BASE[split] + i}.jpg"
             _close_to_render(hnc / "gqa" / "images" / image, scene)
             read = by_image[image]
-            assert {r.caption for r in read} == _true_captions(scene)
+            assert {r.caption for r in read} == {rec.caption} == {world.caption(scene)}
             for r in read:
-                assert r.negatives and all(n.caption not in _true_captions(scene) for n in r.negatives)
-                for n in r.negatives:
-                    assert n.type in (HNC_TEST_TYPES if split == "test" else HNC_TRAINVAL_TYPES)
-            own = next(r for r in read if r.caption == rec.caption)
+                assert len(r.negatives) == 1 and r.negatives[0].caption not in _true_captions(scene)
+                assert r.negatives[0].type in (HNC_TEST_TYPES if split == "test" else HNC_TRAINVAL_TYPES)
             mined, _ = dataset.mine_record(
                 rec, Image.fromarray(world.render(scene, P.image_size)), P, mine, 0
             )
-            assert [n.caption for n in own.negatives] == [n.caption for n in mined.negatives]
+            assert [r.negatives[0].caption for r in read] == [n.caption for n in mined.negatives]
+
+
+def test_hnc_stand_in_words_pairs_both_ways_only_in_a_random_order_world(tmp_path):
+    """With ``synth.mention_order: random`` the world's captions name either object first, so a pair image
+    gets both wordings, each with every mined negative rewritten in that wording."""
+    from genemi.data.hnc import iter_hnc_records
+
+    p = dataclasses.replace(P, mention_order="random")
+    standin.write_hnc(p, 0, SIZE, tmp_path / "hnc")
+    recs = list(iter_hnc_records(tmp_path / "hnc" / "hnc_clean_strict_train.json", "train"))
+    scenes = [rec.meta["scene"] for split, rec, _ in standin.scenes(p, 0, SIZE, "hnc") if split == "train"]
+    for i, scene in enumerate(scenes):
+        read = [r for r in recs if r.image == f"{standin.HNC_ID_BASE['train'] + i}.jpg"]
+        assert {r.caption for r in read} == _true_captions(scene)
+        for r in read:  # one negative each, false of the scene; a pair's negative keeps its relation word
+            (neg,) = r.negatives
+            assert neg.caption not in _true_captions(scene)
+            if scene["kind"] == "pair":
+                assert ("right" in neg.caption.split()) == ("right" in r.caption.split())
+    assert any(s["kind"] == "pair" for s in scenes)
 
 
 def test_hnc_stand_in_through_the_manifest_conversion(hnc, tmp_path):

@@ -28,9 +28,11 @@ COCO stand-ins hold different scenes. Captions are the world's own (its 27-word 
 case, no full stop), so the word tokenizer reads them too. Negatives are the synthetic miner's
 (:func:`genemi.synth.dataset.scene_negatives`, every type, one per type): real compositional edits.
 
-HNC: every image gets one positive per true wording of its scene (a pair scene also reads "B right
-of A" for "A left of B"; a count scene has one wording), each followed by all mined negatives in that
-wording. The synthetic types map to HNC type names (:data:`HNC_TYPES`, :data:`HNC_TEST_TYPES`).
+HNC: as in HNC, every positive has exactly one negative of its own type. An image holds its scene's
+caption in the world's wording (:func:`hnc_wordings`: left-first names a pair's left object first; a random
+mention order gives both wordings), once per mined negative, each followed by that negative rewritten in the
+positive's wording. The synthetic types map to HNC type names (:data:`HNC_TYPES`, :data:`HNC_TEST_TYPES`;
+the table in docs/real-data.md).
 
 COCO: every image has 2-4 true captions (the scene caption, the other wording of a pair, and a
 caption of each object and its place, e.g. "a red circle on the left"), since Karpathy images have
@@ -199,13 +201,21 @@ def _bboxes(scene: dict, image_key: str, size: int) -> dict:
     return out
 
 
+def hnc_wordings(scene: dict, mention_order: str) -> list[dict]:
+    """The scene as the world words its captions (``synth.mention_order``): ``left_first`` names a pair's left
+    object first, the one wording the synthetic base was trained on; ``random`` lets either object come
+    first, so a pair gets both wordings. A count scene has one."""
+    return wordings(scene) if mention_order == "random" else [scene]
+
+
 def hnc_pairs(rec: Record, p: SynthParams, seed: int) -> list[tuple[str, list[tuple[str, str, list | None]]]]:
-    """What one stand-in image holds, one entry per wording of the scene, with every mined negative
-    rewritten in that wording: ``[(positive caption, [(negative caption, synthetic type, replaced)])]``."""
+    """What one stand-in image holds, one entry per wording of the scene (:func:`hnc_wordings`), with every
+    mined negative rewritten in that wording: ``[(positive caption, [(negative caption, synthetic type,
+    replaced)])]``."""
     scene = rec.meta["scene"]
     found: list[SceneNegative] = dataset.scene_negatives(rec, p, MINE, seed)
     out = []
-    for w, worded in enumerate(wordings(scene)):
+    for w, worded in enumerate(hnc_wordings(scene, p.mention_order)):
         pos = world.caption(worded)
         negs = []
         for n in found:
@@ -219,25 +229,26 @@ def hnc_pairs(rec: Record, p: SynthParams, seed: int) -> list[tuple[str, list[tu
 def _hnc_entry(
     split: str, key: str, rec: Record, p: SynthParams, seed: int, counter: itertools.count
 ) -> dict:
+    """One image's captions: per mined negative, its positive (the same caption again for the next negative,
+    as HNC repeats a positive for each caption template) and then the negative, both of the negative's type;
+    HNC pairs each positive with exactly one negative."""
     kind = rec.meta["scene"]["kind"]
     test = split == "test"
     caps: dict[str, dict] = {}
     bboxes = {} if test else _bboxes(rec.meta["scene"], key, p.image_size)
     for pos, negs in hnc_pairs(rec, p, seed):
-        if not negs:
-            continue
-        pos_id = next(counter)
-        types = [_hnc_type(kind, t, _diff(pos, cap)[0], test) for cap, t, _ in negs]
-        if test:  # the test schema: caption, label, type, replaced; pairs in consecutive keys
-            caps[str(pos_id)] = {"caption": pos, "label": 1, "type": types[0], "replaced": None}
-            for (cap, _, _), ty in zip(negs, types, strict=True):
+        for cap, neg_type, replaced in negs:
+            ty = _hnc_type(kind, neg_type, _diff(pos, cap)[0], test)
+            pos_id = next(counter)
+            if test:  # the test schema: caption, label, type, replaced; a pair in consecutive keys
+                caps[str(pos_id)] = {"caption": pos, "label": 1, "type": ty, "replaced": None}
                 caps[str(next(counter))] = {"caption": cap, "label": 0, "type": ty, "replaced": None}
-            continue
-        caps[str(pos_id)] = {
-            "caption": pos, "label": 1, "type": types[0], "textual_label": None, "bboxes": bboxes,
-            "ambiguity": {"ambiguous": False, "count": 0}, "noisy": False, "replaced": None, "cpt_p_id": None,
-        }  # fmt: skip
-        for (cap, _, replaced), ty in zip(negs, types, strict=True):
+                continue
+            caps[str(pos_id)] = {
+                "caption": pos, "label": 1, "type": ty, "textual_label": None, "bboxes": bboxes,
+                "ambiguity": {"ambiguous": False, "count": 0}, "noisy": False, "replaced": None,
+                "cpt_p_id": None,
+            }  # fmt: skip
             caps[str(next(counter))] = {
                 "caption": cap, "label": 0, "type": ty, "textual_label": replaced[0] if replaced else None,
                 "bboxes": bboxes, "ambiguity": {"ambiguous": False, "count": 0}, "noisy": False,
