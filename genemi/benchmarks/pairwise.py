@@ -10,7 +10,7 @@ from pathlib import Path
 
 from genemi.benchmarks import Loader
 from genemi.data.hnc import in_subset, iter_hnc_records
-from genemi.evalsets import EvalSet, ImageStore, records_retrieval
+from genemi.evalsets import EvalSet, ImageStore, RecordTable, records_retrieval
 from genemi.io import iter_jsonl_lines, read_json
 from genemi.manifest import Negative, Record, read_manifest
 
@@ -145,9 +145,9 @@ def load_byo(src, file: Path, images: Path, p, seed: int) -> EvalSet:
 
 
 def load_hnc(src, file: Path, images: Path, p, seed: int) -> EvalSet:
-    """Either HNC schema (genemi.data.hnc recognises each entry's shape); ``subset`` by image key."""
-    recs = list(iter_hnc_records(file, "eval", subset=src.subset, seed=seed))
-    return EvalSet("hnc", ImageStore(images), recs)
+    """Either HNC schema (genemi.data.hnc recognises each entry's shape); ``subset`` by image key. Streamed
+    into a :class:`~genemi.evalsets.RecordTable`: the whole val file (1.16 M pairs) holds no record objects."""
+    return EvalSet("hnc", ImageStore(images), RecordTable(iter_hnc_records(file, "eval", subset=src.subset, seed=seed)))
 
 
 # ---------------------------------------------------------------------------------- COCO neg
