@@ -157,7 +157,7 @@ class PairBank:
         return cls(images=torch.from_numpy(np.stack(arrays)), **tables)
 
     def texts(self, ids: torch.Tensor) -> torch.Tensor:
-        """``[n, L]`` long token ids of caption ids ``ids`` ``[n]`` (only these rows of a mapped array are read)."""
+        """``[n, L]`` long token ids of captions ``ids`` ``[n]`` (mapped: only those rows are read)."""
         if isinstance(self.tokens, torch.Tensor):
             return self.tokens[ids]
         return torch.from_numpy(self.tokens[ids.numpy()].astype(np.int64))

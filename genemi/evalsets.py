@@ -162,8 +162,8 @@ class RecordTable(Sequence[Record]):
             for k in range(a, b)
         )
         split, source, meta = self.infos[self.info[i]]
-        return Record(self.ids[i], self.image_names[self.image[i]], self.text_names[self.caption[i]], split, source,
-                      self.group_names[self.group[i]], negs, dict(meta))
+        return Record(self.ids[i], self.image_names[self.image[i]], self.text_names[self.caption[i]], split,
+                      source, self.group_names[self.group[i]], negs, dict(meta))
 
     def __iter__(self) -> Iterator[Record]:
         return (self[i] for i in range(len(self)))

@@ -82,9 +82,9 @@ def encode_set(encoders: Mapping[str, object], es: EvalSet, workers: int = 0,
 
 
 def encode_texts(encoder, texts: list[str], batches: int = 64) -> torch.Tensor:
-    """``encoder.encode_texts(texts)`` as ``[N, D]`` float32, encoded ``batches`` of its batches at a time into
-    one preallocated tensor. Slices start at multiples of its batch size, so every batch, and every feature,
-    is the one a single call gives."""
+    """``encoder.encode_texts(texts)`` as ``[N, D]`` float32, encoded ``batches`` of its batches at a time
+    into one preallocated tensor. Slices start at multiples of its batch size, so every batch, and every
+    feature, is the one a single call gives."""
     step = max(1, int(getattr(encoder, "batch_size", 256))) * batches
     first = encoder.encode_texts(texts[:step]).float()
     if len(texts) <= step:

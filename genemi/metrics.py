@@ -112,8 +112,8 @@ def row_cosines(a: torch.Tensor, ia, b: torch.Tensor, ib, chunk: int = 1 << 16) 
     if not len(ia):
         return np.zeros(0)
     parts = -(-len(ia) // chunk)  # equal parts: none of a single row
-    return np.concatenate([_cos(a[torch.from_numpy(x)], b[torch.from_numpy(y)])
-                           for x, y in zip(np.array_split(ia, parts), np.array_split(ib, parts), strict=True)])
+    pairs = zip(np.array_split(ia, parts), np.array_split(ib, parts), strict=True)
+    return np.concatenate([_cos(a[torch.from_numpy(x)], b[torch.from_numpy(y)]) for x, y in pairs])
 
 
 @dataclass
@@ -146,9 +146,9 @@ def _rows_of_records(records: Sequence[Record], f: Features):
     ii, ti = f.image_index, f.text_index
     for kind, rs in rows.items():
         if rs:
-            out[kind] = _Rows(np.array([x[0] for x in rs]), np.array([ii[x[1]] for x in rs], np.int64),
-                              np.array([ti[x[2]] for x in rs], np.int64), np.array([ii[x[3]] for x in rs], np.int64),
-                              np.array([ti[x[4]] for x in rs], np.int64), _ids([x[5] for x in rs]))
+            pi, pt, ni, nt = (np.array([index[x[j]] for x in rs], np.int64)
+                              for j, index in ((1, ii), (2, ti), (3, ii), (4, ti)))
+            out[kind] = _Rows(np.array([x[0] for x in rs]), pi, pt, ni, nt, _ids([x[5] for x in rs]))
     first: dict[str, str] = {}
     for r in records:
         first.setdefault(r.image, r.caption)
@@ -176,7 +176,8 @@ def _rows_of_table(t: RecordTable, f: Features):
     ni, nt = img[np.maximum(t.neg_image, 0)], txt[np.maximum(t.neg_caption, 0)]
     types = np.array(t.type_names or [""])[t.neg_type]
     out = {}
-    for kind, m, a, b in (("text", has_c, pi, nt), ("image", has_i, ni, pt), ("group", has_c & has_i, ni, nt)):
+    kinds = (("text", has_c, pi, nt), ("image", has_i, ni, pt), ("group", has_c & has_i, ni, nt))
+    for kind, m, a, b in kinds:
         if m.any():
             out[kind] = _Rows(types[m], pi[m], pt[m], a[m], b[m], _first_seen(grp[m]))
     _, first = np.unique(t.image, return_index=True)
@@ -196,7 +197,8 @@ def pairwise_outcomes(
 
     ``records``: a list of records, or a :class:`~genemi.evalsets.RecordTable` (read as arrays, cosines in
     chunks: HNC's 1.16 M validation pairs hold no record objects and no gathered feature matrices)."""
-    rows, rand_pairs = _rows_of_table(records, f) if isinstance(records, RecordTable) else _rows_of_records(records, f)
+    table = isinstance(records, RecordTable)
+    rows, rand_pairs = _rows_of_table(records, f) if table else _rows_of_records(records, f)
     out = Outcomes()
     types_of = {}
     for kind, rs in rows.items():

@@ -54,7 +54,8 @@ def phase(p: Params, name: str) -> tuple[OptimParams, LossParams, BatchingParams
     raise ValueError(f"unknown training phase {name!r}; use base or finetune")
 
 
-def training_bank(p: Params, name: str, clip, records: Sequence[Record] | str | os.PathLike, image_root) -> PairBank:
+def training_bank(p: Params, name: str, clip, records: Sequence[Record] | str | os.PathLike,
+                  image_root) -> PairBank:
     """The bank of phase ``name``: only the negative types it trains (none when no term reads them).
 
     ``records``: the records, or a manifest file, whose bank is built once into a cache beside it and
@@ -77,7 +78,7 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
              ) -> TrainingRun:
     """Freeze what does not train, wrap ``model`` in a DeepSpeed engine and pick the batches.
 
-    ``records`` (the bank's rows; else the bank's ``keys``) are read by GeNeMi's group samplers only. The checkpoint
+    ``records`` (the bank's rows, else its ``keys``) are read by GeNeMi's group samplers only. The checkpoint
     fingerprint covers the params and the bytes of ``inputs`` unless ``fingerprint`` is given.
     """
     import torch.distributed as dist
@@ -104,7 +105,7 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
     return TrainingRun(
         engine=engine,
         bank=bank,
-        sampler=make_sampler(batching, n, p.seed, bank.pos_image, records if records is not None else bank.keys),
+        sampler=make_sampler(batching, n, p.seed, bank.pos_image, bank.keys if records is None else records),
         opt=opt,
         loss=loss,
         seed=p.seed,
@@ -120,7 +121,7 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
 
 
 def training_records(p: Params, train_path, image_root, hnc_train=None, hnc_image_root=None, genemi_train=None,
-                     genemi_image_root=None, regular_path=None, regular_image_root=None, stream: bool = False):
+                     genemi_image_root=None, regular_path=None, regular_image_root=None, stream=False):
     """``(records, image_root, inputs)`` of the data ``data.source`` selects, checked before any model is
     built: the finetune stage's paths, one (manifest, image root) pair per road (synthetic: ``train_path``),
     and the ``regular`` pairs mixed into GeNeMi batches (COCO), read on the genemi road only.

@@ -115,7 +115,8 @@ class GroupSampler:
         self.batch_size, self.seed = batch_size, seed
         self.v, self.eps = batching.variations_per_group, batching.score_eps
         keys = records if isinstance(records, RecordKeys) else RecordKeys.from_records(records)
-        regular = np.isin(keys.source, [i for i, s in enumerate(keys.sources) if s in batching.regular_sources])
+        codes = [i for i, s in enumerate(keys.sources) if s in batching.regular_sources]
+        regular = np.isin(keys.source, codes)
         rest = np.flatnonzero(~regular)
         if not len(rest):
             raise ValueError(

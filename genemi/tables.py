@@ -144,14 +144,19 @@ class Tables:
                     f"the manifest has {self.seen_types}"
                 )
         stored = self.neg_type >= 0
-        keep = stored if types is None else np.isin(self.neg_type, [i for i, t in enumerate(self.type_names)
-                                                                    if t in types])
+        keep = (
+            stored
+            if types is None
+            else np.isin(self.neg_type, [i for i, t in enumerate(self.type_names) if t in types])
+        )
         if (keep == stored).all():
             return self.neg_text, self.neg_image
         kmax = max(1, int(keep.sum(1).max(initial=0)))
         order = np.argsort(~keep, axis=1, kind="stable")[:, :kmax]  # kept slots first, in their order
         kept = np.take_along_axis(keep, order, 1)
-        return tuple(np.where(kept, np.take_along_axis(a, order, 1), -1) for a in (self.neg_text, self.neg_image))
+        return tuple(
+            np.where(kept, np.take_along_axis(a, order, 1), -1) for a in (self.neg_text, self.neg_image)
+        )
 
 
 class TableBuilder:
@@ -216,7 +221,9 @@ class TableBuilder:
         keys = RecordKeys(
             source=np.frombuffer(self.src, np.int64).astype(np.int16),
             sources=self.source.names(),
-            ids=Strings(np.frombuffer(bytes(self.ids), np.uint8), np.frombuffer(self.id_ends, np.int64).copy()),
+            ids=Strings(
+                np.frombuffer(bytes(self.ids), np.uint8), np.frombuffer(self.id_ends, np.int64).copy()
+            ),
             group=np.frombuffer(self.grp, np.int64).copy(),
             group_names=Strings.from_list(self.group.names()),
             origin=np.frombuffer(self.org, np.int64).copy(),
@@ -297,8 +304,13 @@ def tokenizer_fingerprint(tokenizer: Callable) -> str:
         vocab = getattr(tokenizer, attr, None)
         if isinstance(vocab, dict):
             h.update(json.dumps(sorted(vocab.items(), key=repr), default=str).encode())
-    probes = ["a photo of a cat", "red cube left of blue sphere", "Two DOGS, running!", "ünïcödé 字 🙂",
-              " ".join(f"word{i}" for i in range(100))]
+    probes = [
+        "a photo of a cat",
+        "red cube left of blue sphere",
+        "Two DOGS, running!",
+        "ünïcödé 字 🙂",
+        " ".join(f"word{i}" for i in range(100)),
+    ]
     for p in probes:
         try:
             h.update(np.asarray(tokenizer([p])).tobytes())
@@ -315,27 +327,64 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-_ARRAYS = ("pos_image", "pos_text", "neg_text", "neg_image", "neg_type", "paths_blob", "paths_off",
-           "ids_blob", "ids_off", "source", "group", "group_blob", "group_off", "origin", "origin_blob",
-           "origin_off", "itm")
+_ARRAYS = (
+    "pos_image",
+    "pos_text",
+    "neg_text",
+    "neg_image",
+    "neg_type",
+    "paths_blob",
+    "paths_off",
+    "ids_blob",
+    "ids_off",
+    "source",
+    "group",
+    "group_blob",
+    "group_off",
+    "origin",
+    "origin_blob",
+    "origin_off",
+    "itm",
+)
 
 
 def _save(folder: Path, t: Tables, tokens: _TokenFile, stat: os.stat_result, digest: str) -> None:
     paths = Strings.from_list(t.paths)
     k = t.keys
-    arrays = dict(pos_image=t.pos_image, pos_text=t.pos_text, neg_text=t.neg_text, neg_image=t.neg_image,
-                  neg_type=t.neg_type, paths_blob=paths.blob, paths_off=paths.offsets, ids_blob=k.ids.blob,
-                  ids_off=k.ids.offsets, source=k.source, group=k.group, group_blob=k.group_names.blob,
-                  group_off=k.group_names.offsets, origin=k.origin, origin_blob=k.origin_names.blob,
-                  origin_off=k.origin_names.offsets, itm=k.itm)
+    arrays = dict(
+        pos_image=t.pos_image,
+        pos_text=t.pos_text,
+        neg_text=t.neg_text,
+        neg_image=t.neg_image,
+        neg_type=t.neg_type,
+        paths_blob=paths.blob,
+        paths_off=paths.offsets,
+        ids_blob=k.ids.blob,
+        ids_off=k.ids.offsets,
+        source=k.source,
+        group=k.group,
+        group_blob=k.group_names.blob,
+        group_off=k.group_names.offsets,
+        origin=k.origin,
+        origin_blob=k.origin_names.blob,
+        origin_off=k.origin_names.offsets,
+        itm=k.itm,
+    )
     for name, a in arrays.items():
         with open(folder / f"{name}.npy", "wb") as f:
             np.save(f, np.ascontiguousarray(a))
             f.flush()
             os.fsync(f.fileno())
-    meta = {"format": FORMAT, "manifest_sha256": digest, "stat": [stat.st_size, stat.st_mtime_ns],
-            "records": len(t.pos_image), "type_names": t.type_names, "seen_types": t.seen_types,
-            "sources": k.sources, "tokens": {"dtype": np.dtype(tokens.dtype).name, "shape": [tokens.rows, tokens.width]}}
+    meta = {
+        "format": FORMAT,
+        "manifest_sha256": digest,
+        "stat": [stat.st_size, stat.st_mtime_ns],
+        "records": len(t.pos_image),
+        "type_names": t.type_names,
+        "seen_types": t.seen_types,
+        "sources": k.sources,
+        "tokens": {"dtype": np.dtype(tokens.dtype).name, "shape": [tokens.rows, tokens.width]},
+    }
     (folder / "meta.json").write_text(json.dumps(meta, sort_keys=True, indent=1) + "\n")
 
 
@@ -345,14 +394,33 @@ def _load(folder: Path) -> Tables:
     a = {name: np.load(folder / f"{name}.npy", mmap_mode="c") for name in _ARRAYS}
     tok = meta["tokens"]
     rows, width = tok["shape"]
-    tokens = (np.memmap(folder / "tokens.bin", dtype=tok["dtype"], mode="r", shape=(rows, width)) if rows
-              else np.zeros((0, width or 0), tok["dtype"]))
-    keys = RecordKeys(source=a["source"], sources=meta["sources"], ids=Strings(a["ids_blob"], a["ids_off"]),
-                      group=a["group"], group_names=Strings(a["group_blob"], a["group_off"]), origin=a["origin"],
-                      origin_names=Strings(a["origin_blob"], a["origin_off"]), itm=a["itm"])
-    return Tables(pos_image=a["pos_image"], pos_text=a["pos_text"], neg_text=a["neg_text"], neg_image=a["neg_image"],
-                  neg_type=a["neg_type"], type_names=meta["type_names"], seen_types=meta["seen_types"],
-                  paths=Strings(a["paths_blob"], a["paths_off"]), keys=keys, tokens=tokens)
+    tokens = (
+        np.memmap(folder / "tokens.bin", dtype=tok["dtype"], mode="r", shape=(rows, width))
+        if rows
+        else np.zeros((0, width or 0), tok["dtype"])
+    )
+    keys = RecordKeys(
+        source=a["source"],
+        sources=meta["sources"],
+        ids=Strings(a["ids_blob"], a["ids_off"]),
+        group=a["group"],
+        group_names=Strings(a["group_blob"], a["group_off"]),
+        origin=a["origin"],
+        origin_names=Strings(a["origin_blob"], a["origin_off"]),
+        itm=a["itm"],
+    )
+    return Tables(
+        pos_image=a["pos_image"],
+        pos_text=a["pos_text"],
+        neg_text=a["neg_text"],
+        neg_image=a["neg_image"],
+        neg_type=a["neg_type"],
+        type_names=meta["type_names"],
+        seen_types=meta["seen_types"],
+        paths=Strings(a["paths_blob"], a["paths_off"]),
+        keys=keys,
+        tokens=tokens,
+    )
 
 
 def _build(path: Path, tokenizer: Callable, folder: Path, stat, digest: str, progress: bool) -> None:

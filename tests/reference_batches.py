@@ -22,15 +22,23 @@ def tables(records, tokenizer, types=None):
         pos_i.append(img_ids.setdefault(r.image, len(img_ids)))
         pos_t.append(txt_ids.setdefault(r.caption, len(txt_ids)))
         negs = [n for n in r.negatives if types is None or n.type in types]
-        neg_t.append([txt_ids.setdefault(n.caption, len(txt_ids)) if n.caption is not None else -1 for n in negs])
+        neg_t.append(
+            [txt_ids.setdefault(n.caption, len(txt_ids)) if n.caption is not None else -1 for n in negs]
+        )
         neg_i.append([img_ids.setdefault(n.image, len(img_ids)) if n.image is not None else -1 for n in negs])
     kmax = max(1, max(len(x) for x in neg_t))
 
     def pad(rows):
         return torch.tensor([x + [-1] * (kmax - len(x)) for x in rows], dtype=torch.long)
 
-    return (sorted(img_ids, key=img_ids.get), tokenizer(sorted(txt_ids, key=txt_ids.get)),
-            torch.tensor(pos_i), torch.tensor(pos_t), pad(neg_t), pad(neg_i))
+    return (
+        sorted(img_ids, key=img_ids.get),
+        tokenizer(sorted(txt_ids, key=txt_ids.get)),
+        torch.tensor(pos_i),
+        torch.tensor(pos_t),
+        pad(neg_t),
+        pad(neg_i),
+    )
 
 
 def epoch_indices(n, batch_size, seed, step):

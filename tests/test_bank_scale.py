@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import reference_batches as ref
 import torch
 
-import reference_batches as ref
 from genemi.bank import ImageFiles, PairBank
 from genemi.config import BatchingParams
 from genemi.manifest import Negative, Record, write_manifest
@@ -40,37 +40,63 @@ def _records(n=300, seed=0, sources=("genemi", "coco")):
     recs = []
     for i in rng.permutation(n):
         o, item = int(rng.integers(12)), int(rng.integers(3))
-        meta = {"itm_score": [float(rng.random()), float(rng.random())]} if rng.random() < .6 else {}
-        if rng.random() < .3:
+        meta = {"itm_score": [float(rng.random()), float(rng.random())]} if rng.random() < 0.6 else {}
+        if rng.random() < 0.3:
             meta["itm_score"] = float(rng.random())
-        if rng.random() < .7:
+        if rng.random() < 0.7:
             meta["origin_name"] = f"o{o}"
         negs = []
         for k in range(int(rng.integers(0, 4))):
             kind = int(rng.integers(3))
-            negs.append(Negative(type=["swap", "count", "big"][int(rng.integers(3))],
-                                 caption=None if kind == 1 else f"neg {int(rng.integers(40))} word{k} big" * (k == 2)
-                                 or f"neg {int(rng.integers(40))} w{k}",
-                                 image=None if kind == 0 else f"edit/{int(rng.integers(30))}.png"))
-        recs.append(Record(id=f"r{i:04d}", image=f"img/{int(rng.integers(60))}.png",
-                           caption=f"cap {int(rng.integers(150))} of {o}", source=str(rng.choice(sources)),
-                           group=f"o{o}:{item}", negatives=tuple(negs), meta=meta))
+            negs.append(
+                Negative(
+                    type=["swap", "count", "big"][int(rng.integers(3))],
+                    caption=None
+                    if kind == 1
+                    else f"neg {int(rng.integers(40))} word{k} big" * (k == 2)
+                    or f"neg {int(rng.integers(40))} w{k}",
+                    image=None if kind == 0 else f"edit/{int(rng.integers(30))}.png",
+                )
+            )
+        recs.append(
+            Record(
+                id=f"r{i:04d}",
+                image=f"img/{int(rng.integers(60))}.png",
+                caption=f"cap {int(rng.integers(150))} of {o}",
+                source=str(rng.choice(sources)),
+                group=f"o{o}:{item}",
+                negatives=tuple(negs),
+                meta=meta,
+            )
+        )
     return recs
 
 
 def _batching(**kw):
-    base = dict(mode="item_based", variations_per_group=2, regular_per_group=2, regular_sources=("coco",),
-                score_eps=0.5, dedupe_images=False, negative_rows=False)
+    base = dict(
+        mode="item_based",
+        variations_per_group=2,
+        regular_per_group=2,
+        regular_sources=("coco",),
+        score_eps=0.5,
+        dedupe_images=False,
+        negative_rows=False,
+    )
     return BatchingParams(**{**base, **kw})
 
 
 def _per_record(paths, tokens, pos_image, pos_text, neg_text, neg_image):
     """What each record resolves to: its image path and caption tokens, and its negatives'."""
-    tok = tokens if isinstance(tokens, torch.Tensor) else torch.from_numpy(np.asarray(tokens).astype(np.int64))
+    tok = (
+        tokens if isinstance(tokens, torch.Tensor) else torch.from_numpy(np.asarray(tokens).astype(np.int64))
+    )
     out = []
     for i in range(len(pos_image)):
-        negs = [(tok[t].tolist() if t >= 0 else None, paths[m] if m >= 0 else None)
-                for t, m in zip(neg_text[i].tolist(), neg_image[i].tolist(), strict=True) if t >= 0 or m >= 0]
+        negs = [
+            (tok[t].tolist() if t >= 0 else None, paths[m] if m >= 0 else None)
+            for t, m in zip(neg_text[i].tolist(), neg_image[i].tolist(), strict=True)
+            if t >= 0 or m >= 0
+        ]
         out.append((paths[int(pos_image[i])], tok[int(pos_text[i])].tolist(), negs, neg_text.shape[1]))
     return out
 
@@ -86,11 +112,18 @@ def test_tables_match_the_reference(tmp_path, types):
         assert torch.equal(a, b)
     # from the manifest's cache: every negative is stored; the same images, tokens and negatives per record
     write_manifest(tmp_path / "train.jsonl", recs)
-    mapped = PairBank.from_manifest(tmp_path / "train.jsonl", tmp_path, _tok, types=types,
-                                    transform=lambda im: im, progress=False)
+    mapped = PairBank.from_manifest(
+        tmp_path / "train.jsonl", tmp_path, _tok, types=types, transform=lambda im: im, progress=False
+    )
     assert mapped.tokens.dtype == np.int32  # ids past 65,535 widened the uint16 start
-    got = _per_record(mapped.images.paths, mapped.tokens, mapped.pos_image, mapped.pos_text, mapped.neg_text,
-                      mapped.neg_image)
+    got = _per_record(
+        mapped.images.paths,
+        mapped.tokens,
+        mapped.pos_image,
+        mapped.pos_text,
+        mapped.neg_text,
+        mapped.neg_image,
+    )
     assert got == _per_record(*want)
     if types is None:
         assert torch.equal(mapped.pos_text, want[3]) and torch.equal(mapped.neg_text, want[4])
@@ -132,7 +165,10 @@ def test_group_sampler_matches_the_reference(tmp_path, mode, sources):
 def test_record_keys_read_the_records(tmp_path):
     recs = _records(50)
     write_manifest(tmp_path / "m.jsonl", recs)
-    for keys in (RecordKeys.from_records(recs), cached_tables(tmp_path / "m.jsonl", _tok, progress=False).keys):
+    for keys in (
+        RecordKeys.from_records(recs),
+        cached_tables(tmp_path / "m.jsonl", _tok, progress=False).keys,
+    ):
         assert [keys.ids[i] for i in range(len(recs))] == [r.id for r in recs]
         assert [keys.sources[s] for s in keys.source] == [r.source for r in recs]
         assert [keys.group_names[g] for g in keys.group] == [r.group for r in recs]
@@ -143,18 +179,31 @@ def test_record_keys_read_the_records(tmp_path):
 
 def _run(bank, sampler, k, rows, accum=2, image_negatives=True):
     loss = SimpleNamespace(image_negatives=image_negatives)
-    return SimpleNamespace(bank=bank, sampler=sampler, negatives=k, accum=accum, seed=7, loss=loss,
-                           negative_rows=rows, records_per_step=24)
+    return SimpleNamespace(
+        bank=bank,
+        sampler=sampler,
+        negatives=k,
+        accum=accum,
+        seed=7,
+        loss=loss,
+        negative_rows=rows,
+        records_per_step=24,
+    )
 
 
-@pytest.mark.parametrize("k,rows,mode", [(0, False, "records"), (2, False, "records"), (2, True, "item_based"),
-                                         (3, False, "image_based")])
+@pytest.mark.parametrize(
+    "k,rows,mode",
+    [(0, False, "records"), (2, False, "records"), (2, True, "item_based"), (3, False, "image_based")],
+)
 def test_batches_from_the_mapped_bank_match_the_reference(tmp_path, k, rows, mode):
     """Whole micro-batches (2 ranks x 2 accumulation steps): the reference tables and samplers against the
     bank mapped from the manifest's cache and the array samplers."""
     recs = _records(240)
     if rows:  # negative rows need caption + edited image
-        recs = [dataclasses.replace(r, negatives=tuple(n for n in r.negatives if n.caption and n.image)) for r in recs]
+        recs = [
+            dataclasses.replace(r, negatives=tuple(n for n in r.negatives if n.caption and n.image))
+            for r in recs
+        ]
     paths, tokens, *tabs = ref.tables(recs, _tok)
     pixel = {p: torch.full((3, 2, 2), float(zlib.crc32(p.encode()) % 997)) for p in paths}
 
@@ -164,24 +213,34 @@ def test_batches_from_the_mapped_bank_match_the_reference(tmp_path, k, rows, mod
 
     want_bank = PairBank(Files(tmp_path, paths, None), tokens, *tabs)
     write_manifest(tmp_path / "train.jsonl", recs)
-    got_bank = PairBank.from_manifest(tmp_path / "train.jsonl", tmp_path, _tok, transform=lambda im: im,
-                                      progress=False)
+    got_bank = PairBank.from_manifest(
+        tmp_path / "train.jsonl", tmp_path, _tok, transform=lambda im: im, progress=False
+    )
     got_bank.images = Files(tmp_path, got_bank.images.paths, None)
     batching = _batching(mode=mode, dedupe_images=mode == "image_based")
     if mode == "records":
         want_s = SimpleNamespace(indices=lambda s: ref.epoch_indices(len(recs), 24, 7, s))
     else:
         group = ref.GroupSampler(recs, batching, 24, 7)
-        want_s = SimpleNamespace(indices=lambda s: ref.dedupe_images(group.indices(s), tabs[0], 7, s)
-                                 if batching.dedupe_images else group.indices(s))
+        want_s = SimpleNamespace(
+            indices=lambda s: (
+                ref.dedupe_images(group.indices(s), tabs[0], 7, s)
+                if batching.dedupe_images
+                else group.indices(s)
+            )
+        )
     got_s = make_sampler(batching, 24, 7, got_bank.pos_image, got_bank.keys)
     want, got = _run(want_bank, want_s, k, rows), _run(got_bank, got_s, k, rows)
     for step in range(12):
         for rank in range(2):
-            for a, b in zip(micro_batches(want, step, rank, 2), micro_batches(got, step, rank, 2), strict=True):
+            for a, b in zip(
+                micro_batches(want, step, rank, 2), micro_batches(got, step, rank, 2), strict=True
+            ):
                 for f in vars(a):
                     x, y = getattr(a, f), getattr(b, f)
-                    assert (torch.equal(x, y) and x.dtype == y.dtype) if isinstance(x, torch.Tensor) else x == y, f
+                    assert (
+                        (torch.equal(x, y) and x.dtype == y.dtype) if isinstance(x, torch.Tensor) else x == y
+                    ), f
 
 
 def test_cache_is_built_once_reused_and_replaced(tmp_path):
@@ -200,7 +259,9 @@ def test_cache_is_built_once_reused_and_replaced(tmp_path):
     assert len(t.pos_image) == 41
     assert [e.name for e in (tmp_path / "train.jsonl.bank").iterdir() if e.is_dir()] != [entry.name]
     assert not entry.exists()  # the old version's entry is gone
-    other = cached_tables(path, lambda texts: _tok(texts) + 1, progress=False)  # another tokenizer: its own entry
+    other = cached_tables(
+        path, lambda texts: _tok(texts) + 1, progress=False
+    )  # another tokenizer: its own entry
     assert int(np.asarray(other.tokens)[0, 0]) == int(np.asarray(t.tokens)[0, 0]) + 1
 
 
@@ -220,7 +281,10 @@ def test_bad_manifests_fail_naming_the_row(tmp_path):
             raise ValueError("word 'cap 3' is not in the vocabulary")
         return _tok(texts)
 
-    recs = [Record(id="a", image="1.png", caption="cap 1 x"), Record(id="b", image="1.png", caption="cap 3 x")]
+    recs = [
+        Record(id="a", image="1.png", caption="cap 1 x"),
+        Record(id="b", image="1.png", caption="cap 3 x"),
+    ]
     write_manifest(tmp_path / "oov.jsonl", recs)
     with pytest.raises(ValueError, match="record 'b': word"):
         cached_tables(tmp_path / "oov.jsonl", refuses, progress=False)

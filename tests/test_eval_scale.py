@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference_metrics as ref
 import torch
 
-import reference_metrics as ref
 from genemi.evalsets import EvalSet, ImageStore, RecordTable, distinct_inputs
 from genemi.evaluate import encode_texts
 from genemi.manifest import Negative, Record
@@ -23,12 +23,24 @@ def _records(n=400, seed=0):
         negs = []
         for k in range(int(rng.integers(0, 4))):
             kind = int(rng.integers(3))
-            negs.append(Negative(type=f"t{int(rng.integers(4))}",
-                                 caption=None if kind == 1 else f"neg {int(rng.integers(300))}",
-                                 image=None if kind == 0 else f"e{int(rng.integers(50))}.png"))
-        recs.append(Record(id=f"r{i}", image=f"{int(rng.integers(80))}.png", caption=f"cap {int(rng.integers(200))}",
-                           source=str(rng.choice(["hnc", "x"])), group=f"g{int(rng.integers(30))}",
-                           negatives=tuple(negs), meta={"type": f"m{i % 3}"} if i % 2 else {}))
+            negs.append(
+                Negative(
+                    type=f"t{int(rng.integers(4))}",
+                    caption=None if kind == 1 else f"neg {int(rng.integers(300))}",
+                    image=None if kind == 0 else f"e{int(rng.integers(50))}.png",
+                )
+            )
+        recs.append(
+            Record(
+                id=f"r{i}",
+                image=f"{int(rng.integers(80))}.png",
+                caption=f"cap {int(rng.integers(200))}",
+                source=str(rng.choice(["hnc", "x"])),
+                group=f"g{int(rng.integers(30))}",
+                negatives=tuple(negs),
+                meta={"type": f"m{i % 3}"} if i % 2 else {},
+            )
+        )
     return recs
 
 
@@ -61,18 +73,26 @@ def test_record_table_is_the_records():
 def test_pairwise_outcomes_of_a_table_match_the_reference(seed):
     recs = _records(seed=seed)
     f = _features(EvalSet("a", ImageStore("."), recs), seed)
-    want = ref.pairwise_outcomes(recs, f, taus=(0.5, 1.0), seed=seed, macro_min_count=5,
-                                 macro_exclude=frozenset({"t1"}))
+    want = ref.pairwise_outcomes(
+        recs, f, taus=(0.5, 1.0), seed=seed, macro_min_count=5, macro_exclude=frozenset({"t1"})
+    )
     for records in (recs, RecordTable(recs)):
-        _same(pairwise_outcomes(records, f, taus=(0.5, 1.0), seed=seed, macro_min_count=5,
-                                macro_exclude=frozenset({"t1"})), want)
+        _same(
+            pairwise_outcomes(
+                records, f, taus=(0.5, 1.0), seed=seed, macro_min_count=5, macro_exclude=frozenset({"t1"})
+            ),
+            want,
+        )
 
 
 def test_chunked_cosines_are_the_cosines_of_one_gather():
     g = torch.Generator().manual_seed(0)
     a = torch.nn.functional.normalize(torch.randn(300, 512, generator=g), dim=-1)
     b = torch.nn.functional.normalize(torch.randn(500, 512, generator=g), dim=-1)
-    ia, ib = torch.randint(300, (5000,), generator=g).numpy(), torch.randint(500, (5000,), generator=g).numpy()
+    ia, ib = (
+        torch.randint(300, (5000,), generator=g).numpy(),
+        torch.randint(500, (5000,), generator=g).numpy(),
+    )
     threads = torch.get_num_threads()
     try:
         for n in (1, 2):  # a reduction split over threads must not change a row's sum either

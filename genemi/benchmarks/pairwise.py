@@ -146,8 +146,9 @@ def load_byo(src, file: Path, images: Path, p, seed: int) -> EvalSet:
 
 def load_hnc(src, file: Path, images: Path, p, seed: int) -> EvalSet:
     """Either HNC schema (genemi.data.hnc recognises each entry's shape); ``subset`` by image key. Streamed
-    into a :class:`~genemi.evalsets.RecordTable`: the whole val file (1.16 M pairs) holds no record objects."""
-    return EvalSet("hnc", ImageStore(images), RecordTable(iter_hnc_records(file, "eval", subset=src.subset, seed=seed)))
+    into a :class:`~genemi.evalsets.RecordTable`: the whole val file (1.16 M pairs) holds no record object."""
+    records = RecordTable(iter_hnc_records(file, "eval", subset=src.subset, seed=seed))
+    return EvalSet("hnc", ImageStore(images), records)
 
 
 # ---------------------------------------------------------------------------------- COCO neg
