@@ -452,26 +452,35 @@ def cached_tables(path: str | os.PathLike, tokenizer: Callable, progress: bool =
     ``<path>.bank/<sha256 prefix>-<tokenizer prefix>/`` and memory-mapped from there (module docstring).
 
     A cache entry whose recorded size and mtime match the manifest is used without rehashing it; entries of
-    an earlier version of the manifest are removed when a new one is written.
+    an earlier version of the manifest are removed when a new one is written. Where the manifest's folder is
+    read-only (a shared dataset), the environment variable ``GENEMI_BANK_CACHE`` names a folder to use instead.
     """
     import fcntl
 
     path = Path(path)
     stat = path.stat()
     tok = tokenizer_fingerprint(tokenizer)[:12]
-    folder = path.parent / f"{path.name}.bank"
+    folder = cache_folder(path)
     if hit := _lookup(folder, tok, stat):
         return _load(hit)
     digest = file_sha256(path)
     entry = folder / f"{digest[:20]}-{tok}"
     if (entry / "meta.json").exists():
         return _load(entry)
-    folder.mkdir(exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / ".lock", "w")  # noqa: SIM115  (closed below)
+    except OSError as e:
+        raise OSError(
+            f"{path}: cannot write the training bank's cache {folder} ({e.strerror}); set GENEMI_BANK_CACHE to a "
+            "writable folder (on a node's local disk: every rank of the node maps it)"
+        ) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one rank builds; the others wait here, then find the entry
         if not (entry / "meta.json").exists():
+            for stale in folder.glob(".*.tmp-*"):  # left by a killed build (we hold the lock: none is running)
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = folder / f".{entry.name}.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             try:
                 _build(path, tokenizer, tmp, stat, digest, progress)
@@ -482,6 +491,15 @@ def cached_tables(path: str | os.PathLike, tokenizer: Callable, progress: bool =
                 if old.is_dir() and not old.name.startswith((".", digest[:20])):
                     shutil.rmtree(old, ignore_errors=True)
     return _load(entry)
+
+
+def cache_folder(path: Path) -> Path:
+    """``<path>.bank`` beside the manifest, or under ``$GENEMI_BANK_CACHE`` (named after the manifest and a
+    hash of its absolute path) when that is set."""
+    if root := os.environ.get("GENEMI_BANK_CACHE"):
+        where = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+        return Path(root) / f"{path.name}-{where}.bank"
+    return path.parent / f"{path.name}.bank"
 
 
 def _lookup(folder: Path, tok: str, stat: os.stat_result) -> Path | None:

@@ -289,3 +289,17 @@ def test_bad_manifests_fail_naming_the_row(tmp_path):
     with pytest.raises(ValueError, match="record 'b': word"):
         cached_tables(tmp_path / "oov.jsonl", refuses, progress=False)
     assert not [e for e in (tmp_path / "oov.jsonl.bank").iterdir() if e.is_dir()]  # nothing half-written
+
+
+def test_cache_folder_from_the_environment_and_an_unwritable_one(tmp_path, monkeypatch):
+    path = tmp_path / "data" / "train.jsonl"
+    path.parent.mkdir()
+    write_manifest(path, _records(20))
+    monkeypatch.setenv("GENEMI_BANK_CACHE", str(tmp_path / "cache"))
+    t = cached_tables(path, _tok, progress=False)
+    assert len(t.pos_image) == 20 and not (tmp_path / "data" / "train.jsonl.bank").exists()
+    assert [p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()] == ["train.jsonl"]
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("GENEMI_BANK_CACHE", str(tmp_path / "file" / "cache"))  # cannot be created
+    with pytest.raises(OSError, match="cannot write the training bank's cache.*GENEMI_BANK_CACHE"):
+        cached_tables(path, _tok, progress=False)
