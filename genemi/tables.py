@@ -59,7 +59,7 @@ class Strings:
 
 
 def _sorted_rank(names: Sequence[str]) -> np.ndarray:
-    """``[len(names)]`` int64: each name's position among the sorted names (distinct names in, distinct out)."""
+    """``[len(names)]`` int64: each name's position among the sorted names (distinct in, distinct out)."""
     rank = np.empty(len(names), np.int64)
     rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
     return rank
@@ -274,7 +274,8 @@ class _TokenFile:
             self.width = tokens.shape[1]
         elif tokens.shape[1] != self.width:
             raise ValueError(
-                f"the tokenizer returned rows of {tokens.shape[1]} and {self.width} tokens for different captions; "
+                f"the tokenizer returned rows of {tokens.shape[1]} and {self.width} tokens for different "
+                "captions; "
                 "the training bank needs a fixed context length"
             )
         if len(tokens):
@@ -440,7 +441,8 @@ def _build(path: Path, tokenizer: Callable, folder: Path, stat, digest: str, pro
             bar.update()
     if not len(b.counts):
         raise ValueError(
-            f"{path}: the training manifest has no records; regenerate it (dvc repro) or fix the stage that writes it"
+            f"{path}: the training manifest has no records; regenerate it (dvc repro) or fix the stage "
+            "that writes it"
         )
     t = b.finish()
     tokens.close()
@@ -453,7 +455,8 @@ def cached_tables(path: str | os.PathLike, tokenizer: Callable, progress: bool =
 
     A cache entry whose recorded size and mtime match the manifest is used without rehashing it; entries of
     an earlier version of the manifest are removed when a new one is written. Where the manifest's folder is
-    read-only (a shared dataset), the environment variable ``GENEMI_BANK_CACHE`` names a folder to use instead.
+    read-only (a shared dataset), the environment variable ``GENEMI_BANK_CACHE`` names a folder to use
+    instead.
     """
     import fcntl
 
@@ -472,13 +475,14 @@ def cached_tables(path: str | os.PathLike, tokenizer: Callable, progress: bool =
         lock = open(folder / ".lock", "w")  # noqa: SIM115  (closed below)
     except OSError as e:
         raise OSError(
-            f"{path}: cannot write the training bank's cache {folder} ({e.strerror}); set GENEMI_BANK_CACHE to a "
+            f"{path}: cannot write the training bank's cache {folder} ({e.strerror}); "
+            "set GENEMI_BANK_CACHE to a "
             "writable folder (on a node's local disk: every rank of the node maps it)"
         ) from None
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one rank builds; the others wait here, then find the entry
         if not (entry / "meta.json").exists():
-            for stale in folder.glob(".*.tmp-*"):  # left by a killed build (we hold the lock: none is running)
+            for stale in folder.glob(".*.tmp-*"):  # left by a killed build (we hold the lock: none runs)
                 shutil.rmtree(stale, ignore_errors=True)
             tmp = folder / f".{entry.name}.tmp-{os.getpid()}"
             tmp.mkdir()

@@ -21,7 +21,7 @@ def _records(n=400, seed=0):
     recs = []
     for i in range(n):
         negs = []
-        for k in range(int(rng.integers(0, 4))):
+        for _ in range(int(rng.integers(0, 4))):
             kind = int(rng.integers(3))
             negs.append(
                 Negative(
