@@ -18,6 +18,7 @@ import torch
 from genemi.images import read_image, read_rgb
 from genemi.manifest import Record
 from genemi.models import preprocess_array
+from genemi.tables import RecordKeys, TableBuilder, Tables, tokenize
 
 
 @dataclass
@@ -54,7 +55,7 @@ class ImageFiles:
     ``transform`` maps a PIL RGB image to ``[3, H, W]`` float (open_clip's preprocess).
     """
 
-    def __init__(self, root: Path, paths: list[str], transform: Callable):
+    def __init__(self, root: Path, paths: Sequence[str], transform: Callable):
         self.root, self.paths, self.transform = root, paths, transform
 
     def __len__(self) -> int:
@@ -68,30 +69,16 @@ class ImageFiles:
         return torch.stack(out)
 
 
-def _tokenize(tokenizer: Callable, captions: list[str], records: Sequence[Record]) -> torch.Tensor:
-    """``tokenizer(captions)``; a caption it refuses (e.g. a word outside the synthetic vocabulary) is
-    reported with the first record that uses it, so the manifest row can be found."""
-    try:
-        return tokenizer(captions)
-    except ValueError as e:
-        for r in records:
-            for c in (r.caption, *(n.caption for n in r.negatives if n.caption is not None)):
-                try:
-                    tokenizer([c])
-                except ValueError:
-                    raise ValueError(f"record {r.id!r}: {e}") from None
-        raise
-
-
-
 @dataclass
 class PairBank:
     images: torch.Tensor | ImageFiles  # [M, H, W, 3] uint8 in memory, or files read per batch
-    tokens: torch.Tensor  # [U, L] long
+    # [U, L] token ids: a long tensor, or a memory-mapped narrow array (genemi.tables) gathered as long
+    tokens: torch.Tensor | np.ndarray
     pos_image: torch.Tensor  # [N] long
     pos_text: torch.Tensor  # [N] long
     neg_text: torch.Tensor  # [N, Kmax] long, -1 = none
     neg_image: torch.Tensor  # [N, Kmax] long, -1 = none
+    keys: RecordKeys | None = None  # what GeNeMi's group samplers read (sources, groups, ITM scores)
 
     def __len__(self) -> int:
         return len(self.pos_image)
@@ -117,57 +104,67 @@ class PairBank:
         """
         if not records:
             raise ValueError("no training records: the manifest is empty")
-        root = Path(image_root)
-        img_ids: dict[str, int] = {}
-        txt_ids: dict[str, int] = {}
-
-        def img(path: str) -> int:
-            return img_ids.setdefault(path, len(img_ids))
-
-        def txt(caption: str) -> int:
-            return txt_ids.setdefault(caption, len(txt_ids))
-
-        pos_i, pos_t, neg_t, neg_i = [], [], [], []
+        b = TableBuilder(types=types)  # negatives of other types are left out, their captions untokenised
         for r in records:
-            pos_i.append(img(r.image))
-            pos_t.append(txt(r.caption))
-            negs = [n for n in r.negatives if types is None or n.type in types]
-            neg_t.append([txt(n.caption) if n.caption is not None else -1 for n in negs])
-            neg_i.append([img(n.image) if n.image is not None else -1 for n in negs])
-        if types is not None:
-            seen = {n.type for r in records for n in r.negatives}
-            if missing := sorted(set(types) - seen):
-                raise ValueError(
-                    f"loss.negative_types: no training negative has type {missing}; "
-                    f"the manifest has {sorted(seen)}"
-                )
-        kmax = max(1, max(len(x) for x in neg_t))
+            b.add(r)
+        t = b.finish()
+        negatives = t.negatives(types)
+        return cls._assemble(t, negatives, tokenize(tokenizer, t.captions, records), image_root, transform)
 
-        def pad(rows):
-            return torch.tensor([x + [-1] * (kmax - len(x)) for x in rows], dtype=torch.long)
+    @classmethod
+    def from_manifest(
+        cls,
+        path: str | os.PathLike,
+        image_root: str | os.PathLike,
+        tokenizer: Callable[[list[str]], torch.Tensor],
+        types: Sequence[str] | None = None,
+        transform: Callable | None = None,
+        progress: bool = True,
+        held_out: Sequence[str] = (),
+    ) -> PairBank:
+        """:meth:`from_records` over a manifest file, without a Python object per record.
 
-        paths = sorted(img_ids, key=img_ids.get)
-        captions = sorted(txt_ids, key=txt_ids.get)
+        The tables and the tokenised captions are built once, streaming the manifest, into a cache folder
+        beside it (:func:`genemi.bank_cache.cached_tables`: keyed by the manifest's sha256 and the tokenizer,
+        written atomically under a lock, so the first of several ranks builds and the others wait) and
+        memory-mapped from there: every rank on a node shares one copy through the page cache.
+        """
+        from genemi.bank_cache import cached_tables
+
+        t = cached_tables(path, tokenizer, progress=progress, held_out=held_out)  # held-out splits: refused
+        return cls._assemble(t, t.negatives(types), t.tokens, image_root, transform)
+
+    @classmethod
+    def _assemble(cls, t: Tables, negatives, tokens, image_root, transform) -> PairBank:
+        root = Path(image_root)
+        neg_text, neg_image = negatives
         tables = dict(
-            tokens=_tokenize(tokenizer, captions, records),
-            pos_image=torch.tensor(pos_i),
-            pos_text=torch.tensor(pos_t),
-            neg_text=pad(neg_t),
-            neg_image=pad(neg_i),
+            tokens=tokens,
+            pos_image=torch.from_numpy(t.pos_image),
+            pos_text=torch.from_numpy(t.pos_text),
+            neg_text=torch.from_numpy(neg_text),
+            neg_image=torch.from_numpy(neg_image),
+            keys=t.keys,
         )
         if transform is not None:
-            return cls(images=ImageFiles(root, paths, transform), **tables)
-        arrays = [read_rgb(root / p, what="a training image") for p in paths]
+            return cls(images=ImageFiles(root, t.paths, transform), **tables)
+        arrays = [read_rgb(root / t.paths[i], what="a training image") for i in range(len(t.paths))]
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
             first = arrays[0].shape  # name the first image that differs from the first one read
             i = next(i for i, a in enumerate(arrays) if a.shape != first)
             raise ValueError(
-                f"{root / paths[i]}: training images differ in size: this one is {arrays[i].shape[1]}x"
-                f"{arrays[i].shape[0]}, {root / paths[0]} is {first[1]}x{first[0]}; resize them first, or "
+                f"{root / t.paths[i]}: training images differ in size: this one is {arrays[i].shape[1]}x"
+                f"{arrays[i].shape[0]}, {root / t.paths[0]} is {first[1]}x{first[0]}; resize them first, or "
                 "pass a transform (stages do for model.tokenizer=open_clip, i.e. real models)"
             )
         return cls(images=torch.from_numpy(np.stack(arrays)), **tables)
+
+    def texts(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[n, L]`` long token ids of captions ``ids`` ``[n]`` (mapped: only those rows are read)."""
+        if isinstance(self.tokens, torch.Tensor):
+            return self.tokens[ids]
+        return torch.from_numpy(self.tokens[ids.numpy()].astype(np.int64))
 
     def pixels(self, ids: torch.Tensor) -> torch.Tensor:
         """``[n, 3, H, W]`` float model input for image ids ``ids`` ``[n]``."""
@@ -201,11 +198,11 @@ class PairBank:
     ) -> Batch:
         """The batch of rows ``idx`` with the chosen negatives (``sel_t is None``: none)."""
         images = self.pixels(self.pos_image[idx])
-        texts = self.tokens[self.pos_text[idx]]
+        texts = self.texts(self.pos_text[idx])
         if sel_t is None:
             return Batch(images, texts, None, None, None, None)
         t_mask, i_mask = sel_t >= 0, sel_i >= 0
-        neg_texts = self.tokens[sel_t.clamp(min=0)]
+        neg_texts = self.texts(sel_t.clamp(min=0))
         neg_images = None
         if image_negatives:
             b, k = sel_i.shape
@@ -250,7 +247,7 @@ class PairBank:
         row_img = torch.where(valid, sel_i, self.pos_image[fill]).reshape(-1)
         row_txt = torch.where(valid, sel_t, self.pos_text[fill]).reshape(-1)
         images = self.pixels(torch.cat([self.pos_image[idx], row_img]))
-        texts = self.tokens[torch.cat([self.pos_text[idx], row_txt])]
+        texts = self.texts(torch.cat([self.pos_text[idx], row_txt]))
         own = torch.full((m * (k + 1), k), -1, dtype=torch.long)
         slots = m + torch.arange(m * k).reshape(m, k)
         own[:m] = slots.masked_fill(~valid, -1)

@@ -56,14 +56,16 @@ class Failure:
 def text_failures(records, base_feats, ft_feats, per_type: int = 6) -> list[Failure]:
     """The ``per_type`` text-side mistakes of the fine-tuned model with the largest ``s(I,T-) - s(I,T)``
     per negative type (ties broken by record order), with the base model's cosines on the same pairs."""
+    from genemi.metrics import row_cosines
+
     rows = [(n.type, r.image, r.caption, n.caption) for r in records for n in r.negatives if n.caption]
     if not rows:
         return []
     scores = []
-    for f in (base_feats, ft_feats):
-        img = f.img(x[1] for x in rows)
-        pos = (img * f.txt(x[2] for x in rows)).sum(-1).double().numpy()
-        neg = (img * f.txt(x[3] for x in rows)).sum(-1).double().numpy()
+    for f in (base_feats, ft_feats):  # cosines in chunks: HNC val's 1.16 M rows never gather [N, D] features
+        img = [f.image_index[x[1]] for x in rows]
+        pos = row_cosines(f.images, img, f.texts, [f.text_index[x[2]] for x in rows])
+        neg = row_cosines(f.images, img, f.texts, [f.text_index[x[3]] for x in rows])
         scores += [pos, neg]
     s = np.stack(scores, axis=1)  # [N, 4]
     gap = s[:, 3] - s[:, 2]

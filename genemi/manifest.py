@@ -173,10 +173,20 @@ def has_records(path: str | os.PathLike) -> bool:
     return next(iter_jsonl_lines(path), None) is not None
 
 
-def iter_manifest(path: str | os.PathLike) -> Iterator[Record]:
-    """Stream records from a manifest, naming file:line (and the record id) on a bad row."""
+def iter_manifest(path: str | os.PathLike, held_out: Iterable[str] = (), what: str = "training manifest",
+                  ) -> Iterator[Record]:
+    """Stream records from a manifest, naming file:line (and the record id) on a bad row; a record of a
+    ``held_out`` split is refused (:func:`read_records`)."""
+    held_out = tuple(held_out)
     for lineno, row in iter_jsonl_lines(path):
-        yield Record.from_dict(row, where=f"{path}:{lineno} (record id={row.get('id')!r})")
+        where = f"{path}:{lineno} (record id={row.get('id')!r})"
+        r = Record.from_dict(row, where=where)
+        if r.split in held_out:
+            raise ValueError(
+                f"{where}: split {r.split!r}: the {what} holds a record of a held-out split "
+                f"({', '.join(held_out)}), which evaluation scores; train on the train split's manifest"
+            )
+        yield r
 
 
 def read_manifest(path: str | os.PathLike) -> list[Record]:
@@ -191,16 +201,7 @@ def read_records(path: str | os.PathLike, what: str = "training manifest",
     """:func:`read_manifest` that refuses a manifest without records, naming it: training or scoring
     on nothing must fail, not write an untrained model or empty metrics with exit status 0. A record
     of a ``held_out`` split (``test``, ``gen``, ``val``: what evaluation scores) is refused, naming it."""
-    held_out, records = tuple(held_out), []
-    for lineno, row in iter_jsonl_lines(path):
-        where = f"{path}:{lineno} (record id={row.get('id')!r})"
-        r = Record.from_dict(row, where=where)
-        if r.split in held_out:
-            raise ValueError(
-                f"{where}: split {r.split!r}: the {what} holds a record of a held-out split "
-                f"({', '.join(held_out)}), which evaluation scores; train on the train split's manifest"
-            )
-        records.append(r)
+    records = list(iter_manifest(path, held_out, what))
     if not records:
         raise ValueError(
             f"{path}: the {what} has no records; regenerate it (dvc repro) or fix the stage that writes it"

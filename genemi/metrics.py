@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from genemi import seeding
-from genemi.evalsets import Choice, Classification, EvalSet, Retrieval, Triplet
+from genemi.evalsets import Choice, Classification, EvalSet, RecordTable, Retrieval, Triplet
 from genemi.manifest import Record
 
 
@@ -104,17 +104,33 @@ def derangement(n: int, seed: int) -> np.ndarray:
     return p
 
 
-def pairwise_outcomes(
-    records: Sequence[Record],
-    f: Features,
-    taus: Sequence[float] = (1.0,),
-    seed: int = 0,
-    macro_min_count: int = 0,
-    macro_exclude: frozenset[str] = frozenset(),
-    macro_groups: Mapping[str, Sequence[str]] | None = None,
-) -> Outcomes:
-    """Hard-negative metrics of manifest records (module docstring), per negative type and over ``all``.
-    ``macro_groups`` (name -> types) adds ``<name>/text``, the mean text accuracy over those types."""
+def row_cosines(a: torch.Tensor, ia, b: torch.Tensor, ib, chunk: int = 1 << 16) -> np.ndarray:
+    """``cos(a[ia[n]], b[ib[n]])`` ``[R]`` float64 of L2-normalised feature rows, gathered ``chunk`` rows at a
+    time (a set of a million pairs never holds its ``[R, D]`` gathers; a set of at most ``chunk`` pairs is
+    one gather, as :func:`_cos` of the gathered rows)."""
+    ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+    if not len(ia):
+        return np.zeros(0)
+    parts = -(-len(ia) // chunk)  # equal parts: none of a single row
+    pairs = zip(np.array_split(ia, parts), np.array_split(ib, parts), strict=True)
+    return np.concatenate([_cos(a[torch.from_numpy(x)], b[torch.from_numpy(y)]) for x, y in pairs])
+
+
+@dataclass
+class _Rows:
+    """Pairwise rows of one kind: ``types`` ``[R]``, the feature rows of (positive image, positive caption,
+    negative image, negative caption) ``[R]`` int64 each, and ``clusters`` ``[R]`` int64 (first-seen ids)."""
+
+    types: np.ndarray
+    pi: np.ndarray
+    pt: np.ndarray
+    ni: np.ndarray
+    nt: np.ndarray
+    clusters: np.ndarray
+
+
+def _rows_of_records(records: Sequence[Record], f: Features):
+    """``({kind: _Rows}, (image rows, caption rows) of the derangement's pairs)`` of a list of records."""
     # (type, pos image, pos caption, neg image, neg caption, cluster); the cluster is the record's group
     # (its image, or the scene an ARO crop was cut from), so correlated pairs resample together
     rows = {"text": [], "image": [], "group": []}
@@ -126,19 +142,73 @@ def pairwise_outcomes(
                 rows["image"].append((n.type, r.image, r.caption, n.image, r.caption, r.group))
             if n.caption is not None and n.image is not None:
                 rows["group"].append((n.type, r.image, r.caption, n.image, n.caption, r.group))
+    out = {}
+    ii, ti = f.image_index, f.text_index
+    for kind, rs in rows.items():
+        if rs:
+            pi, pt, ni, nt = (np.array([index[x[j]] for x in rs], np.int64)
+                              for j, index in ((1, ii), (2, ti), (3, ii), (4, ti)))
+            out[kind] = _Rows(np.array([x[0] for x in rs]), pi, pt, ni, nt, _ids([x[5] for x in rs]))
+    first: dict[str, str] = {}
+    for r in records:
+        first.setdefault(r.image, r.caption)
+    pairs = (np.array([ii[i] for i in first], np.int64), np.array([ti[c] for c in first.values()], np.int64))
+    return out, pairs
+
+
+def _first_seen(codes: np.ndarray) -> np.ndarray:
+    """``codes`` renumbered 0, 1, ... in order of first occurrence (what :func:`_ids` gives their names)."""
+    if not len(codes):
+        return np.zeros(0, np.int64)
+    uniq, first = np.unique(codes, return_index=True)
+    new = np.empty(int(uniq.max()) + 1, np.int64)
+    new[uniq[np.argsort(first)]] = np.arange(len(uniq))
+    return new[codes]
+
+
+def _rows_of_table(t: RecordTable, f: Features):
+    """:func:`_rows_of_records` of a :class:`~genemi.evalsets.RecordTable`, from its arrays."""
+    img = np.array([f.image_index[x] for x in t.image_names], np.int64)  # table id -> feature row
+    txt = np.array([f.text_index[x] for x in t.text_names], np.int64)
+    rec = np.repeat(np.arange(len(t)), np.diff(t.neg_offsets))  # each negative's record
+    pi, pt, grp = img[t.image[rec]], txt[t.caption[rec]], t.group[rec]
+    has_c, has_i = t.neg_caption >= 0, t.neg_image >= 0
+    ni, nt = img[np.maximum(t.neg_image, 0)], txt[np.maximum(t.neg_caption, 0)]
+    types = np.array(t.type_names or [""])[t.neg_type]
+    out = {}
+    kinds = (("text", has_c, pi, nt), ("image", has_i, ni, pt), ("group", has_c & has_i, ni, nt))
+    for kind, m, a, b in kinds:
+        if m.any():
+            out[kind] = _Rows(types[m], pi[m], pt[m], a[m], b[m], _first_seen(grp[m]))
+    _, first = np.unique(t.image, return_index=True)
+    first.sort()  # each distinct positive image's first record, in record order
+    return out, (img[t.image[first]], txt[t.caption[first]])
+
+
+def pairwise_outcomes(
+    records: Sequence[Record],
+    f: Features,
+    taus: Sequence[float] = (1.0,),
+    seed: int = 0,
+    macro_min_count: int = 0,
+    macro_exclude: frozenset[str] = frozenset(),
+    macro_groups: Mapping[str, Sequence[str]] | None = None,
+) -> Outcomes:
+    """Hard-negative metrics of manifest records (module docstring), per negative type and over ``all``.
+    ``macro_groups`` (name -> types) adds ``<name>/text``, the mean text accuracy over those types.
+
+    ``records``: a list of records, or a :class:`~genemi.evalsets.RecordTable` (read as arrays, cosines in
+    chunks: HNC's 1.16 M validation pairs hold no record objects and no gathered feature matrices)."""
+    table = isinstance(records, RecordTable)
+    rows, rand_pairs = _rows_of_table(records, f) if table else _rows_of_records(records, f)
     out = Outcomes()
     types_of = {}
     for kind, rs in rows.items():
-        if not rs:
-            continue
-        types = np.array([x[0] for x in rs])
-        pi, pt = f.img(x[1] for x in rs), f.txt(x[2] for x in rs)
-        ni, nt = f.img(x[3] for x in rs), f.txt(x[4] for x in rs)
-        clusters = _ids([x[5] for x in rs])
-        pos = _cos(pi, pt)
+        types, clusters = rs.types, rs.clusters
+        pos = row_cosines(f.images, rs.pi, f.texts, rs.pt)
         metrics: dict[str, tuple[np.ndarray, float]] = {}
         if kind == "text":
-            neg = _cos(pi, nt)
+            neg = row_cosines(f.images, rs.pi, f.texts, rs.nt)
             metrics["text"] = ((pos > neg).astype(float), 100.0)
             metrics["avg_pos"] = (pos, 1.0)
             metrics["avg_neg"] = (neg, 1.0)
@@ -146,9 +216,11 @@ def pairwise_outcomes(
             for tau in taus:
                 metrics[f"acc@{tau:g}"] = ((pos / (neg + 1e-8) >= tau).astype(float), 100.0)
         elif kind == "image":
-            metrics["image"] = ((pos > _cos(ni, pt)).astype(float), 100.0)
+            metrics["image"] = ((pos > row_cosines(f.images, rs.ni, f.texts, rs.pt)).astype(float), 100.0)
         else:
-            own, cross_t, cross_i = _cos(ni, nt), _cos(pi, nt), _cos(ni, pt)
+            own = row_cosines(f.images, rs.ni, f.texts, rs.nt)
+            cross_t = row_cosines(f.images, rs.pi, f.texts, rs.nt)
+            cross_i = row_cosines(f.images, rs.ni, f.texts, rs.pt)
             text_ok = (pos > cross_t) & (own > cross_i)
             image_ok = (pos > cross_i) & (own > cross_t)
             metrics["group"] = ((text_ok & image_ok).astype(float), 100.0)
@@ -161,8 +233,8 @@ def pairwise_outcomes(
     type_names = sorted({t for ts in types_of.values() for t in ts.tolist()})
     for t in type_names:
         out.counts[f"{t}/n"] = float(max(int((ts == t).sum()) for ts in types_of.values()))
-    if rows["text"] or rows["image"]:
-        out.counts["all/n"] = float(max(len(rs) for rs in rows.values()))
+    if "text" in rows or "image" in rows:
+        out.counts["all/n"] = float(max(len(rs.types) for rs in rows.values()))
     for name in ("text", "image", "group"):
         keep = [
             t
@@ -181,13 +253,10 @@ def pairwise_outcomes(
         if parts:
             out.macro[f"{key}/text"] = parts
     # Avg_Rand_Neg: each distinct image against another image's caption (a seeded derangement)
-    first: dict[str, str] = {}
-    for r in records:
-        first.setdefault(r.image, r.caption)
-    if len(first) >= 2:
-        imgs = list(first)
+    imgs, caps = rand_pairs
+    if len(imgs) >= 2:
         perm = derangement(len(imgs), seed)
-        vals = _cos(f.img(imgs), f.txt(first[imgs[j]] for j in perm))
+        vals = row_cosines(f.images, imgs, f.texts, caps[perm])
         out.samples["all/avg_rand_neg"] = Sample(vals, np.arange(len(vals)), 1.0)
     return out
 

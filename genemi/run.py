@@ -11,6 +11,7 @@ Stages and test harnesses both call :func:`make_run`, so they cannot drift apart
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,23 +54,48 @@ def phase(p: Params, name: str) -> tuple[OptimParams, LossParams, BatchingParams
     raise ValueError(f"unknown training phase {name!r}; use base or finetune")
 
 
-def training_bank(p: Params, name: str, clip, records: Sequence[Record], image_root) -> PairBank:
-    """The bank of phase ``name``: only the negative types it trains (none when no term reads them)."""
+def training_bank(p: Params, name: str, clip, records: Sequence[Record] | str | os.PathLike,
+                  image_root) -> PairBank:
+    """The bank of phase ``name``: only the negative types it trains (none when no term reads them).
+
+    ``records``: the records, or a manifest file, whose bank is built once into a cache beside it and
+    memory-mapped (:meth:`~genemi.bank.PairBank.from_manifest`: shared by every rank of a node).
+    """
     _, loss, _ = phase(p, name)
     types = (loss.negative_types or None) if uses_negatives(loss) else ()
-    check_negatives(loss, records)
     transform = None if clip.fixed_size else clip.transform
+    if isinstance(records, (str, os.PathLike)):
+        import torch.distributed as dist
+
+        progress = not dist.is_initialized() or dist.get_rank() == 0
+        bank = PairBank.from_manifest(records, image_root, clip.tokenizer, types=types, transform=transform,
+                                      progress=progress, held_out=held_out_splits(p))
+        # the bank keeps exactly the negatives of the trained types: none there is none in the records
+        check_negatives(loss, has_negative=bool((bank.neg_text >= 0).any() or (bank.neg_image >= 0).any()))
+        return bank
+    check_negatives(loss, records)
     return PairBank.from_records(records, image_root, clip.tokenizer, types=types, transform=transform)
 
 
-def check_negatives(loss: LossParams, records: Sequence[Record]) -> None:
+def held_out_splits(p: Params) -> tuple[str, ...]:
+    """The splits no training record may come from (what evaluation scores). The genemi road mines the COCO
+    images of ``real.coco_splits``, whose records keep their Karpathy split, so nothing is held out there."""
+    from genemi.manifest import HELD_OUT_SPLITS
+
+    return () if p.data.source == "genemi" else tuple(HELD_OUT_SPLITS)
+
+
+def check_negatives(loss: LossParams, records: Sequence[Record] = (), has_negative: bool | None = None) -> None:
     """A hard-negative term (``hn_weight``, ``dpo_weight`` > 0) on records without a single negative (of the
-    trained types) would train plain CLIP and report it as the hard-negative run: refused."""
+    trained types) would train plain CLIP and report it as the hard-negative run: refused. ``has_negative``:
+    the answer already known (a bank built from a manifest), else read from ``records``."""
     terms = [k for k in ("hn_weight", "dpo_weight") if getattr(loss, k) > 0]
     if not terms:
         return
     types = set(loss.negative_types)
-    if any(not types or n.type in types for r in records for n in r.negatives):
+    if has_negative is None:
+        has_negative = any(not types or n.type in types for r in records for n in r.negatives)
+    if has_negative:
         return
     which = f" of loss.negative_types {sorted(types)}" if types else ""
     raise ValueError(
@@ -83,7 +109,7 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
              ) -> TrainingRun:
     """Freeze what does not train, wrap ``model`` in a DeepSpeed engine and pick the batches.
 
-    ``records`` (the bank's rows) are needed by GeNeMi's group samplers only. The checkpoint
+    ``records`` (the bank's rows, else its ``keys``) are read by GeNeMi's group samplers only. The checkpoint
     fingerprint covers the params and the bytes of ``inputs`` unless ``fingerprint`` is given.
     """
     import torch.distributed as dist
@@ -110,7 +136,7 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
     return TrainingRun(
         engine=engine,
         bank=bank,
-        sampler=make_sampler(batching, n, p.seed, bank.pos_image, records),
+        sampler=make_sampler(batching, n, p.seed, bank.pos_image, bank.keys if records is None else records),
         opt=opt,
         loss=loss,
         seed=p.seed,
@@ -126,26 +152,36 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
 
 
 def training_records(p: Params, train_path, image_root, hnc_train=None, hnc_image_root=None, genemi_train=None,
-                     genemi_image_root=None, regular_path=None, regular_image_root=None):
+                     genemi_image_root=None, regular_path=None, regular_image_root=None, stream=False):
     """``(records, image_root, inputs)`` of the data ``data.source`` selects, checked before any model is
     built: the finetune stage's paths, one (manifest, image root) pair per road (synthetic: ``train_path``),
-    and the ``regular`` pairs mixed into GeNeMi batches (COCO), read on the genemi road only."""
+    and the ``regular`` pairs mixed into GeNeMi batches (COCO), read on the genemi road only.
+
+    ``stream``: ``records`` is the manifest's path where one manifest is all the data (for
+    :func:`training_bank` to build a memory-mapped bank from), not a list of records.
+    """
     from genemi.data import training_set
-    from genemi.manifest import HELD_OUT_SPLITS, read_manifest, read_records
+    from genemi.manifest import read_manifest, read_records
     from genemi.samplers import add_regular
 
     check_base(p)  # the base stage does not rerun on a data.source switch (its weights do not depend on it)
     path, root = training_set(p.data.source, synthetic=(train_path, image_root), hnc=(hnc_train, hnc_image_root),
                               genemi=(genemi_train, genemi_image_root))
-    # the genemi road mines the COCO images of real.coco_splits, whose records keep their Karpathy split
-    held_out = () if p.data.source == "genemi" else HELD_OUT_SPLITS
-    records, inputs = read_records(path, held_out=held_out), [path]
+    held_out, inputs = held_out_splits(p), [path]
     if p.data.source == "genemi" and regular_path:
         if not regular_image_root:
             raise ValueError("--regular needs --regular-image-root")
-        records, root = add_regular(records, root, read_manifest(regular_path), regular_image_root)
+        records, root = add_regular(read_records(path, held_out=held_out), root, read_manifest(regular_path),
+                                    regular_image_root)
         inputs.append(regular_path)
-    return records, root, inputs
+        return records, root, inputs
+    if stream:
+        from genemi.manifest import iter_manifest
+
+        if next(iter_manifest(path), None) is None:  # the first record is checked here, the rest by the bank
+            read_records(path)  # raises: no records
+        return path, root, inputs  # held-out splits: refused by the bank's build (training_bank)
+    return read_records(path, held_out=held_out), root, inputs
 
 
 def check_base(p: Params) -> None:

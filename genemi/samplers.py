@@ -15,6 +15,7 @@ import torch
 
 from genemi import seeding
 from genemi.manifest import Record
+from genemi.tables import RecordKeys
 
 
 def records_per_step(batch_size: int, splits: int, k: int, negative_rows: bool) -> int:
@@ -44,40 +45,54 @@ class EpochSampler:
             raise ValueError(f"batch size {batch_size} exceeds the {n} training records")
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.per_epoch = n // batch_size
+        self._epoch: tuple[int, torch.Tensor] | None = None  # the last epoch's order: one shuffle per epoch
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """``[n]`` long: the shuffled rows of ``epoch``."""
+        if self._epoch is None or self._epoch[0] != epoch:
+            g = seeding.torch_generator(self.seed, "epoch", epoch)
+            self._epoch = (epoch, torch.randperm(self.n, generator=g))
+        return self._epoch[1]
 
     def indices(self, step: int) -> torch.Tensor:
         epoch, i = divmod(step, self.per_epoch)
-        g = seeding.torch_generator(self.seed, "epoch", epoch)
-        perm = torch.randperm(self.n, generator=g)
-        return perm[i * self.batch_size : (i + 1) * self.batch_size]
+        return self.order(epoch)[i * self.batch_size : (i + 1) * self.batch_size].clone()
 
 
-def dedupe_images(idx: torch.Tensor, pos_image: torch.Tensor, seed: int, step: int) -> torch.Tensor:
+def dedupe_images(idx: torch.Tensor, pos_image: torch.Tensor, seed: int, step: int,
+                  distinct: int | None = None) -> torch.Tensor:
     """Replace rows whose image already occurs earlier in ``idx`` by random rows with new images.
 
     The thesis's ``deduplicate_and_refill``: one image has many captions (HNC: ~120), and a
     duplicate would turn a true pair into an in-batch "negative". Keeps the batch size; raises
-    when there are fewer distinct images than rows.
+    when there are fewer distinct images than rows (``distinct``: their number, counted here if None).
+    The refills come from a seeded permutation of every row, drawn only for a batch with a duplicate.
     """
     images = pos_image[idx].tolist()
     if len(set(images)) == len(images):
         return idx
-    if len(set(pos_image.tolist())) < len(images):
+    if distinct is None:
+        distinct = distinct_images(pos_image)
+    if distinct < len(images):
         raise ValueError(
-            f"dedupe_images: batch of {len(images)} but only "
-            f"{len(set(pos_image.tolist()))} distinct training images"
+            f"dedupe_images: batch of {len(images)} but only {distinct} distinct training images"
         )
     rng = seeding.rng(seed, "dedupe", step)
     out, seen = idx.tolist(), set()
-    candidates = iter(rng.permutation(len(pos_image)).tolist())
+    candidates = iter(rng.permutation(len(pos_image)))
     for r, im in enumerate(images):
         if im in seen:
             for c in candidates:
                 if int(pos_image[c]) not in seen:
-                    out[r], im = c, int(pos_image[c])
+                    out[r], im = int(c), int(pos_image[c])
                     break
         seen.add(im)
     return torch.tensor(out, dtype=torch.long)
+
+
+def distinct_images(pos_image: torch.Tensor) -> int:
+    """How many distinct images ``pos_image`` ``[N]`` names."""
+    return len(torch.unique(pos_image))
 
 
 class GroupSampler:
@@ -91,52 +106,55 @@ class GroupSampler:
     smaller groups give all of theirs. The rest of the batch is regular pairs (records whose
     ``source`` is in ``regular_sources``; if there are none, records outside the chosen
     groups), drawn without replacement. Step ``s``'s batch depends only on ``(seed, s)``.
+
+    ``records``: the records, or their :class:`~genemi.tables.RecordKeys` (a bank built from a manifest
+    file). Groups are held as one array of record indices sorted by group, with group offsets.
     """
 
-    def __init__(self, records: Sequence[Record], batching, batch_size: int, seed: int):
+    def __init__(self, records: Sequence[Record] | RecordKeys, batching, batch_size: int, seed: int):
         self.batch_size, self.seed = batch_size, seed
         self.v, self.eps = batching.variations_per_group, batching.score_eps
-        regular, keys = [], {}
-        for i, r in enumerate(records):
-            if r.source in batching.regular_sources:
-                regular.append(i)
-                continue
-            if batching.mode == "allinone":
-                key = r.id
-            elif batching.mode == "item_based":
-                key = r.group
-            else:
-                key = r.meta.get("origin_name") or r.group.rsplit(":", 1)[0]
-            keys.setdefault(key, []).append(i)
-        if not keys:
+        keys = records if isinstance(records, RecordKeys) else RecordKeys.from_records(records)
+        codes = [i for i, s in enumerate(keys.sources) if s in batching.regular_sources]
+        regular = np.isin(keys.source, codes)
+        rest = np.flatnonzero(~regular)
+        if not len(rest):
             raise ValueError(
                 f"batching.mode={batching.mode}: every record is a regular pair "
                 f"(source in {list(batching.regular_sources)}); no variations to group"
             )
-        self.groups = [np.array(keys[k]) for k in sorted(keys)]
-        self.scores = [
-            np.array([float(np.mean(records[i].meta.get("itm_score", 0.0))) for i in g]) for g in self.groups
-        ]
-        self.regular = np.array(regular, dtype=np.int64)
-        self.n = len(records)
+        rank = keys.key_rank(batching.mode)[rest]
+        by_group = np.argsort(rank, kind="stable")  # groups in sorted key order, members in record order
+        self.members = rest[by_group]  # [n_variations] int64
+        rank = rank[by_group]
+        starts = np.flatnonzero(np.r_[True, rank[1:] != rank[:-1]])
+        self.offsets = np.r_[starts, len(rank)]  # group g = members[offsets[g] : offsets[g + 1]]
+        self.scores = np.asarray(keys.itm, np.float64)[self.members]
+        self.regular = np.flatnonzero(regular).astype(np.int64)
+        self.n = len(keys)
+        self.groups = len(starts)
         self.per_step = max(1, batch_size // (self.v + batching.regular_per_group))
-        if self.per_step > len(self.groups):
+        if self.per_step > self.groups:
             raise ValueError(
                 f"batch of {batch_size} needs {self.per_step} groups per step, "
-                f"but there are only {len(self.groups)}"
+                f"but there are only {self.groups}"
             )
         if batch_size > self.n:
             raise ValueError(f"batch size {batch_size} exceeds the {self.n} training records")
-        self.per_epoch = len(self.groups) // self.per_step
+        self.per_epoch = self.groups // self.per_step
+        self._epoch: tuple[int, np.ndarray] | None = None  # the last epoch's group order
 
     def indices(self, step: int) -> torch.Tensor:
         """``[batch_size]`` long record indices of optimizer step ``step``."""
         epoch, i = divmod(step, self.per_epoch)
-        order = seeding.rng(self.seed, "group_order", epoch).permutation(len(self.groups))
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, seeding.rng(self.seed, "group_order", epoch).permutation(self.groups))
+        order = self._epoch[1]
         rng = seeding.rng(self.seed, "group_draw", step)
         rows: list[int] = []
         for g in order[i * self.per_step : (i + 1) * self.per_step]:
-            members, m = self.groups[g], self.scores[g]
+            a, b = self.offsets[g], self.offsets[g + 1]
+            members, m = self.members[a:b], self.scores[a:b]
             if len(members) <= self.v:
                 rows += members.tolist()
             else:
@@ -146,8 +164,9 @@ class GroupSampler:
         need = self.batch_size - len(rows)
         pool = self.regular
         if len(pool) < need:  # no (or too few) regular pairs: fill with other records
-            taken = set(rows)
-            pool = np.array([j for j in range(self.n) if j not in taken], dtype=np.int64)
+            free = np.ones(self.n, bool)
+            free[rows] = False
+            pool = np.flatnonzero(free).astype(np.int64)
         rows += rng.choice(pool, size=need, replace=False).tolist()
         return torch.tensor(rows, dtype=torch.long)
 
@@ -196,17 +215,18 @@ class DedupedSampler:
 
     def __init__(self, sampler, pos_image: torch.Tensor, seed: int):
         self.sampler, self.pos_image, self.seed = sampler, pos_image, seed
+        self.distinct = distinct_images(pos_image)
 
     def indices(self, step: int) -> torch.Tensor:
-        return dedupe_images(self.sampler.indices(step), self.pos_image, self.seed, step)
+        return dedupe_images(self.sampler.indices(step), self.pos_image, self.seed, step, self.distinct)
 
 
 def make_sampler(batching, batch_size: int, seed: int, pos_image: torch.Tensor,
-                 records: Sequence[Record] | None = None):
+                 records: Sequence[Record] | RecordKeys | None = None):
     """The sampler of ``batching.mode`` over the bank's rows (``pos_image`` ``[N]``: each row's image id).
 
     ``batching`` None (the base run) or mode ``records``: :class:`EpochSampler`, a uniform shuffle.
-    GeNeMi's group modes read ``records`` (groups, sources, ITM scores).
+    GeNeMi's group modes read ``records`` (groups, sources, ITM scores), or the bank's ``keys``.
     """
     if batching is not None and batching.mode != "records":
         if records is None:

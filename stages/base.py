@@ -41,12 +41,11 @@ def main(params_path, train_path, image_root, out_path, metrics_path, checkpoint
     if p.model.pretrained:
         return save_pretrained(p.model, out_path, meta, metrics_path)
     from genemi.clip import Clip
-    from genemi.manifest import read_records
     from genemi.train import train
 
-    clip, records = Clip.from_params(p.model), read_records(train_path)
-    run = make_run(p, "base", clip.module, training_bank(p, "base", clip, records, image_root), records,
-                   [train_path])
+    clip = Clip.from_params(p.model)  # the bank streams the manifest into a cache beside it (genemi.tables)
+    run = make_run(p, "base", clip.module, training_bank(p, "base", clip, train_path, image_root),
+                   inputs=[train_path])
     tail = train(run, checkpoint_dir=checkpoint_dir)
     finish(run, out_path, {**meta, "base": to_dict(p.base)}, metrics_path, {"train_loss": round(tail["loss"], 4)},
            checkpoint_dir)

@@ -43,11 +43,11 @@ def main(params_path, base_path, out_path, metrics_path, live_dir, data_dir, che
     from genemi.run import finish, make_run, training_bank, training_records
     from genemi.train import train
 
-    records, root, inputs = training_records(p, **data_paths)
+    data, root, inputs = training_records(p, **data_paths, stream=True)  # a manifest path, or records
     monitor = live.load_monitor(p.eval, data_dir)
     clip = Clip.from_params(p.model, base_path, batch_size=p.eval.batch_size)
-    run = make_run(p, "finetune", clip.module, training_bank(p, "finetune", clip, records, root), records,
-                   [*inputs, base_path])
+    run = make_run(p, "finetune", clip.module, training_bank(p, "finetune", clip, data, root),
+                   inputs=[*inputs, base_path])
     curves = live.open_curves(live_dir, clip, monitor, p.eval.monitor_every, p.finetune.steps)
     tail = train(run, log=curves, log_every=curves.log_every, checkpoint_dir=checkpoint_dir,
                  extra_state=curves.state, on_resume=curves.replay)

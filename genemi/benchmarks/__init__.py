@@ -169,7 +169,6 @@ def check_images(es: EvalSet) -> int:
     """Decode every image ``es`` refers to once, so a truncated or corrupt file fails (naming it) before
     any model is built rather than halfway through scoring; returns how many were read."""
     from genemi.evalsets import distinct_inputs
-    from genemi.images import image_exists
 
     refs, _ = distinct_inputs(es)
     for ref in refs:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genemi.data.hnc import in_subset, iter_hnc_records
-from genemi.evalsets import EvalSet, ImageStore, Loader, records_retrieval
+from genemi.evalsets import EvalSet, ImageStore, Loader, RecordTable, records_retrieval
 from genemi.io import iter_jsonl_lines, read_json
 from genemi.manifest import Negative, Record, read_manifest
 
@@ -144,9 +144,10 @@ def load_byo(src, file: Path, images: Path, p, seed: int) -> EvalSet:
 
 
 def load_hnc(src, file: Path, images: Path, p, seed: int) -> EvalSet:
-    """Either HNC schema (genemi.data.hnc recognises each entry's shape); ``subset`` by image key."""
-    recs = list(iter_hnc_records(file, "eval", subset=src.subset, seed=seed))
-    return EvalSet("hnc", ImageStore(images), recs)
+    """Either HNC schema (genemi.data.hnc recognises each entry's shape); ``subset`` by image key. Streamed
+    into a :class:`~genemi.evalsets.RecordTable`: the whole val file (1.16 M pairs) holds no record object."""
+    records = RecordTable(iter_hnc_records(file, "eval", subset=src.subset, seed=seed))
+    return EvalSet("hnc", ImageStore(images), records)
 
 
 # ---------------------------------------------------------------------------------- COCO neg
