@@ -252,7 +252,7 @@ class MineRealParams:
     itm_min: float  # keep if mean BLIP ITM "match" logit > this
     iva_min: float  # keep if image-variation area (%) > this
     iva_pixel_std: float  # a pixel "varies" if its std across variations exceeds this
-    filter: bool  # false: the merge keeps the variations itm_min/iva_min reject too (their scores still recorded)
+    filter: bool  # false: the merge also keeps what itm_min/iva_min reject (their scores still recorded)
     corrupt_fraction: float  # share of variations inpainted with another portrayal than their caption names
     rule_types: tuple[str, ...]  # rule-based text negatives added to each variation caption
     rule_max_per_type: int
@@ -367,7 +367,8 @@ RANGES: dict[type, dict[str, Range]] = {
         "items_per_image": _at_least(1),
         "variations_per_item": _at_least(2),  # the image-variation area needs >= 2 variations
         "itm_min": _ANY, "iva_min": Range(lo=0, hi=100), "iva_pixel_std": _at_least(0),
-        "corrupt_fraction": _UNIT, "rule_max_per_type": _at_least(0), "max_images": _at_least(0), "contact_sheets": _at_least(0),
+        "corrupt_fraction": _UNIT,
+        "rule_max_per_type": _at_least(0), "max_images": _at_least(0), "contact_sheets": _at_least(0),
     },
 }
 

@@ -48,7 +48,9 @@ def _stand_in(n: int = 40):
 
 
 def _objects(scene):
-    return sorted((o["color"], o["shape"], o["slot"], o.get("dx", 0), o.get("dy", 0)) for o in scene["objects"])
+    return sorted(
+        (o["color"], o["shape"], o["slot"], o.get("dx", 0), o.get("dy", 0)) for o in scene["objects"]
+    )
 
 
 def test_reader_tagger_grounder_segmenter_equal_the_worlds_truth():
@@ -74,8 +76,15 @@ def test_reader_tagger_grounder_segmenter_equal_the_worlds_truth():
 def test_painter_renders_exactly_what_the_world_renders():
     for _, scene, png, jpg in _stand_in(20):
         for i, o in enumerate(scene["objects"]):
-            new = world.edited(scene, objects={i: {"color": "green" if o["color"] != "green" else "red",
-                                                   "shape": "ring" if o["shape"] != "ring" else "cross"}})
+            new = world.edited(
+                scene,
+                objects={
+                    i: {
+                        "color": "green" if o["color"] != "green" else "red",
+                        "shape": "ring" if o["shape"] != "ring" else "cross",
+                    }
+                },
+            )
             cx, cy, h = world.geometry(o, SP.image_size)
             mask = world.shape_mask(o["shape"], cx, cy, h, SP.image_size)
             prompt = f"a photo of a {world.combo(new['objects'][i])}, realistic, detailed"
@@ -116,8 +125,16 @@ def _records(n: int) -> tuple[list[Record], dict[str, Image.Image]]:
     recs, images = [], {}
     for rec, scene, _, jpg in _stand_in(n):
         caps = standin.coco_captions(scene)
-        recs.append(Record(id=rec.id, image=f"{rec.id}.jpg", caption=caps[0], split="train", source="coco",
-                           meta={"original_captions": caps}))
+        recs.append(
+            Record(
+                id=rec.id,
+                image=f"{rec.id}.jpg",
+                caption=caps[0],
+                split="train",
+                source="coco",
+                meta={"original_captions": caps},
+            )
+        )
         images[rec.id] = jpg
     return recs, images
 
@@ -126,10 +143,16 @@ def _mine(tmp_path: Path, n: int, **over) -> list[dict]:
     recs, images = _records(n)
     for r in recs:
         images[r.id].save(tmp_path / r.image, quality=95, subsampling=0)
-    p = dataclasses.replace(P.stage_settings(frozen_params.load())[0], backend="synthetic", iva_min=2.0, **over)
+    p = dataclasses.replace(
+        P.stage_settings(frozen_params.load())[0], backend="synthetic", iva_min=2.0, **over
+    )
     chain = P.synthetic_chain(standin.synthetic_lexicon(SP))
     P.run_shard(recs, tmp_path, tmp_path / "w", chain, p, seed=3)
-    return [r for f in sorted((tmp_path / "w" / P.PARTS).glob("*.json")) for r in json.loads(f.read_text())["records"]]
+    return [
+        r
+        for f in sorted((tmp_path / "w" / P.PARTS).glob("*.json"))
+        for r in json.loads(f.read_text())["records"]
+    ]
 
 
 def test_variations_are_right_and_the_filter_drops_the_corrupted_ones(tmp_path):
@@ -158,7 +181,9 @@ def test_corruption_changes_nothing_else(tmp_path):
     dirty = {r["id"]: r for r in _mine(tmp_path / "b", 12, corrupt_fraction=0.5)}
     assert clean.keys() == dirty.keys()
     for i, r in dirty.items():
-        same = {k: v for k, v in r["meta"].items() if k not in ("corrupted", "itm_score", "passed", "iva_score")}
+        same = {
+            k: v for k, v in r["meta"].items() if k not in ("corrupted", "itm_score", "passed", "iva_score")
+        }
         assert same == {k: v for k, v in clean[i]["meta"].items() if k in same}
         a = (tmp_path / "a" / "w" / P.IMAGES / r["image"]).read_bytes()
         b = (tmp_path / "b" / "w" / P.IMAGES / r["image"]).read_bytes()
@@ -195,16 +220,28 @@ def test_stage_mines_the_stand_in_end_to_end(tmp_path):
     res = CliRunner().invoke(mine_real.main, args)
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "m.json").read_text())
-    assert m["backend"] == "synthetic" and m["origins"] == 12 and m["corrupted"] > 0 and m["corrupted_kept"] == 0
+    assert (
+        m["backend"] == "synthetic" and m["origins"] == 12 and m["corrupted"] > 0 and m["corrupted_kept"] == 0
+    )
     kept = read_manifest(tmp_path / "v.jsonl")
     assert len(kept) == m["written"] == m["variations"] - m["corrupted"] > 20
     assert len(zipfile.ZipFile(tmp_path / "v.zip").namelist()) == len(kept)
     for r in kept:  # what training reads: the shard's image, true of its caption
         img = read_image(tmp_path / "v" / r.image, what=r.id)
-        assert W.caption_true(r.caption, W.read_scene(img)) and r.group == f"{r.meta['origin_name']}:{r.meta['item']}"
+        assert (
+            W.caption_true(r.caption, W.read_scene(img))
+            and r.group == f"{r.meta['origin_name']}:{r.meta['item']}"
+        )
     # the filter acts at the merge only: the same work folder re-merges without it
-    res = CliRunner().invoke(mine_real.main, [*args[:1], str(_stand_in_params(tmp_path, corrupt_fraction=0.3,
-                                                                                filter=False)), *args[2:], "--merge-only"])
+    res = CliRunner().invoke(
+        mine_real.main,
+        [
+            *args[:1],
+            str(_stand_in_params(tmp_path, corrupt_fraction=0.3, filter=False)),
+            *args[2:],
+            "--merge-only",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert len(read_manifest(tmp_path / "v.jsonl")) == m["variations"]
 

@@ -368,7 +368,8 @@ def genemi_val_row(
     """``[(caption, image)]`` of one row: GeNeMi's miner's variations of one object of the image, as GeNeMi
     made its validation set from Karpathy test with its own pipeline (4 portrayals per object, filtered).
 
-    The chain is ``mine_real``'s with the world's exact models (:func:`genemi.mining.pipeline.synthetic_chain`):
+    The chain is ``mine_real``'s with the world's exact models
+    (:func:`genemi.mining.pipeline.synthetic_chain`):
     the first tagged object that gives at least two variations, its portrayals (a recolouring or another
     shape), the rewritten caption, the painted image; a variation is kept when the scorer confirms its caption
     and its scene differs from the row's others, so each caption is true of exactly one image of the row.

@@ -355,7 +355,8 @@ def build_chain(
 ) -> Chain:
     """The real-model chain from params (``backend: pretrained``), the same chain over tiny
     random-init models saved into ``tiny_dir`` (``backend: tiny``: a plumbing smoke test, its edits are
-    noise), or the world's exact models (``backend: synthetic``, :func:`synthetic_chain`). ``lexicon``: the words
+    noise), or the world's exact models (``backend: synthetic``, :func:`synthetic_chain`).
+    ``lexicon``: the words
     to tag, portray and rewrite with (default: the packaged COCO lexicon; the synthetic stand-in passes
     its own colours and shapes, so every caption stays in its vocabulary).
 
@@ -446,8 +447,8 @@ def stage_settings(params: Params, tiny: bool = False) -> tuple[MineRealParams, 
     enabled = tiny or roads.mines(params)
     if enabled and p.backend == "synthetic" and lexicon is None:
         raise ValueError(
-            "mine_real.backend=synthetic knows only the synthetic world's images: set data.stand_in: synthetic "
-            "(the stand-in COCO files), or mine_real.backend: pretrained for real COCO"
+            "mine_real.backend=synthetic knows only the synthetic world's images: set "
+            "data.stand_in: synthetic (the stand-in COCO files), or backend pretrained for real COCO"
         )
     return p, enabled, lexicon
 
@@ -495,8 +496,8 @@ def mine_real(
         check_work_dir(work_dir, fingerprint(p, seed, Path(manifest).read_bytes()))
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if p.device == "cuda" else "cpu"
         if p.backend == "tiny":
-            log("mine_real: backend tiny: random-init models paint noise; a plumbing smoke test, not a result "
-                "(backend synthetic mines the synthetic stand-in exactly)")
+            log("mine_real: backend tiny: random-init models paint noise; a plumbing smoke test, not a "
+                "result (backend synthetic mines the synthetic stand-in exactly)")
         with tempfile.TemporaryDirectory(prefix="genemi_tiny_") as tiny_dir:
             chain = build_chain(p, device, tiny_dir=tiny_dir if p.backend == "tiny" else None, lexicon=lexicon)
             stats = run_shard(records, image_root, work_dir, chain, p, seed, rank, world)

@@ -1,4 +1,4 @@
-"""The synthetic world's exact mining models, for the COCO stand-in's images (``mine_real.backend: synthetic``).
+"""The synthetic world's exact mining models for the COCO stand-in (``mine_real.backend: synthetic``).
 
 Every stand-in image is a scene of the world (:mod:`genemi.synth.world`): flat background, saturated palette
 colours, one object per slot of a horizontal row, each shape spanning its whole box. So the scene can be
@@ -79,11 +79,9 @@ def read_objects(image: Image.Image | np.ndarray) -> list[dict]:
         rgb = np.median(arr[in_slot].astype(np.float32), axis=0)
         color = min(world.PALETTE, key=lambda c: float(np.sum((rgb - np.array(world.PALETTE[c])) ** 2)))
 
-        def iou(shape: str) -> float:
-            m = world.shape_mask(shape, cx, cy, half, size)
-            return float((m & in_slot).sum() / max(1, (m | in_slot).sum()))
-
-        shape = max(world.SHAPES, key=iou)
+        drawn = {s: world.shape_mask(s, cx, cy, half, size) for s in world.SHAPES}
+        iou = {s: (m & in_slot).sum() / max(1, (m | in_slot).sum()) for s, m in drawn.items()}
+        shape = max(world.SHAPES, key=iou.__getitem__)
         out.append({
             "color": color, "shape": shape, "slot": slot,
             "dx": cx - int(cell * slot + cell / 2), "dy": cy - size // 2,
@@ -128,7 +126,8 @@ def caption_true(caption: str, scene: dict) -> bool:
             return False
         return place is None if k > 1 else (place is not None and objs[0]["slot"] == _PLACES[place])
     if m := _PLACED.match(text):
-        return any(c == f"{m[1]} {m[2]}" and o["slot"] == _PLACES[m[3]] for c, o in zip(combos, objs))
+        want, slot = f"{m[1]} {m[2]}", _PLACES[m[3]]
+        return any(c == want and o["slot"] == slot for c, o in zip(combos, objs, strict=True))
     return False
 
 
@@ -157,9 +156,9 @@ class WorldGrounder:
         if not found:
             return []
         boxes = [o["box"] for o in found]
-        group = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-        label = phrase.strip()
-        return [Detection(group, 1.0, label)] + ([Detection(b, 1.0, label) for b in boxes] if len(boxes) > 1 else [])
+        group = tuple(f(b[i] for b in boxes) for i, f in enumerate((min, min, max, max)))
+        each = [Detection(b, 1.0, phrase.strip()) for b in boxes] if len(boxes) > 1 else []
+        return [Detection(group, 1.0, phrase.strip()), *each]
 
 
 class WorldSegmenter:

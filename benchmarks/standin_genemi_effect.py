@@ -1,0 +1,358 @@
+"""GeNeMi's claim on its road: the COCO stand-in mined exactly, fine-tuned, scored on genemi_val.
+
+Runs the stage scripts (the code `dvc exp run` runs) into a work folder, one arm after another, with
+`recipes/standin_genemi.yaml` applied to the committed params.yaml and, per arm, these overrides:
+
+==============  ================================================================================  ===========
+arm             training data                                                                     batching
+==============  ================================================================================  ===========
+control         the regular COCO pairs alone (same steps, same batch size)                         records
+genemi          mined variations (filter on) + regular pairs                                      item_based
+shuffled        the same records as genemi                                                        records
+corrupt_off     variations with mine_real.corrupt_fraction of them corrupted, filter off + regular  item_based
+corrupt_on      the same mining, filter on + regular                                              item_based
+==============  ================================================================================  ===========
+
+Every arm is scored on genemi_val against the control (`stages/evaluate.py --base control --finetuned arm`),
+so each delta comes with its paired bootstrap interval. The stand-in data do not depend on the training
+seed (real.subset_seed), so they are written once, and so is the synthetic base (synth_data -> mine ->
+base with seed 0, the default pipeline's): the seeds vary the mining (portrayals, which variations are
+corrupted), the batches and the fine-tuning of every arm. Stages run with `threads: 1` (results do not
+depend on it; on a shared machine two spinning threads per process waste the cores). Wall time is
+measured per stage; one arm's road is the shared stages plus its mining, fine-tuning and evaluation.
+
+    python benchmarks/standin_genemi_effect.py                       # seeds 0 1 2, ~25 min on 2 cores
+    python benchmarks/standin_genemi_effect.py --seeds 0 --work /tmp/g # one seed, keep the work folder
+
+Writes benchmarks/results/standin_genemi_effect.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+ARMS = ("control", "genemi", "shuffled", "corrupt_off", "corrupt_on")
+METRICS = ("text", "image", "group")
+
+
+def write_params(path: Path, overrides: dict) -> Path:
+    """The committed params.yaml + recipe standin_genemi + ``threads: 1`` + ``overrides``, checked like
+    load_params."""
+    from genemi.config import params_from_dict
+    from genemi.recipe import apply_to, load_recipe
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    new = apply_to(raw, load_recipe("standin_genemi", REPO / "recipes").params)
+    new = apply_to(new, {"threads": 1, **overrides})
+    params_from_dict(new)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(new, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def stage(work: Path, times: dict, key: str, script: str, *args: str) -> None:
+    """Run ``stages/<script>.py args`` in ``work``; record its wall time under ``key``; fail loudly."""
+    t = time.perf_counter()
+    cmd = [sys.executable, str(REPO / "stages" / f"{script}.py"), *args]
+    res = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+    if res.returncode:
+        sys.exit(
+            f"Error: {' '.join(cmd[1:])} failed (rc {res.returncode}):\n"
+            f"{res.stdout[-3000:]}{res.stderr[-3000:]}"
+        )
+    times[key] = round(time.perf_counter() - t, 1)
+    click.echo(f"  {key}: {times[key]} s")
+
+
+def shared_data(work: Path, times: dict) -> None:
+    """The stand-in COCO files, their manifest and genemi_val (independent of the training seed), and the
+    synthetic base (seed 0)."""
+    prm = str(write_params(work / "params" / "data.yaml", {"seed": 0}))
+    lock = ["--downloads", "data/downloads", "--lock", "downloads.lock.json"]
+    stage(work, times, "download_coco", "download_coco", "--params", prm, "--out", "data/raw/coco", *lock)
+    stage(
+        work,
+        times,
+        "coco_manifest",
+        "coco_manifest",
+        "--params",
+        prm,
+        "--coco",
+        "data/raw/coco",
+        "--out",
+        "data/coco/karpathy.jsonl",
+        "--stats",
+        "metrics/coco_data.json",
+    )
+    stage(
+        work,
+        times,
+        "download_genemi_val",
+        "download_genemi_val",
+        "--params",
+        prm,
+        "--out",
+        "data/raw/eval/genemi_val",
+        *lock,
+    )
+    stage(work, times, "synth_data", "synth_data", "--params", prm, "--out", "data")
+    stage(
+        work,
+        times,
+        "mine",
+        "mine",
+        "--params",
+        prm,
+        "--root",
+        "data",
+        "--out",
+        "negatives",
+        "--sheet",
+        "data/negatives.png",
+    )
+    stage(
+        work,
+        times,
+        "base",
+        "base",
+        "--params",
+        prm,
+        "--train",
+        "data/negatives/train.jsonl",
+        "--image-root",
+        "data",
+        "--out",
+        "data/base.safetensors",
+        "--metrics",
+        "data/base.json",
+    )
+
+
+def mine(work: Path, times: dict, seed: int, name: str, corrupt: float, filt: bool, merge_only: bool) -> str:
+    """mine_real into data/s<seed>/<name>; returns the variation manifest. ``merge_only``: re-merge the
+    work folder another setting mined (the filter acts at the merge only)."""
+    prm = str(
+        write_params(
+            work / "params" / f"s{seed}_{name}.yaml",
+            {"seed": seed, "mine_real.corrupt_fraction": corrupt, "mine_real.filter": filt},
+        )
+    )
+    d, wd = f"data/s{seed}/{name}", f"data/s{seed}/mine_{corrupt:g}"
+    stage(
+        work,
+        times,
+        f"mine_real_{name}",
+        "mine_real",
+        "--params",
+        prm,
+        "--manifest",
+        "data/coco/karpathy.jsonl",
+        "--image-root",
+        "data/raw/coco/images",
+        "--work-dir",
+        wd,
+        "--out",
+        f"{d}/variations.jsonl",
+        "--shard",
+        f"{d}/images.zip",
+        "--sheets",
+        f"{d}/sheets",
+        "--metrics",
+        f"{d}/mine_real.json",
+        *(["--merge-only"] if merge_only else []),
+    )
+    return d
+
+
+def run_seed(work: Path, seed: int, times: dict) -> dict:
+    """Base, mining and every arm of one seed; returns genemi_val metrics per arm (vs the control)."""
+    s, base = f"data/s{seed}", "data/base.safetensors"
+    prm = str(write_params(work / "params" / f"s{seed}.yaml", {"seed": seed}))
+    mined = {
+        "genemi": mine(work, times, seed, "clean", 0.0, True, False),
+        "corrupt_on": mine(work, times, seed, "corrupt_on", 1 / 3, True, False),
+        "corrupt_off": mine(work, times, seed, "corrupt_off", 1 / 3, False, True),
+    }
+    mined["shuffled"] = mined["genemi"]
+    mining = {k: json.loads((work / d / "mine_real.json").read_text()) for k, d in mined.items()}
+    out = {"mining": mining}
+    for arm in ARMS:
+        mode = "records" if arm in ("control", "shuffled") else "item_based"
+        aprm = str(
+            write_params(work / "params" / f"s{seed}_{arm}.yaml", {"seed": seed, "batching.mode": mode})
+        )
+        data = (
+            ["--genemi-train", "data/coco/karpathy.jsonl", "--genemi-image-root", "data/raw/coco/images"]
+            if arm == "control"
+            else [
+                "--genemi-train",
+                f"{mined[arm]}/variations.jsonl",
+                "--genemi-image-root",
+                f"{mined[arm]}/images",
+                "--regular",
+                "data/coco/karpathy.jsonl",
+                "--regular-image-root",
+                "data/raw/coco/images",
+            ]
+        )
+        stage(
+            work,
+            times,
+            f"finetune_{arm}",
+            "finetune",
+            "--params",
+            aprm,
+            "--train",
+            "data/negatives/train.jsonl",
+            "--image-root",
+            "data",
+            *data,
+            "--base",
+            base,
+            "--out",
+            f"{s}/{arm}.safetensors",
+            "--metrics",
+            f"{s}/{arm}_ft.json",
+            "--live-dir",
+            f"{s}/live_{arm}",
+            "--data",
+            "data",
+        )
+    for arm in ARMS:
+        m = f"{s}/eval_{arm}.json"
+        stage(
+            work,
+            times,
+            f"evaluate_{arm}",
+            "evaluate",
+            "--params",
+            prm,
+            "--benchmark",
+            "genemi_val",
+            "--data",
+            "data",
+            "--base",
+            base if arm == "control" else f"{s}/control.safetensors",
+            "--finetuned",
+            f"{s}/{arm}.safetensors",
+            "--metrics",
+            m,
+            "--plot-dir",
+            f"{s}/plots_{arm}",
+        )
+        out[arm] = json.loads((work / m).read_text())
+    return out
+
+
+def row(flat: dict, who: str, metric: str) -> float:
+    return flat[f"{who}/all/{metric}"]
+
+
+def summarise(results: dict) -> dict:
+    """Per seed and arm: genemi_val text/image/group, and each arm's delta to the control with its
+    interval."""
+    table = {}
+    for seed, res in results.items():
+        for arm in ARMS:
+            flat = res[arm]
+            if arm == "control":  # evaluated against the base: its finetuned side is the control
+                table[f"{seed}/base"] = {m: row(flat, "base", m) for m in METRICS}
+                table[f"{seed}/control"] = {m: row(flat, "finetuned", m) for m in METRICS}
+                continue
+            entry = {m: row(flat, "finetuned", m) for m in METRICS}
+            for m in METRICS:
+                entry[f"d_{m}"] = flat[f"delta/all/{m}"]
+                entry[f"d_{m}_lo"], entry[f"d_{m}_hi"] = flat[f"delta/all/{m}_lo"], flat[f"delta/all/{m}_hi"]
+            table[f"{seed}/{arm}"] = entry
+    return table
+
+
+def markdown(table: dict, results: dict, times: dict, seeds: list[int]) -> str:
+    lines = [
+        "# GeNeMi stand-in: variations vs the regular-pairs control on genemi_val",
+        "",
+        "`python benchmarks/standin_genemi_effect.py` (recipe standin_genemi, mine_real.backend synthetic; "
+        "2 CPU cores). Deltas are arm - control, paired bootstrap 95% intervals.",
+        "",
+        "| seed | arm | text | image | group | Δtext [95%] | Δimage [95%] | Δgroup [95%] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, e in table.items():
+        seed, arm = key.split("/")
+        d = [
+            f"{e[f'd_{m}']:+.1f} [{e[f'd_{m}_lo']:+.1f}, {e[f'd_{m}_hi']:+.1f}]" if f"d_{m}" in e else ""
+            for m in METRICS
+        ]
+        lines.append(
+            f"| {seed} | {arm} | " + " | ".join(f"{e[m]:.1f}" for m in METRICS) + " | " + " | ".join(d) + " |"
+        )
+    lines += ["", "Mining per seed (variations mined / kept / corrupted / corrupted kept):", ""]
+    for seed in seeds:
+        for name, m in results[str(seed)]["mining"].items():
+            lines.append(
+                f"- seed {seed}, {name}: {m['variations']} / {m['written']} / {m['corrupted']} / "
+                f"{m['corrupted_kept']}"
+            )
+    lines += ["", "Wall time per stage (s), by seed:", ""]
+    for seed in seeds:
+        lines.append(f"- seed {seed}: " + ", ".join(f"{k} {v}" for k, v in times[str(seed)].items()))
+    lines.append(
+        "- shared (stand-in data, synthetic base): " + ", ".join(f"{k} {v}" for k, v in times["data"].items())
+    )
+    return "\n".join(lines) + "\n"
+
+
+@click.command(help=__doc__)
+@click.option("--seeds", multiple=True, type=int, default=(0, 1, 2), show_default=True)
+@click.option("--work", type=click.Path(file_okay=False), help="Work folder (default: a temporary one).")
+@click.option(
+    "--out",
+    default=str(REPO / "benchmarks" / "results" / "standin_genemi_effect"),
+    show_default=True,
+    help="Results path without suffix (.json and .md are written).",
+)
+def main(seeds, work, out):
+    from genemi.io import write_json
+
+    tmp = None if work else tempfile.TemporaryDirectory(prefix="genemi_effect_")
+    wdir = Path(work or tmp.name)
+    wdir.mkdir(parents=True, exist_ok=True)
+    times: dict = {"data": {}}
+    click.echo("stand-in data")
+    shared_data(wdir, times["data"])
+    results = {}
+    for seed in seeds:  # results are written after each seed, so a cut-short run keeps what it measured
+        click.echo(f"seed {seed}")
+        times[str(seed)] = {}
+        results[str(seed)] = run_seed(wdir, seed, times[str(seed)])
+        done = [s for s in seeds if str(s) in results]
+        table = summarise(results)
+        write_json(
+            f"{out}.json",
+            {
+                "table": table,
+                "mining": {s: r["mining"] for s, r in results.items()},
+                "times_s": times,
+                "load_average": os.getloadavg(),
+            },
+        )
+        Path(f"{out}.md").write_text(markdown(table, results, times, done), encoding="utf-8")
+    click.echo(Path(f"{out}.md").read_text())
+    if tmp:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
