@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO))
 
 ARMS = ("control", "genemi", "shuffled", "corrupt_off", "corrupt_on")
 METRICS = ("text", "image", "group")
+COMPOSITIONAL = "data_compositional"  # the diagnostic genemi_val-format rows (compositional_val)
 
 
 def write_params(path: Path, overrides: dict) -> Path:
@@ -179,7 +180,6 @@ def mine(work: Path, times: dict, seed: int, name: str, corrupt: float, filt: bo
 def run_seed(work: Path, seed: int, times: dict) -> dict:
     """Base, mining and every arm of one seed; returns genemi_val metrics per arm (vs the control)."""
     s, base = f"data/s{seed}", "data/base.safetensors"
-    prm = str(write_params(work / "params" / f"s{seed}.yaml", {"seed": seed}))
     mined = {
         "genemi": mine(work, times, seed, "clean", 0.0, True, False),
         "corrupt_on": mine(work, times, seed, "corrupt_on", 1 / 3, True, False),
@@ -230,43 +230,51 @@ def run_seed(work: Path, seed: int, times: dict) -> dict:
             "--data",
             "data",
         )
+    out.update(evaluate_arms(work, seed, times, "data"))
+    out["compositional"] = evaluate_arms(work, seed, times, COMPOSITIONAL)
+    return out
+
+
+def evaluate_arms(work: Path, seed: int, times: dict, data: str) -> dict:
+    """Every arm of ``seed`` on the genemi_val rows under ``data`` (control vs base, each arm vs control)."""
+    s, base, tag = f"data/s{seed}", "data/base.safetensors", "" if data == "data" else "c"
+    prm = str(write_params(work / "params" / f"s{seed}.yaml", {"seed": seed}))
+    out = {}
     for arm in ARMS:
-        m = f"{s}/eval_{arm}.json"
-        stage(
-            work,
-            times,
-            f"evaluate_{arm}",
-            "evaluate",
-            "--params",
-            prm,
-            "--benchmark",
-            "genemi_val",
-            "--data",
-            "data",
-            "--base",
-            base if arm == "control" else f"{s}/control.safetensors",
-            "--finetuned",
-            f"{s}/{arm}.safetensors",
-            "--metrics",
-            m,
-            "--plot-dir",
-            f"{s}/plots_{arm}",
-        )
+        m = f"{s}/eval{tag}_{arm}.json"
+        ref = base if arm == "control" else f"{s}/control.safetensors"
+        stage(work, times, f"evaluate{tag}_{arm}", "evaluate", "--params", prm, "--benchmark", "genemi_val",
+              "--data", data, "--base", ref, "--finetuned", f"{s}/{arm}.safetensors", "--metrics", m,
+              "--plot-dir", f"{s}/plots{tag}_{arm}")  # fmt: skip
         out[arm] = json.loads((work / m).read_text())
     return out
+
+
+def compositional_val(work: Path) -> None:
+    """The diagnostic rows (:func:`genemi.data.standin.compositional_val_row`: the scene and the synthetic
+    miner's negatives of it) in genemi_val's format, under ``<work>/<COMPOSITIONAL>``."""
+    from genemi.config import load_params
+    from genemi.data import standin
+
+    p = load_params(work / "params" / "data.yaml")
+    out = work / COMPOSITIONAL / "raw" / "eval" / "genemi_val"
+    out.mkdir(parents=True, exist_ok=True)
+    standin.write_genemi_val(
+        p.synth, p.real.subset_seed, p.data.stand_in_size, out, standin.compositional_val_row
+    )
 
 
 def row(flat: dict, who: str, metric: str) -> float:
     return flat[f"{who}/all/{metric}"]
 
 
-def summarise(results: dict) -> dict:
+def summarise(results: dict, which: str | None = None) -> dict:
     """Per seed and arm: genemi_val text/image/group, and each arm's delta to the control with its
     interval."""
     table = {}
     for seed, res in results.items():
         for arm in ARMS:
-            flat = res[arm]
+            flat = res[which][arm] if which else res[arm]
             if arm == "control":  # evaluated against the base: its finetuned side is the control
                 table[f"{seed}/base"] = {m: row(flat, "base", m) for m in METRICS}
                 table[f"{seed}/control"] = {m: row(flat, "finetuned", m) for m in METRICS}
@@ -304,8 +312,7 @@ def verdicts(table: dict, seeds: list[str]) -> list[str]:
 
 def markdown(data: dict) -> str:
     """The results page from the JSON this script writes."""
-    table, mining, times = data["table"], data["mining"], data["times_s"]
-    seeds = list(mining)
+    table, seeds = data["table"], list(data["mining"])
     lines = [
         "# GeNeMi stand-in: variations vs the regular-pairs control on genemi_val",
         "",
@@ -315,6 +322,20 @@ def markdown(data: dict) -> str:
         "arm - control (base row: the synthetic base, control row: the same steps on the regular pairs "
         "alone), paired bootstrap 95% intervals over rows' pairs.",
         "",
+    ]
+    lines += table_lines(table)
+    if data.get("compositional"):
+        lines += ["", "The same models on the diagnostic rows (`compositional_val_row`: the scene and the "
+                  "synthetic miner's colour swap, colour/shape change, place swap and count change):", "",
+                  *table_lines(data["compositional"])]  # fmt: skip
+    lines += ["", "Targets (issue 22) on genemi_val:", "", *verdicts(table, seeds)]
+    if data.get("compositional"):
+        lines += ["", "The same checks on the diagnostic rows:", "", *verdicts(data["compositional"], seeds)]
+    return finish_markdown(lines, data, seeds)
+
+
+def table_lines(table: dict) -> list[str]:
+    lines = [
         "| seed | arm | text | image | group | Δtext [95%] | Δimage [95%] | Δgroup [95%] |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -327,7 +348,11 @@ def markdown(data: dict) -> str:
         lines.append(
             f"| {seed} | {arm} | " + " | ".join(f"{e[m]:.1f}" for m in METRICS) + " | " + " | ".join(d) + " |"
         )
-    lines += ["", "Targets (issue 22):", "", *verdicts(table, seeds)]
+    return lines
+
+
+def finish_markdown(lines: list[str], data: dict, seeds: list[str]) -> str:
+    mining, times = data["mining"], data["times_s"]
     lines += [
         "",
         "Mining per seed (variations mined / in the training manifest / corrupted / corrupted kept):",
@@ -363,9 +388,23 @@ def markdown(data: dict) -> str:
     help="Results path without suffix (.json and .md are written).",
 )
 @click.option("--render", is_flag=True, help="Only rewrite OUT.md from OUT.json (no runs).")
-def main(seeds, work, out, render):
+@click.option(
+    "--compositional-only",
+    is_flag=True,
+    help="Only score the trained arms of --seeds in --work on the diagnostic rows; add them to OUT.",
+)
+def main(seeds, work, out, render, compositional_only):
     from genemi.io import write_json
 
+    if compositional_only:  # add the diagnostic rows' table to a finished run's results
+        data, wdir = json.loads(Path(f"{out}.json").read_text()), Path(work)
+        if not (wdir / COMPOSITIONAL).is_dir():
+            compositional_val(wdir)
+        done = {str(s): {"compositional": evaluate_arms(wdir, s, data["times_s"][str(s)], COMPOSITIONAL)}
+                for s in seeds}  # fmt: skip
+        data["compositional"] = {**data.get("compositional", {}), **summarise(done, "compositional")}
+        write_json(f"{out}.json", data)
+        render = True
     if render:
         Path(f"{out}.md").write_text(markdown(json.loads(Path(f"{out}.json").read_text())), encoding="utf-8")
         click.echo(Path(f"{out}.md").read_text())
@@ -377,6 +416,7 @@ def main(seeds, work, out, render):
     times: dict = {"data": {}}
     click.echo("stand-in data")
     shared_data(wdir, times["data"])
+    compositional_val(wdir)
     results = {}
     for seed in seeds:  # results are written after each seed, so a cut-short run keeps what it measured
         click.echo(f"seed {seed}")
@@ -384,6 +424,7 @@ def main(seeds, work, out, render):
         results[str(seed)] = run_seed(wdir, seed, times[str(seed)])
         data = {
             "table": summarise(results),
+            "compositional": summarise(results, "compositional"),
             "mining": {s: r["mining"] for s, r in results.items()},
             "times_s": times,
             "load_average": [round(x, 1) for x in os.getloadavg()],

@@ -397,16 +397,33 @@ def genemi_val_row(
     return []
 
 
-def write_genemi_val(p: SynthParams, seed: int, size: int, out: PathLike) -> int:
+def compositional_val_row(
+    rec: Record, image: np.ndarray, p: SynthParams, seed: int
+) -> list[tuple[str, Image.Image]]:
+    """A harder row in genemi_val's format for diagnosis (``benchmarks/standin_genemi_effect.py``): the scene,
+    then up to three of the synthetic miner's negatives of it (colour swap, colour or shape change, place
+    swap, count change) as images with the captions true of them; every scene of the row differs."""
+    mined, files = dataset.mine_record(rec, Image.fromarray(image), p, MINE, seed)
+    keys = {rec.meta["key"]}
+    row = [(rec.caption, Image.fromarray(image))]
+    for neg, (_, img), key in zip(mined.negatives, files, mined.meta["negative_keys"], strict=True):
+        if key in keys or len(row) == GENEMI_VAL_MAX:
+            continue
+        keys.add(key)
+        row.append((neg.caption, img))
+    return row
+
+
+def write_genemi_val(p: SynthParams, seed: int, size: int, out: PathLike, row_of=genemi_val_row) -> int:
     """``<out>/test.jsonl`` and ``<out>/<row:06d>/<i>.jpg``, one row per COCO stand-in test image (GeNeMi's
-    validation set was made from Karpathy test); returns the number of rows."""
+    validation set was made from Karpathy test) made by ``row_of``; returns the number of rows."""
     out = Path(out)
     lines = []
     for split, i, rec, img in _indexed(p, seed, size, "coco"):
         if split != "test":
             continue
         row: dict = {}
-        pairs = genemi_val_row(rec, img, p, seed)
+        pairs = row_of(rec, img, p, seed)
         if not pairs:
             continue
         row["num_sample"] = len(pairs)
