@@ -336,10 +336,10 @@ def markdown(data: dict) -> str:
         "# GeNeMi stand-in: variations vs the regular-pairs control on genemi_val",
         "",
         "`python benchmarks/standin_genemi_effect.py` (recipe standin_genemi: mine_real.backend synthetic, "
-        "plain CLIP loss, 200 steps of 120; arms in the script's docstring). genemi_val accuracy in %; "
-        "deltas are "
-        "arm - control (base row: the synthetic base, control row: the same steps on the regular pairs "
-        "alone), paired bootstrap 95% intervals over rows' pairs.",
+        "plain CLIP loss, 200 steps of 120; arms in the script's docstring). Accuracy = % of rows whose "
+        "every caption (text), every image (image) or both (group) rank first, GeNeMi's Text/Image/Group "
+        "All; deltas are arm - control (base row: the synthetic base, control row: the same steps on the "
+        "regular pairs alone), paired bootstrap 95% intervals over rows.",
         "",
     ]
     lines += table_lines(table)
