@@ -369,27 +369,29 @@ def genemi_val_row(
     made its validation set from Karpathy test with its own pipeline (4 portrayals per object, filtered).
 
     The chain is ``mine_real``'s with the world's exact models
-    (:func:`genemi.mining.pipeline.synthetic_chain`):
+    (:func:`genemi.mining.pipeline.synthetic_chain`'s parts):
     the first tagged object that gives at least two variations, its portrayals (a recolouring or another
     shape), the rewritten caption, the painted image; a variation is kept when the scorer confirms its caption
     and its scene differs from the row's others, so each caption is true of exactly one image of the row.
     Fewer than two: ``[]`` (no row)."""
-    from genemi.mining.pipeline import synthetic_chain
-    from genemi.mining.synthetic import caption_true, read_scene
+    from genemi.mining import synthetic as W
+    from genemi.mining.portrayals import LexiconPortrayer
+    from genemi.mining.rewrite import CaptionRewriter
 
-    chain = synthetic_chain(synthetic_lexicon(p))
+    lexicon = synthetic_lexicon(p)  # the parts of synthetic_chain, without the pipeline's model doors
+    portrayer, rewriter = LexiconPortrayer(lexicon), CaptionRewriter(None, lexicon)
     img = Image.fromarray(image)
-    for item in chain.tagger.tag(img, rec.caption):
-        mask = chain.segmenter.segment(img, chain.grounder.ground(img, item)[0].box)
+    for item in W.WorldTagger().tag(img, rec.caption):
+        mask = W.WorldSegmenter().segment(img, W.WorldGrounder().ground(img, item)[0].box)
         rng = seeding.rng(seed, rec.id, item, "genemi_val")
         row: list[tuple[str, Image.Image, dict]] = []
-        for por in chain.portrayer.portray(item, rec.caption, GENEMI_VAL_MAX, rng):
-            cap = chain.rewriter.rewrite(rec.caption, item, por.short)
-            var = chain.editor.edit(img, mask, por.desc, 0)
-            scene = read_scene(var)
-            if cap is None or chain.scorer.score(var, cap) <= 0:
+        for por in portrayer.portray(item, rec.caption, GENEMI_VAL_MAX, rng):
+            cap = rewriter.rewrite(rec.caption, item, por.short)
+            var = W.WorldPainter().edit(img, mask, por.desc, 0)
+            scene = W.read_scene(var)
+            if cap is None or W.WorldScorer().score(var, cap) <= 0:
                 continue
-            if any(caption_true(cap, s) or caption_true(c, scene) for c, _, s in row):
+            if any(W.caption_true(cap, s) or W.caption_true(c, scene) for c, _, s in row):
                 continue
             row.append((cap, var, scene))
         if len(row) >= 2:
