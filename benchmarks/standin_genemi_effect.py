@@ -300,12 +300,14 @@ def verdicts(table: dict, seeds: list[str]) -> list[str]:
         line += f" -> {'met' if gain else 'NOT met'} (>= +10 each)"
         if off and on:
             lost = g["d_group"] - off["d_group"]
-            back = (on["d_group"] - off["d_group"]) / lost if lost > 0 else float("nan")
-            line += (
-                f"; group gain clean {g['d_group']:+.1f}, corrupted+filter off {off['d_group']:+.1f} "
-                f"({'shrinks' if lost > 0 else 'does NOT shrink'}), filter on {on['d_group']:+.1f}: restores "
-                f"{back:.0%} of the loss -> {'met' if lost > 0 and back >= 0.5 else 'NOT met'} (>= 50%)"
-            )
+            line += (f"; group gain clean {g['d_group']:+.1f}, a third corrupted + filter off "
+                     f"{off['d_group']:+.1f}, filter on {on['d_group']:+.1f}: ")  # fmt: skip
+            if lost > 0:
+                back = (on["d_group"] - off["d_group"]) / lost
+                ok = "met" if back >= 0.5 else "NOT met"
+                line += f"the gain shrinks, the filter restores {back:.0%} -> {ok}"
+            else:
+                line += "the gain does NOT shrink -> NOT met (nothing to restore)"
         out.append(line)
     return out
 
