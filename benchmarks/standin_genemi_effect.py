@@ -43,7 +43,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-ARMS = ("control", "genemi", "shuffled", "corrupt_off", "corrupt_on")
+ARMS = ("control", "genemi", "shuffled", "allinone", "corrupt_off", "corrupt_on")
 METRICS = ("text", "image", "group")
 COMPOSITIONAL = "data_compositional"  # the diagnostic genemi_val-format rows (compositional_val)
 
@@ -177,70 +177,60 @@ def mine(work: Path, times: dict, seed: int, name: str, corrupt: float, filt: bo
     return d
 
 
-def run_seed(work: Path, seed: int, times: dict) -> dict:
-    """Base, mining and every arm of one seed; returns genemi_val metrics per arm (vs the control)."""
-    s, base = f"data/s{seed}", "data/base.safetensors"
+# per arm: the batching overrides (besides seed) and which mining feeds it (None: the regular pairs alone)
+ARM_SETUP = {
+    "control": ({"batching.mode": "records"}, None),
+    "genemi": ({}, "clean"),
+    "shuffled": ({"batching.mode": "records"}, "clean"),
+    # GeNeMi's allinone grouping: 24 groups of (1 variation + 4 regular pairs), the same 24 : 96 share as
+    # item_based's 12 x (2 + 8), but no two variations of one object in a batch: batching alone differs
+    "allinone": (
+        {"batching.mode": "allinone", "batching.variations_per_group": 1, "batching.regular_per_group": 4},
+        "clean",
+    ),  # fmt: skip
+    "corrupt_off": ({}, "corrupt_off"),
+    "corrupt_on": ({}, "corrupt_on"),
+}
+
+
+def run_seed(work: Path, seed: int, times: dict, arms=ARMS) -> dict:
+    """Mining and the ``arms`` of one seed; returns genemi_val (and diagnostic rows') metrics per arm."""
     mined = {
-        "genemi": mine(work, times, seed, "clean", 0.0, True, False),
+        "clean": mine(work, times, seed, "clean", 0.0, True, False),
         "corrupt_on": mine(work, times, seed, "corrupt_on", 1 / 3, True, False),
         "corrupt_off": mine(work, times, seed, "corrupt_off", 1 / 3, False, True),
     }
-    mined["shuffled"] = mined["genemi"]
-    mining = {k: json.loads((work / d / "mine_real.json").read_text()) for k, d in mined.items()}
+    mining = {a: json.loads((work / mined[m] / "mine_real.json").read_text())
+              for a, (_, m) in ARM_SETUP.items() if m and a in arms}  # fmt: skip
     out = {"mining": mining}
-    for arm in ARMS:
-        mode = "records" if arm in ("control", "shuffled") else "item_based"
-        aprm = str(
-            write_params(work / "params" / f"s{seed}_{arm}.yaml", {"seed": seed, "batching.mode": mode})
-        )
-        data = (
-            ["--genemi-train", "data/coco/karpathy.jsonl", "--genemi-image-root", "data/raw/coco/images"]
-            if arm == "control"
-            else [
-                "--genemi-train",
-                f"{mined[arm]}/variations.jsonl",
-                "--genemi-image-root",
-                f"{mined[arm]}/images",
-                "--regular",
-                "data/coco/karpathy.jsonl",
-                "--regular-image-root",
-                "data/raw/coco/images",
-            ]
-        )
-        stage(
-            work,
-            times,
-            f"finetune_{arm}",
-            "finetune",
-            "--params",
-            aprm,
-            "--train",
-            "data/negatives/train.jsonl",
-            "--image-root",
-            "data",
-            *data,
-            "--base",
-            base,
-            "--out",
-            f"{s}/{arm}.safetensors",
-            "--metrics",
-            f"{s}/{arm}_ft.json",
-            "--live-dir",
-            f"{s}/live_{arm}",
-            "--data",
-            "data",
-        )
-    out.update(evaluate_arms(work, seed, times, "data"))
-    out["compositional"] = evaluate_arms(work, seed, times, COMPOSITIONAL)
+    for arm in arms:
+        train(work, times, seed, arm, mined)
+    out.update(evaluate_arms(work, seed, times, "data", arms))
+    out["compositional"] = evaluate_arms(work, seed, times, COMPOSITIONAL, arms)
     return out
 
 
-def evaluate_arms(work: Path, seed: int, times: dict, data: str) -> dict:
+def train(work: Path, times: dict, seed: int, arm: str, mined: dict) -> None:
+    """finetune of one arm from the shared base into data/s<seed>/<arm>.safetensors."""
+    s = f"data/s{seed}"
+    over, source = ARM_SETUP[arm]
+    aprm = str(write_params(work / "params" / f"s{seed}_{arm}.yaml", {"seed": seed, **over}))
+    coco = ["data/coco/karpathy.jsonl", "data/raw/coco/images"]
+    mined_in = [f"{mined[source]}/variations.jsonl", f"{mined[source]}/images"] if source else []
+    data = (["--genemi-train", coco[0], "--genemi-image-root", coco[1]] if source is None else
+            ["--genemi-train", mined_in[0], "--genemi-image-root", mined_in[1],
+             "--regular", coco[0], "--regular-image-root", coco[1]])  # fmt: skip
+    stage(work, times, f"finetune_{arm}", "finetune", "--params", aprm, "--train", "data/negatives/train.jsonl",
+          "--image-root", "data", *data, "--base", "data/base.safetensors", "--out", f"{s}/{arm}.safetensors",
+          "--metrics", f"{s}/{arm}_ft.json", "--live-dir", f"{s}/live_{arm}", "--data", "data")  # fmt: skip
+
+
+def evaluate_arms(work: Path, seed: int, times: dict, data: str, arms=ARMS) -> dict:
     """Every arm of ``seed`` on the genemi_val rows under ``data`` (control vs base, each arm vs control)."""
     s, base, tag = f"data/s{seed}", "data/base.safetensors", "" if data == "data" else "c"
     prm = str(write_params(work / "params" / f"s{seed}.yaml", {"seed": seed}))
     out = {}
-    for arm in ARMS:
+    for arm in arms:
         m = f"{s}/eval{tag}_{arm}.json"
         ref = base if arm == "control" else f"{s}/control.safetensors"
         stage(work, times, f"evaluate{tag}_{arm}", "evaluate", "--params", prm, "--benchmark", "genemi_val",
@@ -274,6 +264,8 @@ def summarise(results: dict, which: str | None = None) -> dict:
     table = {}
     for seed, res in results.items():
         for arm in ARMS:
+            if arm not in (res[which] if which else res):
+                continue
             flat = res[which][arm] if which else res[arm]
             if arm == "control":  # evaluated against the base: its finetuned side is the control
                 table[f"{seed}/base"] = {m: row(flat, "base", m) for m in METRICS}
@@ -415,9 +407,25 @@ def finish_markdown(lines: list[str], data: dict, seeds: list[str]) -> str:
     is_flag=True,
     help="Only score the trained arms of --seeds in --work on the diagnostic rows; add them to OUT.",
 )
-def main(seeds, work, out, render, compositional_only):
+@click.option(
+    "--add-arm",
+    multiple=True,
+    type=click.Choice(ARMS[1:]),
+    help="Only train and score this arm (repeatable) of --seeds in --work; merge it into OUT.",
+)
+def main(seeds, work, out, render, compositional_only, add_arm):
     from genemi.io import write_json
 
+    if add_arm:  # train and score more arms of --seeds in --work; merge them into OUT
+        data, wdir = json.loads(Path(f"{out}.json").read_text()), Path(work)
+        for seed in seeds:
+            click.echo(f"seed {seed}")
+            res = {str(seed): run_seed(wdir, seed, data["times_s"][str(seed)], arms=add_arm)}
+            data["table"].update(summarise(res))
+            data["compositional"].update(summarise(res, "compositional"))
+            data["mining"][str(seed)].update(res[str(seed)]["mining"])
+        write_json(f"{out}.json", data)
+        render = True
     if compositional_only:  # add the diagnostic rows' table to a finished run's results
         data, wdir = json.loads(Path(f"{out}.json").read_text()), Path(work)
         if not (wdir / COMPOSITIONAL).is_dir():
