@@ -220,8 +220,8 @@ def train(work: Path, times: dict, seed: int, arm: str, mined: dict) -> None:
     data = (["--genemi-train", coco[0], "--genemi-image-root", coco[1]] if source is None else
             ["--genemi-train", mined_in[0], "--genemi-image-root", mined_in[1],
              "--regular", coco[0], "--regular-image-root", coco[1]])  # fmt: skip
-    stage(work, times, f"finetune_{arm}", "finetune", "--params", aprm, "--train", "data/negatives/train.jsonl",
-          "--image-root", "data", *data, "--base", "data/base.safetensors", "--out", f"{s}/{arm}.safetensors",
+    stage(work, times, f"finetune_{arm}", "finetune", "--params", aprm,
+          "--train", "data/negatives/train.jsonl", "--image-root", "data", *data, "--base", "data/base.safetensors", "--out", f"{s}/{arm}.safetensors",
           "--metrics", f"{s}/{arm}_ft.json", "--live-dir", f"{s}/live_{arm}", "--data", "data")  # fmt: skip
 
 
