@@ -221,7 +221,8 @@ def train(work: Path, times: dict, seed: int, arm: str, mined: dict) -> None:
             ["--genemi-train", mined_in[0], "--genemi-image-root", mined_in[1],
              "--regular", coco[0], "--regular-image-root", coco[1]])  # fmt: skip
     stage(work, times, f"finetune_{arm}", "finetune", "--params", aprm,
-          "--train", "data/negatives/train.jsonl", "--image-root", "data", *data, "--base", "data/base.safetensors", "--out", f"{s}/{arm}.safetensors",
+          "--train", "data/negatives/train.jsonl", "--image-root", "data", *data,
+          "--base", "data/base.safetensors", "--out", f"{s}/{arm}.safetensors",
           "--metrics", f"{s}/{arm}_ft.json", "--live-dir", f"{s}/live_{arm}", "--data", "data")  # fmt: skip
 
 
