@@ -431,8 +431,9 @@ def main(seeds, work, out, render, compositional_only, add_arm):
         data, wdir = json.loads(Path(f"{out}.json").read_text()), Path(work)
         if not (wdir / COMPOSITIONAL).is_dir():
             compositional_val(wdir)
-        done = {str(s): {"compositional": evaluate_arms(wdir, s, data["times_s"][str(s)], COMPOSITIONAL)}
-                for s in seeds}  # fmt: skip
+        trained = {s: [a for a in ARMS if (wdir / f"data/s{s}/{a}.safetensors").is_file()] for s in seeds}
+        done = {str(s): {"compositional": evaluate_arms(wdir, s, data["times_s"][str(s)], COMPOSITIONAL,
+                                                        trained[s])} for s in seeds}  # fmt: skip
         data["compositional"] = {**data.get("compositional", {}), **summarise(done, "compositional")}
         write_json(f"{out}.json", data)
         render = True
