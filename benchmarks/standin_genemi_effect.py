@@ -15,12 +15,13 @@ corrupt_on      the same mining, filter on + regular                            
 ==============  ================================================================================  ===========
 
 Every arm is scored on genemi_val, and on diagnostic rows in its format, against the control
-(`stages/evaluate.py --base control --finetuned arm`), so each delta comes with its paired bootstrap interval. The stand-in data do not depend on the training
-seed (real.subset_seed), so they are written once, and so is the synthetic base (synth_data -> mine ->
-base with seed 0, the default pipeline's): the seeds vary the mining (portrayals, which variations are
-corrupted), the batches and the fine-tuning of every arm. Stages run with `threads: 1` (results do not
-depend on it; on a shared machine two spinning threads per process waste the cores). Wall time is
-measured per stage; one arm's road is the shared stages plus its mining, fine-tuning and evaluation.
+(`stages/evaluate.py --base control --finetuned arm`), so each delta comes with its paired bootstrap
+interval. The stand-in data do not depend on the training seed (real.subset_seed), so they are written
+once, and so is the synthetic base (synth_data -> mine -> base with seed 0, the default pipeline's): the
+seeds vary the mining (portrayals, which variations are corrupted), the batches and the fine-tuning of
+every arm. Stages run with `threads: 1` (results do not depend on it; on a shared machine two spinning
+threads per process waste the cores). Wall time is measured per stage; one arm's road is the shared
+stages plus its mining, fine-tuning and evaluation.
 
     python benchmarks/standin_genemi_effect.py                       # seeds 0 1 2; ~25 min on 2 quiet cores
     python benchmarks/standin_genemi_effect.py --seeds 0 --work /tmp/g # one seed, keep the work folder
