@@ -148,6 +148,7 @@ RANGES: dict[type, dict[str, Range]] = {
         "items_per_image": Range(lo=1, cap=1000),
         "variations_per_item": Range(lo=2, cap=1000),  # the image-variation area needs >= 2 variations
         "itm_min": _ANY, "iva_min": Range(lo=0, hi=100), "iva_pixel_std": _at_least(0),
+        "corrupt_fraction": _UNIT,
         "rule_max_per_type": Range(lo=0, cap=1000), "max_images": Range(lo=0, cap=10**9),
         "contact_sheets": Range(lo=0, cap=10**6),
     },

@@ -8,7 +8,8 @@ only ``SKIPPED.txt``, ``mine_real`` an empty manifest. This module is the one pl
 * ``hnc``: HNC JSON + GQA images -> ``hnc_manifest`` -> fine-tune on caption negatives -> ``hnc_test`` ...
 * ``genemi``: COCO Karpathy -> ``mine_real`` variations -> fine-tune with GeNeMi batching and regular COCO
   pairs -> ``genemi_val``-format evaluation. The mining models are needed with ``mine_real.backend:
-  pretrained`` only (``tiny`` builds random-init ones).
+  pretrained`` only (``tiny`` builds random-init ones, a plumbing smoke test; ``synthetic`` is the world's
+  exact models, for the synthetic stand-in).
 
 Besides its road, a download is needed when a listed benchmark (``eval.benchmarks``) reads files inside
 its output folder (``hnc_test`` reads ``raw/gqa/images.zip``; an ARO Order entry's ``models`` is

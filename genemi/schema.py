@@ -223,7 +223,8 @@ class MineRealParams:
     fields take a local folder/file (the download stages' outputs, so DVC tracks them) or a Hugging Face id
     (resolved offline from its cache, untracked)."""
 
-    backend: Literal["pretrained", "tiny"]  # tiny = random-init models, a seconds-long smoke run of the chain
+    backend: Literal["pretrained", "tiny", "synthetic"]  # tiny = random-init models, a plumbing smoke test;
+    # synthetic = the world's exact models for the synthetic stand-in's images (genemi/mining/synthetic.py)
     device: Literal["cpu", "cuda"]  # cuda picks the rank's GPU from LOCAL_RANK
     stanza_dir: str  # stanza models folder; "" = rewrite captions without a parser
     tagger: Literal["caption", "grounding"]  # tags from the caption's nouns, or GD over the COCO vocabulary
@@ -245,6 +246,8 @@ class MineRealParams:
     itm_min: float  # keep if mean BLIP ITM "match" logit > this
     iva_min: float  # keep if image-variation area (%) > this
     iva_pixel_std: float  # a pixel "varies" if its std across variations exceeds this
+    filter: bool  # false: the merge also keeps what itm_min/iva_min reject (their scores still recorded)
+    corrupt_fraction: float  # share of variations inpainted with another portrayal than their caption names
     rule_types: tuple[str, ...]  # rule-based text negatives added to each variation caption
     rule_max_per_type: int
     max_images: int  # 0 = every image of the input manifest

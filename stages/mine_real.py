@@ -1,13 +1,13 @@
 """Stage mine_real: GeNeMi generative negative mining with the real models (docs/real-data.md).
 
-One origin per image (all its captions in meta.original_captions, as GeNeMi does); per origin image
-and tagged object: inpainted variations with rewritten captions, scored by BLIP
-ITM and IVA. --work-dir gets images/<origin>/<item>/<short>.png and parts/<origin>.json; --out the
-variations that pass itm_min / iva_min, --shard their images in one zip; --sheets a contact sheet per
-origin (green = kept, red = dropped). Mines on the genemi road only (data.source=genemi; otherwise an empty manifest). --tiny
-(or mine_real.backend=tiny): random-init tiny models on CPU, a seconds-long smoke run, no stanza. Multi-GPU: `torchrun --nproc_per_node 8
-stages/mine_real.py ... --no-merge`, then `--merge-only`; a killed run resumes where it stopped.
-"""
+One origin per image (all its captions in meta.original_captions, as GeNeMi does); per tagged object:
+inpainted variations with rewritten captions, scored by BLIP ITM and IVA. --work-dir gets images/<origin>/
+<item>/<short>.png and parts/<origin>.json; --out the variations passing itm_min / iva_min (all: filter
+false), --shard their images in one zip; --sheets a contact sheet per origin (green kept, red dropped). Mines
+on the genemi road only (data.source=genemi; else an empty manifest). --tiny (or backend tiny): random-init
+models on CPU, a plumbing smoke test whose edits are noise; backend synthetic: the world's exact models, for
+the synthetic stand-in. Multi-GPU: `torchrun --nproc_per_node 8 stages/mine_real.py ... --no-merge`, then
+`--merge-only`; a killed run resumes."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Both real roads run end to end offline through `dvc repro`, on the synthetic stand-ins at a tiny size:
 the hnc road (HNC JSON + GQA JPEGs -> hnc_manifest -> fine-tune -> evaluate@hnc_test) and the genemi road
-(COCO Karpathy -> coco_manifest -> tiny mining -> GeNeMi batches with regular COCO pairs ->
+(COCO Karpathy -> coco_manifest -> exact mining -> GeNeMi batches with regular COCO pairs ->
 evaluate@genemi_val). What runs is the published recipe of each rehearsal (recipes/standin_*.yaml)."""
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def test_the_hnc_road_runs_offline_on_its_stand_in(tmp_path):
 def test_the_genemi_road_runs_offline_on_its_stand_in(tmp_path):
     repo, raw = _tiny_road(tmp_path, "standin_genemi")
     mined = json.loads((repo / "metrics" / "mine_real.json").read_text())
-    assert mined["enabled"] and mined["backend"] == "tiny" and mined["origins"] == 6 and mined["kept"] > 0
+    assert mined["enabled"] and mined["backend"] == "synthetic" and mined["origins"] == 6 and mined["kept"] > 0
+    assert mined["corrupted"] == 0 and mined["written"] == mined["kept"]  # exact edits, the filter on
     variations = repo / "data" / "mine_real" / "variations.jsonl"
     rows = [json.loads(x) for x in variations.read_text().splitlines()]
     assert rows and all(r["source"] == "genemi" for r in rows)
@@ -87,7 +88,7 @@ def test_each_download_is_needed_by_its_road_or_a_listed_benchmark_only():
     assert needed() == set()
     assert needed("hnc") == {"download_hnc", "download_gqa"}
     assert needed("genemi") == {"download_coco", "download_stanza"} | models
-    assert needed("genemi", "tiny") == {"download_coco"}
+    assert needed("genemi", "tiny") == needed("genemi", "synthetic") == {"download_coco"}
     assert needed(extra=["hnc_test"]) == {"download_hnc", "download_gqa"}
     assert needed(extra=["coco_neg", "genemi_val"]) == {"download_coco", "download_genemi_val"}
     assert needed(extra=["aro_coco_order"]) == {"download_coco", "download_stanza"}  # images + POS tagger

@@ -17,7 +17,7 @@ into an existing folder (the download stage's temporary output, renamed into pla
   ``annotations_trainval2014/annotations/captions_val2014.json`` (official captions), the layout of
   download_coco's real output.
 * :func:`write_genemi_val`: ``test.jsonl`` (GeNeMi's validation rows ``num_sample``, ``caption_i``,
-  ``image_i: {"path"}``) with its images, one row per COCO stand-in test image.
+  ``image_i: {"path"}``) with its images, one row per COCO stand-in test image with two variations or more.
 
 Sizes: each road's largest split has ``size`` scenes (HNC train, Karpathy ``restval``), its ``val``
 and ``test`` splits ``size // 5`` each (at least 1); genemi_val has one row per Karpathy test image.
@@ -38,10 +38,9 @@ COCO: every image has 2-4 true captions (the scene caption, the other wording of
 caption of each object and its place, e.g. "a red circle on the left"), since Karpathy images have
 several captions each.
 
-genemi_val: a row is the scene (caption and image) and up to three of its mined variations, each an
-edited image (the synthetic miner's segment -> repaint edit) with the caption true of it; the
-variations' scenes differ from each other and from the original, so each caption matches exactly
-one image of its row, like GeNeMi's.
+genemi_val: a row is GeNeMi's miner's variations of one object of a test image (``mine_real`` with the
+world's exact models, :func:`genemi_val_row`): 2-4 portrayals painted in, each with its rewritten caption;
+their scenes differ, so each caption matches exactly one image of its row, like GeNeMi's.
 """
 
 from __future__ import annotations
@@ -371,14 +370,52 @@ def synthetic_lexicon(p: SynthParams):
 
 # ------------------------------------------------------------------------------------------- genemi_val
 
-GENEMI_VAL_MAX = 4  # GeNeMi rows hold 2-4 image-caption pairs
+GENEMI_VAL_MAX = 4  # GeNeMi rows hold 2-4 image-caption pairs: the variations of one object
 
 
 def genemi_val_row(
     rec: Record, image: np.ndarray, p: SynthParams, seed: int
 ) -> list[tuple[str, Image.Image]]:
-    """``[(caption, image)]`` of one row: the scene, then up to three mined variations whose scenes differ
-    from the original and from each other (so each caption is true of exactly one image of the row)."""
+    """``[(caption, image)]`` of one row: GeNeMi's miner's variations of one object of the image, as GeNeMi
+    made its validation set from Karpathy test with its own pipeline (4 portrayals per object, filtered).
+
+    The chain is ``mine_real``'s with the world's exact models
+    (:func:`genemi.mining.synthetic.synthetic_chain`'s parts):
+    the first tagged object that gives at least two variations, its portrayals (a recolouring or another
+    shape), the rewritten caption, the painted image; a variation is kept when the scorer confirms its caption
+    and its scene differs from the row's others, so each caption is true of exactly one image of the row.
+    Fewer than two: ``[]`` (no row)."""
+    from genemi.mining import synthetic as W
+    from genemi.mining.portrayals import LexiconPortrayer
+    from genemi.mining.rewrite import CaptionRewriter
+
+    lexicon = synthetic_lexicon(p)  # the parts of synthetic_chain, without the pipeline's model doors
+    portrayer, rewriter = LexiconPortrayer(lexicon), CaptionRewriter(None, lexicon)
+    img = Image.fromarray(image)
+    for item in W.WorldTagger().tag(img, rec.caption):
+        mask = W.WorldSegmenter().segment(img, W.WorldGrounder().ground(img, item)[0].box)
+        rng = seeding.rng(seed, rec.id, item, "genemi_val")
+        row: list[tuple[str, Image.Image, dict]] = []
+        for por in portrayer.portray(item, rec.caption, GENEMI_VAL_MAX, rng):
+            cap = rewriter.rewrite(rec.caption, item, por.short)
+            var = W.WorldPainter().edit(img, mask, por.desc, 0)
+            scene = W.read_scene(var)
+            if cap is None or W.WorldScorer().score(var, cap) <= 0:
+                continue
+            if any(W.caption_true(cap, s) or W.caption_true(c, scene) for c, _, s in row):
+                continue
+            row.append((cap, var, scene))
+        if len(row) >= 2:
+            return [(c, v) for c, v, _ in row]
+    return []
+
+
+def compositional_val_row(
+    rec: Record, image: np.ndarray, p: SynthParams, seed: int
+) -> list[tuple[str, Image.Image]]:
+    """A harder row in genemi_val's format for diagnosis (``benchmarks/standin_genemi_effect.py``): the scene,
+    then up to three of the synthetic miner's negatives of it (colour swap, colour or shape change, place
+    swap, count change) as images with the captions true of them; every scene of the row differs."""
     mined, files = dataset.mine_record(rec, Image.fromarray(image), p, MINE, seed)
     keys = {rec.meta["key"]}
     row = [(rec.caption, Image.fromarray(image))]
@@ -390,16 +427,18 @@ def genemi_val_row(
     return row
 
 
-def write_genemi_val(p: SynthParams, seed: int, size: int, out: PathLike) -> int:
+def write_genemi_val(p: SynthParams, seed: int, size: int, out: PathLike, row_of=genemi_val_row) -> int:
     """``<out>/test.jsonl`` and ``<out>/<row:06d>/<i>.jpg``, one row per COCO stand-in test image (GeNeMi's
-    validation set was made from Karpathy test); returns the number of rows."""
+    validation set was made from Karpathy test) made by ``row_of``; returns the number of rows."""
     out = Path(out)
     lines = []
     for split, i, rec, img in _indexed(p, seed, size, "coco"):
         if split != "test":
             continue
         row: dict = {}
-        pairs = genemi_val_row(rec, img, p, seed)
+        pairs = row_of(rec, img, p, seed)
+        if not pairs:
+            continue
         row["num_sample"] = len(pairs)
         for k, (cap, im) in enumerate(pairs):
             rel = f"{i:06d}/{k}.jpg"

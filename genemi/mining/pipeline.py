@@ -25,7 +25,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,34 +44,28 @@ from genemi.manifest import (
     write_manifest,
     write_off_road_manifest,
 )
+from genemi.mining.chain import Chain  # noqa: F401  (re-exported: the miner drives a Chain)
 from genemi.mining.lexicon import Lexicon
 from genemi.mining.models import iva_score
 from genemi.mining.portrayals import LexiconPortrayer, edit_type
 from genemi.mining.rewrite import CaptionRewriter, variation_captions
 from genemi.mining.rules import OBJECT, rule_negatives
+from genemi.mining.synthetic import synthetic_chain  # noqa: F401  (re-exported)
 
 PARTS, IMAGES = "parts", "images"
 SOURCE = "genemi"
 
 
-@dataclass
-class Chain:
-    """The objects the miner drives; any implementation of the interfaces will do."""
-
-    tagger: Any
-    grounder: Any
-    segmenter: Any
-    editor: Any
-    scorer: Any
-    portrayer: Any = field(default_factory=LexiconPortrayer)
-    rewriter: CaptionRewriter = field(default_factory=CaptionRewriter)
-    parse: Any = None  # text -> stanza Document, for rule-based negatives; None = none
-    lexicon: Lexicon | None = None  # the words edits are drawn from and judged by; None = the packaged one
-
-
 def sample_seed(seed: int, *keys: object) -> int:
     """Stable 31-bit seed for one sample (an editor's own generator takes an int)."""
     return int(seeding.rng(seed, *keys).integers(0, 2**31))
+
+
+def corrupted(seed: int, name: str, fraction: float) -> bool:
+    """Whether variation ``name`` is one of the ``fraction`` that ``mine_real.corrupt_fraction`` corrupts:
+    a draw of its own ``(seed, name)``, so a variation's fate never depends on the others, the sharding or
+    a resume."""
+    return fraction > 0 and float(seeding.rng(seed, name, "corrupt").random()) < fraction
 
 
 def dist_env() -> tuple[int, int]:
@@ -148,7 +142,10 @@ def mine_origin(
                 continue
             seen.add(name)
             edit_seed = sample_seed(seed, rec.id, item, j)
-            var = chain.editor.edit(image, mask, por.desc, edit_seed)
+            # a corrupted variation is inpainted with another portrayal than its caption names (a failed edit)
+            corrupt = corrupted(seed, name, p.corrupt_fraction) and len(portrayals) > 1
+            painted = portrayals[(j + 1) % len(portrayals)] if corrupt else por
+            var = chain.editor.edit(image, mask, painted.desc, edit_seed)
             save = f"{origin}/{safe_name(item)}/{sv}.png"
             write_png(out_images / save, var)
             captions = variation_captions(
@@ -180,6 +177,8 @@ def mine_origin(
                 "box": [round(v, 2) for v in dets[0].box],
                 "seed": edit_seed,
             }
+            if corrupt:
+                meta["corrupted"] = painted.short  # what the image shows instead of ``short``
             row = Record(
                 id=name,
                 image=save,
@@ -240,7 +239,7 @@ def fingerprint(p: MineRealParams, seed: int, manifest_bytes: bytes) -> str:
     knobs = {
         k: v
         for k, v in to_dict(p).items()
-        if k not in ("device", "max_images", "contact_sheets")
+        if k not in ("device", "max_images", "contact_sheets", "filter")  # filter acts at the merge only
     }
     h = hashlib.sha256(dumps({"params": knobs, "seed": seed}).encode() + manifest_bytes)
     # the mining code and lexicon shape the files too: parts from older code must not be resumed
@@ -305,7 +304,8 @@ def merge(
     out_dir = Path(out_dir)
     parts = sorted((out_dir / PARTS).glob("*.json")) if (out_dir / PARTS).is_dir() else []
     rows: dict[str, dict] = {}
-    totals = {"origins": 0, "items": 0, "no_box": 0, "empty_mask": 0, "variations": 0, "kept": 0}
+    totals = {"origins": 0, "items": 0, "no_box": 0, "empty_mask": 0, "variations": 0, "kept": 0,
+              "corrupted": 0, "corrupted_kept": 0}
     for part in parts:
         d = read_json(part)
         totals["origins"] += 1
@@ -324,6 +324,10 @@ def merge(
         if keep_failed or rows[i]["meta"]["passed"]
     ]
     totals["kept"] = sum(1 for r in rows.values() if r["meta"]["passed"])
+    bad = [r for r in rows.values() if "corrupted" in r["meta"]]
+    totals["corrupted"] = len(bad)
+    totals["corrupted_kept"] = sum(1 for r in bad if keep_failed or r["meta"]["passed"])
+    totals["written"] = len(kept)
     totals["stale_tmp_removed"] = _clean_stale_tmp(out_dir)
     if shard is not None:  # before the manifest: a manifest on disk means its images are packed
         totals["images_packed"] = pack_images(kept, out_dir / IMAGES, shard)
@@ -340,12 +344,16 @@ def origins_for_sheets(out_dir: str | Path, n: int) -> list[dict]:
 def build_chain(
     p: MineRealParams, device: str = "cpu", tiny_dir: str | Path | None = None, lexicon: Lexicon | None = None
 ) -> Chain:
-    """The real-model chain from params (``backend: pretrained``), or the same chain over tiny
-    random-init models saved into ``tiny_dir`` (``backend: tiny``, smoke runs). ``lexicon``: the words
+    """The real-model chain from params (``backend: pretrained``), the same chain over tiny
+    random-init models saved into ``tiny_dir`` (``backend: tiny``: a plumbing smoke test, its edits are
+    noise), or the world's exact models (``backend: synthetic``, :func:`synthetic_chain`).
+    ``lexicon``: the words
     to tag, portray and rewrite with (default: the packaged COCO lexicon; the synthetic stand-in passes
     its own colours and shapes, so every caption stays in its vocabulary).
 
     Tiny models force a 64 px window and at most 4 denoising steps (their UNet is 8x8 latents)."""
+    if p.backend == "synthetic":
+        return synthetic_chain(lexicon)
     from genemi.mining import models as M
     from genemi.mining.parse import StanzaParser
 
@@ -403,7 +411,13 @@ def stage_settings(params: Params, tiny: bool = False) -> tuple[MineRealParams, 
 
     p = replace(params.mine_real, backend="tiny", device="cpu") if tiny else params.mine_real
     lexicon = synthetic_lexicon(params.synth) if params.data.stand_in == "synthetic" else None
-    return p, tiny or roads.mines(params), lexicon
+    enabled = tiny or roads.mines(params)
+    if enabled and p.backend == "synthetic" and lexicon is None:
+        raise ValueError(
+            "mine_real.backend=synthetic knows only the synthetic world's images: set "
+            "data.stand_in: synthetic (the stand-in COCO files), or backend pretrained for real COCO"
+        )
+    return p, enabled, lexicon
 
 
 def mine_real(
@@ -448,6 +462,9 @@ def mine_real(
         records = origins_by_image(read_manifest(manifest))[: p.max_images or None]
         check_work_dir(work_dir, fingerprint(p, seed, Path(manifest).read_bytes()))
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if p.device == "cuda" else "cpu"
+        if p.backend == "tiny":
+            log("mine_real: backend tiny: random-init models paint noise; a plumbing smoke test, not a "
+                "result (backend synthetic mines the synthetic stand-in exactly)")
         with tempfile.TemporaryDirectory(prefix="genemi_tiny_") as tiny_dir:
             chain = build_chain(p, device, tiny_dir=tiny_dir if p.backend == "tiny" else None, lexicon=lexicon)
             stats = run_shard(records, image_root, work_dir, chain, p, seed, rank, world)
@@ -459,7 +476,8 @@ def mine_real(
             if world > 1 and do_merge:
                 log("mine_real: several ranks; merge with --merge-only once all have finished")
             return None
-    totals = merge(work_dir, out_manifest, shard=shard)
+    totals = merge(work_dir, out_manifest, keep_failed=not p.filter, shard=shard)
     write_sheets(origins_for_sheets(work_dir, p.contact_sheets), image_root, Path(work_dir) / IMAGES, sheets)
-    log(f"mine_real: {totals['kept']} of {totals['variations']} variations kept -> {out_manifest}")
+    off = "" if p.filter else f" (filter off: all kept; {totals['kept']} pass it)"
+    log(f"mine_real: {totals['written']} of {totals['variations']} variations kept{off} -> {out_manifest}")
     return {"enabled": True, "backend": p.backend, **totals}

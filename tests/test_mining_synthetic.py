@@ -1,0 +1,257 @@
+"""mine_real.backend=synthetic (genemi/mining/synthetic.py) and the corruption knob, checked against the
+synthetic world itself: its scenes, renderer, shape masks and its own negative miner, never against the
+backend's own helpers."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import frozen_params
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from genemi.config import SynthParams
+from genemi.data import standin
+from genemi.images import read_image
+from genemi.manifest import Record, read_manifest
+from genemi.mining import pipeline as P
+from genemi.mining import synthetic as W
+from genemi.synth import dataset, world
+from genemi.synth.negatives import NEGATIVE_TYPES
+
+ROOT = Path(__file__).resolve().parents[1]
+SP = SynthParams(
+    image_size=48, n_train=1, n_test=1, n_gen=1, colors=("red", "green", "blue", "yellow", "white"),
+    shapes=("circle", "square", "triangle", "cross", "ring"), max_objects=3, heldout_combos=(), jitter=2,
+    mention_order="left_first",
+)  # fmt: skip
+
+
+def _jpeg(img: np.ndarray) -> Image.Image:
+    """The image as the COCO stand-in stores it (JPEG), decoded."""
+    return Image.open(io.BytesIO(standin._jpeg(img))).convert("RGB")
+
+
+def _stand_in(n: int = 40):
+    """``(record, scene, png-exact image, jpeg image)`` of the first ``n`` COCO stand-in scenes."""
+    out = []
+    for _, _, rec, img in standin._indexed(SP, 0, n, "coco"):
+        out.append((rec, rec.meta["scene"], img, _jpeg(img)))
+    return out[:n]
+
+
+def _objects(scene):
+    return sorted(
+        (o["color"], o["shape"], o["slot"], o.get("dx", 0), o.get("dy", 0)) for o in scene["objects"]
+    )
+
+
+def test_reader_tagger_grounder_segmenter_equal_the_worlds_truth():
+    for _, scene, png, jpg in _stand_in():
+        for img in (Image.fromarray(png), jpg):
+            assert _objects(W.read_scene(img)) == _objects(scene)
+            objs = sorted(scene["objects"], key=lambda o: o["slot"])
+            assert W.WorldTagger().tag(img) == list(dict.fromkeys(o["shape"] for o in objs))
+            for shape in {o["shape"] for o in objs}:
+                same = [o for o in objs if o["shape"] == shape]
+                boxes = [world.box(o, SP.image_size) for o in same]
+                dets = W.WorldGrounder().ground(img, world.PLURAL[shape] if len(same) > 1 else shape)
+                union = tuple(f(b[i] for b in boxes) for i, f in enumerate((min, min, max, max)))
+                assert [d.box for d in dets] == [union] + (boxes if len(boxes) > 1 else [])
+                truth = np.zeros((SP.image_size,) * 2, dtype=bool)
+                for o in same:
+                    cx, cy, h = world.geometry(o, SP.image_size)
+                    truth |= world.shape_mask(o["shape"], cx, cy, h, SP.image_size)
+                assert np.array_equal(W.WorldSegmenter().segment(img, dets[0].box), truth)
+        assert W.WorldGrounder().ground(jpg, "hexagon") == []
+
+
+def test_painter_renders_exactly_what_the_world_renders():
+    for _, scene, png, jpg in _stand_in(20):
+        for i, o in enumerate(scene["objects"]):
+            new = world.edited(
+                scene,
+                objects={
+                    i: {
+                        "color": "green" if o["color"] != "green" else "red",
+                        "shape": "ring" if o["shape"] != "ring" else "cross",
+                    }
+                },
+            )
+            cx, cy, h = world.geometry(o, SP.image_size)
+            mask = world.shape_mask(o["shape"], cx, cy, h, SP.image_size)
+            prompt = f"a photo of a {world.combo(new['objects'][i])}, realistic, detailed"
+            out = W.WorldPainter().edit(Image.fromarray(png), mask, prompt, seed=0)
+            assert np.array_equal(np.asarray(out), world.render(new, SP.image_size))
+            outside = ~world.shape_mask("square", cx, cy, h, SP.image_size)  # only the object's box changes
+            assert np.array_equal(np.asarray(out)[outside], png[outside])
+            assert _objects(W.read_scene(W.WorldPainter().edit(jpg, mask, prompt))) == _objects(new)
+
+
+def test_scorer_accepts_every_true_caption_and_rejects_the_worlds_negatives():
+    from genemi.config import MineParams
+
+    mine = MineParams(types=NEGATIVE_TYPES, max_per_type=2)
+    n_neg = 0
+    for rec, scene, _, jpg in _stand_in():
+        for cap in standin.coco_captions(scene):
+            assert W.WorldScorer().score(jpg, cap) == W.MATCH, cap
+        for neg in dataset.scene_negatives(rec, SP, mine, 0):  # the world's miner: false of the image
+            assert W.WorldScorer().score(jpg, neg.caption) == W.MISMATCH, neg.caption
+            n_neg += 1
+    assert n_neg > 60
+    assert W.WorldScorer().score(jpg, "a dog on a sofa") == W.MISMATCH  # outside the grammar: not confirmed
+
+
+def test_corruption_is_deterministic_and_honours_the_fraction():
+    names = [f"{k:06d}:circle:green_circle" for k in range(6000)]
+    for frac in (0.0, 1 / 3, 0.9):
+        got = [P.corrupted(7, n, frac) for n in names]
+        assert got == [P.corrupted(7, n, frac) for n in names]
+        sd = (frac * (1 - frac) / len(names)) ** 0.5
+        assert abs(np.mean(got) - frac) <= 4 * sd + 1e-12
+    assert [P.corrupted(7, n, 0.5) for n in names] != [P.corrupted(8, n, 0.5) for n in names]
+    assert all(P.corrupted(0, n, 1.0) for n in names[:50])
+
+
+def _records(n: int) -> tuple[list[Record], dict[str, Image.Image]]:
+    recs, images = [], {}
+    for rec, scene, _, jpg in _stand_in(n):
+        caps = standin.coco_captions(scene)
+        recs.append(
+            Record(
+                id=rec.id,
+                image=f"{rec.id}.jpg",
+                caption=caps[0],
+                split="train",
+                source="coco",
+                meta={"original_captions": caps},
+            )
+        )
+        images[rec.id] = jpg
+    return recs, images
+
+
+def _mine(tmp_path: Path, n: int, **over) -> list[dict]:
+    recs, images = _records(n)
+    for r in recs:
+        images[r.id].save(tmp_path / r.image, quality=95, subsampling=0)
+    p = dataclasses.replace(
+        P.stage_settings(frozen_params.load())[0], backend="synthetic", iva_min=2.0, **over
+    )
+    chain = P.synthetic_chain(standin.synthetic_lexicon(SP))
+    P.run_shard(recs, tmp_path, tmp_path / "w", chain, p, seed=3)
+    return [
+        r
+        for f in sorted((tmp_path / "w" / P.PARTS).glob("*.json"))
+        for r in json.loads(f.read_text())["records"]
+    ]
+
+
+def test_variations_are_right_and_the_filter_drops_the_corrupted_ones(tmp_path):
+    rows = _mine(tmp_path, 30, corrupt_fraction=0.4)
+    bad = [r for r in rows if "corrupted" in r["meta"]]
+    good = [r for r in rows if "corrupted" not in r["meta"]]
+    assert len(rows) > 100 and 0.25 < len(bad) / len(rows) < 0.55
+    for r in rows:
+        shown = W.read_scene(Image.open(tmp_path / "w" / P.IMAGES / r["image"]))
+        truth = [W.caption_true(c, shown) for c in r["meta"]["captions"]]
+        if "corrupted" in r["meta"]:  # the image shows another portrayal: its rewritten captions are false
+            assert not any(truth) and r["meta"]["corrupted"] != r["meta"]["short"]
+        else:  # the caption rewriting, the grounder's group box and the painter agree with the pixels
+            assert all(truth), (r["meta"]["captions"], shown)
+    assert all(r["meta"]["passed"] for r in good)
+    assert not any(r["meta"]["passed"] for r in bad)
+    kept = P.merge(tmp_path / "w", tmp_path / "on.jsonl")
+    assert kept["written"] == len(good) and kept["corrupted"] == len(bad) and kept["corrupted_kept"] == 0
+    off = P.merge(tmp_path / "w", tmp_path / "off.jsonl", keep_failed=True)
+    assert off["written"] == len(rows) and off["corrupted_kept"] == len(bad)
+
+
+def test_corruption_changes_nothing_else(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    clean = {r["id"]: r for r in _mine(tmp_path / "a", 12)}
+    dirty = {r["id"]: r for r in _mine(tmp_path / "b", 12, corrupt_fraction=0.5)}
+    assert clean.keys() == dirty.keys()
+    for i, r in dirty.items():
+        same = {
+            k: v for k, v in r["meta"].items() if k not in ("corrupted", "itm_score", "passed", "iva_score")
+        }
+        assert same == {k: v for k, v in clean[i]["meta"].items() if k in same}
+        a = (tmp_path / "a" / "w" / P.IMAGES / r["image"]).read_bytes()
+        b = (tmp_path / "b" / "w" / P.IMAGES / r["image"]).read_bytes()
+        assert (a == b) == ("corrupted" not in r["meta"])
+
+
+def _stand_in_params(tmp_path: Path, **over) -> Path:
+    raw = frozen_params.raw()
+    raw["data"] |= {"source": "genemi", "stand_in": "synthetic", "stand_in_size": 12}
+    raw["real"]["coco_splits"] = ["restval"]
+    raw["mine_real"] |= {"backend": "synthetic", "device": "cpu", "iva_min": 2.0, "contact_sheets": 2} | over
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_stage_mines_the_stand_in_end_to_end(tmp_path):
+    from click.testing import CliRunner
+
+    from genemi.config import load_params
+    from genemi.data.coco import write_karpathy_manifest
+
+    sys.path.insert(0, str(ROOT / "stages"))
+    import mine_real
+
+    params = _stand_in_params(tmp_path, corrupt_fraction=0.3)
+    p = load_params(params)
+    standin.write_coco(p.synth, p.real.subset_seed, p.data.stand_in_size, tmp_path / "coco")
+    write_karpathy_manifest("genemi", ["restval"], tmp_path / "coco", tmp_path / "karpathy.jsonl")
+    args = ["--params", str(params), "--manifest", str(tmp_path / "karpathy.jsonl"),
+            "--image-root", str(tmp_path / "coco" / "images"), "--work-dir", str(tmp_path / "work"),
+            "--out", str(tmp_path / "v.jsonl"), "--shard", str(tmp_path / "v.zip"),
+            "--sheets", str(tmp_path / "sheets"), "--metrics", str(tmp_path / "m.json")]  # fmt: skip
+    res = CliRunner().invoke(mine_real.main, args)
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert (
+        m["backend"] == "synthetic" and m["origins"] == 12 and m["corrupted"] > 0 and m["corrupted_kept"] == 0
+    )
+    kept = read_manifest(tmp_path / "v.jsonl")
+    assert len(kept) == m["written"] == m["variations"] - m["corrupted"] > 20
+    assert len(zipfile.ZipFile(tmp_path / "v.zip").namelist()) == len(kept)
+    for r in kept:  # what training reads: the shard's image, true of its caption
+        img = read_image(tmp_path / "v" / r.image, what=r.id)
+        assert (
+            W.caption_true(r.caption, W.read_scene(img))
+            and r.group == f"{r.meta['origin_name']}:{r.meta['item']}"
+        )
+    # the filter acts at the merge only: the same work folder re-merges without it
+    res = CliRunner().invoke(
+        mine_real.main,
+        [
+            *args[:1],
+            str(_stand_in_params(tmp_path, corrupt_fraction=0.3, filter=False)),
+            *args[2:],
+            "--merge-only",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert len(read_manifest(tmp_path / "v.jsonl")) == m["variations"]
+
+
+def test_synthetic_backend_refuses_real_images(tmp_path):
+    raw = frozen_params.raw()
+    raw["data"] |= {"source": "genemi", "stand_in": "none"}
+    raw["eval"]["monitor"] = ""
+    raw["mine_real"] |= {"backend": "synthetic"}
+    from genemi.config import params_from_dict
+
+    with pytest.raises(ValueError, match="data.stand_in: synthetic"):
+        P.stage_settings(params_from_dict(raw))
