@@ -39,10 +39,14 @@ def world(tmp_path_factory):
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every file and folder under ``root``: path -> sha256 of its bytes (``dir`` for a folder)."""
+    """Every file and folder under ``root``: path -> sha256 of its bytes (``dir`` for a folder). The training
+    bank's caches (``<manifest>.bank/``) are left out: no output, keyed by the manifest's bytes, so one built
+    before a stage fails is as valid as one built after (``genemi.bank_cache``)."""
     out = {}
     for p in sorted(Path(root).rglob("*")):
         rel = p.relative_to(root).as_posix()
+        if any(part.endswith(".bank") for part in p.relative_to(root).parts):
+            continue
         if p.is_symlink():
             out[rel] = "link:" + os.readlink(p)
         elif p.is_dir():

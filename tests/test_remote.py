@@ -61,8 +61,14 @@ def _sha(path: Path) -> str:
 
 
 def _tree(folder: Path) -> dict[str, str]:
-    """relative path -> sha256 of every file under `folder`."""
-    return {p.relative_to(folder).as_posix(): _sha(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    """relative path -> sha256 of every file under `folder`, except the training bank's caches
+    (`<manifest>.bank/`: built by a training stage beside its manifest, ignored by DVC through .dvcignore,
+    so a pulled clone that runs no stage has none)."""
+    return {
+        p.relative_to(folder).as_posix(): _sha(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part.endswith(".bank") for part in p.relative_to(folder).parts)
+    }
 
 
 @pytest.mark.slow
