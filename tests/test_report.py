@@ -603,7 +603,6 @@ def test_default_experiment_list_with_full_params_and_the_stand_in_recipes(tmp_p
     `eval.benchmarks.*=None`), the default's control is found, and no stand-in is anyone's control."""
     from genemi.recipe import apply_to, load_recipe
 
-    root = Path(__file__).parents[1]
     import frozen_params
 
     live = frozen_params.raw()  # the shipped params (the live file may hold an earlier -S)
