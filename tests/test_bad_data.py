@@ -31,6 +31,7 @@ from test_bad_inputs import (  # the shared harness: a tiny valid world and the 
     _invoke,
     _png,
     _rows,
+    _with,
     _world_copy,
     _write_rows,
     as_stage,
@@ -51,14 +52,7 @@ OLD = b"old output\n"
 def _params_text(tmp: Path, raw: dict, text_edit=None, **dotted) -> Path:
     """``raw`` with dotted overrides dumped to ``tmp/params.yaml``; ``text_edit(str) -> str|bytes``
     edits the YAML text itself (a key given twice, a byte that is not UTF-8)."""
-    raw = json.loads(json.dumps(raw))
-    for key, value in dotted.items():
-        *path, last = key.split(".")
-        d = raw
-        for k in path:
-            d = d[k]
-        d[last] = value
-    text = yaml.safe_dump(raw, sort_keys=False)
+    text = yaml.safe_dump(_with(raw, **dotted), sort_keys=False)
     out = tmp / "params.yaml"
     data = text_edit(text) if text_edit else text
     out.write_bytes(data if isinstance(data, bytes) else data.encode())

@@ -127,7 +127,8 @@ def world(tmp_path_factory):
     return {"root": root, "raw": raw, "data": data, "base": root / "base.safetensors"}
 
 
-def _params(tmp: Path, raw: dict, **dotted) -> Path:
+def _with(raw: dict, **dotted) -> dict:
+    """A copy of ``raw`` with dotted keys (``loss.hn_weight``) set."""
     raw = json.loads(json.dumps(raw))
     for key, value in dotted.items():
         *path, last = key.split(".")
@@ -135,8 +136,12 @@ def _params(tmp: Path, raw: dict, **dotted) -> Path:
         for k in path:
             d = d[k]
         d[last] = value
+    return raw
+
+
+def _params(tmp: Path, raw: dict, **dotted) -> Path:
     out = tmp / "params.yaml"
-    out.write_text(yaml.safe_dump(raw))
+    out.write_text(yaml.safe_dump(_with(raw, **dotted)))
     return out
 
 

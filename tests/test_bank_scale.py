@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import reference_batches as ref
 import torch
+from test_batches import _batching  # the same GeNeMi batching settings as the sampler tests
 
 from genemi.bank import ImageFiles, PairBank
-from genemi.config import BatchingParams
+from genemi.bank_cache import cached_tables
 from genemi.manifest import Negative, Record, write_manifest
 from genemi.samplers import EpochSampler, GroupSampler, dedupe_images, make_sampler
-from genemi.bank_cache import cached_tables
 from genemi.tables import RecordKeys
 from genemi.train import micro_batches
 
@@ -71,19 +71,6 @@ def _records(n=300, seed=0, sources=("genemi", "coco")):
             )
         )
     return recs
-
-
-def _batching(**kw):
-    base = dict(
-        mode="item_based",
-        variations_per_group=2,
-        regular_per_group=2,
-        regular_sources=("coco",),
-        score_eps=0.5,
-        dedupe_images=False,
-        negative_rows=False,
-    )
-    return BatchingParams(**{**base, **kw})
 
 
 def _per_record(paths, tokens, pos_image, pos_text, neg_text, neg_image):
