@@ -46,6 +46,7 @@ from genemi.schema import (  # noqa: F401  (re-exported)
     Params,
     RealDataParams,
     SynthParams,
+    WiseParams,
     stanza_processors,
     term,
     to_dict,

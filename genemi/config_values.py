@@ -31,6 +31,7 @@ from genemi.schema import (
     Params,
     RealDataParams,
     SynthParams,
+    WiseParams,
 )
 
 # A number in exponent form without a dot ("5e-06"): a float in YAML 1.2 (DVC), a string in YAML 1.1 (PyYAML)
@@ -136,6 +137,7 @@ RANGES: dict[type, dict[str, Range]] = {
         "retrieval_ks": Range(lo=1, cap=10**7), "monitor_every": Range(lo=0, cap=10**9),
         "monitor_records": Range(lo=1, cap=10**7),
     },
+    WiseParams: {"alphas": _UNIT},
     ModelSource: {},
     RealDataParams: {
         "hnc_val_subset": _FRACTION, "subset_seed": _SEED, "timeout_s": _POSITIVE,

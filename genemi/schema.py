@@ -255,6 +255,13 @@ class MineRealParams:
 
 
 @dataclass(frozen=True)
+class WiseParams:
+    """WiSE-FT: the base and fine-tuned weights mixed (genemi/wise.py), each mix scored on eval.benchmarks."""
+
+    alphas: tuple[float, ...]  # a of (1 - a) * base + a * fine-tuned; 0 = base, 1 = fine-tuned ([] = none)
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     threads: int  # torch intra-op threads (0 = leave torch's default)
@@ -268,6 +275,7 @@ class Params:
     batching: BatchingParams
     deepspeed: DeepSpeedParams
     eval: EvalParams
+    wise: WiseParams
     real: RealDataParams
     mine_real: MineRealParams
 

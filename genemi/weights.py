@@ -145,3 +145,16 @@ def torch_load_problem(e: BaseException) -> str:
         )
     first = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0][:160]
     return f"not a readable checkpoint (cut short or damaged: {first})"
+
+
+def write_safetensors(state: dict[str, torch.Tensor], path: str | Path, meta: dict) -> None:
+    """Write ``state`` as safetensors with ``meta`` as the ``genemi`` metadata (what
+    :func:`read_safetensors` returns), atomically: inside a stage the file waits beside its output until
+    the stage succeeds (:mod:`genemi.outputs`)."""
+    from safetensors.torch import save_file
+
+    from genemi.io import atomic_path
+
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"genemi": json.dumps(meta, sort_keys=True)})
