@@ -1,0 +1,120 @@
+"""The claims sweep's definition (genemi/sweep.py): which experiments it queues, with which params, and which
+stages it builds first -- checked without running DVC's queue."""
+
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genemi import sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dotted(raw: dict, key: str):
+    for part in key.split("."):
+        raw = raw[part]
+    return raw
+
+
+def _overrides(cmd: list[str]) -> dict:
+    """The -S key=value pairs of one argv, values read as DVC reads them (YAML)."""
+    pairs = [cmd[i + 1] for i, x in enumerate(cmd) if x == "-S"]
+    return {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
+
+
+def test_every_arm_runs_with_every_seed_under_its_own_name():
+    cmds = sweep.queue_commands((0, 1, 2))
+    assert len(cmds) == len(sweep.ARMS) * 3 == 21
+    names = [c[c.index("--name") + 1] for c in cmds]
+    assert len(set(names)) == len(names)
+    want = {(arm, seed) for arm in sweep.ARMS for seed in (0, 1, 2)}
+    got = set()
+    for c, name in zip(cmds, names, strict=True):
+        assert c[:4] == ["dvc", "exp", "run", "--queue"]
+        o = _overrides(c)
+        seed = o.pop("seed")
+        arm = next(a for a in sweep.ARMS if sweep.exp_name(a, seed) == name)
+        assert o == sweep.ARMS[arm], name  # exactly the arm's keys, with their values (types too)
+        got.add((arm, seed))
+    assert got == want
+    assert [c for c in cmds if "claims-dpo-s1" in c][0][-6:] == [
+        "-S", "loss.contrastive_weight=0.0", "-S", "loss.dpo_weight=1.0", "-S", "seed=1"]
+    with pytest.raises(ValueError, match="arm 'l3'"):
+        sweep.queue_commands((0,), ["l3"])
+
+
+def test_arms_are_valid_params_and_differ_from_the_reference_in_their_keys_only():
+    """Reads the shipped params.yaml (what the queue starts from): the reference values are its values, and
+    each arm's overrides make a valid params set that differs from it in exactly those keys."""
+    from genemi.config import params_from_dict, to_dict
+    from genemi.recipe import apply_to
+    from genemi.report_runs import flatten
+
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for k, v in sweep.REFERENCE.items():
+        assert _dotted(shipped, k) == v, f"{k}: the sweep's reference {v!r} is not the committed value"
+    touched = {k for o in sweep.ARMS.values() for k in o}
+    assert touched == set(sweep.REFERENCE), "every overridden key has its reference value, and no other"
+    ref = flatten(to_dict(params_from_dict(shipped)))
+    for arm, o in sweep.ARMS.items():
+        for cmd in sweep.queue_commands((2,), [arm]):
+            new = flatten(to_dict(params_from_dict(apply_to(shipped, _overrides(cmd)))))
+            changed = {k for k in ref if ref[k] != new[k]}
+            assert changed == {k for k in o if o[k] != ref[k]} | {"seed"}, arm
+
+
+def test_shared_stages_are_those_the_fine_tuning_does_not_reach():
+    """Against `dvc dag`: a stage is shared by one seed's runs when it is not downstream of finetune."""
+    from test_pipeline_spec import _dag_edges
+
+    edges = {(a.split("@")[0], b.split("@")[0]) for a, b in _dag_edges()}
+    down, todo = {"finetune"}, ["finetune"]
+    while todo:
+        a = todo.pop()
+        for x, y in edges:
+            if x == a and y not in down:
+                down.add(y)
+                todo.append(y)
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    shared = sweep.shared_stages(ROOT / "dvc.yaml")
+    assert set(shared) == set(stages) - down
+    assert {"synth_data", "mine", "base"} <= set(shared)
+    assert not {"finetune", "evaluate", "wise", "wise_eval"} & set(shared)
+
+
+def test_preparation_builds_each_extra_seed_once_and_drops_the_experiment():
+    cmds = sweep.prepare_commands((0, 1, 2), committed_seed=0, dvc_yaml=ROOT / "dvc.yaml")
+    assert [c[:4] for c in cmds] == [["dvc", "exp", "run", "--temp"], ["dvc", "exp", "remove", "claims-pre-s1"],
+                                     ["dvc", "exp", "run", "--temp"], ["dvc", "exp", "remove", "claims-pre-s2"]]
+    assert _overrides(cmds[0]) == {"seed": 1} and _overrides(cmds[2]) == {"seed": 2}
+    assert cmds[1] == ["dvc", "exp", "remove", cmds[0][cmds[0].index("--name") + 1]]
+    assert "base" in cmds[0] and "finetune" not in cmds[0]
+
+
+def test_without_queue_it_prints_the_commands_and_runs_nothing(capsys, monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("ran a command")
+
+    monkeypatch.setattr(sweep, "_committed_seed", lambda *a: 0)
+    monkeypatch.setattr(subprocess, "run", refuse)
+    assert sweep.main(["claims", "--seeds", "0,1", "--arms", "hn,control"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [shlex.split(x)[:4] for x in lines] == [["dvc", "exp", "run", "--temp"],
+                                                   ["dvc", "exp", "remove", "claims-pre-s1"]] + [
+        ["dvc", "exp", "run", "--queue"]] * 4
+    assert sweep.main(["claims", "--arms", "hn,l3"]) == 2
+
+
+def test_queue_refuses_params_that_differ_from_the_committed_ones(tmp_path, monkeypatch, capsys):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("seed: 0\n")
+    subprocess.run(["git", "add", "params.yaml"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "p"], cwd=tmp_path,
+                   check=True)
+    (tmp_path / "params.yaml").write_text("seed: 5\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match="differs from the committed version"):
+        sweep._check_clean()
