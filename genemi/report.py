@@ -13,11 +13,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from genemi.report_claims import (  # noqa: F401  (re-exported: callers import from genemi.report)
+    Row,
+    Side,
+    claim_rows,
+    claims_markdown,
+    compare_sides,
+    find_arms,
+)
 from genemi.report_figures import (  # noqa: F401  (re-exported: callers import from genemi.report)
     failure_figure,
     pick_gallery_run,
     tradeoff_figure,
     tradeoff_points,
+    wise_curves,
 )
 from genemi.report_groups import (  # noqa: F401  (re-exported: callers import from genemi.report)
     BENCHMARKS,
@@ -224,7 +233,7 @@ def write_report(runs: list, out_dir, n_boot: int, seed: int, gallery_run: str |
     groups = group_runs(runs)
     out = Path(out_dir)
     written = [out / "results.md", out / "tradeoff.png"]
-    write_text(written[0], results_markdown(groups, n_boot, seed))
+    write_text(written[0], results_markdown(groups, n_boot, seed) + "\n" + claims_markdown(groups, n_boot, seed))
     tradeoff_figure(groups, written[1])
     chosen = pick_gallery_run(groups, gallery_run)
     for bench in benchmarks_of([chosen]):

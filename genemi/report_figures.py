@@ -16,35 +16,76 @@ from genemi.report_runs import Run, benchmarks_of, headline_names
 from genemi.report_stats import Stat, seed_stat
 
 
-def tradeoff_points(groups: Sequence[Group]) -> tuple[str, str, list[tuple[str, Stat, Stat, bool]]]:
-    """Per group: compositional gain (``delta/hard_text``, mean over benchmarks that have it) and
-    retention (``delta/zeroshot_top1`` if any benchmark has it, else ``delta/r@1``), over seeds."""
+RETENTION = ("synth_broad", "zeroshot_top1")  # the broad world's zero-shot top-1 (genemi.report_claims)
+
+
+def _axes(groups: Sequence[Group]) -> tuple[str, str, str, str]:
+    """``(mode, x label, y label, note)``: x is retention (``retention/zeroshot_top1`` of synth_broad, %) when
+    a run has it, else the change of zero-shot top-1 (or R@1) from base on the benchmarks read, with a note
+    saying so; y is the compositional gain (``delta/hard_text``, mean over the other benchmarks)."""
     runs = [r for g in groups for r in g.runs]
     benches = benchmarks_of(runs)
+    ylab = "compositional gain: change of hard-type text accuracy from base (points)"
+    if any(f"finetuned/{RETENTION[1]}" in r.headline.get(RETENTION[0], {}) for r in runs):
+        return ("retention", f"retention: {RETENTION[0]} zero-shot top-1, fine-tuned / base (%)", ylab, "")
     x_key = "zeroshot_top1" if any("zeroshot_top1" in headline_names(runs, b) for b in benches) else "r@1"
+    xlab = {"zeroshot_top1": "zero-shot top-1", "r@1": "R@1 (mean of both directions)"}[x_key]
+    note = (f"{RETENTION[0]} is not among the runs' benchmarks: x is the change of {xlab} on the benchmarks "
+            "read, not a retention measure")
+    return x_key, f"change of {xlab} from base (points)", ylab, note
+
+
+def _xy(heads: dict[str, dict[str, float]], mode: str) -> tuple[float, float] | None:
+    """One model's point from its headlines (benchmark -> flat headline), or None without both values."""
+    y = [h["delta/hard_text"] for b, h in heads.items() if b != RETENTION[0] and "delta/hard_text" in h]
+    if mode == "retention":
+        h = heads.get(RETENTION[0], {})
+        b, f = h.get(f"base/{RETENTION[1]}"), h.get(f"finetuned/{RETENTION[1]}")
+        x = [h.get(f"retention/{RETENTION[1]}", 100.0 * f / b if b and f is not None else None)]
+        x = [v for v in x if v is not None]
+    else:
+        x = [h[f"delta/{mode}"] for h in heads.values() if f"delta/{mode}" in h]
+    return (float(np.mean(x)), float(np.mean(y))) if x and y else None
+
+
+def tradeoff_points(groups: Sequence[Group]) -> tuple[str, str, list[tuple[str, Stat, Stat, bool]]]:
+    """Per group: compositional gain (``delta/hard_text``, mean over benchmarks that have it) against
+    retention (:func:`_axes`), over seeds."""
+    mode, xlab, ylab, _ = _axes(groups)
     pts = []
     for g in groups:
-        ys, xs = [], []
-        for r in g.runs:
-            y = [
-                r.headline[b]["delta/hard_text"]
-                for b in benches
-                if "delta/hard_text" in r.headline.get(b, {})
-            ]
-            x = [
-                r.headline[b][f"delta/{x_key}"] for b in benches if f"delta/{x_key}" in r.headline.get(b, {})
-            ]
-            if y and x:
-                ys.append(float(np.mean(y)))
-                xs.append(float(np.mean(x)))
-        if ys:
-            pts.append((g.label, seed_stat(xs), seed_stat(ys), g.is_control))
-    xlab = {"zeroshot_top1": "zero-shot top-1", "r@1": "R@1 (mean of both directions)"}[x_key]
-    return (
-        f"retention: change of {xlab} from base (points)",
-        "compositional gain: change of hard-type text accuracy from base (points)",
-        pts,
-    )
+        xy = [p for r in g.runs if (p := _xy(r.headline, mode)) is not None]
+        if xy:
+            pts.append((g.label, seed_stat([p[0] for p in xy]), seed_stat([p[1] for p in xy]), g.is_control))
+    return xlab, ylab, pts
+
+
+def wise_curves(groups: Sequence[Group]) -> list[tuple[str, list[tuple[str, Stat, Stat]]]]:
+    """WiSE-FT curves ``(group label, [(a, x, y)])`` from a = 0 (the base) through each mix to a = 1 (the
+    fine-tuned model), over seeds: the claims sweep's reference group when it has WiSE-FT files, else every
+    group that has them."""
+    from genemi.report_claims import find_arms
+
+    mode = _axes(groups)[0]
+    ref = find_arms(groups).get("hn")
+    with_wise = [g for g in groups if any(r.wise for r in g.runs)]
+    chosen = [ref] if ref in with_wise else with_wise
+    curves = []
+    for g in chosen:
+        alphas = sorted({a for r in g.runs for per in r.wise.values() for a in per}, key=float)
+        zero = 100.0 if mode == "retention" else 0.0
+        pts = [("0", seed_stat([zero] * len(g.runs)), seed_stat([0.0] * len(g.runs)))]
+        for a in alphas:
+            xy = [p for r in g.runs
+                  if (p := _xy({b: per[a] for b, per in r.wise.items() if a in per}, mode)) is not None]
+            if xy:
+                pts.append((a, seed_stat([p[0] for p in xy]), seed_stat([p[1] for p in xy])))
+        end = [p for r in g.runs if (p := _xy(r.headline, mode)) is not None]
+        if end:
+            pts.append(("1", seed_stat([p[0] for p in end]), seed_stat([p[1] for p in end])))
+        if len(pts) > 2:
+            curves.append((g.label, pts))
+    return curves
 
 
 def tradeoff_figure(groups: Sequence[Group], path) -> None:
@@ -60,9 +101,18 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
     from genemi.io import atomic_path
 
     xlab, ylab, pts = tradeoff_points(groups)
+    note = _axes(groups)[3]
     drawn = {label for label, *_ in pts}
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
-    key = []
+    key = [textwrap.fill("note: " + note, 110, subsequent_indent="    ")] if note else []
+    for label, curve in wise_curves(groups):
+        xs, ys = [x.mean for _, x, _ in curve], [y.mean for _, _, y in curve]
+        ax.plot(xs, ys, "-", color="tab:green", lw=1.2, marker="^", ms=5, zorder=1)
+        for (a, x, y) in curve:
+            ax.annotate(f"a={a}", (x.mean, y.mean), textcoords="offset points", xytext=(-6, -11), fontsize=7,
+                        color="tab:green")
+        key.append(textwrap.fill(f"green line: WiSE-FT of {label}, (1 - a) * base + a * fine-tuned "
+                                 f"(a = 0: the base; a = 1: the fine-tuned model)", 110, subsequent_indent="    "))
     for i, (label, x, y, ctrl) in enumerate(pts, 1):
         xe = None if x.half != x.half else x.half
         ye = None if y.half != y.half else y.half
@@ -91,7 +141,7 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
         ax.text(0.5, 0.5, "no run has both a hard-type and a retention headline", ha="center",
                 transform=ax.transAxes)
     ax.axhline(0, color="grey", lw=0.7, ls="--")
-    ax.axvline(0, color="grey", lw=0.7, ls="--")
+    ax.axvline(100.0 if _axes(groups)[0] == "retention" else 0.0, color="grey", lw=0.7, ls="--")
     ax.set_xlabel(textwrap.fill(xlab, 60), fontsize=9)
     ax.set_ylabel(textwrap.fill(ylab, 45), fontsize=9)
     ax.set_title("Compositional gain vs retention (mean ± 95% t-interval over seeds)", fontsize=9)

@@ -40,10 +40,22 @@ class Run:
     detail: dict[str, dict[str, float]]  # benchmark -> flat detail metrics
     items_loader: dict[str, Callable[[], Items]] = field(default_factory=dict)
     _items: dict[str, Items] = field(default_factory=dict)
+    # WiSE-FT (stage wise_eval): benchmark -> a -> headline of the mix in the fine-tuned model's place
+    wise: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    wise_items_loader: dict[str, Callable[[], Items]] = field(default_factory=dict)
 
     @property
     def seed(self) -> int:
         return int(self.params.get("seed", 0))
+
+    def wise_items(self, bench: str) -> Items:
+        """The per-item outcomes of the WiSE-FT mixes on ``bench`` (models ``base`` and each ``a``)."""
+        key = f"wise/{bench}"
+        if key not in self._items:
+            if bench not in self.wise_items_loader:
+                raise FileNotFoundError(f"run {self.name!r}: no WiSE-FT per-item outcomes of {bench!r}")
+            self._items[key] = self.wise_items_loader[bench]()
+        return self._items[key]
 
     def items(self, bench: str) -> Items:
         if bench not in self._items:
@@ -61,6 +73,8 @@ class Layout:
     headline: str = "metrics/headline/{bench}.json"
     detail: str = "metrics/eval/{bench}.json"
     items: str = "metrics/items/{bench}.npz"
+    wise_headline: str = "metrics/wise/headline/{bench}.json"  # optional: runs without WiSE-FT stages
+    wise_items: str = "metrics/wise/items/{bench}.npz"
 
 
 def load_run(name: str, read: Callable[[str], bytes | None], layout: Layout = Layout()) -> Run:
@@ -95,6 +109,15 @@ def load_run(name: str, read: Callable[[str], bytes | None], layout: Layout = La
                 raise ValueError(f"run {name!r}: {path}: invalid JSON: {e.msg}") from None
         path = layout.items.format(bench=b)
         run.items_loader[b] = lambda path=path: _items_from(name, path, read)
+        path = layout.wise_headline.format(bench=b)
+        data = read(path)
+        if data is not None:
+            try:
+                run.wise[b] = json.loads(data)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"run {name!r}: {path}: invalid JSON: {e.msg}") from None
+            path = layout.wise_items.format(bench=b)
+            run.wise_items_loader[b] = lambda path=path: _items_from(name, path, read)
     return run
 
 
