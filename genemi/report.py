@@ -233,7 +233,8 @@ def write_report(runs: list, out_dir, n_boot: int, seed: int, gallery_run: str |
     groups = group_runs(runs)
     out = Path(out_dir)
     written = [out / "results.md", out / "tradeoff.png"]
-    write_text(written[0], results_markdown(groups, n_boot, seed) + "\n" + claims_markdown(groups, n_boot, seed))
+    tables = results_markdown(groups, n_boot, seed) + "\n" + claims_markdown(groups, n_boot, seed)
+    write_text(written[0], tables)
     tradeoff_figure(groups, written[1])
     chosen = pick_gallery_run(groups, gallery_run)
     for bench in benchmarks_of([chosen]):

@@ -115,7 +115,7 @@ def compare_sides(a: Side, b: Side, benches: Sequence[str], name: str, n_boot: i
             per = []
             for k in parts:
                 c = ia.clusters[k]
-                s = [Sample(ia.outcomes[a.model][k].astype(float), c), Sample(ib.outcomes[b.model][k].astype(float), c)]
+                s = [Sample(it.outcomes[m][k].astype(float), c) for it, m in ((ia, a.model), (ib, b.model))]
                 r = bootstrap_means(s, n_boot, rng)
                 per.append(r[0] - r[1])
             r_seed.append(np.mean(per, axis=0))
@@ -138,7 +138,8 @@ def _fmt(t: Paired | None) -> str:
 
 
 def _mean(group: Group, bench: str, key: str, wise: str | None = None) -> float:
-    """Mean over the group's runs of a headline value (of WiSE mix ``wise`` when given); NaN if none has it."""
+    """Mean over the group's runs of a headline value (of WiSE mix ``wise`` when given); NaN if none has
+    it."""
     vals = []
     for r in group.runs:
         head = (r.wise.get(bench, {}).get(wise, {}) if wise else r.headline.get(bench, {}))
@@ -194,7 +195,8 @@ def claim_rows(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0) -> li
             rows.append(Row(claim, f"{arm} − its base", ret_label, seeds(g), _fmt(t),
                             f"retention {kept:.1f}%; >= 5 points lost, interval below 0: "
                             f"{'yes' if ok else 'no'}"))
-    remedies = [(a, Side(arms[a]) if arms[a] is not None else None, arms[a]) for a in ("l2", "kl", "dpo", "last_blocks")]
+    remedies = [(a, Side(arms[a]) if arms[a] is not None else None, arms[a])
+                for a in ("l2", "kl", "dpo", "last_blocks")]
     wise_as = sorted({a for r in (hn.runs if hn else []) for a in r.wise.get(comp[0] if comp else "", {})},
                      key=float)
     remedies += [(f"WiSE-FT a={a}", Side(hn, a, "wise"), hn) for a in wise_as]
@@ -204,7 +206,8 @@ def claim_rows(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0) -> li
     for name, side, g in remedies:
         claim = f"{name} reduces the retention loss"
         if g is None or hn is None:
-            rows.append(Row(claim, f"{name} − hn", "–", "–", missing(*[x for x in ("hn", name) if x in ARMS])))
+            lost = missing(*[x for x in ("hn", name) if x in ARMS])
+            rows.append(Row(claim, f"{name} − hn", "–", "–", lost))
             continue
         wise = side.model if side.kind == "wise" else None
         t_comp = compare_sides(side, Side(hn), comp, "hard_text", n_boot, seed)
@@ -246,7 +249,8 @@ def _every_seed_gain(hn: Group, ctrl: Group, comp: Sequence[str]) -> str:
     if not worst:
         return ""
     low = min(worst)
-    return f">= 10 points on every hard type and seed: {'yes' if low[0] >= 10 else 'no'} (lowest {low[0]:+.1f}, {low[1]})"
+    ok = "yes" if low[0] >= 10 else "no"
+    return f">= 10 points on every hard type and seed: {ok} (lowest {low[0]:+.1f}, {low[1]})"
 
 
 def _hard_parts(run, bench: str) -> list[str]:
@@ -267,6 +271,14 @@ def _kept(g: Group, hn: Group, ctrl: Group | None, comp: Sequence[str], wise: st
         return ""
     share = 100.0 * (mine - zero) / (full - zero)
     return f"keeps {share:.0f}% of hn's gain over the control (target >= 70%)"
+
+
+def _share(text: str) -> float | None:
+    """The percentage a verdict of :func:`_kept` / :func:`_left` starts its figure with."""
+    import re
+
+    m = re.search(r"(-?\d+)% of hn's", text)
+    return float(m.group(1)) if m else None
 
 
 def _left(g: Group, hn: Group, bench: str, name: str, wise: str | None) -> str:
@@ -293,5 +305,31 @@ def claims_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0) 
         "| claim | comparison | measure | seeds | difference | verdict |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {r.claim} | {r.comparison} | {r.measure} | {r.seeds} | {r.result} | {r.verdict} |" for r in rows]
+    lines += [f"| {r.claim} | {r.comparison} | {r.measure} | {r.seeds} | {r.result} | {r.verdict} |"
+              for r in rows]
+    lines += ["", remedy_summary(rows)]
     return "\n".join(lines) + "\n"
+
+
+def remedy_summary(rows: Sequence[Row]) -> str:
+    """Which remedies halve the retention loss while keeping >= 70% of the compositional gain (the issue's
+    target), from the rows' point values; says what is missing when none can be judged."""
+    judged, good = [], []
+    for claim in dict.fromkeys(r.claim for r in rows if r.claim.endswith("reduces the retention loss")):
+        mine = [r for r in rows if r.claim == claim]
+        kept = next((_share(r.verdict) for r in mine if "gain over the control" in r.verdict), None)
+        left = next((_share(r.verdict) for r in mine if "loss left" in r.verdict), None)
+        if kept is None or left is None:
+            continue
+        name = claim.removesuffix(" reduces the retention loss")
+        judged.append(name)
+        if left <= 50 and kept >= 70:
+            good.append(f"{name} ({left:.0f}% of the loss left, {kept:.0f}% of the gain kept)")
+    if not judged:
+        return ("**Remedies**: none can be judged: that needs the hn, control and remedy runs on the "
+                f"retention benchmark {RETENTION[0]} (rows above say which are missing).")
+    if not good:
+        return (f"**Remedies**: none of {', '.join(judged)} halves the retention loss while keeping >= 70% "
+                "of the compositional gain (point values over seeds).")
+    return ("**Remedies** that halve the retention loss while keeping >= 70% of the compositional gain "
+            f"(point values over seeds): {'; '.join(good)}.")

@@ -15,7 +15,6 @@ from genemi.report_groups import Group
 from genemi.report_runs import Run, benchmarks_of, headline_names
 from genemi.report_stats import Stat, seed_stat
 
-
 RETENTION = ("synth_broad", "zeroshot_top1")  # the broad world's zero-shot top-1 (genemi.report_claims)
 
 
@@ -112,7 +111,8 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
             ax.annotate(f"a={a}", (x.mean, y.mean), textcoords="offset points", xytext=(-6, -11), fontsize=7,
                         color="tab:green")
         key.append(textwrap.fill(f"green line: WiSE-FT of {label}, (1 - a) * base + a * fine-tuned "
-                                 f"(a = 0: the base; a = 1: the fine-tuned model)", 110, subsequent_indent="    "))
+                                 "(a = 0: the base; a = 1: the fine-tuned model)", 110,
+                                 subsequent_indent="    "))
     for i, (label, x, y, ctrl) in enumerate(pts, 1):
         xe = None if x.half != x.half else x.half
         ye = None if y.half != y.half else y.half

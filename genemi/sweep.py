@@ -98,7 +98,8 @@ def shared_stages(dvc_yaml: str | Path = "dvc.yaml", after: str = "finetune") ->
     stages = yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8"))["stages"]
 
     def outs(st):
-        return [str(next(iter(o)) if isinstance(o, dict) else o) for o in (st.get("do", st).get("outs") or [])]
+        listed = st.get("do", st).get("outs") or []
+        return [str(next(iter(o)) if isinstance(o, dict) else o) for o in listed]
 
     def deps(st):
         return [str(d) for d in st.get("do", st).get("deps") or []]
@@ -119,7 +120,8 @@ def shared_stages(dvc_yaml: str | Path = "dvc.yaml", after: str = "finetune") ->
 
 def prepare_commands(seeds=SEEDS, committed_seed: int = 0, dvc_yaml="dvc.yaml") -> list[list[str]]:
     """For each seed but the committed one: build its shared stages in a temporary workspace, then drop
-    that experiment (its metrics files are still the committed seed's; what it built stays in the run cache)."""
+    that experiment (its metrics files are still the committed seed's; what it built stays in the run
+    cache)."""
     out = []
     for seed in seeds:
         if seed == committed_seed:
@@ -154,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m genemi.sweep", description=__doc__.split("\n\n")[0])
     ap.add_argument("sweep", choices=["claims"])
-    ap.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated (default %(default)s)")
+    ap.add_argument("--seeds", default=",".join(map(str, SEEDS)),
+                    help="comma-separated (default %(default)s)")
     ap.add_argument("--arms", default="", help=f"comma-separated subset of {', '.join(ARMS)} (default: all)")
     ap.add_argument("--queue", action="store_true",
                     help="run the preparation and queue the experiments (default: only print them)")

@@ -87,8 +87,9 @@ def test_shared_stages_are_those_the_fine_tuning_does_not_reach():
 
 def test_preparation_builds_each_extra_seed_once_and_drops_the_experiment():
     cmds = sweep.prepare_commands((0, 1, 2), committed_seed=0, dvc_yaml=ROOT / "dvc.yaml")
-    assert [c[:4] for c in cmds] == [["dvc", "exp", "run", "--temp"], ["dvc", "exp", "remove", "claims-pre-s1"],
-                                     ["dvc", "exp", "run", "--temp"], ["dvc", "exp", "remove", "claims-pre-s2"]]
+    assert [c[:4] for c in cmds] == [
+        ["dvc", "exp", "run", "--temp"], ["dvc", "exp", "remove", "claims-pre-s1"],
+        ["dvc", "exp", "run", "--temp"], ["dvc", "exp", "remove", "claims-pre-s2"]]
     assert _overrides(cmds[0]) == {"seed": 1} and _overrides(cmds[2]) == {"seed": 2}
     assert cmds[1] == ["dvc", "exp", "remove", cmds[0][cmds[0].index("--name") + 1]]
     assert "base" in cmds[0] and "finetune" not in cmds[0]

@@ -91,12 +91,12 @@ def test_end_points_give_the_base_and_finetuned_weights_and_metrics(world):
 
     m = root / "metrics"
     for bench in ("synth_test", "synth_gen"):
-        _ok(r.invoke(evaluate.main, ["--params", str(params), "--benchmark", bench, "--data", str(root / "data"),
-                                     "--base", str(base), "--finetuned", str(ft), "--metrics", str(m / "e.json"),
+        common = ["--params", str(params), "--benchmark", bench, "--data", str(root / "data"),
+                  "--base", str(base)]
+        _ok(r.invoke(evaluate.main, [*common, "--finetuned", str(ft), "--metrics", str(m / "e.json"),
                                      "--plot-dir", str(root / "plots"), "--headline", str(m / "h.json"),
                                      "--items", str(m / "i.npz")]))
-        _ok(r.invoke(wise_eval.main, ["--params", str(params), "--benchmark", bench, "--data", str(root / "data"),
-                                      "--base", str(base), "--wise", str(out), "--metrics", str(m / "we.json"),
+        _ok(r.invoke(wise_eval.main, [*common, "--wise", str(out), "--metrics", str(m / "we.json"),
                                       "--headline", str(m / "wh.json"), "--items", str(m / "wi.npz")]))
         head, whead = json.loads((m / "h.json").read_text()), json.loads((m / "wh.json").read_text())
         detail, wdetail = json.loads((m / "e.json").read_text()), json.loads((m / "we.json").read_text())
@@ -146,10 +146,10 @@ def test_wise_eval_names_a_missing_mix_and_what_to_run(world, tmp_path):
     from stages import wise_eval
 
     root, params, base, ft = world
-    res = CliRunner().invoke(wise_eval.main, ["--params", str(params), "--benchmark", "synth_test", "--data",
-                                              str(root / "data"), "--base", str(base), "--wise", str(tmp_path),
-                                              "--metrics", str(tmp_path / "m.json"), "--headline",
-                                              str(tmp_path / "h.json"), "--items", str(tmp_path / "i.npz")])
+    res = CliRunner().invoke(wise_eval.main, [
+        "--params", str(params), "--benchmark", "synth_test", "--data", str(root / "data"),
+        "--base", str(base), "--wise", str(tmp_path), "--metrics", str(tmp_path / "m.json"),
+        "--headline", str(tmp_path / "h.json"), "--items", str(tmp_path / "i.npz")])
     assert res.exit_code != 0 and "dvc repro wise" in res.output and "0.safetensors" in res.output, res.output
     assert not (tmp_path / "h.json").exists()
 
