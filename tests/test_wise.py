@@ -161,3 +161,25 @@ def test_wise_alphas_are_checked_on_load():
     raw["wise"]["alphas"] = [0.5, 1.2]
     with pytest.raises(ConfigError, match=r"wise\.alphas\[1\]"):
         params_from_dict(raw)
+
+
+def test_a_rerun_replaces_the_folder_whole(world, tmp_path):
+    """A value dropped from wise.alphas leaves no file behind (the folder is one output)."""
+    from stages import wise
+
+    root, params, base, ft = world
+    out = tmp_path / "wise"
+    for alphas, want in (([0.25, 0.5], ["0.25.safetensors", "0.5.safetensors"]), ([0.5], ["0.5.safetensors"])):
+        raw = yaml.safe_load(params.read_text())
+        raw["wise"]["alphas"] = alphas
+        p = tmp_path / "params.yaml"
+        p.write_text(yaml.safe_dump(raw))
+        _ok(CliRunner().invoke(wise.main, ["--params", str(p), "--base", str(base), "--finetuned", str(ft),
+                                           "--out", str(out)]))
+        assert sorted(x.name for x in out.iterdir()) == want
+    raw["wise"]["alphas"] = [0.5, 0.50]
+    p.write_text(yaml.safe_dump(raw))
+    res = CliRunner().invoke(wise.main, ["--params", str(p), "--base", str(base), "--finetuned", str(ft),
+                                         "--out", str(out)])
+    assert res.exit_code != 0 and "given twice" in res.output
+    assert sorted(x.name for x in out.iterdir()) == ["0.5.safetensors"]
