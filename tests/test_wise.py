@@ -169,7 +169,8 @@ def test_a_rerun_replaces_the_folder_whole(world, tmp_path):
 
     root, params, base, ft = world
     out = tmp_path / "wise"
-    for alphas, want in (([0.25, 0.5], ["0.25.safetensors", "0.5.safetensors"]), ([0.5], ["0.5.safetensors"])):
+    cases = (([0.25, 0.5], ["0.25.safetensors", "0.5.safetensors"]), ([0.5], ["0.5.safetensors"]))
+    for alphas, want in cases:
         raw = yaml.safe_load(params.read_text())
         raw["wise"]["alphas"] = alphas
         p = tmp_path / "params.yaml"
