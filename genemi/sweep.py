@@ -134,9 +134,15 @@ def prepare_commands(seeds=SEEDS, committed_seed: int = 0, dvc_yaml="dvc.yaml") 
 
 
 def _committed_seed(params_path: str = "params.yaml") -> int:
+    """``seed`` of the committed params: the seed whose shared stages `dvc repro` builds."""
+    from genemi.config import ConfigError
     from genemi.recipe import start_params
 
-    return int(start_params(params_path)["seed"])
+    try:
+        return int(start_params(params_path)["seed"])
+    except ConfigError:
+        raise ValueError(f"{params_path}: no committed version (git show HEAD:{params_path} fails); run this "
+                         "from the root of the project's git checkout") from None
 
 
 def _check_clean(params_path: str = "params.yaml") -> None:
@@ -178,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"`{shlex.join(c)}` failed; fix what it says and run this again (the "
                                    "experiments queued so far stay: `dvc queue status`)")
         print("queued; now: dvc queue start -j 2")
-    except (ValueError, RuntimeError) as e:
+    except FileNotFoundError as e:
+        where = e.filename or e
+        print(f"Error: {where}: not found; run this from the project's root folder", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError) as e:  # ConfigError is a ValueError
         print(f"Error: {e}", file=sys.stderr)
         return 2
     return 0
