@@ -6,7 +6,13 @@ machine may be shared). Then reads, per `a` of `wise.alphas` and the end points 
 fine-tuned model, from `metrics/headline/`), the headline of every benchmark. Writes
 `benchmarks/results/wise_cost.json` and prints a markdown table.
 
-Usage (after `dvc repro`, with the committed params.yaml): python benchmarks/wise_cost.py
+``noop``: what the WiSE-FT stages add to a no-op ``dvc status`` / ``dvc repro`` (an up-to-date workspace):
+rounds alternate between the shipped ``dvc.yaml`` and one without the ``wise`` and ``wise_eval`` stages
+(written in place and restored after every round, also on Ctrl-C), medians with the load average.
+
+Usage (after `dvc repro`, with the committed params.yaml):
+    python benchmarks/wise_cost.py             # the stages' run time and figures
+    python benchmarks/wise_cost.py noop 5      # the no-op cost, 5 rounds
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ def _dvc() -> str:
 
 def main() -> int:
     if not workspace_is_committed():
-        raise SystemExit("Error: params.yaml differs from the committed one; `git checkout params.yaml` first")
+        raise SystemExit("Error: params.yaml differs from the committed one; `git checkout params.yaml` "
+                         "first")
     p = shipped_params()
     from genemi.wise import alpha_name
 
@@ -67,5 +74,51 @@ def main() -> int:
     return 0
 
 
+def _timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run([_dvc(), *cmd], cwd=ROOT, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0 or "Running stage" in r.stdout or ("status" in cmd and "up to date" not in r.stdout):
+        raise SystemExit(f"Error: `dvc {' '.join(cmd)}` is not a no-op here; run `dvc repro` first:\n"
+                         f"{r.stdout[-400:]}{r.stderr[-400:]}")
+    return dt
+
+
+def noop(rounds: int) -> int:
+    import statistics
+
+    import yaml
+
+    path = ROOT / "dvc.yaml"
+    shipped = path.read_text(encoding="utf-8")
+    spec = yaml.safe_load(shipped)
+    for name in ("wise", "wise_eval"):
+        spec["stages"].pop(name)
+    without = yaml.safe_dump(spec, sort_keys=False)
+    runs = {k: {"status": [], "repro": []} for k in ("shipped", "without_wise")}
+    load0 = os.getloadavg()
+    try:
+        for _ in range(rounds):
+            for variant, text in (("shipped", shipped), ("without_wise", without)):
+                path.write_text(text, encoding="utf-8")
+                runs[variant]["status"].append(round(_timed(["status"]), 2))
+                runs[variant]["repro"].append(round(_timed(["repro"]), 2))
+    finally:
+        path.write_text(shipped, encoding="utf-8")
+    med = {v: {c: statistics.median(t) for c, t in d.items()} for v, d in runs.items()}
+    out = {"rounds": rounds, "runs": runs, "median_s": med, "loadavg_before": [round(x, 2) for x in load0],
+           "loadavg_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
+    dest = ROOT / "benchmarks" / "results" / "wise_noop.json"
+    dest.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    for c in ("status", "repro"):
+        a, b = med["without_wise"][c], med["shipped"][c]
+        more = 100 * (b / a - 1)
+        print(f"no-op dvc {c}: {a:.2f} s without the WiSE-FT stages, {b:.2f} s with them ({more:+.0f}%)")
+    print(f"-> {dest}")
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["noop"]:
+        raise SystemExit(noop(int(sys.argv[2]) if len(sys.argv) > 2 else 5))
     raise SystemExit(main())
