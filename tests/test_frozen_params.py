@@ -9,8 +9,9 @@ TESTS = Path(__file__).resolve().parent
 # a read of the repository's params.yaml: ROOT / "params.yaml", F.ROOT) / "params.yaml", open("params.yaml")
 LIVE = re.compile(r"""(ROOT\)? / "params\.yaml"|\(\s*["']params\.yaml["']\s*[,)])""")
 # the tests whose job is the shipped files: the whole pipeline spec (dvc.yaml <-> params.yaml, offline
-# defaults), the shipped ranges (test_bad_inputs) and the download stages' params keys (test_download)
-SHIPPED_CHECKS = {"test_bad_inputs.py": 1, "test_download.py": 1}
+# defaults), the shipped ranges (test_bad_inputs), the download stages' params keys (test_download) and
+# the claims sweep's reference values, which are the committed params every queued run starts from
+SHIPPED_CHECKS = {"test_bad_inputs.py": 1, "test_download.py": 1, "test_claims_sweep.py": 1}
 WHOLE_FILE = "test_pipeline_spec.py"
 
 
