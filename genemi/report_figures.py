@@ -106,11 +106,12 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
     key = [textwrap.fill("note: " + note, 110, subsequent_indent="    ")] if note else []
     for label, curve in wise_curves(groups):
         xs, ys = [x.mean for _, x, _ in curve], [y.mean for _, _, y in curve]
-        ax.plot(xs, ys, "-", color="tab:green", lw=1.2, marker="^", ms=5, zorder=1)
+        # black and dashed: the groups' points take matplotlib's colour cycle
+        ax.plot(xs, ys, "--", color="black", lw=1.0, marker="^", ms=5, zorder=1)
         for (a, x, y) in curve:
             ax.annotate(f"a={a}", (x.mean, y.mean), textcoords="offset points", xytext=(-6, -11), fontsize=7,
-                        color="tab:green")
-        key.append(textwrap.fill(f"green line: WiSE-FT of {label}, (1 - a) * base + a * fine-tuned "
+                        color="black")
+        key.append(textwrap.fill(f"dashed line: WiSE-FT of {label}, (1 - a) * base + a * fine-tuned "
                                  "(a = 0: the base; a = 1: the fine-tuned model)", 110,
                                  subsequent_indent="    "))
     for i, (label, x, y, ctrl) in enumerate(pts, 1):
