@@ -6,8 +6,10 @@ groups them by params with the seeds aggregated, and writes into --out:
 
   results.md             headline numbers per benchmark (mean ± 95% t-interval over seeds), each run's
                          difference from its control (loss.hn_weight=0, same finetune.steps, same
-                         items) with a paired bootstrap p-value over them, per-type detail, the run list
-  tradeoff.png           compositional gain against retention, one point per group
+                         items) with a paired bootstrap p-value over them, per-type detail, the run list,
+                         and a row per claim of the claims sweep (python -m genemi.sweep claims)
+  tradeoff.png           compositional gain against retention (synth_broad when the runs have it), one
+                         point per group, and the WiSE-FT curve
   failures/<bench>.png   the fine-tuned model's most confident mistakes per type, with the base model's
                          verdict on the same pairs (from the run of --gallery-run, else the best group),
                          for each benchmark whose per-item file holds such mistakes
