@@ -119,3 +119,46 @@ def test_queue_refuses_params_that_differ_from_the_committed_ones(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RuntimeError, match="differs from the committed version"):
         sweep._check_clean()
+
+
+@pytest.mark.slow
+def test_every_arm_fine_tunes_on_a_tiny_world(tmp_path):
+    """Each arm's overrides on the frozen params train (3 steps): an arm that cannot run would cost a
+    queued sweep its rows. The control trains no hard-negative term, no_image_negatives no image side."""
+    import json
+
+    import frozen_params
+    from click.testing import CliRunner
+
+    from genemi.recipe import apply_to
+    from stages import base, finetune, mine, synth_data
+
+    raw = frozen_params.raw()
+    raw["synth"].update(n_train=96, n_test=24, n_gen=24)
+    raw["base"].update(steps=2, batch_size=32, warmup_steps=1)
+    raw["finetune"].update(steps=3, batch_size=16, warmup_steps=1)
+    raw["eval"]["monitor"] = ""
+    params, data, r = tmp_path / "params.yaml", tmp_path / "data", CliRunner()
+    params.write_text(yaml.safe_dump(raw))
+    train = ["--train", str(data / "negatives" / "train.jsonl"), "--image-root", str(data)]
+
+    def ok(res):
+        assert res.exit_code == 0, f"{res.output}\n{res.exception!r}"
+
+    ok(r.invoke(synth_data.main, ["--params", str(params), "--out", str(data)]))
+    sheet = str(tmp_path / "s.png")
+    ok(r.invoke(mine.main, ["--params", str(params), "--root", str(data), "--sheet", sheet]))
+    ok(r.invoke(base.main, ["--params", str(params), *train, "--out", str(tmp_path / "base.safetensors"),
+                            "--metrics", str(tmp_path / "base.json")]))
+    for arm, overrides in sweep.ARMS.items():
+        p = tmp_path / f"{arm}.yaml"
+        p.write_text(yaml.safe_dump(apply_to(raw, overrides)))
+        ok(r.invoke(finetune.main, ["--params", str(p), *train, "--base", str(tmp_path / "base.safetensors"),
+                                    "--out", str(tmp_path / f"{arm}.safetensors"),
+                                    "--metrics", str(tmp_path / f"{arm}.json"),
+                                    "--live-dir", str(tmp_path / f"live_{arm}"), "--data", str(data)]))
+        m = json.loads((tmp_path / f"{arm}.json").read_text())
+        assert (m["train_hn_text"] == 0) == (arm == "control"), (arm, m)
+        assert (m["train_hn_image"] == 0) == (arm in ("control", "no_image_negatives")), (arm, m)
+        assert ("train_dpo" in m) == (arm == "dpo") and ("train_kl" in m) == (arm == "kl"), (arm, m)
+        assert ("train_l2" in m) == (arm == "l2"), (arm, m)
