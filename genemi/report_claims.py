@@ -191,8 +191,9 @@ def claim_rows(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0) -> li
         else:
             t = compare_sides(Side(g), Side(g, "base"), [ret_b], ret_n, n_boot, seed)
             kept = _mean(g, ret_b, f"retention/{ret_n}")
-            if kept != kept:  # a headline without the retention key: from its two values
-                kept = 100.0 * _mean(g, ret_b, f"finetuned/{ret_n}") / _mean(g, ret_b, f"base/{ret_n}")
+            b = _mean(g, ret_b, f"base/{ret_n}")
+            if kept != kept and b:  # a headline without the retention key: from its two values
+                kept = 100.0 * _mean(g, ret_b, f"finetuned/{ret_n}") / b
             ok = t is not None and t.diff <= -5 and t.hi < 0
             rows.append(Row(claim, f"{arm} − its base", ret_label, seeds(g), _fmt(t),
                             f"retention {kept:.1f}%; >= 5 points lost, interval below 0: "
