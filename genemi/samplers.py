@@ -98,8 +98,9 @@ def dedupe_images(idx: torch.Tensor, pos_image: torch.Tensor, seed: int, step: i
     return torch.tensor(out, dtype=torch.long)
 
 
-def _refill(pos: np.ndarray, seen: set[int], rng: np.random.Generator,
-            drawn: list[tuple[int, int]]) -> tuple[int, int]:
+def _refill(
+    pos: np.ndarray, seen: set[int], rng: np.random.Generator, drawn: list[tuple[int, int]]
+) -> tuple[int, int]:
     """``(row, image)``: the next drawn row whose image is not in ``seen`` (:func:`dedupe_images`)."""
     tries = 0
     while True:
