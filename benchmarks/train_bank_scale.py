@@ -5,7 +5,8 @@ positive caption with one caption negative of an HNC type, ~120 records per imag
 into a temporary folder, streaming, then measures in fresh processes:
 
 * **build**: :func:`genemi.bank_cache.cached_tables` with open_clip's ViT-B-32 tokenizer (the first run's
-  cost; later runs map the cache): seconds and the builder's peak RSS;
+  cost; later runs map the cache): seconds (wall and CPU) and the builder's peak RSS. Every caption of
+  the generated manifest is distinct (the build's worst case: each distinct caption is tokenised once);
 * **2 ranks**: two processes each map the bank (:meth:`genemi.bank.PairBank.from_manifest`), build the
   sampler and assemble their micro-batches of a 2-rank run (:func:`genemi.train.micro_batches`, global batch
   256, one caption negative per record as extra inputs: the HNC recipes' batches) for ``--seconds``; then,
@@ -20,7 +21,8 @@ subject and does not depend on the number of records); ``--decode`` adds one fig
 reused by path through open_clip's 224 px preprocessing. Samplers: ``shuffle`` (``batching.mode: records``,
 a uniform shuffle)
 and, with ``--dedupe``, the HNC recipes' ``dedupe_images`` (one image at most once per batch). The
-manifests and caches are deleted after each size.
+manifests and caches are deleted after each size. The machine's 1-minute load average is sampled around
+each phase: other jobs slow the wall-clock figures, not the CPU-second ones.
 
     PYTHONPATH=. python benchmarks/train_bank_scale.py [--sizes 100000,1000000,8000000] [--seconds 20]
 """
@@ -96,7 +98,8 @@ def write_manifest(path: Path, n: int, seed: int = 0) -> int:
         for i in range(n):
             words = rng.choices(WORDS, k=6)
             caption = f"the {words[0]} is {words[1]} {words[2]} the {words[3]} {i % 97}"
-            negative = f"the {words[4]} is {words[1]} {words[2]} the {words[5]} {i % 89}"
+            # its number is never the positive's: a negative identical to its positive is refused
+            negative = f"the {words[4]} is {words[1]} {words[2]} the {words[5]} {97 + i % 89}"
             image = f"{i // PER_IMAGE}.jpg"
             f.write(
                 json.dumps(
@@ -285,7 +288,9 @@ def measure(n: int, folder: Path, seconds: float, dedupe: bool, decode: bool, to
         "manifest_bytes": size,
         "generate_s": round(time.perf_counter() - t0, 1),
         "tokenizer": tok_name,
+        "seconds": seconds,
     }
+    load = [os.getloadavg()[0]]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     me = [sys.executable, __file__]
     b = json.loads(
@@ -295,6 +300,7 @@ def measure(n: int, folder: Path, seconds: float, dedupe: bool, decode: bool, to
         .stdout.strip()
         .splitlines()[-1]
     )
+    load.append(os.getloadavg()[0])
     out.update(
         build_s=round(b["build_s"], 1),
         build_cpu_s=round(b["build_cpu_s"], 1),
@@ -337,6 +343,7 @@ def measure(n: int, folder: Path, seconds: float, dedupe: bool, decode: bool, to
                 raise RuntimeError(f"a rank exited early ({mode}, {n} records)")
             time.sleep(0.05)
         both = [smaps(p.pid) for p in procs]
+        load.append(os.getloadavg()[0])
         Path(f"{ready}.done").touch()
         ranks = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
         r0 = ranks[0]
@@ -353,6 +360,7 @@ def measure(n: int, folder: Path, seconds: float, dedupe: bool, decode: bool, to
             "baseline_pss_one_rank_mb": round(r0["before"]["Pss"] / 2**20),
             "private_bytes_per_record": round(max(anon) / n, 1),
         }
+    out["load_avg_1min"] = [round(x, 1) for x in load]  # at the start, after the build, after each sampler
     return out
 
 
@@ -360,8 +368,8 @@ def table(rows: list[dict]) -> str:
     lines = [
         "| records | manifest | tokenizer | build wall / CPU (s) | build peak RSS | token array | sampler | "
         "first batch (s) | batches/s (rank) | records/s (rank) | records per CPU-s (rank) | RSS 1 rank | "
-        "PSS 2 ranks | private B/record |",
-        "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "PSS 2 ranks | private B/record | load avg |",
+        "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         for mode, m in r["samplers"].items():
@@ -371,7 +379,8 @@ def table(rows: list[dict]) -> str:
                 f"{r['token_array_mb']:,} MB | {mode} | {m['first_batch_s']} | {m['batches_per_s']} | "
                 f"{m['records_per_s_per_rank']:,} | {m['records_per_cpu_s_per_rank']:,} | "
                 f"{m['rss_one_rank_mb']:,} MB | {m['pss_two_ranks_mb']:,} MB | "
-                f"{m['private_bytes_per_record']} |"
+                f"{m['private_bytes_per_record']} | "
+                f"{min(r.get('load_avg_1min', [0])):g}-{max(r.get('load_avg_1min', [0])):g} |"
             )
     return "\n".join(lines)
 
@@ -385,10 +394,9 @@ def table(rows: list[dict]) -> str:
 )
 @click.option(
     "--stand-in-from",
-    default=8_000_000,
+    default=0,
     show_default=True,
-    help="Sizes from this many records tokenise with WordIds instead of open_clip (its BPE + ftfy cost "
-    "~150 us of CPU a caption: hours at 8 M on 2 shared cores).",
+    help="Sizes from this many records tokenise with WordIds instead of open_clip (0: none do).",
 )
 @click.option(
     "--merge", is_flag=True, help="Keep the sizes already in OUT.json that this run does not measure."
@@ -409,31 +417,35 @@ def main(sizes, seconds, dedupe, decode, stand_in_from, merge, tmp, out) -> None
         folder = Path(tempfile.mkdtemp(prefix="bank_scale_", dir=tmp))
         try:
             rows.append(
-                measure(n, folder, seconds, dedupe, decode, "words" if n >= stand_in_from else "open_clip")
+                measure(
+                    n, folder, seconds, dedupe, decode, "words" if 0 < stand_in_from <= n else "open_clip"
+                )
             )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         print(json.dumps(rows[-1], indent=1), flush=True)
     rows.sort(key=lambda r: r["records"])
     result = {
+        "command": "python benchmarks/train_bank_scale.py " + " ".join(sys.argv[1:]),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "batch": 256,
         "ranks": 2,
         "decode": decode,
-        "seconds": seconds,
         "sizes": rows,
     }
     Path(f"{out}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    timed = ", ".join(f"{r['records']:,}: {r.get('seconds', seconds):g} s" for r in rows)
     Path(f"{out}.md").write_text(
         "# Training bank at scale (`benchmarks/train_bank_scale.py`)\n\n"
-        f"{os.cpu_count()} CPU(s) shared with other jobs (wall-clock figures are slowed by them; "
-        "the CPU-second "
-        "figures are not), global batch 256 over 2 ranks, one caption negative per record, "
-        f"{'images decoded' if decode else 'image ids only (no decoding)'}; "
-        f"{seconds:g} s of steady batches per rank. "
+        f"{os.cpu_count()} CPU(s) shared with other jobs (load avg: the machine's 1-minute load average "
+        "sampled around each phase; the wall-clock figures are slowed by the other jobs, the CPU-second "
+        "figures are not), global batch 256 over 2 ranks, one caption negative per record, every caption "
+        "distinct, "
+        f"{'images decoded' if decode else 'image ids only (no decoding)'}; steady batches timed per rank "
+        f"for {timed}. "
         "Sampler `shuffle`: `batching.mode: records`, a uniform shuffle; `dedupe`: plus "
-        "`batching.dedupe_images`. Tokenizer `words`: "
+        "`batching.dedupe_images`. Tokenizer `open_clip`: ViT-B-32's; `words`: "
         "the stand-in `WordIds` (same uint16 rows as open_clip's).\n\n" + table(rows) + "\n"
     )
     print(table(rows))

@@ -190,11 +190,13 @@ def _build(path: Path, tokenizer: Callable, folder: Path, stat, digest: str, pro
     from tqdm import tqdm
 
     from genemi.manifest import iter_manifest
+    from genemi.token_rows import fast_rows
 
     tokens = _TokenFile(folder / "tokens.bin")
+    rows = fast_rows(tokenizer)  # open_clip's rows, its BPE run once per distinct word
 
     def sink(captions: list[str]) -> None:
-        tokens.write(np.asarray(tokenize(tokenizer, captions, iter_manifest(path))))
+        tokens.write(np.asarray(tokenize(rows, captions, iter_manifest(path))))
 
     b = TableBuilder(sink=sink)
     with tqdm(desc=f"{path.name}: training bank", unit="rec", disable=not progress, mininterval=2) as bar:

@@ -59,6 +59,10 @@ class EpochSampler:
         return self.order(epoch)[i * self.batch_size : (i + 1) * self.batch_size].clone()
 
 
+REFILL_DRAWS = 256  # candidate rows drawn at a time while refilling a batch
+REFILL_TRIES = 64  # draws of REFILL_DRAWS in one refill before choosing from the list of allowed rows
+
+
 def dedupe_images(idx: torch.Tensor, pos_image: torch.Tensor, seed: int, step: int,
                   distinct: int | None = None) -> torch.Tensor:
     """Replace rows whose image already occurs earlier in ``idx`` by random rows with new images.
@@ -66,9 +70,16 @@ def dedupe_images(idx: torch.Tensor, pos_image: torch.Tensor, seed: int, step: i
     The thesis's ``deduplicate_and_refill``: one image has many captions (HNC: ~120), and a
     duplicate would turn a true pair into an in-batch "negative". Keeps the batch size; raises
     when there are fewer distinct images than rows (``distinct``: their number, counted here if None).
-    The refills come from a seeded permutation of every row, drawn only for a batch with a duplicate.
+
+    Each refill is uniform over the rows whose image the batch does not hold yet, as the thesis's walk
+    through a shuffled list of every row gives it, at a cost that does not grow with the number of rows:
+    candidates are drawn uniformly with replacement by the generator of ``(seed, "dedupe", step)``,
+    :data:`REFILL_DRAWS` at a time, and the first whose image is new is taken (a rejected candidate's
+    image is in the batch, so it stays rejected). After :data:`REFILL_TRIES` draws without one (few
+    allowed rows left), the refill is drawn from the list of allowed rows itself.
     """
-    images = pos_image[idx].tolist()
+    pos = pos_image.numpy()
+    images = pos[idx.numpy()].tolist()
     if len(set(images)) == len(images):
         return idx
     if distinct is None:
@@ -79,15 +90,32 @@ def dedupe_images(idx: torch.Tensor, pos_image: torch.Tensor, seed: int, step: i
         )
     rng = seeding.rng(seed, "dedupe", step)
     out, seen = idx.tolist(), set()
-    candidates = iter(rng.permutation(len(pos_image)))
+    drawn: list[tuple[int, int]] = []  # (row, image) pairs drawn and not looked at yet, the next one last
     for r, im in enumerate(images):
         if im in seen:
-            for c in candidates:
-                if int(pos_image[c]) not in seen:
-                    out[r], im = int(c), int(pos_image[c])
-                    break
+            out[r], im = _refill(pos, seen, rng, drawn)
         seen.add(im)
     return torch.tensor(out, dtype=torch.long)
+
+
+def _refill(
+    pos: np.ndarray, seen: set[int], rng: np.random.Generator, drawn: list[tuple[int, int]]
+) -> tuple[int, int]:
+    """``(row, image)``: the next drawn row whose image is not in ``seen`` (:func:`dedupe_images`)."""
+    tries = 0
+    while True:
+        while drawn:
+            row, im = drawn.pop()
+            if im not in seen:
+                return row, im
+        if tries == REFILL_TRIES:
+            break
+        rows = rng.integers(len(pos), size=REFILL_DRAWS)
+        drawn[:] = zip(rows.tolist()[::-1], pos[rows].tolist()[::-1], strict=True)
+        tries += 1
+    allowed = np.flatnonzero(~np.isin(pos, list(seen)))  # few rows with new images: choose among them
+    row = int(allowed[rng.integers(len(allowed))])
+    return row, int(pos[row])
 
 
 def distinct_images(pos_image: torch.Tensor) -> int:

@@ -47,10 +47,38 @@ def epoch_indices(n, batch_size, seed, step):
     return perm[i * batch_size : (i + 1) * batch_size]
 
 
-def dedupe_images(idx, pos_image, seed, step):
+def dedupe_images(idx, pos_image, seed, step, draws=256, tries=64):
+    """Refill each row whose image is already in the batch with the first of the rows drawn uniformly
+    with replacement (``draws`` at a time, seeded by (seed, step)) whose image is new; after ``tries``
+    draws without one, a uniform choice among every row with a new image."""
     images = pos_image[idx].tolist()
     if len(set(images)) == len(images):
         return idx
+    rng = seeding.rng(seed, "dedupe", step)
+    out, seen, drawn = idx.tolist(), set(), []
+    for r, im in enumerate(images):
+        if im in seen:
+            found = None
+            for t in range(tries + 1):
+                while drawn and found is None:
+                    c = drawn.pop(0)
+                    if int(pos_image[c]) not in seen:
+                        found = c
+                if found is not None or t == tries:
+                    break
+                drawn = rng.integers(len(pos_image), size=draws).tolist()
+            if found is None:
+                allowed = [j for j in range(len(pos_image)) if int(pos_image[j]) not in seen]
+                found = allowed[int(rng.integers(len(allowed)))]
+            out[r], im = found, int(pos_image[found])
+        seen.add(im)
+    return torch.tensor(out, dtype=torch.long)
+
+
+def thesis_dedupe_images(idx, pos_image, seed, step):
+    """The thesis's ``deduplicate_and_refill``: refills are the next rows of a shuffled list of every row
+    whose image is new (the same distribution as :func:`dedupe_images`; a cost that grows with the rows)."""
+    images = pos_image[idx].tolist()
     rng = seeding.rng(seed, "dedupe", step)
     out, seen = idx.tolist(), set()
     candidates = iter(rng.permutation(len(pos_image)).tolist())

@@ -132,6 +132,39 @@ def test_epoch_sampler_and_dedupe_match_the_reference():
     assert torch.equal(dedupe_images(idx, pos_image, 9, 3), ref.dedupe_images(idx, pos_image, 9, 3))
 
 
+def test_dedupe_refill_is_uniform_over_rows_with_new_images_like_the_thesis():
+    """Each refill is uniform over the rows whose image the batch lacks: the distribution of the thesis's
+    walk through a shuffled list of every row (counted over many steps, chi-square against uniform)."""
+    pos_image = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 3, 3, 4, 5])
+    idx = torch.tensor([0, 5, 1])  # row 1 repeats image 0; rows 3, 4, 6..11 hold new images
+    allowed = [3, 4, 6, 7, 8, 9, 10, 11]
+    steps = 4000
+    for dedupe in (dedupe_images, ref.thesis_dedupe_images):
+        got = [dedupe(idx, pos_image, 3, s)[2].item() for s in range(steps)]
+        counts = np.bincount(got, minlength=12)
+        assert counts[[0, 1, 2, 5]].sum() == 0
+        expected = steps / len(allowed)
+        chi2 = float(((counts[allowed] - expected) ** 2 / expected).sum())
+        assert chi2 < 24.3, (dedupe, counts)  # 7 degrees of freedom: p = 0.001
+
+
+def test_dedupe_refill_falls_back_to_the_list_of_allowed_rows(monkeypatch):
+    """Where rows with new images are rare the refill chooses among them directly; the same rows as the
+    reference, for several draw sizes."""
+    from genemi import samplers
+
+    pos_image = torch.zeros(3000, dtype=torch.long)
+    pos_image[[17, 2500]] = torch.tensor([1, 2])
+    idx = torch.tensor([0, 1, 2])
+    for draws, tries in ((256, 64), (4, 2), (1, 1)):
+        monkeypatch.setattr(samplers, "REFILL_DRAWS", draws)
+        monkeypatch.setattr(samplers, "REFILL_TRIES", tries)
+        for step in range(20):
+            out = dedupe_images(idx, pos_image, 5, step)
+            assert torch.equal(out, ref.dedupe_images(idx, pos_image, 5, step, draws, tries))
+            assert out[0] == 0 and sorted(out[1:].tolist()) == [17, 2500]
+
+
 @pytest.mark.parametrize("mode", ["item_based", "image_based", "allinone"])
 @pytest.mark.parametrize("sources", [("genemi", "coco"), ("genemi",), ("genemi", "genemi", "genemi", "coco")])
 def test_group_sampler_matches_the_reference(tmp_path, mode, sources):
