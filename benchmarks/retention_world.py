@@ -88,6 +88,16 @@ def run_seed(seed: int, overrides: dict, work: Path) -> dict:
     return result
 
 
+def save(label: str, overrides: dict, source: str, seed: int, figures: dict) -> None:
+    """Add one seed's figures under ``label``, re-reading the file first (runs of other set-ups may have
+    written it meanwhile)."""
+    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    entry = results.setdefault(label, {"seeds": {}})
+    entry.update(overrides=overrides, params=source)
+    entry["seeds"][str(seed)] = figures
+    OUT.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
 @click.command(help=__doc__)
 @click.option("--label", required=True, help="Name of this set-up in the results file.")
 @click.option("--seed", "seeds", type=int, multiple=True, default=(0,), show_default=True)
@@ -101,16 +111,13 @@ def main(label: str, seeds: tuple[int, ...], sets: tuple[str, ...], work: str) -
         if not sep:
             raise SystemExit(f"Error: -S {s!r}: expected key=value")
         overrides[key] = yaml.safe_load(value)
-    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
-    entry = results.setdefault(label, {"overrides": overrides, "params": _setup.params_source(), "seeds": {}})
-    entry["overrides"] = overrides
-    load = os.getloadavg()
+    source = _setup.params_source()
     for seed in seeds:
         click.echo(f"{label}: seed {seed} ...")
-        entry["seeds"][str(seed)] = run_seed(seed, overrides, Path(work) / f"{label}-seed{seed}")
-        entry["seeds"][str(seed)]["load_before"] = [round(x, 2) for x in load]
-        OUT.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        r = entry["seeds"][str(seed)]
+        load = os.getloadavg()
+        r = run_seed(seed, overrides, Path(work) / f"{label}-seed{seed}")
+        r["load_before"] = [round(x, 2) for x in load]
+        save(label, overrides, source, seed, r)
         for arm in ("hn", "control"):
             b = r[f"{arm}/synth_broad"]
             click.echo(f"  {arm}: synth_broad top1 {b['base/zeroshot_top1']:.1f} -> {b['finetuned/zeroshot_top1']:.1f} "
