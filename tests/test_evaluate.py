@@ -204,8 +204,9 @@ def test_retention_headline_by_hand():
 def test_stage_scores_synth_broad_zero_shot_and_retrieval_with_its_retention(tmp_path):
     """evaluate@synth_broad on the tiny world: the headline holds the seven names the report reads, and
     each equals a hand computation from the per-item outcomes (top-1 hits over the lone-object images)."""
-    from genemi.items import load_items
     from stages import evaluate as stage
+
+    from genemi.items import load_items
 
     params, data = _tiny_world(tmp_path)
     args = stage_args(tmp_path, params, data)

@@ -197,9 +197,10 @@ def test_caption_wordings():
         {"color": "pink", "shape": "diamond", "slot": 0}, {"color": "blue", "shape": "frame", "slot": 2}]}
     lone = {"kind": "count", "order": [0], "objects": [{"color": "gray", "shape": "hourglass", "slot": 2}]}
     two = {"kind": "count", "order": [0, 1], "objects": [
-        {"color": "lime", "shape": "hourglass", "slot": 0}, {"color": "lime", "shape": "hourglass", "slot": 1}]}
+        {"color": "lime", "shape": "hourglass", "slot": s} for s in (0, 1)]}
     assert world.caption(dict(pair, style="to")) == "a pink diamond to the left of a blue frame"
-    assert world.caption(dict(pair, style="photo")) == "a pink diamond left of a blue frame"  # too long: plain
+    # a pair in photo wording would be too long: plain
+    assert world.caption(dict(pair, style="photo")) == "a pink diamond left of a blue frame"
     assert world.caption(dict(lone, style="to")) == "one gray hourglass to the right"
     assert world.caption(dict(lone, style="photo")) == "a photo of a gray hourglass."
     assert world.caption(dict(two, style="photo")) == "a photo of two lime hourglasses."

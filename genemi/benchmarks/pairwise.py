@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from genemi.data.hnc import in_subset, iter_hnc_records
-from genemi.evalsets import EvalSet, ImageStore, Loader, RecordTable, records_classification, records_retrieval
+from genemi.evalsets import (
+    EvalSet,
+    ImageStore,
+    Loader,
+    RecordTable,
+    records_classification,
+    records_retrieval,
+)
 from genemi.io import iter_jsonl_lines, read_json
 from genemi.manifest import Negative, Record, read_manifest
 

@@ -53,8 +53,8 @@ PALETTE = {
     "lime": (170, 245, 60),
 }
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond", "frame", "hourglass")
-PLURAL = {"circle": "circles", "square": "squares", "triangle": "triangles", "cross": "crosses", "ring": "rings",
-          "diamond": "diamonds", "frame": "frames", "hourglass": "hourglasses"}
+PLURAL = {"circle": "circles", "square": "squares", "triangle": "triangles", "cross": "crosses",
+          "ring": "rings", "diamond": "diamonds", "frame": "frames", "hourglass": "hourglasses"}
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
 # Where a lone object sits. Absolute positions are what plain CLIP training *can* learn from
 # in-batch negatives; relations between two objects ("left of") need hard negatives.
@@ -146,8 +146,9 @@ def caption(scene: dict) -> str:
     k = len(objs)
     o = objs[0]
     if style == "photo":
-        what = f"a {o['color']} {o['shape']}" if k == 1 else f"{NUMBER_WORDS[k]} {o['color']} {PLURAL[o['shape']]}"
-        return f"a photo of {what}."
+        if k == 1:
+            return f"a photo of a {o['color']} {o['shape']}."
+        return f"a photo of {NUMBER_WORDS[k]} {o['color']} {PLURAL[o['shape']]}."
     if k == 1:
         place = PLACE[o["slot"]]
         return f"one {o['color']} {o['shape']} " + (f"to the {place.split()[-1]}" if style == "to" and
