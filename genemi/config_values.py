@@ -110,6 +110,7 @@ RANGES: dict[type, dict[str, Range]] = {
     SynthParams: {
         "image_size": Range(lo=16, cap=1024), "n_train": Range(lo=1, cap=10**7),
         "n_test": Range(lo=1, cap=10**7), "n_gen": Range(lo=1, cap=10**7),
+        "n_pretrain": Range(lo=1, cap=10**7), "n_broad": Range(lo=2, cap=10**7),
         "max_objects": Range(lo=1, hi=3),  # 3 slots per scene (genemi/synth/world.py)
         "jitter": Range(lo=0, cap=1024),
     },

@@ -274,6 +274,23 @@ def records_retrieval(records: Sequence[Record]) -> Retrieval:
 
 
 
+def records_classification(records: Sequence[Record], templates: Sequence[str]) -> Classification | None:
+    """Zero-shot classification over the records whose ``meta["class"]`` names their image's class (the
+    synthetic world's retention split: a lone object's colour and shape), among the distinct classes
+    named, in sorted order; None when no record names one."""
+    labelled = [(r.image, str(r.meta["class"])) for r in records if "class" in r.meta]
+    if not labelled:
+        return None
+    if not templates or any("{}" not in t for t in templates):
+        raise ValueError(
+            f"eval.zeroshot_templates: each template needs a '{{}}' for the class name, got {list(templates)}"
+        )
+    classes = sorted({c for _, c in labelled})
+    index = {c: i for i, c in enumerate(classes)}
+    return Classification(tuple(i for i, _ in labelled), tuple(index[c] for _, c in labelled), tuple(classes),
+                          tuple(templates))
+
+
 def monitor_set(es: EvalSet, n: int) -> EvalSet:
     """The first ``n`` records of a record-based benchmark, with retrieval over their images: a cheap
     fixed set to score during training (:func:`monitor_scores`)."""

@@ -38,7 +38,9 @@ def headline(
     points: Mapping[str, Mapping[str, float]], parts: Mapping[str, Sequence[str]], digits: int = 4
 ) -> dict[str, float]:
     """Flat ``<model>/<name>`` point values (``points``: model -> :func:`genemi.evaluate.summarize`),
-    plus ``delta/<name>`` = finetuned - base when both models are there."""
+    plus ``delta/<name>`` = finetuned - base when both models are there, and ``retention/zeroshot_top1`` =
+    100 * finetuned / base (%: how much of the base's zero-shot recognition fine-tuning keeps; left out
+    when the base's is 0). Each is computed from the unrounded values, then rounded to ``digits``."""
     out: dict[str, float] = {}
     for model, vals in points.items():
         for name, keys in parts.items():
@@ -48,4 +50,7 @@ def headline(
         for name in parts:
             if f"base/{name}" in out and f"finetuned/{name}" in out:
                 out[f"delta/{name}"] = out[f"finetuned/{name}"] - out[f"base/{name}"]
+        base, ft = out.get("base/zeroshot_top1"), out.get("finetuned/zeroshot_top1")
+        if base and ft is not None:
+            out["retention/zeroshot_top1"] = 100.0 * ft / base
     return {k: round(v, digits) for k, v in sorted(out.items())}

@@ -2,7 +2,7 @@
 
 Architectures are data: open_clip JSON configs in ``genemi/model_configs/`` are registered
 with ``open_clip.add_model_config``, exactly like open_clip's own. The synthetic world uses a
-word-level tokenizer over its closed vocabulary so the text tower's embedding table is 32
+word-level tokenizer over its closed vocabulary so the text tower's embedding table is 48
 rows instead of 49,408.
 """
 
@@ -39,8 +39,9 @@ class WordTokenizer:
     """Word-level tokenizer for the synthetic world.
 
     Ids: 0 = pad, 1 = start, 2 = end (the text tower pools at ``eos_id`` = 2), words from 3.
-    The vocabulary covers the whole palette and shape list, so one model config serves any
-    subset chosen in params.
+    The vocabulary covers the whole palette and shape list (the broad pretraining world), so one
+    model config serves any subset chosen in params. A full stop is a word of its own, as CLIP's
+    tokenizer splits it off ("a photo of a red circle." ends with the word ".").
     """
 
     PAD, SOT, EOT = 0, 1, 2
@@ -57,7 +58,7 @@ class WordTokenizer:
         out = torch.zeros(len(texts), self.context_length, dtype=torch.long)
         for r, text in enumerate(texts):
             ids = [self.SOT]
-            for w in text.lower().split():
+            for w in text.lower().replace(".", " . ").split():
                 if w not in self.vocab:
                     raise ValueError(
                         f"word {w[:40]!r} in caption {_show(text)} is not in the synthetic vocabulary; "

@@ -185,7 +185,7 @@ def training_records(p: Params, train_path, image_root, hnc_train=None, hnc_imag
 
 
 def check_base(p: Params) -> None:
-    """Real data needs a pretrained model and its tokenizer: the synthetic base knows 27 words. A road fed
+    """Real data needs a pretrained model and its tokenizer: the synthetic base knows 41 words. A road fed
     by the synthetic stand-in (``data.stand_in: synthetic``) speaks the synthetic world's words, so it
     fine-tunes the synthetic base."""
     stand_in = p.data.stand_in == "synthetic"
@@ -193,7 +193,7 @@ def check_base(p: Params) -> None:
         raise ValueError(
             f"data.source={p.data.source} needs a pretrained model and its tokenizer, e.g. "
             "-S model.arch=ViT-B-32-quickgelu -S model.pretrained=openai -S model.tokenizer=open_clip "
-            "(the synthetic base only knows the synthetic world's 27 words)"
+            "(the synthetic base only knows the synthetic world's 41 words)"
         )
 
 

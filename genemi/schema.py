@@ -65,6 +65,12 @@ class SynthParams:
     heldout_combos: tuple[str, ...]  # "colour shape" pairs kept out of train (generalisation split)
     jitter: int  # max pixel jitter of an object's centre inside its grid cell
     mention_order: Literal["left_first", "random"]  # which object of a pair its caption names first
+    # the broad pretraining world: colors + broad_colors, shapes + broad_shapes, captions in broad_styles
+    n_pretrain: int  # scenes the base model pretrains on
+    n_broad: int  # retention scenes (synth_broad): every object has a broad-only colour or shape
+    broad_colors: tuple[str, ...]  # colours only the pretraining world shows
+    broad_shapes: tuple[str, ...]  # shapes only the pretraining world shows
+    broad_styles: tuple[str, ...]  # caption wordings of the pretraining world (genemi.synth.world.STYLES)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def test_registry_matches_config_and_params():
     allowed = set(typing.get_args(typing.get_type_hints(EvalSource)["loader"]))
     assert allowed == set(benchmarks.loaders())
     p = frozen_params.load().eval
-    assert list(p.benchmarks) == ["synth_test", "synth_gen"]  # offline default
+    assert list(p.benchmarks) == ["synth_test", "synth_gen", "synth_broad"]  # offline default
     cat = _catalogue_params().benchmarks
     for name, src in p.benchmarks.items():  # the shipped entries are the catalogue's
         assert src == cat[name]

@@ -111,7 +111,7 @@ def test_winoground_fixture_end_to_end_with_fake_encoder(tmp_path):
 
 def _tiny_world(tmp_path: Path) -> tuple[Path, Path]:
     raw = frozen_params.raw()
-    raw["synth"].update(n_train=8, n_test=24, n_gen=16)
+    raw["synth"].update(n_train=8, n_test=24, n_gen=16, n_pretrain=8, n_broad=60)
     raw["eval"]["bootstrap"] = 50
     raw["threads"] = 1
     params = tmp_path / "params.yaml"
@@ -180,6 +180,57 @@ def test_stage_on_tiny_synthetic_world_keeps_keys_and_is_deterministic(tmp_path)
     row = next(r.split(",") for r in bars if r.startswith(f"{t0} | finetuned,"))
     assert float(row[3]) == pytest.approx(flat[f"finetuned/{t0}/text"], abs=1e-3)
     assert float(row[4]) == pytest.approx(flat[f"finetuned/{t0}/text_lo"], abs=1e-3)
+
+
+def test_retention_headline_by_hand():
+    """retention/zeroshot_top1 = 100 * fine-tuned / base top-1, from the unrounded means; absent without
+    zero-shot parts or with a base at 0."""
+    from genemi.headline import headline
+
+    parts = {"zeroshot_top1": ["zeroshot/top1"], "r@1": ["retrieval/i2t_r@1", "retrieval/t2i_r@1"]}
+    points = {"base": {"zeroshot/top1": 62.5, "retrieval/i2t_r@1": 40.0, "retrieval/t2i_r@1": 30.0},
+              "finetuned": {"zeroshot/top1": 50.0, "retrieval/i2t_r@1": 35.0, "retrieval/t2i_r@1": 31.0}}
+    h = headline(points, parts)
+    assert h["retention/zeroshot_top1"] == 80.0  # 100 * 50 / 62.5
+    assert h["delta/zeroshot_top1"] == -12.5 and h["base/r@1"] == 35.0 and h["delta/r@1"] == -2.0
+    points["base"]["zeroshot/top1"] = 3.0
+    points["finetuned"]["zeroshot/top1"] = 1.0
+    assert headline(points, parts)["retention/zeroshot_top1"] == 33.3333  # 100 / 3, rounded once
+    points["base"]["zeroshot/top1"] = 0.0
+    assert "retention/zeroshot_top1" not in headline(points, parts)
+    assert "retention/zeroshot_top1" not in headline(points, {"r@1": parts["r@1"]})
+
+
+def test_stage_scores_synth_broad_zero_shot_and_retrieval_with_its_retention(tmp_path):
+    """evaluate@synth_broad on the tiny world: the headline holds the seven names the report reads, and
+    each equals a hand computation from the per-item outcomes (top-1 hits over the lone-object images)."""
+    from stages import evaluate as stage
+
+    from genemi.items import load_items
+
+    params, data = _tiny_world(tmp_path)
+    args = stage_args(tmp_path, params, data)
+    args[args.index("synth_test")] = "synth_broad"
+    out = [tmp_path / "m.json", tmp_path / "h.json", tmp_path / "i.npz"]
+    res = CliRunner().invoke(stage.main, [*args, "--metrics", str(out[0]), "--headline", str(out[1]),
+                                          "--items", str(out[2])])
+    assert res.exit_code == 0, res.output
+    head = json.loads(out[1].read_text())
+    assert set(head) == {f"{m}/{n}" for m in ("base", "finetuned", "delta") for n in ("zeroshot_top1", "r@1")} | {
+        "retention/zeroshot_top1"}
+    it = load_items(out[2])
+    lone = [json.loads(x) for x in (data / "synth" / "broad.jsonl").read_text().splitlines()]
+    lone = [r for r in lone if "class" in r["meta"]]
+    top1 = {m: 100 * it.outcomes[m]["zeroshot/top1"].mean() for m in ("base", "finetuned")}
+    assert len(it.outcomes["base"]["zeroshot/top1"]) == len(lone) >= 30
+    assert head["base/zeroshot_top1"] == pytest.approx(top1["base"], abs=1e-4)
+    assert head["retention/zeroshot_top1"] == pytest.approx(100 * top1["finetuned"] / top1["base"], abs=1e-3)
+    r1 = {m: 50 * (it.outcomes[m]["retrieval/i2t_r@1"].mean() + it.outcomes[m]["retrieval/t2i_r@1"].mean())
+          for m in ("base", "finetuned")}
+    assert head["delta/r@1"] == pytest.approx(r1["finetuned"] - r1["base"], abs=2e-4)
+    flat = json.loads(out[0].read_text())
+    assert flat["base/zeroshot/n_classes"] == len({r["meta"]["class"] for r in lone})
+    assert not any("/text" in k for k in flat)  # no negatives in the retention split: no pairwise metrics
 
 
 def test_stage_fails_fast_on_enabled_benchmark_without_files(tmp_path):

@@ -42,7 +42,7 @@ def test_default_pipeline_runs_stage_by_stage(tiny):
     # the images are in one shard per split, not loose files
     assert sorted(f.name for f in (data / "negatives").iterdir()) == [
         "digest.json", "gen.jsonl", "gen.zip", "test.jsonl", "test.zip", "train.jsonl", "train.zip"]
-    _ok(r.invoke(base.main, ["--params", str(params), "--train", str(data / "negatives" / "train.jsonl"),
+    _ok(r.invoke(base.main, ["--params", str(params), "--train", str(data / "synth" / "pretrain.jsonl"),
                              "--image-root", str(data), "--out", str(models / "base.safetensors"),
                              "--metrics", str(metrics / "base.json")]))
     _ok(r.invoke(finetune.main, ["--params", str(params), "--train", str(data / "negatives" / "train.jsonl"),

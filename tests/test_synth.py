@@ -14,6 +14,8 @@ P = SynthParams(
     colors=("red", "green", "blue", "yellow", "purple", "white"),
     shapes=("circle", "square", "triangle", "cross", "ring"),
     max_objects=3, heldout_combos=("red triangle", "blue circle"), jitter=2, mention_order="left_first",
+    n_pretrain=300, n_broad=200, broad_colors=("pink", "cyan"), broad_shapes=("diamond", "frame"),
+    broad_styles=("plain", "to", "photo"),
 )
 M = MineParams(types=negs.NEGATIVE_TYPES, max_per_type=2)
 
@@ -110,6 +112,109 @@ def test_train_negatives_never_show_heldout_combos():
     ({"jitter": 9}, "synth.jitter"),
 ])
 def test_bad_world_params_name_the_key(bad, key):
+    import dataclasses
+
+    with pytest.raises(ValueError, match=key):
+        dataset.check_params(dataclasses.replace(P, **bad))
+
+
+# ---------------------------------------------------------------- the broad world and its retention split
+
+
+def _combos_in(caption: str) -> set[str]:
+    """'<colour> <shape>' pairs a caption names, read from its words alone (plural shapes made singular)."""
+    singular = {v: k for k, v in world.PLURAL.items()}
+    words = caption.rstrip(".").split()
+    return {f"{a} {singular.get(b, b)}" for a, b in zip(words, words[1:], strict=False)
+            if a in world.PALETTE and singular.get(b, b) in world.SHAPES}
+
+
+def test_broad_splits_by_construction():
+    """pretrain: the whole broad world less the held-out combos, in every wording; broad: only
+    combinations with a broad-only colour or shape, plain wording, split 'test' (never trainable)."""
+    held = set(P.heldout_combos)
+    narrow = {f"{c} {s}" for c in P.colors for s in P.shapes}
+    pre = [r for r, _ in dataset.generate_split(P, "pretrain", 0)]
+    objs = [world.combo(o) for r in pre for o in r.meta["scene"]["objects"]]
+    assert not held & set(objs)
+    assert narrow & set(objs) and set(objs) - narrow  # the narrow part inside the broad world, and beyond it
+    assert {r.meta["scene"].get("style") for r in pre} == set(P.broad_styles)
+    assert all(r.split == "train" for r in pre)
+    broad = [r for r, _ in dataset.generate_split(P, "broad", 0)]
+    assert all(r.split == "test" and "style" not in r.meta["scene"] for r in broad)
+    for r in broad:
+        for o in r.meta["scene"]["objects"]:
+            assert o["color"] in P.broad_colors or o["shape"] in P.broad_shapes, r.id
+    lone = [r for r in broad if "class" in r.meta]
+    assert all("class" in r.meta for r in broad[::2])  # every other scene is a lone object, others may be
+    assert all(len(r.meta["scene"]["objects"]) == 1 and r.meta["scene"]["kind"] == "count" for r in lone)
+    assert not {r.meta["class"] for r in lone} & narrow
+
+
+def test_written_world_keeps_every_fine_tuning_combination_out_of_the_retention_split(tmp_path):
+    """Read back what synth_data and mine write: no colour-shape combination of a fine-tuning record, of
+    its mined negatives, or of synth_test / synth_gen is named by a synth_broad caption or class."""
+    import dataclasses
+
+    from genemi.manifest import iter_manifest, read_records
+
+    p = dataclasses.replace(P, n_train=60, n_test=20, n_gen=20, n_pretrain=40, n_broad=80)
+    dataset.write_synth_data(p, 0, tmp_path, log=lambda s: None)
+    dataset.mine_synth_data(p, M, 0, tmp_path, "negatives", log=lambda s: None)
+    finetune_world: set[str] = set()
+    for split in dataset.SPLITS:
+        for rec in iter_manifest(tmp_path / "negatives" / f"{split}.jsonl"):
+            for cap in (rec.caption, *(n.caption for n in rec.negatives)):
+                finetune_world |= _combos_in(cap)
+    assert finetune_world <= {f"{c} {s}" for c in p.colors for s in p.shapes}
+    broad = list(iter_manifest(tmp_path / "synth" / "broad.jsonl", held_out=()))
+    named = set().union(*(_combos_in(r.caption) for r in broad))
+    assert named and not named & finetune_world
+    assert not {r.meta["class"] for r in broad if "class" in r.meta} & finetune_world
+    with pytest.raises(ValueError, match="test"):  # a training reader refuses the retention records
+        read_records(tmp_path / "synth" / "broad.jsonl")
+    assert len(read_records(tmp_path / "synth" / "pretrain.jsonl")) == 40
+
+
+def test_word_tokenizer_reads_every_broad_caption_and_the_zero_shot_prompt():
+    import json
+
+    from genemi.models import CONFIG_DIR, WordTokenizer
+
+    cfg = json.loads((CONFIG_DIR / "genemi-synth-vit.json").read_text())["text_cfg"]
+    tok = WordTokenizer(cfg["context_length"])
+    assert max(tok.vocab.values()) < cfg["vocab_size"]
+    colors, shapes = [*world.PALETTE], [*world.SHAPES]
+    caps = [r.caption for split in ("pretrain", "broad") for r, _ in dataset.generate_split(P, split, 0)]
+    caps += [f"a photo of a {c} {s}." for c in colors for s in shapes]  # eval.zeroshot_templates' default
+    ids = tok(caps)
+    assert (ids[:, 0] == tok.SOT).all() and int((ids == tok.EOT).sum()) == len(caps)
+    assert tok("a photo of a pink diamond.")[0, 7].item() == tok.vocab["."]
+
+
+def test_caption_wordings():
+    pair = {"kind": "pair", "order": [0, 1], "objects": [
+        {"color": "pink", "shape": "diamond", "slot": 0}, {"color": "blue", "shape": "frame", "slot": 2}]}
+    lone = {"kind": "count", "order": [0], "objects": [{"color": "gray", "shape": "hourglass", "slot": 2}]}
+    two = {"kind": "count", "order": [0, 1], "objects": [
+        {"color": "lime", "shape": "hourglass", "slot": s} for s in (0, 1)]}
+    assert world.caption(dict(pair, style="to")) == "a pink diamond to the left of a blue frame"
+    # a pair in photo wording would be too long: plain
+    assert world.caption(dict(pair, style="photo")) == "a pink diamond left of a blue frame"
+    assert world.caption(dict(lone, style="to")) == "one gray hourglass to the right"
+    assert world.caption(dict(lone, style="photo")) == "a photo of a gray hourglass."
+    assert world.caption(dict(two, style="photo")) == "a photo of two lime hourglasses."
+    with pytest.raises(ValueError, match="caption style"):
+        world.caption(dict(lone, style="poem"))
+
+
+@pytest.mark.parametrize("bad,key", [
+    ({"broad_colors": ("red",)}, "synth.broad_colors"),
+    ({"broad_shapes": ("blob",)}, "synth.broad_shapes"),
+    ({"broad_styles": ("poem",)}, "synth.broad_styles"),
+    ({"broad_colors": (), "broad_shapes": ()}, "synth.broad_colors"),
+])
+def test_bad_broad_world_params_name_the_key(bad, key):
     import dataclasses
 
     with pytest.raises(ValueError, match=key):

@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from genemi.data.hnc import in_subset, iter_hnc_records
-from genemi.evalsets import EvalSet, ImageStore, Loader, RecordTable, records_retrieval
+from genemi.evalsets import (
+    EvalSet,
+    ImageStore,
+    Loader,
+    RecordTable,
+    records_classification,
+    records_retrieval,
+)
 from genemi.io import iter_jsonl_lines, read_json
 from genemi.manifest import Negative, Record, read_manifest
 
@@ -80,9 +87,13 @@ def needs_file_and_dir(what_file: str, what_dir: str):
 
 
 def load_manifest(src, file: Path, images: Path, p, seed: int) -> EvalSet:
-    """A genemi manifest (the synthetic splits): pairwise metrics plus retrieval over its distinct images."""
+    """A genemi manifest (the synthetic splits): pairwise metrics (when its records have negatives), retrieval
+    over its distinct images, and zero-shot classification of the records that name a ``meta["class"]``
+    (``synth_broad``, prompts from ``eval.zeroshot_templates``)."""
     recs = subset_of(read_manifest(file), src, seed)
-    return EvalSet("manifest", ImageStore(images), recs, retrieval=records_retrieval(recs) if recs else None)
+    return EvalSet("manifest", ImageStore(images), recs if any(r.negatives for r in recs) else [],
+                   retrieval=records_retrieval(recs) if recs else None,
+                   classification=records_classification(recs, p.zeroshot_templates))
 
 
 def byo_records(path: Path) -> list[Record]:

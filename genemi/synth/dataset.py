@@ -5,6 +5,16 @@ Splits:
 * ``train`` / ``test``: scenes whose objects avoid the held-out colour-shape combinations;
 * ``gen``: compositional generalisation -- every scene holds at least one held-out combination
   (each of its colours and shapes was seen in training, never together).
+
+These three are the *narrow* world: ``synth.colors`` x ``synth.shapes``, plain wording; fine-tuning and
+mining read only them. The *broad* world adds ``synth.broad_colors``, ``synth.broad_shapes`` and the
+wordings ``synth.broad_styles`` (web-scale pretraining to fine-tuning's COCO / HNC, docs/method.md):
+
+* ``pretrain``: what the base model learns from -- the whole broad world (the narrow part included),
+  held-out combinations excluded as in ``train``;
+* ``broad``: the retention benchmark ``synth_broad`` -- every object has a broad-only colour or shape
+  (:func:`broad_only`), so nothing fine-tuning trains on is in it; plain wording; every other scene is a
+  lone object whose ``meta["class"]`` (its colour and shape) the zero-shot classification reads.
 """
 
 from __future__ import annotations
@@ -26,8 +36,12 @@ from genemi.synth import negatives as negs
 from genemi.synth import world
 from genemi.synth.backend import PixelSegmenter, ShapePainter
 
-SPLITS = ("train", "test", "gen")
-_SPLIT_CODE = {s: i for i, s in enumerate(SPLITS)}
+SPLITS = ("train", "test", "gen")  # the narrow (fine-tuning) world: mined, fine-tuned on, scored
+BROAD_SPLITS = ("pretrain", "broad")  # the broad world: the base's data and the retention benchmark
+_SPLIT_CODE = {s: i for i, s in enumerate(SPLITS + BROAD_SPLITS)}
+# the manifest ``split`` of the broad splits' records: a training reader refuses ``test`` records
+# (genemi.manifest.HELD_OUT_SPLITS), so the retention scenes can never be trained on
+_RECORD_SPLIT = {"pretrain": "train", "broad": "test"}
 
 
 def check_params(p: SynthParams) -> None:
@@ -42,6 +56,20 @@ def check_params(p: SynthParams) -> None:
         parts = h.split()
         if len(parts) != 2 or parts[0] not in p.colors or parts[1] not in p.shapes:
             raise ValueError(f"synth.heldout_combos: {h!r} must be '<colour> <shape>' from synth.colors/shapes")
+    for key, names, known in (("synth.broad_colors", p.broad_colors, world.PALETTE),
+                              ("synth.broad_shapes", p.broad_shapes, world.SHAPES)):
+        for n in names:
+            if n not in known:
+                raise ValueError(f"{key}: unknown {n!r}; known: {', '.join(known)}")
+            if n in p.colors or n in p.shapes:
+                raise ValueError(f"{key}: {n!r} is in the fine-tuning world (synth.colors/shapes) too; "
+                                 "list only what fine-tuning never shows")
+    if not p.broad_colors and not p.broad_shapes:
+        raise ValueError("synth.broad_colors and synth.broad_shapes are both empty: the retention split "
+                         "(synth_broad) needs a colour or shape that fine-tuning never shows")
+    for st in p.broad_styles:
+        if st not in world.STYLES:
+            raise ValueError(f"synth.broad_styles: unknown wording {st!r}; known: {', '.join(world.STYLES)}")
     if not 1 <= p.max_objects <= world.SLOTS:
         raise ValueError(f"synth.max_objects must be in 1..{world.SLOTS}, got {p.max_objects}")
     if p.image_size < 24:
@@ -54,7 +82,30 @@ def check_params(p: SynthParams) -> None:
 
 
 def split_size(p: SynthParams, split: str) -> int:
-    return {"train": p.n_train, "test": p.n_test, "gen": p.n_gen}[split]
+    return {"train": p.n_train, "test": p.n_test, "gen": p.n_gen, "pretrain": p.n_pretrain,
+            "broad": p.n_broad}[split]
+
+
+def broad_palette(p: SynthParams) -> tuple[list[str], list[str]]:
+    """Colours and shapes of the broad (pretraining) world: the narrow world's, then the broad-only ones."""
+    return [*p.colors, *p.broad_colors], [*p.shapes, *p.broad_shapes]
+
+
+def broad_only(p: SynthParams, color: str, shape: str) -> bool:
+    """True for a colour-shape combination fine-tuning never shows: its colour or its shape is broad-only."""
+    return color in p.broad_colors or shape in p.broad_shapes
+
+
+def _broad_scene(p: SynthParams, split: str, i: int, rng) -> dict:
+    """Scene ``i`` of a broad split (``pretrain`` or ``broad``, module docstring)."""
+    colors, shapes = broad_palette(p)
+    held = set(p.heldout_combos)
+    if split == "pretrain":
+        return world.sample_scene(rng, colors, shapes, p.max_objects, p.jitter,
+                                  lambda c, s: f"{c} {s}" not in held, p.mention_order, styles=p.broad_styles)
+    lone = i % 2 == 0  # the zero-shot images: one object, its class its colour and shape
+    return world.sample_scene(rng, colors, shapes, 1 if lone else p.max_objects, p.jitter,
+                              lambda c, s: broad_only(p, c, s), p.mention_order, p_pair=0.0 if lone else 0.6)
 
 
 def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Record, np.ndarray]]:
@@ -64,8 +115,8 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
     reshuffling the scenes that stay.
     """
     check_params(p)
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    if split not in _SPLIT_CODE:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(_SPLIT_CODE)}")
     held = set(p.heldout_combos)
     if split == "gen" and not held:
         raise ValueError("synth.heldout_combos is empty, so the 'gen' split cannot be built")
@@ -73,6 +124,9 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
     allowed = (lambda c, s: True) if gen else (lambda c, s: f"{c} {s}" not in held)
     for i in range(split_size(p, split)):
         rng = seeding.rng(seed, _SPLIT_CODE[split], i)
+        if split in BROAD_SPLITS:
+            yield _record(split, i, _broad_scene(p, split, i, rng), p.image_size)
+            continue
         # a gen scene is redrawn from the same generator until it holds a held-out combination
         for _ in range(1000 if gen else 1):
             scene = world.sample_scene(
@@ -82,17 +136,24 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
                 break
         else:
             raise ValueError("could not sample a generalisation scene; check synth.heldout_combos")
-        rid = f"{split}-{i:06d}"
-        rec = Record(
-            id=rid,
-            image=f"{split}/{rid}.png",
-            caption=world.caption(scene),
-            split=split,
-            source="synthetic",
-            group=rid,
-            meta={"scene": scene, "key": world.scene_key(scene)},
-        )
-        yield rec, world.render(scene, p.image_size)
+        yield _record(split, i, scene, p.image_size)
+
+
+def _record(split: str, i: int, scene: dict, size: int) -> tuple[Record, np.ndarray]:
+    rid = f"{split}-{i:06d}"
+    meta = {"scene": scene, "key": world.scene_key(scene)}
+    if split == "broad" and scene["kind"] == "count" and len(scene["objects"]) == 1:
+        meta["class"] = world.combo(scene["objects"][0])
+    rec = Record(
+        id=rid,
+        image=f"{split}/{rid}.png",
+        caption=world.caption(scene),
+        split=_RECORD_SPLIT.get(split, split),
+        source="synthetic",
+        group=rid,
+        meta=meta,
+    )
+    return rec, world.render(scene, size)
 
 
 def scene_negatives(rec: Record, p: SynthParams, m: MineParams, seed: int) -> list[negs.SceneNegative]:
@@ -134,8 +195,8 @@ _PNG_LEVEL = 1
 
 
 def write_synth_data(p: SynthParams, seed: int, root: Path, log: Callable[[str], object] = print) -> None:
-    """The synth_data stage: every split's scenes as ``<root>/synth/<split>/<id>.png``, stored in the
-    one shard ``<root>/synth/<split>.zip`` (:class:`~genemi.images.ShardWriter`), and
+    """The synth_data stage: every split's scenes (narrow and broad) as ``<root>/synth/<split>/<id>.png``,
+    stored in the one shard ``<root>/synth/<split>.zip`` (:class:`~genemi.images.ShardWriter`), and
     ``<root>/synth/<split>.jsonl`` (image paths relative to ``root``), then
     ``<root>/synth/digest.json`` over all of them."""
     from tqdm import tqdm
@@ -143,7 +204,7 @@ def write_synth_data(p: SynthParams, seed: int, root: Path, log: Callable[[str],
     root = Path(root)
     written: list[Record] = []
     hashes: dict[str, str] = {}  # image path -> sha256 of its bytes, for the digest
-    for split in SPLITS:
+    for split in SPLITS + BROAD_SPLITS:
         records = []
         with ShardWriter(root / "synth" / split) as shard:
             for rec, img in tqdm(generate_split(p, split, seed), desc=f"synth {split}", mininterval=2):

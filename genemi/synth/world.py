@@ -2,7 +2,9 @@
 
 The world is deliberately small so that a tiny CLIP learns it on a CPU in minutes:
 few colours and shapes, big objects, one horizontal row of ``SLOTS`` slots (so "left of"
-is unambiguous), and a closed vocabulary (see :func:`vocabulary`).
+is unambiguous), and a closed vocabulary (see :func:`vocabulary`). ``PALETTE`` and ``SHAPES`` hold
+every colour and shape of the *broad* world the base model is pretrained on; ``synth.colors`` /
+``synth.shapes`` pick the narrower part that fine-tuning sees (docs/method.md).
 
 Two scene kinds:
 
@@ -15,6 +17,11 @@ Two scene kinds:
   same: a harder, XOR-like task (see benchmarks/results/synthetic_effect.md).
 * ``count``: ``k`` identical objects (k = 1..3), captioned ``"two red circles"``; a lone object
   also names its place, ``"one red circle on the left"``.
+
+A caption's wording is its scene's ``style`` (``STYLES``): ``plain`` (the wording above, the only one
+the fine-tuning splits use), ``to`` (``"a red circle to the left of a blue square"``, ``"one red circle to
+the left"``) and ``photo`` (``"a photo of a red circle."``, ``"a photo of two red circles."``: web alt-text
+wording, and CLIP's zero-shot prompt). ``photo`` leaves out a lone object's place.
 
 A scene is a plain dict (it travels in ``Record.meta["scene"]``):
 ``{"kind": "pair"|"count", "objects": [{"color", "shape", "slot", "dx", "dy"}], "order": [i, j]}``.
@@ -38,22 +45,33 @@ PALETTE = {
     "yellow": (235, 215, 40),
     "purple": (160, 60, 200),
     "white": (235, 235, 235),
+    # the broad world's further colours (params synth.broad_colors): pretraining only by default
+    "pink": (245, 130, 190),
+    "cyan": (40, 210, 220),
+    "brown": (150, 90, 40),
+    "gray": (128, 128, 128),
+    "lime": (170, 245, 60),
 }
-SHAPES = ("circle", "square", "triangle", "cross", "ring")
-PLURAL = {"circle": "circles", "square": "squares", "triangle": "triangles", "cross": "crosses", "ring": "rings"}
+SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond", "frame", "hourglass")
+PLURAL = {"circle": "circles", "square": "squares", "triangle": "triangles", "cross": "crosses",
+          "ring": "rings", "diamond": "diamonds", "frame": "frames", "hourglass": "hourglasses"}
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
 # Where a lone object sits. Absolute positions are what plain CLIP training *can* learn from
 # in-batch negatives; relations between two objects ("left of") need hard negatives.
 PLACE = {0: "on the left", 1: "in the middle", 2: "on the right"}
 MENTION_ORDERS = ("left_first", "random")
+# caption wordings (module docstring) and the scene kinds each can word; a kind a style cannot word
+# (a pair in ``photo``: too long for the text tower's 10 words) keeps the plain wording
+STYLES = {"plain": ("pair", "count"), "to": ("pair", "count"), "photo": ("count",)}
 
 
 def vocabulary(colors: Sequence[str], shapes: Sequence[str]) -> list[str]:
-    """Every word a caption of this world can contain, in a fixed order."""
+    """Every word a caption of this world can contain, in a fixed order ("." is a word, as in CLIP's
+    tokenizer: the ``photo`` wording and the zero-shot prompt end with it)."""
     words = ["a", "left", "right", "of", "on", "the", "in", "middle", *NUMBER_WORDS.values(), *colors]
     for s in shapes:
         words += [s, PLURAL[s]]
-    return words
+    return [*words, "to", "photo", "."]
 
 
 def combo(obj: dict) -> str:
@@ -69,13 +87,16 @@ def sample_scene(
     allowed: callable,
     mention_order: str = "left_first",
     p_pair: float = 0.6,
+    styles: Sequence[str] = ("plain",),
 ) -> dict:
     """Draw one scene whose objects all satisfy ``allowed(color, shape)``.
 
     ``allowed`` lets the caller keep held-out colour-shape combinations out of train
     (or force them into the generalisation split, see :func:`generate_split`).
     ``mention_order`` picks which object of a pair the caption names first (module docstring);
-    both orders draw the same random numbers, so they give the same scenes.
+    both orders draw the same random numbers, so they give the same scenes. ``styles``: the wordings
+    (``STYLES``) a caption is drawn from; with one, no number is drawn for it, so the plain world's scenes
+    do not depend on this argument.
     """
     if mention_order not in MENTION_ORDERS:
         raise ValueError(f"unknown mention order {mention_order!r}; known: {', '.join(MENTION_ORDERS)}")
@@ -101,22 +122,37 @@ def sample_scene(
         for o in objs:
             o["dx"] = int(rng.integers(-jitter, jitter + 1))
             o["dy"] = int(rng.integers(-jitter, jitter + 1))
-        return {"kind": kind, "objects": objs, "order": order}
+        scene = {"kind": kind, "objects": objs, "order": order}
+        if len(styles) > 1:
+            scene["style"] = str(styles[int(rng.integers(len(styles)))])
+        return scene
     raise ValueError("could not sample a scene: the allowed colour/shape combinations are too restrictive")
 
 
 def caption(scene: dict) -> str:
-    """The scene's positive caption (lower case, no punctuation)."""
+    """The scene's positive caption (lower case; only the ``photo`` wording ends with a full stop)."""
     objs = scene["objects"]
+    style = scene.get("style", "plain")
+    if style not in STYLES:
+        raise ValueError(f"unknown caption style {style!r}; known: {', '.join(STYLES)}")
+    if scene["kind"] not in STYLES[style]:
+        style = "plain"
     if scene["kind"] == "pair":
         i, j = scene["order"]
         a, b = objs[i], objs[j]
         rel = "left" if a["slot"] < b["slot"] else "right"
-        return f"a {a['color']} {a['shape']} {rel} of a {b['color']} {b['shape']}"
+        rel = f"to the {rel} of" if style == "to" else f"{rel} of"
+        return f"a {a['color']} {a['shape']} {rel} a {b['color']} {b['shape']}"
     k = len(objs)
     o = objs[0]
+    if style == "photo":
+        if k == 1:
+            return f"a photo of a {o['color']} {o['shape']}."
+        return f"a photo of {NUMBER_WORDS[k]} {o['color']} {PLURAL[o['shape']]}."
     if k == 1:
-        return f"one {o['color']} {o['shape']} {PLACE[o['slot']]}"
+        place = PLACE[o["slot"]]
+        return f"one {o['color']} {o['shape']} " + (f"to the {place.split()[-1]}" if style == "to" and
+                                                   o["slot"] != 1 else place)
     return f"{NUMBER_WORDS[k]} {o['color']} {PLURAL[o['shape']]}"
 
 
@@ -179,6 +215,14 @@ def shape_mask(shape: str, cx: int, cy: int, half: int, size: int) -> np.ndarray
     if shape == "ring":
         r2 = dx * dx + dy * dy
         return (r2 <= half * half) & (r2 >= (half * 0.55) ** 2)
+    if shape == "diamond":
+        return np.abs(dx) + np.abs(dy) <= half
+    if shape == "frame":
+        # a square's outline, as a ring is a circle's
+        return inside & ((np.abs(dx) >= half * 0.55) | (np.abs(dy) >= half * 0.55))
+    if shape == "hourglass":
+        # two triangles meeting at the centre, apexes inward
+        return inside & (np.abs(dx) <= np.abs(dy))
     raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
 
 
