@@ -11,11 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from genemi.items import Items
+from genemi.report_claims import RETENTION  # the broad world's zero-shot top-1
 from genemi.report_groups import Group
 from genemi.report_runs import Run, benchmarks_of, headline_names
 from genemi.report_stats import Stat, seed_stat
-
-RETENTION = ("synth_broad", "zeroshot_top1")  # the broad world's zero-shot top-1 (genemi.report_claims)
 
 
 def _axes(groups: Sequence[Group]) -> tuple[str, str, str, str]:

@@ -4,7 +4,7 @@ mix gets the evaluate stage's files with the mix in the fine-tuned model's place
 ``delta/`` keys), one entry per ``a`` (named by :func:`genemi.wise.alpha_name`):
 
 * the headline (``{a: {base/hard_text, finetuned/hard_text, delta/hard_text, ...}}``, the DVC metric), with
-  ``retention/zeroshot_top1`` = 100 * mix / base where the benchmark has zero-shot classification;
+  :func:`genemi.headline.headline`'s ``retention/zeroshot_top1`` where the benchmark has zero-shot classes;
 * the detail (``{a: flat metrics with bootstrap intervals}``, :func:`genemi.bootstrap.compare`);
 * the per-item outcomes (:func:`genemi.items.save_items`, models ``base`` and each ``a``), so the report can
   pair a mix with any run scored on the same items.
@@ -29,15 +29,6 @@ def wise_models(wise_dir, alphas) -> dict[str, Path]:
     return out
 
 
-def with_retention(head: dict[str, float]) -> dict[str, float]:
-    """``head`` plus ``retention/zeroshot_top1`` = 100 * finetuned / base (%) when both are there and the base
-    scores above 0 (left as it is when the headline already holds it)."""
-    b, f = head.get("base/zeroshot_top1"), head.get("finetuned/zeroshot_top1")
-    if b and f is not None and "retention/zeroshot_top1" not in head:
-        head = {**head, "retention/zeroshot_top1": round(100.0 * f / b, 4)}
-    return dict(sorted(head.items()))
-
-
 def score_wise(p, benchmark: str, data_dir, base_path, wise_dir, device: str = "cpu", where: str = ""):
     """``(headline, detail, outcomes, es)`` of every ``p.wise.alphas`` mix against the base on ``benchmark``
     (``outcomes``: ``base`` and each ``a`` -> :class:`genemi.metrics.Outcomes`)."""
@@ -60,8 +51,7 @@ def score_wise(p, benchmark: str, data_dir, base_path, wise_dir, device: str = "
             continue
         pair = {"base": outcomes["base"], "finetuned": outcomes[name]}
         parts = headline_parts(outcomes[name].samples, outcomes[name].macro, p.eval.hard_types)
-        heads[name] = with_retention(headline({"base": base_points, "finetuned": summarize(outcomes[name])},
-                                              parts))
+        heads[name] = headline({"base": base_points, "finetuned": summarize(outcomes[name])}, parts)
         detail[name] = compare(pair, p.eval.bootstrap, p.eval.seed)
     return heads, detail, outcomes, es
 

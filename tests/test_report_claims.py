@@ -22,7 +22,6 @@ from genemi.report import (
     tradeoff_points,
     wise_curves,
 )
-from genemi.wise_eval import with_retention
 
 N = 10  # units per metric, each its own cluster
 COMP, BROAD = "toy", "synth_broad"
@@ -54,12 +53,12 @@ def _files(root, bench: str, outcomes: dict, kind: str) -> None:
     first = next(m for m in outcomes if m != "base")
     parts = headline_parts(points[first], outcomes[first].macro, list(HARD))
     if kind == "eval":
-        head = with_retention(headline(points, parts))
+        head = headline(points, parts)
         detail = {f"{m}/{k}": v for m, vals in points.items() for k, v in vals.items()}
         where = root / "metrics"
         items = where / "items" / f"{bench}.npz"
     else:
-        head = {a: with_retention(headline({"base": points["base"], "finetuned": points[a]}, parts))
+        head = {a: headline({"base": points["base"], "finetuned": points[a]}, parts)
                 for a in outcomes if a != "base"}
         detail = {}
         where = root / "metrics" / "wise"
