@@ -20,10 +20,11 @@ The arms (``ARMS``) and what they test:
 Every experiment also runs the WiSE-FT stages (``wise.alphas``), so the WiSE curve of each arm comes free.
 
 Queued experiments share DVC's cache and run cache, and two of them building one stage at the same moment
-collide there (docs/sweeps.md). So ``--queue`` first builds, for each seed other than the committed one,
-every stage that does not depend on the fine-tuning (the seed's world, negatives and base model) in a
+collide there (docs/sweeps.md). So ``--queue`` first builds, for each seed, every stage that does not depend
+on the fine-tuning (the seed's world, negatives and base model) with the sweep's ``COMMON`` params in a
 temporary workspace (``dvc exp run --temp``), and removes that experiment: the queued runs restore those
-stages from the run cache. The committed seed's are built by ``dvc repro``, which must have run first.
+stages from the run cache. Every run also sets ``COMMON`` (``threads=1``, so that two runs share two cores
+without oversubscribing them); a seed whose shared stages the committed params already built is skipped.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ ARMS: dict[str, dict[str, object]] = {
     "no_image_negatives": {"loss.image_negatives": False},
 }
 
+# every experiment of the sweep, arms and preparation alike, also sets these. threads=1: `dvc queue start -j 2`
+# runs two experiments at once, and two of the committed 2-thread runs on 2 cores oversubscribe them (measured:
+# half the CPU time in the kernel, 600 fine-tuning steps in 9.7 min against ~1.5 min alone); two 1-thread runs
+# use one core each. The sweep's figures are therefore 1-thread figures for every arm, the hn arm included.
+COMMON: dict[str, object] = {"threads": 1}
+
 # the committed value of every key an arm overrides: the "hn" arm is the run with all of these
 REFERENCE: dict[str, object] = {
     "loss.hn_weight": 1.0,
@@ -65,8 +72,8 @@ def exp_name(arm: str, seed: int) -> str:
 
 
 def arm_params(arm: str, seed: int) -> dict[str, object]:
-    """The dotted overrides of one experiment: the arm's, plus ``seed`` when it is not the committed one."""
-    return {**ARMS[arm], "seed": seed}
+    """The dotted overrides of one experiment: ``COMMON``, the arm's, and ``seed``."""
+    return {**COMMON, **ARMS[arm], "seed": seed}
 
 
 def value_text(v: object) -> str:
@@ -118,31 +125,40 @@ def shared_stages(dvc_yaml: str | Path = "dvc.yaml", after: str = "finetune") ->
     return [s for s in stages if s not in down]
 
 
-def prepare_commands(seeds=SEEDS, committed_seed: int = 0, dvc_yaml="dvc.yaml") -> list[list[str]]:
-    """For each seed but the committed one: build its shared stages in a temporary workspace, then drop
-    that experiment (its metrics files are still the committed seed's; what it built stays in the run
-    cache)."""
+def prepare_commands(seeds=SEEDS, committed: dict | None = None, dvc_yaml="dvc.yaml") -> list[list[str]]:
+    """For each seed whose shared stages ``dvc repro`` of the committed params did not build (``committed``:
+    the committed ``seed`` and ``COMMON`` keys): build them in a temporary workspace with ``COMMON``, then drop
+    that experiment (its metrics files are still the committed ones; what it built stays in the run cache)."""
+    committed = committed or {}
     out = []
     for seed in seeds:
-        if seed == committed_seed:
+        wanted = {**COMMON, "seed": seed}
+        if all(committed.get(k) == v for k, v in wanted.items()):
             continue
         name = f"{PREFIX}-pre-s{seed}"
-        out.append(["dvc", "exp", "run", "--temp", "-S", f"seed={seed}", "--name", name,
-                    *shared_stages(dvc_yaml)])
+        sets = [x for k, v in wanted.items() for x in ("-S", f"{k}={value_text(v)}")]
+        out.append(["dvc", "exp", "run", "--temp", *sets, "--name", name, *shared_stages(dvc_yaml)])
         out.append(["dvc", "exp", "remove", name])
     return out
 
 
-def _committed_seed(params_path: str = "params.yaml") -> int:
-    """``seed`` of the committed params: the seed whose shared stages `dvc repro` builds."""
+def _committed(params_path: str = "params.yaml") -> dict:
+    """``seed`` and the ``COMMON`` keys of the committed params: what `dvc repro` built the shared stages with."""
     from genemi.config import ConfigError
     from genemi.recipe import start_params
 
     try:
-        return int(start_params(params_path)["seed"])
+        raw = start_params(params_path)
     except ConfigError:
         raise ValueError(f"{params_path}: no committed version (git show HEAD:{params_path} fails); run this "
                          "from the root of the project's git checkout") from None
+    out = {}
+    for key in ("seed", *COMMON):
+        v = raw
+        for part in key.split("."):
+            v = v[part]
+        out[key] = v
+    return out
 
 
 def _check_clean(params_path: str = "params.yaml") -> None:
@@ -171,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
         arms = [s.strip() for s in a.arms.split(",") if s.strip()] or None
-        cmds = prepare_commands(seeds, _committed_seed()) + queue_commands(seeds, arms)
+        cmds = prepare_commands(seeds, _committed()) + queue_commands(seeds, arms)
         if not a.queue:
             print("\n".join(shlex.join(c) for c in cmds))
-            print(f"# {len(cmds) - len(prepare_commands(seeds, _committed_seed()))} experiments; run with "
+            print(f"# {len(cmds) - len(prepare_commands(seeds, _committed()))} experiments; run with "
                   "--queue, then `dvc queue start -j 2`", file=sys.stderr)
             return 0
         _check_clean()

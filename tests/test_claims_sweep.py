@@ -37,7 +37,7 @@ def test_every_arm_runs_with_every_seed_under_its_own_name():
         o = _overrides(c)
         seed = o.pop("seed")
         arm = next(a for a in sweep.ARMS if sweep.exp_name(a, seed) == name)
-        assert o == sweep.ARMS[arm], name  # exactly the arm's keys, with their values (types too)
+        assert o == {**sweep.COMMON, **sweep.ARMS[arm]}, name  # the arm's keys and COMMON's, values typed
         got.add((arm, seed))
     assert got == want
     assert [c for c in cmds if "claims-dpo-s1" in c][0][-6:] == [
@@ -63,7 +63,8 @@ def test_arms_are_valid_params_and_differ_from_the_reference_in_their_keys_only(
         for cmd in sweep.queue_commands((2,), [arm]):
             new = flatten(to_dict(params_from_dict(apply_to(shipped, _overrides(cmd)))))
             changed = {k for k in ref if ref[k] != new[k]}
-            assert changed == {k for k in o if o[k] != ref[k]} | {"seed"}, arm
+            assert changed == {k for k in {**sweep.COMMON, **o} if new[k] != ref[k]} | {"seed"}, arm
+            assert all(new[k] == v for k, v in {**sweep.COMMON, **o}.items()), arm
 
 
 def test_shared_stages_are_those_the_fine_tuning_does_not_reach():
@@ -85,25 +86,32 @@ def test_shared_stages_are_those_the_fine_tuning_does_not_reach():
     assert not {"finetune", "evaluate", "wise", "wise_eval"} & set(shared)
 
 
-def test_preparation_builds_each_extra_seed_once_and_drops_the_experiment():
-    cmds = sweep.prepare_commands((0, 1, 2), committed_seed=0, dvc_yaml=ROOT / "dvc.yaml")
+def test_preparation_builds_each_seed_with_the_common_params_once_and_drops_the_experiment():
+    cmds = sweep.prepare_commands((0, 1, 2), {"seed": 0, "threads": 2}, dvc_yaml=ROOT / "dvc.yaml")
     assert [c[:4] for c in cmds] == [
+        ["dvc", "exp", "run", "--temp"], ["dvc", "exp", "remove", "claims-pre-s0"],
         ["dvc", "exp", "run", "--temp"], ["dvc", "exp", "remove", "claims-pre-s1"],
         ["dvc", "exp", "run", "--temp"], ["dvc", "exp", "remove", "claims-pre-s2"]]
-    assert _overrides(cmds[0]) == {"seed": 1} and _overrides(cmds[2]) == {"seed": 2}
-    assert cmds[1] == ["dvc", "exp", "remove", cmds[0][cmds[0].index("--name") + 1]]
+    for i, seed in enumerate((0, 1, 2)):
+        assert _overrides(cmds[2 * i]) == {**sweep.COMMON, "seed": seed}
+        assert cmds[2 * i + 1] == ["dvc", "exp", "remove", cmds[2 * i][cmds[2 * i].index("--name") + 1]]
     assert "base" in cmds[0] and "finetune" not in cmds[0]
+    # a seed that `dvc repro` of the committed params already built with the same COMMON values is skipped
+    same = sweep.prepare_commands((0, 1), {"seed": 0, **sweep.COMMON}, dvc_yaml=ROOT / "dvc.yaml")
+    assert [c[-1] if c[1] == "exp" and c[2] == "remove" else None for c in same] == [None, "claims-pre-s1"]
 
 
 def test_without_queue_it_prints_the_commands_and_runs_nothing(capsys, monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("ran a command")
 
-    monkeypatch.setattr(sweep, "_committed_seed", lambda *a: 0)
+    monkeypatch.setattr(sweep, "_committed", lambda *a: {"seed": 0, "threads": 2})
     monkeypatch.setattr(subprocess, "run", refuse)
     assert sweep.main(["claims", "--seeds", "0,1", "--arms", "hn,control"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [shlex.split(x)[:4] for x in lines] == [["dvc", "exp", "run", "--temp"],
+                                                   ["dvc", "exp", "remove", "claims-pre-s0"],
+                                                   ["dvc", "exp", "run", "--temp"],
                                                    ["dvc", "exp", "remove", "claims-pre-s1"]] + [
         ["dvc", "exp", "run", "--queue"]] * 4
     assert sweep.main(["claims", "--arms", "hn,l3"]) == 2
