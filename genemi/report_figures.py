@@ -60,14 +60,16 @@ def tradeoff_points(groups: Sequence[Group]) -> tuple[str, str, list[tuple[str, 
 
 def wise_curves(groups: Sequence[Group]) -> list[tuple[str, list[tuple[str, Stat, Stat]]]]:
     """WiSE-FT curves ``(group label, [(a, x, y)])`` from a = 0 (the base) through each mix to a = 1 (the
-    fine-tuned model), over seeds: the claims sweep's reference group when it has WiSE-FT files, else every
-    group that has them."""
-    from genemi.report_claims import find_arms
+    fine-tuned model), over seeds: the claims sweep's reference group and its ``WISE_ON`` arms (L2, KL) when
+    they have WiSE-FT files, else every group that has them."""
+    from genemi.report_claims import WISE_ON, find_arms
 
     mode = _axes(groups)[0]
-    ref = find_arms(groups).get("hn")
+    arms = find_arms(groups)
+    ref = arms.get("hn")
     with_wise = [g for g in groups if any(r.wise for r in g.runs)]
-    chosen = [ref] if ref in with_wise else with_wise
+    stacked = [arms[a] for a in WISE_ON if arms.get(a) in with_wise]
+    chosen = [ref, *stacked] if ref in with_wise else with_wise
     curves = []
     for g in chosen:
         alphas = sorted({a for r in g.runs for per in r.wise.values() for a in per}, key=float)
@@ -103,14 +105,16 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
     drawn = {label for label, *_ in pts}
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
     key = [textwrap.fill("note: " + note, 110, subsequent_indent="    ")] if note else []
-    for label, curve in wise_curves(groups):
+    for n, (label, curve) in enumerate(wise_curves(groups)):
         xs, ys = [x.mean for _, x, _ in curve], [y.mean for _, _, y in curve]
-        # black and dashed: the groups' points take matplotlib's colour cycle
-        ax.plot(xs, ys, "--", color="black", lw=1.0, marker="^", ms=5, zorder=1)
+        # black: the groups' points take matplotlib's colour cycle; one line style per curve
+        style = ("--", ":", "-.")[n % 3]
+        ax.plot(xs, ys, style, color="black", lw=1.0, marker="^", ms=5, zorder=1)
         for (a, x, y) in curve:
             ax.annotate(f"a={a}", (x.mean, y.mean), textcoords="offset points", xytext=(-6, -11), fontsize=7,
                         color="black")
-        key.append(textwrap.fill(f"dashed line: WiSE-FT of {label}, (1 - a) * base + a * fine-tuned "
+        name = {"--": "dashed", ":": "dotted", "-.": "dash-dotted"}[style]
+        key.append(textwrap.fill(f"{name} line: WiSE-FT of {label}, (1 - a) * base + a * fine-tuned "
                                  "(a = 0: the base; a = 1: the fine-tuned model)", 110,
                                  subsequent_indent="    "))
     for i, (label, x, y, ctrl) in enumerate(pts, 1):

@@ -77,7 +77,10 @@ ARMS = {  # arm -> (params overrides, fine-tuned counts)
     "no_image_negatives": ({"loss": {"image_negatives": False}},
                            {"swap": 10, "flip": 9, "image": 6, "group": 5, "zs": 4}),
 }
-WISE = {"0.5": {"swap": 8, "flip": 7, "image": 7, "group": 6, "zs": 7}}
+WISE = {  # arm -> its WiSE-FT mixes
+    "hn": {"0.5": {"swap": 8, "flip": 7, "image": 7, "group": 6, "zs": 7}},
+    "l2": {"0.5": {"swap": 9, "flip": 8, "image": 8, "group": 7, "zs": 8}},
+}
 
 
 def _params(seed: int, overrides: dict, benches) -> dict:
@@ -99,8 +102,8 @@ def _runs(root, benches=(COMP, BROAD)):
             (d / "params.yaml").write_text(yaml.safe_dump(_params(seed, overrides, benches)))
             for b in benches:
                 _files(d, b, {"base": _outcomes(b, BASE), "finetuned": _outcomes(b, ft)}, "eval")
-                if arm == "hn":
-                    mixes = {a: _outcomes(b, v) for a, v in WISE.items()}
+                if arm in WISE:
+                    mixes = {a: _outcomes(b, v) for a, v in WISE[arm].items()}
                     _files(d, b, {"base": _outcomes(b, BASE), **mixes}, "wise")
             runs.append(load_run(d.name, dir_reader(d)))
     return runs
@@ -144,6 +147,14 @@ def test_claim_rows_are_the_hand_figures(groups):
     assert r.result.startswith("-20.0 [") and "keeps 43%" in r.verdict
     r = _row(rows, "WiSE-FT a=0.5 reduces the retention loss", "WiSE-FT a=0.5 − hn", "synth_broad")
     assert r.result.startswith("+30.0 [") and "(halved: yes)" in r.verdict
+    # WiSE-FT a = 0.5 on top of l2: hard 85 - 95 = -10, keeps (85 - 60)/35 = 71%; retention 80 - 40 = +40,
+    # no loss left
+    claim = "l2 + WiSE-FT a=0.5 reduces the retention loss"
+    r = _row(rows, claim, "l2 + WiSE-FT a=0.5 − hn", "hard")
+    assert r.result.startswith("-10.0 [") and "keeps 71%" in r.verdict
+    r = _row(rows, claim, "l2 + WiSE-FT a=0.5 − hn", "synth_broad")
+    assert r.result.startswith("+40.0 [") and "0% of hn's loss left (halved: yes)" in r.verdict
+    assert not [r for r in rows if r.claim.startswith("kl + WiSE-FT")]  # no kl runs: no stacked rows
     # image negatives: image 90 - 60, group 80 - 50, text equal
     claim = "image negatives help image-side and group accuracy"
     assert _row(rows, claim, "on (hn) − off", "hard-type image").result.startswith("+30.0 [")
@@ -181,8 +192,8 @@ def test_tradeoff_x_is_retention_and_the_wise_curve_runs_from_base_to_finetuned(
     hn = find_arms(groups)["hn"]
     # hn: retention 40/80 = 50%, gain on toy = 95 - 50 = 45
     assert by[hn.label] == (50.0, 45.0)
-    (label, curve), = wise_curves(groups)
-    assert label == hn.label
+    (label, curve), (l2_label, _) = wise_curves(groups)  # the reference's curve, then the l2 arm's
+    assert label == hn.label and l2_label == find_arms(groups)["l2"].label
     # a = 0: the base (100%, 0); a = 0.5: 70/80 = 87.5%, 75 - 50 = 25; a = 1: the hn point
     want = [("0", 100.0, 0.0), ("0.5", 87.5, 25.0), ("1", 50.0, 45.0)]
     assert [(a, x.mean, y.mean) for a, x, y in curve] == want
@@ -204,4 +215,5 @@ def test_report_command_writes_the_claims_section(tmp_path):
     assert "| hard negatives teach composition | hn − control (same steps) |" in claims
     assert claims.count("\n| ") == 1 + len(claim_rows(group_runs(runs), n_boot=100))
     # l2: 25% of the loss left, 86% of the gain kept; WiSE-FT a=0.5 keeps only 43%
-    assert "(point values over seeds): l2 (25% of the loss left, 86% of the gain kept)." in claims
+    assert ("(point values over seeds): l2 (25% of the loss left, 86% of the gain kept); l2 + WiSE-FT a=0.5 "
+            "(0% of the loss left, 71% of the gain kept)." in claims)
