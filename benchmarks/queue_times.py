@@ -92,7 +92,8 @@ def summary(log: Path, prefix: str) -> str:
 def main(argv: list[str]) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python benchmarks/queue_times.py", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python benchmarks/queue_times.py",
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("mode", choices=["watch", "summary"])
     ap.add_argument("log", type=Path)
     ap.add_argument("--every", type=float, default=30.0, help="seconds between polls (default %(default)s)")

@@ -10,8 +10,9 @@ bootstrap: the interval and p reflect item sampling; the mean is over the seeds 
 * fine-tuning costs retention: fine-tuned vs its own base on ``synth_broad`` zero-shot top-1, control and
   hard negatives alike;
 * each remedy (L2, KL, DPO, ``last_blocks``, WiSE-FT at each ``a``, and WiSE-FT on top of L2 or KL) vs the
-  reference: the retention it wins back and the compositional accuracy it gives up, with the share of the retention loss left and of the
-  gain over the control kept (the issue's target: half the loss, >= 70% of the gain);
+  reference: the retention it wins back and the compositional accuracy it gives up, with the share of the
+  retention loss left and of the gain over the control kept (the target: half the loss, >= 70% of the
+  gain);
 * image negatives on vs off on image-side and group accuracy of the hard types.
 
 A row whose runs are missing says which, and how to get them, instead of a number.

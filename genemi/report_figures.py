@@ -117,11 +117,13 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
         key.append(textwrap.fill(f"{name} line: WiSE-FT of {label}, (1 - a) * base + a * fine-tuned "
                                  "(a = 0: the base; a = 1: the fine-tuned model)", 110,
                                  subsequent_indent="    "))
+    # grey marks controls alone: the other points take the tab10 colours but its grey (C7)
+    colours = iter([f"C{k}" for k in range(10) if k != 7] * (len(pts) // 9 + 1))
     for i, (label, x, y, ctrl) in enumerate(pts, 1):
         xe = None if x.half != x.half else x.half
         ye = None if y.half != y.half else y.half
         ax.errorbar(x.mean, y.mean, xerr=xe, yerr=ye, fmt="s" if ctrl else "o", ms=7, capsize=3,
-                    color="grey" if ctrl else None)
+                    color="grey" if ctrl else next(colours))
         key.append(textwrap.fill(f"{i}: {'control ' if ctrl else ''}{label}", 110, subsequent_indent="    "))
     ax.margins(0.25)
     ax.autoscale_view()

@@ -50,10 +50,11 @@ ARMS: dict[str, dict[str, object]] = {
     "no_image_negatives": {"loss.image_negatives": False},
 }
 
-# every experiment of the sweep, arms and preparation alike, also sets these. threads=1: `dvc queue start -j 2`
-# runs two experiments at once, and two of the committed 2-thread runs on 2 cores oversubscribe them (measured:
-# half the CPU time in the kernel, 600 fine-tuning steps in 9.7 min against ~1.5 min alone); two 1-thread runs
-# use one core each. The sweep's figures are therefore 1-thread figures for every arm, the hn arm included.
+# every experiment of the sweep, arms and preparation alike, also sets these. threads=1: `dvc queue
+# start -j 2` runs two experiments at once, and two of the committed 2-thread runs on 2 cores oversubscribe
+# them (measured: half the CPU time in the kernel, 600 fine-tuning steps in 9.7 min against ~1.5 min alone);
+# two 1-thread runs use one core each. The sweep's figures are therefore 1-thread figures for every arm, the
+# hn arm included.
 COMMON: dict[str, object] = {"threads": 1}
 
 # the committed value of every key an arm overrides: the "hn" arm is the run with all of these
@@ -128,8 +129,9 @@ def shared_stages(dvc_yaml: str | Path = "dvc.yaml", after: str = "finetune") ->
 
 def prepare_commands(seeds=SEEDS, committed: dict | None = None, dvc_yaml="dvc.yaml") -> list[list[str]]:
     """For each seed whose shared stages ``dvc repro`` of the committed params did not build (``committed``:
-    the committed ``seed`` and ``COMMON`` keys): build them in a temporary workspace with ``COMMON``, then drop
-    that experiment (its metrics files are still the committed ones; what it built stays in the run cache)."""
+    the committed ``seed`` and ``COMMON`` keys): build them in a temporary workspace with ``COMMON``, then
+    drop that experiment (its metrics files are still the committed ones; what it built stays in the run
+    cache)."""
     committed = committed or {}
     out = []
     for seed in seeds:
@@ -144,7 +146,8 @@ def prepare_commands(seeds=SEEDS, committed: dict | None = None, dvc_yaml="dvc.y
 
 
 def _committed(params_path: str = "params.yaml") -> dict:
-    """``seed`` and the ``COMMON`` keys of the committed params: what `dvc repro` built the shared stages with."""
+    """``seed`` and the ``COMMON`` keys of the committed params: what `dvc repro` built the shared stages
+    with."""
     from genemi.config import ConfigError
     from genemi.recipe import start_params
 
