@@ -4,19 +4,19 @@ Reads runs -- every DVC experiment (`dvc exp show --json`, the default), the one
 (an experiment name, branch, tag or commit), or run folders (--run-dir, e.g. the workspace: `.`) --
 groups them by params with the seeds aggregated, and writes into --out:
 
+
   results.md             headline numbers per benchmark (mean ± 95% t-interval over seeds), each run's
                          difference from its control (loss.hn_weight=0, same finetune.steps, same
                          items) with a paired bootstrap p-value over them, per-type detail, the run list,
                          and a row per claim of the claims sweep (python -m genemi.sweep claims)
   tradeoff.png           compositional gain against retention (synth_broad when the runs have it), one
-                         point per group, and the WiSE-FT curve
+                         point per group, and WiSE-FT curves
   failures/<bench>.png   the fine-tuned model's most confident mistakes per type, with the base model's
                          verdict on the same pairs (from the run of --gallery-run, else the best group),
                          for each benchmark whose per-item file holds such mistakes
 
 Not a DVC stage: it reads git refs of experiments, which no stage can declare as dependencies.
-Example: `python stages/report.py` after `dvc queue start`; `python stages/report.py --exp exp-a1b2c
---exp exp-d3e4f --out reports/ab`.
+Example: `python stages/report.py --exp exp-a1b2c --exp exp-d3e4f --out reports/ab`.
 """
 
 from __future__ import annotations
