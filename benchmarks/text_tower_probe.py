@@ -27,8 +27,8 @@ Set-up: the committed params.yaml with ``synth.mention_order=random``; optimiser
 ``finetune.weight_decay``, linear warm-up over ``finetune.warmup_steps`` then constant,
 ``finetune.grad_clip``.
 
-    python benchmarks/text_tower_probe.py --steps 100 300 1000 --seeds 0 1
-    python benchmarks/text_tower_probe.py --base /path/to/base.safetensors --sizes 3x128
+    python benchmarks/text_tower_probe.py --steps 0 --steps 100 --steps 300 --seeds 0 --seeds 1
+    python benchmarks/text_tower_probe.py --base models/base.safetensors --sizes 3x128
 """
 
 from __future__ import annotations
@@ -58,11 +58,12 @@ def pair_items(colors, shapes, heldout, split_seed: int = 0) -> dict[str, list[d
     held = set(heldout)
     pairs = [(a, b) for i, a in enumerate(combos) for b in combos[i + 1:]]
     seen = [pr for pr in pairs if not any(f"{c} {s}" in held for c, s in pr)]
+    seen_set = set(seen)
     rng = np.random.default_rng(split_seed)
     test = set(rng.permutation(len(seen))[: len(seen) // 5].tolist())
     groups = {"train": [pr for i, pr in enumerate(seen) if i not in test],
               "unseen_pairs": [pr for i, pr in enumerate(seen) if i in test],
-              "gen": [pr for pr in pairs if pr not in set(seen)]}
+              "gen": [pr for pr in pairs if pr not in seen_set]}
     out: dict[str, list[dict]] = {}
     for split, prs in groups.items():
         out[split] = []
@@ -302,7 +303,7 @@ def _save(out: Path, label: str, record: dict) -> None:
     import hashlib
     import tempfile
 
-    from genemi.io import atomic_path
+    from genemi.io import write_text
 
     out.parent.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
@@ -313,8 +314,7 @@ def _save(out: Path, label: str, record: dict) -> None:
         except json.JSONDecodeError as e:
             raise SystemExit(f"Error: {out} is not JSON ({e}); move it away and rerun") from None
         doc[label] = record
-        with atomic_path(out, suffix=".json") as tmp:
-            Path(tmp).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        write_text(out, json.dumps(doc, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -202,14 +202,15 @@ def claim_rows(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0) -> li
                             f"{'yes' if ok else 'no'}"))
     remedies = [(a, Side(arms[a]) if arms[a] is not None else None, arms[a])
                 for a in ("l2", "kl", "dpo", "last_blocks")]
-    wise_as = sorted({a for r in (hn.runs if hn else []) for a in r.wise.get(comp[0] if comp else "", {})},
-                     key=float)
+    def mixes(g: Group | None) -> list[str]:  # the WiSE-FT ``a`` values g's runs scored
+        return sorted({a for r in (g.runs if g else []) for a in r.wise.get(comp[0] if comp else "", {})},
+                      key=float)
+
+    wise_as = mixes(hn)
     remedies += [(f"WiSE-FT a={a}", Side(hn, a, "wise"), hn) for a in wise_as]
     for arm in WISE_ON:  # WiSE-FT between the base and a regularised fine-tuning: the two remedies stacked
         g = arms[arm]
-        mixes = sorted({a for r in (g.runs if g else []) for a in r.wise.get(comp[0] if comp else "", {})},
-                       key=float)
-        remedies += [(f"{arm} + WiSE-FT a={a}", Side(g, a, "wise"), g) for a in mixes]
+        remedies += [(f"{arm} + WiSE-FT a={a}", Side(g, a, "wise"), g) for a in mixes(g)]
     if hn is not None and not wise_as:
         rows.append(Row("WiSE-FT reduces the retention loss", "a − hn", "–", "–",
                         "the hn runs have no WiSE-FT files (stages wise, wise_eval@<benchmark>)"))

@@ -91,6 +91,7 @@ def wise_curves(groups: Sequence[Group]) -> list[tuple[str, list[tuple[str, Stat
 def tradeoff_figure(groups: Sequence[Group], path) -> None:
     """Compositional gain against retention, one numbered point per group; the key below the axes gives
     each number's full label (wrapped, never cut), and groups without both headlines are named there too."""
+    import itertools
     import textwrap
 
     import matplotlib
@@ -118,7 +119,7 @@ def tradeoff_figure(groups: Sequence[Group], path) -> None:
                                  "(a = 0: the base; a = 1: the fine-tuned model)", 110,
                                  subsequent_indent="    "))
     # grey marks controls alone: the other points take the tab10 colours but its grey (C7)
-    colours = iter([f"C{k}" for k in range(10) if k != 7] * (len(pts) // 9 + 1))
+    colours = itertools.cycle([f"C{k}" for k in range(10) if k != 7])
     for i, (label, x, y, ctrl) in enumerate(pts, 1):
         xe = None if x.half != x.half else x.half
         ye = None if y.half != y.half else y.half

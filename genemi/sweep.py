@@ -150,19 +150,14 @@ def _committed(params_path: str = "params.yaml") -> dict:
     with."""
     from genemi.config import ConfigError
     from genemi.recipe import start_params
+    from genemi.report_runs import flatten
 
     try:
-        raw = start_params(params_path)
+        flat = flatten(start_params(params_path))
     except ConfigError:
         raise ValueError(f"{params_path}: no committed version (git show HEAD:{params_path} fails); run this "
                          "from the root of the project's git checkout") from None
-    out = {}
-    for key in ("seed", *COMMON):
-        v = raw
-        for part in key.split("."):
-            v = v[part]
-        out[key] = v
-    return out
+    return {key: flat[key] for key in ("seed", *COMMON)}
 
 
 def _check_clean(params_path: str = "params.yaml") -> None:

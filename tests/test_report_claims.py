@@ -24,7 +24,6 @@ from genemi.report import (
     wise_curves,
 )
 
-ARMS_OF_SWEEP = sweep.ARMS  # the fixture's arms carry the sweep's own override values
 N = 10  # units per metric, each its own cluster
 COMP, BROAD = "toy", "synth_broad"
 HARD = ("swap", "flip")
@@ -75,7 +74,7 @@ BASE = {"swap": 5, "flip": 5, "image": 5, "group": 4, "zs": 8}
 ARMS = {  # arm -> (params overrides, fine-tuned counts)
     "control": ({"loss": {"hn_weight": 0.0}}, {"swap": 6, "flip": 6, "image": 5, "group": 4, "zs": 6}),
     "hn": ({}, {"swap": 10, "flip": 9, "image": 9, "group": 8, "zs": 4}),
-    "l2": ({"loss": {"l2_weight": ARMS_OF_SWEEP["l2"]["loss.l2_weight"]}},
+    "l2": ({"loss": {"l2_weight": sweep.ARMS["l2"]["loss.l2_weight"]}},  # the sweep's own value
            {"swap": 9, "flip": 9, "image": 9, "group": 8, "zs": 7}),
     "no_image_negatives": ({"loss": {"image_negatives": False}},
                            {"swap": 10, "flip": 9, "image": 6, "group": 5, "zs": 4}),
