@@ -50,6 +50,7 @@ class DataParams:
     stand_in: Literal["none", "synthetic"]  # synthetic: download stages write the synthetic world in the
     # published formats instead of downloading (genemi/data/standin.py); none: the real files
     stand_in_size: int  # stand-in scenes of each road's largest split; its val and test get a fifth each
+    stand_in_palette: Literal["narrow", "broad"]  # the colours and shapes stand-in scenes are drawn from
     workers: int  # processes decoding images for training and evaluation (-1 = auto, 0 = in the main process)
 
 

@@ -92,7 +92,10 @@ def gated_fetch(p, stage: str, out: PathLike, fetch: Callable[[], object], stand
 
     writer = None
     if stand_in is not None:
-        writer = lambda folder: stand_in(p.synth, p.real.subset_seed, p.data.stand_in_size, folder)  # noqa: E731
+        from genemi.data.standin import stand_in_world
+
+        synth = stand_in_world(p.synth, p.data.stand_in_palette)
+        writer = lambda folder: stand_in(synth, p.real.subset_seed, p.data.stand_in_size, folder)  # noqa: E731
     return fetch_or_skip(roads.download_needed(p, stage), out, fetch, skipped=roads.skipped_note(p, stage),
                          stand_in=p.data.stand_in, write_stand_in=writer)  # fmt: skip
 

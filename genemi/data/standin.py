@@ -104,6 +104,20 @@ def split_sizes(size: int) -> dict[str, int]:
     return {"train": size, "val": small, "test": small}
 
 
+def stand_in_world(p: SynthParams, palette: str) -> SynthParams:
+    """The world stand-in scenes are drawn from (``data.stand_in_palette``): ``narrow`` is ``p`` itself, the
+    fine-tuning world; ``broad`` draws every colour and shape of the pretraining world (the held-out
+    combinations still only in ``gen``), so that with 3x the object pairs a batch of 128 seldom holds a
+    caption twice or a caption and its relation flip, as a batch of real captions does not
+    (benchmarks/results/standin_hnc_investigation.md)."""
+    if palette == "narrow":
+        return p
+    if palette != "broad":
+        raise ValueError(f"data.stand_in_palette: must be one of narrow, broad, got {palette!r}")
+    colors, shapes = dataset.broad_palette(p)
+    return dataclasses.replace(p, colors=tuple(colors), shapes=tuple(shapes), broad_colors=(), broad_shapes=())
+
+
 def _road_seed(seed: int, road: str) -> int:
     """An own scene seed per road, so HNC and COCO stand-ins do not hold the same scenes."""
     return int(seeding.rng(seed, "stand_in", road).integers(2**31))

@@ -407,10 +407,11 @@ def stage_settings(params: Params, tiny: bool = False) -> tuple[MineRealParams, 
     lexicon (the synthetic stand-in's captions use the world's words only: tag, portray and rewrite with
     those; else the packaged one)."""
     from genemi import roads
-    from genemi.data.standin import synthetic_lexicon
+    from genemi.data.standin import stand_in_world, synthetic_lexicon
 
     p = replace(params.mine_real, backend="tiny", device="cpu") if tiny else params.mine_real
-    lexicon = synthetic_lexicon(params.synth) if params.data.stand_in == "synthetic" else None
+    synth = stand_in_world(params.synth, params.data.stand_in_palette)
+    lexicon = synthetic_lexicon(synth) if params.data.stand_in == "synthetic" else None
     enabled = tiny or roads.mines(params)
     if enabled and p.backend == "synthetic" and lexicon is None:
         raise ValueError(

@@ -44,8 +44,10 @@ _SPLIT_CODE = {s: i for i, s in enumerate(SPLITS + BROAD_SPLITS)}
 _RECORD_SPLIT = {"pretrain": "train", "broad": "test"}
 
 
-def check_params(p: SynthParams) -> None:
-    """Fail early, naming the key, on a synthetic world that cannot be built."""
+def check_params(p: SynthParams, retention: bool = True) -> None:
+    """Fail early, naming the key, on a synthetic world that cannot be built; ``retention``: also one whose
+    retention split (``broad``) cannot be (a stand-in world, :func:`genemi.data.standin.stand_in_world`,
+    has no broad-only part and never builds it)."""
     for c in p.colors:
         if c not in world.PALETTE:
             raise ValueError(f"synth.colors: unknown colour {c!r}; known: {', '.join(world.PALETTE)}")
@@ -64,7 +66,7 @@ def check_params(p: SynthParams) -> None:
             if n in p.colors or n in p.shapes:
                 raise ValueError(f"{key}: {n!r} is in the fine-tuning world (synth.colors/shapes) too; "
                                  "list only what fine-tuning never shows")
-    if not p.broad_colors and not p.broad_shapes:
+    if retention and not p.broad_colors and not p.broad_shapes:
         raise ValueError("synth.broad_colors and synth.broad_shapes are both empty: the retention split "
                          "(synth_broad) needs a colour or shape that fine-tuning never shows")
     for st in p.broad_styles:
@@ -114,7 +116,7 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
     Scene ``i`` depends only on ``(seed, split, i)``, so sizes can change without
     reshuffling the scenes that stay.
     """
-    check_params(p)
+    check_params(p, retention=split == "broad")
     if split not in _SPLIT_CODE:
         raise ValueError(f"unknown split {split!r}; known: {', '.join(_SPLIT_CODE)}")
     held = set(p.heldout_combos)
@@ -201,6 +203,7 @@ def write_synth_data(p: SynthParams, seed: int, root: Path, log: Callable[[str],
     ``<root>/synth/digest.json`` over all of them."""
     from tqdm import tqdm
 
+    check_params(p)  # before any split is written
     root = Path(root)
     written: list[Record] = []
     hashes: dict[str, str] = {}  # image path -> sha256 of its bytes, for the digest
