@@ -97,7 +97,7 @@ def _interval(reps) -> list[float] | None:
 
 
 def summarize(results: dict, seeds, work: Path) -> tuple[list[dict], dict]:
-    rows, worst = [], {}
+    rows, worst, room = [], {}, {}
     for seed in seeds:
         hn, ctl = results[f"seed{seed}/hn"]["metrics"], results[f"seed{seed}/control"]["metrics"]
         pair = work / f"seed{seed}_hn" / "items.npz", work / f"seed{seed}_control" / "items.npz"
@@ -121,16 +121,27 @@ def summarize(results: dict, seeds, work: Path) -> tuple[list[dict], dict]:
                 }
             )
             worst[t] = min(worst.get(t, float("inf")), d)
+            room[t] = min(room.get(t, float("inf")), 100.0 - ctl[f"finetuned/{key}"])
     met = all(worst.get(t, -1) >= MARGIN for t in TARGET_TYPES) and worst.get("macro", -1) > 0
+    # a type whose control leaves less than MARGIN below 100 % cannot show the margin on that seed
+    capped = [t for t in TARGET_TYPES if room.get(t, 100.0) < MARGIN]
     verdict = {
         "met": met,
         "worst_delta": {t: round(v, 1) for t, v in worst.items()},
+        "room": {t: round(v, 1) for t, v in room.items()},
         "text": (
             f"Target (treatment - control >= {MARGIN:g} points on {' and '.join(TARGET_TYPES)} and macro "
             f"text up, on every seed {', '.join(map(str, seeds))}): **{'met' if met else 'NOT met'}**. "
             "Smallest differences: "
             + ", ".join(f"{t} {worst[t]:+.1f}" for t in (*TARGET_TYPES, "macro") if t in worst)
             + "."
+            + (
+                " Room above the control (100 - control, smallest over the seeds): "
+                + ", ".join(f"{t} {room[t]:.1f}" for t in capped)
+                + f"; a gain of {MARGIN:g} points cannot show there."
+                if capped and not met
+                else ""
+            )
         ),
     }
     return rows, verdict

@@ -307,6 +307,7 @@ def _raw_params(**data) -> dict:
         ("stand_in", "synthetc", "data.stand_in: must be one of"),
         ("stand_in_size", 0, "data.stand_in_size = 0"),
         ("stand_in_size", 2.5, "data.stand_in_size: expected an integer"),
+        ("stand_in_palette", "wide", "data.stand_in_palette: must be one of"),
     ],
 )
 def test_bad_stand_in_params_name_the_key(key, value, match):
@@ -525,3 +526,37 @@ def test_hnc_conversion_is_skipped_for_the_genemi_road(tmp_path):
     stats = write_hnc_manifests(data, real, tmp_path / "hnc", tmp_path / "gqa", tmp_path / "m")
     assert stats == {"skipped": "data.source is genemi"}
     assert sorted(p.stat().st_size for p in (tmp_path / "m").iterdir()) == [0, 0, 0]
+
+
+def test_broad_palette_draws_the_pretraining_worlds_objects_and_keeps_held_out_ones_out(tmp_path):
+    """``data.stand_in_palette: broad``: stand-in scenes and their captions use every colour and shape of the
+    pretraining world, held-out combinations stay out of train and test, and the narrow palette is the
+    fine-tuning world itself."""
+    from genemi.data.hnc import iter_hnc_records
+
+    assert standin.stand_in_world(P, "narrow") == P
+    with pytest.raises(ValueError, match="data.stand_in_palette"):
+        standin.stand_in_world(P, "wide")
+    broad = standin.stand_in_world(P, "broad")
+    colors, shapes = set(P.colors) | set(P.broad_colors), set(P.shapes) | set(P.broad_shapes)
+    objects = [(o["color"], o["shape"]) for _, rec, _ in standin.scenes(broad, 0, 60, "hnc")
+               for o in rec.meta["scene"]["objects"]]  # fmt: skip
+    assert {c for c, _ in objects} == colors and {s for _, s in objects} == shapes
+    assert not {f"{c} {s}" for c, s in objects} & set(P.heldout_combos)
+    standin.write_hnc(broad, 0, SIZE, tmp_path / "hnc")
+    words = set(world.vocabulary(sorted(colors), sorted(shapes)))
+    recs = list(iter_hnc_records(tmp_path / "hnc" / "hnc_clean_strict_train.json", "train"))
+    captions = [c for r in recs for c in [r.caption, *(n.caption for n in r.negatives)]]
+    assert captions and all(set(c.split()) <= words for c in captions)
+
+
+def test_the_gate_writes_the_stand_in_of_the_palette_the_params_name(tmp_path):
+    from genemi.data.sources import gated_fetch
+
+    got = []
+    for palette in ("narrow", "broad"):
+        raw = _raw_params(source="hnc", stand_in="synthetic", stand_in_palette=palette)
+        p = params_from_dict(raw)
+        gated_fetch(p, "download_hnc", tmp_path / palette, lambda: None, lambda s, *_: got.append(s))
+    assert got[0] == p.synth
+    assert set(got[1].colors) == set(p.synth.colors) | set(p.synth.broad_colors) and not got[1].broad_colors

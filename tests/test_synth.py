@@ -219,3 +219,17 @@ def test_bad_broad_world_params_name_the_key(bad, key):
 
     with pytest.raises(ValueError, match=key):
         dataset.check_params(dataclasses.replace(P, **bad))
+
+
+def test_a_world_without_broad_only_objects_builds_every_split_but_the_retention_one(tmp_path):
+    """The broad-palette stand-in world has no broad-only colour or shape: its narrow splits build, the
+    retention split and the synth_data stage refuse, naming the keys."""
+    import dataclasses
+
+    bare = dataclasses.replace(P, broad_colors=(), broad_shapes=())
+    assert next(dataset.generate_split(bare, "train", 0))
+    with pytest.raises(ValueError, match="synth.broad_colors and synth.broad_shapes"):
+        next(dataset.generate_split(bare, "broad", 0))
+    with pytest.raises(ValueError, match="synth.broad_colors and synth.broad_shapes"):
+        dataset.write_synth_data(bare, 0, tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before any split was written

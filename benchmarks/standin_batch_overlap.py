@@ -1,0 +1,119 @@
+"""How often one training batch of the HNC stand-in holds a caption's relation flip, or a caption twice.
+
+Plain CLIP (the same-steps ``loss.hn_weight: 0`` control) sees no mined negative; the only negatives it learns
+from are the batch's other captions. When a batch holds both "a red circle left of a blue square" and "a blue
+square left of a red circle" (two images), the control meets a relation flip as an in-batch negative, a hard
+negative the method was supposed to add. Batches of real captions (COCO, HNC: hundreds of thousands of
+distinct captions) almost never hold a caption's exact flip or the caption twice; a small world does.
+
+For each ``data.stand_in_palette`` (:func:`genemi.data.standin.stand_in_world`) this script writes the HNC
+stand-in's train pairs as the download stage does (:func:`genemi.data.standin.hnc_pairs` over the train
+scenes of the ``standin_hnc`` recipe's size, the data seed ``real.subset_seed``) and draws batches the way
+``batching.dedupe_images: true`` fills them: ``finetune.batch_size`` different images, one of each image's
+(positive, negative) pairs. Per batch it counts:
+
+* ``flip_in_batch``: pairs whose positive's relation flip is another pair's positive in the same batch (the
+  control's relation-flip negatives);
+* ``flip_mined``: pairs whose own negative is the relation flip (what the thesis loss adds at weight 1);
+* ``repeated``: pairs whose positive is another pair's positive too (a false in-batch negative).
+
+    python benchmarks/standin_batch_overlap.py [--batches 400]
+
+Writes ``benchmarks/results/standin_batch_overlap.{json,md}``; the set-up is the committed params.yaml plus
+the recipe's values (``benchmarks/_setup.py``).
+"""
+
+from __future__ import annotations
+
+import click
+from _setup import ROOT, params_source, shipped_params
+
+RESULTS = ROOT / "benchmarks" / "results"
+PALETTES = ("narrow", "broad")
+
+
+def image_pairs(p, palette: str) -> list[list[tuple[str, str, str | None]]]:
+    """Per train image of the HNC stand-in: ``[(positive, negative, flip of the positive or None)]``."""
+    from genemi.data import standin
+
+    world = standin.stand_in_world(p.synth, palette)
+    out = []
+    for split, rec, _ in standin.scenes(world, p.real.subset_seed, p.data.stand_in_size, "hnc"):
+        if split != "train":
+            continue
+        pairs = []
+        for pos, negs in standin.hnc_pairs(rec, world, p.real.subset_seed):
+            flip = next((cap for cap, ty, _ in negs if ty == "relation_flip"), None)
+            pairs += [(pos, cap, flip) for cap, _, _ in negs]
+        if pairs:
+            out.append(pairs)
+    return out
+
+
+def batch_counts(images: list[list[tuple[str, str, str | None]]], batch: int, batches: int, rng) -> dict:
+    """Mean per batch of ``flip_in_batch``, ``flip_mined`` and ``repeated`` (module docstring)."""
+    import numpy as np
+
+    totals = {"flip_in_batch": 0, "flip_mined": 0, "repeated": 0}
+    for _ in range(batches):
+        picked = rng.choice(len(images), batch, replace=False)
+        drawn = [images[i][rng.integers(len(images[i]))] for i in picked]
+        seen: dict[str, int] = {}
+        for pos, _, _ in drawn:
+            seen[pos] = seen.get(pos, 0) + 1
+        for pos, neg, flip in drawn:
+            totals["flip_in_batch"] += flip is not None and flip in seen
+            totals["flip_mined"] += flip is not None and neg == flip
+            totals["repeated"] += seen[pos] > 1
+    return {k: round(float(np.float64(v) / batches), 2) for k, v in totals.items()}
+
+
+def measure(batches: int) -> dict:
+    from genemi import recipe, seeding
+
+    r = recipe.load_recipe("standin_hnc", ROOT / "recipes")
+    p = shipped_params({k: v for k, v in r.params.items() if not k.startswith("eval.")})
+    out = {"params": params_source(), "stand_in_size": p.data.stand_in_size,
+           "batch_size": p.finetune.batch_size, "batches": batches, "palettes": {}}
+    for palette in PALETTES:
+        images = image_pairs(p, palette)
+        positives = {pos for pairs in images for pos, _, _ in pairs}
+        rng = seeding.rng(0, "batch_overlap", palette)
+        counts = batch_counts(images, p.finetune.batch_size, batches, rng)
+        out["palettes"][palette] = {"images": len(images), "distinct_positives": len(positives), **counts}
+    return out
+
+
+def markdown(res: dict) -> str:
+    lines = [
+        "# HNC stand-in: relation flips and repeated captions inside one training batch",
+        "",
+        f"Measured with `python benchmarks/standin_batch_overlap.py --batches {res['batches']}` "
+        f"({res['params']} + `recipes/standin_hnc.yaml`): {res['stand_in_size']} train scenes, "
+        f"batches of {res['batch_size']} different images with one (positive, negative) pair each, as "
+        "`batching.dedupe_images` draws them. Means per batch over the drawn batches.",
+        "",
+        "| data.stand_in_palette | images | distinct positives | flip of a pair's positive in the batch "
+        "(control's flip negatives) | mined flip negatives (thesis loss) | pairs whose positive repeats |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in res["palettes"].items():
+        lines.append(f"| {name} | {r['images']} | {r['distinct_positives']} | {r['flip_in_batch']:.2f} | "
+                     f"{r['flip_mined']:.2f} | {r['repeated']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command(help=__doc__)
+@click.option("--batches", type=click.IntRange(1), default=400, show_default=True,
+              help="Batches drawn per palette.")
+def main(batches: int) -> None:
+    from genemi.io import write_json, write_text
+
+    res = measure(batches)
+    write_json(RESULTS / "standin_batch_overlap.json", res)
+    write_text(RESULTS / "standin_batch_overlap.md", markdown(res))
+    click.echo(markdown(res))
+
+
+if __name__ == "__main__":
+    main()

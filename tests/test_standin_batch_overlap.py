@@ -1,0 +1,59 @@
+"""benchmarks/standin_batch_overlap.py: its per-batch counts on batches worked out by hand, and its pairs
+against the HNC stand-in file the download stage writes."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def overlap():
+    from pathlib import Path
+
+    mp = pytest.MonkeyPatch()
+    mp.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        yield importlib.import_module("standin_batch_overlap")
+    finally:
+        mp.undo()
+
+
+def test_counts_of_a_batch_holding_every_image(overlap):
+    images = [
+        [("a red circle left of a blue square", "n1", "a blue square left of a red circle")],
+        [("a blue square left of a red circle", "n2", None)],  # image 0's flip, as another image's positive
+        [("two red circles", "three red circles", None)],
+        [("two red circles", "two blue circles", None)],  # the same positive twice
+        [("a red circle left of a green ring", "a green ring left of a red circle",
+          "a green ring left of a red circle")],  # its own negative is its flip (mined), not in the batch
+    ]  # fmt: skip
+    got = overlap.batch_counts(images, batch=5, batches=3, rng=np.random.default_rng(0))
+    assert got == {"flip_in_batch": 1.0, "flip_mined": 1.0, "repeated": 2.0}
+
+
+def test_pairs_are_the_stand_in_files_pairs(overlap, tmp_path):
+    """Every (positive, negative) pair the benchmark draws from is a train pair of the HNC file, and back."""
+    import frozen_params
+
+    from genemi.config import params_from_dict
+    from genemi.data import standin
+    from genemi.data.hnc import iter_hnc_records
+
+    raw = frozen_params.raw()
+    raw["data"]["stand_in_size"] = 12
+    p = params_from_dict(raw)
+    for palette in ("narrow", "broad"):
+        images = overlap.image_pairs(p, palette)
+        world = standin.stand_in_world(p.synth, palette)
+        standin.write_hnc(world, p.real.subset_seed, 12, tmp_path / palette)
+        recs = iter_hnc_records(tmp_path / palette / "hnc_clean_strict_train.json", "train")
+        assert sorted((r.caption, n.caption) for r in recs for n in r.negatives) == sorted(
+            (pos, neg) for pairs in images for pos, neg, _ in pairs
+        )
+        for pairs in images:  # a flip names the positive's two objects in the other order
+            for pos, _, flip in pairs:
+                if flip is not None:
+                    assert sorted(flip.split()) == sorted(pos.split()) and flip != pos
