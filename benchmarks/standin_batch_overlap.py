@@ -14,6 +14,8 @@ scenes of the ``standin_hnc`` recipe's size, the data seed ``real.subset_seed``)
 
 * ``flip_in_batch``: pairs whose positive's relation flip is another pair's positive in the same batch (the
   control's relation-flip negatives);
+* ``swap_in_batch``: the same for the positive's attribute swap (its two colours exchanged: HNC's
+  attribute_relation type);
 * ``flip_mined``: pairs whose own negative is the relation flip (what the thesis loss adds at weight 1);
 * ``repeated``: pairs whose positive is another pair's positive too (a false in-batch negative).
 
@@ -32,8 +34,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 PALETTES = ("narrow", "broad")
 
 
-def image_pairs(p, palette: str) -> list[list[tuple[str, str, str | None]]]:
-    """Per train image of the HNC stand-in: ``[(positive, negative, flip of the positive or None)]``."""
+def image_pairs(p, palette: str) -> list[list[tuple[str, str, str | None, str | None]]]:
+    """Per train image of the HNC stand-in: ``[(positive, negative, flip, swap)]``, flip and swap the
+    positive's relation flip and attribute swap (None where the scene has none)."""
     from genemi.data import standin
 
     world = standin.stand_in_world(p.synth, palette)
@@ -44,25 +47,28 @@ def image_pairs(p, palette: str) -> list[list[tuple[str, str, str | None]]]:
         pairs = []
         for pos, negs in standin.hnc_pairs(rec, world, p.real.subset_seed):
             flip = next((cap for cap, ty, _ in negs if ty == "relation_flip"), None)
-            pairs += [(pos, cap, flip) for cap, _, _ in negs]
+            swap = next((cap for cap, ty, _ in negs if ty == "attribute_swap"), None)
+            pairs += [(pos, cap, flip, swap) for cap, _, _ in negs]
         if pairs:
             out.append(pairs)
     return out
 
 
-def batch_counts(images: list[list[tuple[str, str, str | None]]], batch: int, batches: int, rng) -> dict:
-    """Mean per batch of ``flip_in_batch``, ``flip_mined`` and ``repeated`` (module docstring)."""
+def batch_counts(images: list[list[tuple]], batch: int, batches: int, rng) -> dict:
+    """Mean per batch of ``flip_in_batch``, ``swap_in_batch``, ``flip_mined`` and ``repeated`` (module
+    docstring)."""
     import numpy as np
 
-    totals = {"flip_in_batch": 0, "flip_mined": 0, "repeated": 0}
+    totals = {"flip_in_batch": 0, "swap_in_batch": 0, "flip_mined": 0, "repeated": 0}
     for _ in range(batches):
         picked = rng.choice(len(images), batch, replace=False)
         drawn = [images[i][rng.integers(len(images[i]))] for i in picked]
         seen: dict[str, int] = {}
-        for pos, _, _ in drawn:
+        for pos, *_ in drawn:
             seen[pos] = seen.get(pos, 0) + 1
-        for pos, neg, flip in drawn:
+        for pos, neg, flip, swap in drawn:
             totals["flip_in_batch"] += flip is not None and flip in seen
+            totals["swap_in_batch"] += swap is not None and swap in seen
             totals["flip_mined"] += flip is not None and neg == flip
             totals["repeated"] += seen[pos] > 1
     return {k: round(float(np.float64(v) / batches), 2) for k, v in totals.items()}
@@ -77,7 +83,7 @@ def measure(batches: int) -> dict:
            "batch_size": p.finetune.batch_size, "batches": batches, "palettes": {}}
     for palette in PALETTES:
         images = image_pairs(p, palette)
-        positives = {pos for pairs in images for pos, _, _ in pairs}
+        positives = {pair[0] for pairs in images for pair in pairs}
         rng = seeding.rng(0, "batch_overlap", palette)
         counts = batch_counts(images, p.finetune.batch_size, batches, rng)
         out["palettes"][palette] = {"images": len(images), "distinct_positives": len(positives), **counts}
@@ -94,12 +100,13 @@ def markdown(res: dict) -> str:
         "`batching.dedupe_images` draws them. Means per batch over the drawn batches.",
         "",
         "| data.stand_in_palette | images | distinct positives | flip of a pair's positive in the batch "
-        "(control's flip negatives) | mined flip negatives (thesis loss) | pairs whose positive repeats |",
-        "|---|---|---|---|---|---|",
+        "(control's flip negatives) | its attribute swap in the batch | mined flip negatives (thesis loss) | "
+        "pairs whose positive repeats |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in res["palettes"].items():
         lines.append(f"| {name} | {r['images']} | {r['distinct_positives']} | {r['flip_in_batch']:.2f} | "
-                     f"{r['flip_mined']:.2f} | {r['repeated']:.2f} |")
+                     f"{r['swap_in_batch']:.2f} | {r['flip_mined']:.2f} | {r['repeated']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

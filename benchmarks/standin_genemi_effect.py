@@ -25,6 +25,7 @@ stages plus its mining, fine-tuning and evaluation.
 
     python benchmarks/standin_genemi_effect.py                       # seeds 0 1 2; ~25 min on 2 quiet cores
     python benchmarks/standin_genemi_effect.py --seeds 0 --work /tmp/g # one seed, keep the work folder
+    python benchmarks/standin_genemi_effect.py -S data.stand_in_palette=broad --out /tmp/broad  # + overrides
 
 Writes benchmarks/results/standin_genemi_effect.{json,md}.
 """
@@ -48,11 +49,12 @@ sys.path.insert(0, str(REPO))
 ARMS = ("control", "genemi", "shuffled", "allinone", "corrupt_off", "corrupt_on")
 METRICS = ("text", "image", "group")
 COMPOSITIONAL = "data_compositional"  # the diagnostic genemi_val-format rows (compositional_val)
+OVERRIDES: dict = {}  # -S key=value: applied after the recipe, for every stage of every arm (main sets it)
 
 
 def write_params(path: Path, overrides: dict) -> Path:
-    """The committed params.yaml + recipe standin_genemi + ``threads: 1`` + ``overrides``, checked like
-    load_params."""
+    """The committed params.yaml + recipe standin_genemi + ``threads: 1`` + the -S ``OVERRIDES`` +
+    ``overrides``, checked like load_params."""
     from genemi.config import params_from_dict
     from genemi.recipe import apply_to, load_recipe
 
@@ -61,7 +63,7 @@ def write_params(path: Path, overrides: dict) -> Path:
 
     raw = committed_raw()[0]
     new = apply_to(raw, load_recipe("standin_genemi", REPO / "recipes").params)
-    new = apply_to(new, {"threads": 1, **overrides})
+    new = apply_to(new, {"threads": 1, **OVERRIDES, **overrides})
     params_from_dict(new)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(new, sort_keys=False), encoding="utf-8")
@@ -342,7 +344,9 @@ def markdown(data: dict) -> str:
         "plain CLIP loss, 200 steps of 120; arms in the script's docstring). Accuracy = % of rows whose "
         "every caption (text), every image (image) or both (group) rank first, GeNeMi's Text/Image/Group "
         "All; deltas are arm - control (base row: the synthetic base, control row: the same steps on the "
-        "regular pairs alone), paired bootstrap 95% intervals over rows.",
+        "regular pairs alone), paired bootstrap 95% intervals over rows."
+        + (" Overrides on the recipe: " + ", ".join(f"`{k}={v}`" for k, v in data["overrides"].items()) + "."
+           if data.get("overrides") else ""),
         "",
     ]
     lines += table_lines(table)
@@ -422,8 +426,18 @@ def finish_markdown(lines: list[str], data: dict, seeds: list[str]) -> str:
     type=click.Choice(ARMS[1:]),
     help="Only train and score this arm (repeatable) of --seeds in --work; merge it into OUT.",
 )
-def main(seeds, work, out, render, compositional_only, add_arm):
+@click.option(
+    "-S", "sets", multiple=True, metavar="KEY=VALUE",
+    help="Override a param after the recipe, for every arm (repeatable; the value is read as YAML).",
+)  # fmt: skip
+def main(seeds, work, out, render, compositional_only, add_arm, sets):
     from genemi.io import write_json
+
+    for item in sets:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="-S")
+        OVERRIDES[key] = yaml.safe_load(value)
 
     if add_arm:  # train and score more arms of --seeds in --work; merge them into OUT
         data, wdir = json.loads(Path(f"{out}.json").read_text()), Path(work)
@@ -468,6 +482,7 @@ def main(seeds, work, out, render, compositional_only, add_arm):
             "mining": {s: r["mining"] for s, r in results.items()},
             "times_s": times,
             "load_average": [round(x, 1) for x in os.getloadavg()],
+            "overrides": dict(OVERRIDES),
         }
         write_json(f"{out}.json", data)
         Path(f"{out}.md").write_text(markdown(data), encoding="utf-8")

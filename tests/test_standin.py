@@ -551,12 +551,17 @@ def test_broad_palette_draws_the_pretraining_worlds_objects_and_keeps_held_out_o
 
 
 def test_the_gate_writes_the_stand_in_of_the_palette_the_params_name(tmp_path):
+    """download_hnc's gate with data.stand_in_palette: broad writes scenes with the pretraining world's
+    colours and shapes, narrow only the fine-tuning world's."""
     from genemi.data.sources import gated_fetch
 
-    got = []
+    words = {}
     for palette in ("narrow", "broad"):
-        raw = _raw_params(source="hnc", stand_in="synthetic", stand_in_palette=palette)
-        p = params_from_dict(raw)
-        gated_fetch(p, "download_hnc", tmp_path / palette, lambda: None, lambda s, *_: got.append(s))
-    assert got[0] == p.synth
-    assert set(got[1].colors) == set(p.synth.colors) | set(p.synth.broad_colors) and not got[1].broad_colors
+        p = params_from_dict(_raw_params(source="hnc", stand_in="synthetic", stand_in_size=12,
+                                         stand_in_palette=palette))  # fmt: skip
+        gated_fetch(p, "download_hnc", tmp_path / palette, lambda: None, standin.write_hnc)
+        data = json.loads((tmp_path / palette / "hnc_clean_strict_train.json").read_text())
+        captions = [c["caption"] for e in data.values() for c in e["captions"].values()]
+        words[palette] = {w for c in captions for w in c.split()}
+    only_broad = set(p.synth.broad_colors) | set(p.synth.broad_shapes)
+    assert not words["narrow"] & only_broad and words["broad"] & only_broad

@@ -23,15 +23,17 @@ def overlap():
 
 def test_counts_of_a_batch_holding_every_image(overlap):
     images = [
-        [("a red circle left of a blue square", "n1", "a blue square left of a red circle")],
-        [("a blue square left of a red circle", "n2", None)],  # image 0's flip, as another image's positive
-        [("two red circles", "three red circles", None)],
-        [("two red circles", "two blue circles", None)],  # the same positive twice
+        [("a red circle left of a blue square", "n1", "a blue square left of a red circle",
+          "a blue circle left of a red square")],
+        [("a blue square left of a red circle", "n2", None, None)],  # image 0's flip as a positive
+        [("two red circles", "three red circles", None, None)],
+        [("two red circles", "two blue circles", None, None)],  # the same positive twice
         [("a red circle left of a green ring", "a green ring left of a red circle",
-          "a green ring left of a red circle")],  # its own negative is its flip (mined), not in the batch
+          "a green ring left of a red circle", "a green circle left of a red ring")],  # mined flip
+        [("a green circle left of a red ring", "n3", None, None)],  # image 4's swap, as another's positive
     ]  # fmt: skip
-    got = overlap.batch_counts(images, batch=5, batches=3, rng=np.random.default_rng(0))
-    assert got == {"flip_in_batch": 1.0, "flip_mined": 1.0, "repeated": 2.0}
+    got = overlap.batch_counts(images, batch=6, batches=3, rng=np.random.default_rng(0))
+    assert got == {"flip_in_batch": 1.0, "swap_in_batch": 1.0, "flip_mined": 1.0, "repeated": 2.0}
 
 
 def test_pairs_are_the_stand_in_files_pairs(overlap, tmp_path):
@@ -51,9 +53,13 @@ def test_pairs_are_the_stand_in_files_pairs(overlap, tmp_path):
         standin.write_hnc(world, p.real.subset_seed, 12, tmp_path / palette)
         recs = iter_hnc_records(tmp_path / palette / "hnc_clean_strict_train.json", "train")
         assert sorted((r.caption, n.caption) for r in recs for n in r.negatives) == sorted(
-            (pos, neg) for pairs in images for pos, neg, _ in pairs
+            (pos, neg) for pairs in images for pos, neg, *_ in pairs
         )
-        for pairs in images:  # a flip names the positive's two objects in the other order
-            for pos, _, flip in pairs:
-                if flip is not None:
-                    assert sorted(flip.split()) == sorted(pos.split()) and flip != pos
+        for pairs in images:  # a flip or a swap keeps the positive's words, in another order
+            for pos, _, flip, swap in pairs:
+                for other in (flip, swap):
+                    if other is not None:
+                        assert sorted(other.split()) == sorted(pos.split()) and other != pos
+                if flip is not None:  # the flip exchanges whole objects: "A left of B" -> "B left of A"
+                    a, b = pos.split(" left of ")
+                    assert flip == f"{b} left of {a}"

@@ -85,17 +85,16 @@ def fetch_or_skip(
 
 def gated_fetch(p, stage: str, out: PathLike, fetch: Callable[[], object], stand_in: Callable | None = None) -> bool:
     """Download stage ``stage`` under params ``p``: ``fetch()``, the synthetic stand-in (``stand_in(synth,
-    seed, size, folder)`` of :mod:`genemi.data.standin`, drawn with ``real.subset_seed``, the data's own
-    seed, so a training-seed sweep keeps the same stand-in) or only ``SKIPPED.txt``, as
-    :func:`genemi.roads.download_needed` decides. Returns whether it fetched."""
+    seed, size, folder, palette=)`` of :mod:`genemi.data.standin`, drawn with ``real.subset_seed``, the
+    data's own seed, so a training-seed sweep keeps the same stand-in, from ``data.stand_in_palette``) or
+    only ``SKIPPED.txt``, as :func:`genemi.roads.download_needed` decides. Returns whether it fetched."""
     from genemi import roads
 
     writer = None
     if stand_in is not None:
-        from genemi.data.standin import stand_in_world
-
-        synth = stand_in_world(p.synth, p.data.stand_in_palette)
-        writer = lambda folder: stand_in(synth, p.real.subset_seed, p.data.stand_in_size, folder)  # noqa: E731
+        writer = lambda folder: stand_in(  # noqa: E731
+            p.synth, p.real.subset_seed, p.data.stand_in_size, folder, palette=p.data.stand_in_palette
+        )
     return fetch_or_skip(roads.download_needed(p, stage), out, fetch, skipped=roads.skipped_note(p, stage),
                          stand_in=p.data.stand_in, write_stand_in=writer)  # fmt: skip
 

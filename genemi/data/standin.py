@@ -24,8 +24,9 @@ and ``test`` splits ``size // 5`` each (at least 1); genemi_val has one row per 
 
 Scenes come from :func:`genemi.synth.dataset.generate_split` (train scenes for the largest split,
 held-out-free test scenes for val/test), with a seed derived from ``(seed, road)`` so the HNC and
-COCO stand-ins hold different scenes. Captions are the world's own (its 27-word vocabulary, lower
-case, no full stop), so the word tokenizer reads them too. Negatives are the synthetic miner's
+COCO stand-ins hold different scenes, in the world :func:`stand_in_world` picks (``data.stand_in_palette``).
+Captions are the world's own (its 27 words, 38 with the broad palette; lower case, no full stop), so the word
+tokenizer reads them too. Negatives are the synthetic miner's
 (:func:`genemi.synth.dataset.scene_negatives`, every type, one per type): real compositional edits.
 
 HNC: as in HNC, every positive has exactly one negative of its own type. An image holds its scene's
@@ -107,7 +108,7 @@ def split_sizes(size: int) -> dict[str, int]:
 def stand_in_world(p: SynthParams, palette: str) -> SynthParams:
     """The world stand-in scenes are drawn from (``data.stand_in_palette``): ``narrow`` is ``p`` itself, the
     fine-tuning world; ``broad`` draws every colour and shape of the pretraining world (the held-out
-    combinations still only in ``gen``), so that with 3x the object pairs a batch of 128 seldom holds a
+    combinations still only in ``gen``), so that with 12x the object pairs a batch of 128 seldom holds a
     caption twice or a caption and its relation flip, as a batch of real captions does not
     (benchmarks/results/standin_hnc_investigation.md)."""
     if palette == "narrow":
@@ -115,7 +116,8 @@ def stand_in_world(p: SynthParams, palette: str) -> SynthParams:
     if palette != "broad":
         raise ValueError(f"data.stand_in_palette: must be one of narrow, broad, got {palette!r}")
     colors, shapes = dataset.broad_palette(p)
-    return dataclasses.replace(p, colors=tuple(colors), shapes=tuple(shapes), broad_colors=(), broad_shapes=())
+    return dataclasses.replace(p, colors=tuple(colors), shapes=tuple(shapes), broad_colors=(),
+                               broad_shapes=())
 
 
 def _road_seed(seed: int, road: str) -> int:
@@ -270,11 +272,13 @@ def _hnc_entry(
     return caps
 
 
-def write_hnc(p: SynthParams, seed: int, size: int, out: PathLike) -> dict[str, int]:
+def write_hnc(p: SynthParams, seed: int, size: int, out: PathLike, palette: str = "narrow") -> dict[str, int]:
     """``<out>/hnc_clean_strict_{train,val,test}.json``; returns the number of images per split.
 
-    Caption ids are a running counter per file (as HNC's); a test image's counter restarts at 0.
+    Caption ids are a running counter per file (as HNC's); a test image's counter restarts at 0. Every writer
+    draws its scenes from ``stand_in_world(p, palette)``.
     """
+    p = stand_in_world(p, palette)
     from genemi.data.hnc import HNC_FILES
 
     out = Path(out)
@@ -294,9 +298,10 @@ def write_hnc(p: SynthParams, seed: int, size: int, out: PathLike) -> dict[str, 
     return {s: len(v) for s, v in files.items()}
 
 
-def write_gqa(p: SynthParams, seed: int, size: int, out: PathLike) -> int:
+def write_gqa(p: SynthParams, seed: int, size: int, out: PathLike, palette: str = "narrow") -> int:
     """``<out>/images.zip`` holding ``images/<gqa id>.jpg`` for every image of :func:`write_hnc`'s files
     (read as ``<out>/images/<gqa id>.jpg``); returns their number."""
+    p = stand_in_world(p, palette)
     n = 0
     folder = Path(out) / "images"
     with ShardWriter(folder) as shard:
@@ -324,8 +329,9 @@ def coco_file_name(cocoid: int) -> str:
     return f"COCO_val2014_{cocoid:012d}.jpg"
 
 
-def write_coco(p: SynthParams, seed: int, size: int, out: PathLike) -> dict[str, int]:
+def write_coco(p: SynthParams, seed: int, size: int, out: PathLike, palette: str = "narrow") -> dict[str, int]:
     """download_coco's layout (module docstring); returns the number of images per Karpathy split."""
+    p = stand_in_world(p, palette)
     out = Path(out)
     images, anns, official = [], [], []
     counts: dict[str, int] = {}
@@ -441,9 +447,12 @@ def compositional_val_row(
     return row
 
 
-def write_genemi_val(p: SynthParams, seed: int, size: int, out: PathLike, row_of=genemi_val_row) -> int:
+def write_genemi_val(
+    p: SynthParams, seed: int, size: int, out: PathLike, row_of=genemi_val_row, palette: str = "narrow"
+) -> int:
     """``<out>/test.jsonl`` and ``<out>/<row:06d>/<i>.jpg``, one row per COCO stand-in test image (GeNeMi's
     validation set was made from Karpathy test) made by ``row_of``; returns the number of rows."""
+    p = stand_in_world(p, palette)
     out = Path(out)
     lines = []
     for split, i, rec, img in _indexed(p, seed, size, "coco"):
