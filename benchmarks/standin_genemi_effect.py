@@ -17,10 +17,11 @@ corrupt_on      the same mining, filter on + regular                            
 Every arm is scored on genemi_val, and on diagnostic rows in its format, against the control
 (`stages/evaluate.py --base control --finetuned arm`), so each delta comes with its paired bootstrap
 interval. The stand-in data do not depend on the training seed (real.subset_seed), so they are written
-once, and so is the synthetic base (synth_data -> mine -> base with seed 0, the default pipeline's): the
-seeds vary the mining (portrayals, which variations are corrupted), the batches and the fine-tuning of
-every arm. Stages run with `threads: 1` (results do not depend on it; on a shared machine two spinning
-threads per process waste the cores). Wall time is measured per stage; one arm's road is the shared
+once, and so is the synthetic base (synth_data -> base on the pretraining split with seed 0, as the default
+pipeline's base stage; mine writes the training manifest finetune reads): the seeds vary the mining
+(portrayals, which variations are corrupted), the batches and the fine-tuning of every arm. Stages run with
+`threads: 1`, every arm alike (the thread count sets the order of float sums; on a shared machine two
+spinning threads per process waste the cores). Wall time is measured per stage; one arm's road is the shared
 stages plus its mining, fine-tuning and evaluation.
 
     python benchmarks/standin_genemi_effect.py                       # seeds 0 1 2; ~25 min on 2 quiet cores
@@ -49,6 +50,7 @@ sys.path.insert(0, str(REPO))
 ARMS = ("control", "genemi", "shuffled", "allinone", "corrupt_off", "corrupt_on")
 METRICS = ("text", "image", "group")
 COMPOSITIONAL = "data_compositional"  # the diagnostic genemi_val-format rows (compositional_val)
+BASE_TRAIN = "data/synth/pretrain.jsonl"  # what the pipeline's base stage trains on (dvc.yaml; tested)
 OVERRIDES: dict = {}  # -S key=value: applied after the recipe, for every stage of every arm (main sets it)
 
 
@@ -138,7 +140,7 @@ def shared_data(work: Path, times: dict) -> None:
         "--params",
         prm,
         "--train",
-        "data/negatives/train.jsonl",
+        BASE_TRAIN,
         "--image-root",
         "data",
         "--out",

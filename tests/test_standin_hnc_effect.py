@@ -48,3 +48,4 @@ def test_verdict_names_the_smallest_gain_and_a_control_too_close_to_100(effect, 
     results["seed0/control"]["metrics"]["finetuned/attribute_relation/text"] = 85.0
     _, verdict = effect.summarize(results, (0,), tmp_path)
     assert verdict["met"] and "Room above" not in verdict["text"]
+

@@ -3,8 +3,9 @@
 With ``data.stand_in: synthetic`` the download stages write these files instead of downloading, so
 every real road (the HNC and COCO readers, the conversions, the loaders, the genemi_val reader) runs
 offline, end to end, on files that only differ from the real ones in where they come from.
-Each writer takes the synthetic world (``synth`` params), a ``seed`` and ``size`` and writes
-into an existing folder (the download stage's temporary output, renamed into place when complete):
+Each writer takes the synthetic world (``synth`` params), a ``seed``, ``size`` and ``palette``
+(:func:`stand_in_world`) and writes into an existing folder (the download stage's temporary output,
+renamed into place when complete):
 
 * :func:`write_hnc`:  ``hnc_clean_strict_{train,val,test}.json`` in HNC's two schemas (train/val:
   keyed by GQA image id, a ``captions`` object, negatives pointing to their positive by
@@ -275,11 +276,11 @@ def _hnc_entry(
 def write_hnc(p: SynthParams, seed: int, size: int, out: PathLike, palette: str = "narrow") -> dict[str, int]:
     """``<out>/hnc_clean_strict_{train,val,test}.json``; returns the number of images per split.
 
-    Caption ids are a running counter per file (as HNC's); a test image's counter restarts at 0. Every writer
-    draws its scenes from ``stand_in_world(p, palette)``.
+    Caption ids are a running counter per file (as HNC's); a test image's counter restarts at 0.
     """
-    p = stand_in_world(p, palette)
     from genemi.data.hnc import HNC_FILES
+
+    p = stand_in_world(p, palette)
 
     out = Path(out)
     files: dict[str, dict] = {s: {} for s in HNC_FILES}
@@ -329,7 +330,9 @@ def coco_file_name(cocoid: int) -> str:
     return f"COCO_val2014_{cocoid:012d}.jpg"
 
 
-def write_coco(p: SynthParams, seed: int, size: int, out: PathLike, palette: str = "narrow") -> dict[str, int]:
+def write_coco(
+    p: SynthParams, seed: int, size: int, out: PathLike, palette: str = "narrow"
+) -> dict[str, int]:
     """download_coco's layout (module docstring); returns the number of images per Karpathy split."""
     p = stand_in_world(p, palette)
     out = Path(out)
