@@ -314,7 +314,7 @@ def verdicts(table: dict, seeds: list[str]) -> list[str]:
     return out
 
 
-NOTES = """What the road sets, and why (the first four before any arm was trained):
+NOTES = """What the road sets, and why (the first three before any arm was trained):
 
 - `mine_real.backend: synthetic` instead of `tiny`: the tiny models paint noise, so a variation's caption
   was false of its image (genemi_val group 28 -> 1 after fine-tuning). The exact backend reads each stand-in
@@ -326,13 +326,13 @@ NOTES = """What the road sets, and why (the first four before any arm was traine
   origins were dropped: one stand-in object covers 2.5-5 % of its 48 px image, so IVA is 4 % for one object
   and 10.5 % for a group of two.
 - genemi_val rows are GeNeMi's construction: the miner's variations of one object of a Karpathy test image
-  (GeNeMi: 4 portrayals per object, filtered, rows of 2-4). Measured after the first seed: the synthetic
-  base already scores 80 % group on them (each row's captions differ in the varied object's colour or shape
-  word, which the base was trained on), so the diagnostic rows were added to see the arms where the base
-  has room (29 % group): the scene and the synthetic miner's swap / change / place / count negatives.
-- The `allinone` arm was added after the first seeds showed `shuffled` far above `genemi`: shuffled batches
-  hold three times item_based's share of variations, so only an arm with item_based's share isolates the
-  batching. The seeds share the synthetic base (seed 0): under a load of ~18 on 2 cores the base took 223 s.
+  (GeNeMi: 4 portrayals per object, filtered, rows of 2-4). The synthetic base already scores high on them
+  (the base rows above): each row's captions differ in the varied object's colour or shape word, which the
+  base was pretrained on. So the diagnostic rows score the same models where the base has room: the scene and
+  the synthetic miner's swap / change / place / count negatives.
+- The `allinone` arm isolates the batching: shuffled batches hold three times item_based's share of
+  variations, so only an arm with item_based's share and no two variations of an object together compares
+  the batching alone.
 """
 
 
