@@ -57,8 +57,6 @@ def image_pairs(p, palette: str) -> list[list[tuple[str, str, str | None, str | 
 def batch_counts(images: list[list[tuple]], batch: int, batches: int, rng) -> dict:
     """Mean per batch of ``flip_in_batch``, ``swap_in_batch``, ``flip_mined`` and ``repeated`` (module
     docstring)."""
-    import numpy as np
-
     totals = {"flip_in_batch": 0, "swap_in_batch": 0, "flip_mined": 0, "repeated": 0}
     for _ in range(batches):
         picked = rng.choice(len(images), batch, replace=False)
@@ -71,7 +69,7 @@ def batch_counts(images: list[list[tuple]], batch: int, batches: int, rng) -> di
             totals["swap_in_batch"] += swap is not None and swap in seen
             totals["flip_mined"] += flip is not None and neg == flip
             totals["repeated"] += seen[pos] > 1
-    return {k: round(float(np.float64(v) / batches), 2) for k, v in totals.items()}
+    return {k: round(v / batches, 2) for k, v in totals.items()}
 
 
 def measure(batches: int) -> dict:

@@ -3,22 +3,14 @@ against the HNC stand-in file the download stage writes."""
 
 from __future__ import annotations
 
-import importlib
-
+import benchmark_module
 import numpy as np
 import pytest
 
 
 @pytest.fixture(scope="module")
 def overlap():
-    from pathlib import Path
-
-    mp = pytest.MonkeyPatch()
-    mp.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
-    try:
-        yield importlib.import_module("standin_batch_overlap")
-    finally:
-        mp.undo()
+    return benchmark_module.load("standin_batch_overlap")
 
 
 def test_counts_of_a_batch_holding_every_image(overlap):

@@ -3,9 +3,7 @@ dvc.yaml's."""
 
 from __future__ import annotations
 
-import importlib
-
-import pytest
+import benchmark_module
 
 
 def test_the_genemi_benchmark_trains_its_base_on_what_the_pipeline_base_stage_reads():
@@ -16,11 +14,6 @@ def test_the_genemi_benchmark_trains_its_base_on_what_the_pipeline_base_stage_re
     import yaml
 
     root = Path(__file__).parents[1]
-    mp = pytest.MonkeyPatch()
-    mp.syspath_prepend(str(root / "benchmarks"))
-    try:
-        genemi_effect = importlib.import_module("standin_genemi_effect")
-    finally:
-        mp.undo()
+    genemi_effect = benchmark_module.load("standin_genemi_effect")
     cmd = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["base"]["cmd"]
     assert re.search(r"--train (\S+)", cmd).group(1) == genemi_effect.BASE_TRAIN

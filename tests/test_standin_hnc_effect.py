@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-
+import benchmark_module
 import numpy as np
 import pytest
 
 
 @pytest.fixture(scope="module")
 def effect():
-    from pathlib import Path
-
-    mp = pytest.MonkeyPatch()
-    mp.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
-    try:
-        yield importlib.import_module("standin_hnc_effect")
-    finally:
-        mp.undo()
+    return benchmark_module.load("standin_hnc_effect")
 
 
 def _metrics(**acc) -> dict:

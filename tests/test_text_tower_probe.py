@@ -4,13 +4,11 @@ world.caption."""
 
 from __future__ import annotations
 
-import importlib
 import re
-from pathlib import Path
 
+import benchmark_module
 import pytest
 
-ROOT = Path(__file__).parents[1]
 COLORS = ["red", "green", "blue", "yellow", "purple", "white"]
 SHAPES = ["circle", "square", "triangle", "cross", "ring"]
 HELD = ["red triangle", "green cross", "blue circle", "yellow square", "purple ring", "white circle"]
@@ -19,13 +17,7 @@ PAIR = re.compile(r"^a (\w+ \w+) (left|right) of a (\w+ \w+)$")
 
 @pytest.fixture(scope="module")
 def items():
-    mp = pytest.MonkeyPatch()
-    mp.syspath_prepend(str(ROOT / "benchmarks"))
-    try:
-        probe = importlib.import_module("text_tower_probe")
-    finally:
-        mp.undo()
-    return probe.pair_items(COLORS, SHAPES, HELD)
+    return benchmark_module.load("text_tower_probe").pair_items(COLORS, SHAPES, HELD)
 
 
 def layout(caption: str) -> tuple[str, str]:
