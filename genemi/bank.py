@@ -33,10 +33,12 @@ class Batch:
     # are row i's k-th hard negative, -1 = none; negatives are then rows, not extra inputs
     own: torch.Tensor | None = None  # [B, K] long
     own_images: bool = False  # the own rows' images are negatives too (loss.image_negatives)
+    replay: Batch | None = None  # replayed pretraining pairs of the same step (loss.replay_weight)
 
     def pin_memory(self) -> Batch:
         """Page-locked copies (what a DataLoader with ``pin_memory=True`` calls)."""
-        return Batch(**{f: (v.pin_memory() if isinstance(v, torch.Tensor) else v) for f, v in vars(self).items()})
+        pinned = (torch.Tensor, Batch)
+        return Batch(**{f: (v.pin_memory() if isinstance(v, pinned) else v) for f, v in vars(self).items()})
 
     def to(self, device: torch.device) -> Batch:
         """Every tensor on ``device`` (asynchronous copies from pinned memory on CUDA)."""
@@ -46,6 +48,8 @@ class Batch:
             f: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
             for f, v in vars(self).items()
         }
+        if self.replay is not None:
+            moved["replay"] = self.replay.to(device)
         return Batch(**moved)
 
 

@@ -154,6 +154,12 @@ def _check_real_run(p: Params) -> None:
             f"learning rate destroys pretrained weights (published fine-tuning used 1e-6..2e-4); "
             f"use a recipe (python -m genemi.recipe list) or set finetune.lr <= {MAX_PRETRAINED_LR:g}"
         )
+    if p.model.pretrained and p.loss.replay_weight > 0:
+        raise ConfigError(
+            f"loss.replay_weight={p.loss.replay_weight:g} with model.pretrained={p.model.pretrained!r}: "
+            "replay reads the synthetic base's pretraining pairs (data/synth/pretrain.jsonl), which a "
+            "pretrained model never saw; set loss.replay_weight=0"
+        )
     src = p.eval.benchmarks.get(p.eval.monitor)
     real = p.data.source != "synthetic" and p.data.stand_in == "none"  # the stand-in is the synthetic world
     if real and src is not None and src.file.startswith("negatives/"):

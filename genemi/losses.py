@@ -291,6 +291,7 @@ def training_loss(
     teacher_logit_scale: torch.Tensor | None = None,
     model: torch.nn.Module | None = None,
     reference: Mapping[str, torch.Tensor] | None = None,
+    replay_features: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every selected term for one step; ``"loss"`` is the total to back-propagate.
 
@@ -298,7 +299,9 @@ def training_loss(
     ``neg_text_features``/``neg_image_features`` ``[b, K, D]`` with ``neg_mask``/``neg_image_mask``;
     ``teacher_features`` the same keys from the frozen teacher (needed by KL and referenced DPO).
     ``params`` is a :class:`~genemi.config.LossParams`:
-    ``loss = contrastive_weight*(CLIP or HN form) + l2_weight*L2 + kl_weight*KL + dpo_weight*DPO``.
+    ``replay_features``: this rank's ``image_features``/``text_features`` of the replayed pretraining pairs.
+    ``loss = contrastive_weight*(CLIP or HN form) + l2_weight*L2 + kl_weight*KL + dpo_weight*DPO
+    + replay_weight*CLIP(replay)``.
     With the default weights (1, 0, 0, 0) this is exactly :func:`hard_negative_loss`.
     """
     f = {k: gather_rows(v, world_size) for k, v in features.items()}
@@ -340,4 +343,10 @@ def training_loss(
                 )
         out["dpo"] = dpo_loss(pos, neg, f["neg_mask"], params.dpo_beta, ref_pos, ref_neg)
         out["loss"] = out["loss"] + params.dpo_weight * out["dpo"]
+    if params.replay_weight > 0:
+        if replay_features is None:
+            raise ValueError("loss.replay_weight > 0 needs a batch of replayed pretraining pairs; none given")
+        r = {k: gather_rows(v, world_size) for k, v in replay_features.items()}
+        out["replay"] = clip_loss(r["image_features"], r["text_features"], logit_scale)
+        out["loss"] = out["loss"] + params.replay_weight * out["replay"]
     return out

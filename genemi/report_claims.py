@@ -9,10 +9,10 @@ bootstrap: the interval and p reflect item sampling; the mean is over the seeds 
 * hard negatives vs the same-steps control: compositional gain (``hard_text``);
 * fine-tuning costs retention: fine-tuned vs its own base on ``synth_broad`` zero-shot top-1, control and
   hard negatives alike;
-* each remedy (L2, KL, DPO, ``last_blocks``, WiSE-FT at each ``a``, and WiSE-FT on top of L2 or KL) vs the
-  reference: the retention it wins back and the compositional accuracy it gives up, with the share of the
-  retention loss left and of the gain over the control kept (the target: half the loss, >= 70% of the
-  gain);
+* each remedy (L2, KL, DPO, ``last_blocks``, replay of pretraining pairs, WiSE-FT at each ``a``, and WiSE-FT
+  on top of L2 or KL) vs the reference: the retention it wins back and the compositional accuracy it gives
+  up, with the share of the retention loss left and of the gain over the control kept (the target: half the
+  loss, >= 70% of the gain);
 * image negatives on vs off on image-side and group accuracy of the hard types.
 
 A row whose runs are missing says which, and how to get them, instead of a number.
@@ -67,12 +67,15 @@ def find_arms(groups: Sequence[Group]) -> dict[str, Group | None]:
     def matches(g: Group, arm: str) -> bool:
         return all(g.params.get(k, REFERENCE[k]) == v for k, v in wanted(arm).items())
 
-    def rest(g: Group) -> dict:
-        return {k: v for k, v in g.params.items() if k not in REFERENCE}
+    def same_rest(g: Group, ref: Group) -> bool:
+        # the keys outside REFERENCE that both name; a key only one names was added to params.yaml after
+        # the other ran (a new key's default keeps the code's earlier behaviour), so it is not a difference
+        a, b = g.params, ref.params
+        return all(a[k] == b[k] for k in a.keys() & b.keys() if k not in REFERENCE)
 
     best: dict[str, Group | None] = {a: None for a in ARMS}
     for ref in (g for g in groups if matches(g, "hn")):
-        found = {a: next((g for g in groups if matches(g, a) and rest(g) == rest(ref)), None) for a in ARMS}
+        found = {a: next((g for g in groups if matches(g, a) and same_rest(g, ref)), None) for a in ARMS}
         if sum(v is not None for v in found.values()) > sum(v is not None for v in best.values()):
             best = found
     return best
@@ -201,7 +204,7 @@ def claim_rows(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0) -> li
                             f"retention {kept:.1f}%; >= 5 points lost, interval below 0: "
                             f"{'yes' if ok else 'no'}"))
     remedies = [(a, Side(arms[a]) if arms[a] is not None else None, arms[a])
-                for a in ("l2", "kl", "dpo", "last_blocks")]
+                for a in ("l2", "kl", "dpo", "last_blocks", "replay")]
     def mixes(g: Group | None) -> list[str]:  # the WiSE-FT ``a`` values g's runs scored
         return sorted({a for r in (g.runs if g else []) for a in r.wise.get(comp[0] if comp else "", {})},
                       key=float)

@@ -22,7 +22,7 @@ from genemi.bank import PairBank
 from genemi.config import BatchingParams, LossParams, OptimParams, Params, to_dict
 from genemi.losses import needs_teacher, uses_negatives
 from genemi.manifest import Record
-from genemi.samplers import make_sampler, records_per_step
+from genemi.samplers import EpochSampler, make_sampler, records_per_step
 
 
 @dataclass
@@ -43,6 +43,16 @@ class TrainingRun:
     reference: dict[str, torch.Tensor] | None = None  # initial trainable weights for L2
     fingerprint: str = ""  # what a checkpoint must match to be resumed
     workers: int = 0  # processes that decode and gather batches ahead of the step (0: this process)
+    replay: Replay | None = None  # replayed pretraining pairs (loss.replay_weight > 0)
+
+
+@dataclass
+class Replay:
+    """The pretraining pairs replayed beside fine-tuning: ``rows`` per optimizer step, in their own order."""
+
+    bank: PairBank
+    sampler: Any  # .indices(step) -> [rows] long
+    rows: int
 
 
 def phase(p: Params, name: str) -> tuple[OptimParams, LossParams, BatchingParams | None]:
@@ -77,6 +87,21 @@ def training_bank(p: Params, name: str, clip, records: Sequence[Record] | str | 
     return PairBank.from_records(records, image_root, clip.tokenizer, types=types, transform=transform)
 
 
+def replay_data(p: Params, clip, replay: tuple[str, str] | None) -> tuple[PairBank, str] | None:
+    """``(bank, manifest)`` of the pairs replayed during fine-tuning (``replay``: the base's training
+    manifest and its image root), or None when ``loss.replay_weight`` is 0 (nothing is read)."""
+    if p.loss.replay_weight == 0:
+        return None
+    if not replay:
+        raise ValueError(f"loss.replay_weight = {p.loss.replay_weight:g} needs the pairs to replay: pass "
+                         "--replay <base's training manifest> <its image root>")
+    path, root = replay
+    transform = None if clip.fixed_size else clip.transform
+    bank = PairBank.from_manifest(path, root, clip.tokenizer, types=(), transform=transform, progress=False,
+                                  held_out=held_out_splits(p))
+    return bank, path
+
+
 def held_out_splits(p: Params) -> tuple[str, ...]:
     """The splits no training record may come from (what evaluation scores). The genemi road mines the COCO
     images of ``real.coco_splits``, whose records keep their Karpathy split, so nothing is held out there."""
@@ -106,11 +131,12 @@ def check_negatives(loss: LossParams, records: Sequence[Record] = (), has_negati
 
 def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
              records: Sequence[Record] | None = None, inputs: Sequence = (), fingerprint: str | None = None,
-             ) -> TrainingRun:
+             replay: tuple[PairBank, str] | None = None) -> TrainingRun:
     """Freeze what does not train, wrap ``model`` in a DeepSpeed engine and pick the batches.
 
     ``records`` (the bank's rows, else its ``keys``) are read by GeNeMi's group samplers only. The checkpoint
-    fingerprint covers the params and the bytes of ``inputs`` unless ``fingerprint`` is given.
+    fingerprint covers the params and the bytes of ``inputs`` unless ``fingerprint`` is given. ``replay``:
+    :func:`replay_data`'s bank and manifest, drawn ``loss.replay_batch`` pairs a step.
     """
     import torch.distributed as dist
 
@@ -128,7 +154,19 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
         if dist.get_rank() == 0:
             print(f"{name}: no training negative has an edited image (caption-only, e.g. HNC), so "
                   "batching.negative_rows does not apply: negatives are encoded as extra inputs")
-    n = records_per_step(opt.batch_size, dist.get_world_size() * p.deepspeed.grad_accum, k, rows)
+    splits = dist.get_world_size() * p.deepspeed.grad_accum
+    n = records_per_step(opt.batch_size, splits, k, rows)
+    feed = None
+    if replay is not None and loss.replay_weight > 0:
+        if loss.replay_batch % splits:
+            raise ValueError(f"loss.replay_batch = {loss.replay_batch} must be divisible by ranks x "
+                             f"deepspeed.grad_accum = {splits}")
+        feed = Replay(replay[0], EpochSampler(len(replay[0]), loss.replay_batch, p.seed, "replay"),
+                      loss.replay_batch)
+        inputs = [*inputs, replay[1]]
+    elif loss.replay_weight > 0:
+        raise ValueError(f"loss.replay_weight = {loss.replay_weight:g} in phase {name}, but no replay pairs "
+                         "were given")
     if fingerprint is None:
         # the files, and beside a manifest its image digest: replaced images change the fingerprint too
         files = [f for i in inputs for f in checkpoint.data_files(i)]
@@ -148,6 +186,7 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
         reference=reference_weights(module) if loss.l2_weight > 0 else None,
         fingerprint=fingerprint,
         workers=runtime.loader_workers(p.data.workers, in_memory=not bank.reads_files),
+        replay=feed,
     )
 
 

@@ -38,19 +38,22 @@ def records_per_step(batch_size: int, splits: int, k: int, negative_rows: bool) 
 
 
 class EpochSampler:
-    """Shuffled, drop-last batches of indices; epoch ``e``'s order depends only on (seed, e)."""
+    """Shuffled, drop-last batches of indices; epoch ``e``'s order depends only on (seed, stream, e).
 
-    def __init__(self, n: int, batch_size: int, seed: int):
+    ``stream`` names the random stream, so that two samplers of one run (the training pairs and the replayed
+    ones) draw independent orders."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, stream: str = "epoch"):
         if batch_size > n:
             raise ValueError(f"batch size {batch_size} exceeds the {n} training records")
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.n, self.batch_size, self.seed, self.stream = n, batch_size, seed, stream
         self.per_epoch = n // batch_size
         self._epoch: tuple[int, torch.Tensor] | None = None  # the last epoch's order: one shuffle per epoch
 
     def order(self, epoch: int) -> torch.Tensor:
         """``[n]`` long: the shuffled rows of ``epoch``."""
         if self._epoch is None or self._epoch[0] != epoch:
-            g = seeding.torch_generator(self.seed, "epoch", epoch)
+            g = seeding.torch_generator(self.seed, self.stream, epoch)
             self._epoch = (epoch, torch.randperm(self.n, generator=g))
         return self._epoch[1]
 

@@ -127,6 +127,8 @@ class LossParams:
     dpo_weight: float = term(0.0)  # weight of the DPO term on own negatives (0 = off)
     dpo_beta: float = term()
     dpo_reference: bool = term()  # DPO against the frozen teacher (true) or the thesis's "noref" form
+    replay_weight: float = term(0.0)  # weight of plain CLIP on a batch of the base's training pairs (0 = off)
+    replay_batch: int = term()  # replayed pairs per optimizer step, all ranks together
 
     def plain(self) -> LossParams:
         """The plain CLIP loss with a learnable temperature (the base run): every term at its off value."""

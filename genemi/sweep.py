@@ -15,7 +15,9 @@ The arms (``ARMS``) and what they test:
 * ``l2`` / ``kl`` / ``dpo``: the thesis's regularisers (hnc_l2, hnc_kl, dpo_kl), at weights for this
   miniature: does each reduce the retention loss, and at what compositional cost;
 * ``last_blocks``: ``finetune.trainable=last_blocks`` (the thesis's finetune_mode) against full;
-* ``no_image_negatives``: ``loss.image_negatives=false``: GeNeMi's edited images as negatives, off.
+* ``no_image_negatives``: ``loss.image_negatives=false``: GeNeMi's edited images as negatives, off;
+* ``replay``: ``loss.replay_weight=1``: rehearsal, the base's own pretraining pairs replayed with the plain
+  CLIP loss beside the fine-tuning batch (the broad world keeps being seen).
 
 Every experiment also runs the WiSE-FT stages (``wise.alphas``), so the WiSE curve of each arm comes free.
 
@@ -48,6 +50,8 @@ ARMS: dict[str, dict[str, object]] = {
     "dpo": {"loss.contrastive_weight": 0.0, "loss.dpo_weight": 1.0},  # thesis dpo_kl: DPO alone
     "last_blocks": {"finetune.trainable": "last_blocks"},  # finetune.last_blocks (1) blocks per tower
     "no_image_negatives": {"loss.image_negatives": False},
+    # plain CLIP on 64 of the base's own pretraining pairs a step, beside the 128-row hard-negative batch
+    "replay": {"loss.replay_weight": 1.0},
 }
 
 # every experiment of the sweep, arms and preparation alike, also sets these. threads=1: `dvc queue
@@ -66,6 +70,7 @@ REFERENCE: dict[str, object] = {
     "loss.dpo_weight": 0.0,
     "finetune.trainable": "full",
     "loss.image_negatives": True,
+    "loss.replay_weight": 0.0,
 }
 
 

@@ -68,6 +68,7 @@ def forward_loss(
     weights for the L2 term (keys = ``model.named_parameters()`` names).
     """
     feats = encode(model, batch)
+    replayed = encode(model, batch.replay) if batch.replay is not None else None
     t_feats = t_scale = None
     if teacher is not None:
         with torch.no_grad():
@@ -82,6 +83,7 @@ def forward_loss(
         teacher_logit_scale=t_scale,
         model=model,
         reference=reference,
+        replay_features=replayed,
     )
 
 
@@ -108,6 +110,12 @@ def micro_batches(run, step: int, rank: int, world: int) -> list[Batch]:
             out.append(bank.gather(rows[mine], sel_t[mine], sel_i[mine], run.loss.image_negatives))
         else:
             out.append(bank.gather(rows[mine], None, None, run.loss.image_negatives))
+    if run.replay is not None:  # the step's replayed pairs, split over ranks and micro-batches the same way
+        r = run.replay.rows // (world * accum)
+        ridx = run.replay.sampler.indices(step)
+        for a, batch in enumerate(out):
+            rows = ridx[a * world * r : (a + 1) * world * r][rank * r : (rank + 1) * r]
+            batch.replay = run.replay.bank.gather(rows, None, None, False)
     return out
 
 
@@ -211,7 +219,7 @@ def train(
         micro = next(batches)
         t1 = time.perf_counter()
         terms_sum = {name: float(v) for name, v in optimizer_step(run, micro, device, world).items()}
-        samples += sum(len(b.texts) for b in micro) * world
+        samples += sum(len(b.texts) + (0 if b.replay is None else len(b.replay.texts)) for b in micro) * world
         t2 = time.perf_counter()
         waited, busy = waited + t1 - t0, busy + t2 - t1
         if step >= tail_from:

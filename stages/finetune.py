@@ -31,23 +31,23 @@ _file, _dir = click.Path(dir_okay=False), click.Path(file_okay=False)
 @click.option("--genemi-image-root", type=_dir, help="Image root of --genemi-train.")
 @click.option("--regular", "regular_path", type=_file, help="COCO pairs mixed into GeNeMi batches (genemi only).")
 @click.option("--regular-image-root", type=_dir, help="Image root of --regular.")
-@click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True,
+@click.option("--replay", nargs=2, type=click.Path(), help="Manifest and image root (loss.replay_weight).")
+@click.option("--local_rank", "--local-rank", type=int, hidden=True, expose_value=False,
               help="Passed by the deepspeed launcher; the rank is read from the environment.")
-def main(params_path, base_path, out_path, metrics_path, live_dir, data_dir, checkpoint_dir, local_rank,
-         **data_paths) -> None:
+def main(params_path, base_path, out_path, metrics_path, live_dir, data_dir, checkpoint_dir, replay, **paths):
     from genemi import live, runtime
 
     p = load_params(params_path)
     runtime.setup(p.seed, p.threads)
     from genemi.clip import Clip
-    from genemi.run import finish, make_run, training_bank, training_records
+    from genemi.run import finish, make_run, replay_data, training_bank, training_records
     from genemi.train import train
 
-    data, root, inputs = training_records(p, **data_paths, stream=True)  # a manifest path, or records
+    data, root, inputs = training_records(p, **paths, stream=True)  # a manifest path, or records
     monitor = live.load_monitor(p.eval, data_dir)
     clip = Clip.from_params(p.model, base_path, batch_size=p.eval.batch_size)
     run = make_run(p, "finetune", clip.module, training_bank(p, "finetune", clip, data, root),
-                   inputs=[*inputs, base_path])
+                   inputs=[*inputs, base_path], replay=replay_data(p, clip, replay))
     curves = live.open_curves(live_dir, clip, monitor, p.eval.monitor_every, p.finetune.steps)
     tail = train(run, log=curves, log_every=curves.log_every, checkpoint_dir=checkpoint_dir,
                  extra_state=curves.state, on_resume=curves.replay)

@@ -27,7 +27,7 @@ def _overrides(cmd: list[str]) -> dict:
 
 def test_every_arm_runs_with_every_seed_under_its_own_name():
     cmds = sweep.queue_commands((0, 1, 2))
-    assert len(cmds) == len(sweep.ARMS) * 3 == 21
+    assert len(cmds) == len(sweep.ARMS) * 3 == 24
     names = [c[c.index("--name") + 1] for c in cmds]
     assert len(set(names)) == len(names)
     want = {(arm, seed) for arm in sweep.ARMS for seed in (0, 1, 2)}
@@ -164,9 +164,11 @@ def test_every_arm_fine_tunes_on_a_tiny_world(tmp_path):
         ok(r.invoke(finetune.main, ["--params", str(p), *train, "--base", str(tmp_path / "base.safetensors"),
                                     "--out", str(tmp_path / f"{arm}.safetensors"),
                                     "--metrics", str(tmp_path / f"{arm}.json"),
-                                    "--live-dir", str(tmp_path / f"live_{arm}"), "--data", str(data)]))
+                                    "--live-dir", str(tmp_path / f"live_{arm}"), "--data", str(data),
+                                    "--replay", str(data / "synth" / "pretrain.jsonl"), str(data)]))
         m = json.loads((tmp_path / f"{arm}.json").read_text())
         assert (m["train_hn_text"] == 0) == (arm == "control"), (arm, m)
         assert (m["train_hn_image"] == 0) == (arm in ("control", "no_image_negatives")), (arm, m)
         assert ("train_dpo" in m) == (arm == "dpo") and ("train_kl" in m) == (arm == "kl"), (arm, m)
         assert ("train_l2" in m) == (arm == "l2"), (arm, m)
+        assert ("train_replay" in m) == (arm == "replay"), (arm, m)

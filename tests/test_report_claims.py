@@ -78,6 +78,10 @@ ARMS = {  # arm -> (params overrides, fine-tuned counts)
            {"swap": 9, "flip": 9, "image": 9, "group": 8, "zs": 7}),
     "no_image_negatives": ({"loss": {"image_negatives": False}},
                            {"swap": 10, "flip": 9, "image": 6, "group": 5, "zs": 4}),
+    # run after params.yaml gained keys the other arms' runs lack (replay_batch, data.*): still the arm
+    "replay": ({"loss": {"replay_weight": sweep.ARMS["replay"]["loss.replay_weight"], "replay_batch": 64},
+                "data": {"stand_in_palette": "narrow"}},
+               {"swap": 10, "flip": 9, "image": 9, "group": 8, "zs": 7}),
 }
 WISE = {  # arm -> its WiSE-FT mixes
     "hn": {"0.5": {"swap": 8, "flip": 7, "image": 7, "group": 6, "zs": 7}},
@@ -91,7 +95,7 @@ def _params(seed: int, overrides: dict, benches) -> dict:
                   "dpo_weight": 0.0, "image_negatives": True},
          "eval": {"benchmarks": {b: {"loader": "manifest"} for b in benches}}}
     for section, values in overrides.items():
-        p[section].update(values)
+        p.setdefault(section, {}).update(values)
     return p
 
 
@@ -127,7 +131,15 @@ def test_arms_are_found_by_their_params(groups):
     arms = find_arms(groups)
     assert {a: (g.runs[0].name.rsplit("_", 1)[0] if g else None) for a, g in arms.items()} == {
         "hn": "hn", "control": "control", "l2": "l2", "kl": None, "dpo": None, "last_blocks": None,
-        "no_image_negatives": "no_image_negatives"}
+        "no_image_negatives": "no_image_negatives", "replay": "replay"}
+
+
+def test_a_key_only_newer_runs_name_is_no_difference_but_a_shared_key_is(tmp_path):
+    runs = _runs(tmp_path)
+    for r in runs:  # the replay runs at another finetune.steps: no longer the same experiment as hn
+        if r.name.startswith("replay"):
+            r.params["finetune.steps"] = 300
+    assert find_arms(group_runs(runs))["replay"] is None
 
 
 def test_claim_rows_are_the_hand_figures(groups):
@@ -157,6 +169,11 @@ def test_claim_rows_are_the_hand_figures(groups):
     r = _row(rows, claim, "l2 + WiSE-FT a=0.5 − hn", "synth_broad")
     assert r.result.startswith("+40.0 [") and "0% of hn's loss left (halved: yes)" in r.verdict
     assert not [r for r in rows if r.claim.startswith("kl + WiSE-FT")]  # no kl runs: no stacked rows
+    # replay: hard 95 - 95 = 0, keeps 100%; retention 70 - 40 = +30, 25% of the loss left
+    r = _row(rows, "replay reduces the retention loss", "replay − hn", "hard")
+    assert r.result.startswith("+0.0 [") and "keeps 100%" in r.verdict
+    r = _row(rows, "replay reduces the retention loss", "replay − hn", "synth_broad")
+    assert r.result.startswith("+30.0 [") and "25% of hn's loss left (halved: yes)" in r.verdict
     # image negatives: image 90 - 60, group 80 - 50, text equal
     claim = "image negatives help image-side and group accuracy"
     assert _row(rows, claim, "on (hn) − off", "hard-type image").result.startswith("+30.0 [")
@@ -217,5 +234,6 @@ def test_report_command_writes_the_claims_section(tmp_path):
     assert "| hard negatives teach composition | hn − control (same steps) |" in claims
     assert claims.count("\n| ") == 1 + len(claim_rows(group_runs(runs), n_boot=100))
     # l2: 25% of the loss left, 86% of the gain kept; WiSE-FT a=0.5 keeps only 43%
-    assert ("(point values over seeds): l2 (25% of the loss left, 86% of the gain kept); l2 + WiSE-FT a=0.5 "
-            "(0% of the loss left, 71% of the gain kept)." in claims)
+    assert ("(point values over seeds): l2 (25% of the loss left, 86% of the gain kept); replay (25% of the "
+            "loss left, 100% of the gain kept); l2 + WiSE-FT a=0.5 (0% of the loss left, 71% of the gain kept)."
+            in claims)
