@@ -51,6 +51,7 @@ from genemi.report_runs import (  # noqa: F401  (re-exported: callers import fro
     collect_runs,
     dir_reader,
     dvc_experiments,
+    fill_new_keys,
     flatten,
     git_commit,
     git_reader,

@@ -67,15 +67,12 @@ def find_arms(groups: Sequence[Group]) -> dict[str, Group | None]:
     def matches(g: Group, arm: str) -> bool:
         return all(g.params.get(k, REFERENCE[k]) == v for k, v in wanted(arm).items())
 
-    def same_rest(g: Group, ref: Group) -> bool:
-        # the keys outside REFERENCE that both name; a key only one names was added to params.yaml after
-        # the other ran (a new key's default keeps the code's earlier behaviour), so it is not a difference
-        a, b = g.params, ref.params
-        return all(a[k] == b[k] for k in a.keys() & b.keys() if k not in REFERENCE)
+    def rest(g: Group) -> dict:
+        return {k: v for k, v in g.params.items() if k not in REFERENCE}
 
     best: dict[str, Group | None] = {a: None for a in ARMS}
     for ref in (g for g in groups if matches(g, "hn")):
-        found = {a: next((g for g in groups if matches(g, a) and same_rest(g, ref)), None) for a in ARMS}
+        found = {a: next((g for g in groups if matches(g, a) and rest(g) == rest(ref)), None) for a in ARMS}
         if sum(v is not None for v in found.values()) > sum(v is not None for v in best.values()):
             best = found
     return best

@@ -211,7 +211,30 @@ def collect_runs(exps: list[str], run_dirs: list, repo) -> list:
             sha = known[name]
         runs.append(load_run(name, git_reader(sha, repo)))
     runs += [load_run(str(d), dir_reader(d)) for d in run_dirs]
+    fill_new_keys(runs, committed_params(repo))
     return runs
+
+
+def committed_params(repo) -> dict[str, Any]:
+    """The flattened params.yaml committed at ``repo``'s HEAD; {} where there is none (no git, no commit)."""
+    from genemi.config import ConfigError
+    from genemi.recipe import start_params
+
+    try:
+        return flatten(start_params(Path(repo) / "params.yaml"))
+    except (ConfigError, OSError):
+        return {}
+
+
+def fill_new_keys(runs: Sequence[Run], committed: Mapping[str, Any]) -> None:
+    """Give each run the committed value of every params key it lacks. A run made before a key existed ran
+    as the key's committed default runs (a new key's default keeps what the code did before it), so such a
+    run and a newer one with the same values are one experiment: same group, same arm of the claims sweep.
+    Benchmark entries are left alone: a benchmark a run lacks was not scored."""
+    for r in runs:
+        for k, v in committed.items():
+            if k not in r.params and not k.startswith("eval.benchmarks"):
+                r.params[k] = v
 
 
 def benchmarks_of(runs: Sequence[Run]) -> list[str]:

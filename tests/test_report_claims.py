@@ -17,6 +17,7 @@ from genemi.metrics import Outcomes, Sample
 from genemi.report import (
     claim_rows,
     dir_reader,
+    fill_new_keys,
     find_arms,
     group_runs,
     load_run,
@@ -83,6 +84,8 @@ ARMS = {  # arm -> (params overrides, fine-tuned counts)
                 "data": {"stand_in_palette": "narrow"}},
                {"swap": 10, "flip": 9, "image": 9, "group": 8, "zs": 7}),
 }
+# keys the replay arm's runs name and the other arms' runs (made before the keys existed) lack
+NEW_KEYS = {"loss.replay_weight": 0.0, "loss.replay_batch": 64, "data.stand_in_palette": "narrow"}
 WISE = {  # arm -> its WiSE-FT mixes
     "hn": {"0.5": {"swap": 8, "flip": 7, "image": 7, "group": 6, "zs": 7}},
     "l2": {"0.5": {"swap": 9, "flip": 8, "image": 8, "group": 7, "zs": 8}},
@@ -112,6 +115,7 @@ def _runs(root, benches=(COMP, BROAD)):
                     mixes = {a: _outcomes(b, v) for a, v in WISE[arm].items()}
                     _files(d, b, {"base": _outcomes(b, BASE), **mixes}, "wise")
             runs.append(load_run(d.name, dir_reader(d)))
+    fill_new_keys(runs, NEW_KEYS)  # as collect_runs does with the committed params
     return runs
 
 
@@ -134,12 +138,29 @@ def test_arms_are_found_by_their_params(groups):
         "no_image_negatives": "no_image_negatives", "replay": "replay"}
 
 
-def test_a_key_only_newer_runs_name_is_no_difference_but_a_shared_key_is(tmp_path):
+def test_older_runs_take_the_committed_value_of_keys_they_lack(tmp_path):
     runs = _runs(tmp_path)
-    for r in runs:  # the replay runs at another finetune.steps: no longer the same experiment as hn
-        if r.name.startswith("replay"):
-            r.params["finetune.steps"] = 300
-    assert find_arms(group_runs(runs))["replay"] is None
+    hn = next(r for r in runs if r.name == "hn_s0")
+    assert hn.params["loss.replay_weight"] == 0.0 and hn.params["loss.replay_batch"] == 64
+    assert not [k for k in hn.params if k.startswith("eval.benchmarks.") and k.split(".")[2] not in (COMP, BROAD)]
+    # a one-seed scan beside the arm, replaying 16 pairs a step: another experiment, not the arm
+    d = tmp_path / "scan_s0"
+    d.mkdir()
+    ov = {"loss": {"replay_weight": 1.0, "replay_batch": 16}, "data": {"stand_in_palette": "narrow"}}
+    (d / "params.yaml").write_text(yaml.safe_dump(_params(0, ov, (COMP, BROAD))))
+    for b in (COMP, BROAD):
+        _files(d, b, {"base": _outcomes(b, BASE), "finetuned": _outcomes(b, ARMS["hn"][1])}, "eval")
+    scan = load_run(d.name, dir_reader(d))
+    fill_new_keys([scan], NEW_KEYS)
+    groups = group_runs([scan, *runs])
+    arm = find_arms(groups)["replay"]
+    assert arm is not None and [r.name for r in arm.runs] == ["replay_s0", "replay_s1"]
+    labels = {g.runs[0].name: g.label for g in groups}
+    assert labels["scan_s0"] == "loss.replay_batch=16"
+    assert labels["replay_s0"] == "loss.replay_batch=64, loss.replay_weight=1"
+    # without the committed values the older runs name fewer keys, and no group is the hn arm's twin
+    bare = [load_run(r.name, dir_reader(tmp_path / r.name)) for r in runs]
+    assert find_arms(group_runs(bare))["replay"] is None
 
 
 def test_claim_rows_are_the_hand_figures(groups):
