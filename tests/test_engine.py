@@ -106,7 +106,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["additive", "thesis", "rows"])
+@pytest.mark.parametrize("config", ["additive", "thesis", "rows", "replay"])
 def test_two_processes_equal_one(tmp_path, config):
     """2 CPU processes x 4 samples == 1 process x 8: every loss, the gradient and final weights."""
     from safetensors.torch import load_file
@@ -121,7 +121,7 @@ def test_two_processes_equal_one(tmp_path, config):
     for a, b in zip(one["steps"], two["steps"], strict=True):
         for k in a:
             assert abs(a[k] - b[k]) < 1e-5, (k, a, b)
-    files = ["weights"] + (["grads"] if config == "additive" else [])  # ZeRO 1/2 keep no p.grad
+    files = ["weights"] + (["grads"] if config in ("additive", "replay") else [])  # ZeRO 1/2 keep no p.grad
     for f in files:
         wa = load_file(str(tmp_path / "one" / f"{f}.safetensors"))
         wb = load_file(str(tmp_path / "two" / f"{f}.safetensors"))
@@ -131,5 +131,7 @@ def test_two_processes_equal_one(tmp_path, config):
     # the run really trained: the final weights moved away from the initial ones
     if config == "thesis":
         assert one["steps"][-1]["l2"] > 0 and one["steps"][-1]["kl"] > 0
+    if config == "replay":  # the replayed pairs' term, gathered over both ranks as over one
+        assert one["steps"][-1]["replay"] > 0
     if config == "rows":  # the partner rows really act as hard negatives on both sides
         assert one["steps"][-1]["hn_text"] > 0 and one["steps"][-1]["hn_image"] > 0

@@ -59,6 +59,8 @@ CONFIGS = {
         zero=2,
         trainable="vision",
     ),
+    # replay: plain CLIP over 8 pairs of another bank each step, beside the training batch
+    "replay": dict(loss=dict(replay_weight=1.0, replay_batch=8), zero=0),
 }
 
 
@@ -98,7 +100,8 @@ def main() -> None:
         batching=dataclasses.replace(p.batching, negative_rows=cfg.get("negative_rows", False)),
     )
     torch.manual_seed(0)
-    run = make_run(p, "finetune", build_model(p.model), tiny_bank(), fingerprint=args.config)
+    replay = (tiny_bank(seed=7), "replay") if p.loss.replay_weight > 0 else None
+    run = make_run(p, "finetune", build_model(p.model), tiny_bank(), fingerprint=args.config, replay=replay)
     engine = run.engine
     losses: list[dict] = []
     grads: dict[str, torch.Tensor] = {}
