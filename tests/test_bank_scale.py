@@ -209,6 +209,7 @@ def _run(bank, sampler, k, rows, accum=2, image_negatives=True):
         loss=loss,
         negative_rows=rows,
         records_per_step=24,
+        replay=None,
     )
 
 

@@ -157,7 +157,7 @@ def test_a_training_step_keeps_every_tensor_on_the_models_device(params):
 
     from genemi.engine import frozen_copy, reference_weights
     from genemi.models import build_model
-    from genemi.run import TrainingRun
+    from genemi.run import Replay, TrainingRun
     from genemi.samplers import EpochSampler
     from genemi.train import micro_batches, optimizer_step
 
@@ -174,14 +174,17 @@ def test_a_training_step_keeps_every_tensor_on_the_models_device(params):
 
     loss = dataclasses.replace(params.loss, form="additive", hn_weight=1.0, image_negatives=True,
                                negatives_per_sample=2, l2_weight=0.1, kl_weight=1.0, dpo_weight=1.0,
-                               dpo_reference=True)
+                               dpo_reference=True, replay_weight=1.0)
     run = TrainingRun(engine=Engine(), bank=tiny_bank(), sampler=EpochSampler(48, 8, 0), opt=params.finetune,
                       loss=loss, seed=0, negatives=2, negative_rows=False, records_per_step=8, accum=2,
-                      teacher=frozen_copy(model), reference=reference_weights(model))
+                      teacher=frozen_copy(model), reference=reference_weights(model),
+                      replay=Replay(tiny_bank(seed=7), EpochSampler(48, 4, 0, "replay"), 4))
     micro = micro_batches(run, 0, 0, 1)
     assert micro[0].neg_images is not None and micro[0].images.device.type == "cpu"
+    assert micro[0].replay.images.device.type == "cpu"
     terms = optimizer_step(run, micro, torch.device("meta"), 1)
-    assert {"loss", "l2", "kl", "dpo"} <= set(terms) and all(t.device.type == "meta" for t in terms.values())
+    assert {"loss", "l2", "kl", "dpo", "replay"} <= set(terms)
+    assert all(t.device.type == "meta" for t in terms.values())
     # the same step with the batch left on the CPU is what the test exists to catch
     with pytest.raises((RuntimeError, NotImplementedError, ValueError), match="device|meta"):
         forward_loss(model, micro[0], loss, 1, run.teacher, run.reference)
