@@ -96,10 +96,7 @@ def replay_data(p: Params, clip, replay: tuple[str, str] | None) -> tuple[PairBa
         raise ValueError(f"loss.replay_weight = {p.loss.replay_weight:g} needs the pairs to replay: pass "
                          "--replay <base's training manifest> <its image root>")
     path, root = replay
-    transform = None if clip.fixed_size else clip.transform
-    bank = PairBank.from_manifest(path, root, clip.tokenizer, types=(), transform=transform, progress=False,
-                                  held_out=held_out_splits(p))
-    return bank, path
+    return training_bank(p, "base", clip, path, root), path  # the base phase's own bank: pairs, no negatives
 
 
 def held_out_splits(p: Params) -> tuple[str, ...]:
@@ -161,12 +158,15 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
         if loss.replay_batch % splits:
             raise ValueError(f"loss.replay_batch = {loss.replay_batch} must be divisible by ranks x "
                              f"deepspeed.grad_accum = {splits}")
+        if loss.replay_batch > len(replay[0]):
+            raise ValueError(f"loss.replay_batch = {loss.replay_batch} exceeds the {len(replay[0])} pairs of "
+                             f"{replay[1]}; lower it")
         feed = Replay(replay[0], EpochSampler(len(replay[0]), loss.replay_batch, p.seed, "replay"),
                       loss.replay_batch)
         inputs = [*inputs, replay[1]]
     elif loss.replay_weight > 0:
         raise ValueError(f"loss.replay_weight = {loss.replay_weight:g} in phase {name}, but no replay pairs "
-                         "were given")
+                         "were given; pass them (the finetune stage's --replay), or set loss.replay_weight=0")
     if fingerprint is None:
         # the files, and beside a manifest its image digest: replaced images change the fingerprint too
         files = [f for i in inputs for f in checkpoint.data_files(i)]

@@ -72,8 +72,9 @@ def test_the_term_is_plain_clip_on_the_replayed_pairs_times_its_weight(params):
     from genemi.losses import training_loss
 
     g = torch.Generator().manual_seed(0)
-    feats = {k: F.normalize(torch.randn(4, 8, generator=g), dim=-1) for k in ("image_features", "text_features")}
-    rep = {k: F.normalize(torch.randn(6, 8, generator=g), dim=-1) for k in ("image_features", "text_features")}
+    keys = ("image_features", "text_features")
+    feats = {k: F.normalize(torch.randn(4, 8, generator=g), dim=-1) for k in keys}
+    rep = {k: F.normalize(torch.randn(6, 8, generator=g), dim=-1) for k in keys}
     scale = torch.tensor(2.0)
     lp = dataclasses.replace(params.loss, hn_weight=0.0, replay_weight=0.5)
     off = training_loss(feats, scale, dataclasses.replace(lp, replay_weight=0.0))
@@ -102,8 +103,10 @@ def test_bad_set_ups_are_refused_naming_the_key(params):
     from genemi.config import params_from_dict
     from genemi.run import replay_data
 
-    with pytest.raises(ValueError, match="loss.replay_batch = 6 must be divisible by ranks x deepspeed.grad_accum"):
+    with pytest.raises(ValueError, match="loss.replay_batch = 6 must be divisible by ranks x deepspeed"):
         _make(_params(params, replay_weight=1.0, replay_batch=6, accum=4))
+    with pytest.raises(ValueError, match=r"loss.replay_batch = 4096 exceeds the \d+ pairs of pretrain.jsonl"):
+        _make(_params(params, replay_weight=1.0, replay_batch=4096))
     with pytest.raises(ValueError, match="loss.replay_weight = 1 in phase finetune, but no replay pairs"):
         _make(_params(params, replay_weight=1.0), replay=False)
     with pytest.raises(ValueError, match="needs the pairs to replay: pass --replay"):
@@ -113,7 +116,7 @@ def test_bad_set_ups_are_refused_naming_the_key(params):
     raw["model"].update(arch="ViT-B-32-quickgelu", pretrained="openai", tokenizer="open_clip")
     raw["finetune"]["lr"] = 1e-5
     raw["loss"]["replay_weight"] = 1.0
-    with pytest.raises(ConfigError, match=r"^loss.replay_weight=1 with model.pretrained='openai': replay reads"):
+    with pytest.raises(ConfigError, match=r"^loss.replay_weight=1 with model.pretrained='openai': replay"):
         params_from_dict(raw)
     raw["loss"]["replay_weight"] = 0.0
     params_from_dict(raw)  # the same run without replay is accepted
