@@ -127,6 +127,7 @@ RANGES: dict[type, dict[str, Range]] = {
         "temperature": _at_least(0), "l2_weight": _at_least(0), "kl_weight": _at_least(0),
         "kl_temperature": _POSITIVE, "dpo_weight": _at_least(0), "dpo_beta": _POSITIVE,
         "replay_weight": _at_least(0), "replay_batch": _BATCH,
+        "replay_pairs": Range(lo=0, cap=10**9),
     },
     BatchingParams: {
         "variations_per_group": Range(lo=1, cap=10**6), "regular_per_group": Range(lo=0, cap=10**6),

@@ -62,6 +62,21 @@ class EpochSampler:
         return self.order(epoch)[i * self.batch_size : (i + 1) * self.batch_size].clone()
 
 
+class SampleSampler:
+    """:class:`EpochSampler` batches over one fixed random sample of ``size`` of ``n`` rows: a run that may
+    keep only part of a data set (``loss.replay_pairs``). The sample depends only on (seed, stream, n, size)."""
+
+    def __init__(self, n: int, size: int, batch_size: int, seed: int, stream: str):
+        if not 0 < size <= n:
+            raise ValueError(f"a sample of {size} rows out of {n}: it must hold 1 to {n}")
+        g = seeding.torch_generator(seed, stream, "sample")
+        self.rows = torch.randperm(n, generator=g)[:size].sort().values
+        self.epochs = EpochSampler(size, batch_size, seed, stream)
+
+    def indices(self, step: int) -> torch.Tensor:
+        return self.rows[self.epochs.indices(step)]
+
+
 REFILL_DRAWS = 256  # candidate rows drawn at a time while refilling a batch
 REFILL_TRIES = 64  # draws of REFILL_DRAWS in one refill before choosing from the list of allowed rows
 

@@ -129,6 +129,7 @@ class LossParams:
     dpo_reference: bool = term()  # DPO against the frozen teacher (true) or the thesis's "noref" form
     replay_weight: float = term(0.0)  # weight of plain CLIP on a batch of the base's training pairs (0 = off)
     replay_batch: int = term()  # replayed pairs per optimizer step, all ranks together
+    replay_pairs: int = term()  # the fixed sample of those pairs that is replayed (0 = all of them)
 
     def plain(self) -> LossParams:
         """The plain CLIP loss with a learnable temperature (the base run): every term at its off value."""

@@ -18,10 +18,10 @@ def params():
     return frozen_params.load()
 
 
-def _params(params, replay_weight=0.0, replay_batch=4, accum=1):
+def _params(params, replay_weight=0.0, replay_batch=4, accum=1, replay_pairs=0):
     opt = dataclasses.replace(params.finetune, steps=3, batch_size=8, warmup_steps=1, lr=1e-3)
     loss = dataclasses.replace(params.loss, negatives_per_sample=2, replay_weight=replay_weight,
-                               replay_batch=replay_batch)
+                               replay_batch=replay_batch, replay_pairs=replay_pairs)
     return dataclasses.replace(params, seed=3, finetune=opt, loss=loss,
                                batching=dataclasses.replace(params.batching, negative_rows=False),
                                deepspeed=dataclasses.replace(params.deepspeed, grad_accum=accum))
@@ -68,6 +68,30 @@ def test_each_step_replays_its_own_shuffle_of_the_replay_pairs_split_over_ranks(
     assert rows[:8] != train_rows  # its own random stream, not the training pairs' order
 
 
+def _replayed_rows(run, steps):
+    """The bank rows of the pairs replayed in ``steps``, read back from the batches' caption tokens."""
+    from genemi.train import micro_batches
+
+    bank = run.replay.bank
+    texts = torch.cat([b.replay.texts for s in steps for b in micro_batches(run, s, 0, 1)])
+    return [next(i for i in range(len(bank)) if torch.equal(bank.tokens[bank.pos_text[i]], t)) for t in texts]
+
+
+def test_replay_pairs_replays_one_fixed_sample_every_epoch(params):
+    run = _make(_params(params, replay_weight=1.0, replay_batch=4, replay_pairs=12))
+    assert len(run.replay.bank) > 12
+    epochs = [_replayed_rows(run, range(e * 3, e * 3 + 3)) for e in range(3)]  # 12 pairs = 3 steps of 4
+    assert all(sorted(rows) == sorted(set(rows)) and len(rows) == 12 for rows in epochs)  # each once an epoch
+    assert set(epochs[0]) == set(epochs[1]) == set(epochs[2])  # the same 12 pairs, in new orders
+    assert epochs[0] != epochs[1]
+    same = _make(_params(params, replay_weight=1.0, replay_batch=4, replay_pairs=12))
+    assert _replayed_rows(same, range(3)) == epochs[0]  # fixed by the seed
+    other = _make(dataclasses.replace(_params(params, replay_weight=1.0, replay_batch=4, replay_pairs=12), seed=4))
+    assert set(_replayed_rows(other, range(3))) != set(epochs[0])
+    whole = _make(_params(params, replay_weight=1.0, replay_batch=4))  # 0 = every pair
+    assert len(set(_replayed_rows(whole, range(len(whole.replay.bank) // 4)))) == len(whole.replay.bank) // 4 * 4
+
+
 def test_the_term_is_plain_clip_on_the_replayed_pairs_times_its_weight(params):
     from genemi.losses import training_loss
 
@@ -107,6 +131,10 @@ def test_bad_set_ups_are_refused_naming_the_key(params):
         _make(_params(params, replay_weight=1.0, replay_batch=6, accum=4))
     with pytest.raises(ValueError, match=r"loss.replay_batch = 4096 exceeds the \d+ pairs of pretrain.jsonl"):
         _make(_params(params, replay_weight=1.0, replay_batch=4096))
+    with pytest.raises(ValueError, match=r"loss.replay_pairs = 4096 exceeds the \d+ pairs of pretrain.jsonl"):
+        _make(_params(params, replay_weight=1.0, replay_pairs=4096))
+    with pytest.raises(ValueError, match=r"loss.replay_batch = 8 exceeds loss.replay_pairs = 4; lower it"):
+        _make(_params(params, replay_weight=1.0, replay_batch=8, replay_pairs=4))
     with pytest.raises(ValueError, match="loss.replay_weight = 1 in phase finetune, but no replay pairs"):
         _make(_params(params, replay_weight=1.0), replay=False)
     with pytest.raises(ValueError, match="needs the pairs to replay: pass --replay"):
