@@ -160,8 +160,8 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
                              f"deepspeed.grad_accum = {splits}")
         total = len(replay[0])
         if loss.replay_pairs > total:
-            raise ValueError(f"loss.replay_pairs = {loss.replay_pairs} exceeds the {total} pairs of {replay[1]}; "
-                             "lower it (0 = all of them)")
+            raise ValueError(f"loss.replay_pairs = {loss.replay_pairs} exceeds the {total} pairs of "
+                             f"{replay[1]}; lower it (0 = all of them)")
         kept = loss.replay_pairs or total
         if loss.replay_batch > kept:
             which = f"loss.replay_pairs = {kept}" if loss.replay_pairs else f"the {kept} pairs of {replay[1]}"

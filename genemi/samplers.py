@@ -64,7 +64,8 @@ class EpochSampler:
 
 class SampleSampler:
     """:class:`EpochSampler` batches over one fixed random sample of ``size`` of ``n`` rows: a run that may
-    keep only part of a data set (``loss.replay_pairs``). The sample depends only on (seed, stream, n, size)."""
+    keep only part of a data set (``loss.replay_pairs``). The sample depends only on (seed, stream, n,
+    size)."""
 
     def __init__(self, n: int, size: int, batch_size: int, seed: int, stream: str):
         if not 0 < size <= n:

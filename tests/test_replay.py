@@ -86,10 +86,12 @@ def test_replay_pairs_replays_one_fixed_sample_every_epoch(params):
     assert epochs[0] != epochs[1]
     same = _make(_params(params, replay_weight=1.0, replay_batch=4, replay_pairs=12))
     assert _replayed_rows(same, range(3)) == epochs[0]  # fixed by the seed
-    other = _make(dataclasses.replace(_params(params, replay_weight=1.0, replay_batch=4, replay_pairs=12), seed=4))
+    sample = _params(params, replay_weight=1.0, replay_batch=4, replay_pairs=12)
+    other = _make(dataclasses.replace(sample, seed=4))
     assert set(_replayed_rows(other, range(3))) != set(epochs[0])
     whole = _make(_params(params, replay_weight=1.0, replay_batch=4))  # 0 = every pair
-    assert len(set(_replayed_rows(whole, range(len(whole.replay.bank) // 4)))) == len(whole.replay.bank) // 4 * 4
+    per_epoch = len(whole.replay.bank) // 4
+    assert len(set(_replayed_rows(whole, range(per_epoch)))) == per_epoch * 4
 
 
 def test_the_term_is_plain_clip_on_the_replayed_pairs_times_its_weight(params):
