@@ -1,4 +1,5 @@
-"""How often one training batch of the HNC stand-in holds a caption's relation flip, or a caption twice.
+"""How often one training batch of the HNC stand-in, or of the synthetic road, holds a caption's relation
+flip or attribute swap, or a caption twice.
 
 Plain CLIP (the same-steps ``loss.hn_weight: 0`` control) sees no mined negative; the only negatives it learns
 from are the batch's other captions. When a batch holds both "a red circle left of a blue square" and "a blue
@@ -18,6 +19,11 @@ scenes of the ``standin_hnc`` recipe's size, the data seed ``real.subset_seed``)
   attribute_relation type);
 * ``flip_mined``: pairs whose own negative is the relation flip (what the thesis loss adds at weight 1);
 * ``repeated``: pairs whose positive is another pair's positive too (a false in-batch negative).
+
+The same counts for the synthetic road (:func:`synthetic_images`): the train split of the committed world
+and its mined negatives (``mine`` stage), batches of ``finetune.batch_size`` records drawn as the training
+sampler draws them (each record once, no image twice). Its ``flip_mined`` counts the records whose mined
+negatives include the flip (the hard-negative loss draws ``loss.negatives_per_sample`` of them a step).
 
     python benchmarks/standin_batch_overlap.py [--batches 400]
 
@@ -54,6 +60,19 @@ def image_pairs(p, palette: str) -> list[list[tuple[str, str, str | None, str | 
     return out
 
 
+def synthetic_images(p) -> list[list[tuple[str, str | None, str | None, str | None]]]:
+    """Per train record of the synthetic road: ``[(positive, flip, flip, swap)]`` from the world's scene and
+    the negatives the ``mine`` stage mines for it (None where it mines none of that type)."""
+    from genemi.synth.dataset import generate_split, scene_negatives
+
+    out = []
+    for rec, _ in generate_split(p.synth, "train", p.seed):
+        found = {n.type: n.caption for n in scene_negatives(rec, p.synth, p.mine, p.seed)}
+        flip, swap = found.get("relation_flip"), found.get("attribute_swap")
+        out.append([(rec.caption, flip, flip, swap)])
+    return out
+
+
 def batch_counts(images: list[list[tuple]], batch: int, batches: int, rng) -> dict:
     """Mean per batch of ``flip_in_batch``, ``swap_in_batch``, ``flip_mined`` and ``repeated`` (module
     docstring)."""
@@ -85,6 +104,12 @@ def measure(batches: int) -> dict:
         rng = seeding.rng(0, "batch_overlap", palette)
         counts = batch_counts(images, p.finetune.batch_size, batches, rng)
         out["palettes"][palette] = {"images": len(images), "distinct_positives": len(positives), **counts}
+    base = shipped_params()
+    images = synthetic_images(base)
+    rng = seeding.rng(0, "batch_overlap", "synthetic")
+    counts = batch_counts(images, base.finetune.batch_size, batches, rng)
+    out["synthetic"] = {"images": len(images), "distinct_positives": len({i[0][0] for i in images}),
+                        "batch_size": base.finetune.batch_size, **counts}
     return out
 
 
@@ -105,6 +130,22 @@ def markdown(res: dict) -> str:
     for name, r in res["palettes"].items():
         lines.append(f"| {name} | {r['images']} | {r['distinct_positives']} | {r['flip_in_batch']:.2f} | "
                      f"{r['swap_in_batch']:.2f} | {r['flip_mined']:.2f} | {r['repeated']:.2f} |")
+    if "synthetic" in res:
+        r = res["synthetic"]
+        lines += [
+            "",
+            "## The synthetic road",
+            "",
+            f"The default pipeline's train split ({res['params']}, no recipe): {r['images']} scenes, batches "
+            f"of {r['batch_size']} different records, as the training sampler draws them. Mined flips: "
+            "records whose mined negatives include the relation flip.",
+            "",
+            "| records | distinct positives | flip of a record's caption in the batch | its attribute swap "
+            "in the batch | records with a mined flip | records whose caption repeats |",
+            "|---|---|---|---|---|---|",
+            f"| {r['images']} | {r['distinct_positives']} | {r['flip_in_batch']:.2f} | "
+            f"{r['swap_in_batch']:.2f} | {r['flip_mined']:.2f} | {r['repeated']:.2f} |",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -55,3 +55,26 @@ def test_pairs_are_the_stand_in_files_pairs(overlap, tmp_path):
                 if flip is not None:  # the flip exchanges whole objects: "A left of B" -> "B left of A"
                     a, b = pos.split(" left of ")
                     assert flip == f"{b} left of {a}"
+
+
+def test_synthetic_road_pairs_are_the_mine_stage_files(overlap, tmp_path):
+    """The synthetic road's (caption, flip, swap) per record equal the manifest the mine stage writes."""
+    import frozen_params
+
+    from genemi.config import params_from_dict
+    from genemi.manifest import iter_manifest
+    from genemi.synth.dataset import mine_synth_data, write_synth_data
+
+    raw = frozen_params.raw()
+    raw["synth"].update(n_train=40, n_test=4, n_gen=4, n_pretrain=4, n_broad=8)
+    p = params_from_dict(raw)
+    write_synth_data(p.synth, p.seed, tmp_path, log=lambda _: None)
+    mine_synth_data(p.synth, p.mine, p.seed, tmp_path, "negatives", log=lambda _: None)
+    want = []
+    for rec in iter_manifest(tmp_path / "negatives" / "train.jsonl"):
+        by_type = {n.type: n.caption for n in rec.negatives}
+        want.append([(rec.caption, by_type.get("relation_flip"), by_type.get("relation_flip"),
+                      by_type.get("attribute_swap"))])
+    got = overlap.synthetic_images(p)
+    assert got == want
+    assert any(pairs[0][1] for pairs in got) and any(pairs[0][3] for pairs in got)  # both types occur
