@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 import click
-from _setup import ROOT, committed_raw, params_source, shipped_params
+from _setup import ROOT, committed_raw, params_source
 
 RESULTS = ROOT / "benchmarks" / "results"
 BENCHMARKS = ("synth_broad", "synth_test", "synth_gen")
@@ -68,19 +68,32 @@ def _run(args: list[str]) -> None:
     subprocess.run([sys.executable, *args], cwd=ROOT, env=env, check=True)
 
 
-def measure(tmp: Path) -> dict:
-    import yaml
-
+def check_workspace() -> None:
+    """The base, negatives and metrics read here must be what `dvc repro` of the committed params wrote: a
+    `dvc exp run -S` in the workspace leaves other params and outputs behind."""
     missing = [f for f in NEEDED if not (ROOT / f).exists()]
     if missing:
         raise click.ClickException(f"{missing[0]}: not found; run `dvc repro` first")
+    changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "params.yaml"], cwd=ROOT)
+    stale = subprocess.run(["dvc", "status", "--quiet"], cwd=ROOT, capture_output=True)
+    if changed.returncode or stale.returncode:
+        raise click.ClickException("params.yaml differs from the committed one, or the pipeline's outputs "
+                                   "are not up to date with it; run `git checkout params.yaml && dvc repro` "
+                                   "first")
+
+
+def measure(tmp: Path) -> dict:
+    import yaml
+
+    from genemi.config import params_from_dict
     from genemi.recipe import apply_to
 
-    override = {"loss.replay_weight": 1.0}
-    p = shipped_params(override)
+    check_workspace()
     raw, source = committed_raw()
+    raw = apply_to(raw, {"loss.replay_weight": 1.0}, f"benchmark overrides on {source}")
+    p = params_from_dict(raw)
     params = tmp / "replay_params.yaml"  # the committed params + the override, for the stages
-    params.write_text(yaml.safe_dump(apply_to(raw, override, source)), encoding="utf-8")
+    params.write_text(yaml.safe_dump(raw), encoding="utf-8")
     lines = (ROOT / "data/synth/pretrain.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     kept = without_broad(lines, p.synth)
     unseen = tmp / "pretrain_unseen.jsonl"

@@ -22,7 +22,7 @@ from genemi.bank import PairBank
 from genemi.config import BatchingParams, LossParams, OptimParams, Params, to_dict
 from genemi.losses import needs_teacher, uses_negatives
 from genemi.manifest import Record
-from genemi.samplers import EpochSampler, SampleSampler, make_sampler, records_per_step
+from genemi.samplers import SampleSampler, make_sampler, records_per_step
 
 
 @dataclass
@@ -166,9 +166,9 @@ def make_run(p: Params, name: str, model: torch.nn.Module, bank: PairBank,
         if loss.replay_batch > kept:
             which = f"loss.replay_pairs = {kept}" if loss.replay_pairs else f"the {kept} pairs of {replay[1]}"
             raise ValueError(f"loss.replay_batch = {loss.replay_batch} exceeds {which}; lower it")
-        sampler = (SampleSampler(total, kept, loss.replay_batch, p.seed, "replay") if loss.replay_pairs
-                   else EpochSampler(total, loss.replay_batch, p.seed, "replay"))
-        feed = Replay(replay[0], sampler, loss.replay_batch)
+        # a sample of every row is the rows in order: the same batches as an EpochSampler over all of them
+        feed = Replay(replay[0], SampleSampler(total, kept, loss.replay_batch, p.seed, "replay"),
+                      loss.replay_batch)
         inputs = [*inputs, replay[1]]
     elif loss.replay_weight > 0:
         raise ValueError(f"loss.replay_weight = {loss.replay_weight:g} in phase {name}, but no replay pairs "
