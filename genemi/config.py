@@ -19,6 +19,7 @@ from genemi.config_rules import (  # noqa: F401  (re-exported)
     RULE_TYPES,
     SYNTH_TYPES,
     _check_benchmark_models,
+    _check_layout,
     _check_negatives,
     _check_pretrained,
     _check_real_run,
@@ -75,6 +76,7 @@ def params_from_dict(raw: dict) -> Params:
     _check_real_run(p)
     _check_negatives(p)
     _check_synthetic_model(p)
+    _check_layout(p)
     _check_stanza(p.real)
     _check_benchmark_models(raw["eval"]["benchmarks"], p.eval.benchmarks)
     _check_pretrained(p.model.pretrained)

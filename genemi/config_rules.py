@@ -75,6 +75,17 @@ def _check_synthetic_model(p: Params) -> None:
         )
 
 
+def _check_layout(p: Params) -> None:
+    """The GeNeMi stand-in's exact miner and genemi_val read each object's colour off its shape's pixels
+    (genemi/mining/synthetic.py), which only the ``fill`` layout paints."""
+    if p.synth.color_layout != "fill" and p.data.source == "genemi" and p.data.stand_in == "synthetic":
+        raise ConfigError(
+            f"synth.color_layout = {p.synth.color_layout}: the genemi road's stand-in (its exact mining "
+            "backend and genemi_val) reads colours off the shapes, which only 'fill' paints; "
+            "set synth.color_layout=fill"
+        )
+
+
 # Loaders whose reader runs a model of its own besides CLIP: what eval.benchmarks.<name>.models holds.
 MODEL_LOADERS = {"aro_order": "its stanza POS models (models/stanza, the download_stanza stage's output)"}
 

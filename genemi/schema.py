@@ -66,6 +66,7 @@ class SynthParams:
     heldout_combos: tuple[str, ...]  # "colour shape" pairs kept out of train (generalisation split)
     jitter: int  # max pixel jitter of an object's centre inside its grid cell
     mention_order: Literal["left_first", "random"]  # which object of a pair its caption names first
+    color_layout: Literal["fill", "swatch"]  # fill: shapes painted in their colour; swatch: colour apart, below
     # the broad pretraining world: colors + broad_colors, shapes + broad_shapes, captions in broad_styles
     n_pretrain: int  # scenes the base model pretrains on
     n_broad: int  # retention scenes (synth_broad): every object has a broad-only colour or shape

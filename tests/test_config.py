@@ -26,6 +26,7 @@ def test_project_params_load_and_round_trip(raw):
     (("loss", "form"), "sigmoid", "loss.form: must be one of"),
     (("synth", "colors"), "red", "synth.colors: expected a list"),
     (("loss", "image_negatives"), "yes", "loss.image_negatives: expected true/false"),
+    (("synth", "color_layout"), "stripes", "synth.color_layout: must be one of"),
 ])
 def test_bad_values_are_named_by_dotted_key(raw, path, value, message):
     bad = copy.deepcopy(raw)
@@ -33,6 +34,20 @@ def test_bad_values_are_named_by_dotted_key(raw, path, value, message):
     bad[section][key] = value
     with pytest.raises(ConfigError, match=message):
         params_from_dict(bad)
+
+
+def test_the_swatch_layout_is_refused_on_the_genemi_stand_in_only(raw):
+    """The GeNeMi stand-in's exact miner reads colours off the shapes' pixels: only the fill layout has them."""
+    p = copy.deepcopy(raw)
+    p["synth"]["color_layout"] = "swatch"
+    assert params_from_dict(p).synth.color_layout == "swatch"  # the synthetic road
+    p["data"].update(source="hnc", stand_in="synthetic")
+    assert params_from_dict(p).data.source == "hnc"
+    p["data"]["source"] = "genemi"
+    with pytest.raises(ConfigError, match="synth.color_layout = swatch: the genemi road"):
+        params_from_dict(p)
+    p["synth"]["color_layout"] = "fill"
+    assert params_from_dict(p).data.source == "genemi"
 
 
 def test_missing_key_is_named(raw):

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SP = SynthParams(
     image_size=48, n_train=1, n_test=1, n_gen=1, colors=("red", "green", "blue", "yellow", "white"),
     shapes=("circle", "square", "triangle", "cross", "ring"), max_objects=3, heldout_combos=(), jitter=2,
-    mention_order="left_first", n_pretrain=1, n_broad=2, broad_colors=("pink",), broad_shapes=("diamond",),
+    mention_order="left_first", color_layout="fill", n_pretrain=1, n_broad=2, broad_colors=("pink",), broad_shapes=("diamond",),
     broad_styles=("plain",),
 )  # fmt: skip
 

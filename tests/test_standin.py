@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 P = SynthParams(
     image_size=48, n_train=1, n_test=1, n_gen=1, colors=("red", "green", "blue", "yellow"),
     shapes=("circle", "square", "triangle"), max_objects=3, heldout_combos=("red triangle",), jitter=2,
-    mention_order="left_first", n_pretrain=1, n_broad=2, broad_colors=("pink",), broad_shapes=("diamond",),
+    mention_order="left_first", color_layout="fill", n_pretrain=1, n_broad=2, broad_colors=("pink",), broad_shapes=("diamond",),
     broad_styles=("plain",),
 )  # fmt: skip
 SIZE = 15  # train 15, val 3, test 3

@@ -14,6 +14,7 @@ P = SynthParams(
     colors=("red", "green", "blue", "yellow", "purple", "white"),
     shapes=("circle", "square", "triangle", "cross", "ring"),
     max_objects=3, heldout_combos=("red triangle", "blue circle"), jitter=2, mention_order="left_first",
+    color_layout="fill",
     n_pretrain=300, n_broad=200, broad_colors=("pink", "cyan"), broad_shapes=("diamond", "frame"),
     broad_styles=("plain", "to", "photo"),
 )
@@ -46,19 +47,55 @@ def test_splits_are_deterministic_and_respect_heldout_combos():
         assert any(world.combo(o) in held for o in rec.meta["scene"]["objects"])
 
 
-def test_edited_images_equal_renders_of_the_negative_scenes():
+@pytest.mark.parametrize("layout", world.LAYOUTS)
+def test_edited_images_equal_renders_of_the_negative_scenes(layout):
     """The segment -> edit path must produce exactly the scene the negative caption describes."""
+    import dataclasses
+
     rng = np.random.default_rng(0)
     checked = {t: 0 for t in negs.NEGATIVE_TYPES}
-    for rec, img in dataset.generate_split(P, "test", 0):
+    p = dataclasses.replace(P, color_layout=layout)
+    for rec, img in dataset.generate_split(p, "test", 0):
         scene = rec.meta["scene"]
-        for neg in negs.mine(scene, rng, negs.NEGATIVE_TYPES, 2, P.colors, P.shapes, 48):
-            edited = negs.apply_edits(Image.fromarray(img), neg.edits, PixelSegmenter(), ShapePainter(), 0)
-            np.testing.assert_array_equal(np.asarray(edited), world.render(neg.scene, 48))
+        for neg in negs.mine(scene, rng, negs.NEGATIVE_TYPES, 2, P.colors, P.shapes, 48, layout=layout):
+            painter = ShapePainter(layout=layout)
+            edited = negs.apply_edits(Image.fromarray(img), neg.edits, PixelSegmenter(), painter, 0)
+            np.testing.assert_array_equal(np.asarray(edited), world.render(neg.scene, 48, layout))
             assert world.scene_key(neg.scene) != rec.meta["key"]
             assert neg.caption != rec.caption
             checked[neg.type] += 1
     assert all(n > 0 for n in checked.values()), checked
+
+
+def test_swatch_layout_shows_colour_and_shape_in_different_patches():
+    """In ``swatch`` the 16-px patch that holds a shape shows no colour of the palette, and the patch below it
+    shows that object's colour and nothing else: binding them takes two patches."""
+    import dataclasses
+
+    p = dataclasses.replace(P, color_layout="swatch")
+    palette = {tuple(v) for v in world.PALETTE.values()}
+    checked = 0
+    pairs = zip(dataset.generate_split(p, "test", 1), dataset.generate_split(P, "test", 1), strict=True)
+    for (rec, img), (_, filled) in pairs:
+        assert not np.array_equal(img, filled)
+        for o in rec.meta["scene"]["objects"]:
+            x = 16 * o["slot"]
+            shape_patch = {tuple(c) for c in img[16:32, x:x + 16].reshape(-1, 3)}
+            swatch_patch = {tuple(c) for c in img[32:48, x:x + 16].reshape(-1, 3)}
+            assert shape_patch == {world.BACKGROUND, world.NEUTRAL}
+            assert not shape_patch & palette
+            assert swatch_patch == {world.BACKGROUND, world.PALETTE[o["color"]]}
+            checked += 1
+        assert {tuple(c) for c in img[0:16].reshape(-1, 3)} == {world.BACKGROUND}
+    assert checked > 20
+
+
+def test_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="colour layout 'stripes'"):
+        world.render({"kind": "count", "order": [0], "objects": [{"color": "red", "shape": "ring", "slot": 1}]},
+                     48, "stripes")
+    with pytest.raises(ValueError, match="colour layout 'stripes'"):
+        ShapePainter(layout="stripes")
 
 
 def test_relation_flip_and_attribute_swap_keep_the_bag_of_words():

@@ -50,11 +50,15 @@ class ShapePainter:
     """Erases the mask to background and paints the prompt ("<colour> <shape>") in its box.
 
     An empty prompt only erases. Pixels outside ``mask`` never change, like an inpainter
-    that honours its mask; the new shape is clipped to the mask.
+    that honours its mask; the new shape is clipped to the mask. ``layout`` is the world's
+    (:data:`genemi.synth.world.LAYOUTS`): in ``swatch`` the box holds the shape on top and its swatch below.
     """
 
-    def __init__(self, background: tuple[int, int, int] = world.BACKGROUND):
+    def __init__(self, background: tuple[int, int, int] = world.BACKGROUND, layout: str = "fill"):
+        if layout not in world.LAYOUTS:
+            raise ValueError(f"unknown colour layout {layout!r}; known: {', '.join(world.LAYOUTS)}")
         self.background = background
+        self.layout = layout
 
     def edit(self, image, mask: np.ndarray, prompt: str, seed: int = 0) -> Image.Image:
         arr = _as_array(image).copy()
@@ -67,7 +71,8 @@ class ShapePainter:
                 raise ValueError(f"prompt {prompt!r}: expected '<colour> <shape>'")
             x0, y0, x1, y1 = mask_box(mask)
             half = (x1 - x0 - 1) // 2
+            cy = (y0 + y1 - 1) // 2 if self.layout == "fill" else y0 + half  # swatch: the shape is on top
             layer = arr.copy()
-            world.paint(layer, words[0], words[1], (x0 + x1 - 1) // 2, (y0 + y1 - 1) // 2, half)
+            world.paint_object(layer, words[0], words[1], (x0 + x1 - 1) // 2, cy, half, self.layout)
             arr[mask] = layer[mask]
         return Image.fromarray(arr)

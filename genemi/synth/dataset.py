@@ -127,7 +127,7 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
     for i in range(split_size(p, split)):
         rng = seeding.rng(seed, _SPLIT_CODE[split], i)
         if split in BROAD_SPLITS:
-            yield _record(split, i, _broad_scene(p, split, i, rng), p.image_size)
+            yield _record(split, i, _broad_scene(p, split, i, rng), p.image_size, p.color_layout)
             continue
         # a gen scene is redrawn from the same generator until it holds a held-out combination
         for _ in range(1000 if gen else 1):
@@ -138,10 +138,10 @@ def generate_split(p: SynthParams, split: str, seed: int) -> Iterator[tuple[Reco
                 break
         else:
             raise ValueError("could not sample a generalisation scene; check synth.heldout_combos")
-        yield _record(split, i, scene, p.image_size)
+        yield _record(split, i, scene, p.image_size, p.color_layout)
 
 
-def _record(split: str, i: int, scene: dict, size: int) -> tuple[Record, np.ndarray]:
+def _record(split: str, i: int, scene: dict, size: int, layout: str) -> tuple[Record, np.ndarray]:
     rid = f"{split}-{i:06d}"
     meta = {"scene": scene, "key": world.scene_key(scene)}
     if split == "broad" and scene["kind"] == "count" and len(scene["objects"]) == 1:
@@ -155,7 +155,7 @@ def _record(split: str, i: int, scene: dict, size: int) -> tuple[Record, np.ndar
         group=rid,
         meta=meta,
     )
-    return rec, world.render(scene, size)
+    return rec, world.render(scene, size, layout)
 
 
 def scene_negatives(rec: Record, p: SynthParams, m: MineParams, seed: int) -> list[negs.SceneNegative]:
@@ -169,7 +169,8 @@ def scene_negatives(rec: Record, p: SynthParams, m: MineParams, seed: int) -> li
     rng = seeding.rng(seed, _SPLIT_CODE.get(rec.split, 9), index, 1)
     held = set(p.heldout_combos) if rec.split != "gen" else set()
     return negs.mine(
-        scene, rng, m.types, m.max_per_type, p.colors, p.shapes, p.image_size, lambda c, s: f"{c} {s}" not in held
+        scene, rng, m.types, m.max_per_type, p.colors, p.shapes, p.image_size,
+        lambda c, s: f"{c} {s}" not in held, p.color_layout,
     )
 
 
@@ -180,7 +181,7 @@ def mine_record(
     the edited images to write, as ``(relative path, image)``.
     """
     found = scene_negatives(rec, p, m, seed)
-    segmenter, editor = PixelSegmenter(), ShapePainter()
+    segmenter, editor = PixelSegmenter(), ShapePainter(layout=p.color_layout)
     out_negs, files = [], []
     stem = rec.image.rsplit(".", 1)[0]
     for n, neg in enumerate(found):

@@ -51,11 +51,13 @@ def _others(values: Sequence[str], current: str) -> list[str]:
 
 
 def propose(
-    scene: dict, neg_type: str, rng: np.random.Generator, colors: Sequence[str], shapes: Sequence[str], size: int
+    scene: dict, neg_type: str, rng: np.random.Generator, colors: Sequence[str], shapes: Sequence[str],
+    size: int, layout: str = "fill",
 ) -> SceneNegative | None:
-    """One random negative of ``neg_type`` for ``scene``, or None if the type does not apply."""
+    """One random negative of ``neg_type`` for ``scene``, or None if the type does not apply; its edits' boxes
+    hold each object as ``layout`` draws it (:data:`genemi.synth.world.LAYOUTS`)."""
     objs = scene["objects"]
-    b = [world.box(o, size) for o in objs]
+    b = [world.box(o, size, layout) for o in objs]
     if neg_type == "attribute_swap":
         if scene["kind"] != "pair" or objs[0]["color"] == objs[1]["color"]:
             return None
@@ -88,7 +90,7 @@ def propose(
             free = sorted(set(range(world.SLOTS)) - {o["slot"] for o in objs})
             added = dict(objs[0], slot=int(rng.choice(free)), dx=0, dy=0)
             new = dict(scene, objects=sorted([*objs, added], key=lambda o: o["slot"]), order=list(range(k + 1)))
-            edits = (Edit(world.box(added, size), world.combo(added), False),)
+            edits = (Edit(world.box(added, size, layout), world.combo(added), False),)
         else:
             drop = int(rng.integers(k))
             kept = [o for i, o in enumerate(objs) if i != drop]
@@ -130,6 +132,7 @@ def mine(
     shapes: Sequence[str],
     size: int,
     allowed=lambda color, shape: True,
+    layout: str = "fill",
 ) -> list[SceneNegative]:
     """Up to ``max_per_type`` distinct negatives of each type, in ``types`` order.
 
@@ -142,7 +145,7 @@ def mine(
         for _ in range(4 * max_per_type):
             if len(seen) >= max_per_type:
                 break
-            neg = propose(scene, t, rng, colors, shapes, size)
+            neg = propose(scene, t, rng, colors, shapes, size, layout)
             if neg is not None and not all(allowed(o["color"], o["shape"]) for o in neg.scene["objects"]):
                 neg = None
             if neg is None:

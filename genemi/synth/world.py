@@ -23,6 +23,12 @@ the fine-tuning splits use), ``to`` (``"a red circle to the left of a blue squar
 the left"``) and ``photo`` (``"a photo of a red circle."``, ``"a photo of two red circles."``: web alt-text
 wording, and CLIP's zero-shot prompt). ``photo`` leaves out a lone object's place.
 
+How a scene looks is its ``layout`` (``synth.color_layout``, ``LAYOUTS``): ``fill`` paints each shape in its
+colour, so colour and shape arrive together in one 16-px patch and a ViT binds them at its patch embedding;
+``swatch`` draws each shape in a neutral grey and its colour as a small square (a swatch) in the patch below
+it, so which colour belongs to which shape is a relation between two patches, which the image tower has to
+learn, as a relation ("left of") is (docs/method.md).
+
 A scene is a plain dict (it travels in ``Record.meta["scene"]``):
 ``{"kind": "pair"|"count", "objects": [{"color", "shape", "slot", "dx", "dy"}], "order": [i, j]}``.
 """
@@ -60,6 +66,8 @@ NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
 # in-batch negatives; relations between two objects ("left of") need hard negatives.
 PLACE = {0: "on the left", 1: "in the middle", 2: "on the right"}
 MENTION_ORDERS = ("left_first", "random")
+LAYOUTS = ("fill", "swatch")
+NEUTRAL = (200, 200, 200)  # the shape's colour in the swatch layout: a grey that is no PALETTE colour
 # caption wordings (module docstring) and the scene kinds each can word; a kind a style cannot word
 # (a pair in ``photo``: too long for the text tower's 10 words) keeps the plain wording
 STYLES = {"plain": ("pair", "count"), "to": ("pair", "count"), "photo": ("count",)}
@@ -189,10 +197,20 @@ def geometry(obj: dict, size: int) -> tuple[int, int, int]:
     return cx, cy, half
 
 
-def box(obj: dict, size: int) -> tuple[float, float, float, float]:
-    """Pixel box (x0, y0, x1, y1), end-exclusive, that contains the object."""
+def swatch_geometry(cx: int, cy: int, half: int, size: int) -> tuple[int, int, int]:
+    """Centre and half-extent of the colour swatch of a shape centred at (cx, cy) in the ``swatch`` layout:
+    one slot below the shape, so it lies in the next row of 16-px patches."""
+    return cx, cy + size // SLOTS, max(2, half - 1)
+
+
+def box(obj: dict, size: int, layout: str = "fill") -> tuple[float, float, float, float]:
+    """Pixel box (x0, y0, x1, y1), end-exclusive, that contains the object (in ``swatch``: and its swatch)."""
     cx, cy, h = geometry(obj, size)
-    return (float(cx - h), float(cy - h), float(cx + h + 1), float(cy + h + 1))
+    y1 = cy + h + 1
+    if layout == "swatch":
+        _, sy, sh = swatch_geometry(cx, cy, h, size)
+        y1 = sy + sh + 1
+    return (float(cx - h), float(cy - h), float(cx + h + 1), float(y1))
 
 
 def shape_mask(shape: str, cx: int, cy: int, half: int, size: int) -> np.ndarray:
@@ -235,13 +253,29 @@ def paint(canvas: np.ndarray, color: str, shape: str, cx: int, cy: int, half: in
     return m
 
 
-def render(scene: dict, size: int) -> np.ndarray:
+def paint_object(
+    canvas: np.ndarray, color: str, shape: str, cx: int, cy: int, half: int, layout: str = "fill"
+) -> np.ndarray:
+    """Draw one object as ``layout`` shows it (module docstring) onto ``canvas`` (in place); returns its
+    mask."""
+    if layout == "fill":
+        return paint(canvas, color, shape, cx, cy, half)
+    if layout != "swatch":
+        raise ValueError(f"unknown colour layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    if color not in PALETTE:
+        raise ValueError(f"unknown colour {color!r}; known: {', '.join(PALETTE)}")
+    m = shape_mask(shape, cx, cy, half, canvas.shape[0])
+    canvas[m] = NEUTRAL
+    return m | paint(canvas, color, "square", *swatch_geometry(cx, cy, half, canvas.shape[0]))
+
+
+def render(scene: dict, size: int, layout: str = "fill") -> np.ndarray:
     """Render a scene to a ``[size, size, 3]`` uint8 RGB array."""
     canvas = np.empty((size, size, 3), dtype=np.uint8)
     canvas[:] = BACKGROUND
     for o in scene["objects"]:
         cx, cy, h = geometry(o, size)
-        paint(canvas, o["color"], o["shape"], cx, cy, h)
+        paint_object(canvas, o["color"], o["shape"], cx, cy, h, layout)
     return canvas
 
 
