@@ -75,14 +75,22 @@ def _check_synthetic_model(p: Params) -> None:
         )
 
 
+GENEMI_VAL_DIR = ("raw", "eval", "genemi_val")  # where download_genemi_val writes (genemi/roads.py)
+
+
 def _check_layout(p: Params) -> None:
-    """The GeNeMi stand-in's exact miner and genemi_val read each object's colour off its shape's pixels
-    (genemi/mining/synthetic.py), which only the ``fill`` layout paints."""
-    if p.synth.color_layout != "fill" and p.data.source == "genemi" and p.data.stand_in == "synthetic":
+    """The GeNeMi stand-in's exact miner and the genemi_val stand-in read each object's colour off its
+    shape's pixels (genemi/mining/synthetic.py), which only the ``fill`` layout paints."""
+    if p.synth.color_layout == "fill" or p.data.stand_in != "synthetic":
+        return
+    val = [name for name, src in p.eval.benchmarks.items()
+           if any(PurePosixPath(x).parts[:3] == GENEMI_VAL_DIR for x in (src.file, src.images, src.root)
+                  if x)]
+    if p.data.source == "genemi" or val:
+        what = "the genemi road's stand-in" if p.data.source == "genemi" else f"the {val[0]} stand-in"
         raise ConfigError(
-            f"synth.color_layout = {p.synth.color_layout}: the genemi road's stand-in (its exact mining "
-            "backend and genemi_val) reads colours off the shapes, which only 'fill' paints; "
-            "set synth.color_layout=fill"
+            f"synth.color_layout = {p.synth.color_layout}: {what} (its exact miner and genemi_val) reads "
+            "colours off the shapes, which only 'fill' paints; set synth.color_layout=fill"
         )
 
 

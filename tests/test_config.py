@@ -37,12 +37,18 @@ def test_bad_values_are_named_by_dotted_key(raw, path, value, message):
 
 
 def test_the_swatch_layout_is_refused_on_the_genemi_stand_in_only(raw):
-    """The GeNeMi stand-in's exact miner reads colours off the shapes' pixels: only the fill layout has them."""
+    """The GeNeMi stand-in's exact miner reads colours off the shapes' pixels: only the fill layout has
+    them."""
     p = copy.deepcopy(raw)
     p["synth"]["color_layout"] = "swatch"
     assert params_from_dict(p).synth.color_layout == "swatch"  # the synthetic road
     p["data"].update(source="hnc", stand_in="synthetic")
     assert params_from_dict(p).data.source == "hnc"
+    p["eval"]["benchmarks"]["val"] = {"loader": "genemi_val", "file": "raw/eval/genemi_val/test.jsonl",
+                                      "images": "raw/eval/genemi_val", "subset": 1.0}
+    with pytest.raises(ConfigError, match="synth.color_layout = swatch: the val stand-in"):
+        params_from_dict(p)
+    del p["eval"]["benchmarks"]["val"]
     p["data"]["source"] = "genemi"
     with pytest.raises(ConfigError, match="synth.color_layout = swatch: the genemi road"):
         params_from_dict(p)
