@@ -90,10 +90,19 @@ def test_swatch_layout_shows_colour_and_shape_in_different_patches():
     assert checked > 20
 
 
+def test_the_swatch_fits_the_image_at_every_size_and_jitter():
+    """The swatch sits one slot below its shape; at the largest jitter the world allows, it stays inside."""
+    for size in range(24, 513):
+        j = world.max_jitter(size)
+        for dy in (-j, j):
+            x0, y0, x1, y1 = world.box({"slot": 2, "dx": j, "dy": dy}, size, "swatch")
+            assert y0 >= 0 and y1 <= size and x1 <= size, (size, dy)
+
+
 def test_unknown_layout_is_refused():
     with pytest.raises(ValueError, match="colour layout 'stripes'"):
-        world.render({"kind": "count", "order": [0], "objects": [{"color": "red", "shape": "ring", "slot": 1}]},
-                     48, "stripes")
+        lone = {"kind": "count", "order": [0], "objects": [{"color": "red", "shape": "ring", "slot": 1}]}
+        world.render(lone, 48, "stripes")
     with pytest.raises(ValueError, match="colour layout 'stripes'"):
         ShapePainter(layout="stripes")
 
