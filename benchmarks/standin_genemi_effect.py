@@ -27,6 +27,7 @@ stages plus its mining, fine-tuning and evaluation.
     python benchmarks/standin_genemi_effect.py                       # seeds 0 1 2; ~25 min on 2 quiet cores
     python benchmarks/standin_genemi_effect.py --seeds 0 --work /tmp/g # one seed, keep the work folder
     python benchmarks/standin_genemi_effect.py -S data.stand_in_palette=broad --out /tmp/broad  # + overrides
+    python benchmarks/standin_genemi_effect.py --arms genemi --out /tmp/g  # the control and genemi only
 
 Writes benchmarks/results/standin_genemi_effect.{json,md}.
 """
@@ -204,11 +205,14 @@ ARM_SETUP = {
 
 def run_seed(work: Path, seed: int, times: dict, arms=ARMS) -> dict:
     """Mining and the ``arms`` of one seed; returns genemi_val (and diagnostic rows') metrics per arm."""
-    mined = {
-        "clean": mine(work, times, seed, "clean", 0.0, True, False),
-        "corrupt_on": mine(work, times, seed, "corrupt_on", 1 / 3, True, False),
-        "corrupt_off": mine(work, times, seed, "corrupt_off", 1 / 3, False, True),
-    }
+    need = {ARM_SETUP[a][1] for a in arms}
+    mined = {}  # only the mining the arms read; corrupt_off re-merges corrupt_on's work folder
+    if need & {"clean"}:
+        mined["clean"] = mine(work, times, seed, "clean", 0.0, True, False)
+    if need & {"corrupt_on", "corrupt_off"}:
+        mined["corrupt_on"] = mine(work, times, seed, "corrupt_on", 1 / 3, True, False)
+    if "corrupt_off" in need:
+        mined["corrupt_off"] = mine(work, times, seed, "corrupt_off", 1 / 3, False, True)
     mining = {a: json.loads((work / mined[m] / "mine_real.json").read_text())
               for a, (_, m) in ARM_SETUP.items() if m and a in arms}  # fmt: skip
     out = {"mining": mining}
@@ -429,10 +433,14 @@ def finish_markdown(lines: list[str], data: dict, seeds: list[str]) -> str:
     help="Only train and score this arm (repeatable) of --seeds in --work; merge it into OUT.",
 )
 @click.option(
+    "--arms", "only", multiple=True, type=click.Choice(ARMS[1:]),
+    help="Train only these arms besides the control (repeatable; default: every arm).",
+)
+@click.option(
     "-S", "sets", multiple=True, metavar="KEY=VALUE",
     help="Override a param after the recipe, for every arm (repeatable; the value is read as YAML).",
 )  # fmt: skip
-def main(seeds, work, out, render, compositional_only, add_arm, sets):
+def main(seeds, work, out, render, compositional_only, add_arm, only, sets):
     from genemi.io import write_json
 
     for item in sets:
@@ -477,7 +485,7 @@ def main(seeds, work, out, render, compositional_only, add_arm, sets):
     for seed in seeds:  # results are written after each seed, so a cut-short run keeps what it measured
         click.echo(f"seed {seed}")
         times[str(seed)] = {}
-        results[str(seed)] = run_seed(wdir, seed, times[str(seed)])
+        results[str(seed)] = run_seed(wdir, seed, times[str(seed)], arms=("control", *only) if only else ARMS)
         data = {
             "table": summarise(results),
             "compositional": summarise(results, "compositional"),

@@ -106,6 +106,7 @@ RANGES: dict[type, dict[str, Range]] = {
     DataParams: {
         "hnc_subset": _FRACTION, "workers": Range(lo=-1, cap=64),  # each worker is a process holding torch
         "stand_in_size": Range(lo=1, hi=1_000_000),  # stand-in GQA/COCO ids are unique up to 10**6 scenes
+        "stand_in_coco_colors": _UNIT,
     },
     SynthParams: {
         "image_size": Range(lo=16, cap=1024), "n_train": Range(lo=1, cap=10**7),

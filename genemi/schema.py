@@ -51,6 +51,7 @@ class DataParams:
     # published formats instead of downloading (genemi/data/standin.py); none: the real files
     stand_in_size: int  # stand-in scenes of each road's largest split; its val and test get a fifth each
     stand_in_palette: Literal["narrow", "broad"]  # the colours and shapes stand-in scenes are drawn from
+    stand_in_coco_colors: float  # share of colour words the COCO stand-in's captions keep (1.0: every one)
     workers: int  # processes decoding images for training and evaluation (-1 = auto, 0 = in the main process)
 
 

@@ -86,15 +86,19 @@ def fetch_or_skip(
 def gated_fetch(p, stage: str, out: PathLike, fetch: Callable[[], object], stand_in: Callable | None = None) -> bool:
     """Download stage ``stage`` under params ``p``: ``fetch()``, the synthetic stand-in (``stand_in(synth,
     seed, size, folder, palette=)`` of :mod:`genemi.data.standin`, drawn with ``real.subset_seed``, the
-    data's own seed, so a training-seed sweep keeps the same stand-in, from ``data.stand_in_palette``) or
-    only ``SKIPPED.txt``, as :func:`genemi.roads.download_needed` decides. Returns whether it fetched."""
+    data's own seed, so a training-seed sweep keeps the same stand-in, from ``data.stand_in_palette``; the
+    writers of COCO captions also get ``coco_colors=data.stand_in_coco_colors``) or only ``SKIPPED.txt``, as
+    :func:`genemi.roads.download_needed` decides. Returns whether it fetched."""
+    import inspect
+
     from genemi import roads
 
     writer = None
     if stand_in is not None:
-        writer = lambda folder: stand_in(  # noqa: E731
-            p.synth, p.real.subset_seed, p.data.stand_in_size, folder, palette=p.data.stand_in_palette
-        )
+        kw = {"palette": p.data.stand_in_palette}
+        if "coco_colors" in inspect.signature(stand_in).parameters:
+            kw["coco_colors"] = p.data.stand_in_coco_colors
+        writer = lambda folder: stand_in(p.synth, p.real.subset_seed, p.data.stand_in_size, folder, **kw)  # noqa: E731
     return fetch_or_skip(roads.download_needed(p, stage), out, fetch, skipped=roads.skipped_note(p, stage),
                          stand_in=p.data.stand_in, write_stand_in=writer)  # fmt: skip
 

@@ -317,13 +317,32 @@ def write_gqa(p: SynthParams, seed: int, size: int, out: PathLike, palette: str 
 KARPATHY_SPLIT = {"train": "restval", "val": "val", "test": "test"}  # all of them are val2014 images
 
 
-def coco_captions(scene: dict) -> list[str]:
-    """2-4 true captions of a scene: its wordings, then each object with its place (lone objects: "a ...")."""
+def coco_captions(scene: dict, colors: float = 1.0, rng: np.random.Generator | None = None) -> list[str]:
+    """2-4 true captions of a scene: its wordings, then each object with its place (lone objects: "a ...").
+
+    ``colors`` < 1 (``data.stand_in_coco_colors``): each colour word is kept with that probability (draws from
+    ``rng``), as people's captions often leave out what they can take for granted, while GeNeMi's portrayals
+    name the varied object's look; a caption without a colour word stays true (it names the shape alone)."""
     caps = [world.caption(w) for w in wordings(scene)]
     objs = sorted(scene["objects"], key=lambda o: o["slot"])
     for o in objs:
         caps.append(f"a {o['color']} {o['shape']} {world.PLACE[o['slot']]}")
-    return list(dict.fromkeys(caps))[:4]
+    caps = list(dict.fromkeys(caps))[:4]
+    if colors < 1.0:
+        if rng is None:
+            raise ValueError("coco_captions: colors < 1 needs an rng")
+        caps = list(dict.fromkeys(_drop_colors(c, colors, rng) for c in caps))
+    return caps
+
+
+def _drop_colors(caption: str, keep: float, rng: np.random.Generator) -> str:
+    return " ".join(w for w in caption.split() if w not in world.PALETTE or rng.random() < keep)
+
+
+def image_captions(rec: Record, split: str, i: int, seed: int, colors: float) -> list[str]:
+    """The COCO stand-in captions of scene ``i`` of ``split`` (:func:`coco_captions`, with its own colour
+    draws)."""
+    return coco_captions(rec.meta["scene"], colors, seeding.rng(seed, "coco_colors", split, i))
 
 
 def coco_file_name(cocoid: int) -> str:
@@ -331,9 +350,10 @@ def coco_file_name(cocoid: int) -> str:
 
 
 def write_coco(
-    p: SynthParams, seed: int, size: int, out: PathLike, palette: str = "narrow"
+    p: SynthParams, seed: int, size: int, out: PathLike, palette: str = "narrow", coco_colors: float = 1.0
 ) -> dict[str, int]:
-    """download_coco's layout (module docstring); returns the number of images per Karpathy split."""
+    """download_coco's layout (module docstring); returns the number of images per Karpathy split.
+    ``coco_colors``: the share of colour words the captions keep (:func:`coco_captions`)."""
     p = stand_in_world(p, palette)
     out = Path(out)
     images, anns, official = [], [], []
@@ -348,7 +368,7 @@ def write_coco(
             shard.write(folder / fname, _jpeg(img))
             imgid = len(images)
             sentences = []
-            for cap in coco_captions(rec.meta["scene"]):
+            for cap in image_captions(rec, split, i, seed, coco_colors):
                 sentences.append({"tokens": cap.split(), "raw": cap, "imgid": imgid, "sentid": sentid})
                 anns.append({"image_id": cocoid, "id": sentid, "caption": cap})
                 sentid += 1
@@ -451,10 +471,12 @@ def compositional_val_row(
 
 
 def write_genemi_val(
-    p: SynthParams, seed: int, size: int, out: PathLike, row_of=genemi_val_row, palette: str = "narrow"
+    p: SynthParams, seed: int, size: int, out: PathLike, row_of=genemi_val_row, palette: str = "narrow",
+    coco_colors: float = 1.0,
 ) -> int:
     """``<out>/test.jsonl`` and ``<out>/<row:06d>/<i>.jpg``, one row per COCO stand-in test image (GeNeMi's
-    validation set was made from Karpathy test) made by ``row_of``; returns the number of rows."""
+    validation set was made from Karpathy test) made by ``row_of`` from the image's first caption as
+    :func:`write_coco` writes it (``coco_colors``); returns the number of rows."""
     p = stand_in_world(p, palette)
     out = Path(out)
     lines = []
@@ -462,6 +484,7 @@ def write_genemi_val(
         if split != "test":
             continue
         row: dict = {}
+        rec = dataclasses.replace(rec, caption=image_captions(rec, split, i, seed, coco_colors)[0])
         pairs = row_of(rec, img, p, seed)
         if not pairs:
             continue

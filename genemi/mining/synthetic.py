@@ -103,14 +103,21 @@ def read_scene(image: Image.Image | np.ndarray) -> dict:
     return {"kind": kind, "objects": objs, "order": list(range(len(objs)))}
 
 
-_COMBO = r"(\w+) (\w+)"
+_COLOR = "(?:(" + "|".join(world.PALETTE) + ") )?"  # a caption may leave an object's colour out
+_COMBO = rf"{_COLOR}(\w+)"
 _PAIR = re.compile(rf"^an? {_COMBO} (left|right) of an? {_COMBO}$")
 _COUNT = re.compile(rf"^(one|two|three) {_COMBO}(?: (on the left|in the middle|on the right))?$")
 _PLACED = re.compile(rf"^an? {_COMBO} (on the left|in the middle|on the right)$")
 
 
+def _is(obj: dict, color: str | None, shape: str) -> bool:
+    """Whether ``obj`` is a ``color shape`` (any colour when the caption names none)."""
+    return obj["shape"] == shape and color in (None, obj["color"])
+
+
 def caption_true(caption: str, scene: dict) -> bool:
     """Whether a caption of the world's grammar is true of ``scene``; anything else is not confirmed (False).
+    Each object is named ``C S`` or, as the COCO stand-in's captions may name it, ``S`` alone (any colour).
 
     * ``"a C S left|right of a C S"``: the scene holds exactly these two objects in that order;
     * ``"one C S <place>"``, ``"two|three C Ss"``: exactly that many objects, all ``C S`` (and the place);
@@ -118,20 +125,19 @@ def caption_true(caption: str, scene: dict) -> bool:
     """
     text = " ".join(caption.lower().split())
     objs = sorted(scene["objects"], key=lambda o: o["slot"])
-    combos = [world.combo(o) for o in objs]
     if m := _PAIR.match(text):
-        a, rel, b = f"{m[1]} {m[2]}", m[3], f"{m[4]} {m[5]}"
+        a, rel, b = (m[1], m[2]), m[3], (m[4], m[5])
         left, right = (a, b) if rel == "left" else (b, a)
-        return combos == [left, right]
+        return len(objs) == 2 and _is(objs[0], *left) and _is(objs[1], *right)
     if m := _COUNT.match(text):
         k, color, shape, place = _NUMBERS[m[1]], m[2], m[3], m[4]
         shape = shape if k == 1 else _SINGULAR.get(shape, "")
-        if len(objs) != k or any(c != f"{color} {shape}" for c in combos):
+        if len(objs) != k or not all(_is(o, color, shape) for o in objs):
             return False
         return place is None if k > 1 else (place is not None and objs[0]["slot"] == _PLACES[place])
     if m := _PLACED.match(text):
-        want, slot = f"{m[1]} {m[2]}", _PLACES[m[3]]
-        return any(c == want and o["slot"] == slot for c, o in zip(combos, objs, strict=True))
+        color, shape, slot = m[1], m[2], _PLACES[m[3]]
+        return any(_is(o, color, shape) and o["slot"] == slot for o in objs)
     return False
 
 
