@@ -38,11 +38,13 @@ the table in docs/real-data.md).
 
 COCO: every image has 2-4 true captions (the scene caption, the other wording of a pair, and a
 caption of each object and its place, e.g. "a red circle on the left"), since Karpathy images have
-several captions each.
+several captions each; with ``data.stand_in_coco_colors`` < 1 they leave some colour words out, as people's
+captions do (:func:`coco_captions`).
 
-genemi_val: a row is GeNeMi's miner's variations of one object of a test image (``mine_real`` with the
-world's exact models, :func:`genemi_val_row`): 2-4 portrayals painted in, each with its rewritten caption;
-their scenes differ, so each caption matches exactly one image of its row, like GeNeMi's.
+genemi_val: a row is GeNeMi's miner's variations of one object of a test image, mined from its first COCO
+caption (``mine_real`` with the world's exact models, :func:`genemi_val_row`): 2-4 portrayals painted in,
+each with its rewritten caption; their scenes differ, so each caption matches exactly one image of its row,
+like GeNeMi's.
 """
 
 from __future__ import annotations
@@ -331,12 +333,10 @@ def coco_captions(scene: dict, colors: float = 1.0, rng: np.random.Generator | N
     if colors < 1.0:
         if rng is None:
             raise ValueError("coco_captions: colors < 1 needs an rng")
-        caps = list(dict.fromkeys(_drop_colors(c, colors, rng) for c in caps))
+        keep = lambda w: w not in world.PALETTE or rng.random() < colors  # noqa: E731
+        kept = (" ".join(w for w in c.split() if keep(w)) for c in caps)
+        caps = list(dict.fromkeys(kept))
     return caps
-
-
-def _drop_colors(caption: str, keep: float, rng: np.random.Generator) -> str:
-    return " ".join(w for w in caption.split() if w not in world.PALETTE or rng.random() < keep)
 
 
 def image_captions(rec: Record, split: str, i: int, seed: int, colors: float) -> list[str]:
