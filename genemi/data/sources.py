@@ -93,14 +93,15 @@ def gated_fetch(p, stage: str, out: PathLike, fetch: Callable[[], object], stand
 
     from genemi import roads
 
-    writer = None
-    if stand_in is not None:
+    def writer(folder):  # reads the stand-in keys only when a stand-in is written
         kw = {"palette": p.data.stand_in_palette}
         if "coco_colors" in inspect.signature(stand_in).parameters:
             kw["coco_colors"] = p.data.stand_in_coco_colors
-        writer = lambda folder: stand_in(p.synth, p.real.subset_seed, p.data.stand_in_size, folder, **kw)  # noqa: E731
+        return stand_in(p.synth, p.real.subset_seed, p.data.stand_in_size, folder, **kw)
+
     return fetch_or_skip(roads.download_needed(p, stage), out, fetch, skipped=roads.skipped_note(p, stage),
-                         stand_in=p.data.stand_in, write_stand_in=writer)  # fmt: skip
+                         stand_in=p.data.stand_in,
+                         write_stand_in=None if stand_in is None else writer)  # fmt: skip
 
 
 def _url_name(url: str) -> str:
