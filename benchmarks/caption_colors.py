@@ -67,7 +67,7 @@ def markdown(res: dict) -> str:
         "training split, `data.stand_in_coco_colors` varied). A colour word is a basic colour term "
         "(`COLORS` in the script).",
         "",
-        "| captions | share kept | captions | naming a colour | colour words per caption |",
+        "| source | share kept | captions | naming a colour | colour words per caption |",
         "|---|---|---|---|---|",
     ]
     if res.get("real"):
@@ -77,6 +77,8 @@ def markdown(res: dict) -> str:
     for share, r in res["stand_in"].items():
         lines.append(f"| stand-in | {share} | {r['captions']} | {r['with_color']:.1f}% "
                      f"| {r['per_caption']:.2f} |")
+    if res.get("real_source"):
+        lines += ["", f"The real captions: {res['real_source']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -85,13 +87,14 @@ def markdown(res: dict) -> str:
               help="Real captions, one per line (UTF-8).")
 @click.option("--name", default="real", show_default=True,
               help="What the --captions file holds (for the table).")
-def main(captions: str | None, name: str) -> None:
+@click.option("--source", default="", help="Where the --captions file came from (printed under the table).")
+def main(captions: str | None, name: str, source: str) -> None:
     from genemi.io import write_json, write_text
 
     res: dict = {"params": params_source(), "stand_in": {str(s): stand_in(s) for s in SHARES}}
     if captions:
         lines = [ln.strip() for ln in Path(captions).read_text(encoding="utf-8").splitlines() if ln.strip()]
-        res["real"], res["real_name"] = color_stats(lines), name
+        res["real"], res["real_name"], res["real_source"] = color_stats(lines), name, source
     write_json(RESULTS / "caption_colors.json", res)
     write_text(RESULTS / "caption_colors.md", markdown(res))
     click.echo(markdown(res))

@@ -329,11 +329,18 @@ NOTES = """What the road sets, and why (the first three before any arm was train
 - `mine_real.iva_min: 2.0`: with 14 (GeNeMi's, on COCO photos) 104 of 108 variations of the first 20
   origins were dropped: one stand-in object covers 2.5-5 % of its 48 px image, so IVA is 4 % for one object
   and 10.5 % for a group of two.
+- `data.stand_in_coco_colors: 0.15`: at 1.0 the stand-in's COCO captions name every object's colour in
+  every caption, where 16.5 % of 200 human COCO captions name a colour at all; at 0.15, 18.5 % of the
+  stand-in's captions do (`benchmarks/results/caption_colors.md`). GeNeMi's variations name the colour and
+  shape they paint, so this share sets how much of what genemi_val asks the regular pairs teach too. The
+  value was read off that COCO sample after the control-vs-genemi runs at 0, 0.1, 0.25 and 0.5 had been
+  seen (`standin_genemi_share_*.md`); with every colour named (1.0) the gains were those of
+  `standin_genemi_every_color.md`.
 - genemi_val rows are GeNeMi's construction: the miner's variations of one object of a Karpathy test image
-  (GeNeMi: 4 portrayals per object, filtered, rows of 2-4). The synthetic base already scores high on them
-  (the base rows above): each row's captions differ in the varied object's colour or shape word, which the
-  base was pretrained on. So the diagnostic rows score the same models where the base has room: the scene and
-  the synthetic miner's swap / change / place / count negatives.
+  (GeNeMi: 4 portrayals per object, filtered, rows of 2-4), mined from its first caption. Each row's
+  captions differ in the varied object's colour or shape word, so a model that recognises the words an
+  image shows can rank them (`genemi_val_words.md`). The diagnostic rows score the same models on the scene
+  and the synthetic miner's swap / change / place / count negatives, which also need binding and order.
 - The `allinone` arm isolates the batching: shuffled batches hold three times item_based's share of
   variations, so only an arm with item_based's share and no two variations of an object together compares
   the batching alone.
@@ -347,7 +354,8 @@ def markdown(data: dict) -> str:
         "# GeNeMi stand-in: variations vs the regular-pairs control on genemi_val",
         "",
         "`python benchmarks/standin_genemi_effect.py` (recipe standin_genemi: mine_real.backend synthetic, "
-        "plain CLIP loss, 200 steps of 120; arms in the script's docstring). Accuracy = % of rows whose "
+        "COCO captions that keep `data.stand_in_coco_colors` of their colour words, plain CLIP loss, "
+        "200 steps of 120; arms in the script's docstring). Accuracy = % of rows whose "
         "every caption (text), every image (image) or both (group) rank first, GeNeMi's Text/Image/Group "
         "All; deltas are arm - control (base row: the synthetic base, control row: the same steps on the "
         "regular pairs alone), paired bootstrap 95% intervals over rows."
