@@ -45,18 +45,19 @@ def color_stats(captions: list[str]) -> dict:
             "per_caption": round(sum(counts) / n, 3)}  # fmt: skip
 
 
-def stand_in(share: float) -> dict:
+def stand_in(shares) -> dict[str, dict]:
+    """:func:`color_stats` of the stand-in's training captions at each share (the scenes drawn once)."""
     from genemi import recipe
     from genemi.data import standin
 
     r = recipe.load_recipe("standin_genemi", ROOT / "recipes")
-    over = {k: v for k, v in r.params.items() if not k.startswith("eval.")}
-    p = shipped_params({**over, "data.stand_in_coco_colors": share})
-    world = standin.stand_in_world(p.synth, p.data.stand_in_palette)
-    seed = p.real.subset_seed
-    caps = [c for split, i, rec, _ in standin._indexed(world, seed, p.data.stand_in_size, "coco")
-            if split == "train" for c in standin.image_captions(rec, split, i, seed, share)]
-    return color_stats(caps)
+    p = shipped_params({k: v for k, v in r.params.items() if not k.startswith("eval.")})
+    world, seed = standin.stand_in_world(p.synth, p.data.stand_in_palette), p.real.subset_seed
+    scenes = standin._indexed(world, seed, p.data.stand_in_size, "coco")
+    train = [(split, i, rec) for split, i, rec, _ in scenes if split == "train"]
+    return {str(share): color_stats([c for split, i, rec in train
+                                     for c in standin.image_captions(rec, split, i, seed, share)])
+            for share in shares}  # fmt: skip
 
 
 def markdown(res: dict) -> str:
@@ -91,7 +92,7 @@ def markdown(res: dict) -> str:
 def main(captions: str | None, name: str, source: str) -> None:
     from genemi.io import write_json, write_text
 
-    res: dict = {"params": params_source(), "stand_in": {str(s): stand_in(s) for s in SHARES}}
+    res: dict = {"params": params_source(), "stand_in": stand_in(SHARES)}
     if captions:
         lines = [ln.strip() for ln in Path(captions).read_text(encoding="utf-8").splitlines() if ln.strip()]
         res["real"], res["real_name"], res["real_source"] = color_stats(lines), name, source

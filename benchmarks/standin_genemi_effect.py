@@ -207,7 +207,7 @@ def run_seed(work: Path, seed: int, times: dict, arms=ARMS) -> dict:
     """Mining and the ``arms`` of one seed; returns genemi_val (and diagnostic rows') metrics per arm."""
     need = {ARM_SETUP[a][1] for a in arms}
     mined = {}  # only the mining the arms read; corrupt_off re-merges corrupt_on's work folder
-    if need & {"clean"}:
+    if "clean" in need:
         mined["clean"] = mine(work, times, seed, "clean", 0.0, True, False)
     if need & {"corrupt_on", "corrupt_off"}:
         mined["corrupt_on"] = mine(work, times, seed, "corrupt_on", 1 / 3, True, False)

@@ -6,22 +6,17 @@ from __future__ import annotations
 import io
 import json
 
-import frozen_params
 import pytest
 from PIL import Image
+from test_mining_synthetic import SP  # the synthetic backend's test world
+from test_standin import _raw_params as _raw
 
 from genemi.benchmarks import catalogue
-from genemi.config import ConfigError, SynthParams, params_from_dict
+from genemi.config import ConfigError, params_from_dict
 from genemi.data import standin
 from genemi.mining import synthetic as W
 from genemi.synth import world
 
-SP = SynthParams(
-    image_size=48, n_train=1, n_test=1, n_gen=1, colors=("red", "green", "blue", "yellow", "white"),
-    shapes=("circle", "square", "triangle", "cross", "ring"), max_objects=3, heldout_combos=(), jitter=2,
-    mention_order="left_first", color_layout="fill", n_pretrain=1, n_broad=2, broad_colors=("pink",),
-    broad_shapes=("diamond",), broad_styles=("plain",),
-)  # fmt: skip
 SIZE = 60  # restval 60, val 12, test 12
 
 
@@ -67,13 +62,6 @@ def test_captions_keep_the_share_of_colour_words_asked_and_stay_true():
             assert all(W.caption_true(c, rec.meta["scene"]) for c in cs), cs
     other = [standin.image_captions(rec, split, i, 1, 0.5) for split, i, rec in scenes]
     assert other != [standin.image_captions(rec, split, i, 0, 0.5) for split, i, rec in scenes]
-
-
-def _raw(**data) -> dict:
-    raw = frozen_params.raw()
-    raw["data"].update(data)
-    raw["eval"]["monitor"] = ""
-    return raw
 
 
 @pytest.mark.parametrize("value", [-0.1, 1.5, "some"])
