@@ -156,30 +156,39 @@ def _mine(tmp_path: Path, n: int, **over) -> list[dict]:
     ]
 
 
-def test_variations_are_right_and_the_filter_drops_the_corrupted_ones(tmp_path):
-    rows = _mine(tmp_path, 30, corrupt_fraction=0.4)
+@pytest.mark.parametrize("corrupt_as", ["portrayal", "unchanged"])
+def test_variations_are_right_and_the_filter_drops_the_corrupted_ones(tmp_path, corrupt_as):
+    rows = _mine(tmp_path, 30, corrupt_fraction=0.4, corrupt_as=corrupt_as)
     bad = [r for r in rows if "corrupted" in r["meta"]]
     good = [r for r in rows if "corrupted" not in r["meta"]]
     assert len(rows) > 100 and 0.25 < len(bad) / len(rows) < 0.55
     for r in rows:
         shown = W.read_scene(Image.open(tmp_path / "w" / P.IMAGES / r["image"]))
         truth = [W.caption_true(c, shown) for c in r["meta"]["captions"]]
-        if "corrupted" in r["meta"]:  # the image shows another portrayal: its rewritten captions are false
-            assert not any(truth) and r["meta"]["corrupted"] != r["meta"]["short"]
+        if "corrupted" in r["meta"]:  # the image is not what its caption (the first rewrite) says
+            assert not truth[0] and r["meta"]["corrupted"] != r["meta"]["short"]
+            if corrupt_as == "unchanged":  # the origin's own pixels: the edit changed nothing
+                assert r["meta"]["corrupted"] == r["meta"]["item"]
+                assert shown == W.read_scene(Image.open(tmp_path / r["meta"]["source"]))
         else:  # the caption rewriting, the grounder's group box and the painter agree with the pixels
             assert all(truth), (r["meta"]["captions"], shown)
-    assert all(r["meta"]["passed"] for r in good)
     assert not any(r["meta"]["passed"] for r in bad)
+    # IVA is a group's: a group left too alike by its undone edits loses its right variations too
+    dropped = [r for r in good if not r["meta"]["passed"]]
+    assert all(r["meta"]["iva_score"] <= 2.0 for r in dropped)
+    assert not dropped if corrupt_as == "portrayal" else len(dropped) < len(good) / 4
     kept = P.merge(tmp_path / "w", tmp_path / "on.jsonl")
-    assert kept["written"] == len(good) and kept["corrupted"] == len(bad) and kept["corrupted_kept"] == 0
+    assert kept["written"] == len(good) - len(dropped)
+    assert kept["corrupted"] == len(bad) and kept["corrupted_kept"] == 0
     off = P.merge(tmp_path / "w", tmp_path / "off.jsonl", keep_failed=True)
     assert off["written"] == len(rows) and off["corrupted_kept"] == len(bad)
 
 
-def test_corruption_changes_nothing_else(tmp_path):
+@pytest.mark.parametrize("corrupt_as", ["portrayal", "unchanged"])
+def test_corruption_changes_nothing_else(tmp_path, corrupt_as):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    clean = {r["id"]: r for r in _mine(tmp_path / "a", 12)}
-    dirty = {r["id"]: r for r in _mine(tmp_path / "b", 12, corrupt_fraction=0.5)}
+    clean = {r["id"]: r for r in _mine(tmp_path / "a", 12, corrupt_as=corrupt_as)}
+    dirty = {r["id"]: r for r in _mine(tmp_path / "b", 12, corrupt_fraction=0.5, corrupt_as=corrupt_as)}
     assert clean.keys() == dirty.keys()
     for i, r in dirty.items():
         same = {

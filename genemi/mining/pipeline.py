@@ -142,10 +142,18 @@ def mine_origin(
                 continue
             seen.add(name)
             edit_seed = sample_seed(seed, rec.id, item, j)
-            # a corrupted variation is inpainted with another portrayal than its caption names (a failed edit)
-            corrupt = corrupted(seed, name, p.corrupt_fraction) and len(portrayals) > 1
-            painted = portrayals[(j + 1) % len(portrayals)] if corrupt else por
+            # a corrupted variation's image is not what its caption names, as after a failed inpainting:
+            # another portrayal of the object, or the object as it was (an edit that changed nothing)
+            corrupt = corrupted(seed, name, p.corrupt_fraction)
+            other = corrupt and p.corrupt_as == "portrayal" and len(portrayals) > 1
+            painted = portrayals[(j + 1) % len(portrayals)] if other else por
             var = chain.editor.edit(image, mask, painted.desc, edit_seed)
+            shows = painted.short
+            if p.corrupt_as == "portrayal":
+                corrupt = other
+            elif corrupt:  # an edit that changes no pixel (the object's own look) has nothing to undo
+                corrupt = iva_score([image, var], p.iva_pixel_std) > 0
+                shows, var = (item, image.copy()) if corrupt else (shows, var)
             save = f"{origin}/{safe_name(item)}/{sv}.png"
             write_png(out_images / save, var)
             captions = variation_captions(
@@ -178,7 +186,7 @@ def mine_origin(
                 "seed": edit_seed,
             }
             if corrupt:
-                meta["corrupted"] = painted.short  # what the image shows instead of ``short``
+                meta["corrupted"] = shows  # what the image shows instead of ``short``
             row = Record(
                 id=name,
                 image=save,
