@@ -3,6 +3,7 @@
 Runs the stage scripts (the code `dvc exp run` runs) into a work folder, one arm after another, with
 `recipes/standin_genemi.yaml` applied to the committed params.yaml and, per arm, these overrides:
 
+\b
 ==============  ================================================================================  ===========
 arm             training data                                                                     batching
 ==============  ================================================================================  ===========
@@ -10,9 +11,12 @@ control         the regular COCO pairs alone (same steps, same batch size)      
 genemi          mined variations (filter on) + regular pairs                                      item_based
 shuffled        the same records as genemi (62 % variations per batch, item_based 20 %)           records
 allinone        the same records; 24 x (1 variation + 4 regular): item_based's share, spread        allinone
-corrupt_off     variations with mine_real.corrupt_fraction of them corrupted, filter off + regular  item_based
+corrupt_off     variations, a third (--corrupt) of them corrupted, filter off + regular             item_based
 corrupt_on      the same mining, filter on + regular                                              item_based
 ==============  ================================================================================  ===========
+
+A corrupted variation's image is what `mine_real.corrupt_as` says (committed params, or -S): `unchanged`,
+the object as it was (an inpainting that changed nothing), or `portrayal`, another portrayal of the object.
 
 Every arm is scored on genemi_val, and on diagnostic rows in its format, against the control
 (`stages/evaluate.py --base control --finetuned arm`), so each delta comes with its paired bootstrap
@@ -24,10 +28,16 @@ pipeline's base stage; mine writes the training manifest finetune reads): the se
 spinning threads per process waste the cores). Wall time is measured per stage; one arm's road is the shared
 stages plus its mining, fine-tuning and evaluation.
 
+\b
     python benchmarks/standin_genemi_effect.py                       # seeds 0 1 2; ~25 min on 2 quiet cores
     python benchmarks/standin_genemi_effect.py --seeds 0 --work /tmp/g # one seed, keep the work folder
     python benchmarks/standin_genemi_effect.py -S data.stand_in_palette=broad --out /tmp/broad  # + overrides
     python benchmarks/standin_genemi_effect.py --arms genemi --out /tmp/g  # the control and genemi only
+    python benchmarks/standin_genemi_effect.py --corrupt 0.667 --arms corrupt_on --arms corrupt_off  # 2/3
+    # seeds in parallel (one process per core), then joined into one results file:
+    python benchmarks/standin_genemi_effect.py --seeds 0 --seeds 1 --out /tmp/a &
+    python benchmarks/standin_genemi_effect.py --seeds 2 --out /tmp/b; wait
+    python benchmarks/standin_genemi_effect.py --merge /tmp/a --merge /tmp/b
 
 Writes benchmarks/results/standin_genemi_effect.{json,md}.
 """
@@ -53,6 +63,7 @@ METRICS = ("text", "image", "group")
 COMPOSITIONAL = "data_compositional"  # the diagnostic genemi_val-format rows (compositional_val)
 BASE_TRAIN = "data/synth/pretrain.jsonl"  # what the pipeline's base stage trains on (dvc.yaml; tested)
 OVERRIDES: dict = {}  # -S key=value: applied after the recipe, for every stage of every arm (main sets it)
+CORRUPT = {"fraction": 1 / 3}  # the corrupt arms' mine_real.corrupt_fraction (--corrupt sets it)
 
 
 def write_params(path: Path, overrides: dict) -> Path:
@@ -71,6 +82,20 @@ def write_params(path: Path, overrides: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(new, sort_keys=False), encoding="utf-8")
     return path
+
+
+def corrupt_as() -> str:
+    """What the corrupt arms' corrupted variations show: the committed ``mine_real.corrupt_as`` or -S's."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from _setup import committed_raw
+
+    return str(OVERRIDES.get("mine_real.corrupt_as", committed_raw()[0]["mine_real"]["corrupt_as"]))
+
+
+CORRUPT_AS = {
+    "unchanged": "the object as it was, an inpainting that changed nothing",
+    "portrayal": "another portrayal of the object than the caption names",
+}
 
 
 def stage(work: Path, times: dict, key: str, script: str, *args: str) -> None:
@@ -210,9 +235,9 @@ def run_seed(work: Path, seed: int, times: dict, arms=ARMS) -> dict:
     if "clean" in need:
         mined["clean"] = mine(work, times, seed, "clean", 0.0, True, False)
     if need & {"corrupt_on", "corrupt_off"}:
-        mined["corrupt_on"] = mine(work, times, seed, "corrupt_on", 1 / 3, True, False)
+        mined["corrupt_on"] = mine(work, times, seed, "corrupt_on", CORRUPT["fraction"], True, False)
     if "corrupt_off" in need:
-        mined["corrupt_off"] = mine(work, times, seed, "corrupt_off", 1 / 3, False, True)
+        mined["corrupt_off"] = mine(work, times, seed, "corrupt_off", CORRUPT["fraction"], False, True)
     mining = {a: json.loads((work / mined[m] / "mine_real.json").read_text())
               for a, (_, m) in ARM_SETUP.items() if m and a in arms}  # fmt: skip
     out = {"mining": mining}
@@ -293,9 +318,10 @@ def summarise(results: dict, which: str | None = None) -> dict:
     return table
 
 
-def verdicts(table: dict, seeds: list[str]) -> list[str]:
+def verdicts(table: dict, seeds: list[str], fraction: float = 1 / 3) -> list[str]:
     """The issue's targets, per seed: genemi >= 10 points over the control on group, text and image; with a
-    third corrupted and the filter off the group gain shrinks or reverses; the filter restores >= half."""
+    third (``fraction``) corrupted and the filter off the group gain shrinks or reverses; the filter
+    restores >= half."""
     out = []
     for seed in seeds:
         g, off, on = (table.get(f"{seed}/{a}") for a in ("genemi", "corrupt_off", "corrupt_on"))
@@ -306,7 +332,7 @@ def verdicts(table: dict, seeds: list[str]) -> list[str]:
         line += f" -> {'met' if gain else 'NOT met'} (>= +10 each)"
         if off and on:
             lost = g["d_group"] - off["d_group"]
-            line += (f"; group gain clean {g['d_group']:+.1f}, a third corrupted + filter off "
+            line += (f"; group gain clean {g['d_group']:+.1f}, {fraction:.0%} corrupted + filter off "
                      f"{off['d_group']:+.1f}, filter on {on['d_group']:+.1f}: ")  # fmt: skip
             if lost > 0:
                 back = (on["d_group"] - off["d_group"]) / lost
@@ -368,11 +394,41 @@ def markdown(data: dict) -> str:
         lines += ["", "The same models on the diagnostic rows (`compositional_val_row`: the scene and the "
                   "synthetic miner's colour swap, colour/shape change, place swap and count change):", "",
                   *table_lines(data["compositional"])]  # fmt: skip
-    lines += ["", "Targets (issue 22) on genemi_val:", "", *verdicts(table, seeds)]
+    frac = data.get("corrupt_fraction", 1 / 3)
+    lines += ["", "Targets (issue 22) on genemi_val:", "", *verdicts(table, seeds, frac)]
+    if data.get("corrupt_as") and any(k.endswith("/corrupt_on") for k in table):
+        how = data["corrupt_as"]
+        lines += ["", f"A corrupted variation (`mine_real.corrupt_as: {how}`) shows {CORRUPT_AS[how]}."]
     if data.get("compositional"):
-        lines += ["", "The same checks on the diagnostic rows:", "", *verdicts(data["compositional"], seeds)]
+        diag = verdicts(data["compositional"], seeds, frac)
+        lines += ["", "The same checks on the diagnostic rows:", "", *diag]
     lines += ["", NOTES.rstrip()]
     return finish_markdown(lines, data, seeds)
+
+
+SAME = ("overrides", "corrupt_as", "corrupt_fraction")  # what runs joined by --merge must agree on
+
+
+def merge_results(parts: list[dict]) -> dict:
+    """The results of runs on disjoint seeds with the same settings, as one run's: per-seed entries joined
+    in seed order, the shared stages' times and the load average of the first."""
+    first, seen = parts[0], set()
+    for i, part in enumerate(parts, 1):
+        for key in SAME:
+            if (mine := part.get(key)) != first.get(key):
+                raise click.UsageError(f"--merge: part {i} has {key} {mine!r}, part 1 {first.get(key)!r}")
+        if seen & set(part["mining"]):
+            raise click.UsageError(f"--merge: part {i} repeats seed(s) {sorted(seen & set(part['mining']))}")
+        seen |= set(part["mining"])
+    def by_seed(kv):
+        return int(kv[0].split("/")[0])
+
+    out = dict(first)
+    for key in ("table", "compositional", "mining"):
+        out[key] = dict(sorted({k: v for p in parts for k, v in p.get(key, {}).items()}.items(), key=by_seed))
+    times = {k: v for p in parts for k, v in p["times_s"].items() if k != "data"}
+    out["times_s"] = {"data": first["times_s"]["data"], **dict(sorted(times.items(), key=by_seed))}
+    return out
 
 
 def table_lines(table: dict) -> list[str]:
@@ -430,6 +486,11 @@ def finish_markdown(lines: list[str], data: dict, seeds: list[str]) -> str:
 )
 @click.option("--render", is_flag=True, help="Only rewrite OUT.md from OUT.json (no runs).")
 @click.option(
+    "--merge", "parts", multiple=True, metavar="RESULTS",
+    help="Only join the results (path without suffix) of runs on other seeds with the same settings into "
+    "OUT (repeatable; runs of disjoint --seeds in parallel, one process per core).",
+)  # fmt: skip
+@click.option(
     "--compositional-only",
     is_flag=True,
     help="Only score the trained arms of --seeds in --work on the diagnostic rows; add them to OUT.",
@@ -445,11 +506,20 @@ def finish_markdown(lines: list[str], data: dict, seeds: list[str]) -> str:
     help="Train only these arms besides the control (repeatable; default: every arm).",
 )
 @click.option(
+    "--corrupt", default=1 / 3, type=click.FloatRange(0, 1, min_open=True), show_default="1/3",
+    help="mine_real.corrupt_fraction of the corrupt_off and corrupt_on arms.",
+)  # fmt: skip
+@click.option(
     "-S", "sets", multiple=True, metavar="KEY=VALUE",
     help="Override a param after the recipe, for every arm (repeatable; the value is read as YAML).",
 )  # fmt: skip
-def main(seeds, work, out, render, compositional_only, add_arm, only, sets):
+def main(seeds, work, out, render, compositional_only, add_arm, only, corrupt, sets, parts):
     from genemi.io import write_json
+
+    CORRUPT["fraction"] = corrupt
+    if parts:
+        write_json(f"{out}.json", merge_results([json.loads(Path(f"{p}.json").read_text()) for p in parts]))
+        render = True
 
     for item in sets:
         key, eq, value = item.partition("=")
@@ -501,6 +571,8 @@ def main(seeds, work, out, render, compositional_only, add_arm, only, sets):
             "times_s": times,
             "load_average": [round(x, 1) for x in os.getloadavg()],
             "overrides": dict(OVERRIDES),
+            "corrupt_as": corrupt_as(),
+            "corrupt_fraction": CORRUPT["fraction"],
         }
         write_json(f"{out}.json", data)
         Path(f"{out}.md").write_text(markdown(data), encoding="utf-8")

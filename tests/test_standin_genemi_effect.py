@@ -17,3 +17,37 @@ def test_the_genemi_benchmark_trains_its_base_on_what_the_pipeline_base_stage_re
     genemi_effect = benchmark_module.load("standin_genemi_effect")
     cmd = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["base"]["cmd"]
     assert re.search(r"--train (\S+)", cmd).group(1) == genemi_effect.BASE_TRAIN
+
+
+def _part(seeds: list[str], **settings) -> dict:
+    row = {"text": 80.0, "image": 85.0, "group": 75.0}
+    return {
+        "table": {f"{s}/{arm}": dict(row, seed=s) for s in seeds for arm in ("control", "genemi")},
+        "compositional": {f"{s}/genemi": dict(row) for s in seeds},
+        "mining": {s: {"genemi": {"variations": int(s)}} for s in seeds},
+        "times_s": {"data": {"base": 90.0}, **{s: {"finetune_genemi": 50.0} for s in seeds}},
+        "load_average": [1.0],
+        "overrides": {},
+        "corrupt_as": "unchanged",
+        "corrupt_fraction": 1 / 3,
+        **settings,
+    }
+
+
+def test_merge_joins_runs_of_other_seeds_and_refuses_runs_that_differ():
+    import click
+    import pytest
+
+    effect = benchmark_module.load("standin_genemi_effect")
+    got = effect.merge_results([_part(["2"]), _part(["0", "1"])])
+    assert list(got["mining"]) == ["0", "1", "2"] and got["mining"]["2"] == {"genemi": {"variations": 2}}
+    assert list(got["table"]) == [f"{s}/{arm}" for s in "012" for arm in ("control", "genemi")]
+    assert all(got["table"][k]["seed"] == k.split("/")[0] for k in got["table"])
+    assert set(got["compositional"]) == {"0/genemi", "1/genemi", "2/genemi"}
+    assert set(got["times_s"]) == {"data", "0", "1", "2"} and got["corrupt_as"] == "unchanged"
+    with pytest.raises(click.UsageError, match="part 2 has corrupt_as 'portrayal'"):
+        effect.merge_results([_part(["0"]), _part(["1"], corrupt_as="portrayal")])
+    with pytest.raises(click.UsageError, match="part 2 has corrupt_fraction"):
+        effect.merge_results([_part(["0"]), _part(["1"], corrupt_fraction=0.667)])
+    with pytest.raises(click.UsageError, match=r"part 2 repeats seed\(s\) \['1'\]"):
+        effect.merge_results([_part(["0", "1"]), _part(["1", "2"])])
