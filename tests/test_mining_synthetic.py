@@ -23,6 +23,7 @@ from genemi.images import read_image
 from genemi.manifest import Record, read_manifest
 from genemi.mining import pipeline as P
 from genemi.mining import synthetic as W
+from genemi.mining.contact_sheet import variation_label
 from genemi.synth import dataset, world
 from genemi.synth.negatives import NEGATIVE_TYPES
 
@@ -179,6 +180,9 @@ def test_variations_are_right_and_the_filter_drops_the_corrupted_ones(tmp_path, 
     assert not dropped if corrupt_as == "portrayal" else len(dropped) < len(good) / 4
     kept = P.merge(tmp_path / "w", tmp_path / "on.jsonl")
     assert kept["written"] == len(good) - len(dropped)
+    # the contact sheet says which tiles were corrupted on purpose, and what they show
+    assert all(f"CORRUPTED: shows {r['meta']['corrupted']}" in variation_label(r) for r in bad)
+    assert not any("CORRUPTED" in variation_label(r) for r in good)
     assert kept["corrupted"] == len(bad) and kept["corrupted_kept"] == 0
     off = P.merge(tmp_path / "w", tmp_path / "off.jsonl", keep_failed=True)
     assert off["written"] == len(rows) and off["corrupted_kept"] == len(bad)

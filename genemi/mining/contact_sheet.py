@@ -1,7 +1,8 @@
 """Contact sheets of mining: each origin image beside its variations, one row per edited object.
 
 A quick visual audit of mining: does the edit sit on the object, does the caption match,
-which variations the ITM/IVA filter dropped (red frame) or kept (green frame).
+which variations the ITM/IVA filter dropped (red frame) or kept (green frame), and which were corrupted
+on purpose to test it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,15 @@ from PIL import Image
 
 from genemi.images import read_image
 from genemi.plots import DROPPED, KEPT, Tile, contact_sheet
+
+
+def variation_label(record: dict) -> str:
+    """A variation tile's caption: its caption, mean ITM and IVA, and, for one corrupted on purpose
+    (``mine_real.corrupt_fraction``), what its image shows instead."""
+    m = record["meta"]
+    itm = sum(m["itm_score"]) / len(m["itm_score"])
+    label = f"{record['caption']} (itm {itm:.2f}, iva {m['iva_score']:.0f})"
+    return label + (f" CORRUPTED: shows {m['corrupted']}" if "corrupted" in m else "")
 
 
 def origin_sheet(
@@ -29,10 +39,7 @@ def origin_sheet(
         row = [Tile(original, f"[{item}] {part['caption']}", box=box)]
         for r in sorted(by_item[item], key=lambda r: r["id"]):
             var = read_image(Path(variation_root) / r["image"], what=f"variation {r.get('id')!r}")
-            m = r["meta"]
-            itm = sum(m["itm_score"]) / len(m["itm_score"])
-            label = f"{r['caption']} (itm {itm:.2f}, iva {m['iva_score']:.0f})"
-            row.append(Tile(var, label, KEPT if m["passed"] else DROPPED))
+            row.append(Tile(var, variation_label(r), KEPT if r["meta"]["passed"] else DROPPED))
         rows.append(row)
     if not rows:  # nothing was mined for this origin: show it alone
         rows = [[Tile(original, f"(no variation) {part['caption']}")]]
