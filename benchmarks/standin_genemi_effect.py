@@ -319,7 +319,7 @@ def summarise(results: dict, which: str | None = None) -> dict:
 
 
 def verdicts(table: dict, seeds: list[str], fraction: float = 1 / 3) -> list[str]:
-    """The issue's targets, per seed: genemi >= 10 points over the control on group, text and image; with a
+    """The recipe's targets, per seed: genemi >= 10 points over the control on group, text and image; with a
     third (``fraction``) corrupted and the filter off the group gain shrinks or reverses; the filter
     restores >= half."""
     out = []
@@ -395,7 +395,8 @@ def markdown(data: dict) -> str:
                   "synthetic miner's colour swap, colour/shape change, place swap and count change):", "",
                   *table_lines(data["compositional"])]  # fmt: skip
     frac = data.get("corrupt_fraction", 1 / 3)
-    lines += ["", "Targets (issue 22) on genemi_val:", "", *verdicts(table, seeds, frac)]
+    targets = "Targets (the recipe's, recipes/standin_genemi.yaml) on genemi_val:"
+    lines += ["", targets, "", *verdicts(table, seeds, frac)]
     if data.get("corrupt_as") and any(k.endswith("/corrupt_on") for k in table):
         how = data["corrupt_as"]
         lines += ["", f"A corrupted variation (`mine_real.corrupt_as: {how}`) shows {CORRUPT_AS[how]}."]
