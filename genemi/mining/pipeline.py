@@ -145,15 +145,16 @@ def mine_origin(
             # a corrupted variation's image is not what its caption names, as after a failed inpainting:
             # another portrayal of the object, or the object as it was (an edit that changed nothing)
             corrupt = corrupted(seed, name, p.corrupt_fraction)
-            other = corrupt and p.corrupt_as == "portrayal" and len(portrayals) > 1
+            if corrupt and p.corrupt_as == "portrayal":
+                corrupt = len(portrayals) > 1  # one portrayal alone has no other to paint
+            other = corrupt and p.corrupt_as == "portrayal"
             painted = portrayals[(j + 1) % len(portrayals)] if other else por
-            var = chain.editor.edit(image, mask, painted.desc, edit_seed)
-            shows = painted.short
-            if p.corrupt_as == "portrayal":
-                corrupt = other
-            elif corrupt:  # an edit that changes no pixel (the object's own look) has nothing to undo
+            var, shows = chain.editor.edit(image, mask, painted.desc, edit_seed), painted.short
+            if corrupt and p.corrupt_as == "unchanged":
+                # an edit that changes no pixel (a portrayal of the object's own look) has nothing to undo
                 corrupt = iva_score([image, var], p.iva_pixel_std) > 0
-                shows, var = (item, image.copy()) if corrupt else (shows, var)
+                if corrupt:
+                    var, shows = image.copy(), item
             save = f"{origin}/{safe_name(item)}/{sv}.png"
             write_png(out_images / save, var)
             captions = variation_captions(
