@@ -51,3 +51,32 @@ def test_merge_joins_runs_of_other_seeds_and_refuses_runs_that_differ():
         effect.merge_results([_part(["0"]), _part(["1"], corrupt_fraction=0.667)])
     with pytest.raises(click.UsageError, match=r"part 2 repeats seed\(s\) \['1'\]"):
         effect.merge_results([_part(["0", "1"]), _part(["1", "2"])])
+
+
+def test_filter_plot_starts_each_line_at_the_clean_arm_and_refuses_clean_arms_that_differ(tmp_path):
+    import json
+
+    import click
+    import pytest
+
+    plot = benchmark_module.load("standin_genemi_filter_plot")
+
+    def results(name, kind, share, off, on, clean=20.0):
+        def cell(g):
+            return {"d_group": g, "d_group_lo": g - 9, "d_group_hi": g + 9}
+
+        table = {"0/genemi": cell(clean), "0/corrupt_off": cell(off), "0/corrupt_on": cell(on)}
+        table["0/control"] = {"group": 55.0}  # no delta: not a point
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"table": table, "corrupt_as": kind, "corrupt_fraction": share}))
+        return path
+
+    files = [results("a", "unchanged", 1 / 3, 24.0, 21.0), results("b", "unchanged", 2 / 3, 6.0, 20.0)]
+    pts = plot.points(files)
+    assert [p[:2] for p in pts["unchanged"]["corrupt_off"]["0"]] == [(0.0, 20.0), (1 / 3, 24.0), (2 / 3, 6.0)]
+    assert [p[1] for p in pts["unchanged"]["corrupt_on"]["0"]] == [20.0, 21.0, 20.0]
+    assert pts["portrayal"] == {"corrupt_off": {}, "corrupt_on": {}}
+    plot.draw(pts, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+    with pytest.raises(click.ClickException, match="seed 0's clean arm differs"):
+        plot.points([*files, results("c", "portrayal", 2 / 3, 8.0, 18.0, clean=25.0)])
