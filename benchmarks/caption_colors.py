@@ -40,7 +40,7 @@ def color_stats(captions: list[str]) -> dict:
     counts = [sum(w in COLORS for w in re.findall(r"[a-z]+", c.lower())) for c in captions]
     n = len(counts)
     if not n:
-        raise click.ClickException("no captions to count")
+        raise click.ClickException("no captions to count: the --captions file needs one caption per line")
     return {"captions": n, "with_color": round(100 * sum(k > 0 for k in counts) / n, 1),
             "per_caption": round(sum(counts) / n, 3)}  # fmt: skip
 

@@ -417,10 +417,13 @@ def merge_results(parts: list[dict]) -> dict:
     for i, part in enumerate(parts, 1):
         for key in SAME:
             if (mine := part.get(key)) != first.get(key):
-                raise click.UsageError(f"--merge: part {i} has {key} {mine!r}, part 1 {first.get(key)!r}")
+                raise click.UsageError(f"--merge: part {i} has {key} {mine!r}, part 1 {first.get(key)!r}; "
+                                       "join only runs made with the same settings")  # fmt: skip
         if seen & set(part["mining"]):
-            raise click.UsageError(f"--merge: part {i} repeats seed(s) {sorted(seen & set(part['mining']))}")
+            again = sorted(seen & set(part["mining"]))
+            raise click.UsageError(f"--merge: part {i} repeats seed(s) {again}; join runs of other --seeds")
         seen |= set(part["mining"])
+
     def by_seed(kv):
         return int(kv[0].split("/")[0])
 

@@ -34,7 +34,8 @@ def points(files: list[Path]) -> dict:
             cell = (e["d_group"], e["d_group_lo"], e["d_group_hi"]) if "d_group" in e else None
             if arm == "genemi" and cell:
                 if clean.setdefault(seed, cell) != cell:
-                    raise click.ClickException(f"{f}: seed {seed}'s clean arm differs from another file's")
+                    raise click.ClickException(f"{f}: seed {seed}'s clean arm differs from another file's; "
+                                               "pass --results of runs with one recipe and -S")  # fmt: skip
             elif arm in ARMS and cell:
                 out[kind][arm].setdefault(seed, []).append((share, *cell))
     for kind in out.values():
@@ -42,7 +43,8 @@ def points(files: list[Path]) -> dict:
             for seed, pts in arm.items():
                 if seed not in clean:
                     where = ", ".join(map(str, files))
-                    raise click.ClickException(f"seed {seed}: no clean genemi arm in {where}")
+                    raise click.ClickException(f"seed {seed}: no clean genemi arm in {where}; add a run "
+                                               "with --arms genemi for that seed")  # fmt: skip
                 pts.append((0.0, *clean[seed]))
                 pts.sort()
     return out
@@ -56,7 +58,8 @@ def draw(pts: dict, path: Path) -> None:
 
     kinds = {k: t for k, t in KINDS.items() if any(pts[k].values())}
     if not kinds:
-        raise click.ClickException("no corrupt_off or corrupt_on arm in the results given")
+        raise click.ClickException("no corrupt_off or corrupt_on arm in the results given; pass --results of "
+                                   "runs with --arms corrupt_off --arms corrupt_on")  # fmt: skip
     seeds = sorted({seed for k in kinds for arm in pts[k].values() for seed in arm}, key=int)
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), sharey=True, squeeze=False)
     axes = axes[0]
