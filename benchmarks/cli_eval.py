@@ -1,4 +1,4 @@
-"""Wall time of `genemi eval` and `genemi compare` on the synthetic test split (the issue's target: seconds).
+"""Wall time of `genemi eval` and `genemi compare` on the synthetic test split (the target: seconds).
 
 Writes the synthetic world's test split at params.yaml's size (synth.n_test scenes, mined negatives;
 training scenes cut to 8, which the test split does not depend on) into a temporary folder, saves

@@ -13,7 +13,7 @@ weights cost what pretrained ones cost. Records, in ``benchmarks/results/gpu_che
     python benchmarks/gpu_check.py                      # on the GPU machine
     python benchmarks/gpu_check.py --smoke --device cpu  # plumbing check on a CPU (a few steps, no mining)
 
-Targets (issue 12): ours >= 0.95x open_clip_train's samples/s; data wait < 5% of step time at batch 256.
+Targets: ours >= 0.95x open_clip_train's samples/s; data wait < 5% of step time at batch 256.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def main() -> None:
                    "torch": torch.__version__},
         "images_per_s": {f"workers_{w}": round(r, 1) for w, r in results.items()},
         "speedup": round(results[a.workers] / results[0], 3),
-        "target": f"workers={a.workers} >= 1.7x workers=0 (issue 12, 2-core CPU)",
+        "target": f"workers={a.workers} >= 1.7x workers=0 (2-core CPU)",
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")

@@ -10,7 +10,7 @@ Box threshold is 0 so every item reaches the inpainter (a random detector scores
     python benchmarks/mine_real_throughput.py --device cuda --images 8 --out benchmarks/results/mine_real.json
     python benchmarks/mine_real_throughput.py --size tiny --device cpu --images 2   # plumbing check
 
-Recorded results: none yet (needs a GPU; see the issue-6 report).
+Recorded results: none yet (needs a GPU).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def run(seed: int, hn_weight: float) -> dict:
 def target_verdict(
     results: dict, seeds, bench: str = "synth_test", margin: float = 10.0, r1_drop: float = 2.0
 ) -> dict:
-    """Issue 2's target: on every seed, HN beats the control by >= ``margin`` points on attribute
+    """The target: on every seed, HN beats the control by >= ``margin`` points on attribute
     swap and relation flip, and neither R@1 falls more than ``r1_drop`` points below the control's."""
     worst = {}
     for k in ("attribute_swap/text", "relation_flip/text", "retrieval/i2t_r@1", "retrieval/t2i_r@1"):

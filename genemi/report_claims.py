@@ -323,7 +323,7 @@ def claims_markdown(groups: Sequence[Group], n_boot: int = 1000, seed: int = 0) 
 
 
 def remedy_summary(rows: Sequence[Row]) -> str:
-    """Which remedies halve the retention loss while keeping >= 70% of the compositional gain (the issue's
+    """Which remedies halve the retention loss while keeping >= 70% of the compositional gain (the remedy
     target), from the rows' point values; says what is missing when none can be judged."""
     judged, good = [], []
     for claim in dict.fromkeys(r.claim for r in rows if r.claim.endswith("reduces the retention loss")):

@@ -1,4 +1,4 @@
-"""Bad data, by class (issue 24, classes 3-6), table-driven like tests/test_bad_inputs.py:
+"""Bad data, by class (classes 3-6 of docs/reliability.md), table-driven like tests/test_bad_inputs.py:
 
 3. params that YAML accepts but that mean nothing (keys given twice, resource knobs past any machine,
    misspelt type names, hard-negative runs without negatives, malformed recipes);

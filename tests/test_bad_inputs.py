@@ -439,7 +439,7 @@ def test_bad_image_on_the_real_data_path_names_the_file(tmp_path, world, kind):
 @pytest.mark.parametrize("kind", ["truncated", "empty", "not_an_image", "missing"])
 def test_bad_evaluation_image_names_the_file_and_writes_nothing(tmp_path, world, kind):
     """Missing images fail before any model is built (a stat per file); a truncated or corrupt one fails
-    while the one decoding pass runs (each image is decoded once, for both models: issue 12), naming it."""
+    while the one decoding pass runs (each image is decoded once, for both models), naming it."""
     data = _world_copy(tmp_path, world)
     _bad_image(data / "img" / "n3.png", kind)
     moved = {f"eval.benchmarks.synth_test.{k}": "train.jsonl" for k in ("file", "models")}

@@ -1,4 +1,4 @@
-"""Faults on the way out, table-driven (issue 24, classes 1, 2 and 7):
+"""Faults on the way out, table-driven (classes 1, 2 and 7 of docs/reliability.md):
 
 1. outputs that collide with each other or with an input (same path, one inside another, a symbolic or
    hard link, an ``a/../b`` spelling), for every kind of stage;

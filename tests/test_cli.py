@@ -394,7 +394,7 @@ def test_eval_reads_a_transformers_clipmodel_folder_with_its_own_tokenizer_and_p
 
 @pytest.mark.slow
 def test_vit_b_32_checkpoint_on_sugarcrepe_in_its_published_layout(tmp_path):
-    """The issue's target: `genemi eval --model ViT-B-32 --checkpoint <file> --benchmark sugarcrepe`
+    """The target: `genemi eval --model ViT-B-32 --checkpoint <file> --benchmark sugarcrepe`
     offline, on a real-size (random-init) ViT-B-32 and SugarCrepe's 7 files placed where the catalogue
     puts them; the accuracies are those of the open_clip model called by hand."""
     import open_clip

@@ -1,4 +1,4 @@
-"""Real runs follow the published procedures (issue 15): image-path layouts, ARO's macro accuracy, the
+"""Real runs follow the published procedures: image-path layouts, ARO's macro accuracy, the
 standard 25,000-caption Karpathy 5k test, GeNeMi's one-origin-per-image mining, no empty outputs, and
 the named recipes. Every fixture is written here from the original repository's format, cited in the
 test's docstring."""
@@ -200,7 +200,7 @@ def test_aro_vg_relation_macro_drops_aros_symmetric_relations(tmp_path):
 
 
 def test_aro_symmetric_list_is_aros():
-    """ARO's list (same notebook cell) ends with the spatial ones the issue names; ``on``, ``behind``,
+    """ARO's list (same notebook cell) ends with the spatial ones named below; ``on``, ``behind``,
     ``wearing`` and ``holding`` are not in it."""
     assert len(ARO_SYMMETRIC_RELATIONS) == 157
     assert {

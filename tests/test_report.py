@@ -598,7 +598,7 @@ def test_readme_exp_show_commands_are_the_measured_ones_that_fit_200_columns():
 
 
 def test_default_experiment_list_with_full_params_and_the_stand_in_recipes(tmp_path):
-    """The issue's case with every params.yaml key: the two stand-in recipes, the default run and its
+    """The case with every params.yaml key: the two stand-in recipes, the default run and its
     control. Labels name only what differs (the stand-ins' benchmark lists by name: no
     `eval.benchmarks.*=None`), the default's control is found, and no stand-in is anyone's control."""
     from genemi.recipe import apply_to, load_recipe
