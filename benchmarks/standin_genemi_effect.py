@@ -326,6 +326,10 @@ def verdicts(table: dict, seeds: list[str], fraction: float = 1 / 3) -> list[str
     for seed in seeds:
         g, off, on = (table.get(f"{seed}/{a}") for a in ("genemi", "corrupt_off", "corrupt_on"))
         if not g:
+            if off or on:
+                why = "run with --arms genemi, or --render --clean RESULTS of such a run"
+                out.append(f"- seed {seed}: no clean genemi arm in this run, so the filter rule cannot be "
+                           f"checked ({why})")  # fmt: skip
             continue
         gain = all(g[f"d_{m}"] >= 10 for m in METRICS)
         line = f"- seed {seed}: genemi - control " + ", ".join(f"{m} {g[f'd_{m}']:+.1f}" for m in METRICS)
@@ -397,6 +401,9 @@ def markdown(data: dict) -> str:
     frac = data.get("corrupt_fraction", 1 / 3)
     targets = "Targets (the recipe's, recipes/standin_genemi.yaml) on genemi_val:"
     lines += ["", targets, "", *verdicts(table, seeds, frac)]
+    if data.get("clean_from"):
+        lines += ["", f"The clean `genemi` rows are those of `{data['clean_from']}` (same recipe and -S, the "
+                  "same control to the digit)."]  # fmt: skip
     if data.get("corrupt_as") and any(k.endswith("/corrupt_on") for k in table):
         how = data["corrupt_as"]
         lines += ["", f"A corrupted variation (`mine_real.corrupt_as: {how}`) shows {CORRUPT_AS[how]}."]
@@ -408,6 +415,39 @@ def markdown(data: dict) -> str:
 
 
 SAME = ("overrides", "corrupt_as", "corrupt_fraction")  # what runs joined by --merge must agree on
+
+
+def add_clean(data: dict, clean: dict, source: str) -> dict:
+    """``data`` (a run of the corrupt arms only) with the clean genemi arm of each of its seeds taken from
+    ``clean``, a run with the same recipe and -S: that arm does not depend on the corrupt settings. Refused
+    unless the two runs' controls scored the same, row for row of the table (same code, same machine)."""
+    def kept(run):  # what the clean arm depends on: not the corrupt settings
+        return {k: v for k, v in run.get("overrides", {}).items() if not k.startswith("mine_real.corrupt_")}
+
+    if (theirs := kept(clean)) != (mine := kept(data)):
+        raise click.UsageError(f"--clean {source}: made with -S {theirs!r}, this run with {mine!r}; "
+                               "take the clean arm from a run with the same -S")  # fmt: skip
+    out = {**data, "clean_from": source}
+    for part in ("table", "compositional"):
+        if part not in data:
+            continue
+        out[part] = {}
+        for seed in data["mining"]:
+            arm, control = (clean.get(part, {}).get(f"{seed}/{a}") for a in ("genemi", "control"))
+            if f"{seed}/genemi" in data[part]:
+                raise click.UsageError(f"--clean {source}: this run has its own genemi arm for seed {seed}")
+            if arm is None:
+                raise click.UsageError(f"--clean {source}: no genemi arm for seed {seed} in its {part}; run "
+                                       f"it with --seeds {seed} --arms genemi")  # fmt: skip
+            if control != data[part].get(f"{seed}/control"):
+                raise click.UsageError(f"--clean {source}: seed {seed}'s control differs from this run's "
+                                       "(other code or machine); run --arms genemi here instead")  # fmt: skip
+            for key, entry in data[part].items():
+                if key.split("/")[0] == seed and not key.endswith("/genemi"):
+                    out[part][key] = entry
+                    if key.endswith("/control"):
+                        out[part][f"{seed}/genemi"] = arm
+    return out
 
 
 def merge_results(parts: list[dict]) -> dict:
@@ -495,6 +535,11 @@ def finish_markdown(lines: list[str], data: dict, seeds: list[str]) -> str:
     "OUT (repeatable; runs of disjoint --seeds in parallel, one process per core).",
 )  # fmt: skip
 @click.option(
+    "--clean", "clean_from", metavar="RESULTS",
+    help="With --render or --merge: take the clean genemi arm from RESULTS (path without suffix), a run "
+    "with the same recipe and -S, for a run of the corrupt arms only (refused unless its control matches).",
+)  # fmt: skip
+@click.option(
     "--compositional-only",
     is_flag=True,
     help="Only score the trained arms of --seeds in --work on the diagnostic rows; add them to OUT.",
@@ -517,13 +562,19 @@ def finish_markdown(lines: list[str], data: dict, seeds: list[str]) -> str:
     "-S", "sets", multiple=True, metavar="KEY=VALUE",
     help="Override a param after the recipe, for every arm (repeatable; the value is read as YAML).",
 )  # fmt: skip
-def main(seeds, work, out, render, compositional_only, add_arm, only, corrupt, sets, parts):
+def main(seeds, work, out, render, clean_from, compositional_only, add_arm, only, corrupt, sets, parts):
     from genemi.io import write_json
 
     CORRUPT["fraction"] = corrupt
     if parts:
         write_json(f"{out}.json", merge_results([json.loads(Path(f"{p}.json").read_text()) for p in parts]))
         render = True
+    if clean_from:
+        if not render:
+            raise click.UsageError("--clean joins finished runs: use it with --render or --merge")
+        data = add_clean(json.loads(Path(f"{out}.json").read_text()),
+                         json.loads(Path(f"{clean_from}.json").read_text()), clean_from)  # fmt: skip
+        write_json(f"{out}.json", data)
 
     for item in sets:
         key, eq, value = item.partition("=")

@@ -80,3 +80,55 @@ def test_filter_plot_starts_each_line_at_the_clean_arm_and_refuses_clean_arms_th
     assert (tmp_path / "f.png").stat().st_size > 10_000
     with pytest.raises(click.ClickException, match="seed 0's clean arm differs"):
         plot.points([*files, results("c", "portrayal", 2 / 3, 8.0, 18.0, clean=25.0)])
+
+
+def test_clean_arm_joins_a_corrupt_only_run_when_its_control_matches_and_the_rule_is_then_checked():
+    import click
+    import pytest
+
+    effect = benchmark_module.load("standin_genemi_effect")
+
+    def cell(group, **more):
+        return {"text": 80.0, "image": 85.0, "group": group, **more}
+
+    def delta(g):
+        return {f"d_{m}": g for m in ("text", "image", "group")} | {
+            f"d_{m}_{b}": g for m in ("text", "image", "group") for b in ("lo", "hi")
+        }
+
+    corrupt = _part(["0"], corrupt_fraction=0.5)
+    corrupt["table"] = {
+        "0/base": cell(64.0),
+        "0/control": cell(55.0),
+        "0/corrupt_off": cell(70.0, **delta(15.0)),
+        "0/corrupt_on": cell(80.0, **delta(25.0)),
+    }
+    corrupt["compositional"] = {"0/control": cell(3.0), "0/corrupt_on": cell(9.0, **delta(6.0))}
+    corrupt["mining"] = {
+        "0": {"corrupt_on": {"variations": 10, "written": 5, "corrupted": 5, "corrupted_kept": 0}}
+    }
+    assert effect.verdicts(corrupt["table"], ["0"], 0.5) == [
+        "- seed 0: no clean genemi arm in this run, so the filter rule cannot be checked (run with --arms "
+        "genemi, or --render --clean RESULTS of such a run)"
+    ]
+    clean = _part(["0"])
+    clean["table"] = {"0/control": cell(55.0), "0/genemi": cell(75.0, **delta(20.0))}
+    clean["compositional"] = {"0/control": cell(3.0), "0/genemi": cell(8.0, **delta(5.0))}
+    corrupt["overrides"] = {"mine_real.corrupt_as": "portrayal"}  # the clean arm does not depend on it
+    got = effect.add_clean(corrupt, clean, "results/clean")
+    assert list(got["table"]) == ["0/base", "0/control", "0/genemi", "0/corrupt_off", "0/corrupt_on"]
+    assert got["table"]["0/genemi"]["d_group"] == 20.0 and got["compositional"]["0/genemi"]["group"] == 8.0
+    (line,) = effect.verdicts(got["table"], ["0"], 0.5)
+    assert line.endswith("clean +20.0, 50% corrupted + filter off +15.0, filter on +25.0: the gain shrinks, "
+                         "the filter restores 200% -> met")  # fmt: skip
+    assert "`results/clean`" in effect.markdown(got)
+
+    other = dict(clean, table={**clean["table"], "0/control": cell(56.0)})
+    with pytest.raises(click.UsageError, match="seed 0's control differs"):
+        effect.add_clean(corrupt, other, "c")
+    with pytest.raises(click.UsageError, match="made with -S"):
+        effect.add_clean(corrupt, dict(clean, overrides={"finetune.steps": 100}), "c")
+    with pytest.raises(click.UsageError, match="no genemi arm for seed 0"):
+        effect.add_clean(corrupt, dict(clean, table={"0/control": cell(55.0)}), "c")
+    with pytest.raises(click.UsageError, match="has its own genemi arm"):
+        effect.add_clean(got, clean, "c")
