@@ -34,6 +34,9 @@ stages plus its mining, fine-tuning and evaluation.
     python benchmarks/standin_genemi_effect.py -S data.stand_in_palette=broad --out /tmp/broad  # + overrides
     python benchmarks/standin_genemi_effect.py --arms genemi --out /tmp/g  # the control and genemi only
     python benchmarks/standin_genemi_effect.py --corrupt 0.667 --arms corrupt_on --arms corrupt_off  # 2/3
+    # the corrupt arms alone, then the clean arm of a finished run joined in (its control must match):
+    python benchmarks/standin_genemi_effect.py --corrupt 0.5 --arms corrupt_on --arms corrupt_off --out /tmp/h
+    python benchmarks/standin_genemi_effect.py --out /tmp/h --render --clean /tmp/g  # /tmp/g: a genemi run
     # seeds in parallel (one process per core), then joined into one results file:
     python benchmarks/standin_genemi_effect.py --seeds 0 --seeds 1 --out /tmp/a &
     python benchmarks/standin_genemi_effect.py --seeds 2 --out /tmp/b; wait

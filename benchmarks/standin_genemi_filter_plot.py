@@ -3,7 +3,8 @@
 Reads the results of `benchmarks/standin_genemi_effect.py` (each JSON records its `corrupt_as` and
 `corrupt_fraction`; a file without them was made with another portrayal at a third) and draws, per kind of
 failed edit, the genemi_val group gain over the same-steps control against the share corrupted: the clean
-arm at 0, then the filter off and on, one line per seed, each point with its paired 95% interval.
+arm at 0, then the filter off and on, one line per seed, each point with its paired 95% interval; and,
+filter on, the same gain against the number of variations the filter kept (all of them right).
 
 \b
     python benchmarks/standin_genemi_filter_plot.py    # -> benchmarks/results/standin_genemi_filter.png
@@ -50,7 +51,51 @@ def points(files: list[Path]) -> dict:
     return out
 
 
-def draw(pts: dict, path: Path) -> None:
+def by_count(files: list[Path]) -> dict:
+    """{kind: {seed: [(variations trained on, gain, lo, hi), ...]}}: each filter-on arm at the number of
+    variations its filter kept (all of them right), and the clean arm at its whole mining."""
+    out: dict = {k: {} for k in KINDS}
+    clean: dict = {}
+    for f in files:
+        data = json.loads(f.read_text())
+        kind = data.get("corrupt_as", "portrayal")
+        for key, e in data["table"].items():
+            seed, arm = key.split("/")
+            kept = data.get("mining", {}).get(seed, {}).get(arm, {}).get("kept")
+            if "d_group" not in e or kept is None:
+                continue
+            cell = (kept, e["d_group"], e["d_group_lo"], e["d_group_hi"])
+            if arm == "genemi":
+                clean[seed] = cell
+            elif arm == "corrupt_on":
+                out[kind].setdefault(seed, []).append(cell)
+    for kind in out.values():
+        for seed, pts in kind.items():
+            pts.extend([clean[seed]] if seed in clean else [])
+            pts.sort()
+    return out
+
+
+def draw_counts(ax, counts: dict) -> None:
+    """Filter on: the group gain against how many right variations the arm trained on (log axis)."""
+    colours = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
+    for (kind, marker), style in zip({"portrayal": "s", "unchanged": "o"}.items(), (":", "-"), strict=True):
+        for seed, line in sorted(counts[kind].items(), key=lambda kv: int(kv[0])):
+            err = [[g - lo for _, g, lo, _ in line], [hi - g for _, g, _, hi in line]]
+            ax.errorbar([n for n, *_ in line], [g for _, g, _, _ in line], yerr=err, marker=marker, ms=4,
+                        ls=style, lw=1, capsize=2, alpha=0.8, color=colours[int(seed) % len(colours)],
+                        label=f"seed {seed}, {KINDS[kind].split(' (')[0]}")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xticks([250, 500, 1000, 2000, 3000], ["250", "500", "1000", "2000", "3000"])
+    ax.minorticks_off()
+    ax.axhline(0, color="#888888", lw=0.8)
+    ax.set_title("filter on: gain by right variations trained on", fontsize=10)
+    ax.set_xlabel("variations kept by the filter (all right; log scale)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=7)
+
+
+def draw(pts: dict, path: Path, counts: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,8 +106,13 @@ def draw(pts: dict, path: Path) -> None:
         raise click.ClickException("no corrupt_off or corrupt_on arm in the results given; pass --results of "
                                    "runs with --arms corrupt_off --arms corrupt_on")  # fmt: skip
     seeds = sorted({seed for k in kinds for arm in pts[k].values() for seed in arm}, key=int)
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), sharey=True, squeeze=False)
+    extra = 1 if counts and any(counts.values()) else 0
+    fig, axes = plt.subplots(1, len(kinds) + extra, figsize=(5.5 * (len(kinds) + extra), 4.2), sharey=True,
+                             squeeze=False)  # fmt: skip
     axes = axes[0]
+    if extra:
+        draw_counts(axes[-1], counts)
+        axes = axes[:-1]
     for ax, (kind, title) in zip(axes, kinds.items(), strict=True):
         for arm, (label, colour, style) in ARMS.items():
             for i, (_, line) in enumerate(sorted(pts[kind][arm].items())):
@@ -99,7 +149,8 @@ def draw(pts: dict, path: Path) -> None:
 )  # fmt: skip
 def main(files, out):
     default = [RESULTS / "standin_genemi_effect.json", *RESULTS.glob("standin_genemi_corrupt_*.json")]
-    draw(points(list(files) or default), out)
+    files = list(files) or default
+    draw(points(files), out, by_count(files))
     click.echo(f"wrote {out}")
 
 

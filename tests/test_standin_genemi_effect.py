@@ -82,6 +82,33 @@ def test_filter_plot_starts_each_line_at_the_clean_arm_and_refuses_clean_arms_th
         plot.points([*files, results("c", "portrayal", 2 / 3, 8.0, 18.0, clean=25.0)])
 
 
+def test_filter_plot_puts_each_filtered_arm_at_the_number_of_variations_its_filter_kept(tmp_path):
+    import json
+
+    plot = benchmark_module.load("standin_genemi_filter_plot")
+
+    def cell(g):
+        return {"d_group": g, "d_group_lo": g - 9, "d_group_hi": g + 9}
+
+    def results(name, kind, kept, on, clean=None):
+        table = {"1/corrupt_off": cell(-5.0), "1/corrupt_on": cell(on)}
+        mining = {"1": {"corrupt_off": {"kept": kept}, "corrupt_on": {"kept": kept}}}
+        if clean is not None:
+            table["1/genemi"], mining["1"]["genemi"] = cell(clean), {"kept": 2944}
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"table": table, "mining": mining, "corrupt_as": kind}))
+        return path
+
+    files = [results("a", "unchanged", 1000, 21.0, clean=24.0), results("b", "unchanged", 250, 9.0),
+             results("c", "portrayal", 500, 15.0)]  # fmt: skip
+    got = plot.by_count(files)
+    clean = (2944, 24.0, 15.0, 33.0)  # the clean arm: the whole mining, every line's right end
+    assert got["unchanged"]["1"] == [(250, 9.0, 0.0, 18.0), (1000, 21.0, 12.0, 30.0), clean]
+    assert got["portrayal"]["1"] == [(500, 15.0, 6.0, 24.0), clean]
+    plot.draw(plot.points(files), tmp_path / "f.png", got)
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
 def test_clean_arm_joins_a_corrupt_only_run_when_its_control_matches_and_the_rule_is_then_checked():
     import click
     import pytest
