@@ -420,6 +420,20 @@ def markdown(data: dict) -> str:
 SAME = ("overrides", "corrupt_as", "corrupt_fraction")  # what runs joined by --merge must agree on
 
 
+def read_results(path: str, option: str) -> dict:
+    """The results JSON at ``path`` + .json, or a one-line error naming the option and the file."""
+    file = Path(f"{path}.json")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise click.UsageError(f"{option}: no results at {file}; give the path without .json") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise click.UsageError(f"{option}: {file} is not a results JSON ({e})") from None
+    if not isinstance(data, dict) or not {"table", "mining", "times_s"} <= data.keys():
+        raise click.UsageError(f"{option}: {file} is not this script's results (no table, mining, times_s)")
+    return data
+
+
 def add_clean(data: dict, clean: dict, source: str) -> dict:
     """``data`` (a run of the corrupt arms only) with the clean genemi arm of each of its seeds taken from
     ``clean``, a run with the same recipe and -S: that arm does not depend on the corrupt settings. Refused
@@ -570,13 +584,12 @@ def main(seeds, work, out, render, clean_from, compositional_only, add_arm, only
 
     CORRUPT["fraction"] = corrupt
     if parts:
-        write_json(f"{out}.json", merge_results([json.loads(Path(f"{p}.json").read_text()) for p in parts]))
+        write_json(f"{out}.json", merge_results([read_results(p, "--merge") for p in parts]))
         render = True
     if clean_from:
         if not render:
             raise click.UsageError("--clean joins finished runs: use it with --render or --merge")
-        data = add_clean(json.loads(Path(f"{out}.json").read_text()),
-                         json.loads(Path(f"{clean_from}.json").read_text()), clean_from)  # fmt: skip
+        data = add_clean(read_results(out, "--out"), read_results(clean_from, "--clean"), clean_from)
         write_json(f"{out}.json", data)
 
     for item in sets:
@@ -586,7 +599,7 @@ def main(seeds, work, out, render, clean_from, compositional_only, add_arm, only
         OVERRIDES[key] = yaml.safe_load(value)
 
     if add_arm:  # train and score more arms of --seeds in --work; merge them into OUT
-        data, wdir = json.loads(Path(f"{out}.json").read_text()), Path(work)
+        data, wdir = read_results(out, "--out"), Path(work)
         for seed in seeds:
             click.echo(f"seed {seed}")
             res = {str(seed): run_seed(wdir, seed, data["times_s"][str(seed)], arms=add_arm)}
@@ -596,7 +609,7 @@ def main(seeds, work, out, render, clean_from, compositional_only, add_arm, only
         write_json(f"{out}.json", data)
         render = True
     if compositional_only:  # add the diagnostic rows' table to a finished run's results
-        data, wdir = json.loads(Path(f"{out}.json").read_text()), Path(work)
+        data, wdir = read_results(out, "--out"), Path(work)
         if not (wdir / COMPOSITIONAL).is_dir():
             compositional_val(wdir)
         trained = {s: [a for a in ARMS if (wdir / f"data/s{s}/{a}.safetensors").is_file()] for s in seeds}
@@ -606,7 +619,7 @@ def main(seeds, work, out, render, clean_from, compositional_only, add_arm, only
         write_json(f"{out}.json", data)
         render = True
     if render:
-        Path(f"{out}.md").write_text(markdown(json.loads(Path(f"{out}.json").read_text())), encoding="utf-8")
+        Path(f"{out}.md").write_text(markdown(read_results(out, "--out")), encoding="utf-8")
         click.echo(Path(f"{out}.md").read_text())
         return
 

@@ -22,13 +22,24 @@ KINDS = {"portrayal": "painted as another portrayal", "unchanged": "left as it w
 ARMS = {"corrupt_off": ("filter off", "#c83232", "--"), "corrupt_on": ("filter on", "#28a03c", "-")}
 
 
+def load(f: Path) -> dict:
+    """A results JSON of standin_genemi_effect.py, or a one-line error naming the file."""
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except ValueError as e:  # JSON or UTF-8
+        raise click.ClickException(f"{f}: not JSON ({e}); pass results of standin_genemi_effect.py") from None
+    if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
+        raise click.ClickException(f"{f}: no results table; pass results of standin_genemi_effect.py")
+    return data
+
+
 def points(files: list[Path]) -> dict:
     """{kind: {arm: {seed: [(share, gain, lo, hi), ...]}}} from every results file with corrupt arms; the
     clean genemi arm is each line's point at share 0."""
     out: dict = {k: {a: {} for a in ARMS} for k in KINDS}
     clean: dict = {}
     for f in files:
-        data = json.loads(f.read_text())
+        data = load(f)
         kind, share = data.get("corrupt_as", "portrayal"), data.get("corrupt_fraction", 1 / 3)
         for key, e in data["table"].items():
             seed, arm = key.split("/")
@@ -57,7 +68,7 @@ def by_count(files: list[Path]) -> dict:
     out: dict = {k: {} for k in KINDS}
     clean: dict = {}
     for f in files:
-        data = json.loads(f.read_text())
+        data = load(f)
         kind = data.get("corrupt_as", "portrayal")
         for key, e in data["table"].items():
             seed, arm = key.split("/")

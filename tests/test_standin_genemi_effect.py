@@ -159,3 +159,22 @@ def test_clean_arm_joins_a_corrupt_only_run_when_its_control_matches_and_the_rul
         effect.add_clean(corrupt, dict(clean, table={"0/control": cell(55.0)}), "c")
     with pytest.raises(click.UsageError, match="has its own genemi arm"):
         effect.add_clean(got, clean, "c")
+
+
+def test_results_files_that_are_missing_or_not_results_are_refused_in_one_line_naming_them(tmp_path):
+    import click
+    import pytest
+
+    effect = benchmark_module.load("standin_genemi_effect")
+    plot = benchmark_module.load("standin_genemi_filter_plot")
+    (tmp_path / "text.json").write_text("not json")
+    (tmp_path / "other.json").write_text('{"table": [1]}')
+    with pytest.raises(click.UsageError, match=r"--clean: no results at .*gone\.json; give the path without"):
+        effect.read_results(str(tmp_path / "gone"), "--clean")
+    with pytest.raises(click.UsageError, match=r"--merge: .*text\.json is not a results JSON"):
+        effect.read_results(str(tmp_path / "text"), "--merge")
+    with pytest.raises(click.UsageError, match=r"--out: .*other\.json is not this script's results"):
+        effect.read_results(str(tmp_path / "other"), "--out")
+    for name, why in (("text", "not JSON"), ("other", "no results table")):
+        with pytest.raises(click.ClickException, match=f"{name}.json: {why}"):
+            plot.load(tmp_path / f"{name}.json")
