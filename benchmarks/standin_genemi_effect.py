@@ -452,7 +452,8 @@ def add_clean(data: dict, clean: dict, source: str) -> dict:
         for seed in data["mining"]:
             arm, control = (clean.get(part, {}).get(f"{seed}/{a}") for a in ("genemi", "control"))
             if f"{seed}/genemi" in data[part]:
-                raise click.UsageError(f"--clean {source}: this run has its own genemi arm for seed {seed}")
+                raise click.UsageError(f"--clean {source}: this run has its own genemi arm for seed {seed}; "
+                                       "render it without --clean")  # fmt: skip
             if arm is None:
                 raise click.UsageError(f"--clean {source}: no genemi arm for seed {seed} in its {part}; run "
                                        f"it with --seeds {seed} --arms genemi")  # fmt: skip
