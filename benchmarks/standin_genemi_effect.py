@@ -16,7 +16,8 @@ corrupt_on      the same mining, filter on + regular                            
 ==============  ================================================================================  ===========
 
 A corrupted variation's image is what `mine_real.corrupt_as` says (committed params, or -S): `unchanged`,
-the object as it was (an inpainting that changed nothing), or `portrayal`, another portrayal of the object.
+the object as it was (an inpainting that changed nothing), `portrayal`, another portrayal of the object, or
+`misplaced`, the portrayal painted over another object of the image (a wrong box).
 
 Every arm is scored on genemi_val, and on diagnostic rows in its format, against the control
 (`stages/evaluate.py --base control --finetuned arm`), so each delta comes with its paired bootstrap
@@ -98,6 +99,7 @@ def corrupt_as() -> str:
 CORRUPT_AS = {
     "unchanged": "the object as it was, an inpainting that changed nothing",
     "portrayal": "another portrayal of the object than the caption names",
+    "misplaced": "the portrayal painted over another object of the image, the named one left as it was",
 }
 
 

@@ -260,7 +260,7 @@ class MineRealParams:
     iva_pixel_std: float  # a pixel "varies" if its std across variations exceeds this
     filter: bool  # false: the merge also keeps what itm_min/iva_min reject (their scores still recorded)
     corrupt_fraction: float  # share of variations whose image is not what their caption names (failed edits)
-    corrupt_as: Literal["portrayal", "unchanged"]  # what it shows: another portrayal, or the object as it was
+    corrupt_as: Literal["unchanged", "portrayal", "misplaced"]  # what it shows (genemi/mining/corrupt.py)
     rule_types: tuple[str, ...]  # rule-based text negatives added to each variation caption
     rule_max_per_type: int
     max_images: int  # 0 = every image of the input manifest

@@ -157,12 +157,14 @@ def _mine(tmp_path: Path, n: int, **over) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("corrupt_as", ["portrayal", "unchanged"])
+@pytest.mark.parametrize("corrupt_as", ["portrayal", "unchanged", "misplaced"])
 def test_variations_are_right_and_the_filter_drops_the_corrupted_ones(tmp_path, corrupt_as):
     rows = _mine(tmp_path, 30, corrupt_fraction=0.4, corrupt_as=corrupt_as)
     bad = [r for r in rows if "corrupted" in r["meta"]]
     good = [r for r in rows if "corrupted" not in r["meta"]]
-    assert len(rows) > 100 and 0.25 < len(bad) / len(rows) < 0.55
+    # misplaced needs a second object: only images of two or more shapes can fail that way
+    low = 0.1 if corrupt_as == "misplaced" else 0.25
+    assert len(rows) > 100 and low < len(bad) / len(rows) < 0.55
     for r in rows:
         shown = W.read_scene(Image.open(tmp_path / "w" / P.IMAGES / r["image"]))
         truth = [W.caption_true(c, shown) for c in r["meta"]["captions"]]
@@ -171,6 +173,17 @@ def test_variations_are_right_and_the_filter_drops_the_corrupted_ones(tmp_path, 
             if corrupt_as == "unchanged":  # the origin's own pixels: the edit changed nothing
                 assert r["meta"]["corrupted"] == r["meta"]["item"]
                 assert shown == W.read_scene(Image.open(tmp_path / r["meta"]["source"]))
+            if corrupt_as == "misplaced":  # the named object as it was, another one painted over
+                was = W.read_scene(Image.open(tmp_path / r["meta"]["source"]))["objects"]
+                item, now = r["meta"]["item"], shown["objects"]
+                at = {w["slot"] for w in was if w["shape"] == item}
+                assert [o for o in was if o["shape"] == item] == [o for o in now if o["slot"] in at]
+                other = r["meta"]["corrupted"].split(" over the ")[1]
+                assert other != item
+                color, shape = W.prompt_object(r["meta"]["desc"])  # painted where the other object was
+                slots = {o["slot"] for o in was if o["shape"] == other}
+                painted = [(o["color"], o["shape"]) for o in now if o["slot"] in slots]
+                assert slots and set(painted) == {(color, shape)}
         else:  # the caption rewriting, the grounder's group box and the painter agree with the pixels
             assert all(truth), (r["meta"]["captions"], shown)
     assert not any(r["meta"]["passed"] for r in bad)
@@ -188,7 +201,7 @@ def test_variations_are_right_and_the_filter_drops_the_corrupted_ones(tmp_path, 
     assert off["written"] == len(rows) and off["corrupted_kept"] == len(bad)
 
 
-@pytest.mark.parametrize("corrupt_as", ["portrayal", "unchanged"])
+@pytest.mark.parametrize("corrupt_as", ["portrayal", "unchanged", "misplaced"])
 def test_corruption_changes_nothing_else(tmp_path, corrupt_as):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     clean = {r["id"]: r for r in _mine(tmp_path / "a", 12, corrupt_as=corrupt_as)}

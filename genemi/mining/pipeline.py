@@ -45,6 +45,7 @@ from genemi.manifest import (
     write_off_road_manifest,
 )
 from genemi.mining.chain import Chain  # noqa: F401  (re-exported: the miner drives a Chain)
+from genemi.mining.corrupt import corrupted, edit_variation
 from genemi.mining.lexicon import Lexicon
 from genemi.mining.models import iva_score
 from genemi.mining.portrayals import LexiconPortrayer, edit_type
@@ -59,13 +60,6 @@ SOURCE = "genemi"
 def sample_seed(seed: int, *keys: object) -> int:
     """Stable 31-bit seed for one sample (an editor's own generator takes an int)."""
     return int(seeding.rng(seed, *keys).integers(0, 2**31))
-
-
-def corrupted(seed: int, name: str, fraction: float) -> bool:
-    """Whether variation ``name`` is one of the ``fraction`` that ``mine_real.corrupt_fraction`` corrupts:
-    a draw of its own ``(seed, name)``, so a variation's fate never depends on the others, the sharding or
-    a resume."""
-    return fraction > 0 and float(seeding.rng(seed, name, "corrupt").random()) < fraction
 
 
 def dist_env() -> tuple[int, int]:
@@ -120,7 +114,8 @@ def mine_origin(
     origin = safe_name(rec.id)
     stats = {"items": 0, "no_box": 0, "empty_mask": 0, "variations": 0}
     rows: list[dict] = []
-    for item in chain.tagger.tag(image, rec.caption)[: p.items_per_image]:
+    tags = chain.tagger.tag(image, rec.caption)
+    for item in tags[: p.items_per_image]:
         stats["items"] += 1
         dets = chain.grounder.ground(image, item)
         if not dets:  # the seed skips an item without boxes
@@ -142,19 +137,11 @@ def mine_origin(
                 continue
             seen.add(name)
             edit_seed = sample_seed(seed, rec.id, item, j)
-            # a corrupted variation's image is not what its caption names, as after a failed inpainting:
-            # another portrayal of the object, or the object as it was (an edit that changed nothing)
-            corrupt = corrupted(seed, name, p.corrupt_fraction)
-            if corrupt and p.corrupt_as == "portrayal":
-                corrupt = len(portrayals) > 1  # one portrayal alone has no other to paint
-            other = corrupt and p.corrupt_as == "portrayal"
-            painted = portrayals[(j + 1) % len(portrayals)] if other else por
-            var, shows = chain.editor.edit(image, mask, painted.desc, edit_seed), painted.short
-            if corrupt and p.corrupt_as == "unchanged":
-                # an edit that changes no pixel (a portrayal of the object's own look) has nothing to undo
-                corrupt = iva_score([image, var], p.iva_pixel_std) > 0
-                if corrupt:
-                    var, shows = image.copy(), item
+            # a corrupted variation's image is not what its caption names, as after a failed edit
+            fail = p.corrupt_as if corrupted(seed, name, p.corrupt_fraction) else None
+            var, shows, corrupt = edit_variation(
+                chain, image, mask, item, tags, portrayals, j, edit_seed, fail, p.iva_pixel_std
+            )
             save = f"{origin}/{safe_name(item)}/{sv}.png"
             write_png(out_images / save, var)
             captions = variation_captions(

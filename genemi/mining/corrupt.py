@@ -1,0 +1,79 @@
+"""Failed edits made on purpose, to measure what the filter buys (``mine_real.corrupt_*``).
+
+A corrupted variation keeps its rewritten caption while its image is not what that caption names, as after a
+failed inpainting. :data:`KINDS` are the failures it can stand for:
+
+* ``unchanged``: the object as it was (an inpainting that changed nothing);
+* ``portrayal``: another portrayal of the same object (the inpainting painted the wrong thing);
+* ``misplaced``: the portrayal painted over another object of the image, the item left as it was (grounding
+  boxed the wrong object).
+
+A variation that cannot fail the asked way (one portrayal only; an edit that changes no pixel; no other
+object with a box and a mask) stays right and is not counted as corrupted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from genemi import seeding
+from genemi.mining.chain import Chain
+from genemi.mining.models import iva_score
+from genemi.mining.portrayals import Portrayal
+
+KINDS = ("unchanged", "portrayal", "misplaced")
+
+
+def corrupted(seed: int, name: str, fraction: float) -> bool:
+    """Whether variation ``name`` is one of the ``fraction`` that ``mine_real.corrupt_fraction`` corrupts:
+    a draw of its own ``(seed, name)``, so a variation's fate never depends on the others, the sharding or
+    a resume."""
+    return fraction > 0 and float(seeding.rng(seed, name, "corrupt").random()) < fraction
+
+
+def wrong_object(
+    chain: Chain, image: Image.Image, item: str, tags: Sequence[str]
+) -> tuple[str, np.ndarray] | None:
+    """The first other tag after ``item`` (tagger order, wrapping) that grounds to a box with a non-empty
+    mask, and that mask; None when the image has no other such object."""
+    if item not in tags:
+        return None
+    at = list(tags).index(item)
+    for other in [*tags[at + 1 :], *tags[:at]]:
+        if other == item or not (dets := chain.grounder.ground(image, other)):
+            continue
+        mask = np.asarray(chain.segmenter.segment(image, dets[0].box), dtype=bool)
+        if mask.any():
+            return other, mask
+    return None
+
+
+def edit_variation(
+    chain: Chain,
+    image: Image.Image,
+    mask: np.ndarray,
+    item: str,
+    tags: Sequence[str],
+    portrayals: Sequence[Portrayal],
+    j: int,
+    edit_seed: int,
+    fail: str | None,
+    pixel_std: float,
+) -> tuple[Image.Image, str, bool]:
+    """Portrayal ``j`` of ``item`` painted through ``mask``, or, when ``fail`` names a kind of
+    :data:`KINDS`, the failed edit of that kind: ``(image, what it shows, whether it failed)``."""
+    por = portrayals[j]
+    if fail == "portrayal" and len(portrayals) > 1:
+        other = portrayals[(j + 1) % len(portrayals)]
+        return chain.editor.edit(image, mask, other.desc, edit_seed), other.short, True
+    if fail == "misplaced" and (wrong := wrong_object(chain, image, item, tags)) is not None:
+        name, wrong_mask = wrong
+        return chain.editor.edit(image, wrong_mask, por.desc, edit_seed), f"{por.short} over the {name}", True
+    var = chain.editor.edit(image, mask, por.desc, edit_seed)
+    # an edit that changes no pixel (a portrayal of the object's own look) has nothing to undo
+    if fail == "unchanged" and iva_score([image, var], pixel_std) > 0:
+        return image.copy(), item, True
+    return var, por.short, False
