@@ -18,7 +18,11 @@ from pathlib import Path
 import click
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KINDS = {"portrayal": "painted as another portrayal", "unchanged": "left as it was (edit changed nothing)"}
+KINDS = {  # mine_real.corrupt_as: title, and marker and line of the by-count panel
+    "portrayal": ("painted as another portrayal", "s", ":"),
+    "unchanged": ("left as it was (edit changed nothing)", "o", "-"),
+    "misplaced": ("painted over another object (wrong box)", "^", "-."),
+}
 ARMS = {"corrupt_off": ("filter off", "#c83232", "--"), "corrupt_on": ("filter on", "#28a03c", "-")}
 
 
@@ -30,6 +34,8 @@ def load(f: Path) -> dict:
         raise click.ClickException(f"{f}: not JSON ({e}); pass results of standin_genemi_effect.py") from None
     if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
         raise click.ClickException(f"{f}: no results table; pass results of standin_genemi_effect.py")
+    if data.get("corrupt_as", "portrayal") not in KINDS:
+        raise click.ClickException(f"{f}: corrupt_as {data['corrupt_as']!r} is none of {', '.join(KINDS)}")
     return data
 
 
@@ -90,12 +96,12 @@ def by_count(files: list[Path]) -> dict:
 def draw_counts(ax, counts: dict) -> None:
     """Filter on: the group gain against how many right variations the arm trained on (log axis)."""
     colours = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
-    for (kind, marker), style in zip({"portrayal": "s", "unchanged": "o"}.items(), (":", "-"), strict=True):
+    for kind, (title, marker, style) in KINDS.items():
         for seed, line in sorted(counts[kind].items(), key=lambda kv: int(kv[0])):
             err = [[g - lo for _, g, lo, _ in line], [hi - g for _, g, _, hi in line]]
             ax.errorbar([n for n, *_ in line], [g for _, g, _, _ in line], yerr=err, marker=marker, ms=4,
                         ls=style, lw=1, capsize=2, alpha=0.8, color=colours[int(seed) % len(colours)],
-                        label=f"seed {seed}, {KINDS[kind].split(' (')[0]}")  # fmt: skip
+                        label=f"seed {seed}, {title.split(' (')[0]}")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xticks([250, 500, 1000, 2000, 3000], ["250", "500", "1000", "2000", "3000"])
     ax.minorticks_off()
@@ -112,7 +118,7 @@ def draw(pts: dict, path: Path, counts: dict | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = {k: t for k, t in KINDS.items() if any(pts[k].values())}
+    kinds = {k: t for k, (t, *_) in KINDS.items() if any(pts[k].values())}
     if not kinds:
         raise click.ClickException("no corrupt_off or corrupt_on arm in the results given; pass --results of "
                                    "runs with --arms corrupt_off --arms corrupt_on")  # fmt: skip

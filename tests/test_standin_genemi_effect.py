@@ -100,11 +100,12 @@ def test_filter_plot_puts_each_filtered_arm_at_the_number_of_variations_its_filt
         return path
 
     files = [results("a", "unchanged", 1000, 21.0, clean=24.0), results("b", "unchanged", 250, 9.0),
-             results("c", "portrayal", 500, 15.0)]  # fmt: skip
+             results("c", "portrayal", 500, 15.0), results("d", "misplaced", 2400, 12.0)]  # fmt: skip
     got = plot.by_count(files)
     clean = (2944, 24.0, 15.0, 33.0)  # the clean arm: the whole mining, every line's right end
     assert got["unchanged"]["1"] == [(250, 9.0, 0.0, 18.0), (1000, 21.0, 12.0, 30.0), clean]
     assert got["portrayal"]["1"] == [(500, 15.0, 6.0, 24.0), clean]
+    assert got["misplaced"]["1"] == [(2400, 12.0, 3.0, 21.0), clean]
     plot.draw(plot.points(files), tmp_path / "f.png", got)
     assert (tmp_path / "f.png").stat().st_size > 10_000
 
@@ -175,6 +176,7 @@ def test_results_files_that_are_missing_or_not_results_are_refused_in_one_line_n
         effect.read_results(str(tmp_path / "text"), "--merge")
     with pytest.raises(click.UsageError, match=r"--out: .*other\.json is not this script's results"):
         effect.read_results(str(tmp_path / "other"), "--out")
-    for name, why in (("text", "not JSON"), ("other", "no results table")):
+    (tmp_path / "kind.json").write_text('{"table": {}, "corrupt_as": "blurred"}')
+    for name, why in (("text", "not JSON"), ("other", "no results table"), ("kind", "corrupt_as 'blurred'")):
         with pytest.raises(click.ClickException, match=f"{name}.json: {why}"):
             plot.load(tmp_path / f"{name}.json")
