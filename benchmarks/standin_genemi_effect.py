@@ -439,7 +439,9 @@ def read_results(path: str, option: str) -> dict:
 def add_clean(data: dict, clean: dict, source: str) -> dict:
     """``data`` (a run of the corrupt arms only) with the clean genemi arm of each of its seeds taken from
     ``clean``, a run with the same recipe and -S: that arm does not depend on the corrupt settings. Refused
-    unless the two runs' controls scored the same, row for row of the table (same code, same machine)."""
+    unless the two runs' controls scored the same, row for row of the table (same code, same machine), and
+    unless a genemi arm ``data`` already holds (joined before, say to one of the parts ``--merge`` joins) is
+    the same as ``clean``'s."""
     def kept(run):  # what the clean arm depends on: not the corrupt settings
         return {k: v for k, v in run.get("overrides", {}).items() if not k.startswith("mine_real.corrupt_")}
 
@@ -453,9 +455,10 @@ def add_clean(data: dict, clean: dict, source: str) -> dict:
         out[part] = {}
         for seed in data["mining"]:
             arm, control = (clean.get(part, {}).get(f"{seed}/{a}") for a in ("genemi", "control"))
-            if f"{seed}/genemi" in data[part]:
-                raise click.UsageError(f"--clean {source}: this run has its own genemi arm for seed {seed}; "
-                                       "render it without --clean")  # fmt: skip
+            own = data[part].get(f"{seed}/genemi")
+            if own is not None and own != arm:  # an arm joined before (by --clean, then --merge) is the same
+                raise click.UsageError(f"--clean {source}: this run has its own genemi arm for seed {seed}, "
+                                       "with other figures; render it without --clean")  # fmt: skip
             if arm is None:
                 raise click.UsageError(f"--clean {source}: no genemi arm for seed {seed} in its {part}; run "
                                        f"it with --seeds {seed} --arms genemi")  # fmt: skip

@@ -21,7 +21,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 KINDS = {  # mine_real.corrupt_as: title, and marker and line of the by-count panel
     "portrayal": ("painted as another portrayal", "s", ":"),
     "unchanged": ("left as it was (edit changed nothing)", "o", "-"),
-    "misplaced": ("painted over another object (wrong box)", "^", "-."),
+    "misplaced": ("painted over another object\n(a wrong box; an image of one shape cannot fail so)", "^",
+                  "-."),
 }
 ARMS = {"corrupt_off": ("filter off", "#c83232", "--"), "corrupt_on": ("filter on", "#28a03c", "-")}
 
@@ -101,7 +102,7 @@ def draw_counts(ax, counts: dict) -> None:
             err = [[g - lo for _, g, lo, _ in line], [hi - g for _, g, _, hi in line]]
             ax.errorbar([n for n, *_ in line], [g for _, g, _, _ in line], yerr=err, marker=marker, ms=4,
                         ls=style, lw=1, capsize=2, alpha=0.8, color=colours[int(seed) % len(colours)],
-                        label=f"seed {seed}, {title.split(' (')[0]}")  # fmt: skip
+                        label=f"seed {seed}, {title.split('(')[0].strip()}")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xticks([250, 500, 1000, 2000, 3000], ["250", "500", "1000", "2000", "3000"])
     ax.minorticks_off()
@@ -124,9 +125,14 @@ def draw(pts: dict, path: Path, counts: dict | None = None) -> None:
                                    "runs with --arms corrupt_off --arms corrupt_on")  # fmt: skip
     seeds = sorted({seed for k in kinds for arm in pts[k].values() for seed in arm}, key=int)
     extra = 1 if counts and any(counts.values()) else 0
-    fig, axes = plt.subplots(1, len(kinds) + extra, figsize=(5.5 * (len(kinds) + extra), 4.2), sharey=True,
-                             squeeze=False)  # fmt: skip
-    axes = axes[0]
+    n = len(kinds) + extra
+    cols = n if n <= 3 else 2  # four panels in a row are too wide to read
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), sharey=True, squeeze=False)
+    axes = list(axes.flat)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    axes = axes[:n]
     if extra:
         draw_counts(axes[-1], counts)
         axes = axes[:-1]

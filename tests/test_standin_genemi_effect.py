@@ -158,8 +158,10 @@ def test_clean_arm_joins_a_corrupt_only_run_when_its_control_matches_and_the_rul
         effect.add_clean(corrupt, dict(clean, overrides={"finetune.steps": 100}), "c")
     with pytest.raises(click.UsageError, match="no genemi arm for seed 0"):
         effect.add_clean(corrupt, dict(clean, table={"0/control": cell(55.0)}), "c")
-    with pytest.raises(click.UsageError, match="has its own genemi arm"):
-        effect.add_clean(got, clean, "c")
+    assert effect.add_clean(got, clean, "results/clean") == got  # joined before: the same arm, again
+    own = {**clean["table"], "0/genemi": cell(77.0, **delta(22.0))}
+    with pytest.raises(click.UsageError, match="has its own genemi arm for seed 0, with other figures"):
+        effect.add_clean(got, dict(clean, table=own), "c")
 
 
 def test_results_files_that_are_missing_or_not_results_are_refused_in_one_line_naming_them(tmp_path):
