@@ -6,10 +6,10 @@ failed inpainting. :data:`KINDS` are the failures it can stand for:
 * ``unchanged``: the object as it was (an inpainting that changed nothing);
 * ``portrayal``: another portrayal of the same object (the inpainting painted the wrong thing);
 * ``misplaced``: the portrayal painted over another object of the image, the item left as it was (grounding
-  boxed the wrong object).
+  boxed the wrong object: a box whose mask overlaps the item's by IoU < 0.5).
 
 A variation that cannot fail the asked way (one portrayal only; an edit that changes no pixel; no other
-object with a box and a mask) stays right and is not counted as corrupted.
+object with a box and a mask of its own) stays right and is not counted as corrupted.
 """
 
 from __future__ import annotations
@@ -35,19 +35,19 @@ def corrupted(seed: int, name: str, fraction: float) -> bool:
 
 
 def wrong_object(
-    chain: Chain, image: Image.Image, item: str, tags: Sequence[str]
+    chain: Chain, image: Image.Image, item: str, tags: Sequence[str], mask: np.ndarray
 ) -> tuple[str, np.ndarray] | None:
-    """The first other tag after ``item`` (tagger order, wrapping) that grounds to a box with a non-empty
-    mask, and that mask; None when the image has no other such object."""
-    if item not in tags:
-        return None
-    at = list(tags).index(item)
-    for other in [*tags[at + 1 :], *tags[:at]]:
+    """The first other tag after ``item`` (tagger order, wrapping) that grounds to a box whose mask is another
+    object's, and that mask; None when the image has no such object. A mask is another object's when its
+    IoU with the item's ``mask`` is below 0.5, the usual line between a wrong detection and a right one."""
+    tags = list(tags)
+    at = tags.index(item) if item in tags else -1
+    for other in [*tags[at + 1 :], *tags[: max(at, 0)]]:
         if other == item or not (dets := chain.grounder.ground(image, other)):
             continue
-        mask = np.asarray(chain.segmenter.segment(image, dets[0].box), dtype=bool)
-        if mask.any():
-            return other, mask
+        wrong = np.asarray(chain.segmenter.segment(image, dets[0].box), dtype=bool)
+        if wrong.any() and (wrong & mask).sum() < 0.5 * (wrong | mask).sum():
+            return other, wrong
     return None
 
 
@@ -69,7 +69,7 @@ def edit_variation(
     if fail == "portrayal" and len(portrayals) > 1:
         other = portrayals[(j + 1) % len(portrayals)]
         return chain.editor.edit(image, mask, other.desc, edit_seed), other.short, True
-    if fail == "misplaced" and (wrong := wrong_object(chain, image, item, tags)) is not None:
+    if fail == "misplaced" and (wrong := wrong_object(chain, image, item, tags, mask)) is not None:
         name, wrong_mask = wrong
         return chain.editor.edit(image, wrong_mask, por.desc, edit_seed), f"{por.short} over the {name}", True
     var = chain.editor.edit(image, mask, por.desc, edit_seed)
