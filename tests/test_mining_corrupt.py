@@ -60,6 +60,13 @@ def test_an_item_with_no_other_object_of_its_own_keeps_its_right_edit():
     assert wrong_object(chain(), IMAGE, "dog", ["dog", "car"], dog)[0] == "car"
 
 
+def test_an_unknown_kind_is_refused_not_mined_as_right():
+    import pytest
+
+    with pytest.raises(ValueError, match="corrupt_as: 'blurred' is none of unchanged, portrayal, misplaced"):
+        edit(["dog"], "blurred")
+
+
 def test_the_other_kinds_and_no_failure():
     right = np.asarray(FakeEditor().edit(IMAGE, mask("dog"), "a blue dog", 5))
     var, shows, failed = edit(["dog"], None)

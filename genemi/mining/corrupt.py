@@ -65,6 +65,8 @@ def edit_variation(
 ) -> tuple[Image.Image, str, bool]:
     """Portrayal ``j`` of ``item`` painted through ``mask``, or, when ``fail`` names a kind of
     :data:`KINDS`, the failed edit of that kind: ``(image, what it shows, whether it failed)``."""
+    if fail is not None and fail not in KINDS:
+        raise ValueError(f"mine_real.corrupt_as: {fail!r} is none of {', '.join(KINDS)}")
     por = portrayals[j]
     if fail == "portrayal" and len(portrayals) > 1:
         other = portrayals[(j + 1) % len(portrayals)]
