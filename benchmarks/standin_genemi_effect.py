@@ -250,6 +250,7 @@ def run_seed(work: Path, seed: int, times: dict, arms=ARMS) -> dict:
         train(work, times, seed, arm, mined)
     out.update(evaluate_arms(work, seed, times, "data", arms))
     out["compositional"] = evaluate_arms(work, seed, times, COMPOSITIONAL, arms)
+    out["rule"] = evaluate_rule(work, seed, times, arms)
     return out
 
 
@@ -282,6 +283,48 @@ def evaluate_arms(work: Path, seed: int, times: dict, data: str, arms=ARMS) -> d
               "--plot-dir", f"{s}/plots{tag}_{arm}")  # fmt: skip
         out[arm] = json.loads((work / m).read_text())
     return out
+
+
+# the filter rule head to head on genemi_val, each arm scored against the other on the same rows:
+RULE = {
+    "off_vs_clean": ("genemi", "corrupt_off"),  # what the failed edits cost (below 0: the gain shrinks)
+    "on_vs_off": ("corrupt_off", "corrupt_on"),  # what the filter buys back
+}
+
+
+def evaluate_rule(work: Path, seed: int, times: dict, arms=ARMS) -> dict:
+    """:data:`RULE`'s deltas of ``seed`` with their paired intervals, ``{name: {metric: [d, lo, hi]}}``;
+    {} unless the clean arm and both corrupt arms were trained."""
+    if not {a for pair in RULE.values() for a in pair} <= set(arms):
+        return {}
+    s = f"data/s{seed}"
+    prm = str(write_params(work / "params" / f"s{seed}.yaml", {"seed": seed}))
+    out = {}
+    for name, (ref, arm) in RULE.items():
+        m = f"{s}/rule_{name}.json"
+        stage(work, times, f"evaluate_{name}", "evaluate", "--params", prm, "--benchmark", "genemi_val",
+              "--data", "data", "--base", f"{s}/{ref}.safetensors", "--finetuned", f"{s}/{arm}.safetensors",
+              "--metrics", m, "--plot-dir", f"{s}/plots_{name}")  # fmt: skip
+        flat = json.loads((work / m).read_text())
+        out[name] = {k: [flat[f"delta/all/{k}{b}"] for b in ("", "_lo", "_hi")] for k in METRICS}
+    return out
+
+
+def rule_lines(rule: dict) -> list[str]:
+    """The head-to-head table of the results page."""
+    lines = [
+        "The filter rule head to head on genemi_val: each arm scored against the other on the same rows "
+        "(`stages/evaluate.py --base A --finetuned B`), group accuracy, paired bootstrap 95% intervals. "
+        "Filter off - clean is what the failed edits cost (below 0: the gain shrinks); filter on - filter "
+        "off is what the filter buys back. (Text and image are in the JSON, under `rule`.)",
+        "",
+        "| seed | filter off - clean [95%] | filter on - filter off [95%] |",
+        "|---|---|---|",
+    ]
+    for seed, r in rule.items():
+        cells = [f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]" for d, lo, hi in (r[k]["group"] for k in RULE)]
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def compositional_val(work: Path) -> None:
@@ -406,6 +449,8 @@ def markdown(data: dict) -> str:
     frac = data.get("corrupt_fraction", 1 / 3)
     targets = "Targets (the recipe's, recipes/standin_genemi.yaml) on genemi_val:"
     lines += ["", targets, "", *verdicts(table, seeds, frac)]
+    if data.get("rule"):
+        lines += ["", *rule_lines(data["rule"])]
     if data.get("clean_from"):
         lines += ["", f"The clean `genemi` rows are those of `{data['clean_from']}` (same recipe and -S, the "
                   "same control to the digit)."]  # fmt: skip
@@ -491,7 +536,7 @@ def merge_results(parts: list[dict]) -> dict:
         return int(kv[0].split("/")[0])
 
     out = dict(first)
-    for key in ("table", "compositional", "mining"):
+    for key in ("table", "compositional", "mining", "rule"):
         out[key] = dict(sorted({k: v for p in parts for k, v in p.get(key, {}).items()}.items(), key=by_seed))
     times = {k: v for p in parts for k, v in p["times_s"].items() if k != "data"}
     out["times_s"] = {"data": first["times_s"]["data"], **dict(sorted(times.items(), key=by_seed))}
@@ -645,6 +690,7 @@ def main(seeds, work, out, render, clean_from, compositional_only, add_arm, only
             "table": summarise(results),
             "compositional": summarise(results, "compositional"),
             "mining": {s: r["mining"] for s, r in results.items()},
+            "rule": {s: r["rule"] for s, r in results.items() if r.get("rule")},
             "times_s": times,
             "load_average": [round(x, 1) for x in os.getloadavg()],
             "overrides": dict(OVERRIDES),
