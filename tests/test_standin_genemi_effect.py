@@ -182,3 +182,24 @@ def test_results_files_that_are_missing_or_not_results_are_refused_in_one_line_n
     for name, why in (("text", "not JSON"), ("other", "no results table"), ("kind", "corrupt_as 'blurred'")):
         with pytest.raises(click.ClickException, match=f"{name}.json: {why}"):
             plot.load(tmp_path / f"{name}.json")
+
+
+def test_the_filter_rule_head_to_head_is_merged_by_seed_and_drawn_as_a_table():
+    effect = benchmark_module.load("standin_genemi_effect")
+
+    def rule(off, on):
+        return {"off_vs_clean": {m: [off, off - 8, off + 8] for m in effect.METRICS},
+                "on_vs_off": {m: [on, on - 7, on + 7] for m in effect.METRICS}}  # fmt: skip
+
+    parts = [_part(["2"], rule={"2": rule(-4.0, 6.0)}), _part(["0"], rule={"0": rule(1.0, -2.0)})]
+    got = effect.merge_results(parts)
+    for part, key in ((p, f"{s}/genemi") for p in ("table", "compositional") for s in "02"):
+        got[part][key] |= {f"d_{m}{b}": 20.0 for m in effect.METRICS for b in ("", "_lo", "_hi")}  # verdicts
+    for s in "02":  # and the page its mining counts
+        got["mining"][s]["genemi"] |= {"variations": 10, "written": 10, "corrupted": 0, "corrupted_kept": 0}
+    assert list(got["rule"]) == ["0", "2"]
+    page = effect.markdown(got)
+    assert "| 0 | +1.0 [-7.0, +9.0] | -2.0 [-9.0, +5.0] |" in page
+    assert "| 2 | -4.0 [-12.0, +4.0] | +6.0 [-1.0, +13.0] |" in page
+    del got["rule"]
+    assert "head to head" not in effect.markdown(got)  # no rule measured: no table
