@@ -21,7 +21,9 @@ the object as it was (an inpainting that changed nothing), `portrayal`, another 
 
 Every arm is scored on genemi_val, and on diagnostic rows in its format, against the control
 (`stages/evaluate.py --base control --finetuned arm`), so each delta comes with its paired bootstrap
-interval. The stand-in data do not depend on the training seed (real.subset_seed), so they are written
+interval. A run that trains genemi and both corrupt arms also scores the filter rule head to head: filter
+off against genemi (what the failed edits cost) and filter on against filter off (what the filter buys).
+The stand-in data do not depend on the training seed (real.subset_seed), so they are written
 once, and so is the synthetic base (synth_data -> base on the pretraining split with seed 0, as the default
 pipeline's base stage; mine writes the training manifest finetune reads): the seeds vary the mining
 (portrayals, which variations are corrupted), the batches and the fine-tuning of every arm. Stages run with
