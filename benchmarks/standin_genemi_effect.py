@@ -618,7 +618,8 @@ def finish_markdown(lines: list[str], data: dict, seeds: list[str]) -> str:
     "--add-arm",
     multiple=True,
     type=click.Choice(ARMS[1:]),
-    help="Only train and score this arm (repeatable) of --seeds in --work; merge it into OUT.",
+    help="Only train and score this arm (repeatable) of --seeds in --work; merge it into OUT (with the rule "
+    "head to head once genemi and both corrupt arms are trained there).",
 )
 @click.option(
     "--arms", "only", multiple=True, type=click.Choice(ARMS[1:]),
@@ -659,6 +660,12 @@ def main(seeds, work, out, render, clean_from, compositional_only, add_arm, only
             data["table"].update(summarise(res))
             data["compositional"].update(summarise(res, "compositional"))
             data["mining"][str(seed)].update(res[str(seed)]["mining"])
+            # the rule head to head once genemi and both corrupt arms are trained in --work, whichever run
+            # trained them (a finished run's folder, as for --compositional-only)
+            trained = [a for a in ARMS if (wdir / f"data/s{seed}/{a}.safetensors").is_file()]
+            times = data["times_s"][str(seed)]
+            if rule := res[str(seed)]["rule"] or evaluate_rule(wdir, seed, times, trained):
+                data.setdefault("rule", {})[str(seed)] = rule
         write_json(f"{out}.json", data)
         render = True
     if compositional_only:  # add the diagnostic rows' table to a finished run's results
