@@ -36,7 +36,8 @@ def load(f: Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
         raise click.ClickException(f"{f}: no results table; pass results of standin_genemi_effect.py")
     if data.get("corrupt_as", "portrayal") not in KINDS:
-        raise click.ClickException(f"{f}: corrupt_as {data['corrupt_as']!r} is none of {', '.join(KINDS)}")
+        raise click.ClickException(f"{f}: corrupt_as {data['corrupt_as']!r} is none of {', '.join(KINDS)}; "
+                                   "pass results made with one of them")  # fmt: skip
     return data
 
 

@@ -62,18 +62,25 @@ def edit_variation(
     edit_seed: int,
     fail: str | None,
     pixel_std: float,
+    memo: dict | None = None,
 ) -> tuple[Image.Image, str, bool]:
     """Portrayal ``j`` of ``item`` painted through ``mask``, or, when ``fail`` names a kind of
-    :data:`KINDS`, the failed edit of that kind: ``(image, what it shows, whether it failed)``."""
+    :data:`KINDS`, the failed edit of that kind: ``(image, what it shows, whether it failed)``. ``memo``
+    (one dict per origin image) keeps each item's wrong object, so its portrayals ground it once."""
     if fail is not None and fail not in KINDS:
-        raise ValueError(f"mine_real.corrupt_as: {fail!r} is none of {', '.join(KINDS)}")
+        raise ValueError(f"mine_real.corrupt_as: {fail!r} is none of {', '.join(KINDS)}; set one of them")
     por = portrayals[j]
     if fail == "portrayal" and len(portrayals) > 1:
         other = portrayals[(j + 1) % len(portrayals)]
         return chain.editor.edit(image, mask, other.desc, edit_seed), other.short, True
-    if fail == "misplaced" and (wrong := wrong_object(chain, image, item, tags, mask)) is not None:
-        name, wrong_mask = wrong
-        return chain.editor.edit(image, wrong_mask, por.desc, edit_seed), f"{por.short} over the {name}", True
+    if fail == "misplaced":
+        memo = {} if memo is None else memo
+        if item not in memo:
+            memo[item] = wrong_object(chain, image, item, tags, mask)
+        if (wrong := memo[item]) is not None:
+            name, wrong_mask = wrong
+            var = chain.editor.edit(image, wrong_mask, por.desc, edit_seed)
+            return var, f"{por.short} over the {name}", True
     var = chain.editor.edit(image, mask, por.desc, edit_seed)
     # an edit that changes no pixel (a portrayal of the object's own look) has nothing to undo
     if fail == "unchanged" and iva_score([image, var], pixel_std) > 0:

@@ -115,6 +115,7 @@ def mine_origin(
     stats = {"items": 0, "no_box": 0, "empty_mask": 0, "variations": 0}
     rows: list[dict] = []
     tags = chain.tagger.tag(image, rec.caption)
+    wrong: dict = {}  # each item's wrong object, found once for all its misplaced variations
     for item in tags[: p.items_per_image]:
         stats["items"] += 1
         dets = chain.grounder.ground(image, item)
@@ -140,7 +141,7 @@ def mine_origin(
             # a corrupted variation's image is not what its caption names, as after a failed edit
             fail = p.corrupt_as if corrupted(seed, name, p.corrupt_fraction) else None
             var, shows, corrupt = edit_variation(
-                chain, image, mask, item, tags, portrayals, j, edit_seed, fail, p.iva_pixel_std
+                chain, image, mask, item, tags, portrayals, j, edit_seed, fail, p.iva_pixel_std, wrong
             )
             save = f"{origin}/{safe_name(item)}/{sv}.png"
             write_png(out_images / save, var)
