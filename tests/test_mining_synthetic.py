@@ -123,6 +123,27 @@ def test_corruption_is_deterministic_and_honours_the_fraction():
     assert all(P.corrupted(0, n, 1.0) for n in names[:50])
 
 
+def test_corruption_by_prompt_fails_every_variation_asking_for_one_prompt_together(tmp_path):
+    # corrupt_by: prompt stands for an editor that cannot paint some prompts: one draw per (seed, prompt)
+    # (as another portrayal: every variation drawn can fail so, an item having four portrayals)
+    rows = _mine(tmp_path, 30, corrupt_fraction=0.4, corrupt_as="portrayal", corrupt_by="prompt")
+    fate: dict[str, set[bool]] = {}
+    for r in rows:
+        fate.setdefault(r["meta"]["desc"], set()).add("corrupted" in r["meta"])
+    assert all(len(f) == 1 for f in fate.values()), "one prompt both failed and succeeded"
+    failed = {d for d, f in fate.items() if True in f}
+    assert 0 < len(failed) < len(fate)
+    assert failed == {d for d in fate if P.corrupted(3, "", 0.4, d)}
+    # another seed fails other prompts; by variation, a prompt's variations fail apart
+    assert {d for d in fate if P.corrupted(4, "", 0.4, d)} != failed
+    (tmp_path / "v").mkdir()
+    by_var = _mine(tmp_path / "v", 30, corrupt_fraction=0.4, corrupt_as="portrayal")
+    mixed: dict[str, set[bool]] = {}
+    for r in by_var:
+        mixed.setdefault(r["meta"]["desc"], set()).add("corrupted" in r["meta"])
+    assert any(len(f) == 2 for f in mixed.values())
+
+
 def _records(n: int) -> tuple[list[Record], dict[str, Image.Image]]:
     recs, images = [], {}
     for rec, scene, _, jpg in _stand_in(n):

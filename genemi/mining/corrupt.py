@@ -8,6 +8,10 @@ failed inpainting. :data:`KINDS` are the failures it can stand for:
 * ``misplaced``: the portrayal painted over another object of the image, the item left as it was (grounding
   boxed the wrong object: a box whose mask overlaps the item's by IoU < 0.5).
 
+Which variations fail is ``mine_real.corrupt_by``'s choice (:data:`UNITS`): ``variation``, a draw of each
+variation's own, so failures are independent of what was asked; or ``prompt``, a draw of each inpainting
+prompt's, so every variation asking for one prompt fails together, as an editor that cannot paint it.
+
 A variation that cannot fail the asked way (one portrayal only; an edit that changes no pixel; no other
 object with a box and a mask of its own) stays right and is not counted as corrupted.
 """
@@ -25,13 +29,16 @@ from genemi.mining.models import iva_score
 from genemi.mining.portrayals import Portrayal
 
 KINDS = ("unchanged", "portrayal", "misplaced")
+UNITS = ("variation", "prompt")
 
 
-def corrupted(seed: int, name: str, fraction: float) -> bool:
+def corrupted(seed: int, name: str, fraction: float, prompt: str | None = None) -> bool:
     """Whether variation ``name`` is one of the ``fraction`` that ``mine_real.corrupt_fraction`` corrupts:
-    a draw of its own ``(seed, name)``, so a variation's fate never depends on the others, the sharding or
-    a resume."""
-    return fraction > 0 and float(seeding.rng(seed, name, "corrupt").random()) < fraction
+    a draw of its own ``(seed, name)``, or, given its inpainting ``prompt`` (``corrupt_by: prompt``), the
+    prompt's ``(seed, prompt)``, shared by every variation that asks for it. Either way a variation's fate
+    never depends on the sharding or a resume."""
+    key = (name,) if prompt is None else ("prompt", prompt)
+    return fraction > 0 and float(seeding.rng(seed, *key, "corrupt").random()) < fraction
 
 
 def wrong_object(

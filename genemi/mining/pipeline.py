@@ -139,7 +139,8 @@ def mine_origin(
             seen.add(name)
             edit_seed = sample_seed(seed, rec.id, item, j)
             # a corrupted variation's image is not what its caption names, as after a failed edit
-            fail = p.corrupt_as if corrupted(seed, name, p.corrupt_fraction) else None
+            prompt = por.desc if p.corrupt_by == "prompt" else None
+            fail = p.corrupt_as if corrupted(seed, name, p.corrupt_fraction, prompt) else None
             var, shows, corrupt = edit_variation(
                 chain, image, mask, item, tags, portrayals, j, edit_seed, fail, p.iva_pixel_std, wrong
             )
