@@ -17,7 +17,9 @@ corrupt_on      the same mining, filter on + regular                            
 
 A corrupted variation's image is what `mine_real.corrupt_as` says (committed params, or -S): `unchanged`,
 the object as it was (an inpainting that changed nothing), `portrayal`, another portrayal of the object, or
-`misplaced`, the portrayal painted over another object of the image (a wrong box).
+`misplaced`, the portrayal painted over another object of the image (a wrong box). Which variations fail is
+a draw per variation, or, with `-S mine_real.corrupt_by=prompt`, per inpainting prompt (every variation
+asking for a failing prompt fails).
 
 Every arm is scored on genemi_val, and on diagnostic rows in its format, against the control
 (`stages/evaluate.py --base control --finetuned arm`), so each delta comes with its paired bootstrap
@@ -459,6 +461,11 @@ def markdown(data: dict) -> str:
     if data.get("corrupt_as") and any(k.endswith("/corrupt_on") for k in table):
         how = data["corrupt_as"]
         lines += ["", f"A corrupted variation (`mine_real.corrupt_as: {how}`) shows {CORRUPT_AS[how]}."]
+        if data.get("overrides", {}).get("mine_real.corrupt_by") == "prompt":
+            lines[-1] += (" Which variations fail was drawn per inpainting prompt (`mine_real.corrupt_by: "
+                          "prompt`): every variation asking for a failing prompt failed, as with an editor "
+                          "that cannot paint it; so the share corrupted is the failing prompts' share of "
+                          "the variations, not the fraction asked.")  # fmt: skip
     if data.get("compositional"):
         diag = verdicts(data["compositional"], seeds, frac)
         lines += ["", "The same checks on the diagnostic rows:", "", *diag]

@@ -1,10 +1,11 @@
 """What GeNeMi's filter buys on the stand-in, by how many edits fail: a picture of the corrupt arms.
 
 Reads the results of `benchmarks/standin_genemi_effect.py` (each JSON records its `corrupt_as` and
-`corrupt_fraction`; a file without them was made with another portrayal at a third) and draws, per kind of
-failed edit, the genemi_val group gain over the same-steps control against the share corrupted: the clean
-arm at 0, then the filter off and on, one line per seed, each point with its paired 95% interval; and,
-filter on, the same gain against the number of variations the filter kept (all of them right).
+`corrupt_fraction`; a file without them was made with another portrayal at a third; one made with
+`mine_real.corrupt_by: prompt` has a panel of its own) and draws, per kind of failed edit, the genemi_val
+group gain over the same-steps control against the share corrupted: the clean arm at 0, then the filter
+off and on, one line per seed, each point with its paired 95% interval; and, filter on, the same gain
+against the number of variations the filter kept (all of them right).
 
 \b
     python benchmarks/standin_genemi_filter_plot.py    # -> benchmarks/results/standin_genemi_filter.png
@@ -18,11 +19,15 @@ from pathlib import Path
 import click
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KINDS = {  # mine_real.corrupt_as: title, and marker and line of the by-count panel
+KINDS = {  # mine_real.corrupt_as (+ "/prompt" for corrupt_by: prompt): title, marker and line of by-count
     "portrayal": ("painted as another portrayal", "s", ":"),
     "unchanged": ("left as it was (edit changed nothing)", "o", "-"),
     "misplaced": ("painted over another object\n(a wrong box; an image of one shape cannot fail so)", "^",
                   "-."),
+    "unchanged/prompt": ("left as it was, by prompt\n(every variation asking for a failing prompt)", "D",
+                         "--"),
+    "portrayal/prompt": ("painted as another portrayal, by prompt\n(every variation asking for a failing "
+                         "prompt)", "v", (0, (3, 1, 1, 1))),
 }
 ARMS = {"corrupt_off": ("filter off", "#c83232", "--"), "corrupt_on": ("filter on", "#28a03c", "-")}
 
@@ -35,10 +40,17 @@ def load(f: Path) -> dict:
         raise click.ClickException(f"{f}: not JSON ({e}); pass results of standin_genemi_effect.py") from None
     if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
         raise click.ClickException(f"{f}: no results table; pass results of standin_genemi_effect.py")
-    if data.get("corrupt_as", "portrayal") not in KINDS:
-        raise click.ClickException(f"{f}: corrupt_as {data['corrupt_as']!r} is none of {', '.join(KINDS)}; "
+    if kind_of(data) not in KINDS:
+        raise click.ClickException(f"{f}: corrupt_as {kind_of(data)!r} is none of {', '.join(KINDS)}; "
                                    "pass results made with one of them")  # fmt: skip
     return data
+
+
+def kind_of(data: dict) -> str:
+    """The panel of a results file: its ``corrupt_as``, with ``/prompt`` when whole prompts failed."""
+    kind = data.get("corrupt_as", "portrayal")
+    by = data.get("corrupt_by", data.get("overrides", {}).get("mine_real.corrupt_by", "variation"))
+    return kind if by == "variation" else f"{kind}/{by}"
 
 
 def points(files: list[Path]) -> dict:
@@ -48,7 +60,7 @@ def points(files: list[Path]) -> dict:
     clean: dict = {}
     for f in files:
         data = load(f)
-        kind, share = data.get("corrupt_as", "portrayal"), data.get("corrupt_fraction", 1 / 3)
+        kind, share = kind_of(data), data.get("corrupt_fraction", 1 / 3)
         for key, e in data["table"].items():
             seed, arm = key.split("/")
             cell = (e["d_group"], e["d_group_lo"], e["d_group_hi"]) if "d_group" in e else None
@@ -77,7 +89,7 @@ def by_count(files: list[Path]) -> dict:
     clean: dict = {}
     for f in files:
         data = load(f)
-        kind = data.get("corrupt_as", "portrayal")
+        kind = kind_of(data)
         for key, e in data["table"].items():
             seed, arm = key.split("/")
             kept = data.get("mining", {}).get(seed, {}).get(arm, {}).get("kept")
@@ -127,7 +139,7 @@ def draw(pts: dict, path: Path, counts: dict | None = None) -> None:
     seeds = sorted({seed for k in kinds for arm in pts[k].values() for seed in arm}, key=int)
     extra = 1 if counts and any(counts.values()) else 0
     n = len(kinds) + extra
-    cols = n if n <= 3 else 2  # four panels in a row are too wide to read
+    cols = n if n <= 3 else 2 if n == 4 else 3  # four panels in a row are too wide to read
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), sharey=True, squeeze=False)
     axes = list(axes.flat)

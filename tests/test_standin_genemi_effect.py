@@ -90,22 +90,27 @@ def test_filter_plot_puts_each_filtered_arm_at_the_number_of_variations_its_filt
     def cell(g):
         return {"d_group": g, "d_group_lo": g - 9, "d_group_hi": g + 9}
 
-    def results(name, kind, kept, on, clean=None):
+    def results(name, kind, kept, on, clean=None, by=None):
         table = {"1/corrupt_off": cell(-5.0), "1/corrupt_on": cell(on)}
         mining = {"1": {"corrupt_off": {"kept": kept}, "corrupt_on": {"kept": kept}}}
         if clean is not None:
             table["1/genemi"], mining["1"]["genemi"] = cell(clean), {"kept": 2944}
         path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps({"table": table, "mining": mining, "corrupt_as": kind}))
+        over = {"mine_real.corrupt_by": by} if by else {}
+        path.write_text(json.dumps({"table": table, "mining": mining, "corrupt_as": kind, "overrides": over}))
         return path
 
     files = [results("a", "unchanged", 1000, 21.0, clean=24.0), results("b", "unchanged", 250, 9.0),
-             results("c", "portrayal", 500, 15.0), results("d", "misplaced", 2400, 12.0)]  # fmt: skip
+             results("c", "portrayal", 500, 15.0), results("d", "misplaced", 2400, 12.0),
+             results("e", "unchanged", 2100, 18.0, by="prompt"),
+             results("f", "unchanged", 1500, 17.0, by="variation")]  # fmt: skip
     got = plot.by_count(files)
     clean = (2944, 24.0, 15.0, 33.0)  # the clean arm: the whole mining, every line's right end
-    assert got["unchanged"]["1"] == [(250, 9.0, 0.0, 18.0), (1000, 21.0, 12.0, 30.0), clean]
+    assert got["unchanged"]["1"] == [(250, 9.0, 0.0, 18.0), (1000, 21.0, 12.0, 30.0), (1500, 17.0, 8.0, 26.0),
+                                     clean]  # fmt: skip
     assert got["portrayal"]["1"] == [(500, 15.0, 6.0, 24.0), clean]
     assert got["misplaced"]["1"] == [(2400, 12.0, 3.0, 21.0), clean]
+    assert got["unchanged/prompt"]["1"] == [(2100, 18.0, 9.0, 27.0), clean]  # whole prompts failed: its panel
     plot.draw(plot.points(files), tmp_path / "f.png", got)
     assert (tmp_path / "f.png").stat().st_size > 10_000
 
@@ -203,3 +208,19 @@ def test_the_filter_rule_head_to_head_is_merged_by_seed_and_drawn_as_a_table():
     assert "| 2 | -4.0 [-12.0, +4.0] | +6.0 [-1.0, +13.0] |" in page
     del got["rule"]
     assert "head to head" not in effect.markdown(got)  # no rule measured: no table
+
+
+def test_the_page_says_when_whole_prompts_failed():
+    effect = benchmark_module.load("standin_genemi_effect")
+    data = _part(["0"], overrides={"mine_real.corrupt_by": "prompt"})
+    deltas = {f"d_{m}{b}": 20.0 for m in effect.METRICS for b in ("", "_lo", "_hi")}
+    for arm in ("genemi", "corrupt_on"):
+        data["table"][f"0/{arm}"] = {**data["table"]["0/genemi"], **deltas}
+    data["compositional"]["0/genemi"] |= deltas
+    counts = {"variations": 10, "written": 10, "corrupted": 3, "corrupted_kept": 0}
+    data["mining"]["0"] = {arm: dict(counts) for arm in ("genemi", "corrupt_on")}
+    page = effect.markdown(data)
+    assert "`mine_real.corrupt_as: unchanged`) shows the object as it was" in page
+    assert "drawn per inpainting prompt (`mine_real.corrupt_by: prompt`)" in page
+    data["overrides"] = {}  # drawn per variation, the default: no such sentence
+    assert "per inpainting prompt" not in effect.markdown(data)
