@@ -1,0 +1,166 @@
+"""Where failed prompts cost: genemi_val elements that name a failing prompt against the others.
+
+For a finished run of `benchmarks/standin_genemi_effect.py` with `-S mine_real.corrupt_by=prompt` (every
+variation asking for a failing inpainting prompt failed) and the genemi, corrupt_off and corrupt_on arms
+trained in its `--work` folder, this script scores the filter rule's two pairs again with per-element
+outcomes (`stages/evaluate.py --items`): filter off against the clean arm (what the failed edits cost) and
+filter on against filter off (what the filter buys). It then splits genemi_val's elements (one caption and
+its image; GeNeMi's Text/Image/Group-1) in two: those whose caption names a prompt that failed in that
+seed's mining, and the others.
+
+The failing prompts are read from the run's own filter-off mining (`data/s<seed>/corrupt_off/
+variations.jsonl`, where every corrupted variation is kept and marked): a prompt failed when its variations
+were corrupted. An element names one when the prompt's short form ("blue ring") is in its caption as whole
+words, wherever it stands.
+
+\b
+    python benchmarks/standin_genemi_effect.py --seeds 0 --work /tmp/p -S mine_real.corrupt_by=prompt \\
+        --arms genemi --arms corrupt_off --arms corrupt_on --out /tmp/p
+    python benchmarks/standin_genemi_prompt_cost.py --work /tmp/p   # every trained seed of the folder
+
+Writes benchmarks/results/standin_genemi_prompt_cost.{json,md} (--out).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import standin_genemi_effect as effect  # noqa: E402  (its stage runner and the rule's pairs)
+
+METRICS = ("text_1", "image_1", "group_1")
+ARMS = ("genemi", "corrupt_off", "corrupt_on")
+
+
+def failing(variations: Path) -> tuple[set[str], set[str]]:
+    """``(failed, right)``: the short forms of the prompts some of whose variations were corrupted, and of
+    the others. (By prompt, a failing prompt's variations that cannot fail the asked way stay right: an
+    edit to the object's own look changes no pixel.)"""
+    seen: dict[str, bool] = {}
+    for line in variations.read_text(encoding="utf-8").splitlines():
+        meta = json.loads(line)["meta"]
+        seen[meta["short"]] = seen.get(meta["short"], False) or "corrupted" in meta
+    return {s for s, f in seen.items() if f}, {s for s, f in seen.items() if not f}
+
+
+def names(caption: str, shorts: set[str]) -> bool:
+    """Whether ``caption`` names one of ``shorts`` as whole words."""
+    return any(re.search(rf"\b{re.escape(s)}\b", caption.lower()) for s in shorts)
+
+
+def elements(test_jsonl: Path) -> list[str]:
+    """genemi_val's captions in element order (row by row, as the evaluation flattens them)."""
+    rows = [json.loads(line) for line in test_jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r[f"caption_{k}"] for r in rows for k in range(r["num_sample"])]
+
+
+def split(items: dict, mask: np.ndarray) -> dict:
+    """{metric: [before, after, n]} in % over the elements ``mask`` picks."""
+    out = {}
+    for m in METRICS:
+        a, b = (np.asarray(items[f"{who}/all/{m}"], dtype=float) for who in ("base", "finetuned"))
+        out[m] = [round(100 * a[mask].mean(), 1), round(100 * b[mask].mean(), 1), int(mask.sum())]
+    return out
+
+
+def seed_cost(work: Path, seed: int, times: dict) -> dict:
+    """The rule's two pairs of one seed, split by whether an element names a failing prompt."""
+    s = f"data/s{seed}"
+    prm = work / "params" / f"s{seed}.yaml"
+    on = yaml.safe_load((work / "params" / f"s{seed}_corrupt_on.yaml").read_text(encoding="utf-8"))
+    if (by := on["mine_real"].get("corrupt_by", "variation")) != "prompt":
+        raise click.ClickException(f"{work}: seed {seed} was mined with mine_real.corrupt_by {by!r}; this "
+                                   "script reads runs with -S mine_real.corrupt_by=prompt")  # fmt: skip
+    failed, right = failing(work / s / "corrupt_off" / "variations.jsonl")
+    caps = elements(work / "data" / "raw" / "eval" / "genemi_val" / "test.jsonl")
+    mask = np.array([names(c, failed) for c in caps])
+    out = {"failed_prompts": sorted(failed), "right_prompts": len(right), "elements": len(caps)}
+    for name, (ref, arm) in effect.RULE.items():
+        items = work / s / f"items_{name}.npz"
+        effect.stage(work, times, f"items_{name}", "evaluate", "--params", str(prm), "--benchmark",
+                     "genemi_val", "--data", "data", "--base", f"{s}/{ref}.safetensors", "--finetuned",
+                     f"{s}/{arm}.safetensors", "--metrics", f"{s}/items_{name}.json", "--plot-dir",
+                     f"{s}/plots_items_{name}", "--items", str(items.relative_to(work)))  # fmt: skip
+        with np.load(items, allow_pickle=False) as z:
+            got = {k: z[k] for k in z.files}
+        if len(got["base/all/group_1"]) != len(caps):
+            raise click.ClickException(f"{items}: {len(got['base/all/group_1'])} elements, genemi_val has "
+                                       f"{len(caps)}; rerun the effect script in {work}")  # fmt: skip
+        out[name] = {"naming_failed": split(got, mask), "other": split(got, ~mask)}
+    return out
+
+
+def markdown(data: dict) -> str:
+    lines = [
+        "# GeNeMi stand-in: where prompts that failed cost",
+        "",
+        "`python benchmarks/standin_genemi_prompt_cost.py` on runs of `standin_genemi_effect.py` with "
+        "`-S mine_real.corrupt_by=prompt` (corrupt_as: "
+        + ", ".join(sorted(set(data["corrupt_as"].values())))
+        + "). GeNeMi's Group-1 (micro: an element is right when its caption ranks its image first and its "
+        "image its caption), in %, on the genemi_val elements whose caption names a prompt that failed in "
+        "that seed's mining, and on the others.",
+        "",
+        "| seed | failed prompts | elements naming one | clean | filter off | filter on | other elements "
+        "| clean | filter off | filter on |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for seed, r in data["seeds"].items():
+        cells = []
+        for part in ("naming_failed", "other"):
+            clean, off, n = r["off_vs_clean"][part]["group_1"]
+            on = r["on_vs_off"][part]["group_1"][1]
+            cells += [
+                str(n),
+                f"{clean:.1f}",
+                f"{off:.1f} ({off - clean:+.1f})",
+                f"{on:.1f} ({on - off:+.1f})",
+            ]
+        n_failed = len(r["failed_prompts"])
+        lines.append(
+            f"| {seed} | {n_failed} of {n_failed + r['right_prompts']} | " + " | ".join(cells) + " |"
+        )
+    lines += ["", "Filter off in brackets: minus clean; filter on: minus filter off. Text-1 and Image-1 "
+              "are in the JSON. Failed prompts per seed:", ""]  # fmt: skip
+    lines += [f"- seed {s}: {', '.join(r['failed_prompts'])}" for s, r in data["seeds"].items()]
+    return "\n".join(lines) + "\n"
+
+
+@click.command(help=__doc__)
+@click.option("--work", "works", multiple=True, required=True, type=click.Path(file_okay=False, exists=True,
+              path_type=Path), help="Work folder of a finished run (repeatable).")  # fmt: skip
+@click.option("--out", default=str(effect.REPO / "benchmarks" / "results" / "standin_genemi_prompt_cost"),
+              show_default=True, help="Results path without suffix (.json and .md are written).")  # fmt: skip
+def main(works, out):
+    from genemi.io import write_json
+
+    data: dict = {"seeds": {}, "corrupt_as": {}, "times_s": {}}
+    for work in works:
+        seeds = sorted(int(p.parent.name[1:]) for p in work.glob("data/s*/corrupt_on.safetensors")
+                       if all((p.parent / f"{a}.safetensors").is_file() for a in ARMS))  # fmt: skip
+        if not seeds:
+            why = "run standin_genemi_effect.py there with --arms genemi --arms corrupt_off --arms corrupt_on"
+            raise click.ClickException(f"{work}: no seed with the three arms trained; {why}")
+        for seed in seeds:
+            if str(seed) in data["seeds"]:
+                raise click.ClickException(f"{work}: seed {seed} is in another --work too; give it once")
+            click.echo(f"seed {seed} ({work})")
+            times = data["times_s"].setdefault(str(seed), {})
+            data["seeds"][str(seed)] = seed_cost(work, seed, times)
+            on = yaml.safe_load((work / "params" / f"s{seed}_corrupt_on.yaml").read_text(encoding="utf-8"))
+            data["corrupt_as"][str(seed)] = on["mine_real"]["corrupt_as"]
+    data["seeds"] = dict(sorted(data["seeds"].items(), key=lambda kv: int(kv[0])))
+    write_json(f"{out}.json", data)
+    Path(f"{out}.md").write_text(markdown(data), encoding="utf-8")
+    click.echo(Path(f"{out}.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

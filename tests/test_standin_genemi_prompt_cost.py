@@ -1,0 +1,66 @@
+"""benchmarks/standin_genemi_prompt_cost.py: which prompts failed, which elements name them, the split."""
+
+from __future__ import annotations
+
+import json
+
+import benchmark_module
+import click
+import numpy as np
+import pytest
+import yaml
+
+cost = benchmark_module.load("standin_genemi_prompt_cost")
+
+
+def _variation(short: str, corrupted: bool) -> str:
+    meta = {"short": short, **({"corrupted": "ring"} if corrupted else {})}
+    return json.dumps({"id": short, "meta": meta})
+
+
+def test_a_prompt_failed_when_any_of_its_variations_was_corrupted(tmp_path):
+    f = tmp_path / "variations.jsonl"
+    lines = [("blue ring", True), ("blue ring", False), ("red cross", False), ("green square", True)]
+    f.write_text("\n".join(_variation(s, c) for s, c in lines) + "\n")
+    # a failing prompt's own-look edit stays right (it changes no pixel): the prompt still failed
+    assert cost.failing(f) == ({"blue ring", "green square"}, {"red cross"})
+
+
+def test_an_element_names_a_prompt_as_whole_words_anywhere_in_its_caption():
+    failed = {"blue ring", "red cross"}
+    assert cost.names("a blue ring left of a square", failed)
+    assert cost.names("a square left of a Red Cross", failed)
+    assert not cost.names("a blue rings left of a square", failed)
+    assert not cost.names("a blue square left of a ring", failed)
+    assert not cost.names("a dark-blue ringed cross", {"blue ring"})
+
+
+def test_the_split_and_the_page_from_hand_figures():
+    items = {
+        f"{who}/all/{m}": np.array(vals, dtype=np.uint8)
+        for m in cost.METRICS
+        for who, vals in (("base", [1, 1, 0, 1]), ("finetuned", [0, 1, 1, 1]))
+    }
+    mask = np.array([True, True, False, False])
+    assert cost.split(items, mask)["group_1"] == [100.0, 50.0, 2]
+    assert cost.split(items, ~mask)["text_1"] == [50.0, 100.0, 2]
+    seed = {
+        "failed_prompts": ["blue ring"],
+        "right_prompts": 2,
+        "elements": 4,
+        "off_vs_clean": {"naming_failed": {"group_1": [90.0, 80.0, 2]}, "other": {"group_1": [95.0, 94.0, 2]}},
+        "on_vs_off": {"naming_failed": {"group_1": [80.0, 88.0, 2]}, "other": {"group_1": [94.0, 96.0, 2]}},
+    }
+    page = cost.markdown({"seeds": {"0": seed}, "corrupt_as": {"0": "unchanged"}})
+    assert "| 0 | 1 of 3 | 2 | 90.0 | 80.0 (-10.0) | 88.0 (+8.0) | 2 | 95.0 | 94.0 (-1.0) | 96.0 (+2.0) |" in page
+    assert "- seed 0: blue ring" in page
+
+
+def test_a_run_mined_by_variation_is_refused_in_one_line(tmp_path):
+    (tmp_path / "params").mkdir()
+    on = {"mine_real": {"corrupt_by": "variation", "corrupt_as": "unchanged"}}
+    (tmp_path / "params" / "s0_corrupt_on.yaml").write_text(yaml.safe_dump(on))
+    with pytest.raises(click.ClickException, match="mined with mine_real.corrupt_by 'variation'"):
+        cost.seed_cost(tmp_path, 0, {})
+    with pytest.raises(click.ClickException, match="no seed with the three arms trained"):
+        cost.main.main(["--work", str(tmp_path), "--out", str(tmp_path / "r")], standalone_mode=False)
