@@ -108,14 +108,24 @@ def by_count(files: list[Path]) -> dict:
 
 
 def draw_counts(ax, counts: dict) -> None:
-    """Filter on: the group gain against how many right variations the arm trained on (log axis)."""
+    """Filter on: the group gain against how many right variations the arm trained on (log axis); colour
+    is the seed, marker and line the kind, each named once in the legend."""
+    from matplotlib.lines import Line2D
+
     colours = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
+    seeds, kinds = set(), []
     for kind, (title, marker, style) in KINDS.items():
         for seed, line in sorted(counts[kind].items(), key=lambda kv: int(kv[0])):
             err = [[g - lo for _, g, lo, _ in line], [hi - g for _, g, _, hi in line]]
+            colour = colours[int(seed) % len(colours)]
             ax.errorbar([n for n, *_ in line], [g for _, g, _, _ in line], yerr=err, marker=marker, ms=4,
-                        ls=style, lw=1, capsize=2, alpha=0.8, color=colours[int(seed) % len(colours)],
-                        label=f"seed {seed}, {title.split('(')[0].strip()}")  # fmt: skip
+                        ls=style, lw=1, capsize=2, alpha=0.8, color=colour)  # fmt: skip
+            seeds.add(int(seed))
+        if counts[kind]:
+            kinds.append(Line2D([], [], color="#444444", marker=marker, ls=style, lw=1, ms=4,
+                                label=title.split("(")[0].strip().replace("\n", " ")))  # fmt: skip
+    handles = [Line2D([], [], color=colours[s % len(colours)], lw=2, label=f"seed {s}") 
+               for s in sorted(seeds)]
     ax.set_xscale("log")
     ax.set_xticks([250, 500, 1000, 2000, 3000], ["250", "500", "1000", "2000", "3000"])
     ax.minorticks_off()
@@ -123,7 +133,7 @@ def draw_counts(ax, counts: dict) -> None:
     ax.set_title("filter on: gain by right variations trained on", fontsize=10)
     ax.set_xlabel("variations kept by the filter (all right; log scale)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(handles=handles + kinds, loc="lower right", fontsize=7)
 
 
 def draw(pts: dict, path: Path, counts: dict | None = None) -> None:
@@ -159,7 +169,7 @@ def draw(pts: dict, path: Path, counts: dict | None = None) -> None:
                             alpha=0.85, label=label if i == 0 else None)  # fmt: skip
         ax.axhline(0, color="#888888", lw=0.8)
         ax.set_title(f"corrupted variations {title}", fontsize=10)
-        ax.set_xlabel("share of variations corrupted (mine_real.corrupt_fraction)")
+        ax.set_xlabel("mine_real.corrupt_fraction (the share asked to fail)")
         shares = sorted({x for arm in pts[kind].values() for line in arm.values() for x, *_ in line})
         ax.set_xticks(shares, ["0 (clean)" if x == 0 else f"{x:.2f}" for x in shares])
         ax.grid(alpha=0.3)
