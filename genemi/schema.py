@@ -261,7 +261,7 @@ class MineRealParams:
     filter: bool  # false: the merge also keeps what itm_min/iva_min reject (their scores still recorded)
     corrupt_fraction: float  # share of variations whose image is not what their caption names (failed edits)
     corrupt_as: Literal["unchanged", "portrayal", "misplaced"]  # what it shows (genemi/mining/corrupt.py)
-    corrupt_by: Literal["variation", "prompt"]  # which fail: a draw per variation, or per inpainting prompt
+    corrupt_by: Literal["variation", "prompt", "color"]  # which fail: per variation, prompt, or colour
     rule_types: tuple[str, ...]  # rule-based text negatives added to each variation caption
     rule_max_per_type: int
     max_images: int  # 0 = every image of the input manifest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from mining_fakes import FakeEditor, FakeScorer, FakeSegmenter, FakeTagger
 from PIL import Image
 
@@ -88,3 +89,21 @@ def test_the_other_kinds_and_no_failure():
 class KeepEditor:
     def edit(self, image, mask, prompt, seed):
         return image.copy()
+
+
+def test_a_colour_is_named_by_its_group_and_an_unknown_unit_is_refused():
+    from genemi.mining.corrupt import color_of, failing_colors, variation_fails
+    from genemi.mining.lexicon import default_lexicon
+
+    lex = default_lexicon()
+    assert color_of("a violet bus", lex) == "purple" and color_of("a Grey cat", lex) == "gray"
+    assert color_of("a striped cat", lex) is None
+    colors = tuple(lex.colors())
+    assert len(failing_colors(5, 1 / 3, colors)) == round(len(colors) / 3)
+    fails = failing_colors(5, 1 / 3, colors)
+    assert variation_fails("color", 5, "x", 1 / 3, Portrayal("a violet bus", "violet bus"), None) == (
+        "purple" in fails
+    )
+    assert not variation_fails("color", 5, "x", 1 / 3, Portrayal("a striped bus", "striped bus"), None)
+    with pytest.raises(ValueError, match="mine_real.corrupt_by: 'word' is none of variation, prompt, color"):
+        variation_fails("word", 5, "x", 1 / 3, Portrayal("a bus", "bus"), None)

@@ -24,6 +24,7 @@ from genemi.manifest import Record, read_manifest
 from genemi.mining import pipeline as P
 from genemi.mining import synthetic as W
 from genemi.mining.contact_sheet import variation_label
+from genemi.mining.corrupt import corrupted
 from genemi.synth import dataset, world
 from genemi.synth.negatives import NEGATIVE_TYPES
 
@@ -115,12 +116,12 @@ def test_scorer_accepts_every_true_caption_and_rejects_the_worlds_negatives():
 def test_corruption_is_deterministic_and_honours_the_fraction():
     names = [f"{k:06d}:circle:green_circle" for k in range(6000)]
     for frac in (0.0, 1 / 3, 0.9):
-        got = [P.corrupted(7, n, frac) for n in names]
-        assert got == [P.corrupted(7, n, frac) for n in names]
+        got = [corrupted(7, n, frac) for n in names]
+        assert got == [corrupted(7, n, frac) for n in names]
         sd = (frac * (1 - frac) / len(names)) ** 0.5
         assert abs(np.mean(got) - frac) <= 4 * sd + 1e-12
-    assert [P.corrupted(7, n, 0.5) for n in names] != [P.corrupted(8, n, 0.5) for n in names]
-    assert all(P.corrupted(0, n, 1.0) for n in names[:50])
+    assert [corrupted(7, n, 0.5) for n in names] != [corrupted(8, n, 0.5) for n in names]
+    assert all(corrupted(0, n, 1.0) for n in names[:50])
 
 
 def test_corruption_by_prompt_fails_every_variation_asking_for_one_prompt_together(tmp_path):
@@ -133,15 +134,33 @@ def test_corruption_by_prompt_fails_every_variation_asking_for_one_prompt_togeth
     assert all(len(f) == 1 for f in fate.values()), "one prompt both failed and succeeded"
     failed = {d for d, f in fate.items() if True in f}
     assert 0 < len(failed) < len(fate)
-    assert failed == {d for d in fate if P.corrupted(3, "", 0.4, d)}
+    assert failed == {d for d in fate if corrupted(3, "", 0.4, d)}
     # another seed fails other prompts; by variation, a prompt's variations fail apart
-    assert {d for d in fate if P.corrupted(4, "", 0.4, d)} != failed
+    assert {d for d in fate if corrupted(4, "", 0.4, d)} != failed
     (tmp_path / "v").mkdir()
     by_var = _mine(tmp_path / "v", 30, corrupt_fraction=0.4, corrupt_as="portrayal")
     mixed: dict[str, set[bool]] = {}
     for r in by_var:
         mixed.setdefault(r["meta"]["desc"], set()).add("corrupted" in r["meta"])
     assert any(len(f) == 2 for f in mixed.values())
+
+
+def test_corruption_by_color_fails_exactly_that_share_of_the_colours_and_every_variation_naming_one(tmp_path):
+    # corrupt_by: color stands for an editor that cannot paint some colours
+    rows = _mine(tmp_path, 30, corrupt_fraction=0.34, corrupt_as="portrayal", corrupt_by="color")
+    colors = standin.synthetic_lexicon(SP).colors()
+    failing = {c for r in rows if "corrupted" in r["meta"] for c in [r["meta"]["short"].split()[0]]}
+    assert len(failing) == round(0.34 * len(colors)) == 2  # exactly, not a draw per colour
+    for r in rows:
+        assert ("corrupted" in r["meta"]) == (r["meta"]["short"].split()[0] in failing), r["id"]
+    others = [{c for c in colors if _fails(seed, c)} for seed in range(6)]
+    assert failing == others[3] and len({frozenset(o) for o in others}) > 1  # the seed picks them
+
+
+def _fails(seed: int, color: str) -> bool:
+    from genemi.mining.corrupt import failing_colors
+
+    return color in failing_colors(seed, 0.34, tuple(standin.synthetic_lexicon(SP).colors()))
 
 
 def _records(n: int) -> tuple[list[Record], dict[str, Image.Image]]:

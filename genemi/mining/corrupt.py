@@ -9,8 +9,10 @@ failed inpainting. :data:`KINDS` are the failures it can stand for:
   boxed the wrong object: a box whose mask overlaps the item's by IoU < 0.5).
 
 Which variations fail is ``mine_real.corrupt_by``'s choice (:data:`UNITS`): ``variation``, a draw of each
-variation's own, so failures are independent of what was asked; or ``prompt``, a draw of each inpainting
-prompt's, so every variation asking for one prompt fails together, as an editor that cannot paint it.
+variation's own, so failures are independent of what was asked; ``prompt``, a draw of each inpainting
+prompt's, so every variation asking for one prompt fails together, as an editor that cannot paint it; or
+``color``, that share of the lexicon's colours, so every variation whose portrayal names one of them fails,
+as an editor that cannot paint those colours (a portrayal naming no colour cannot fail so).
 
 A variation that cannot fail the asked way (one portrayal only; an edit that changes no pixel; no other
 object with a box and a mask of its own) stays right and is not counted as corrupted.
@@ -19,17 +21,19 @@ object with a box and a mask of its own) stays right and is not counted as corru
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
 
 from genemi import seeding
 from genemi.mining.chain import Chain
+from genemi.mining.lexicon import Lexicon, default_lexicon
 from genemi.mining.models import iva_score
 from genemi.mining.portrayals import Portrayal
 
 KINDS = ("unchanged", "portrayal", "misplaced")
-UNITS = ("variation", "prompt")
+UNITS = ("variation", "prompt", "color")
 
 
 def corrupted(seed: int, name: str, fraction: float, prompt: str | None = None) -> bool:
@@ -39,6 +43,35 @@ def corrupted(seed: int, name: str, fraction: float, prompt: str | None = None) 
     never depends on the sharding or a resume."""
     key = (name,) if prompt is None else ("prompt", prompt)
     return fraction > 0 and float(seeding.rng(seed, *key, "corrupt").random()) < fraction
+
+
+@lru_cache(maxsize=64)
+def failing_colors(seed: int, fraction: float, colors: tuple[str, ...]) -> frozenset[str]:
+    """``round(fraction * len(colors))`` of ``colors``: those with the smallest draws ``(seed, "color", c)``,
+    so exactly that share of the colours fails, whatever the seed."""
+    ranked = sorted(colors, key=lambda c: float(seeding.rng(seed, "color", c, "corrupt").random()))
+    return frozenset(ranked[: round(fraction * len(colors))])
+
+
+def color_of(short: str, lexicon: Lexicon) -> str | None:
+    """The colour ``short`` names (its first word in one of the lexicon's colour groups, as the group's
+    first word), or None."""
+    groups = {w: g[0] for scale in lexicon.scales["colors"].values() for g in scale for w in g}
+    return next((groups[w] for w in short.lower().split() if w in groups), None)
+
+
+def variation_fails(
+    by: str, seed: int, name: str, fraction: float, por: Portrayal, lexicon: Lexicon | None
+) -> bool:
+    """Whether ``mine_real.corrupt_by`` = ``by`` makes variation ``name`` (portrayal ``por``) fail."""
+    if by == "variation":
+        return corrupted(seed, name, fraction)
+    if by == "prompt":
+        return corrupted(seed, name, fraction, por.desc)
+    if by == "color":
+        lex = lexicon or default_lexicon()
+        return color_of(por.short, lex) in failing_colors(seed, fraction, tuple(lex.colors()))
+    raise ValueError(f"mine_real.corrupt_by: {by!r} is none of {', '.join(UNITS)}; set one of them")
 
 
 def wrong_object(

@@ -45,7 +45,7 @@ from genemi.manifest import (
     write_off_road_manifest,
 )
 from genemi.mining.chain import Chain  # noqa: F401  (re-exported: the miner drives a Chain)
-from genemi.mining.corrupt import corrupted, edit_variation
+from genemi.mining.corrupt import edit_variation, variation_fails
 from genemi.mining.lexicon import Lexicon
 from genemi.mining.models import iva_score
 from genemi.mining.portrayals import LexiconPortrayer, edit_type
@@ -139,8 +139,8 @@ def mine_origin(
             seen.add(name)
             edit_seed = sample_seed(seed, rec.id, item, j)
             # a corrupted variation's image is not what its caption names, as after a failed edit
-            prompt = por.desc if p.corrupt_by == "prompt" else None
-            fail = p.corrupt_as if corrupted(seed, name, p.corrupt_fraction, prompt) else None
+            fails = variation_fails(p.corrupt_by, seed, name, p.corrupt_fraction, por, chain.lexicon)
+            fail = p.corrupt_as if fails else None
             var, shows, corrupt = edit_variation(
                 chain, image, mask, item, tags, portrayals, j, edit_seed, fail, p.iva_pixel_std, wrong
             )
