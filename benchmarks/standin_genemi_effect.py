@@ -19,7 +19,7 @@ A corrupted variation's image is what `mine_real.corrupt_as` says (committed par
 the object as it was (an inpainting that changed nothing), `portrayal`, another portrayal of the object, or
 `misplaced`, the portrayal painted over another object of the image (a wrong box). Which variations fail is
 a draw per variation, or, with `-S mine_real.corrupt_by=prompt`, per inpainting prompt (every variation
-asking for a failing prompt fails).
+asking for a failing prompt fails), or with `color`, that share of the colours (every variation naming one).
 
 Every arm is scored on genemi_val, and on diagnostic rows in its format, against the control
 (`stages/evaluate.py --base control --finetuned arm`), so each delta comes with its paired bootstrap
@@ -370,6 +370,15 @@ def summarise(results: dict, which: str | None = None) -> dict:
     return table
 
 
+CORRUPT_BY = {
+    "prompt": "Which variations fail was drawn per inpainting prompt (`mine_real.corrupt_by: prompt`): every "
+    "variation asking for a failing prompt failed, as with an editor that cannot paint it; so the share "
+    "corrupted is the failing prompts' share of the variations, not the fraction asked.",
+    "color": "Which variations fail was that share of the lexicon's colours (`mine_real.corrupt_by: color`): "
+    "every variation whose portrayal names a failing colour failed, as with an editor that cannot paint it.",
+}
+
+
 def verdicts(table: dict, seeds: list[str], fraction: float = 1 / 3) -> list[str]:
     """The recipe's targets, per seed: genemi >= 10 points over the control on group, text and image; with a
     third (``fraction``) corrupted and the filter off the group gain shrinks or reverses; the filter
@@ -461,11 +470,9 @@ def markdown(data: dict) -> str:
     if data.get("corrupt_as") and any(k.endswith("/corrupt_on") for k in table):
         how = data["corrupt_as"]
         lines += ["", f"A corrupted variation (`mine_real.corrupt_as: {how}`) shows {CORRUPT_AS[how]}."]
-        if data.get("overrides", {}).get("mine_real.corrupt_by") == "prompt":
-            lines[-1] += (" Which variations fail was drawn per inpainting prompt (`mine_real.corrupt_by: "
-                          "prompt`): every variation asking for a failing prompt failed, as with an editor "
-                          "that cannot paint it; so the share corrupted is the failing prompts' share of "
-                          "the variations, not the fraction asked.")  # fmt: skip
+        by = data.get("overrides", {}).get("mine_real.corrupt_by", "variation")
+        if by != "variation":
+            lines[-1] += " " + CORRUPT_BY[by]
     if data.get("compositional"):
         diag = verdicts(data["compositional"], seeds, frac)
         lines += ["", "The same checks on the diagnostic rows:", "", *diag]

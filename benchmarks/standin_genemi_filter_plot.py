@@ -2,10 +2,10 @@
 
 Reads the results of `benchmarks/standin_genemi_effect.py` (each JSON records its `corrupt_as` and
 `corrupt_fraction`; a file without them was made with another portrayal at a third; one made with
-`mine_real.corrupt_by: prompt` has a panel of its own) and draws, per kind of failed edit, the genemi_val
-group gain over the same-steps control against the share corrupted: the clean arm at 0, then the filter
-off and on, one line per seed, each point with its paired 95% interval; and, filter on, the same gain
-against the number of variations the filter kept (all of them right).
+`mine_real.corrupt_by: prompt` or `color` has a panel of its own) and draws, per kind of failed edit, the
+genemi_val group gain over the same-steps control against the share corrupted: the clean arm at 0, then
+the filter off and on, one line per seed, each point with its paired 95% interval; and, filter on, the
+same gain against the number of variations the filter kept (all of them right).
 
 \b
     python benchmarks/standin_genemi_filter_plot.py    # -> benchmarks/results/standin_genemi_filter.png
@@ -26,6 +26,8 @@ KINDS = {  # mine_real.corrupt_as (+ "/prompt" for corrupt_by: prompt): title, m
                   "-."),
     "unchanged/prompt": ("left as it was, by prompt\n(every variation asking for a failing prompt)", "D",
                          "--"),
+    "unchanged/color": ("left as it was, by colour\n(every variation naming one of a third of the colours)",
+                        "P", (0, (1, 1))),
     "portrayal/prompt": ("painted as another portrayal, by prompt\n(every variation asking for a failing "
                          "prompt)", "v", (0, (3, 1, 1, 1))),
 }

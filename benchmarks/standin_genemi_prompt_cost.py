@@ -1,7 +1,8 @@
 """Where failed prompts cost: genemi_val elements that name a failing prompt against the others.
 
 For a finished run of `benchmarks/standin_genemi_effect.py` with `-S mine_real.corrupt_by=prompt` (every
-variation asking for a failing inpainting prompt failed) and the genemi, corrupt_off and corrupt_on arms
+variation asking for a failing inpainting prompt failed) or `color` (every variation whose portrayal names a
+failing colour failed: each prompt naming one failed), and the genemi, corrupt_off and corrupt_on arms
 trained in its `--work` folder, this script scores the filter rule's two pairs again with per-element
 outcomes (`stages/evaluate.py --items`): filter off against the clean arm (what the failed edits cost) and
 filter on against filter off (what the filter buys). It then splits genemi_val's elements (one caption and
@@ -75,9 +76,9 @@ def seed_cost(work: Path, seed: int, times: dict) -> dict:
     s = f"data/s{seed}"
     prm = work / "params" / f"s{seed}.yaml"
     on = yaml.safe_load((work / "params" / f"s{seed}_corrupt_on.yaml").read_text(encoding="utf-8"))
-    if (by := on["mine_real"].get("corrupt_by", "variation")) != "prompt":
-        raise click.ClickException(f"{work}: seed {seed} was mined with mine_real.corrupt_by {by!r}; this "
-                                   "script reads runs with -S mine_real.corrupt_by=prompt")  # fmt: skip
+    if (by := on["mine_real"].get("corrupt_by", "variation")) == "variation":
+        why = "this script reads runs with -S mine_real.corrupt_by=prompt or color"
+        raise click.ClickException(f"{work}: seed {seed} was mined with mine_real.corrupt_by {by!r}; {why}")
     failed, right = failing(work / s / "corrupt_off" / "variations.jsonl")
     caps = elements(work / "data" / "raw" / "eval" / "genemi_val" / "test.jsonl")
     mask = np.array([names(c, failed) for c in caps])
@@ -102,7 +103,9 @@ def markdown(data: dict) -> str:
         "# GeNeMi stand-in: where prompts that failed cost",
         "",
         "`python benchmarks/standin_genemi_prompt_cost.py` on runs of `standin_genemi_effect.py` with "
-        "`-S mine_real.corrupt_by=prompt` (corrupt_as: "
+        "`-S mine_real.corrupt_by="
+        + ", ".join(sorted(set(data["corrupt_by"].values())))
+        + "` (corrupt_as: "
         + ", ".join(sorted(set(data["corrupt_as"].values())))
         + "). GeNeMi's Group-1 (micro: an element is right when its caption ranks its image first and its "
         "image its caption), in %, on the genemi_val elements whose caption names a prompt that failed in "
@@ -141,7 +144,7 @@ def markdown(data: dict) -> str:
 def main(works, out):
     from genemi.io import write_json
 
-    data: dict = {"seeds": {}, "corrupt_as": {}, "times_s": {}}
+    data: dict = {"seeds": {}, "corrupt_as": {}, "corrupt_by": {}, "times_s": {}}
     for work in works:
         seeds = sorted(int(p.parent.name[1:]) for p in work.glob("data/s*/corrupt_on.safetensors")
                        if all((p.parent / f"{a}.safetensors").is_file() for a in ARMS))  # fmt: skip
@@ -156,6 +159,7 @@ def main(works, out):
             data["seeds"][str(seed)] = seed_cost(work, seed, times)
             on = yaml.safe_load((work / "params" / f"s{seed}_corrupt_on.yaml").read_text(encoding="utf-8"))
             data["corrupt_as"][str(seed)] = on["mine_real"]["corrupt_as"]
+            data["corrupt_by"][str(seed)] = on["mine_real"]["corrupt_by"]
     data["seeds"] = dict(sorted(data["seeds"].items(), key=lambda kv: int(kv[0])))
     write_json(f"{out}.json", data)
     Path(f"{out}.md").write_text(markdown(data), encoding="utf-8")

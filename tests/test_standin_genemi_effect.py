@@ -103,7 +103,8 @@ def test_filter_plot_puts_each_filtered_arm_at_the_number_of_variations_its_filt
     files = [results("a", "unchanged", 1000, 21.0, clean=24.0), results("b", "unchanged", 250, 9.0),
              results("c", "portrayal", 500, 15.0), results("d", "misplaced", 2400, 12.0),
              results("e", "unchanged", 2100, 18.0, by="prompt"),
-             results("f", "unchanged", 1500, 17.0, by="variation")]  # fmt: skip
+             results("f", "unchanged", 1500, 17.0, by="variation"),
+             results("g", "unchanged", 1900, 11.0, by="color")]  # fmt: skip
     got = plot.by_count(files)
     clean = (2944, 24.0, 15.0, 33.0)  # the clean arm: the whole mining, every line's right end
     assert got["unchanged"]["1"] == [(250, 9.0, 0.0, 18.0), (1000, 21.0, 12.0, 30.0), (1500, 17.0, 8.0, 26.0),
@@ -111,6 +112,7 @@ def test_filter_plot_puts_each_filtered_arm_at_the_number_of_variations_its_filt
     assert got["portrayal"]["1"] == [(500, 15.0, 6.0, 24.0), clean]
     assert got["misplaced"]["1"] == [(2400, 12.0, 3.0, 21.0), clean]
     assert got["unchanged/prompt"]["1"] == [(2100, 18.0, 9.0, 27.0), clean]  # whole prompts failed: its panel
+    assert got["unchanged/color"]["1"] == [(1900, 11.0, 2.0, 20.0), clean]
     plot.draw(plot.points(files), tmp_path / "f.png", got)
     assert (tmp_path / "f.png").stat().st_size > 10_000
 
@@ -222,5 +224,7 @@ def test_the_page_says_when_whole_prompts_failed():
     page = effect.markdown(data)
     assert "`mine_real.corrupt_as: unchanged`) shows the object as it was" in page
     assert "drawn per inpainting prompt (`mine_real.corrupt_by: prompt`)" in page
+    data["overrides"] = {"mine_real.corrupt_by": "color"}
+    assert "every variation whose portrayal names a failing colour failed" in effect.markdown(data)
     data["overrides"] = {}  # drawn per variation, the default: no such sentence
     assert "per inpainting prompt" not in effect.markdown(data)

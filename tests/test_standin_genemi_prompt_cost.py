@@ -48,11 +48,14 @@ def test_the_split_and_the_page_from_hand_figures():
         "failed_prompts": ["blue ring"],
         "right_prompts": 2,
         "elements": 4,
-        "off_vs_clean": {"naming_failed": {"group_1": [90.0, 80.0, 2]}, "other": {"group_1": [95.0, 94.0, 2]}},
+        "off_vs_clean": {"naming_failed": {"group_1": [90.0, 80.0, 2]}, "other": {"group_1": [95, 94.0, 2]}},
         "on_vs_off": {"naming_failed": {"group_1": [80.0, 88.0, 2]}, "other": {"group_1": [94.0, 96.0, 2]}},
     }
-    page = cost.markdown({"seeds": {"0": seed}, "corrupt_as": {"0": "unchanged"}})
-    assert "| 0 | 1 of 3 | 2 | 90.0 | 80.0 (-10.0) | 88.0 (+8.0) | 2 | 95.0 | 94.0 (-1.0) | 96.0 (+2.0) |" in page
+    runs = {"0": "unchanged"}, {"0": "color"}
+    page = cost.markdown({"seeds": {"0": seed}, "corrupt_as": runs[0], "corrupt_by": runs[1]})
+    assert "`-S mine_real.corrupt_by=color` (corrupt_as: unchanged)" in page
+    row = "| 0 | 1 of 3 | 2 | 90.0 | 80.0 (-10.0) | 88.0 (+8.0) | 2 | 95.0 | 94.0 (-1.0) | 96.0 (+2.0) |"
+    assert row in page
     assert "- seed 0: blue ring" in page
 
 
