@@ -26,10 +26,10 @@ KINDS = {  # mine_real.corrupt_as (+ "/prompt" for corrupt_by: prompt): title, m
                   "-."),
     "unchanged/prompt": ("left as it was, by prompt\n(every variation asking for a failing prompt)", "D",
                          "--"),
-    "unchanged/color": ("left as it was, by colour\n(every variation naming one of a third of the colours)",
-                        "P", (0, (1, 1))),
     "portrayal/prompt": ("painted as another portrayal, by prompt\n(every variation asking for a failing "
                          "prompt)", "v", (0, (3, 1, 1, 1))),
+    "unchanged/color": ("left as it was, by colour\n(every variation naming one of a third of the colours)",
+                        "P", (0, (1, 1))),
 }
 ARMS = {"corrupt_off": ("filter off", "#c83232", "--"), "corrupt_on": ("filter on", "#28a03c", "-")}
 
