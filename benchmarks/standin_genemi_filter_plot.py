@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KINDS = {  # mine_real.corrupt_as (+ "/prompt" for corrupt_by: prompt): title, marker and line of by-count
+KINDS = {  # mine_real.corrupt_as (+ "/<corrupt_by>" unless by variation): title, marker and line of by-count
     "portrayal": ("painted as another portrayal", "s", ":"),
     "unchanged": ("left as it was (edit changed nothing)", "o", "-"),
     "misplaced": ("painted over another object\n(a wrong box; an image of one shape cannot fail so)", "^",
