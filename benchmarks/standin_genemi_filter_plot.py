@@ -43,13 +43,13 @@ def load(f: Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
         raise click.ClickException(f"{f}: no results table; pass results of standin_genemi_effect.py")
     if kind_of(data) not in KINDS:
-        raise click.ClickException(f"{f}: corrupt_as {kind_of(data)!r} is none of {', '.join(KINDS)}; "
+        raise click.ClickException(f"{f}: failure kind {kind_of(data)!r} is none of {', '.join(KINDS)}; "
                                    "pass results made with one of them")  # fmt: skip
     return data
 
 
 def kind_of(data: dict) -> str:
-    """The panel of a results file: its ``corrupt_as``, with ``/prompt`` when whole prompts failed."""
+    """The panel of a results file: its ``corrupt_as``, with ``/<corrupt_by>`` unless drawn per variation."""
     kind = data.get("corrupt_as", "portrayal")
     by = data.get("corrupt_by", data.get("overrides", {}).get("mine_real.corrupt_by", "variation"))
     return kind if by == "variation" else f"{kind}/{by}"
@@ -126,7 +126,7 @@ def draw_counts(ax, counts: dict) -> None:
         if counts[kind]:
             kinds.append(Line2D([], [], color="#444444", marker=marker, ls=style, lw=1, ms=4,
                                 label=title.split("(")[0].strip().replace("\n", " ")))  # fmt: skip
-    handles = [Line2D([], [], color=colours[s % len(colours)], lw=2, label=f"seed {s}") 
+    handles = [Line2D([], [], color=colours[s % len(colours)], lw=2, label=f"seed {s}")
                for s in sorted(seeds)]
     ax.set_xscale("log")
     ax.set_xticks([250, 500, 1000, 2000, 3000], ["250", "500", "1000", "2000", "3000"])

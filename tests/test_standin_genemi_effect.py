@@ -186,7 +186,7 @@ def test_results_files_that_are_missing_or_not_results_are_refused_in_one_line_n
     with pytest.raises(click.UsageError, match=r"--out: .*other\.json is not this script's results"):
         effect.read_results(str(tmp_path / "other"), "--out")
     (tmp_path / "kind.json").write_text('{"table": {}, "corrupt_as": "blurred"}')
-    for name, why in (("text", "not JSON"), ("other", "no results table"), ("kind", "corrupt_as 'blurred'")):
+    for name, why in (("text", "not JSON"), ("other", "no results table"), ("kind", "failure kind 'blurred'")):
         with pytest.raises(click.ClickException, match=f"{name}.json: {why}"):
             plot.load(tmp_path / f"{name}.json")
 
