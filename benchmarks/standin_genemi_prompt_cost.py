@@ -56,10 +56,12 @@ def names(caption: str, shorts: set[str]) -> bool:
     return any(re.search(rf"\b{re.escape(s)}\b", caption.lower()) for s in shorts)
 
 
-def elements(test_jsonl: Path) -> list[str]:
-    """genemi_val's captions in element order (row by row, as the evaluation flattens them)."""
+def elements(test_jsonl: Path) -> tuple[list[str], np.ndarray]:
+    """genemi_val's captions in element order (row by row, as the evaluation flattens them) and each one's
+    row."""
     rows = [json.loads(line) for line in test_jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r[f"caption_{k}"] for r in rows for k in range(r["num_sample"])]
+    caps = [r[f"caption_{k}"] for r in rows for k in range(r["num_sample"])]
+    return caps, np.repeat(np.arange(len(rows)), [r["num_sample"] for r in rows])
 
 
 def split(items: dict, mask: np.ndarray) -> dict:
@@ -80,7 +82,7 @@ def seed_cost(work: Path, seed: int, times: dict) -> dict:
         why = "this script reads runs with -S mine_real.corrupt_by=prompt or color"
         raise click.ClickException(f"{work}: seed {seed} was mined with mine_real.corrupt_by {by!r}; {why}")
     failed, right = failing(work / s / "corrupt_off" / "variations.jsonl")
-    caps = elements(work / "data" / "raw" / "eval" / "genemi_val" / "test.jsonl")
+    caps, row_of = elements(work / "data" / "raw" / "eval" / "genemi_val" / "test.jsonl")
     mask = np.array([names(c, failed) for c in caps])
     out = {"failed_prompts": sorted(failed), "right_prompts": len(right), "elements": len(caps)}
     for name, (ref, arm) in effect.RULE.items():
@@ -91,9 +93,9 @@ def seed_cost(work: Path, seed: int, times: dict) -> dict:
                      f"{s}/plots_items_{name}", "--items", str(items.relative_to(work)))  # fmt: skip
         with np.load(items, allow_pickle=False) as z:
             got = {k: z[k] for k in z.files}
-        if len(got["base/all/group_1"]) != len(caps):
-            raise click.ClickException(f"{items}: {len(got['base/all/group_1'])} elements, genemi_val has "
-                                       f"{len(caps)}; rerun the effect script in {work}")  # fmt: skip
+        if not np.array_equal(got["clusters/all/group_1"], row_of):
+            raise click.ClickException(f"{items}: its elements are not genemi_val's {len(caps)} in row "
+                                       f"order; rerun the effect script in {work}")  # fmt: skip
         out[name] = {"naming_failed": split(got, mask), "other": split(got, ~mask)}
     return out
 

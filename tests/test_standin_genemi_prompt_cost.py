@@ -67,3 +67,12 @@ def test_a_run_mined_by_variation_is_refused_in_one_line(tmp_path):
         cost.seed_cost(tmp_path, 0, {})
     with pytest.raises(click.ClickException, match="no seed with the three arms trained"):
         cost.main.main(["--work", str(tmp_path), "--out", str(tmp_path / "r")], standalone_mode=False)
+
+
+def test_elements_come_row_by_row_with_their_rows(tmp_path):
+    f = tmp_path / "test.jsonl"
+    rows = [{"num_sample": 2, "caption_0": "a", "caption_1": "b"}, {"num_sample": 3, **{f"caption_{k}": c
+            for k, c in enumerate("cde")}}]  # fmt: skip
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    caps, row_of = cost.elements(f)
+    assert caps == list("abcde") and row_of.tolist() == [0, 0, 1, 1, 1]
