@@ -51,7 +51,7 @@ def load(f: Path) -> dict:
 def kind_of(data: dict) -> str:
     """The panel of a results file: its ``corrupt_as``, with ``/<corrupt_by>`` unless drawn per variation."""
     kind = data.get("corrupt_as", "portrayal")
-    by = data.get("corrupt_by", data.get("overrides", {}).get("mine_real.corrupt_by", "variation"))
+    by = data.get("overrides", {}).get("mine_real.corrupt_by", "variation")  # the effect script's -S
     return kind if by == "variation" else f"{kind}/{by}"
 
 
