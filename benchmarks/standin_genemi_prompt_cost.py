@@ -14,6 +14,11 @@ variations.jsonl`, where every corrupted variation is kept and marked): a prompt
 were corrupted. An element names one when the prompt's short form ("blue ring") is in its caption as whole
 words, wherever it stands.
 
+Per word every prompt of which failed (by colour: each failing colour), the page also gives Group-1 on the
+elements naming it for the synthetic base and the same-steps control (the regular pairs alone, scored with
+`--items` too) beside the three arms: filter on, such a word has no variation left, so the control shows
+what the regular pairs alone make of it.
+
 \b
     python benchmarks/standin_genemi_effect.py --seeds 0 --work /tmp/p -S mine_real.corrupt_by=prompt \\
         --arms genemi --arms corrupt_off --arms corrupt_on --out /tmp/p
@@ -38,6 +43,7 @@ import standin_genemi_effect as effect  # noqa: E402  (its stage runner and the 
 
 METRICS = ("text_1", "image_1", "group_1")
 ARMS = ("genemi", "corrupt_off", "corrupt_on")
+BY_WORD = ("base", "control", "clean", "filter_off", "filter_on")
 
 
 def failing(variations: Path) -> tuple[set[str], set[str]]:
@@ -49,6 +55,14 @@ def failing(variations: Path) -> tuple[set[str], set[str]]:
         meta = json.loads(line)["meta"]
         seen[meta["short"]] = seen.get(meta["short"], False) or "corrupted" in meta
     return {s for s, f in seen.items() if f}, {s for s, f in seen.items() if not f}
+
+
+def whole_words(failed: set[str], right: set[str]) -> list[str]:
+    """The words every prompt of which failed (by colour: the failing colours; a word in one prompt only
+    does not count), sorted."""
+    words = {w for s in failed for w in s.split()}
+    kept = {w for s in right for w in s.split()}
+    return sorted(w for w in words - kept if sum(w in s.split() for s in failed) > 1)
 
 
 def names(caption: str, shorts: set[str]) -> bool:
@@ -73,10 +87,27 @@ def split(items: dict, mask: np.ndarray) -> dict:
     return out
 
 
+def scored(work: Path, times: dict, seed: int, name: str, ref: str, arm: str, rows: np.ndarray) -> dict:
+    """``arm`` against ``ref`` on genemi_val with per-element outcomes (``evaluate --items``), checked to be
+    its elements in row order (``rows``: each element's row)."""
+    s, prm = f"data/s{seed}", work / "params" / f"s{seed}.yaml"
+    items = work / s / f"items_{name}.npz"
+    effect.stage(work, times, f"items_{name}", "evaluate", "--params", str(prm), "--benchmark",
+                 "genemi_val", "--data", "data", "--base", ref, "--finetuned", f"{s}/{arm}.safetensors",
+                 "--metrics", f"{s}/items_{name}.json", "--plot-dir", f"{s}/plots_items_{name}",
+                 "--items", str(items.relative_to(work)))  # fmt: skip
+    with np.load(items, allow_pickle=False) as z:
+        got = {k: z[k] for k in z.files}
+    if not np.array_equal(got["clusters/all/group_1"], rows):
+        raise click.ClickException(f"{items}: its elements are not genemi_val's {len(rows)} in row "
+                                   f"order; rerun the effect script in {work}")  # fmt: skip
+    return got
+
+
 def seed_cost(work: Path, seed: int, times: dict) -> dict:
-    """The rule's two pairs of one seed, split by whether an element names a failing prompt."""
+    """The rule's two pairs of one seed, split by whether an element names a failing prompt; and, per word
+    every prompt of which failed, the base, the control and the three arms on the elements naming it."""
     s = f"data/s{seed}"
-    prm = work / "params" / f"s{seed}.yaml"
     on = yaml.safe_load((work / "params" / f"s{seed}_corrupt_on.yaml").read_text(encoding="utf-8"))
     if (by := on["mine_real"].get("corrupt_by", "variation")) == "variation":
         why = "this script reads runs with -S mine_real.corrupt_by=prompt or color"
@@ -85,18 +116,21 @@ def seed_cost(work: Path, seed: int, times: dict) -> dict:
     caps, row_of = elements(work / "data" / "raw" / "eval" / "genemi_val" / "test.jsonl")
     mask = np.array([names(c, failed) for c in caps])
     out = {"failed_prompts": sorted(failed), "right_prompts": len(right), "elements": len(caps)}
+    got = {}
     for name, (ref, arm) in effect.RULE.items():
-        items = work / s / f"items_{name}.npz"
-        effect.stage(work, times, f"items_{name}", "evaluate", "--params", str(prm), "--benchmark",
-                     "genemi_val", "--data", "data", "--base", f"{s}/{ref}.safetensors", "--finetuned",
-                     f"{s}/{arm}.safetensors", "--metrics", f"{s}/items_{name}.json", "--plot-dir",
-                     f"{s}/plots_items_{name}", "--items", str(items.relative_to(work)))  # fmt: skip
-        with np.load(items, allow_pickle=False) as z:
-            got = {k: z[k] for k in z.files}
-        if not np.array_equal(got["clusters/all/group_1"], row_of):
-            raise click.ClickException(f"{items}: its elements are not genemi_val's {len(caps)} in row "
-                                       f"order; rerun the effect script in {work}")  # fmt: skip
-        out[name] = {"naming_failed": split(got, mask), "other": split(got, ~mask)}
+        got[name] = scored(work, times, seed, name, f"{s}/{ref}.safetensors", arm, row_of)
+        out[name] = {"naming_failed": split(got[name], mask), "other": split(got[name], ~mask)}
+    # the control against the base on the same elements: what the regular pairs alone teach each word
+    ctl = scored(work, times, seed, "control", "data/base.safetensors", "control", row_of)
+    outcome = {"base": ctl["base/all/group_1"], "control": ctl["finetuned/all/group_1"],
+               "clean": got["off_vs_clean"]["base/all/group_1"],
+               "filter_off": got["off_vs_clean"]["finetuned/all/group_1"],
+               "filter_on": got["on_vs_off"]["finetuned/all/group_1"]}  # fmt: skip
+    out["by_word"] = {}
+    for w in whole_words(failed, right):
+        m = np.array([names(c, {w}) for c in caps])
+        pct = {a: round(100 * float(np.mean(v[m])), 1) for a, v in outcome.items()}
+        out["by_word"][w] = {"n": int(m.sum()), **pct}
     return out
 
 
@@ -135,6 +169,16 @@ def markdown(data: dict) -> str:
     lines += ["", "Filter off in brackets: minus clean; filter on: minus filter off. Text-1 and Image-1 "
               "are in the JSON. Failed prompts per seed:", ""]  # fmt: skip
     lines += [f"- seed {s}: {', '.join(r['failed_prompts'])}" for s, r in data["seeds"].items()]
+    words = [(s, w, v) for s, r in data["seeds"].items() for w, v in r.get("by_word", {}).items()]
+    if words:
+        lines += ["", "Each word every prompt of which failed (by colour: each failing colour), Group-1 in % "
+                  "on the elements that name it, with the synthetic base and the same-steps control (the "
+                  "regular pairs alone) beside the arms. Filter on, a word has no variation left, so the "
+                  "regular pairs are all that teach it:", "",
+                  "| seed | word | elements | base | control | clean | filter off | filter on |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {s} | {w} | {v['n']} | " + " | ".join(f"{v[a]:.1f}" for a in BY_WORD) + " |"
+                  for s, w, v in words]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

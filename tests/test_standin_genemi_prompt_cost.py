@@ -76,3 +76,25 @@ def test_elements_come_row_by_row_with_their_rows(tmp_path):
     f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     caps, row_of = cost.elements(f)
     assert caps == list("abcde") and row_of.tolist() == [0, 0, 1, 1, 1]
+
+
+def test_the_words_every_prompt_of_which_failed_are_the_failing_colours():
+    failed = {"purple ring", "purple cross", "yellow ring", "yellow cross", "blue square"}
+    right = {"blue ring", "red cross", "red ring"}
+    # "blue" has a right prompt; "ring" and "cross" too; "square" is in one failing prompt only
+    assert cost.whole_words(failed, right) == ["purple", "yellow"]
+    assert cost.whole_words({"blue ring"}, {"red ring"}) == []
+
+
+def test_the_page_gives_each_failing_word_beside_the_base_and_the_control():
+    part = {"naming_failed": {"group_1": [86.0, 78.0, 100]}, "other": {"group_1": [95.0, 93.3, 300]}}
+    seed = {"failed_prompts": ["purple ring"], "right_prompts": 29, "elements": 400,
+            "off_vs_clean": part, "on_vs_off": part,
+            "by_word": {"purple": {"n": 60, "base": 76.7, "control": 71.7, "clean": 88.3, "filter_off": 78.3,
+                                   "filter_on": 70.0}}}  # fmt: skip
+    runs = {"corrupt_as": {"0": "unchanged"}, "corrupt_by": {"0": "color"}}
+    page = cost.markdown({"seeds": {"0": seed}, **runs})
+    assert "| 0 | purple | 60 | 76.7 | 71.7 | 88.3 | 78.3 | 70.0 |" in page
+    seed.pop("by_word")
+    assert "| seed | word |" not in cost.markdown({"seeds": {"0": seed}, "corrupt_as": {"0": "unchanged"},
+                                                  "corrupt_by": {"0": "prompt"}})  # fmt: skip
