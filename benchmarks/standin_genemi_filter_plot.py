@@ -22,14 +22,31 @@ RESULTS = Path(__file__).resolve().parent / "results"
 KINDS = {  # mine_real.corrupt_as (+ "/<corrupt_by>" unless by variation): title, marker and line of by-count
     "portrayal": ("painted as another portrayal", "s", ":"),
     "unchanged": ("left as it was (edit changed nothing)", "o", "-"),
-    "misplaced": ("painted over another object\n(a wrong box; an image of one shape cannot fail so)", "^",
-                  "-."),
-    "unchanged/prompt": ("left as it was, by prompt\n(every variation asking for a failing prompt)", "D",
-                         "--"),
-    "portrayal/prompt": ("painted as another portrayal, by prompt\n(every variation asking for a failing "
-                         "prompt)", "v", (0, (3, 1, 1, 1))),
-    "unchanged/color": ("left as it was, by colour\n(every variation naming one of a third of the colours)",
-                        "P", (0, (1, 1))),
+    "misplaced": (
+        "painted over another object\n(a wrong box; an image of one shape cannot fail so)",
+        "^",
+        "-.",
+    ),
+    "unchanged/prompt": (
+        "left as it was, by prompt\n(every variation asking for a failing prompt)",
+        "D",
+        "--",
+    ),
+    "portrayal/prompt": (
+        "painted as another portrayal, by prompt\n(every variation asking for a failing prompt)",
+        "v",
+        (0, (3, 1, 1, 1)),
+    ),
+    "unchanged/color": (
+        "left as it was, by colour\n(every variation naming one of a third of the colours)",
+        "P",
+        (0, (1, 1)),
+    ),
+    "portrayal/color": (
+        "painted as another portrayal, by colour\n(every variation naming one of a third of the colours)",
+        "X",
+        (0, (5, 2)),
+    ),
 }
 ARMS = {"corrupt_off": ("filter off", "#c83232", "--"), "corrupt_on": ("filter on", "#28a03c", "-")}
 
@@ -109,9 +126,10 @@ def by_count(files: list[Path]) -> dict:
     return out
 
 
-def draw_counts(ax, counts: dict) -> None:
+def draw_counts(ax, counts: dict, legend_ax=None) -> None:
     """Filter on: the group gain against how many right variations the arm trained on (log axis); colour
-    is the seed, marker and line the kind, each named once in the legend."""
+    is the seed, marker and line the kind, each named once in the legend (in ``legend_ax``, an empty cell
+    of the grid, where there is one, so that it covers no point)."""
     from matplotlib.lines import Line2D
 
     colours = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
@@ -126,8 +144,9 @@ def draw_counts(ax, counts: dict) -> None:
         if counts[kind]:
             kinds.append(Line2D([], [], color="#444444", marker=marker, ls=style, lw=1, ms=4,
                                 label=title.split("(")[0].strip().replace("\n", " ")))  # fmt: skip
-    handles = [Line2D([], [], color=colours[s % len(colours)], lw=2, label=f"seed {s}")
-               for s in sorted(seeds)]
+    handles = [
+        Line2D([], [], color=colours[s % len(colours)], lw=2, label=f"seed {s}") for s in sorted(seeds)
+    ]
     ax.set_xscale("log")
     ax.set_xticks([250, 500, 1000, 2000, 3000], ["250", "500", "1000", "2000", "3000"])
     ax.minorticks_off()
@@ -135,7 +154,13 @@ def draw_counts(ax, counts: dict) -> None:
     ax.set_title("filter on: gain by right variations trained on", fontsize=10)
     ax.set_xlabel("variations kept by the filter (all right; log scale)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(handles=handles + kinds, loc="lower right", fontsize=7)
+    if legend_ax is not None:
+        legend_ax.set_visible(True)
+        legend_ax.axis("off")
+        legend_ax.legend(handles=handles + kinds, loc="upper left", fontsize=9, title="filter on, by count",
+                         title_fontsize=9)  # fmt: skip
+    else:
+        ax.legend(handles=handles + kinds, loc="lower right", fontsize=7)
 
 
 def draw(pts: dict, path: Path, counts: dict | None = None) -> None:
@@ -155,11 +180,12 @@ def draw(pts: dict, path: Path, counts: dict | None = None) -> None:
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), sharey=True, squeeze=False)
     axes = list(axes.flat)
-    for ax in axes[n:]:
+    spare = axes[n:]
+    for ax in spare:
         ax.set_visible(False)
     axes = axes[:n]
     if extra:
-        draw_counts(axes[-1], counts)
+        draw_counts(axes[-1], counts, spare[0] if spare else None)
         axes = axes[:-1]
     for ax, (kind, title) in zip(axes, kinds.items(), strict=True):
         for arm, (label, colour, style) in ARMS.items():

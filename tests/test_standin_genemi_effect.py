@@ -104,7 +104,8 @@ def test_filter_plot_puts_each_filtered_arm_at_the_number_of_variations_its_filt
              results("c", "portrayal", 500, 15.0), results("d", "misplaced", 2400, 12.0),
              results("e", "unchanged", 2100, 18.0, by="prompt"),
              results("f", "unchanged", 1500, 17.0, by="variation"),
-             results("g", "unchanged", 1900, 11.0, by="color")]  # fmt: skip
+             results("g", "unchanged", 1900, 11.0, by="color"),
+             results("h", "portrayal", 1950, 13.0, by="color")]  # fmt: skip
     got = plot.by_count(files)
     clean = (2944, 24.0, 15.0, 33.0)  # the clean arm: the whole mining, every line's right end
     assert got["unchanged"]["1"] == [(250, 9.0, 0.0, 18.0), (1000, 21.0, 12.0, 30.0), (1500, 17.0, 8.0, 26.0),
@@ -113,6 +114,7 @@ def test_filter_plot_puts_each_filtered_arm_at_the_number_of_variations_its_filt
     assert got["misplaced"]["1"] == [(2400, 12.0, 3.0, 21.0), clean]
     assert got["unchanged/prompt"]["1"] == [(2100, 18.0, 9.0, 27.0), clean]  # whole prompts failed: its panel
     assert got["unchanged/color"]["1"] == [(1900, 11.0, 2.0, 20.0), clean]
+    assert got["portrayal/color"]["1"] == [(1950, 13.0, 4.0, 22.0), clean]  # each kind by colour: its own
     plot.draw(plot.points(files), tmp_path / "f.png", got)
     assert (tmp_path / "f.png").stat().st_size > 10_000
 
@@ -186,7 +188,8 @@ def test_results_files_that_are_missing_or_not_results_are_refused_in_one_line_n
     with pytest.raises(click.UsageError, match=r"--out: .*other\.json is not this script's results"):
         effect.read_results(str(tmp_path / "other"), "--out")
     (tmp_path / "kind.json").write_text('{"table": {}, "corrupt_as": "blurred"}')
-    for name, why in (("text", "not JSON"), ("other", "no results table"), ("kind", "failure kind 'blurred'")):
+    cases = (("text", "not JSON"), ("other", "no results table"), ("kind", "failure kind 'blurred'"))
+    for name, why in cases:
         with pytest.raises(click.ClickException, match=f"{name}.json: {why}"):
             plot.load(tmp_path / f"{name}.json")
 
