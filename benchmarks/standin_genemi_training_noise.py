@@ -209,6 +209,11 @@ def markdown(data: dict) -> str:
         f"- The rule (restored >= 50 %) holds on {summ['restored']['met']} of {len(rows)} training seeds.",
         f"- Training seed {seed} retrains the run's own models: " + REPRODUCES[rep],
     ]
+    cost = summ["rule/off_vs_clean"]
+    if cost[3] is not None and cost[3] >= 0:
+        span = f"[{cost[2]:+.1f}, {cost[3]:+.1f}]"
+        lines.append(f"- The mean cost's interval, {span}, includes 0: no measurable loss, so the restored "
+                     "shares above are ratios of noise, not readings of the rule.")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -67,6 +67,9 @@ def test_collect_orders_training_seeds_and_the_page_shows_each(tmp_path):
     # two seeds: t(0.975, 1) = 12.706; genemi 20 and 24: sd 2.83, half-width 25.4
     assert "| mean [95% over training seeds] | +22.0 [-3.4, +47.4] | +15.0 [" in page
     assert "| +3.5 [-28.3, +35.3] | 50% of the means |" in page
+    assert "includes 0: no measurable loss" in page  # off - clean: -10 and -4, interval [-45.1, +31.1]
+    lost = {**data["summary"], "rule/off_vs_clean": [-7.0, 1.0, -9.0, -5.0]}
+    assert "no measurable loss" not in noise.markdown({**data, "summary": lost})
     one = noise.summary({"2": rows["2"]})
     assert one["gain/genemi"] == [20.0, None, None, None]
     assert "| +20.0 | +10.0 | +16.0 | -10.0 | +6.0 | 60% of the means |" in noise.markdown(
