@@ -33,6 +33,8 @@ from pathlib import Path
 import click
 import yaml
 
+from genemi.io import write_json
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import standin_genemi_effect as effect  # noqa: E402  (its stage runner, arms and the rule's pairs)
 
@@ -99,7 +101,7 @@ def train_seed(work: Path, seed: int, t: int) -> dict:
                      "--data", "data", "--base", f"{d}/{ref}.safetensors", "--finetuned",
                      f"{d}/{arm}.safetensors", "--metrics", m, "--plot-dir", f"{d}/plots_{name}")  # fmt: skip
         out[key] = delta(json.loads((work / m).read_text(encoding="utf-8")))
-    (work / d / "noise.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
+    write_json(work / d / "noise.json", out)  # atomic: a cut-short run leaves no half-written file
     return out
 
 
@@ -112,10 +114,16 @@ def restored(row: dict) -> float | None:
 
 def collect(work: Path, seed: int) -> dict:
     """Every training seed's ``noise.json`` of mining seed ``seed``, by training seed."""
-    found = sorted((work / f"data/s{seed}").glob("t*/noise.json"), key=lambda p: int(p.parent.name[1:]))
+    found = [p for p in (work / f"data/s{seed}").glob("t*/noise.json") if p.parent.name[1:].isdigit()]
     if not found:
         raise click.ClickException(f"{work}/data/s{seed}: no training seed scored yet; run with -t first")
-    return {p.parent.name[1:]: json.loads(p.read_text(encoding="utf-8")) for p in found}
+    rows = {}
+    for p in sorted(found, key=lambda p: int(p.parent.name[1:])):
+        try:
+            rows[p.parent.name[1:]] = json.loads(p.read_text(encoding="utf-8"))
+        except ValueError as e:  # JSON or UTF-8
+            raise click.ClickException(f"{p}: not JSON ({e}); train that seed again with -t") from None
+    return rows
 
 
 def reproduces(work: Path, seed: int, rows: dict) -> bool | None:
@@ -227,8 +235,6 @@ def markdown(data: dict) -> str:
 @click.option("--out", default=str(effect.REPO / "benchmarks/results/standin_genemi_training_noise"),
               show_default=True, help="Results path without suffix (.json and .md are written).")  # fmt: skip
 def main(work, seed, train_seeds, render, out):
-    from genemi.io import write_json
-
     wdir = Path(work)
     if not train_seeds and not render:
         raise click.UsageError("give -t SEED (repeatable) to train, or --render to gather what is trained")

@@ -80,6 +80,13 @@ def test_collect_orders_training_seeds_and_the_page_shows_each(tmp_path):
     assert "879 of 2944 variations corrupted, 2048 kept by the filter" in page
     with pytest.raises(click.ClickException, match="no training seed scored"):
         noise.collect(tmp_path, 1)
+    (tmp_path / "data/s0/tmp").mkdir()  # not a training seed's folder: passed over
+    (tmp_path / "data/s0/tmp/noise.json").write_text("{}")
+    assert list(noise.collect(tmp_path, 0)) == ["2", "10"]
+    (tmp_path / "data/s0/t3").mkdir()
+    (tmp_path / "data/s0/t3/noise.json").write_text('{"gain/genemi": ')
+    with pytest.raises(click.ClickException, match=r"t3/noise.json: not JSON .*train that seed again"):
+        noise.collect(tmp_path, 0)
 
 
 def test_training_seed_zero_is_checked_against_the_runs_own_figures(tmp_path):
