@@ -16,8 +16,8 @@ words, wherever it stands.
 
 Per word every prompt of which failed (by colour: each failing colour), the page also gives Group-1 on the
 elements naming it for the synthetic base and the same-steps control (the regular pairs alone, scored with
-`--items` too) beside the three arms: filter on, such a word has no variation left, so the control shows
-what the regular pairs alone make of it.
+`--items` too) beside the three arms: filter on, such a word keeps no variation but edits to an object's
+own look (which change no pixel, so cannot fail), so the control shows what is left to teach it.
 
 \b
     python benchmarks/standin_genemi_effect.py --seeds 0 --work /tmp/p -S mine_real.corrupt_by=prompt \\
@@ -173,8 +173,9 @@ def markdown(data: dict) -> str:
     if words:
         lines += ["", "Each word every prompt of which failed (by colour: each failing colour), Group-1 in % "
                   "on the elements that name it, with the synthetic base and the same-steps control (the "
-                  "regular pairs alone) beside the arms. Filter on, a word has no variation left, so the "
-                  "regular pairs are all that teach it:", "",
+                  "regular pairs alone) beside the arms. Filter on, a word keeps no variation but edits to "
+                  "an object's own look (they change no pixel, so cannot fail): the regular pairs are "
+                  "nearly all that teach it:", "",
                   "| seed | word | elements | base | control | clean | filter off | filter on |",
                   "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         lines += [f"| {s} | {w} | {v['n']} | " + " | ".join(f"{v[a]:.1f}" for a in BY_WORD) + " |"
