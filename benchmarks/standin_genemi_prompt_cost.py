@@ -87,6 +87,12 @@ def split(items: dict, mask: np.ndarray) -> dict:
     return out
 
 
+def regular_captions(manifest: Path) -> list[str]:
+    """The captions of the regular pairs every arm trains on (the run's COCO manifest)."""
+    return [json.loads(line)["caption"] for line in manifest.read_text(encoding="utf-8").splitlines()
+            if line.strip()]  # fmt: skip
+
+
 def scored(work: Path, times: dict, seed: int, name: str, ref: str, arm: str, rows: np.ndarray) -> dict:
     """``arm`` against ``ref`` on genemi_val with per-element outcomes (``evaluate --items``), checked to be
     its elements in row order (``rows``: each element's row)."""
@@ -126,11 +132,13 @@ def seed_cost(work: Path, seed: int, times: dict) -> dict:
                "clean": got["off_vs_clean"]["base/all/group_1"],
                "filter_off": got["off_vs_clean"]["finetuned/all/group_1"],
                "filter_on": got["on_vs_off"]["finetuned/all/group_1"]}  # fmt: skip
+    regular = regular_captions(work / "data" / "coco" / "karpathy.jsonl")
     out["by_word"] = {}
     for w in whole_words(failed, right):
         m = np.array([names(c, {w}) for c in caps])
         pct = {a: round(100 * float(np.mean(v[m])), 1) for a, v in outcome.items()}
-        out["by_word"][w] = {"n": int(m.sum()), **pct}
+        said = sum(names(c, {w}) for c in regular)
+        out["by_word"][w] = {"n": int(m.sum()), "regular": [said, len(regular)], **pct}
     return out
 
 
@@ -176,10 +184,10 @@ def markdown(data: dict) -> str:
                   "regular pairs alone) beside the arms. Filter on, a word keeps no variation but edits to "
                   "an object's own look (they change no pixel, so cannot fail): the regular pairs are "
                   "nearly all that teach it:", "",
-                  "| seed | word | elements | base | control | clean | filter off | filter on |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        lines += [f"| {s} | {w} | {v['n']} | " + " | ".join(f"{v[a]:.1f}" for a in BY_WORD) + " |"
-                  for s, w, v in words]  # fmt: skip
+                  "| seed | word | regular captions naming it | elements | base | control | clean "
+                  "| filter off | filter on |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {s} | {w} | {v['regular'][0]} of {v['regular'][1]} | {v['n']} | "
+                  + " | ".join(f"{v[a]:.1f}" for a in BY_WORD) + " |" for s, w, v in words]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

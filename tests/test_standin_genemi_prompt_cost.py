@@ -90,11 +90,20 @@ def test_the_page_gives_each_failing_word_beside_the_base_and_the_control():
     part = {"naming_failed": {"group_1": [86.0, 78.0, 100]}, "other": {"group_1": [95.0, 93.3, 300]}}
     seed = {"failed_prompts": ["purple ring"], "right_prompts": 29, "elements": 400,
             "off_vs_clean": part, "on_vs_off": part,
-            "by_word": {"purple": {"n": 60, "base": 76.7, "control": 71.7, "clean": 88.3, "filter_off": 78.3,
+            "by_word": {"purple": {"n": 60, "regular": [58, 1788], "base": 76.7, "control": 71.7,
+                                   "clean": 88.3, "filter_off": 78.3,
                                    "filter_on": 70.0}}}  # fmt: skip
     runs = {"corrupt_as": {"0": "unchanged"}, "corrupt_by": {"0": "color"}}
     page = cost.markdown({"seeds": {"0": seed}, **runs})
-    assert "| 0 | purple | 60 | 76.7 | 71.7 | 88.3 | 78.3 | 70.0 |" in page
+    assert "| 0 | purple | 58 of 1788 | 60 | 76.7 | 71.7 | 88.3 | 78.3 | 70.0 |" in page
     seed.pop("by_word")
     assert "| seed | word |" not in cost.markdown({"seeds": {"0": seed}, "corrupt_as": {"0": "unchanged"},
                                                   "corrupt_by": {"0": "prompt"}})  # fmt: skip
+
+
+def test_the_regular_captions_are_the_runs_coco_manifest(tmp_path):
+    f = tmp_path / "karpathy.jsonl"
+    f.write_text('{"caption": "a purple ring", "id": 1}\n\n{"caption": "a red cross", "id": 2}\n')
+    caps = cost.regular_captions(f)
+    assert caps == ["a purple ring", "a red cross"]
+    assert sum(cost.names(c, {"purple"}) for c in caps) == 1
