@@ -195,7 +195,8 @@ def markdown(data: dict) -> str:
         "fine-tuned again with its run's params and only `seed` changed. genemi_val group accuracy, points, "
         "paired bootstrap 95% intervals over its rows. Gains are each arm minus the control of the same "
         "training seed; off - clean and on - off are the filter rule head to head; restored is the rule's "
-        "share, (on - off) / (clean - off) of the gains, which it asks to be >= 50 %.",
+        "share, (on - off) / (clean - off) of the gains, which it asks to be >= 50 %. The mean row's "
+        "interval is Student's t over the training seeds: how well the mean over batch orders is known.",
         "",
         "| training seed | genemi - control | off - control | on - control | off - clean | on - off "
         "| restored |",
