@@ -258,11 +258,13 @@ def run_seed(work: Path, seed: int, times: dict, arms=ARMS) -> dict:
     return out
 
 
-def train(work: Path, times: dict, seed: int, arm: str, mined: dict) -> None:
-    """finetune of one arm from the shared base into data/s<seed>/<arm>.safetensors."""
-    s = f"data/s{seed}"
+def train(work: Path, times: dict, seed: int, arm: str, mined: dict, prm: str | None = None,
+          into: str | None = None) -> None:  # fmt: skip
+    """finetune of one arm from the shared base into data/s<seed>/<arm>.safetensors, or into ``into`` with
+    the params file ``prm`` (relative to ``work``; default: written here for the arm and seed)."""
+    s = into or f"data/s{seed}"
     over, source = ARM_SETUP[arm]
-    aprm = str(write_params(work / "params" / f"s{seed}_{arm}.yaml", {"seed": seed, **over}))
+    aprm = prm or str(write_params(work / "params" / f"s{seed}_{arm}.yaml", {"seed": seed, **over}))
     coco = ["data/coco/karpathy.jsonl", "data/raw/coco/images"]
     mined_in = [f"{mined[source]}/variations.jsonl", f"{mined[source]}/images"] if source else []
     data = (["--genemi-train", coco[0], "--genemi-image-root", coco[1]] if source is None else
@@ -296,6 +298,11 @@ RULE = {
 }
 
 
+def deltas(flat: dict) -> dict:
+    """``{metric: [d, lo, hi]}`` of one evaluation's ``delta/all/*`` (finetuned minus base)."""
+    return {m: [flat[f"delta/all/{m}{b}"] for b in ("", "_lo", "_hi")] for m in METRICS}
+
+
 def evaluate_rule(work: Path, seed: int, times: dict, arms=ARMS) -> dict:
     """:data:`RULE`'s deltas of ``seed`` with their paired intervals, ``{name: {metric: [d, lo, hi]}}``;
     {} unless the clean arm and both corrupt arms were trained."""
@@ -310,7 +317,7 @@ def evaluate_rule(work: Path, seed: int, times: dict, arms=ARMS) -> dict:
               "--data", "data", "--base", f"{s}/{ref}.safetensors", "--finetuned", f"{s}/{arm}.safetensors",
               "--metrics", m, "--plot-dir", f"{s}/plots_{name}")  # fmt: skip
         flat = json.loads((work / m).read_text())
-        out[name] = {k: [flat[f"delta/all/{k}{b}"] for b in ("", "_lo", "_hi")] for k in METRICS}
+        out[name] = deltas(flat)
     return out
 
 

@@ -60,11 +60,6 @@ def with_seed(work: Path, seed: int, name: str, t: int) -> str:
     return rel
 
 
-def delta(flat: dict) -> dict:
-    """``{metric: [d, lo, hi]}`` of one evaluation's ``delta/all/*`` (finetuned minus base)."""
-    return {m: [flat[f"delta/all/{m}{b}"] for b in ("", "_lo", "_hi")] for m in effect.METRICS}
-
-
 def train_seed(work: Path, seed: int, t: int) -> dict:
     """The four arms of mining seed ``seed`` fine-tuned with training seed ``t``, scored; also written to
     ``data/s<seed>/t<t>/noise.json``."""
@@ -74,33 +69,22 @@ def train_seed(work: Path, seed: int, t: int) -> dict:
         if not (work / m / "variations.jsonl").is_file():
             raise click.ClickException(f"{work / m}/variations.jsonl: missing; the run of seed {seed} needs "
                                        "--arms genemi --arms corrupt_off --arms corrupt_on")  # fmt: skip
-    coco = ["data/coco/karpathy.jsonl", "data/raw/coco/images"]
+    prm = f"params/s{seed}.yaml"  # the run's evaluation params, checked before any training
+    if not (work / prm).is_file():
+        raise click.ClickException(f"{work / prm}: missing; pass the --work folder of the run of seed {seed}")
     times: dict = {}
-    for arm in ARMS:
-        source = effect.ARM_SETUP[arm][1]
-        src = mined.get(source)
-        data = (["--genemi-train", coco[0], "--genemi-image-root", coco[1]] if src is None else
-                ["--genemi-train", f"{src}/variations.jsonl", "--genemi-image-root", f"{src}/images",
-                 "--regular", coco[0], "--regular-image-root", coco[1]])  # fmt: skip
-        prm = with_seed(work, seed, arm, t)
-        effect.stage(work, times, f"finetune_{arm}", "finetune", "--params", prm,
-                     "--train", "data/negatives/train.jsonl", "--image-root", "data", *data,
-                     "--base", "data/base.safetensors", "--out", f"{d}/{arm}.safetensors",
-                     "--metrics", f"{d}/{arm}_ft.json", "--live-dir", f"{d}/live_{arm}",
-                     "--data", "data")  # fmt: skip
+    for arm in ARMS:  # the effect script's own fine-tuning, with the run's params but the seed
+        effect.train(work, times, seed, arm, mined, prm=with_seed(work, seed, arm, t), into=d)
     pairs = {**{f"gain/{a}": ("control", a) for a in GAINS},
              **{f"rule/{r}": pair for r, pair in effect.RULE.items()}}  # fmt: skip
     out: dict = {"times_s": times}
-    prm = f"params/s{seed}.yaml"
-    if not (work / prm).is_file():
-        raise click.ClickException(f"{work / prm}: missing; pass the --work folder of the run of seed {seed}")
     for key, (ref, arm) in pairs.items():
         name = key.replace("/", "_")
         m = f"{d}/{name}.json"
         effect.stage(work, times, f"evaluate_{key}", "evaluate", "--params", prm, "--benchmark", "genemi_val",
                      "--data", "data", "--base", f"{d}/{ref}.safetensors", "--finetuned",
                      f"{d}/{arm}.safetensors", "--metrics", m, "--plot-dir", f"{d}/plots_{name}")  # fmt: skip
-        out[key] = delta(json.loads((work / m).read_text(encoding="utf-8")))
+        out[key] = effect.deltas(json.loads((work / m).read_text(encoding="utf-8")))
     write_json(work / d / "noise.json", out)  # atomic: a cut-short run leaves no half-written file
     return out
 
@@ -134,7 +118,7 @@ def reproduces(work: Path, seed: int, rows: dict) -> bool | None:
         f = work / f"data/s{seed}/rule_{r}.json"
         if not f.is_file():
             return False
-        if delta(json.loads(f.read_text(encoding="utf-8"))) != rows[str(seed)][f"rule/{r}"]:
+        if effect.deltas(json.loads(f.read_text(encoding="utf-8"))) != rows[str(seed)][f"rule/{r}"]:
             return False
     return True
 

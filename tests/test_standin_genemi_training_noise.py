@@ -19,9 +19,11 @@ def _flat(d: float) -> dict:
 
 
 def _row(clean: float, off: float, on: float) -> dict:
-    row = {f"gain/{a}": noise.delta(_flat(v)) for a, v in zip(noise.GAINS, (clean, off, on), strict=True)}
-    row["rule/off_vs_clean"] = noise.delta(_flat(off - clean))
-    row["rule/on_vs_off"] = noise.delta(_flat(on - off))
+    row = {
+        f"gain/{a}": noise.effect.deltas(_flat(v)) for a, v in zip(noise.GAINS, (clean, off, on), strict=True)
+    }
+    row["rule/off_vs_clean"] = noise.effect.deltas(_flat(off - clean))
+    row["rule/on_vs_off"] = noise.effect.deltas(_flat(on - off))
     return row
 
 
